@@ -1,0 +1,33 @@
+"""The ``animalpose`` command. Each command group lives in its own module; this file only assembles them."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from animalpose.cli import bench_cmd, config_cmd, data_cmd, models_cmd, schemas_cmd, synth_cmd
+from animalpose.errors import AnimalposeError
+
+app = typer.Typer(
+    name="animalpose",
+    help="Pose estimation for unlabelled animals: synthetic pretraining, CC-SSL and WS-CDA adaptation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(schemas_cmd.app, name="schemas")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(models_cmd.app, name="models")
+app.add_typer(synth_cmd.app, name="synth")
+app.add_typer(bench_cmd.app, name="bench")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: library errors become one clear line on stderr and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except AnimalposeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

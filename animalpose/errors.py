@@ -1,0 +1,45 @@
+"""Errors that name the file and the field, so bad input is found without a debugger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Problem:
+    """One problem found in a dataset or config: which file, which field, what is wrong."""
+
+    file: str
+    field: str
+    message: str
+    severity: str = "error"  # "error" or "warning"
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "field": self.field, "message": self.message, "severity": self.severity}
+
+
+class AnimalposeError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class DataError(AnimalposeError, ValueError):
+    """Bad input data: ``file`` and ``field`` say where."""
+
+    def __init__(self, file: str, field: str, message: str):
+        self.problem = Problem(str(file), field, message)
+        super().__init__(str(self.problem))
+
+    @property
+    def file(self) -> str:
+        return self.problem.file
+
+    @property
+    def field(self) -> str:
+        return self.problem.field
+
+
+class ConfigError(DataError):
+    """A configuration file or override that does not validate."""

@@ -1,0 +1,1 @@
+"""Small tensor operations shared by codecs, heads and losses (no model or dataset knowledge)."""
