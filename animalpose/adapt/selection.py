@@ -15,6 +15,7 @@ Selected joints get weight 1, the others weight 0 (the target loss ignores them)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -58,7 +59,7 @@ class RoundSchedule:
         for i, f in enumerate(fr):
             if not 0.0 < f <= 1.0:
                 raise ConfigError("<schedule>", f"keep_fractions[{i}]", f"must lie in (0, 1], got {f}")
-        if any(b < a for a, b in zip(fr, fr[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(fr)):
             raise ConfigError("<schedule>", "keep_fractions", f"must be non-decreasing, got {list(fr)}")
         object.__setattr__(self, "keep_fractions", fr)
 
@@ -108,7 +109,9 @@ class Selection:
         return self.num_kept / self.num_eligible if self.num_eligible else 0.0
 
 
-def select_by_percentile(confidence: np.ndarray, percentile: float, valid: np.ndarray | None = None) -> Selection:
+def select_by_percentile(
+    confidence: np.ndarray, percentile: float, valid: np.ndarray | None = None
+) -> Selection:
     """Keep joints whose confidence is at least the ``percentile`` quantile of all valid confidences.
 
     Args:
@@ -142,7 +145,9 @@ def select_by_percentile(confidence: np.ndarray, percentile: float, valid: np.nd
     return Selection(weights, threshold, float(percentile), int(kept.sum()), n)
 
 
-def select_top_fraction(confidence: np.ndarray, keep_fraction: float, valid: np.ndarray | None = None) -> Selection:
+def select_top_fraction(
+    confidence: np.ndarray, keep_fraction: float, valid: np.ndarray | None = None
+) -> Selection:
     """Keep about the top ``keep_fraction`` of valid joints (threshold at the 1 - keep_fraction quantile)."""
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
