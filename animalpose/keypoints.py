@@ -145,7 +145,9 @@ def schema_from_dict(data: dict, where: str = "<dict>", *, check_published: bool
         pub = tuple(sorted(tuple(sorted(map(int, p))) for p in published))
         if pub != derived:
             raise DataError(
-                where, "flip_pairs", f"published pairs {list(pub)} disagree with pairs derived from names {list(derived)}"
+                where,
+                "flip_pairs",
+                f"published pairs {list(pub)} disagree with pairs derived from names {list(derived)}",
             )
     sigmas = data.get("sigmas")
     if sigmas is not None:

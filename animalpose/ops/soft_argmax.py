@@ -1,4 +1,4 @@
-"""Differentiable spatial soft-argmax, shared by the soft-argmax codec, the DSNT head and integral readouts."""
+"""Differentiable spatial soft-argmax, shared by the soft-argmax codec, DSNT head and integral readouts."""
 
 from __future__ import annotations
 
