@@ -1,0 +1,724 @@
+"""Typed experiment configuration: YAML files validated into pydantic models at load time.
+
+A configuration file is YAML whose top-level keys are the sections of :class:`ExperimentConfig`
+(``data``, ``model``, ``codec``, ``augment``, ``train``, ``tracking``) plus an optional ``base:``
+naming another YAML file (relative to this one) that is loaded first and deep-merged under it.
+Command-line overrides ``key.sub=value`` are applied last; the value is parsed as YAML, so
+``train.lr=1e-3`` is a float, ``data.train=[a,b]`` a list and ``train.grad_clip=null`` is None.
+
+Every problem is an :class:`animalpose.errors.ConfigError` naming the file (or the override) and the
+dotted key: an unknown key, a wrong type, a referenced file that does not exist, malformed YAML, a
+bad override. Nothing starts before the whole configuration validates.
+
+Paths: fields typed :data:`ExistingPath` must exist; fields typed :data:`ResolvedPath` need not.
+A relative path written in a file is resolved against that file's directory (a ``base`` file's
+paths against the base file's directory); a relative path given in an override is resolved against
+the current working directory, where the user typed it.
+
+Extending a section: add a field with a default to the section's class. Files that do not mention
+the field keep loading, and ``extra="forbid"`` keeps catching misspelt keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import tempfile
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from animalpose.errors import ConfigError, Problem
+
+__all__ = [
+    "AugmentConfig",
+    "CodecConfig",
+    "DataConfig",
+    "ExistingPath",
+    "ExperimentConfig",
+    "ModelConfig",
+    "ResolvedPath",
+    "Section",
+    "TrackingConfig",
+    "TrainConfig",
+    "flatten",
+    "load_config",
+    "parse_config",
+    "parse_override",
+    "to_yaml",
+    "write_config",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+# --------------------------------------------------------------------------------------------------
+# Path types
+# --------------------------------------------------------------------------------------------------
+
+
+class _PathMarker:
+    """Annotated metadata that marks a field as a filesystem path (found by :func:`_path_fields`)."""
+
+    def __init__(self, must_exist: bool):
+        self.must_exist = must_exist
+
+
+def _expand(p: Path) -> Path:
+    return Path(os.path.expanduser(str(p)))
+
+
+def _check_exists(p: Path) -> Path:
+    p = _expand(p)
+    if not p.exists():
+        raise ValueError(f"file not found: {p}")
+    return p
+
+
+ResolvedPath = Annotated[Path, AfterValidator(_expand), _PathMarker(must_exist=False)]
+"""A path, made absolute against the config file's directory; it need not exist (an output)."""
+
+ExistingPath = Annotated[Path, AfterValidator(_check_exists), _PathMarker(must_exist=True)]
+"""A path that must exist when the configuration loads (a dataset, a checkpoint)."""
+
+
+def _as_list(value: Any) -> Any:
+    """Accept a single item where a list is expected (``data.train: a.json``)."""
+    if value is None:
+        return []
+    if isinstance(value, str | Path):
+        return [value]
+    return value
+
+
+class _KeyedError(ValueError):
+    """A cross-field validation error that knows which key (relative to its model) is wrong."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------------
+
+
+class Section(BaseModel):
+    """Base of every configuration section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+DatasetFormat = Literal["auto", "coco", "tigdog", "ccssl", "mpii", "dlc", "slp", "video"]
+PositiveSize = Annotated[tuple[int, int], AfterValidator(lambda v: _positive_pair(v))]
+
+
+def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:
+    if v[0] <= 0 or v[1] <= 0:
+        raise ValueError(f"sizes must be positive, got {list(v)}")
+    return v
+
+
+class DataConfig(Section):
+    """Datasets and the top-down crop.
+
+    ``train``/``val``/``target`` accept one path or a list (a COCO JSON, a dataset folder, a video);
+    ``target`` is unlabelled target-domain data for adaptation. ``bbox_padding_*`` enlarge the
+    instance box before cropping; the CC-SSL reference uses 1.25 for synthetic and 1.5 for real crops.
+    """
+
+    train: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
+    val: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
+    target: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
+    format: DatasetFormat = "auto"
+    schema_name: str | None = Field(default=None, alias="schema")
+    bbox_padding_synthetic: float = Field(default=1.25, ge=1.0)
+    bbox_padding_real: float = Field(default=1.5, ge=1.0)
+    input_size: PositiveSize = (256, 256)  # [W, H]
+    heatmap_size: PositiveSize = (64, 64)  # [W, H]
+    normalisation: Literal["imagenet", "dataset"] = "imagenet"
+    workers: int = Field(default=2, ge=0)
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @field_validator("schema_name")
+    @classmethod
+    def _known_schema(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from animalpose.keypoints import list_schemas
+
+        known = list_schemas()
+        if v not in known:
+            raise ValueError(f"unknown keypoint schema {v!r} (known: {', '.join(known)})")
+        return v
+
+    @model_validator(mode="after")
+    def _heatmap_not_larger(self) -> DataConfig:
+        if self.heatmap_size[0] > self.input_size[0] or self.heatmap_size[1] > self.input_size[1]:
+            raise _KeyedError("heatmap_size", f"{list(self.heatmap_size)} is larger than input_size "
+                              f"{list(self.input_size)}")
+        return self
+
+
+ModelName = Literal[
+    "hourglass1", "hourglass2", "hourglass4", "hourglass8", "hourglass_quick", "pyranet",
+    "simplebaseline18", "simplebaseline34", "simplebaseline50", "simplebaseline101", "simplebaseline152",
+    "hrnet_w32", "hrnet_w48",
+]
+
+
+class ModelConfig(Section):
+    """The network. ``num_joints`` None: taken from ``data.schema``. ``stacks`` None: from the name."""
+
+    name: ModelName = "hourglass4"
+    num_joints: int | None = Field(default=None, ge=1)
+    channels: int = Field(default=256, ge=1)
+    stacks: int | None = Field(default=None, ge=1)
+    head: Literal["heatmap", "dsnt"] = "heatmap"
+    pretrained: ExistingPath | None = None
+
+
+class CodecConfig(Section):
+    """Target encoding/decoding. ``sigma`` in heatmap pixels; ``beta`` sharpens soft-argmax (LPN: 160)."""
+
+    kind: Literal["gaussian", "dark", "udp", "soft_argmax"] = "gaussian"
+    sigma: float = Field(default=2.0, gt=0)
+    beta: float = Field(default=160.0, gt=0)
+
+
+FloatRange = tuple[float, float]
+
+
+class AugmentConfig(Section):
+    """An augmentation preset plus optional overrides of its ranges (None: the preset's own value)."""
+
+    preset: Literal["hourglass", "strong", "simplebaseline", "hrnet", "none"] = "hourglass"
+    scale: FloatRange | None = None
+    rotation: float | None = Field(default=None, ge=0)  # degrees, maximum magnitude
+    rotation_prob: float | None = Field(default=None, ge=0, le=1)
+    flip_prob: float | None = Field(default=None, ge=0, le=1)
+    color: FloatRange | None = None
+    half_body: bool | None = None
+
+
+class TrainConfig(Section):
+    """Optimisation. ``milestones`` are epochs at which ``schedule: step`` multiplies lr by ``gamma``."""
+
+    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0)
+    schedule: Literal["step", "cosine"] = "step"
+    milestones: list[int] = Field(default_factory=list)
+    gamma: float = Field(default=0.1, gt=0)
+    warmup_steps: int = Field(default=0, ge=0)
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    amp: bool = False
+    channels_last: bool = False
+    grad_clip: float | None = Field(default=None, gt=0)
+    ema: bool = False
+    ema_decay: float = Field(default=0.9998, gt=0, lt=1)
+    flip_test: bool = True
+    select_on: str = "source-val"
+    early_stop_patience: int | None = Field(default=None, ge=1)
+    checkpoint_every_steps: int = Field(default=1000, ge=1)
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+            raise ValueError(f"expected auto, cpu, mps, cuda or cuda:N, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _milestones(self) -> TrainConfig:
+        if list(self.milestones) != sorted(set(self.milestones)):
+            raise _KeyedError("milestones", f"must be strictly increasing, got {self.milestones}")
+        if self.milestones and not (0 < self.milestones[0] and self.milestones[-1] < self.epochs):
+            raise _KeyedError("milestones", f"must lie in 1..{self.epochs - 1} (epochs={self.epochs})")
+        return self
+
+
+class TrackingConfig(Section):
+    """MLflow. ``uri`` None: a local SQLite store under the project's data directory."""
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "animalpose"
+
+
+class ExperimentConfig(Section):
+    """One experiment: every section has defaults, so ``{}`` is a valid (default) configuration."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    codec: CodecConfig = Field(default_factory=CodecConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        if self.model.head == "dsnt" and self.codec.kind != "soft_argmax":
+            raise _KeyedError("codec.kind", f"the dsnt head decodes by soft-argmax, got {self.codec.kind!r}")
+        if self.data.schema_name is not None and self.model.num_joints is not None:
+            from animalpose.keypoints import load_schema
+
+            k = load_schema(self.data.schema_name).num_joints
+            if k != self.model.num_joints:
+                raise _KeyedError(
+                    "model.num_joints", f"{self.model.num_joints} joints but schema "
+                    f"{self.data.schema_name!r} has {k}"
+                )
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# YAML reading
+# --------------------------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that reads ``1e-3`` as a float (YAML 1.2) and rejects duplicate keys."""
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != _FLOAT_TAG]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+# Appended after the int resolver, which PyYAML tries first: "10" stays an int.
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen[key] = True
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def _read_yaml(path: Path) -> dict:
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(where, "<file>", "no such configuration file")
+    try:
+        data = _yaml_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
+        raise ConfigError(where, at, f"malformed YAML: {exc.problem or exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, "<yaml>", f"malformed YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(where, "<root>", f"expected a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Walking the model tree (path fields, override keys)
+# --------------------------------------------------------------------------------------------------
+
+
+def _unwrap(tp: Any) -> list[Any]:
+    """The alternatives of a (possibly Optional/Union/Annotated) type."""
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        return _unwrap(typing.get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        out = []
+        for arg in typing.get_args(tp):
+            out.extend(_unwrap(arg))
+        return out
+    return [tp]
+
+
+def _submodel(tp: Any) -> type[BaseModel] | None:
+    for alt in _unwrap(tp):
+        if isinstance(alt, type) and issubclass(alt, BaseModel):
+            return alt
+    return None
+
+
+def _has_path_marker(tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin is Annotated:
+        args = typing.get_args(tp)
+        return any(isinstance(m, _PathMarker) for m in args[1:]) or _has_path_marker(args[0])
+    return any(_has_path_marker(a) for a in typing.get_args(tp))
+
+
+def _field_is_path(info: Any) -> bool:
+    return any(isinstance(m, _PathMarker) for m in info.metadata) or _has_path_marker(info.annotation)
+
+
+def _fields_by_key(cls: type[BaseModel]) -> dict[str, Any]:
+    """Field infos by the key used in YAML (the alias where there is one)."""
+    return {(info.alias or name): info for name, info in cls.model_fields.items()}
+
+
+def _absolutise(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, str) and value:
+        p = Path(os.path.expanduser(value))
+        return str(p if p.is_absolute() else (base_dir / p))
+    if isinstance(value, list):
+        return [_absolutise(v, base_dir) for v in value]
+    return value
+
+
+def _resolve_paths(raw: dict, cls: type[BaseModel], base_dir: Path) -> dict:
+    """Copy of ``raw`` with relative strings in path fields made absolute against ``base_dir``."""
+    fields = _fields_by_key(cls)
+    out = {}
+    for key, value in raw.items():
+        info = fields.get(key)
+        if info is None:
+            out[key] = value
+        elif _field_is_path(info):
+            out[key] = _absolutise(value, base_dir)
+        elif isinstance(value, dict) and (sub := _submodel(info.annotation)) is not None:
+            out[key] = _resolve_paths(value, sub, base_dir)
+        else:
+            out[key] = value
+    return out
+
+
+def _known_keys(cls: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
+    """Keys allowed under ``loc`` in ``cls`` (None where the tree is not a model there)."""
+    node: type[BaseModel] | None = cls
+    for part in loc:
+        if node is None:
+            return None
+        info = _fields_by_key(node).get(str(part))
+        node = None if info is None else _submodel(info.annotation)
+    return None if node is None else list(_fields_by_key(node))
+
+
+def _unknown_key_message(cls: type[BaseModel], loc: Sequence[str]) -> str:
+    known = _known_keys(cls, loc[:-1]) or []
+    msg = "unknown key"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        msg += f" (did you mean {close[0]!r}?)"
+    return msg + f"; known keys here: {', '.join(known)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Overrides
+# --------------------------------------------------------------------------------------------------
+
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def parse_override(text: str, where: str = "<override>") -> tuple[list[str], Any]:
+    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001). The value is parsed as YAML."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not _KEY_RE.fullmatch(key):
+        raise ConfigError(where, text, f"bad override {text!r}: expected key.sub=value (e.g. train.lr=1e-3)")
+    try:
+        parsed = _yaml_load(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(where, key, f"bad override {text!r}: value is not valid YAML ({exc})") from exc
+    return key.split("."), parsed
+
+
+def _check_override_key(cls: type[BaseModel], parts: list[str], text: str, where: str) -> None:
+    node: type[BaseModel] | None = cls
+    for depth, part in enumerate(parts):
+        if node is None:
+            raise ConfigError(
+                where, ".".join(parts), f"override {text!r}: {'.'.join(parts[:depth])} has no sub-keys"
+            )
+        fields = _fields_by_key(node)
+        if part not in fields:
+            loc = parts[: depth + 1]
+            raise ConfigError(where, ".".join(loc), f"override {text!r}: {_unknown_key_message(cls, loc)}")
+        node = _submodel(fields[part].annotation)
+
+
+def _set(tree: dict, parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        nxt = tree.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            tree[part] = nxt
+        tree = nxt
+    tree[parts[-1]] = value
+
+
+# --------------------------------------------------------------------------------------------------
+# Merging and provenance
+# --------------------------------------------------------------------------------------------------
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, everything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _leaf_keys(tree: dict, prefix: tuple = ()) -> Iterable[tuple]:
+    for key, value in tree.items():
+        loc = (*prefix, str(key))
+        yield loc
+        if isinstance(value, dict):
+            yield from _leaf_keys(value, loc)
+
+
+def _load_chain(path: Path, cls: type[BaseModel], seen: tuple[Path, ...] = ()) -> tuple[dict, dict]:
+    """Read ``path`` and its ``base`` chain. Returns (merged raw dict, {key tuple: source file})."""
+    path = path.resolve() if path.exists() else path
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(str(seen[-1]), "base", f"circular base chain: {chain}")
+    raw = _read_yaml(path)
+    base_ref = raw.pop("base", None)
+    raw = _resolve_paths(raw, cls, path.parent)
+    merged: dict = {}
+    provenance: dict = {}
+    if base_ref is not None:
+        if not isinstance(base_ref, str) or not base_ref:
+            raise ConfigError(str(path), "base", f"expected a path to a YAML file, got {base_ref!r}")
+        base_path = Path(os.path.expanduser(base_ref))
+        if not base_path.is_absolute():
+            base_path = path.parent / base_path
+        if not base_path.is_file():
+            raise ConfigError(str(path), "base", f"file not found: {base_path}")
+        merged, provenance = _load_chain(base_path, cls, (*seen, path))
+    merged = _deep_merge(merged, raw)
+    provenance.update({loc: str(path) for loc in _leaf_keys(raw)})
+    return merged, provenance
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation and errors
+# --------------------------------------------------------------------------------------------------
+
+
+def _source_of(loc: tuple, provenance: dict, default: str) -> str:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in provenance:
+            return provenance[loc[:n]]
+    return default
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    """("data", "train", 0) -> "data.train[0]"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _to_config_error(
+    exc: ValidationError, cls: type[BaseModel], provenance: dict, default: str
+) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"])
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, _KeyedError):
+            loc = (*loc, *inner.key.split("."))
+            message = str(inner)
+        elif err["type"] == "extra_forbidden":
+            message = _unknown_key_message(cls, [str(p) for p in loc])
+        elif err["type"] == "value_error":
+            message = err["msg"].removeprefix("Value error, ")
+        else:
+            message = err["msg"]
+            value = err.get("input")
+            if err["type"] != "missing" and not isinstance(value, dict | list) and len(repr(value)) < 80:
+                message += f" (got {value!r})"
+        source = _source_of(tuple(str(p) for p in loc if not isinstance(p, int)), provenance, default)
+        problems.append(Problem(source, _dotted(loc), message))
+    first = problems[0]
+    message = first.message
+    if len(problems) > 1:
+        message += "; also: " + "; ".join(f"{p.field}: {p.message}" for p in problems[1:])
+    error = ConfigError(first.file, first.field, message)
+    error.problems = problems
+    return error
+
+
+def parse_config(
+    data: dict,
+    cls: type[M] = ExperimentConfig,
+    *,
+    where: str = "<dict>",
+    base_dir: str | Path | None = None,
+    overrides: Sequence[str] = (),
+) -> M:
+    """Validate an in-memory dict (e.g. the resolved config stored in a checkpoint).
+
+    Relative paths resolve against ``base_dir`` (default: the current directory). ``where`` names
+    the source in errors.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(where, "<root>", f"expected a mapping of sections, got {type(data).__name__}")
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    raw = _resolve_paths(dict(data), cls, base)
+    provenance = {loc: where for loc in _leaf_keys(raw)}
+    return _finish(raw, cls, provenance, where, overrides)
+
+
+def _finish(raw: dict, cls: type[M], provenance: dict, where: str, overrides: Sequence[str]) -> M:
+    for text in overrides:
+        parts, value = parse_override(text, where)
+        _check_override_key(cls, parts, text, where)
+        sub = _submodel(_field_at(cls, parts).annotation)
+        value = _resolve_paths({parts[-1]: value}, _owner(cls, parts), Path.cwd())[parts[-1]]
+        if sub is not None and value is not None and not isinstance(value, dict):
+            raise ConfigError(where, ".".join(parts), f"override {text!r}: {'.'.join(parts)} is a section, "
+                              "set one of its keys instead")
+        _set(raw, parts, value)
+        label = f"{where} (override {text!r})"
+        provenance[tuple(parts)] = label
+        if isinstance(value, dict):
+            provenance.update({(*parts, *loc): label for loc in _leaf_keys(value)})
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        raise _to_config_error(exc, cls, provenance, where) from None
+
+
+def _owner(cls: type[BaseModel], parts: list[str]) -> type[BaseModel]:
+    node = cls
+    for part in parts[:-1]:
+        node = _submodel(_fields_by_key(node)[part].annotation)
+    return node
+
+
+def _field_at(cls: type[BaseModel], parts: list[str]) -> Any:
+    return _fields_by_key(_owner(cls, parts))[parts[-1]]
+
+
+def load_config(path: str | Path, cls: type[M] | None = None, overrides: Sequence[str] = ()) -> M:
+    """Load ``path`` (following ``base:``), apply ``overrides`` (``key.sub=value``) and validate.
+
+    Returns an instance of ``cls`` (default :class:`ExperimentConfig`). Raises ConfigError naming
+    the file (or override) and the dotted key on any problem.
+    """
+    model = cls or ExperimentConfig
+    path = Path(path)
+    raw, provenance = _load_chain(path, model)
+    where = str(path.resolve() if path.exists() else path)
+    return _finish(raw, model, provenance, where, overrides)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------
+
+
+def to_dict(cfg: BaseModel) -> dict:
+    """Plain JSON-compatible dict (paths as strings, tuples as lists), keys as written in YAML."""
+    return cfg.model_dump(mode="json", by_alias=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for sections, flow style for short lists of scalars (``input_size: [256, 256]``)."""
+
+    def represent_list(self, data: list) -> yaml.Node:
+        flow = all(not isinstance(v, dict | list) for v in data)
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _Dumper.represent_list)
+
+
+def to_yaml(cfg: BaseModel) -> str:
+    """The resolved configuration as YAML text; loading it back gives an equal object."""
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def write_config(cfg: BaseModel, path: str | Path) -> Path:
+    """Write ``to_yaml(cfg)`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(to_yaml(cfg))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+Scalar = str | int | float | bool | None
+
+
+def flatten(cfg: BaseModel | dict, sep: str = ".") -> dict[str, Scalar]:
+    """``{"train.lr": 0.001, "data.input_size": "[256, 256]", ...}``: one entry per leaf, for MLflow params.
+
+    Scalars stay as they are; lists and tuples become compact JSON strings; nested sections become
+    dotted keys.
+    """
+    tree = to_dict(cfg) if isinstance(cfg, BaseModel) else cfg
+    out: dict[str, Scalar] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            name = f"{prefix}{sep}{key}" if prefix else str(key)
+            if isinstance(value, dict):
+                walk(value, name)
+            elif isinstance(value, list | tuple):
+                out[name] = json.dumps(value, separators=(", ", ": "))
+            else:
+                out[name] = value
+
+    walk(tree, "")
+    return out
