@@ -1,0 +1,54 @@
+"""`animalpose serve`: the local Prefect + MLflow stack, serving the deployments."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from animalpose.paths import data_home
+
+app = typer.Typer(help="Start (or --stop) a local Prefect server and MLflow server and serve the deployments.")
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    home: Path = typer.Option(
+        None, help="Folder for the servers' databases, logs and PIDs (default: data home/stack)."
+    ),
+    prefect_port: int = typer.Option(4200, help="Prefect server port on --host."),
+    mlflow_port: int = typer.Option(5000, help="MLflow server port on --host."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback unless you ask otherwise)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop a stack started earlier and exit."),
+    deployments: bool = typer.Option(True, help="Serve the deployments after the servers are up."),
+    activate_schedules: bool = typer.Option(False, help="Make the weekly retraining schedules active."),
+) -> None:
+    from flows.stack import start_stack, stop_stack
+
+    home = Path(home) if home else data_home() / "stack"
+    if stop:
+        typer.echo("stopped" if stop_stack(home) else f"no stack recorded under {home}")
+        return
+    state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port)
+    typer.echo(f"Prefect UI and API: http://{host}:{prefect_port}  (export PREFECT_API_URL={state.prefect_api_url})")
+    typer.echo(f"MLflow UI:          {state.mlflow_url}")
+    os.environ["PREFECT_API_URL"] = state.prefect_api_url
+    os.environ["MLFLOW_TRACKING_URI"] = state.mlflow_url
+    try:
+        if deployments:
+            from flows.deployments import serve_deployments
+
+            typer.echo("Serving deployments; in another terminal: prefect deployment run ccssl/horse")
+            serve_deployments(active=activate_schedules)
+        else:
+            typer.echo("Servers are up; Ctrl-C stops them.")
+            import time
+
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_stack(home)
+        typer.echo("stack stopped")
