@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from animalpose.cli import bench_cmd, config_cmd, data_cmd, models_cmd, schemas_cmd, synth_cmd
+from animalpose.cli import bench_cmd, config_cmd, data_cmd, models_cmd, schemas_cmd, serve_cmd, synth_cmd
 from animalpose.errors import AnimalposeError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(synth_cmd.app, name="synth")
 app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(serve_cmd.app, name="serve")
 
 
 def main(argv: list[str] | None = None) -> None:
