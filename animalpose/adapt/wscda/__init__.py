@@ -1,0 +1,9 @@
+"""WS-CDA: weakly- and semi-supervised cross-domain adaptation (Cao et al., ICCV 2019).
+
+- ``joint_space``: the joint human + animal keypoint space and per-domain masks;
+- ``network``: feature extractor, domain adaptation network, keypoint estimator, domain discriminator;
+- ``losses``: L_DDL, L_pose and L = α·L_DDL + β·L_pose;
+- ``grl``: gradient reversal layer and the DANN λ schedule;
+- ``training``: one step of the alternating or the GRL min-max scheme, discriminator accuracy;
+- ``mixing``: batches from labelled humans, a few labelled animals and unlabelled target animals.
+"""

@@ -1,0 +1,233 @@
+"""The WS-CDA network (Cao et al., "Cross-Domain Adaptation for Animal Pose Estimation", ICCV 2019).
+
+Four parts, as in the paper's figure of the architecture:
+
+- a **feature extractor** (any backbone: (N, 3, H, W) -> (N, C, h, w); :class:`ConvExtractor` is a
+  tiny one for tests and quick CPU runs, the model factory's backbones plug in for real runs);
+- a **domain adaptation network** (:class:`DomainAdaptationNetwork`): a small residual convolutional
+  adapter between the extractor and the estimator that re-aligns the shared features for keypoint
+  estimation. Its last convolution starts at zero, so a freshly built adapter is the identity and a
+  pretrained extractor+estimator pair is not disturbed at the start of adaptation. It is applied to
+  every sample (humans and animals alike: the paper does not route domains differently, and a shared
+  path keeps the joint keypoint space consistent);
+- a **keypoint estimator** (:class:`KeypointEstimator`) predicting J heatmaps over the joint keypoint
+  space of ``joint_space`` (human and animal joints through the explicit mapping table);
+- a **domain discriminator** (:class:`DomainDiscriminator`) with two sigmoid outputs, ŷ (human 0 /
+  animal 1) and ẑ (source 0 / target 1), returned as logits (N, 2). By default it looks at the
+  extractor's features (``discriminate_on="features"``, as in the paper's figure, so the adversarial
+  signal shapes the shared extractor); ``"adapted"`` feeds it the adapter's output instead.
+
+The discriminator has no batch normalisation: it is evaluated twice per alternating step (once on
+detached features, once for the adversarial term) and BN statistics of two passes would differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from animalpose.adapt.wscda.grl import grad_reverse
+
+DISCRIMINATE_ON = ("features", "adapted")
+
+
+class ConvExtractor(nn.Module):
+    """A tiny strided CNN: (N, in_channels, H, W) -> (N, width, H / 2**depth, W / 2**depth).
+
+    Meant for tests and quick CPU runs. Parameters (in_channels=3, width=16, depth=2): 3·16·9 + 16 +
+    (16·16·9 + 16) = 2768.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 2):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(depth):
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.body = nn.Sequential(*layers)
+        self.out_channels = width
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class DomainAdaptationNetwork(nn.Module):
+    """Residual adapter ``x + conv(relu(conv(x)))``: (N, C, h, w) -> (N, C, h, w), identity at init."""
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or channels
+        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class KeypointEstimator(nn.Module):
+    """Heatmap head: ``num_deconv`` stride-2 transposed convolutions, then a 1×1 convolution to J maps.
+
+    (N, C, h, w) -> (N, J, h · 2**num_deconv, w · 2**num_deconv). With ``num_deconv = 3`` and 256
+    channels this is the SimpleBaseline head (Xiao et al., ECCV 2018).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int, num_deconv: int = 0, deconv_channels: int = 256):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(num_deconv):
+            layers += [
+                nn.ConvTranspose2d(channels, deconv_channels, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(deconv_channels),
+                nn.ReLU(inplace=True),
+            ]
+            channels = deconv_channels
+        layers.append(nn.Conv2d(channels, num_joints, 1))
+        self.body = nn.Sequential(*layers)
+        self.num_joints = num_joints
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+class DomainDiscriminator(nn.Module):
+    """Two-output domain classifier: (N, C, h, w) -> (N, 2) logits of ŷ (animal) and ẑ (target).
+
+    ``num_convs`` 3×3 convolutions (the first ``num_convs - 1`` with stride 2) with LeakyReLU(0.2),
+    global average pooling, a hidden linear layer and a linear layer to two logits.
+    """
+
+    def __init__(self, in_channels: int, hidden: int = 64, num_convs: int = 2):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for k in range(num_convs):
+            stride = 2 if k < num_convs - 1 else 1
+            layers += [nn.Conv2d(channels, hidden, 3, stride=stride, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            channels = hidden
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.convs(x).mean(dim=(2, 3))
+        return self.fc(h)
+
+
+@dataclass
+class WSCDAOutput:
+    """What one forward pass of :class:`WSCDANetwork` returns.
+
+    Attributes:
+        features: (N, C, h, w) extractor output.
+        adapted: (N, C, h, w) adapter output (what the estimator reads).
+        heatmaps: list of (N, J, h', w') heatmaps (one per stage; one stage for a plain head).
+        domain_input: the tensor the discriminator reads (``features`` or ``adapted``), before any GRL.
+        domain_logits: (N, 2) logits of ŷ and ẑ, or None when the discriminator was not run.
+    """
+
+    features: Tensor
+    adapted: Tensor
+    heatmaps: list[Tensor]
+    domain_input: Tensor
+    domain_logits: Tensor | None
+
+
+class WSCDANetwork(nn.Module):
+    """Feature extractor -> domain adaptation network -> keypoint estimator, plus a domain discriminator.
+
+    Args:
+        extractor: backbone, (N, 3, H, W) -> (N, feature_channels, h, w).
+        feature_channels: C, channels of the extractor's output.
+        num_joints: J, size of the joint keypoint space.
+        adapter, estimator, discriminator: override the default parts (built from C and J when None).
+            A custom estimator may return a Tensor or a list of Tensors (stacked stages).
+        discriminate_on: ``"features"`` (extractor output, default) or ``"adapted"`` (adapter output).
+    """
+
+    def __init__(
+        self,
+        extractor: nn.Module,
+        feature_channels: int,
+        num_joints: int,
+        *,
+        adapter: nn.Module | None = None,
+        estimator: nn.Module | None = None,
+        discriminator: nn.Module | None = None,
+        discriminate_on: str = "features",
+    ):
+        super().__init__()
+        if discriminate_on not in DISCRIMINATE_ON:
+            raise ValueError(f"discriminate_on must be one of {DISCRIMINATE_ON}, got {discriminate_on!r}")
+        self.extractor = extractor
+        self.adapter = adapter if adapter is not None else DomainAdaptationNetwork(feature_channels)
+        self.estimator = estimator if estimator is not None else KeypointEstimator(feature_channels, num_joints)
+        self.discriminator = discriminator if discriminator is not None else DomainDiscriminator(feature_channels)
+        self.num_joints = num_joints
+        self.discriminate_on = discriminate_on
+
+    def pose_modules(self) -> list[nn.Module]:
+        """Extractor, adapter and estimator: the parts that minimise α·L_DDL + β·L_pose."""
+        return [self.extractor, self.adapter, self.estimator]
+
+    def pose_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.pose_modules() for p in m.parameters()]
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        return list(self.discriminator.parameters())
+
+    def discriminate(self, domain_input: Tensor, grl_lambda: float | None = None) -> Tensor:
+        """(N, C, h, w) -> (N, 2) logits; with ``grl_lambda`` the input passes a gradient reversal layer."""
+        if grl_lambda is not None:
+            domain_input = grad_reverse(domain_input, grl_lambda)
+        return self.discriminator(domain_input)
+
+    def forward(self, images: Tensor, *, grl_lambda: float | None = None, discriminate: bool = True) -> WSCDAOutput:
+        """(N, 3, H, W) images -> :class:`WSCDAOutput`.
+
+        ``grl_lambda`` puts a gradient reversal layer (scale ``grl_lambda``) in front of the discriminator;
+        ``discriminate=False`` skips the discriminator (prediction only).
+        """
+        features = self.extractor(images)
+        adapted = self.adapter(features)
+        heatmaps = self.estimator(adapted)
+        heatmaps = [heatmaps] if isinstance(heatmaps, Tensor) else list(heatmaps)
+        domain_input = features if self.discriminate_on == "features" else adapted
+        logits = self.discriminate(domain_input, grl_lambda) if discriminate else None
+        return WSCDAOutput(features, adapted, heatmaps, domain_input, logits)
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> Tensor:
+        """(N, 3, H, W) -> (N, J, h', w') heatmaps of the last stage, without the discriminator."""
+        return self.forward(images, discriminate=False).heatmaps[-1]
+
+
+def build_tiny_wscda(
+    num_joints: int,
+    *,
+    width: int = 16,
+    depth: int = 2,
+    num_deconv: int = 0,
+    discriminator_hidden: int = 32,
+    discriminate_on: str = "features",
+) -> WSCDANetwork:
+    """A small WS-CDA network on :class:`ConvExtractor` for tests and quick CPU runs.
+
+    Heatmaps come out at 1/2**(depth - num_deconv) of the input resolution.
+    """
+    extractor = ConvExtractor(3, width, depth)
+    return WSCDANetwork(
+        extractor,
+        width,
+        num_joints,
+        estimator=KeypointEstimator(width, num_joints, num_deconv=num_deconv, deconv_channels=width),
+        discriminator=DomainDiscriminator(width, hidden=discriminator_hidden),
+        discriminate_on=discriminate_on,
+    )
