@@ -1,0 +1,322 @@
+"""MLflow tracking for every stage, built so that a tracking outage never costs a training run.
+
+A :class:`Tracker` is one MLflow run (or a no-op when tracking is off). It logs the flattened
+configuration as parameters, the git commit and data fingerprints as tags, metrics by step,
+per-joint tables, figures, files (checkpoints) and registers models. Child trackers are nested
+runs (e.g. one per adaptation round).
+
+Where the store lives: an explicit URI (``tracking.uri`` in the config) wins, then the
+``MLFLOW_TRACKING_URI`` environment variable, else a local SQLite database at the absolute path
+``<data dir>/mlflow.db`` with artifacts under ``<data dir>/mlartifacts``; the data directory is
+``$ANIMALPOSE_HOME`` or ``<repository>/data``. Telemetry is off (``DO_NOT_TRACK`` and
+``MLFLOW_DISABLE_TELEMETRY`` are set before MLflow is imported).
+
+Outages: every call is guarded. The first failure prints one warning naming the URI and the error;
+the tracker then turns itself (and its children) off and the caller carries on. HTTP retries and
+timeouts default to 0 retries / 5 s (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``,
+``MLFLOW_HTTP_REQUEST_TIMEOUT``; values already set in the environment are kept), so an
+unreachable server costs seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_data_dir() -> Path:
+    """``$ANIMALPOSE_HOME`` or ``<repository>/data`` (absolute; created on demand)."""
+    home = os.environ.get("ANIMALPOSE_HOME")
+    return Path(home).expanduser().resolve() if home else REPO_ROOT / "data"
+
+
+def default_tracking_uri() -> str:
+    """``sqlite:///<absolute data dir>/mlflow.db``."""
+    return f"sqlite:///{project_data_dir() / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """The URI actually used: explicit, else ``$MLFLOW_TRACKING_URI``, else :func:`default_tracking_uri`."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def git_commit(repo: Path = REPO_ROOT) -> str:
+    """``<sha>`` (with ``-dirty`` when the tree has changes), or ``unknown`` outside a git checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def fingerprint(path: str | Path) -> str:
+    """A short content fingerprint of a dataset file or folder.
+
+    Files: SHA-256 of the whole content up to 64 MiB, else of size + first and last 4 MiB.
+    Folders: SHA-256 over the sorted (relative path, size, file fingerprint of annotation-like
+    files: .json .csv .yaml .txt .slp .h5 .mat) of every file; images count by name and size.
+    Returns the first 16 hex digits, or ``missing`` when the path does not exist.
+    """
+    p = Path(path)
+    if p.is_file():
+        return _file_digest(p)[:16]
+    if not p.is_dir():
+        return "missing"
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        h.update(f"{f.relative_to(p)}\0{f.stat().st_size}\0".encode())
+        if f.suffix.lower() in {".json", ".csv", ".yaml", ".yml", ".txt", ".slp", ".h5", ".mat"}:
+            h.update(_file_digest(f).encode())
+    return h.hexdigest()[:16]
+
+
+def _file_digest(p: Path, whole_up_to: int = 64 << 20, edge: int = 4 << 20) -> str:
+    h = hashlib.sha256()
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        if size <= whole_up_to:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(str(size).encode())
+            h.update(fh.read(edge))
+            fh.seek(size - edge)
+            h.update(fh.read(edge))
+    return h.hexdigest()
+
+
+def data_tags(paths: Iterable[str | Path], prefix: str = "data") -> dict[str, str]:
+    """``{"data.fingerprint.<name>": <fingerprint>}`` for each path (name = file or folder name)."""
+    tags = {}
+    for i, path in enumerate(paths):
+        name = Path(path).name or f"path{i}"
+        key = f"{prefix}.fingerprint.{name}"
+        if key in tags:
+            key = f"{key}.{i}"
+        tags[key] = fingerprint(path)
+        tags[f"{prefix}.path.{name}"] = str(path)
+    return tags
+
+
+class _Shared:
+    """State shared by a tracker and its children: on after the first failure, everything stops."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.failed = False
+        self.warned = False
+
+
+class Tracker:
+    """One MLflow run; every method is safe to call when tracking is off or the backend is down.
+
+    Args:
+        experiment: experiment name (created when missing).
+        run_name: the run's display name.
+        uri: tracking URI (see :func:`resolve_uri`).
+        enabled: False gives a tracker that does nothing (e.g. non-zero DDP ranks).
+        tags: extra run tags; the git commit is always added as ``git.commit``.
+        system_metrics: sample CPU / memory / GPU usage with psutil every ``system_interval`` s.
+    """
+
+    def __init__(self, experiment: str = "animalpose", run_name: str | None = None, *, uri: str | None = None,
+                 enabled: bool = True, tags: Mapping[str, str] | None = None, system_metrics: bool = True,
+                 system_interval: float = 10.0, _parent: Tracker | None = None):
+        self.experiment = experiment
+        self.run_name = run_name
+        self.uri = _parent.uri if _parent else resolve_uri(uri)
+        self.enabled = enabled and (_parent is None or _parent.active)
+        self.tags = dict(tags or {})
+        self.system_metrics = system_metrics
+        self.system_interval = system_interval
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._parent = _parent
+        self._shared = _parent._shared if _parent else _Shared(self.uri)
+        self._client = None
+        self._monitor = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        """True while the run is open and the backend has not failed."""
+        return self.enabled and self.run_id is not None and not self._shared.failed
+
+    def start(self) -> Tracker:
+        """Create the run (and experiment); on failure, warn once and carry on untracked."""
+        if not self.enabled or self._shared.failed:
+            return self
+        self._guard(self._start)
+        return self
+
+    def _start(self) -> None:
+        from mlflow import MlflowClient
+
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        self._client = self._parent._client if self._parent else MlflowClient(tracking_uri=self.uri)
+        if self._parent is not None:
+            self.experiment_id = self._parent.experiment_id
+        else:
+            exp = self._client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                location = None
+                if self.uri == default_tracking_uri():
+                    location = (project_data_dir() / "mlartifacts" / self.experiment).as_uri()
+                self.experiment_id = self._client.create_experiment(self.experiment, artifact_location=location)
+            else:
+                self.experiment_id = exp.experiment_id
+        tags = {"git.commit": git_commit(), "mlflow.source.name": " ".join(sys.argv[:1]) or "python",
+                **self.tags}
+        if self._parent is not None:
+            tags["mlflow.parentRunId"] = self._parent.run_id
+        run = self._client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
+        self.run_id = run.info.run_id
+        if self.system_metrics:
+            try:
+                from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+                self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.system_interval,
+                                                     tracking_uri=self.uri)
+                self._monitor.start()
+            except Exception:  # system metrics are a nicety; never fail a run over them
+                self._monitor = None
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+        if self._monitor is not None:
+            try:
+                self._monitor.finish()
+            except Exception:
+                pass
+            self._monitor = None
+        if self.active:
+            self._guard(lambda: self._client.set_terminated(self.run_id, status=status))
+
+    def __enter__(self) -> Tracker:
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.end("FINISHED" if exc_type is None else ("KILLED" if exc_type is KeyboardInterrupt else "FAILED"))
+
+    def child(self, run_name: str, tags: Mapping[str, str] | None = None) -> Tracker:
+        """A nested run under this one (started)."""
+        return Tracker(self.experiment, run_name, tags=tags, system_metrics=False, _parent=self,
+                       enabled=self.active).start()
+
+    # -- guarded calls -----------------------------------------------------------------------------
+
+    def _guard(self, fn, *args, **kwargs) -> Any:
+        if not self.enabled or self._shared.failed:
+            return None
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            self._shared.failed = True
+            if not self._shared.warned:
+                self._shared.warned = True
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                print(f"warning: MLflow tracking at {self._shared.uri} failed ({type(exc).__name__}: "
+                      f"{first[:200]}); continuing without tracking", file=sys.stderr, flush=True)
+            return None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Parameters (values stringified, truncated to MLflow's 6000-character limit)."""
+        if not self.active:
+            return
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
+
+        def send():
+            for i in range(0, len(items), 100):
+                self._client.log_batch(self.run_id, params=items[i:i + 100])
+
+        self._guard(send)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if not self.active:
+            return
+        from mlflow.entities import RunTag
+
+        self._guard(lambda: self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Finite numeric metrics at ``step`` (NaN / inf values are skipped)."""
+        if not self.active:
+            return
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, int(step or 0)) for k, v in metrics.items()
+                 if v is not None and float(v) == float(v) and abs(float(v)) != float("inf")]
+        if items:
+            self._guard(lambda: self._client.log_batch(self.run_id, metrics=items))
+
+    def log_dict(self, data: Any, artifact_file: str) -> None:
+        if self.active:
+            self._guard(lambda: self._client.log_dict(self.run_id, data, artifact_file))
+
+    def log_table(self, rows: Mapping[str, Mapping[str, float]] | Mapping[str, float], artifact_file: str,
+                  key: str = "joint") -> None:
+        """A per-joint table: ``{joint: value}`` or ``{joint: {column: value}}``, shown in the MLflow UI."""
+        if not self.active:
+            return
+        columns: dict[str, list] = {key: list(rows)}
+        for name, row in rows.items():
+            row = row if isinstance(row, Mapping) else {"value": row}
+            for col, v in row.items():
+                columns.setdefault(col, [None] * len(rows))[list(rows).index(name)] = (
+                    None if v is None or v != v else float(v))
+        self._guard(lambda: self._client.log_table(self.run_id, data=columns, artifact_file=artifact_file))
+
+    def log_figure(self, figure, artifact_file: str) -> None:
+        if self.active:
+            self._guard(lambda: self._client.log_figure(self.run_id, figure, artifact_file))
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.active:
+            self._guard(lambda: self._client.log_artifact(self.run_id, str(path), artifact_path))
+
+    def register_model(self, artifact_path: str, name: str, tags: Mapping[str, str] | None = None) -> str | None:
+        """Register the logged artifact folder/file ``artifact_path`` of this run as a new version of ``name``.
+
+        Returns the version number as a string, or None when tracking is off or failed.
+        """
+        if not self.active:
+            return None
+
+        def register():
+            from mlflow.exceptions import MlflowException
+
+            try:
+                self._client.create_registered_model(name)
+            except MlflowException as exc:
+                if "RESOURCE_ALREADY_EXISTS" not in str(exc.error_code) and "already exists" not in str(exc):
+                    raise
+            run = self._client.get_run(self.run_id)
+            source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+            mv = self._client.create_model_version(name, source=source, run_id=self.run_id,
+                                                   tags=dict(tags or {}), await_creation_for=0)
+            return str(mv.version)
+
+        return self._guard(register)
+

@@ -1,0 +1,103 @@
+"""Tracking: a real local SQLite store gets params, metrics, tables, artifacts and a registered model;
+an unreachable server costs a single warning and never an exception."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+from animalpose.tracking import Tracker, data_tags, default_tracking_uri, fingerprint, resolve_uri
+
+
+def test_default_store_is_absolute_sqlite_under_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = default_tracking_uri()
+    assert uri == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    assert resolve_uri(None) == uri
+    assert resolve_uri("http://example:5000") == "http://example:5000"
+    import os
+
+    assert os.environ["DO_NOT_TRACK"] == "true" and os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+
+
+def test_fingerprints_change_with_content(tmp_path):
+    a = tmp_path / "ann.json"
+    a.write_text('{"a": 1}')
+    f1 = fingerprint(a)
+    a.write_text('{"a": 2}')
+    assert fingerprint(a) != f1 and len(f1) == 16
+    d1 = fingerprint(tmp_path)
+    (tmp_path / "img.png").write_bytes(b"123")
+    assert fingerprint(tmp_path) != d1
+    assert fingerprint(tmp_path / "nope") == "missing"
+    tags = data_tags([a])
+    assert tags["data.fingerprint.ann.json"] == fingerprint(a)
+
+
+def test_run_has_params_metrics_tables_artifacts_and_registered_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow import MlflowClient
+
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes(b"weights")
+    with Tracker("unit", "run", tags={"stage": "train"}, system_metrics=False) as tr:
+        assert tr.active
+        tr.log_params({"train.lr": 0.001, "model.name": "hourglass_quick"})
+        tr.log_metrics({"loss": 0.5, "skipped": float("nan")}, step=1)
+        tr.log_metrics({"loss": 0.25}, step=2)
+        tr.log_table({"nose": 0.5, "tail": float("nan")}, "tables/pck.json")
+        tr.log_figure(Figure(), "plots/curve.png")
+        tr.log_artifact(ckpt, "model")
+        version = tr.register_model("model", "unit-model")
+        child = tr.child("round-1")
+        child.log_metrics({"pseudo_labels": 10}, step=0)
+        child.end()
+    assert version == "1"
+    client = MlflowClient(tr.uri)
+    run = client.get_run(tr.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params == {"train.lr": "0.001", "model.name": "hourglass_quick"}
+    assert run.data.metrics == {"loss": 0.25}
+    assert [m.value for m in client.get_metric_history(tr.run_id, "loss")] == [0.5, 0.25]
+    assert run.data.tags["stage"] == "train" and run.data.tags["git.commit"]
+    assert {a.path for a in client.list_artifacts(tr.run_id)} == {"model", "plots", "tables"}
+    assert [a.path for a in client.list_artifacts(tr.run_id, "model")] == ["model/best.ckpt"]
+    versions = client.search_model_versions("name='unit-model'")
+    assert [v.run_id for v in versions] == [tr.run_id]
+    kid = client.get_run(child.run_id)
+    assert kid.data.tags["mlflow.parentRunId"] == tr.run_id and kid.data.metrics == {"pseudo_labels": 10}
+    # the store really is the sqlite file under the data dir, and artifacts sit beside it
+    assert (tmp_path / "home" / "mlflow.db").is_file()
+    assert (tmp_path / "home" / "mlartifacts").is_dir()
+
+
+def test_unreachable_server_warns_once_and_never_raises(capsys):
+    tr = Tracker("x", "y", uri="http://127.0.0.1:9", system_metrics=False).start()
+    assert not tr.active
+    tr.log_params({"a": 1})
+    tr.log_metrics({"loss": 1.0}, step=1)
+    assert tr.register_model("model", "m") is None
+    tr.child("c").log_metrics({"a": 1})
+    tr.end()
+    err = capsys.readouterr().err
+    assert err.count("warning: MLflow tracking at http://127.0.0.1:9") == 1
+
+
+def test_disabled_tracker_is_a_no_op(capsys):
+    tr = Tracker("x", enabled=False).start()
+    tr.log_metrics({"a": 1.0})
+    tr.end()
+    assert not tr.active and capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("status_exc", [RuntimeError])
+def test_failed_block_marks_run_failed(tmp_path, monkeypatch, status_exc):
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow import MlflowClient
+
+    with pytest.raises(status_exc), Tracker("unit", "boom", system_metrics=False) as tr:
+        raise status_exc("boom")
+    assert MlflowClient(tr.uri).get_run(tr.run_id).info.status == "FAILED"
