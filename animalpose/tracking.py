@@ -35,13 +35,12 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from animalpose.paths import REPO_ROOT, data_home
 
 
 def project_data_dir() -> Path:
-    """``$ANIMALPOSE_HOME`` or ``<repository>/data`` (absolute; created on demand)."""
-    home = os.environ.get("ANIMALPOSE_HOME")
-    return Path(home).expanduser().resolve() if home else REPO_ROOT / "data"
+    """``$ANIMALPOSE_HOME`` or ``<repository>/data`` (see :func:`animalpose.paths.data_home`); absolute."""
+    return data_home()
 
 
 def default_tracking_uri() -> str:
