@@ -1,7 +1,86 @@
-"""`animalpose data` commands."""
+"""`animalpose data` commands: `data check PATH` validates a dataset and summarises it."""
 
 from __future__ import annotations
 
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="data commands")
+from animalpose.data.check import CheckReport, check_dataset
+from animalpose.data.readers import read_dataset
+
+app = typer.Typer(no_args_is_help=True, help="Inspect and validate datasets.")
+
+
+class Format(StrEnum):
+    auto = "auto"
+    coco = "coco"
+    tigdog = "tigdog"
+    ccssl = "ccssl"
+    mpii = "mpii"
+    dlc = "dlc"
+    slp = "slp"
+    video = "video"
+
+
+@app.command("check")
+def check(
+    path: Path = typer.Argument(..., help="dataset file or folder"),
+    format: Format = typer.Option(Format.auto, "--format", "-f", help="dataset format (auto: detect)"),
+    schema: str | None = typer.Option(None, "--schema", help="keypoint schema name (overrides the file)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the summary"),
+    decode_video: bool = typer.Option(False, "--decode-video", help="decode every video frame (slow)"),
+    step: int = typer.Option(1, "--step", help="raw video: one record every STEP frames"),
+) -> None:
+    """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
+    options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
+    dataset = read_dataset(path, format.value, schema=schema, **options)
+    report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty())
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _is_video(path: Path) -> bool:
+    from animalpose.data.readers import detect_format
+
+    try:
+        return detect_format(path) == "video"
+    except Exception:
+        return False
+
+
+def _print_report(report: CheckReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    joints = f" ({report.num_joints} joints)" if report.num_joints is not None else ""
+    console.print(f"[bold]{report.source}[/bold]  format {report.format}  schema {report.schema}{joints}")
+    console.print(f"images {report.num_images}  instances {report.num_instances}  "
+                  f"labelled keypoints {report.num_keypoints_labelled}")
+    if report.splits:
+        console.print("splits " + "  ".join(f"{k} {v}" for k, v in report.splits.items()))
+    if report.image_sizes:
+        console.print("image sizes " + "  ".join(f"{k} ({v})" for k, v in report.image_sizes.items()))
+    for v in report.videos:
+        decoded = f", {v['frames_decoded']} decoded" if "frames_decoded" in v else ""
+        console.print(f"video {v['path']}: {v['frames']} frames{decoded}, {v['labelled_frames']} referenced")
+    if report.per_joint_labelled:
+        table = Table("joint", "labelled", title="labelled keypoints per joint")
+        for name, count in report.per_joint_labelled.items():
+            table.add_row(name, str(count))
+        console.print(table)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    for p in report.problems:
+        colour = "red" if p.severity == "error" else "yellow"
+        console.print(f"[{colour}]{p.severity}[/{colour}] {p.file}: {p.field}: {p.message}", soft_wrap=True)
+    status = "[green]ok[/green]" if report.ok else f"[red]{len(report.errors)} errors[/red]"
+    console.print(f"{status}, {len(report.warnings)} warnings")

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from animalpose.errors import DataError
-from animalpose.keypoints import KeypointSchema, list_schemas, load_schema
+from animalpose.keypoints import KeypointSchema, list_schemas, load_schema, schema_from_names
 
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 # Spellings of the same joint-name word across datasets (left_front_paw ~ L_F_Paw ~ LeftFrontPaw).
@@ -95,7 +95,10 @@ def resolve_schema(
                 return schema, "original"
         return schema, "schema"
     if declared:
-        return load_schema(declared), "schema"
+        if declared in list_schemas() or not names:
+            return load_schema(declared), "schema"
+        # a schema of the dataset's own (e.g. "dlc:mouse" written by write_coco): rebuild it from the names
+        return schema_from_names(declared, list(names)), "schema"
     if names:
         found = match_schema_by_names(names)
         if found is not None:

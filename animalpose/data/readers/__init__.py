@@ -1,0 +1,133 @@
+"""Dataset readers: every supported format into :class:`~animalpose.data.records.PoseDataset`.
+
+``read_dataset(path)`` detects the format (:func:`detect_format`) and calls the reader of one
+module per format: :mod:`.coco` (COCO keypoints JSON: Animal-Pose, AP-10K, ATRW, Horse-10, COCO,
+the generator's output), :mod:`.tigdog`, :mod:`.ccssl`, :mod:`.mpii`, :mod:`.dlc` (DeepLabCut
+CSV), :mod:`.sleap` (``.slp``) and :mod:`.video` (raw video as unlabelled frames). Readers never
+decode images; :mod:`animalpose.data.images` does that on demand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from animalpose.data.readers.ccssl import read_ccssl
+from animalpose.data.readers.coco import is_coco_json, read_coco
+from animalpose.data.readers.dlc import read_dlc
+from animalpose.data.readers.mpii import is_mpii_json, read_mpii
+from animalpose.data.readers.sleap import read_sleap
+from animalpose.data.readers.tigdog import read_tigdog
+from animalpose.data.readers.video import read_video
+from animalpose.data.records import VIDEO_SUFFIXES, PoseDataset
+from animalpose.errors import DataError
+from animalpose.keypoints import KeypointSchema, load_schema
+
+FORMATS = ("coco", "tigdog", "ccssl", "mpii", "dlc", "slp", "video")
+READERS = {
+    "coco": read_coco,
+    "tigdog": read_tigdog,
+    "ccssl": read_ccssl,
+    "mpii": read_mpii,
+    "dlc": read_dlc,
+    "slp": read_sleap,
+    "video": read_video,
+}
+
+__all__ = [
+    "FORMATS",
+    "READERS",
+    "dataset_schema",
+    "detect_format",
+    "read_ccssl",
+    "read_coco",
+    "read_dataset",
+    "read_dlc",
+    "read_mpii",
+    "read_sleap",
+    "read_tigdog",
+    "read_video",
+]
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a dataset file or folder (one of :data:`FORMATS`), from names and a peek at JSON.
+
+    Folders are tried in this order: TigDog (ranges/ + landmarks/), CC-SSL (species render folders),
+    SLEAP (*.slp), DeepLabCut (CollectedData*.csv), COCO (annotations/*.json or a COCO JSON),
+    MPII (a JSON list with joints), raw video (video files only).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(str(path), "<path>", "does not exist")
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            if is_mpii_json(path):
+                return "mpii"
+            if is_coco_json(path):
+                return "coco"
+            raise DataError(str(path), "<root>", "JSON is neither COCO keypoints (an object with annotations) "
+                            "nor MPII (a list of entries with joints)")
+        if suffix == ".csv":
+            return "dlc"
+        if suffix == ".slp":
+            return "slp"
+        if suffix in VIDEO_SUFFIXES:
+            return "video"
+        raise DataError(str(path), "<path>", f"unknown dataset file type {suffix!r}; pass --format")
+    for root in (path, path / "behaviorDiscovery2.0"):
+        if (root / "ranges").is_dir() and (root / "landmarks").is_dir():
+            return "tigdog"
+    for base in (path, path / "synthetic_animal"):
+        if base.name.endswith("_combineds5r5_texture") or (
+            base.is_dir() and any(base.glob("*_combineds5r5_texture"))
+        ):
+            return "ccssl"
+    if any(path.glob("*.slp")):
+        return "slp"
+    if any(path.glob("CollectedData*.csv")) or any(path.glob("labeled-data/*/CollectedData*.csv")):
+        return "dlc"
+    if any((path / "annotations").glob("*.json")):
+        return "coco"
+    jsons = sorted(path.glob("*.json"))
+    if any(is_coco_json(p) for p in jsons):
+        return "coco"
+    if any(is_mpii_json(p) for p in jsons):
+        return "mpii"
+    if any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.rglob("*")):
+        return "video"
+    raise DataError(str(path), "<folder>", "cannot tell the dataset format; pass --format")
+
+
+def read_dataset(
+    path: str | Path,
+    format: str = "auto",
+    schema: str | KeypointSchema | None = None,
+    split: str | None = None,
+    **options,
+) -> PoseDataset:
+    """Read any supported dataset; ``split`` keeps only records of that split.
+
+    ``options`` go to the format's reader (e.g. ``step=5`` for video, ``animals=["horse"]`` for
+    TigDog/CC-SSL, ``image_root=...`` for COCO/MPII).
+    """
+    fmt = detect_format(path) if format == "auto" else format
+    if fmt == "sleap":
+        fmt = "slp"
+    if fmt not in READERS:
+        raise DataError(str(path), "format", f"unknown format {format!r} (known: auto, {', '.join(FORMATS)})")
+    dataset = READERS[fmt](path, schema, **options)
+    return dataset.split(split) if split is not None else dataset
+
+
+def dataset_schema(dataset: PoseDataset) -> KeypointSchema | None:
+    """The schema object of a dataset: built from its header (DLC, SLEAP) or loaded by name.
+
+    None for unlabelled video read without a schema.
+    """
+    own = dataset.meta.get("schema_def")
+    if isinstance(own, KeypointSchema):
+        return own
+    if dataset.schema == "unlabelled":
+        return None
+    return load_schema(dataset.schema)
