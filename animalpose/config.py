@@ -574,6 +574,9 @@ def _to_config_error(
             message = str(inner)
         elif err["type"] == "extra_forbidden":
             message = _unknown_key_message(cls, [str(p) for p in loc])
+        elif err["type"] == "missing" and loc and isinstance(loc[-1], int):
+            message = f"too few items: item [{loc[-1]}] is missing"
+            loc = loc[:-1]
         elif err["type"] == "value_error":
             message = err["msg"].removeprefix("Value error, ")
         else:

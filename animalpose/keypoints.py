@@ -127,6 +127,8 @@ def _edges(raw, index: dict[str, int], where: str) -> tuple[tuple[int, int], ...
 
 def schema_from_dict(data: dict, where: str = "<dict>", *, check_published: bool = True) -> KeypointSchema:
     """Build and validate a schema from its YAML dict. ``where`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise DataError(where, "<root>", f"expected a mapping with name and joints, got {type(data).__name__}")
     known = {"name", "joints", "flip_pairs", "sigmas", "skeleton", "original_order"}
     for key in data:
         if key not in known:
@@ -142,7 +144,12 @@ def schema_from_dict(data: dict, where: str = "<dict>", *, check_published: bool
     derived = derive_flip_pairs(joints)
     published = data.get("flip_pairs")
     if published is not None and check_published:
-        pub = tuple(sorted(tuple(sorted(map(int, p))) for p in published))
+        try:
+            pub = tuple(sorted(tuple(sorted(int(i) for i in p)) for p in published))
+        except (TypeError, ValueError) as exc:
+            raise DataError(where, "flip_pairs", f"expected a list of index pairs, got {published!r}") from exc
+        if any(len(p) != 2 for p in pub):
+            raise DataError(where, "flip_pairs", f"expected a list of index pairs, got {published!r}")
         if pub != derived:
             raise DataError(
                 where,
@@ -151,9 +158,16 @@ def schema_from_dict(data: dict, where: str = "<dict>", *, check_published: bool
             )
     sigmas = data.get("sigmas")
     if sigmas is not None:
+        if not isinstance(sigmas, list):
+            raise DataError(where, "sigmas", f"expected a list of numbers or null, got {sigmas!r}")
         if len(sigmas) != len(joints):
             raise DataError(where, "sigmas", f"{len(sigmas)} sigmas for {len(joints)} joints")
-        sigmas = tuple(float(s) for s in sigmas)
+        try:
+            sigmas = tuple(float(s) for s in sigmas)
+        except (TypeError, ValueError) as exc:
+            raise DataError(where, "sigmas", f"expected numbers, got {sigmas!r}") from exc
+        if not all(s > 0 for s in sigmas):
+            raise DataError(where, "sigmas", "every sigma must be positive")
     index = {n: i for i, n in enumerate(joints)}
     extra = {}
     if "original_order" in data:
@@ -180,6 +194,8 @@ def schema_from_names(
     flip: bool = True,
 ) -> KeypointSchema:
     """A schema from a dataset's own header (DeepLabCut bodyparts, SLEAP nodes); flip pairs optional."""
+    if not joints or len(set(joints)) != len(joints):
+        raise DataError(name, "joints", f"expected distinct joint names, got {list(joints)}")
     index = {n: i for i, n in enumerate(joints)}
     edges = tuple((index[a], index[b]) for a, b in (skeleton or []) if a in index and b in index)
     return KeypointSchema(
@@ -266,7 +282,12 @@ def load_mapping(source: str, target: str) -> SchemaMapping:
 
 def _read_mapping(path: Path) -> SchemaMapping:
     where = str(path)
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(where, "<yaml>", f"malformed YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(where, "<root>", "expected a mapping with source, target and pairs")
     for key in ("source", "target", "pairs"):
         if key not in data:
             raise DataError(where, key, "missing")
