@@ -195,6 +195,13 @@ class ModelConfig(Section):
     head: Literal["heatmap", "dsnt"] = "heatmap"
     pretrained: ExistingPath | None = None
 
+    @model_validator(mode="after")
+    def _stacks_match_name(self) -> ModelConfig:
+        m = re.fullmatch(r"hourglass(\d+)", self.name)
+        if m and self.stacks is not None and self.stacks != int(m.group(1)):
+            raise _KeyedError("stacks", f"{self.name} has {m.group(1)} stacks, got stacks={self.stacks}")
+        return self
+
 
 class CodecConfig(Section):
     """Target encoding/decoding. ``sigma`` in heatmap pixels; ``beta`` sharpens soft-argmax (LPN: 160)."""

@@ -329,6 +329,7 @@ def test_error_in_a_base_file_names_the_base_file(tmp_path):
         (["train.milestones=[10]", "train.epochs=10"], "train.milestones"),
         (["data.heatmap_size=[256, 256]"], "data.heatmap_size"),  # quick input is 128
         (["data.schema=tigdgo"], "data.schema"),
+        (["model.name=hourglass2", "model.stacks=4"], "model.stacks"),
     ],
 )
 def test_cross_field_checks_name_the_key(overrides, key):
