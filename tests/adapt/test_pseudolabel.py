@@ -7,158 +7,165 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from animalpose.adapt.pseudolabel import (
-    ConsistencyConfig,
-    argmax_decode,
-    consistency_predict,
-    photometric,
-    similarity_matrices,
-    transform_points,
-    warp,
-)
+from animalpose.adapt.pseudolabel import ConsistencyConfig, consistency_predict, gaussian_blur, view_params
+from animalpose.codecs import build_codec
+from animalpose.data.consistency import BatchedGeometric, GeometricParams
 from animalpose.errors import ConfigError
 
-STRIDE = 4
+SIZE, HM = 64, 16
+STRIDE = SIZE // HM
 
 
-def _gaussian_maps(h: int, w: int, centers: list[tuple[float, float]], sigma: float = 1.5) -> torch.Tensor:
-    """(1, K, h, w) Gaussian maps peaking at the given (x, y) pixel centres."""
+def _gaussians(h: int, w: int, centers: list[tuple[float, float]], sigma: float) -> torch.Tensor:
+    """(K, h, w) Gaussian maps peaking at the given (x, y) pixel centres."""
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
                             indexing="ij")
-    maps = [torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in centers]
-    return torch.stack(maps)[None]
+    return torch.stack([torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in centers])
 
 
-def _blob_images(centers_px: list[tuple[float, float]], size: int = 64) -> torch.Tensor:
-    """(1, 3, size, size): joint k is a Gaussian blob in colour channel k (k < 3)."""
-    maps = _gaussian_maps(size, size, centers_px, sigma=2.5 * STRIDE / 2)[0]
-    img = torch.zeros(1, 3, size, size)
-    img[0, : len(centers_px)] = maps
+def _blob_images(centers_px: list[tuple[float, float]], amplitude: float = 1.0) -> torch.Tensor:
+    """(1, 3, SIZE, SIZE): joint k is a Gaussian blob (σ = 5 px) in colour channel k."""
+    img = torch.zeros(1, 3, SIZE, SIZE)
+    img[0, : len(centers_px)] = amplitude * _gaussians(SIZE, SIZE, centers_px, 5.0)
     return img
 
 
-def _equivariant_model(x: torch.Tensor, k: int = 2) -> torch.Tensor:
-    """Heatmap of joint j = the image's colour channel j pooled by the stride: follows any warp."""
-    return F.avg_pool2d(x[:, :k], STRIDE)
+def _standard_model(x: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """Joint j's heatmap = colour channel j sampled at input pixel STRIDE·i: exactly the standard
+    codec's grid (x_hm = x_in · w / W), so it follows any warp of the input."""
+    return x[:, :k, ::STRIDE, ::STRIDE]
 
 
-def test_similarity_matrix_rotates_pixel_points_about_the_centre():
-    h = w = 16
-    m = similarity_matrices(torch.tensor([90.0]), torch.tensor([1.0]), torch.tensor([False]), h, w)
-    # centre of a 16-px map is 7.5; a point 4 px right of it goes 4 px up (y down) under +90°
-    p = torch.tensor([[[11.5, 7.5]]], dtype=torch.float64)
-    np.testing.assert_allclose(transform_points(p, m, h, w)[0, 0].numpy(), [7.5, 3.5], atol=1e-9)
-    m2 = similarity_matrices(torch.tensor([0.0]), torch.tensor([2.0]), torch.tensor([True]), 8, 12)
-    q = transform_points(torch.tensor([[[6.5, 4.5]]], dtype=torch.float64), m2, 8, 12)
-    np.testing.assert_allclose(q[0, 0].numpy(), [5.5 - 2 * 1.0, 3.5 + 2 * 1.0], atol=1e-9)
+def _udp_model(x: torch.Tensor, k: int = 2) -> torch.Tensor:
+    """The same on the UDP grid (x_hm = x_in · (w - 1) / (W - 1))."""
+    return F.interpolate(x[:, :k], size=(HM, HM), mode="bilinear", align_corners=True)
+
+
+CENTERS = [(24.0, 28.0), (40.0, 34.0)]  # input pixels, well inside the crop
 
 
 @pytest.mark.parametrize(("angle", "scale"), [(35.0, 1.0), (-50.0, 0.8), (20.0, 1.2), (0.0, 0.75)])
-def test_hand_built_heatmap_peak_recovered_after_warp_and_inverse(angle, scale):
-    h = w = 32
-    centers = [(12.0, 18.0), (20.0, 9.0)]
-    hm = _gaussian_maps(h, w, centers)
-    m = similarity_matrices(torch.tensor([angle]), torch.tensor([scale]), torch.tensor([False]), h, w)
-    view = warp(hm, m)
-    # the view's peak is where the matrix sends the original centre
-    expected_view = transform_points(torch.tensor([centers], dtype=torch.float64), m, h, w)[0]
-    got_view, _ = argmax_decode(view)
-    np.testing.assert_allclose(got_view[0].numpy(), expected_view.numpy(), atol=0.8)
-    back = warp(view, torch.linalg.inv(m))
-    got, _ = argmax_decode(back)
-    np.testing.assert_allclose(got[0].numpy(), np.array(centers), atol=0.3)
+def test_hand_built_heatmap_peak_recovered_after_rotation_and_scale(angle, scale):
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    centers_hm = np.array(CENTERS) / STRIDE
+    hm = _gaussians(HM, HM, [tuple(c) for c in centers_hm], 1.5)[None]  # (1, K, h, w)
+    params = GeometricParams(np.array([scale]), np.array([angle]), np.array([False]))
+    geo = BatchedGeometric(params, codec.input_size, codec.heatmap_size)
+    # the map as the network would see it in the transformed view: warp with the heatmap matrix
+    view = BatchedGeometric._warp(hm[None], geo.heatmap_matrices, codec.heatmap_size)
+    view_xy, _ = codec.decode(view[0])
+    expected_view = geo.keypoints_to_transformed(np.array(CENTERS)[None])[0]
+    np.testing.assert_allclose(view_xy[0], expected_view[0], atol=0.3 * STRIDE)
+    back = geo.heatmaps_to_original(view)[0]
+    got, _ = codec.decode(back)
+    np.testing.assert_allclose(got[0], CENTERS, atol=0.3 * STRIDE)
 
 
-def test_equivariance_aggregation_recovers_peak_of_equivariant_model():
-    size = 64
-    centers_hm = [(5.0, 6.0), (10.0, 9.0)]  # in heatmap pixels (16 x 16)
-    centers_px = [(STRIDE * x + (STRIDE - 1) / 2, STRIDE * y + (STRIDE - 1) / 2) for x, y in centers_hm]
-    img = _blob_images(centers_px, size)
-    cfg = ConsistencyConfig(num_geometric=6, invariance=False, rot_std=40.0)
-    out = consistency_predict(_equivariant_model, img, cfg, torch.Generator().manual_seed(3))
+@pytest.mark.parametrize(("kind", "model"), [("gaussian", _standard_model), ("udp", _udp_model)])
+def test_equivariance_aggregation_recovers_peak_of_equivariant_model(kind, model):
+    codec = build_codec(kind, SIZE, HM, sigma=1.5)
+    img = _blob_images(CENTERS)
+    cfg = ConsistencyConfig(num_geometric=6, invariance=False)
+    out = consistency_predict(model, img, cfg, codec, np.random.default_rng(3))
     assert out.view_kind == ["identity"] + ["geometric"] * 6
-    # the views really were rotated/scaled
-    assert not torch.allclose(out.matrices[1:], torch.eye(3).expand_as(out.matrices[1:]))
-    np.testing.assert_allclose(out.coords[0].numpy(), np.array(centers_hm), atol=0.3)
-    # each view's own peak, mapped back exactly, lands on the same joint
-    assert (out.components["spread_geo"] < 0.6).all()
+    assert np.abs(out.params.rotation[1:]).max() > 10.0  # the views really were rotated
+    assert np.abs(out.params.scale[1:] - 1.0).max() > 0.05  # ... and scaled
+    np.testing.assert_allclose(out.coords[0], CENTERS, atol=0.3 * STRIDE)
+    # each view's own peak, mapped back exactly, lands on the same joint (within heatmap quantisation)
+    assert (out.components["spread_geo"] < 0.75 * STRIDE).all()
     assert (out.components["agree_geo"] > 0.9).all()
+    assert out.heatmaps.shape == (1, 2, HM, HM)
 
 
 def test_flip_view_swaps_left_right_joints():
-    size = 64
-    # an "anatomical" model: joint 0 = blob in the left half, joint 1 = blob in the right half
-    def model(x):
-        pooled = F.avg_pool2d(x[:, :1], STRIDE)
-        w = pooled.shape[-1]
-        left, right = pooled.clone(), pooled.clone()
-        left[..., w // 2:] = 0
-        right[..., : w // 2] = 0
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+
+    def anatomical(x):
+        """joint 0 = blob in the left half, joint 1 = blob in the right half (same colour)."""
+        hm = x[:, :1, ::STRIDE, ::STRIDE]
+        left, right = hm.clone(), hm.clone()
+        left[..., HM // 2:] = 0
+        right[..., : HM // 2] = 0
         return torch.cat([left, right], 1)
 
-    centers_hm = [(4.0, 5.0), (11.0, 9.0)]
-    centers_px = [(STRIDE * x + 1.5, STRIDE * y + 1.5) for x, y in centers_hm]
-    blobs = _blob_images(centers_px, size)
+    centers = [(16.0, 20.0), (44.0, 36.0)]
+    blobs = _blob_images(centers)
     img = torch.zeros_like(blobs)
     img[:, 0] = blobs[:, 0] + blobs[:, 1]
     cfg = ConsistencyConfig(num_geometric=0, flip=True, invariance=False)
-    out = consistency_predict(model, img, cfg, flip_permutation=np.array([1, 0]))
+    out = consistency_predict(anatomical, img, cfg, codec, flip_permutation=np.array([1, 0]))
     assert out.view_kind == ["identity", "flip"]
-    np.testing.assert_allclose(out.view_coords[1, 0].numpy(), np.array(centers_hm), atol=0.3)
-    np.testing.assert_allclose(out.coords[0].numpy(), np.array(centers_hm), atol=0.3)
-    # without the swap the flipped view would put joint 0 on joint 1's place: check the swap matters
-    out_noswap = consistency_predict(model, img, cfg, flip_permutation=np.array([0, 1]))
-    assert (out_noswap.components["spread_geo"] > 2.0).all()
+    # the flip of a 64-px crop maps pixel x to 63 - x; the standard grid samples even pixels, so the
+    # flipped view's peak is within a heatmap pixel of the true one
+    np.testing.assert_allclose(out.view_coords[1, 0], centers, atol=STRIDE)
+    np.testing.assert_allclose(out.coords[0], centers, atol=0.3 * STRIDE)
+    # without the swap the flipped view would put joint 0 on joint 1's place: the swap matters
+    bad = consistency_predict(anatomical, img, cfg, codec, flip_permutation=np.array([0, 1]))
+    assert (bad.components["spread_geo"] > 5.0).all()
     with pytest.raises(ConfigError):
-        consistency_predict(model, img, cfg)
+        consistency_predict(anatomical, img, cfg, codec)
 
 
-def test_invariance_views_keep_geometry_and_score_agreement():
-    size = 64
-    centers_px = [(21.5, 25.5), (41.5, 37.5)]
-    img = _blob_images(centers_px, size)
+def test_invariance_views_keep_geometry_and_disagreement_lowers_confidence():
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = _blob_images(CENTERS, amplitude=0.5)
     cfg = ConsistencyConfig(num_geometric=0, num_photometric=4)
-    out = consistency_predict(_equivariant_model, img, cfg, torch.Generator().manual_seed(0))
+    out = consistency_predict(_standard_model, img, cfg, codec, np.random.default_rng(0))
     assert out.view_kind == ["identity"] + ["photometric"] * 4
-    assert (out.components["spread_photo"] < 0.6).all()
+    assert (out.components["spread_photo"] < 0.75 * STRIDE).all()
 
-    # a model whose output depends on appearance noise disagrees with itself
-    def fickle(x):
-        noise_map = F.avg_pool2d(x[:, 2:3] * 0 + (x[:, :1] - F.avg_pool2d(x[:, :1], 3, 1, 1)).abs(), STRIDE)
-        return torch.cat([noise_map, noise_map], 1) + torch.rand(x.shape[0], 2, size // STRIDE, size // STRIDE,
-                                                                   generator=torch.Generator().manual_seed(1))
-    bad = consistency_predict(fickle, img, cfg, torch.Generator().manual_seed(0))
-    assert bad.components["agree_photo"].mean() < out.components["agree_photo"].mean()
+    gen = torch.Generator().manual_seed(1)
+
+    def fickle(x):  # appearance-dependent noise dominates the maps
+        return _standard_model(x) * 0.2 + torch.rand(x.shape[0], 2, HM, HM, generator=gen)
+
+    bad = consistency_predict(fickle, img, cfg, codec, np.random.default_rng(0))
+    assert bad.components["agree_photo"].mean() < 0.5 * out.components["agree_photo"].mean()
     assert bad.confidence.mean() < out.confidence.mean()
 
 
 def test_confidence_modes_and_components():
-    img = _blob_images([(21.5, 25.5), (41.5, 37.5)])
-    ref = consistency_predict(_equivariant_model, img, ConsistencyConfig(confidence="peak"))
-    torch.testing.assert_close(ref.confidence, ref.components["peak"])
-    comb = consistency_predict(_equivariant_model, img, ConsistencyConfig())
-    expected = comb.components["peak"] * comb.components["agree_geo"] * comb.components["agree_photo"]
-    torch.testing.assert_close(comb.confidence, expected)
-    assert set(comb.components) == {"peak", "peak_geo", "peak_photo", "spread_geo", "spread_photo",
-                                    "agree_geo", "agree_photo", "peak_std"}
-    for v in comb.components.values():
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = _blob_images(CENTERS, amplitude=0.5)
+    ref = consistency_predict(_standard_model, img, ConsistencyConfig(confidence="peak"), codec)
+    np.testing.assert_array_equal(ref.confidence, ref.components["peak"])
+    comb = consistency_predict(_standard_model, img, ConsistencyConfig(), codec)
+    c = comb.components
+    np.testing.assert_allclose(comb.confidence, c["peak"] * c["agree_geo"] * c["agree_photo"], rtol=1e-6)
+    assert set(c) == {"peak", "peak_geo", "peak_photo", "spread_geo", "spread_photo", "agree_geo",
+                      "agree_photo", "peak_std"}
+    for v in c.values():
         assert v.shape == (1, 2)
+    # agreement σ is 2 heatmap pixels = 2 × STRIDE input pixels
+    sig = 2.0 * STRIDE
+    np.testing.assert_allclose(np.exp(-(c["spread_geo"] ** 2) / (2 * sig**2)), c["agree_geo"], rtol=1e-5)
     with pytest.raises(ConfigError):
         ConsistencyConfig(confidence="mean")
 
 
+def test_reference_view_distribution_and_identity_first():
+    p = view_params(ConsistencyConfig(num_geometric=2000), np.random.default_rng(0))
+    assert p.scale[0] == 1.0 and p.rotation[0] == 0.0 and not p.flip.any()
+    s, r = p.scale[1:], p.rotation[1:]
+    assert s.min() == pytest.approx(0.75) and s.max() == pytest.approx(1.25)  # clamp(N(1, .25), .75, 1.25)
+    assert r.min() == pytest.approx(-60.0) and r.max() == pytest.approx(60.0)  # clamp(N(0, 30°), ±60°)
+    assert abs(np.median(s) - 1.0) < 0.03 and abs(np.median(r)) < 3.0
+    pf = view_params(ConsistencyConfig(num_geometric=1, flip=True), np.random.default_rng(0))
+    np.testing.assert_array_equal(pf.flip, [False, False, True])
+
+
 def test_same_seed_same_pseudolabels():
-    img = _blob_images([(21.5, 25.5), (41.5, 37.5)])
-    a = consistency_predict(_equivariant_model, img, ConsistencyConfig(), torch.Generator().manual_seed(7))
-    b = consistency_predict(_equivariant_model, img, ConsistencyConfig(), torch.Generator().manual_seed(7))
-    torch.testing.assert_close(a.heatmaps, b.heatmaps)
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = _blob_images(CENTERS, amplitude=0.5)
+    a = consistency_predict(_standard_model, img, ConsistencyConfig(), codec, np.random.default_rng(7))
+    b = consistency_predict(_standard_model, img, ConsistencyConfig(), codec, np.random.default_rng(7))
+    np.testing.assert_array_equal(a.heatmaps, b.heatmaps)
 
 
-def test_photometric_changes_appearance_only():
-    img = 0.5 * _blob_images([(21.0, 25.0), (41.0, 37.0)])  # integer centres, no clipping plateau at 1
-    out = photometric(img, ConsistencyConfig(noise_std=0.0), torch.Generator().manual_seed(0))
-    assert out.shape == img.shape and out.min() >= 0 and out.max() <= 1
-    assert not torch.allclose(out, img)
-    c_in, _ = argmax_decode(img[:, :2])
-    c_out, _ = argmax_decode(out[:, :2])
-    torch.testing.assert_close(c_in, c_out, atol=0.25, rtol=0)  # at most the quarter-pixel refinement
+def test_gaussian_blur_keeps_mass_and_identity_at_zero():
+    x = torch.zeros(2, 1, 1, 9, 9)
+    x[:, :, :, 4, 4] = 1.0
+    y = gaussian_blur(x, [0.0, 1.0])
+    torch.testing.assert_close(y[0], x[0])
+    assert y[1].sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert y[1, 0, 0, 4, 4] < 0.2 and y[1, 0, 0].argmax().item() == 4 * 9 + 4
