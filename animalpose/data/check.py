@@ -221,7 +221,8 @@ def check_dataset(
                 except DataError as exc:
                     report.problems.append(exc.problem)
             for f in frames:
-                sizes[(path, f)] = (info["width"], info["height"])
+                if 0 <= f < total:
+                    sizes[(path, f)] = (info["width"], info["height"])
     finally:
         reader.close()
 

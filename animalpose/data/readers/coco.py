@@ -172,8 +172,7 @@ def read_coco(
     info = data.get("info") if isinstance(data.get("info"), dict) else {}
     first_k = None
     if anns and isinstance(anns[0], dict) and isinstance(anns[0].get("keypoints"), list):
-        kp0 = anns[0]["keypoints"]
-        first_k = len(kp0) if kp0 and isinstance(kp0[0], list) else len(kp0) // 3
+        first_k = len(_keypoints(anns[0]["keypoints"], where, "annotations[0].keypoints"))
     resolved, order = resolve_schema(schema, info.get("schema"), joint_names, first_k, where)
     if keypoint_order != "auto":
         if keypoint_order not in ("schema", "original"):
