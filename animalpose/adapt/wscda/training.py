@@ -184,7 +184,9 @@ def alternating_step(
     if loss.requires_grad:
         loss.backward()
         pose_optimizer.step()
-    return StepStats(float(loss), float(l_ddl), float(l_ddl_disc), float(l_pose), None, accuracy)
+    return StepStats(
+        float(loss.detach()), float(l_ddl.detach()), float(l_ddl_disc.detach()), float(l_pose.detach()), None, accuracy
+    )
 
 
 def grl_step(
