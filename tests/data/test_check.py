@@ -31,7 +31,7 @@ def _check(tmp_path, doc):
 
 
 def test_clean_dataset_summary(tmp_path, write_image):
-    path, report = _check(tmp_path, _doc(tmp_path, write_image))
+    _, report = _check(tmp_path, _doc(tmp_path, write_image))
     assert report.ok and report.problems == []
     assert (report.num_images, report.num_instances, report.num_keypoints_labelled) == (4, 4, 68)
     assert report.image_sizes == {"40x30": 4} and report.num_joints == 17
@@ -84,7 +84,7 @@ def test_outside_points_and_bad_boxes(tmp_path, write_image):
     doc["annotations"][1]["bbox"] = [0, 0, 0, 5]
     doc["annotations"][2]["bbox"] = [10, 10, 40, 10]  # ends at x = 50 > 40 + 2
     doc["annotations"][3]["bbox"] = [-1, -1, 41, 31]  # 1 px over: within tolerance
-    path, report = _check(tmp_path, doc)
+    _, report = _check(tmp_path, doc)
     assert [p.field for p in report.errors] == [
         "annotations[0].keypoints[0]", "annotations[0].keypoints[3]", "annotations[1].bbox", "annotations[2].bbox"]
     assert "outside the 40x30 image" in report.errors[0].message
@@ -100,7 +100,7 @@ def test_all_problems_in_one_pass(tmp_path, write_image):
     (tmp_path / "im3.png").unlink()
     doc["images"][4]["width"] = 99  # declared size disagrees with the file
     doc["images"].append({"id": 2, "file_name": "im1.png"})  # duplicate image id
-    path, report = _check(tmp_path, doc)
+    _, report = _check(tmp_path, doc)
     found = sorted((Path(p.file).name, p.field) for p in report.errors)
     assert found == sorted([
         ("ann.json", "images[5].id"),
