@@ -66,11 +66,13 @@ def test_nan_coordinate(tmp_path, write_image):
     assert report.num_keypoints_labelled == 67  # the NaN joint is not counted as labelled
 
 
-def test_missing_image_file(tmp_path, write_image):
+@pytest.mark.parametrize("missing", [0, 3])
+def test_missing_image_file(tmp_path, write_image, missing):
     doc = _doc(tmp_path, write_image)
-    (tmp_path / "im3.png").unlink()
+    (tmp_path / f"im{missing}.png").unlink()
     _, report = _check(tmp_path, doc)
-    assert [(p.file, p.field) for p in report.errors] == [(str(tmp_path / "im3.png"), "images[3].file_name")]
+    assert [(p.file, p.field) for p in report.errors] == [
+        (str(tmp_path / f"im{missing}.png"), f"images[{missing}].file_name")]
     assert "not found" in report.errors[0].message
 
 

@@ -61,14 +61,15 @@ def find_coco_json(folder: Path, schema: str | KeypointSchema | None = None) -> 
     return candidates[0], notes
 
 
-def _image_root(json_path: Path, first_file: str | None, override: Path | None) -> Path:
+def _image_root(json_path: Path, files: list[str], override: Path | None) -> Path:
+    """The folder image file names are relative to: the first candidate holding one of the first files."""
     if override is not None:
         return override
     folder = json_path.parent
     roots = [folder, folder.parent, folder.parent / "images", folder / "images"]
-    if first_file is not None:
+    for name in files[:20]:  # a few, so that one missing image does not misplace all the others
         for root in roots:
-            if (root / first_file).exists():
+            if (root / name).exists():
                 return root
     return folder
 
@@ -185,9 +186,8 @@ def read_coco(
             raise DataError(where, "keypoint_order", f"schema {resolved.name!r} has no original_order")
         # output joint k takes input joint reorder[k]
         reorder = np.array([list(original).index(j) for j in resolved.joints])
-    first_entry = next(iter(images.values()), None)
-    root = _image_root(path, first_entry[1]["file_name"] if first_entry else None,
-                       Path(image_root) if image_root is not None else None)
+    names = [entry["file_name"] for _, entry in images.values()]
+    root = _image_root(path, names, Path(image_root) if image_root is not None else None)
     split = info.get("split") or split_from_name(path.stem)
 
     records = []
