@@ -144,7 +144,8 @@ class ConsistencyOutput:
             ``peak_geo`` / ``peak_photo`` (peaks of the geometric-only / identity+photometric
             averages), ``spread_geo`` / ``spread_photo`` (RMS distance in input pixels of the
             per-view peaks from the aggregated peak), ``agree_geo`` / ``agree_photo`` (their
-            agreement scores in (0, 1]), ``peak_std`` (std of the per-view peak values).
+            agreement scores in (0, 1]), ``peak_std`` (std of the per-view peak values). Without
+            photometric views ``peak_photo`` / ``spread_photo`` are NaN and ``agree_photo`` is 1.
         view_coords: (V, N, K, 2) each view's decoded peak mapped back exactly; views are ordered
             identity, geometric views, flip (if any), photometric views.
         view_kind: V strings, "identity", "geometric", "flip" or "photometric".
@@ -245,6 +246,64 @@ def consistency_predict(
     }
     comp["agree_geo"] = np.exp(-comp["spread_geo"] ** 2 / sig2).astype(np.float32)
     comp["agree_photo"] = np.exp(-comp["spread_photo"] ** 2 / sig2).astype(np.float32)
+    if m == 0:  # no invariance check: its components are undefined and its agreement is neutral
+        for name in ("peak_photo", "spread_photo"):
+            comp[name] = np.full_like(comp["peak"], np.nan)
+        comp["agree_photo"] = np.ones_like(comp["peak"])
     conf = comp["peak"] if cfg.confidence == "peak" else comp["peak"] * comp["agree_geo"] * comp["agree_photo"]
     return ConsistencyOutput(agg.cpu().numpy(), coords.astype(np.float32), conf.astype(np.float32), comp,
                              coords_v.astype(np.float32), kinds, params)
+
+
+@dataclass
+class PseudoLabelSet:
+    """Pseudo-labels of a whole target set, in original image pixels, with their evidence.
+
+    Attributes:
+        records: the N target records (same order as every array).
+        xy: (N, K, 2) float32 pseudo-labels in original image pixels (after temporal refinement).
+        confidence: (N, K) float32 final confidence (after temporal refinement).
+        components: (N, K) arrays by name (see :class:`ConsistencyOutput`), before temporal refinement.
+        matrices: (N, 2, 3) source→crop affine of each record's crop.
+        input_size: (W, H) of the crops.
+        flow_conf: (N, K) flow confidence, NaN where a frame had no predecessor (or no temporal step).
+        replaced: (N, K) bool, joints taken from the optical flow.
+        weights: (N, K) float32 selection (1 kept, 0 rejected); all zero before selection.
+        threshold: the confidence threshold of the selection.
+        truth: (N, K, 3) ground truth in original pixels where the target has labels, else None.
+    """
+
+    records: list
+    xy: np.ndarray
+    confidence: np.ndarray
+    components: dict[str, np.ndarray]
+    matrices: np.ndarray
+    input_size: tuple[int, int]
+    flow_conf: np.ndarray
+    replaced: np.ndarray
+    weights: np.ndarray
+    threshold: float = float("nan")
+    truth: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def crop_xy(self) -> np.ndarray:
+        """(N, K, 2) pseudo-labels in crop pixels."""
+        m = np.asarray(self.matrices, dtype=np.float64)
+        return (np.einsum("nkj,nij->nki", self.xy.astype(np.float64), m[:, :, :2]) + m[:, None, :, 2]).astype(
+            np.float32)
+
+    def to_records(self) -> list:
+        """Training records: kept joints labelled visible (2) at the pseudo-label, the others 0."""
+        from dataclasses import replace
+
+        out = []
+        for i, rec in enumerate(self.records):
+            kp = np.zeros((self.xy.shape[1], 3), dtype=np.float32)
+            keep = self.weights[i] > 0
+            kp[keep, :2] = self.xy[i, keep]
+            kp[keep, 2] = 2.0
+            out.append(replace(rec, keypoints=kp, meta={**rec.meta, "pseudo_label": True}))
+        return out
