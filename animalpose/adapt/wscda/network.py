@@ -231,3 +231,31 @@ def build_tiny_wscda(
         discriminator=DomainDiscriminator(width, hidden=discriminator_hidden),
         discriminate_on=discriminate_on,
     )
+
+
+def wscda_from_pose_network(
+    net: nn.Module,
+    *,
+    discriminator_hidden: int = 256,
+    discriminate_on: str = "features",
+) -> WSCDANetwork:
+    """WS-CDA around a pretrained SimpleBaseline-style network (the paper starts from a human model).
+
+    ``net`` must have ``backbone`` (the extractor), ``deconv_layers`` and ``final_layer`` (together the
+    keypoint estimator) and ``num_joints`` — the layout of :class:`animalpose.models.simple_baseline.
+    SimpleBaseline`. The modules are shared, not copied; a new identity-initialised adapter goes between
+    backbone and deconvolutions, so at the start the WS-CDA network predicts exactly what ``net`` does.
+    """
+    for name in ("backbone", "deconv_layers", "final_layer", "num_joints"):
+        if not hasattr(net, name):
+            raise ValueError(f"{type(net).__name__} has no {name!r}: expected a SimpleBaseline-style network")
+    deconvs = [m for m in net.deconv_layers.modules() if isinstance(m, nn.ConvTranspose2d)]
+    channels = deconvs[0].in_channels if deconvs else net.final_layer.in_channels
+    return WSCDANetwork(
+        net.backbone,
+        channels,
+        net.num_joints,
+        estimator=nn.Sequential(net.deconv_layers, net.final_layer),
+        discriminator=DomainDiscriminator(channels, hidden=discriminator_hidden),
+        discriminate_on=discriminate_on,
+    )

@@ -195,3 +195,19 @@ def test_domain_accuracy_by_hand():
     assert acc.rates()["human"] == pytest.approx(2 / 3)
     empty = DomainAccuracy()
     assert math.isnan(empty.rates()["target"]) and empty.metrics() == {}
+
+
+def test_wscda_around_a_pretrained_simple_baseline_predicts_what_it_did():
+    simple_baseline = pytest.importorskip("animalpose.models.simple_baseline")
+    from animalpose.adapt.wscda.network import wscda_from_pose_network
+
+    torch.manual_seed(0)
+    net = simple_baseline.simple_baseline(num_joints=20, depth=18, deconv_channels=32).eval()
+    model = wscda_from_pose_network(net, discriminator_hidden=16).eval()
+    x = torch.randn(1, 3, 64, 64)
+    out = model(x)
+    assert torch.allclose(out.heatmaps[0], net(x)[0])
+    assert out.features.shape == (1, 512, 2, 2) and out.domain_logits.shape == (1, 2)
+    assert model.extractor is net.backbone
+    with pytest.raises(ValueError, match="SimpleBaseline-style"):
+        wscda_from_pose_network(torch.nn.Linear(2, 2))
