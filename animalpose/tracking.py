@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -114,6 +115,11 @@ def data_tags(paths: Iterable[str | Path], prefix: str = "data") -> dict[str, st
     return tags
 
 
+def metric_key(name: str) -> str:
+    """An MLflow-legal metric name: ``val/pck@0.05`` → ``val/pck_at_0.05``; other odd characters → ``_``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name.replace("@", "_at_"))
+
+
 class _Shared:
     """State shared by a tracker and its children: on after the first failure, everything stops."""
 
@@ -133,11 +139,12 @@ class Tracker:
         enabled: False gives a tracker that does nothing (e.g. non-zero DDP ranks).
         tags: extra run tags; the git commit is always added as ``git.commit``.
         system_metrics: sample CPU / memory / GPU usage with psutil every ``system_interval`` s.
+        resume_run_id: reopen this existing run instead of creating one (``--resume``).
     """
 
     def __init__(self, experiment: str = "animalpose", run_name: str | None = None, *, uri: str | None = None,
                  enabled: bool = True, tags: Mapping[str, str] | None = None, system_metrics: bool = True,
-                 system_interval: float = 10.0, _parent: Tracker | None = None):
+                 system_interval: float = 10.0, resume_run_id: str | None = None, _parent: Tracker | None = None):
         self.experiment = experiment
         self.run_name = run_name
         self.uri = _parent.uri if _parent else resolve_uri(uri)
@@ -146,6 +153,7 @@ class Tracker:
         self.system_metrics = system_metrics
         self.system_interval = system_interval
         self.run_id: str | None = None
+        self.resume_run_id = resume_run_id
         self.experiment_id: str | None = None
         self._parent = _parent
         self._shared = _parent._shared if _parent else _Shared(self.uri)
@@ -172,6 +180,12 @@ class Tracker:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self._client = self._parent._client if self._parent else MlflowClient(tracking_uri=self.uri)
+        if self.resume_run_id:
+            run = self._client.get_run(self.resume_run_id)
+            self.experiment_id, self.run_id = run.info.experiment_id, run.info.run_id
+            self._client.update_run(self.run_id, status="RUNNING")
+            self._start_monitor()
+            return
         if self._parent is not None:
             self.experiment_id = self._parent.experiment_id
         else:
@@ -189,6 +203,9 @@ class Tracker:
             tags["mlflow.parentRunId"] = self._parent.run_id
         run = self._client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
         self.run_id = run.info.run_id
+        self._start_monitor()
+
+    def _start_monitor(self) -> None:
         if self.system_metrics:
             try:
                 from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
@@ -259,13 +276,13 @@ class Tracker:
         self._guard(lambda: self._client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Finite numeric metrics at ``step`` (NaN / inf values are skipped)."""
+        """Finite numeric metrics at ``step`` (NaN / inf skipped; names made legal by :func:`metric_key`)."""
         if not self.active:
             return
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, int(step or 0)) for k, v in metrics.items()
+        items = [Metric(metric_key(k), float(v), now, int(step or 0)) for k, v in metrics.items()
                  if v is not None and float(v) == float(v) and abs(float(v)) != float("inf")]
         if items:
             self._guard(lambda: self._client.log_batch(self.run_id, metrics=items))

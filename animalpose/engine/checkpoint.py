@@ -30,8 +30,13 @@ def to_plain(obj: Any) -> Any:
     Raises:
         TypeError: for any other object (it would not load with ``weights_only=True``).
     """
-    if obj is None or isinstance(obj, bool | int | float | str | torch.Tensor):
+    if obj is None or isinstance(obj, torch.Tensor):
         return obj
+    if isinstance(obj, bool):
+        return bool(obj)
+    for plain in (int, float, str):  # subclasses (e.g. torch's TorchVersion) become the plain type
+        if isinstance(obj, plain):
+            return plain(obj)
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -121,7 +126,7 @@ def save_checkpoint(path: str | Path, *, model: Mapping, schema: KeypointSchema,
         "schema": schema.to_dict(),
         "metrics": to_plain(metrics or {}),
         "extra": to_plain(extra or {}),
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
     }
     return atomic_torch_save(ckpt, path)
 

@@ -1,0 +1,154 @@
+"""From a typed :class:`~animalpose.config.ExperimentConfig` to the objects the trainer uses.
+
+Everything that can fail on bad input (unreadable dataset, unknown schema, joint-count mismatch) fails
+here, before any training starts, with an error naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from animalpose.codecs import Codec, build_codec
+from animalpose.config import ExperimentConfig
+from animalpose.data.augment import build_augmenter
+from animalpose.data.dataset import Normalization, TopDownDataset, dataset_normalization
+from animalpose.data.readers import dataset_schema, read_dataset
+from animalpose.data.records import PoseDataset, PoseRecord
+from animalpose.data.transforms import PADDING_REAL
+from animalpose.errors import ConfigError, DataError
+from animalpose.keypoints import KeypointSchema, load_schema
+from animalpose.models.factory import build_model as factory_build_model
+from animalpose.models.heads import PoseModel
+
+HOURGLASS_STACKS = {"hourglass1": 1, "hourglass2": 2, "hourglass4": 4, "hourglass8": 8}
+
+
+@dataclass
+class DataBundle:
+    """The datasets of one experiment.
+
+    Attributes:
+        schema: keypoint schema of every record.
+        train: the training samples (augmented).
+        val: named validation sets (plain crops); names are the file stems of ``data.val``.
+        normalization: the mean/std the images were normalised with (stored in checkpoints).
+    """
+
+    schema: KeypointSchema
+    train: TopDownDataset | None
+    val: dict[str, TopDownDataset]
+    normalization: Normalization
+    sources: list[Path]
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` → cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_codec(cfg: ExperimentConfig) -> Codec:
+    return build_codec(cfg.codec.kind, tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size),
+                       cfg.codec.sigma, beta=cfg.codec.beta)
+
+
+def _read(path: Path, cfg: ExperimentConfig, schema: str | None) -> PoseDataset:
+    return read_dataset(path, cfg.data.format, schema)
+
+
+def _padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
+    synthetic = dataset.format == "ccssl" or bool(dataset.meta.get("synthetic"))
+    return cfg.data.bbox_padding_synthetic if synthetic else cfg.data.bbox_padding_real
+
+
+def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | None,
+                 ) -> tuple[list[PoseRecord], KeypointSchema | None, float]:
+    """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use."""
+    records: list[PoseRecord] = []
+    schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
+    padding = PADDING_REAL
+    for path in paths:
+        ds = _read(path, cfg, schema_name)
+        own = dataset_schema(ds)
+        if own is None:
+            raise DataError(str(path), "schema", "dataset has no keypoint labels (unlabelled video?)")
+        if schema is None:
+            schema = own
+        elif own.joints != schema.joints:
+            raise DataError(str(path), "schema", f"dataset schema {own.name!r} differs from {schema.name!r}")
+        padding = _padding(ds, cfg) if ds.format else padding
+        labelled = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+        if not labelled:
+            raise DataError(str(path), "annotations", "no labelled instances")
+        records.extend(labelled)
+    return records, schema, padding
+
+
+def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = True) -> DataBundle:
+    """Read ``data.train`` and ``data.val`` and build top-down datasets.
+
+    Raises:
+        ConfigError when ``data.train`` is empty (for training);
+        DataError naming the file for unreadable or inconsistent datasets.
+    """
+    seed = cfg.train.seed if seed is None else seed
+    codec = make_codec(cfg)
+    schema_name = cfg.data.schema_name
+    train_records: list[PoseRecord] = []
+    schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
+    pad = PADDING_REAL
+    if train:
+        if not cfg.data.train:
+            raise ConfigError("<config>", "data.train", "no training data given")
+        train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name)
+    val_records: dict[str, tuple[list[PoseRecord], float]] = {}
+    for path in cfg.data.val:
+        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None))
+        if schema is None:
+            schema = vschema
+        elif vschema.joints != schema.joints:
+            raise DataError(str(path), "schema", f"validation schema {vschema.name!r} differs from {schema.name!r}")
+        name = Path(path).stem if Path(path).is_file() else Path(path).name
+        while name in val_records:
+            name += "_"
+        val_records[name] = (recs, vpad)
+    if schema is None:
+        raise ConfigError("<config>", "data", "no dataset to take a keypoint schema from")
+    if cfg.data.normalisation == "dataset" and train_records:
+        norm = dataset_normalization(train_records)
+    else:
+        norm = Normalization()
+    train_set = None
+    if train:
+        augment = None if cfg.augment.preset == "none" else build_augmenter(
+            cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=cfg.codec.kind == "udp")
+        train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad,
+                                   udp=cfg.codec.kind == "udp", normalization=norm, seed=seed)
+    val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=cfg.codec.kind == "udp",
+                                     normalization=norm, seed=seed)
+                for name, (recs, vpad) in val_records.items()}
+    return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val])
+
+
+def make_model(cfg: ExperimentConfig, schema: KeypointSchema) -> PoseModel:
+    """The network of ``model.name`` for ``schema``'s joints; ``model.channels`` sets the hourglass width."""
+    name = cfg.model.name
+    k = cfg.model.num_joints or schema.num_joints
+    if k != schema.num_joints:
+        raise ConfigError("<config>", "model.num_joints", f"{k} joints but schema {schema.name!r} has "
+                                                          f"{schema.num_joints}")
+    arch: dict = {}
+    if name in HOURGLASS_STACKS:
+        if cfg.model.stacks is not None and cfg.model.stacks != HOURGLASS_STACKS[name]:
+            raise ConfigError("<config>", "model.stacks", f"{name} has {HOURGLASS_STACKS[name]} stacks, "
+                                                          f"got {cfg.model.stacks}")
+        if cfg.model.channels != 256:
+            arch["num_feats"] = cfg.model.channels // 2
+    w, h = cfg.data.input_size
+    return factory_build_model(name, k, head="dsnt" if cfg.model.head == "dsnt" else "heatmap",
+                               input_size=(h, w), pretrained=str(cfg.model.pretrained) if cfg.model.pretrained
+                               else None, **arch)

@@ -1,0 +1,171 @@
+"""``evaluate(checkpoint, data)``: every metric of :mod:`animalpose.evaluation` on a labelled dataset.
+
+The checkpoint is opened first (a corrupt file or a checkpoint of another schema is a DataError
+naming it), then the dataset is read and checked, then the model runs with flip test.
+Metrics (fractions in [0, 1]):
+
+- ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition) and ``pck_crop@0.05_ref`` (the
+  reference's batch-averaged number, batch 6 unless told otherwise);
+- ``pck_bbox@α`` for α in 0.05, 0.1, 0.2 in original-image pixels;
+- ``pckh@0.5`` when the schema has ``head_top`` and ``upper_neck`` (MPII) — head box when known,
+  else the head-top–neck distance (:func:`animalpose.evaluation.head_sizes`);
+- ``AP``, ``AP50``, ... ``AR`` (OKS, pycocotools) when the schema has sigmas; instance score = mean
+  of the joints' heatmap maxima.
+
+``per_joint`` is PCK@0.05 (crop) by joint name; ``per_joint_tables`` holds the other per-joint metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from animalpose.config import ExperimentConfig, parse_config
+from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.flip import flip_permutation_or_none
+from animalpose.data.readers import dataset_schema, read_dataset
+from animalpose.data.transforms import crop_to_original
+from animalpose.engine.build import make_codec, make_model, pick_device
+from animalpose.engine.checkpoint import load_checkpoint, schema_of
+from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.errors import DataError
+from animalpose.evaluation import (
+    crop_distances,
+    head_sizes,
+    oks_ap,
+    pck_batch_averaged,
+    pck_bbox,
+    pck_from_distances,
+    pckh,
+    per_joint_table,
+)
+from animalpose.keypoints import KeypointSchema
+
+ALPHAS = (0.05, 0.1, 0.2)
+
+
+def config_from_checkpoint(ckpt: dict, where: str) -> ExperimentConfig:
+    """The training configuration stored in a checkpoint, without its dataset paths (they may be gone)."""
+    raw = dict(ckpt.get("config") or {})
+    raw["data"] = {**raw.get("data", {}), "train": [], "val": [], "target": []}
+    raw["model"] = {**raw.get("model", {}), "pretrained": None}
+    return parse_config(raw, where=where)
+
+
+def load_model(checkpoint: str | Path, device: torch.device | str = "cpu", ema: bool = True):
+    """(model in eval mode, schema, config, normalisation, checkpoint dict) from a checkpoint file."""
+    ckpt = load_checkpoint(checkpoint)
+    schema = schema_of(ckpt)
+    cfg = config_from_checkpoint(ckpt, str(checkpoint))
+    model = make_model(cfg, schema)
+    weights = ckpt["ema"] if ema and ckpt.get("ema") else ckpt["model"]
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise DataError(str(checkpoint), "model", f"weights do not fit {cfg.model.name}: "
+                                                  f"{str(exc).splitlines()[0]}") from exc
+    norm = (ckpt.get("extra") or {}).get("normalization") or {}
+    normalization = Normalization(tuple(norm["mean"]), tuple(norm["std"])) if norm else Normalization()
+    device = torch.device(device) if isinstance(device, str) else device
+    return model.to(device).eval(), schema, cfg, normalization, ckpt
+
+
+def check_dataset_schema(dataset, schema: KeypointSchema, where: str) -> None:
+    own = dataset_schema(dataset)
+    if own is None or own.joints != schema.joints:
+        name = "unlabelled" if own is None else f"{own.name!r} ({own.num_joints} joints)"
+        raise DataError(where, "schema", f"dataset has schema {name}; the checkpoint predicts {schema.name!r} "
+                                         f"({schema.num_joints} joints)")
+
+
+@torch.no_grad()
+def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
+             batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
+             workers: int = 0, progress: bool = True) -> dict:
+    """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
+
+    Returns:
+        ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
+        "instances": n, "checkpoint": str, "data": str, "seconds": float}``.
+    """
+    dev = pick_device(device)
+    model, schema, cfg, norm, _ = load_model(checkpoint, dev)
+    ds = read_dataset(data, format, schema.name if schema.name in _known() else None, split=split)
+    check_dataset_schema(ds, schema, str(data))
+    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    if not records:
+        raise DataError(str(data), "annotations", "no labelled instances to evaluate")
+    synthetic = ds.format == "ccssl" or bool(ds.meta.get("synthetic"))
+    padding = cfg.data.bbox_padding_synthetic if synthetic else cfg.data.bbox_padding_real
+    codec = make_codec(cfg)
+    tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=cfg.codec.kind == "udp",
+                         normalization=norm)
+    loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
+    perm = flip_permutation_or_none(schema) if flip else None
+    shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+    dists, preds, gts, boxes, used = [], [], [], [], []
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
+    for batch in loader:
+        if "image" not in batch:
+            continue
+        hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
+        dists.append(crop_distances(hm.numpy(), batch["target"].numpy()))
+        coords, maxvals = codec.decode(hm)
+        orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
+        preds.append(np.concatenate([orig, maxvals[..., None]], -1))
+        gts.append(batch["meta"]["keypoints"].numpy())
+        used.extend(int(i) for i in batch["meta"]["index"])
+        if bar is not None:
+            bar.update(len(hm))
+    if bar is not None:
+        bar.close()
+    d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
+    recs = [records[i] for i in used]
+    for r in recs:
+        box = r.bbox if r.bbox is not None else (0, 0, *(r.image_size or (0, 0)))
+        boxes.append(box)
+    metrics: dict[str, float] = {}
+    tables: dict[str, dict[str, float]] = {}
+    for a in ALPHAS:
+        r = pck_from_distances(d, a)
+        metrics[f"pck_crop@{a}"] = r.mean
+        tables[f"pck_crop@{a}"] = per_joint_table(schema, r.per_joint)
+        rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64))
+        metrics[f"pck_bbox@{a}"] = rb.mean
+        tables[f"pck_bbox@{a}"] = per_joint_table(schema, rb.per_joint)
+    metrics[f"pck_crop@0.05_ref_b{ref_batch_size}"] = pck_batch_averaged(d, 0.05, ref_batch_size)
+    if "head_top" in schema.joints and "upper_neck" in schema.joints:
+        sizes, how = head_sizes(recs, schema)
+        rh = pckh(pred, gt, sizes, 0.5)
+        metrics["pckh@0.5"] = rh.mean
+        tables["pckh@0.5"] = per_joint_table(schema, rh.per_joint)
+        metrics_note = {"pckh_head_size": how}
+    else:
+        metrics_note = {}
+    if schema.sigmas is not None:
+        image_ids = {}
+        for r in recs:
+            if r.image_id is None:
+                r.image_id = image_ids.setdefault((r.image, r.frame_index), len(image_ids) + 1)
+        results = [{"image_id": r.image_id, "keypoints": p.reshape(-1).tolist(), "score": float(p[:, 2].mean())}
+                   for r, p in zip(recs, pred, strict=True)]
+        metrics.update(oks_ap(recs, results, schema, str(data)))
+    return {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
+            "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
+            "seconds": time.perf_counter() - t0}
+
+
+def _known() -> set[str]:
+    from animalpose.keypoints import list_schemas
+
+    return set(list_schemas())

@@ -1,0 +1,55 @@
+"""Forward passes shared by validation, evaluation and prediction: final heatmaps, with flip test."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from animalpose.data.flip import flip_heatmaps
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / compiled wrappers."""
+    return getattr(model, "module", model)
+
+
+def flip_shift_for(model_name: str, codec_kind: str) -> bool:
+    """Whether flipped heatmaps are shifted one pixel when averaged.
+
+    The MSRA/SimpleBaseline/HRNet code shifts (its heatmap grid is not symmetric about the mirror
+    axis); UDP needs no shift; the CC-SSL hourglass code (pytorch-pose ``flip_back``) does not shift.
+    """
+    return codec_kind != "udp" and not model_name.startswith(("hourglass", "pyranet"))
+
+
+@torch.no_grad()
+def final_heatmaps(model: nn.Module, images: torch.Tensor, flip_permutation: np.ndarray | None = None,
+                   flip_shift: bool = False, channels_last: bool = False) -> torch.Tensor:
+    """Heatmaps of the last stage, averaged with the mirrored input's when ``flip_permutation`` is given.
+
+    Args:
+        images: (N, 3, H, W) normalised input crops.
+        flip_permutation: (K,) joint permutation of a horizontal flip, or None for no flip test.
+
+    Returns:
+        (N, K, h, w) float32.
+    """
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    out = model(images)[-1].float()
+    if flip_permutation is not None:
+        flipped = model(images.flip(-1))[-1].float()
+        out = 0.5 * (out + flip_heatmaps(flipped, flip_permutation, shift=flip_shift))
+    return out
+
+
+def normalise(images: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """(N, H, W, 3) uint8 RGB -> (N, 3, H, W) float32 normalised."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (t - m) / s

@@ -1,0 +1,330 @@
+"""``predict(checkpoint, inputs, out)``: keypoints on images, folders and videos.
+
+Boxes: the whole frame (one animal per frame), or the boxes of a COCO detection results file
+(``[{"image_id", "bbox": [x, y, w, h], "score", "category_id"}]``), matched to an image by the integer
+in its file stem (COCO naming, ``000000000785.jpg`` → 785) and to a video frame by its frame index.
+
+Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem>`` = ``images``):
+
+- ``<stem>.csv``: DeepLabCut-style table, header rows ``scorer`` / (``individuals``) / ``bodyparts`` /
+  ``coords`` (x, y, likelihood), one row per frame or image (likelihood = heatmap maximum);
+- ``<stem>.json``: COCO keypoint results (``image_id`` = frame index for videos, per-image id for
+  images), score = mean likelihood;
+- ``<stem>_labelled.mp4`` for videos (``labelled/`` PNGs for images): the skeleton drawn, joints
+  coloured by confidence from red (0) to green (1).
+
+Inputs are all checked before work starts: a missing file or a video whose first frame does not
+decode is a DataError naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from animalpose.data.flip import flip_permutation_or_none
+from animalpose.data.images import read_image
+from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
+from animalpose.engine.build import make_codec, pick_device
+from animalpose.engine.evaluate import load_model
+from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.errors import DataError
+
+
+def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(images, videos) from files and folders (folders: their images and videos, sorted), all checked."""
+    images, videos = [], []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+            if not found:
+                raise DataError(str(p), "input", "folder holds no images or videos")
+        elif p.is_file():
+            found = [p]
+        else:
+            raise DataError(str(p), "input", "no such file or folder")
+        for q in found:
+            if q.suffix.lower() in VIDEO_SUFFIXES:
+                check_video(q)
+                videos.append(q)
+            elif q.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(q)
+            else:
+                raise DataError(str(q), "input", f"not an image or video ({q.suffix or 'no suffix'})")
+    return images, videos
+
+
+def check_video(path: Path) -> dict:
+    """Open ``path`` and decode its first frame; DataError naming it otherwise. Returns fps/size/frames."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok or frame is None:
+            raise DataError(str(path), "video", "cannot decode video (no readable first frame)")
+        return {"fps": cap.get(cv2.CAP_PROP_FPS) or 30.0, "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
+                "width": frame.shape[1], "height": frame.shape[0]}
+    finally:
+        cap.release()
+
+
+def load_detections(path: Path | None, min_score: float = 0.0) -> dict[int, list[tuple[float, ...]]] | None:
+    """image_id → boxes (x, y, w, h) from a COCO detection results file."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text())
+        out: dict[int, list[tuple[float, ...]]] = {}
+        for i, d in enumerate(data):
+            if float(d.get("score", 1.0)) >= min_score and int(d.get("category_id", 1)) == 1:
+                x, y, w, h = (float(v) for v in d["bbox"])
+                if w <= 0 or h <= 0:
+                    raise DataError(str(path), f"[{i}].bbox", f"empty box {d['bbox']}")
+                out.setdefault(int(d["image_id"]), []).append((x, y, w, h))
+        return out
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(str(path), "detections", f"not a COCO detection results file: {exc}") from exc
+
+
+def _image_id(path: Path, fallback: int) -> int:
+    digits = "".join(ch for ch in path.stem if ch.isdigit())
+    return int(digits) if digits and path.stem.isdigit() else fallback
+
+
+def confidence_colour(c: float) -> tuple[int, int, int]:
+    """BGR from red (0) through yellow to green (1)."""
+    c = float(np.clip(c, 0.0, 1.0))
+    return (0, int(255 * min(1.0, 2 * c)), int(255 * min(1.0, 2 * (1 - c))))
+
+
+def draw_pose(frame_bgr: np.ndarray, keypoints: np.ndarray, skeleton, scale: float = 1.0) -> np.ndarray:
+    """Draw (K, 3) x, y, confidence on a BGR frame (in place); bones take the weaker joint's colour."""
+    r = max(2, round(3 * scale * max(frame_bgr.shape[:2]) / 512))
+    kp = keypoints.copy()
+    kp[:, :2] *= scale
+    for a, b in skeleton:
+        pa, pb = kp[a], kp[b]
+        cv2.line(frame_bgr, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])),
+                 confidence_colour(min(pa[2], pb[2])), max(1, r // 2), cv2.LINE_AA)
+    for x, y, c in kp:
+        cv2.circle(frame_bgr, (int(x), int(y)), r, confidence_colour(c), -1, cv2.LINE_AA)
+    return frame_bgr
+
+
+class Predictor:
+    """A loaded checkpoint that maps frames and boxes to keypoints in frame pixels."""
+
+    def __init__(self, checkpoint: str | Path, device: str = "auto", flip: bool = True, batch_size: int = 32):
+        self.device = pick_device(device)
+        self.model, self.schema, self.cfg, self.norm, _ = load_model(checkpoint, self.device)
+        self.codec = make_codec(self.cfg)
+        self.input_size = tuple(self.cfg.data.input_size)
+        self.perm = flip_permutation_or_none(self.schema) if flip else None
+        self.shift = flip_shift_for(self.cfg.model.name, self.cfg.codec.kind)
+        self.batch_size = batch_size
+        self.padding = self.cfg.data.bbox_padding_real
+
+    @torch.no_grad()
+    def __call__(self, crops: list[tuple[np.ndarray, tuple[float, ...] | None]]) -> np.ndarray:
+        """[(RGB frame (H, W, 3), box or None for the whole frame)] → (N, K, 3) x, y, likelihood."""
+        tensors, mats = [], []
+        for frame, box in crops:
+            if box is None:
+                center, scale = box_to_center_scale((0, 0, frame.shape[1], frame.shape[0]),
+                                                    self.input_size[0] / self.input_size[1], padding=1.0)
+            else:
+                center, scale = box_to_center_scale(box, self.input_size[0] / self.input_size[1], self.padding)
+            m = crop_matrix(center, scale, self.input_size, 0.0, self.cfg.codec.kind == "udp")
+            tensors.append(self.norm(warp_image(frame, m, self.input_size)))
+            mats.append(m)
+        out = []
+        for i in range(0, len(tensors), self.batch_size):
+            x = torch.stack(tensors[i:i + self.batch_size]).to(self.device)
+            hm = final_heatmaps(self.model, x, self.perm, self.shift).cpu()
+            coords, maxvals = self.codec.decode(hm)
+            orig = crop_to_original(coords, np.stack(mats[i:i + self.batch_size]))
+            out.append(np.concatenate([orig, np.clip(maxvals, 0, 1)[..., None]], -1))
+        return np.concatenate(out) if out else np.zeros((0, self.schema.num_joints, 3))
+
+
+def _frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
+    cap = cv2.VideoCapture(str(video))
+    try:
+        i = 0
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            i += 1
+    finally:
+        cap.release()
+
+
+class _Writers:
+    """CSV rows and COCO results of one output stem, written atomically at the end."""
+
+    def __init__(self, out: Path, stem: str, schema, individuals: int, scorer: str):
+        self.out, self.stem, self.schema, self.individuals, self.scorer = out, stem, schema, individuals, scorer
+        self.rows: list[list] = []
+        self.results: list[dict] = []
+
+    def add(self, index, image_id: int, poses: np.ndarray) -> None:
+        row = [index]
+        for n in range(self.individuals):
+            if n < len(poses):
+                row += [f"{v:.3f}" for v in poses[n].reshape(-1)]
+            else:
+                row += [""] * (3 * self.schema.num_joints)
+        self.rows.append(row)
+        for p in poses:
+            self.results.append({"image_id": int(image_id), "category_id": 1,
+                                 "keypoints": [round(float(v), 3) for v in p.reshape(-1)],
+                                 "score": float(p[:, 2].mean())})
+
+    def close(self) -> list[Path]:
+        k = self.schema.num_joints
+        header = [["scorer"] + [self.scorer] * (3 * k * self.individuals)]
+        if self.individuals > 1:
+            header.append(["individuals"] + [f"animal{n}" for n in range(self.individuals) for _ in range(3 * k)])
+        parts = [j for _ in range(self.individuals) for j in self.schema.joints for _ in range(3)]
+        header.append(["bodyparts", *parts])
+        header.append(["coords"] + ["x", "y", "likelihood"] * k * self.individuals)
+        csv_path = self.out / f"{self.stem}.csv"
+        tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+        with tmp.open("w", newline="") as fh:
+            csv.writer(fh).writerows(header + self.rows)
+        os.replace(tmp, csv_path)
+        json_path = self.out / f"{self.stem}.json"
+        tmp = json_path.with_name(f".{json_path.name}.tmp")
+        tmp.write_text(json.dumps(self.results))
+        os.replace(tmp, json_path)
+        return [csv_path, json_path]
+
+
+def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, detections: str | Path | None = None,
+            min_score: float = 0.0, device: str = "auto", flip: bool = True, batch_size: int = 32,
+            video_scale: float = 1.0, write_video: bool = True, progress: bool = True) -> dict:
+    """Predict keypoints on ``inputs`` and write CSV, COCO JSON and labelled media to ``out``.
+
+    Args:
+        video_scale: size of the labelled video relative to the input frames.
+
+    Returns:
+        ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
+    """
+    predictor = Predictor(checkpoint, device, flip, batch_size)
+    images, videos = collect_inputs(list(inputs))
+    dets = load_detections(Path(detections), min_score) if detections else None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    schema = predictor.schema
+    scorer = Path(checkpoint).stem
+    outputs: list[Path] = []
+    t0, n_frames = time.perf_counter(), 0
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        total = len(images) + sum(max(0, check_video(v)["frames"]) for v in videos)
+        bar = tqdm(total=total, desc="predict", unit="frame", file=sys.stderr, dynamic_ncols=True)
+
+    done = [0]
+
+    def tick(n: int = 1) -> None:
+        done[0] += n
+        if bar is not None:
+            bar.update(n)
+            bar.set_postfix(fps=f"{done[0] / max(time.perf_counter() - t0, 1e-9):.1f}")
+
+    individuals = max((len(b) for b in dets.values()), default=1) if dets else 1
+    if images:
+        w = _Writers(out, "images", schema, individuals, scorer)
+        (out / "labelled").mkdir(exist_ok=True)
+        for i, path in enumerate(images):
+            frame = read_image(path)
+            image_id = _image_id(path, i + 1)
+            boxes = dets.get(image_id, []) if dets is not None else [None]
+            poses = predictor([(frame, b) for b in boxes]) if boxes else np.zeros((0, schema.num_joints, 3))
+            w.add(str(path), image_id, poses)
+            canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            for p in poses:
+                draw_pose(canvas, p, schema.skeleton)
+            cv2.imwrite(str(out / "labelled" / f"{path.stem}.png"), canvas)
+            n_frames += 1
+            tick()
+        outputs += w.close()
+    for video in videos:
+        written, n = _predict_video(predictor, video, out, dets, individuals, scorer, video_scale, write_video,
+                                    batch_size, tick)
+        outputs += written
+        n_frames += n
+    if bar is not None:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    return {"outputs": [str(p) for p in outputs], "frames": n_frames, "seconds": seconds,
+            "fps": n_frames / max(seconds, 1e-9)}
+
+
+def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individuals: int, scorer: str,
+                   video_scale: float, write_video: bool, batch_size: int, tick) -> tuple[list[Path], int]:
+    """One video, streamed in batches of frames: CSV + JSON (+ labelled MP4). Returns (paths, frames)."""
+    schema = predictor.schema
+    info = check_video(video)
+    w = _Writers(out, video.stem, schema, individuals, scorer)
+    writer = None
+    size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
+    mp4 = out / f"{video.stem}_labelled.mp4"
+    tmp_mp4 = out / f".{video.stem}_labelled.tmp.mp4"
+    if write_video:
+        writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
+        if not writer.isOpened():
+            raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
+    n = 0
+    for pending in _batches(_frames(video), batch_size):
+        crops, owners = [], []
+        for idx, frame in pending:
+            boxes = dets.get(idx, []) if dets is not None else [None]
+            crops += [(frame, b) for b in boxes]
+            owners += [idx] * len(boxes)
+        poses = predictor(crops) if crops else np.zeros((0, schema.num_joints, 3))
+        owners_arr = np.asarray(owners)
+        for idx, frame in pending:
+            mine = poses[owners_arr == idx] if len(owners) else poses
+            w.add(idx, idx, mine)
+            if writer is not None:
+                canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                if video_scale != 1.0:
+                    canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+                for p in mine:
+                    draw_pose(canvas, p, schema.skeleton, video_scale)
+                writer.write(canvas)
+        n += len(pending)
+        tick(len(pending))
+    paths = []
+    if writer is not None:
+        writer.release()
+        os.replace(tmp_mp4, mp4)
+        paths.append(mp4)
+    return paths + w.close(), n
+
+
+def _batches(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

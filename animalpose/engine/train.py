@@ -1,0 +1,158 @@
+"""``train(cfg)``: everything around the loop — data, model, tracking, resume, figures, registration.
+
+Order of work: the configuration is already validated; datasets are read and checked, the resume
+checkpoint (if any) is opened and checked against the schema, and only then does training start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from animalpose.config import ExperimentConfig, flatten
+from animalpose.engine.build import build_data, make_codec, make_model, pick_device
+from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.distributed import init_distributed, shutdown_distributed
+from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
+from animalpose.errors import DataError
+from animalpose.evaluation import per_joint_table
+from animalpose.paths import data_home
+from animalpose.tracking import Tracker, data_tags
+
+
+def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:
+    """``<data home>/runs/<experiment>/<name>``: stable, so ``--resume`` finds the last checkpoint."""
+    return data_home() / "runs" / cfg.tracking.experiment / name
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=lambda v: None if v != v else str(v)))
+    os.replace(tmp, path)
+
+
+def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,
+          progress: bool = True, halt_after_steps: int | None = None, register_as: str | None = None) -> TrainResult:
+    """Train the model of ``cfg`` on its data; checkpoints go to ``out_dir`` (see :func:`default_out_dir`).
+
+    Args:
+        resume: continue from ``out_dir/last.ckpt`` (model, optimiser, schedule, RNG, MLflow run).
+        halt_after_steps: test hook that stops after that many steps without saving (simulates a kill).
+        register_as: registered-model name for the best checkpoint (default ``<experiment>-<model>``).
+
+    Raises:
+        DataError / ConfigError naming the file, before any training, for bad data or a bad checkpoint.
+    """
+    device = pick_device(cfg.train.device)
+    dist = init_distributed(device)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, name)
+    try:
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        data = build_data(cfg)
+        last = out / "last.ckpt"
+        run_id = None
+        if resume:
+            if not last.is_file():
+                raise DataError(str(last), "checkpoint", "--resume: no checkpoint to resume from")
+            run_id = (load_checkpoint(last, schema=data.schema).get("extra") or {}).get("run_id")
+        model = make_model(cfg, data.schema)
+        tracker = None
+        if dist.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            tracker = Tracker(cfg.tracking.experiment, name, uri=cfg.tracking.uri, enabled=cfg.tracking.enabled,
+                              tags={"stage": "train", "schema": data.schema.name, "model": cfg.model.name,
+                                    **data_tags(data.sources)},
+                              resume_run_id=run_id).start()
+            if not resume:
+                tracker.log_params(flatten(cfg))
+        extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
+        trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
+                          dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
+        if resume:
+            trainer.resume(last)
+        try:
+            result = trainer.fit()
+        except KeyboardInterrupt:
+            if dist.is_main:
+                trainer.save(last)
+                print(f"interrupted: saved {last}; continue with --resume", file=sys.stderr)
+            if tracker:
+                tracker.end("KILLED")
+            raise
+        if dist.is_main and not result.halted:
+            _finish(cfg, trainer, result, tracker, register_as)
+        if tracker:
+            tracker.end("FINISHED")
+        return result
+    finally:
+        shutdown_distributed()
+
+
+def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
+            register_as: str | None) -> None:
+    """Per-joint table, figures, the best checkpoint as an artifact and a registered model version."""
+    from animalpose import plots
+
+    out = result.out_dir
+    schema = trainer.schema
+    summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
+               "images_per_s": result.images_per_second, "history": result.history}
+    if trainer.last_per_joint is not None:
+        summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
+    _write_json(out / "summary.json", summary)
+    figures = {}
+    series = {k: [(h["epoch"], h[k]) for h in result.history if k in h and h[k] == h[k]]
+              for k in ("train/loss", "val/loss", "val/pck@0.05")}
+    figures["learning_curves.png"] = plots.learning_curve_figure(series)
+    if trainer.last_per_joint is not None:
+        figures["per_joint_pck.png"] = plots.per_joint_figure(per_joint_table(schema, trainer.last_per_joint),
+                                                              "validation PCK@0.05 (crop) per joint")
+    grid = _prediction_grid(cfg, trainer)
+    if grid is not None:
+        figures["predictions.png"] = grid
+    for fname, fig in figures.items():
+        plots.save_figure(fig, out / "plots" / fname)
+        if tracker:
+            tracker.log_figure(fig, f"plots/{fname}")
+    if tracker and tracker.active:
+        if trainer.last_per_joint is not None:
+            tracker.log_table(per_joint_table(schema, trainer.last_per_joint), "tables/val_pck_per_joint.json")
+        best = result.best_checkpoint or result.last_checkpoint
+        tracker.log_artifact(best, "model")
+        tracker.log_artifact(out / "summary.json")
+        name = register_as or f"{cfg.tracking.experiment}-{cfg.model.name}"
+        version = tracker.register_model(f"model/{best.name}", name, tags={"schema": schema.name})
+        if version:
+            tracker.set_tags({"registered_model": f"{name}/{version}"})
+
+
+@torch.no_grad()
+def _prediction_grid(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
+    """Predictions on a fixed set of validation crops (the first ``n`` of the first set)."""
+    from animalpose import plots
+    from animalpose.engine.inference import final_heatmaps, unwrap
+
+    if not trainer.val_sets:
+        return None
+    ds = next(iter(trainer.val_sets.values()))
+    samples = [s for s in (ds[i] for i in range(min(n, len(ds)))) if s is not None]
+    if not samples:
+        return None
+    module = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
+    module.eval()
+    images = torch.stack([s["image"] for s in samples]).to(trainer.device)
+    hm = final_heatmaps(module, images, trainer.flip_perm, trainer.flip_shift)
+    coords, maxvals = make_codec(cfg).decode(hm.cpu())
+    crops = [ds.normalization.denormalize(s["image"]) for s in samples]
+    preds = [np.concatenate([c, m[:, None]], 1) for c, m in zip(coords, maxvals, strict=True)]
+    gts = [s["meta"]["crop_keypoints"].numpy() for s in samples]
+    return plots.prediction_grid_figure(crops, preds, gts, trainer.schema.skeleton,
+                                        title="validation predictions (rings: ground truth)")

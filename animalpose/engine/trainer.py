@@ -1,0 +1,377 @@
+"""The training loop: optimisers and schedules of the references, AMP, EMA, flip-test validation,
+best-model selection, early stopping, exact resume, DDP, checkpoints and MLflow tracking.
+
+Defaults follow the papers: RMSprop lr 2.5e-4 for the stacked hourglass (Newell et al. 2016; CC-SSL),
+Adam lr 1e-3 for SimpleBaseline (Xiao et al. 2018) and HRNet (Sun et al. 2019). Every stage output
+of the network is supervised (intermediate supervision): the loss is ``heatmap_mse`` over the list.
+
+Exact resume: the sample order of epoch ``e`` depends only on ``seed + e`` (:class:`EpochSampler`),
+augmentation on (seed, epoch, index) (the dataset), so a run restarted from a checkpoint written at
+step ``s`` replays epoch ``e`` from sample ``s_e × batch`` with every RNG state restored. On the CPU
+in deterministic mode the resumed run ends with bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from animalpose.config import ExperimentConfig, to_dict
+from animalpose.data.dataset import TopDownDataset, collate_skip
+from animalpose.data.flip import flip_permutation_or_none
+from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, strip_ddp_prefix
+from animalpose.engine.distributed import DistInfo, EpochSampler, all_reduce_sum
+from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
+from animalpose.evaluation import crop_distances, pck_from_distances
+from animalpose.keypoints import KeypointSchema
+from animalpose.tracking import Tracker
+
+
+def build_optimizer(cfg: ExperimentConfig, params) -> torch.optim.Optimizer:
+    """``train.optimizer`` with ``train.lr`` / ``weight_decay`` / ``momentum`` (RMSprop: PyTorch defaults
+    alpha 0.99, eps 1e-8, as in pytorch-pose; Adam: betas 0.9, 0.999)."""
+    t = cfg.train
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def lr_factor(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> float:
+    """Multiplier of the base lr after ``step`` optimiser steps.
+
+    Linear warm-up over ``train.warmup_steps``, then ``step``: × gamma at each milestone epoch passed, or
+    ``cosine``: 0.5 (1 + cos(π t)) with t the fraction of post-warm-up steps done.
+    """
+    t = cfg.train
+    warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    if t.schedule == "step":
+        epoch = step // max(1, steps_per_epoch)
+        return warm * t.gamma ** sum(epoch >= m for m in t.milestones)
+    total = max(1, t.epochs * steps_per_epoch - t.warmup_steps)
+    frac = min(1.0, max(0.0, (step - t.warmup_steps) / total))
+    return warm * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+class ModelEMA:
+    """Exponential moving average of parameters (buffers copied): ``ema = d · ema + (1 - d) · w``."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.module = copy.deepcopy(unwrap(model)).eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        src = unwrap(model).state_dict()
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point and k in dict(self.module.named_parameters()):
+                v.mul_(self.decay).add_(src[k].detach(), alpha=1 - self.decay)
+            else:
+                v.copy_(src[k])
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    best_score: float | None
+    history: list[dict] = field(default_factory=list)
+    run_id: str | None = None
+    images_per_second: float = float("nan")
+    stopped_early: bool = False
+    halted: bool = False
+
+
+class Trainer:
+    """Trains ``model`` on ``train_set``, validating on ``val_sets`` every epoch.
+
+    Args:
+        cfg: the resolved experiment configuration.
+        model: the network (built on the CPU; moved to the configured device here).
+        schema: keypoint schema of the data and the head.
+        train_set: augmented training samples; val_sets: name → plain-crop validation samples.
+        out_dir: where ``last.ckpt`` and ``best.ckpt`` are written.
+        tracker: MLflow run (rank 0), or None.
+        dist: process-group information (rank, world size).
+        halt_after_steps: test hook: stop after this many global steps *without* saving (a kill).
+        extra: plain-typed metadata stored in every checkpoint (e.g. normalisation).
+    """
+
+    def __init__(self, cfg: ExperimentConfig, model: nn.Module, schema: KeypointSchema, train_set: TopDownDataset,
+                 val_sets: dict[str, TopDownDataset], out_dir: Path, *, device: torch.device,
+                 tracker: Tracker | None = None, dist: DistInfo | None = None, progress: bool = True,
+                 halt_after_steps: int | None = None, extra: dict | None = None, log_every: int = 10):
+        from animalpose.losses import heatmap_mse
+
+        self.cfg, self.schema, self.out_dir = cfg, schema, Path(out_dir)
+        self.device, self.dist = device, dist or DistInfo()
+        self.tracker = tracker if self.dist.is_main else None
+        self.train_set, self.val_sets = train_set, val_sets
+        self.loss_fn = heatmap_mse
+        self.progress = progress and self.dist.is_main
+        self.halt_after_steps = halt_after_steps
+        self.extra = dict(extra or {})
+        self.log_every = log_every
+        t = cfg.train
+        self.channels_last = t.channels_last
+        model = model.to(device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        if self.dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.optimizer = build_optimizer(cfg, self.model.parameters())
+        per_rank = -(-len(train_set) // self.dist.world_size)
+        self.steps_per_epoch = max(1, -(-per_rank // t.batch_size))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg, self.steps_per_epoch))
+        self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(device.type, enabled=t.amp and device.type == "cuda")
+        self.ema = ModelEMA(self.model, t.ema_decay) if t.ema else None
+        self.sampler = EpochSampler(len(train_set), shuffle=True, seed=t.seed, rank=self.dist.rank,
+                                    world_size=self.dist.world_size)
+        self.flip_perm = flip_permutation_or_none(schema) if t.flip_test else None
+        self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+        self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
+        self.history: list[dict] = []
+        self.last_per_joint: np.ndarray | None = None
+        self.select_key = self._selection_key()
+
+    # -- checkpoints -------------------------------------------------------------------------------
+
+    def _selection_key(self) -> str | None:
+        sel = self.cfg.train.select_on
+        if not self.val_sets or sel in ("none", "last"):
+            return None
+        if sel == "source-val":
+            return "val/pck@0.05"
+        if sel not in self.val_sets:
+            from animalpose.errors import ConfigError
+
+            raise ConfigError("<config>", "train.select_on", f"no validation set named {sel!r} "
+                                                             f"(have: source-val, {', '.join(self.val_sets)})")
+        return f"val/{sel}/pck@0.05"
+
+    def state(self) -> dict:
+        return {
+            "model": strip_ddp_prefix(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema else None,
+        }
+
+    def save(self, path: Path, metrics: dict | None = None) -> Path:
+        s = self.state()
+        return save_checkpoint(path, model=s["model"], schema=self.schema, config=to_dict(self.cfg),
+                               epoch=self.epoch, step=self.step, optimizer=s["optimizer"],
+                               scheduler=s["scheduler"], scaler=s["scaler"], ema=s["ema"], metrics=metrics,
+                               extra={**self.extra, "best_score": self.best_score, "bad_epochs": self.bad_epochs,
+                                      "history": self.history,
+                                      "run_id": self.tracker.run_id if self.tracker else None})
+
+    def resume(self, path: Path) -> None:
+        """Restore everything from ``path`` (model, optimiser, schedule, scaler, EMA, counters, RNG)."""
+        ckpt = load_checkpoint(path, schema=self.schema, map_location=self.device)
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if self.ema is not None and ckpt.get("ema"):
+            self.ema.module.load_state_dict(ckpt["ema"])
+        self.epoch, self.step = int(ckpt["epoch"]), int(ckpt["step"])
+        extra = ckpt.get("extra") or {}
+        self.best_score, self.bad_epochs = extra.get("best_score"), int(extra.get("bad_epochs") or 0)
+        self.history = list(extra.get("history") or [])
+        if ckpt.get("rng"):
+            set_rng_state(ckpt["rng"])
+
+    # -- loops -------------------------------------------------------------------------------------
+
+    def _loader(self, dataset, sampler, batch_size: int) -> DataLoader:
+        workers = self.cfg.data.workers
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                          collate_fn=collate_skip, generator=torch.Generator().manual_seed(self.cfg.train.seed),
+                          persistent_workers=False, pin_memory=self.device.type == "cuda")
+
+    def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        images = batch["image"].to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        target = batch["target"].to(self.device, non_blocking=True)
+        weight = batch["target_weight"].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
+            outputs = self.model(images)
+        outputs = [o.float() for o in outputs]
+        return self.loss_fn(outputs, target, weight), outputs
+
+    def train_epoch(self) -> dict:
+        """One epoch (or its remainder after a resume). Returns mean loss and images/s."""
+        t = self.cfg.train
+        done_in_epoch = self.step - self.epoch * self.steps_per_epoch
+        self.sampler.set_epoch(self.epoch, start=done_in_epoch * t.batch_size)
+        self.train_set.set_epoch(self.epoch)
+        loader = self._loader(self.train_set, self.sampler, t.batch_size)
+        self.model.train()
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch, desc=f"epoch {self.epoch + 1}/{t.epochs}",
+                       leave=False, file=sys.stderr, dynamic_ncols=True)
+        loss_sum, n_images, n_batches, busy = 0.0, 0, 0, 0.0
+        for batch in loader:
+            if "image" not in batch:  # every sample of the batch was unreadable
+                continue
+            t0 = time.perf_counter()
+            loss, _ = self._forward_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if t.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+            busy += time.perf_counter() - t0
+            bs = batch["image"].shape[0]
+            loss_value = loss.item()
+            loss_sum += loss_value * bs
+            n_images += bs
+            n_batches += 1
+            ips = n_images * self.dist.world_size / max(busy, 1e-9)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.3g}", img_s=f"{ips:.1f}")
+            if self.tracker and self.step % self.log_every == 0:
+                self.tracker.log_metrics({"train/loss_step": loss_value, "train/lr": self.scheduler.get_last_lr()[0],
+                                          "train/images_per_s": ips}, step=self.step)
+            if self.halt_after_steps is not None and self.step >= self.halt_after_steps:
+                break
+            if self.step % t.checkpoint_every_steps == 0 and self.dist.is_main:
+                self.save(self.out_dir / "last.ckpt")
+        if bar is not None:
+            bar.close()
+        totals = all_reduce_sum(torch.tensor([loss_sum, float(n_images)], dtype=torch.float64), self.dist)
+        return {"train/loss": float(totals[0] / max(totals[1], 1)),
+                "train/images_per_s": float(n_images * self.dist.world_size / max(busy, 1e-9)),
+                "train/epoch_seconds": busy}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Loss and PCK@0.05/0.1 (crop, flip-tested) per validation set and pooled (``val/...``)."""
+        module = self.ema.module if self.ema is not None else unwrap(self.model)
+        module.eval()
+        metrics: dict[str, float] = {}
+        pooled = {0.05: None, 0.1: None}
+        pooled_loss = torch.zeros(2, dtype=torch.float64)
+        for name, ds in self.val_sets.items():
+            indices = list(range(self.dist.rank, len(ds), self.dist.world_size))
+            loader = self._loader(ds, indices, self.cfg.train.batch_size)
+            dists, loss_sum, n = [], 0.0, 0
+            for batch in loader:
+                if "image" not in batch:
+                    continue
+                images = batch["image"].to(self.device)
+                target = batch["target"].to(self.device)
+                weight = batch["target_weight"].to(self.device)
+                loss = self.loss_fn([o.float() for o in module(images)], target, weight)
+                hm = final_heatmaps(module, images, self.flip_perm, self.flip_shift, self.channels_last)
+                dists.append(crop_distances(hm.cpu().numpy(), target.cpu().numpy()))
+                loss_sum += float(loss) * len(images)
+                n += len(images)
+            d = np.concatenate(dists) if dists else np.zeros((0, self.schema.num_joints))
+            lt = all_reduce_sum(torch.tensor([loss_sum, float(n)], dtype=torch.float64), self.dist)
+            pooled_loss += lt
+            metrics[f"val/{name}/loss"] = float(lt[0] / max(lt[1], 1))
+            for a in pooled:
+                r = pck_from_distances(d, a)
+                c = all_reduce_sum(torch.from_numpy(np.stack([r.correct, r.total]).astype(np.float64)), self.dist)
+                metrics[f"val/{name}/pck@{a}"] = float(c[0].sum() / c[1].sum()) if c[1].sum() > 0 else float("nan")
+                pooled[a] = c if pooled[a] is None else pooled[a] + c
+        if self.val_sets:
+            metrics["val/loss"] = float(pooled_loss[0] / max(pooled_loss[1], 1))
+            for a, c in pooled.items():
+                metrics[f"val/pck@{a}"] = float(c[0].sum() / c[1].sum()) if c[1].sum() > 0 else float("nan")
+            c = pooled[0.05].numpy()
+            self.last_per_joint = np.where(c[1] > 0, c[0] / np.maximum(c[1], 1), np.nan)
+        return metrics
+
+    def fit(self) -> TrainResult:
+        """Train until ``train.epochs`` (or early stopping / the halt hook); returns where things are."""
+        t = self.cfg.train
+        best_path = self.out_dir / "best.ckpt"
+        last_path = self.out_dir / "last.ckpt"
+        stopped_early = halted = False
+        ips = []
+        while self.epoch < t.epochs:
+            train_metrics = self.train_epoch()
+            if self.halt_after_steps is not None and self.step >= self.halt_after_steps:
+                halted = True
+                break
+            ips.append(train_metrics["train/images_per_s"])
+            val_metrics = self.validate()
+            self.epoch += 1
+            metrics = {**train_metrics, **val_metrics, "epoch": self.epoch}
+            improved = False
+            if self.select_key is not None:
+                score = val_metrics.get(self.select_key, float("nan"))
+                if score == score and (self.best_score is None or score > self.best_score):
+                    self.best_score, self.bad_epochs, improved = score, 0, True
+                else:
+                    self.bad_epochs += 1
+            else:
+                improved = True
+            self.history.append(metrics)
+            if self.dist.is_main:
+                self.save(last_path, metrics)
+                if improved:
+                    self.save(best_path, metrics)
+                if self.tracker:
+                    self.tracker.log_metrics(metrics, step=self.epoch)
+                self._print_epoch(metrics, improved)
+            if t.early_stop_patience is not None and self.bad_epochs >= t.early_stop_patience:
+                stopped_early = True
+                break
+        return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.best_score,
+                           self.history, self.tracker.run_id if self.tracker else None,
+                           float(np.median(ips)) if ips else float("nan"), stopped_early, halted)
+
+    def _print_epoch(self, m: dict, improved: bool) -> None:
+        if not self.progress:
+            return
+        parts = [f"epoch {int(m['epoch'])}/{self.cfg.train.epochs}", f"loss {m['train/loss']:.4g}",
+                 f"{m['train/images_per_s']:.1f} img/s"]
+        if "val/pck@0.05" in m:
+            parts.append(f"val PCK@0.05 {100 * m['val/pck@0.05']:.1f}%")
+        print("  ".join(parts) + ("  *best*" if improved and self.select_key else ""), file=sys.stderr, flush=True)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that use the global RNG must be seeded too
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
