@@ -6,7 +6,18 @@ import sys
 
 import typer
 
-from animalpose.cli import bench_cmd, config_cmd, data_cmd, models_cmd, schemas_cmd, serve_cmd, synth_cmd
+from animalpose.cli import (
+    bench_cmd,
+    config_cmd,
+    data_cmd,
+    evaluate_cmd,
+    models_cmd,
+    predict_cmd,
+    schemas_cmd,
+    serve_cmd,
+    synth_cmd,
+    train_cmd,
+)
 from animalpose.errors import AnimalposeError
 
 app = typer.Typer(
@@ -23,6 +34,9 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(synth_cmd.app, name="synth")
 app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(serve_cmd.app, name="serve")
+app.add_typer(train_cmd.app, name="train")
+app.add_typer(evaluate_cmd.app, name="evaluate")
+app.add_typer(predict_cmd.app, name="predict")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,55 @@
+"""`animalpose evaluate --checkpoint CKPT --data PATH [--json]`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bbox, PCKh, OKS AP).")
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    return v
+
+
+@app.callback(invoke_without_command=True)
+def evaluate(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),
+    data: Path = typer.Option(..., "--data", help="Labelled dataset (COCO JSON, folder, DLC csv, ...)."),
+    format: str = typer.Option("auto", help="Dataset format (auto, coco, tigdog, ccssl, mpii, dlc, slp)."),
+    split: str = typer.Option(None, help="Keep only this split of the dataset."),
+    flip: bool = typer.Option(True, help="Flip test."),
+    batch_size: int = typer.Option(16, help="Evaluation batch size."),
+    ref_batch_size: int = typer.Option(6, help="Batch size of the reference's batch-averaged PCK."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...)."),
+    tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
+) -> None:
+    """Print every metric and the per-joint PCK@0.05 (crop) table."""
+    from animalpose.engine.evaluate import evaluate as run_eval
+
+    result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
+                      ref_batch_size=ref_batch_size, device=device, progress=not as_json)
+    if tracking:
+        from animalpose.tracking import Tracker, data_tags
+
+        with Tracker("evaluate", f"{checkpoint.stem}@{data.name}",
+                     tags={"stage": "evaluate", "checkpoint": str(checkpoint), **data_tags([data])}) as tr:
+            tr.log_metrics(result["metrics"])
+            for name, table in result["per_joint_tables"].items():
+                tr.log_table(table, f"tables/{name.replace('@', '_at_')}.json")
+    if as_json:
+        typer.echo(json.dumps(_clean(result)))
+        return
+    from animalpose.evaluation import format_table
+
+    for k, v in result["metrics"].items():
+        typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
+    typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))

@@ -1,0 +1,33 @@
+"""`animalpose predict --checkpoint CKPT INPUT... --out DIR`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
+
+
+@app.callback(invoke_without_command=True)
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="Images, folders of images, videos."),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    detections: Path = typer.Option(None, help="COCO detection results JSON (boxes); default: whole frame."),
+    min_score: float = typer.Option(0.0, help="Ignore detections below this score."),
+    flip: bool = typer.Option(True, help="Flip test."),
+    batch_size: int = typer.Option(32, help="Crops per forward pass."),
+    video_scale: float = typer.Option(1.0, help="Size of the labelled video relative to the input."),
+    video: bool = typer.Option(True, help="Write labelled videos."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
+    progress: bool = typer.Option(True, help="Progress bar with frames per second."),
+) -> None:
+    """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
+    from animalpose.engine.predict import predict as run_predict
+
+    result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,
+                         flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
+                         progress=progress)
+    typer.echo(json.dumps(result))

@@ -1,0 +1,31 @@
+"""`animalpose train --config FILE [key=value ...] [--resume]` (also under torchrun for DDP)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Train a pose model from a configuration file.")
+
+
+@app.callback(invoke_without_command=True)
+def train(
+    overrides: list[str] = typer.Argument(None, help="Overrides key.sub=value, e.g. train.epochs=5."),
+    config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML (see configs/)."),
+    out: Path = typer.Option(None, help="Output folder (default: <data home>/runs/<experiment>/<config name>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.ckpt."),
+    name: str = typer.Option(None, help="Run name (default: the config file's stem)."),
+    progress: bool = typer.Option(True, help="Progress bars."),
+) -> None:
+    """Train; checkpoints to OUT/last.ckpt and OUT/best.ckpt; an MLflow run records everything."""
+    from animalpose.config import load_config
+    from animalpose.engine.train import train as run_train
+
+    cfg = load_config(config, overrides=overrides or [])
+    result = run_train(cfg, out_dir=out, name=name or config.stem, resume=resume, progress=progress)
+    typer.echo(json.dumps({"out": str(result.out_dir), "best_checkpoint": str(result.best_checkpoint),
+                           "best_score": result.best_score, "epochs": len(result.history),
+                           "images_per_s": result.images_per_second, "run_id": result.run_id,
+                           "stopped_early": result.stopped_early}))
