@@ -1,0 +1,207 @@
+"""α sampling: pose (static poses and gait cycles), shape and viewpoint, and their mirror image.
+
+An :class:`Alpha` holds every task-relevant factor of one instance. Its joint angles at time t are
+``clip(pose(mode, t) + noise, limits)``; the mirror flag swaps left and right joints afterwards
+(negating abduction and twist), which with ``azimuth -> -azimuth``, ``roll -> -roll`` and a mirrored
+frame offset renders the horizontally flipped image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from synthetic.styles import MODES, StyleConfig
+from synthetic.template import Template, mirror_name
+
+GAITS = ("walk", "trot", "gallop")
+LEGS = ("L_F", "R_F", "L_B", "R_B")
+
+
+@dataclass(frozen=True)
+class Alpha:
+    """Task-relevant factors. Angles in degrees; ``lengths``, ``size``, ``thick`` are (J,) factors."""
+
+    mode: str
+    phase: float
+    noise: np.ndarray
+    lengths: np.ndarray
+    size: np.ndarray
+    thick: np.ndarray
+    scale: float
+    azimuth: float
+    elevation: float
+    roll: float
+    fov: float
+    fill: float
+    offset: tuple[float, float]
+    mirrored: bool = False
+    orbit: float = 0.0  # degrees of azimuth per second (clips)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """Plain-JSON record of the factors (for the dataset's per-image ``factors``)."""
+        return {
+            "mode": self.mode,
+            "phase": round(self.phase, 5),
+            "scale": round(self.scale, 5),
+            "azimuth": round(self.azimuth, 4),
+            "elevation": round(self.elevation, 4),
+            "roll": round(self.roll, 4),
+            "fov": round(self.fov, 4),
+            "fill": round(self.fill, 4),
+            "offset": [round(float(o), 4) for o in self.offset],
+            "mirrored": self.mirrored,
+            "shape_lengths": [round(float(x), 4) for x in self.lengths],
+            "shape_thickness": [round(float(x), 4) for x in self.thick],
+        }
+
+
+def static_pose(tpl: Template, mode: str) -> np.ndarray:
+    """(J, 3) angles of a named static pose of the template's motion file (cached per template)."""
+    cache = _POSE_CACHE.setdefault(tpl.path, {})
+    if mode not in cache:
+        cache[mode] = expand_pose(tpl, tpl.motion["poses"].get(mode) or {})
+    return cache[mode]
+
+
+_POSE_CACHE: dict[str, dict[str, np.ndarray]] = {}
+
+
+def expand_pose(tpl: Template, table: dict) -> np.ndarray:
+    """(J, 3) angles from a ``{joint: [flex, abd, twist]}`` table; L_ entries imply mirrored R_ ones."""
+    out = np.zeros((tpl.num_joints, 3))
+    index = {n: i for i, n in enumerate(tpl.joints)}
+    for name, value in table.items():
+        if name in index:
+            out[index[name]] = value
+        other = mirror_name(name)
+        if other != name and other in index and other not in table:
+            out[index[other]] = np.asarray(value, dtype=np.float64) * np.array([1.0, -1.0, -1.0])
+    return out
+
+
+def noise_std(tpl: Template) -> np.ndarray:
+    """(J, 3) prior standard deviations of the per-joint angle noise."""
+    table = tpl.motion.get("noise", {})
+    std = np.full((tpl.num_joints, 3), float(table.get("default", 4.0)))
+    for j, name in enumerate(tpl.joints):
+        key = name if name in table else mirror_name(name)
+        if key in table:
+            std[j] = float(table[key])
+    std[:, 1:] *= 0.5
+    return std
+
+
+def gait_angles(tpl: Template, gait: str, cycles: float) -> tuple[np.ndarray, float]:
+    """(J, 3) angles of a gait at ``cycles`` (cycle count since phase 0), and the root advance (metres).
+
+    Legs run on ``phi = cycles + phase[leg]``; stance (phi < duty) sweeps the top joint linearly from
+    +sweep to -sweep, swing returns it along a half cosine while the lower joints bend by
+    ``bump * sin(pi s)``. The body advances ``2 L sin(sweep) / duty`` per cycle, L the hip height.
+    """
+    g = tpl.motion["gaits"][gait]
+    out = np.zeros((tpl.num_joints, 3))
+    index = {n: i for i, n in enumerate(tpl.joints)}
+    duty = float(g["duty"])
+    for leg in LEGS:
+        if leg not in g["phase"]:
+            continue
+        phi = (cycles + float(g["phase"][leg])) % 1.0
+        for key, (sweep, bump) in g["legs"].items():
+            if not key.startswith(leg[2] + "_"):
+                continue
+            j = index.get(leg[:2] + key)
+            if j is None:
+                continue
+            if phi < duty:
+                out[j, 0] += sweep * (1.0 - 2.0 * phi / duty)
+            else:
+                s = (phi - duty) / (1.0 - duty)
+                out[j, 0] += -sweep * np.cos(np.pi * s) + bump * np.sin(np.pi * s)
+    for name, (amp, phase, harmonic) in g.get("body", {}).items():
+        if name in index:
+            out[index[name], 0] += amp * np.sin(2 * np.pi * (harmonic * cycles + phase))
+    hip_key = next((k for k in g["legs"] if k.startswith("B_")), None)
+    advance = 0.0
+    if hip_key is not None and "L_" + hip_key in index:
+        height = tpl.rest[index["L_" + hip_key], 1]
+        advance = cycles * 2.0 * height * np.sin(np.deg2rad(g["legs"][hip_key][0])) / duty
+    return out, float(advance)
+
+
+def pose_angles(tpl: Template, alpha: Alpha, t: float = 0.0) -> tuple[np.ndarray, float]:
+    """Final (J, 3) joint angles at time ``t`` seconds and the root advance along x (metres)."""
+    advance = 0.0
+    if alpha.mode in GAITS:
+        g = tpl.motion["gaits"][alpha.mode]
+        base, advance = gait_angles(tpl, alpha.mode, alpha.phase + t / float(g["period"]))
+    else:
+        base = static_pose(tpl, alpha.mode)
+    angles = np.clip(base + alpha.noise, tpl.limits[:, :, 0], tpl.limits[:, :, 1])
+    if alpha.mirrored:
+        angles = angles[tpl.mirror_joint] * np.array([1.0, -1.0, -1.0])
+    return angles, advance
+
+
+def available_modes(tpl: Template) -> list[str]:
+    known = set(tpl.motion.get("poses", {})) | set(tpl.motion.get("gaits", {}))
+    return [m for m in MODES if m in known and m not in tpl.skip_modes]
+
+
+def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *, gait_only: bool = False) -> Alpha:
+    """Draw pose mode, phase, joint noise, shape and viewpoint from the style's distributions."""
+    p = style.params
+    modes = [m for m in available_modes(tpl) if not gait_only or m in GAITS]
+    weights = np.array([p[f"w_{m}"] for m in modes])
+    mode = modes[int(rng.choice(len(modes), p=weights / weights.sum()))]
+    noise = rng.standard_normal((tpl.num_joints, 3)) * noise_std(tpl) * p["pose_noise"]
+    if mode in GAITS:
+        noise *= 0.5
+    # Shape: one factor per bilateral joint pair (animals are symmetric), within +-20 %.
+    sigma = p["shape_sigma"]
+    keys = sorted({n[2:] if n.startswith(("L_", "R_")) else n for n in tpl.joints})
+
+    def per_joint(s: float) -> np.ndarray:
+        draw = dict(zip(keys, np.clip(rng.normal(1.0, s, len(keys)), 0.8, 1.2), strict=True))
+        return np.array([draw[n[2:] if n.startswith(("L_", "R_")) else n] for n in tpl.joints])
+
+    lengths, size, thick = per_joint(sigma), per_joint(sigma), per_joint(sigma * 1.5)
+    trunc = rng.random() < p["trunc_p"]
+    off = rng.uniform(-p["offset"], p["offset"], 2)
+    if trunc:  # push the animal partly across a border
+        side = rng.integers(4)
+        off[side % 2] = (1 if side < 2 else -1) * rng.uniform(0.25, 0.45)
+    return Alpha(
+        mode=mode,
+        phase=float(rng.random()),
+        noise=noise,
+        lengths=lengths,
+        size=size,
+        thick=thick,
+        scale=float(np.clip(rng.normal(1.0, sigma), 0.8, 1.2)),
+        azimuth=float(rng.uniform(-180, 180)),
+        elevation=float(rng.uniform(p["elev_lo"], p["elev_hi"])),
+        roll=float(rng.normal(0, p["roll"])),
+        fov=float(rng.uniform(p["fov_lo"], p["fov_hi"])),
+        fill=float(rng.uniform(p["fill_lo"], p["fill_hi"])),
+        offset=(float(off[0]), float(off[1])),
+        extra={"truncated": bool(trunc)},
+    )
+
+
+def mirror_alpha(tpl: Template, alpha: Alpha) -> Alpha:
+    """The factors of the mirror-image scene (left and right swapped, camera reflected)."""
+    m = tpl.mirror_joint
+    return replace(
+        alpha,
+        mirrored=not alpha.mirrored,
+        lengths=alpha.lengths[m],
+        size=alpha.size[m],
+        thick=alpha.thick[m],
+        azimuth=-alpha.azimuth,
+        roll=-alpha.roll,
+        offset=(-alpha.offset[0], alpha.offset[1]),
+        orbit=-alpha.orbit,
+    )

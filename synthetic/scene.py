@@ -1,0 +1,273 @@
+"""One rendered instance: X = G(α, β). Poses the template, frames it, renders, shades and labels it.
+
+Keypoint visibility comes from the depth buffer: a landmark that projects inside the image is
+visible (2) when the first surface on its pixel belongs to one of its own parts and lies at most
+``tol`` in front of it (the landmark may sit inside its limb), or when nothing lies in front of it
+at all; otherwise it is occluded (1) by the body or an occluder. Outside the image it is 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from synthetic import appearance as ap
+from synthetic.render import Camera, rasterise, surface
+from synthetic.sampling import Alpha, mirror_alpha, pose_angles, sample_alpha
+from synthetic.styles import StyleConfig
+from synthetic.template import Template, load_template
+
+OCCLUDER = 255  # part-mask value of occluder pixels; animal parts are 1 + part index, background 0
+BELLY_PARTS = ("body", "neck", "head")
+EPS = 1e-3
+
+
+@dataclass
+class Geometry:
+    """Posed primitives in camera coordinates and the camera (everything α fixes).
+
+    centres (N, 3), axes (N, 3, 3), radii (N, 3): ellipsoids, animal volumes first then occluders.
+    part: (N,) part index (or -1 for occluders). landmarks: (L, 3) camera points of all landmarks.
+    """
+
+    cam: Camera
+    centres: np.ndarray
+    axes: np.ndarray
+    radii: np.ndarray
+    part: np.ndarray
+    landmarks: np.ndarray
+    landmark_names: tuple[str, ...]
+    num_animal: int
+
+
+@dataclass
+class Rendered:
+    """A rendered instance with its buffers (for tests and masks)."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    keypoints: dict  # schema -> (K, 3) float32 x, y, visibility
+    factors: dict
+    zbuf: np.ndarray  # (H, W) float32 depth (inf: background)
+    prim: np.ndarray  # (H, W) int16 primitive index (-1: background)
+    parts: np.ndarray  # (H, W) uint8 0 background, 1 + part, 255 occluder
+    geometry: Geometry
+
+
+def _look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float) -> np.ndarray:
+    """(3, 3) world-to-camera rotation (rows: right, down, forward), rolled about the view axis."""
+    fwd = target - eye
+    fwd /= np.linalg.norm(fwd)
+    right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
+    right /= np.linalg.norm(right)
+    down = np.cross(fwd, right)
+    c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
+    return np.stack([c * right + s * down, -s * right + c * down, fwd])
+
+
+def pose_world(tpl: Template, alpha: Alpha, t: float = 0.0):
+    """Posed world ellipsoids (centres, axes, radii) and landmark points, feet on the ground (y = 0)."""
+    angles, advance = pose_angles(tpl, alpha, t)
+    pos, rot = tpl.forward(angles, alpha.lengths)
+    centres, axes, radii = tpl.volumes(pos, rot, alpha.size, alpha.thick)
+    names = tuple(tpl.landmarks)
+    marks = tpl.landmark_points(names, pos, rot, alpha.size)
+    # Lowest point of each ellipsoid: centre_y - |row_y of (axes diag(r))|.
+    low = centres[:, 1] - np.linalg.norm(axes[:, 1, :] * radii, axis=1)
+    shift = np.array([advance, -low.min(), 0.0])
+    return (centres + shift) * alpha.scale, axes, radii * alpha.scale, (marks + shift) * alpha.scale, names
+
+
+def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | None = None) -> Geometry:
+    """Pose the animal, place the camera (orbiting ``alpha.orbit`` deg/s) and fit it into the frame.
+
+    With ``fit`` given (clips), its intrinsics are reused so the camera's zoom stays constant.
+    """
+    centres, axes, radii, marks, names = pose_world(tpl, alpha, t)
+    extent = np.ptp(centres, axis=0).max() + 2 * radii.max()
+    target = 0.5 * (centres.min(0) + centres.max(0))
+    if fit is not None:  # clips: the camera tracks the animal's start point plus its advance
+        c0, *_ = pose_world(tpl, alpha, 0.0)
+        _, advance = pose_angles(tpl, alpha, t)
+        target = 0.5 * (c0.min(0) + c0.max(0)) + np.array([advance * alpha.scale, 0.0, 0.0])
+    half = np.tan(np.deg2rad(alpha.fov) / 2)
+    dist = extent / (2 * half * alpha.fill) + extent * 0.5
+    az, el = np.deg2rad(alpha.azimuth + alpha.orbit * t), np.deg2rad(alpha.elevation)
+    eye = target + dist * np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
+    rwc = _look_at(eye, target, alpha.roll)
+    cc = (centres - eye) @ rwc.T
+    ca = rwc[None] @ axes
+    cm = (marks - eye) @ rwc.T
+    if fit is None:
+        from synthetic.render import _setup
+
+        boxes = _setup(cc, ca, radii, Camera(1.0, 0.0, 0.0, 1, 1))[3]
+        boxes = boxes[np.isfinite(boxes).all(1)]
+        lo, hi = boxes[:, :2].min(0), boxes[:, 2:].max(0)
+        f = alpha.fill * size / max(hi[0] - lo[0], hi[1] - lo[1])
+        mid = 0.5 * (lo + hi)
+        cx = (size - 1) / 2 + alpha.offset[0] * size - f * mid[0]
+        cy = (size - 1) / 2 + alpha.offset[1] * size - f * mid[1]
+        fit = Camera(float(f), float(cx), float(cy), size, size)
+    part = tpl.vol_part.copy()
+    return Geometry(fit, cc, ca, radii, part, cm, names, len(cc))
+
+
+def add_occluders(geo: Geometry, alpha: Alpha, style: StyleConfig, rng: np.random.Generator) -> list[dict]:
+    """Maybe put 1-2 ellipsoid occluders (post, bush, rock, board) between the camera and the animal."""
+    p = style.params
+    info: list[dict] = []
+    if rng.random() >= p["occluder_p"]:
+        return info
+    extent = np.ptp(geo.centres[: geo.num_animal], axis=0).max()
+    new_c, new_a, new_r = [], [], []
+    for _ in range(int(rng.integers(1, 3))):
+        k = int(rng.integers(geo.num_animal))
+        lam = float(rng.uniform(0.55, 0.85))
+        jitter = rng.normal(0, 0.15, 2) * extent
+        kind = ["post", "bush", "rock", "board"][int(rng.integers(4))]
+        if alpha.mirrored:
+            jitter[0] = -jitter[0]
+        centre = geo.centres[k] * lam + np.array([jitter[0], jitter[1], 0.0]) * lam
+        s = extent * lam * float(rng.uniform(0.08, 0.2))
+        r = {"post": [0.4 * s, 4 * s, 0.4 * s], "bush": [1.4 * s, 1.1 * s, 1.0 * s],
+             "rock": [1.6 * s, 0.9 * s, 1.2 * s], "board": [3 * s, 1.2 * s, 0.1 * s]}[kind]
+        new_c.append(centre)
+        new_a.append(np.eye(3))
+        new_r.append(r)
+        info.append({"kind": kind, "depth_fraction": round(lam, 4)})
+    geo.centres = np.concatenate([geo.centres, np.array(new_c)])
+    geo.axes = np.concatenate([geo.axes, np.array(new_a)])
+    geo.radii = np.concatenate([geo.radii, np.array(new_r)])
+    geo.part = np.concatenate([geo.part, -np.ones(len(new_c), dtype=geo.part.dtype)])
+    return info
+
+
+def label(tpl: Template, geo: Geometry, zbuf: np.ndarray, prim: np.ndarray, scale: float = 1.0) -> dict:
+    """{schema: (K, 3) float32} keypoints with depth-tested visibility (see the module docstring)."""
+    cam = geo.cam
+    uvz = cam.project(geo.landmarks)
+    inside = (uvz[:, 2] > 0) & (uvz[:, 0] >= 0) & (uvz[:, 0] <= cam.width - 1) & (uvz[:, 1] >= 0)
+    inside &= uvz[:, 1] <= cam.height - 1
+    px = np.clip(np.rint(uvz[:, 0]), 0, cam.width - 1).astype(int)
+    py = np.clip(np.rint(uvz[:, 1]), 0, cam.height - 1).astype(int)
+    first = prim[py, px]
+    depth = zbuf[py, px].astype(np.float64)
+    vis = {}
+    for i, name in enumerate(geo.landmark_names):
+        _, _, parts, tol = tpl.landmarks[name]
+        own = first[i] >= 0 and first[i] < geo.num_animal and int(geo.part[first[i]]) in parts
+        ok = (own and depth[i] >= uvz[i, 2] - tol * scale) or depth[i] >= uvz[i, 2] - EPS
+        vis[name] = 0 if not inside[i] else (2 if ok else 1)
+    out = {}
+    lookup = {n: i for i, n in enumerate(geo.landmark_names)}
+    for schema, names in tpl.keypoints.items():
+        idx = np.array([lookup[n] for n in names])
+        kp = np.zeros((len(names), 3), dtype=np.float32)
+        kp[:, :2] = uvz[idx, :2]
+        kp[:, 2] = [vis[n] for n in names]
+        kp[kp[:, 2] == 0, :2] = 0.0  # COCO convention: unlabelled joints carry zeros
+        out[schema] = kp
+    return out
+
+
+def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int):
+    """Coat map (TEX, TEX, 3), colour per primitive (N, 3), coat flag per primitive (N,), coat entry.
+
+    Primitives of material ``coat`` read the patterned coat map; every other material is a flat
+    colour (points and lower legs take the coat's ``points`` colour) with the coat's fine shading.
+    """
+    app = tpl.appearance
+    coats = app["coats"]
+    w = np.array([float(c.get("w", 1)) for c in coats])
+    coat = coats[int(rng.choice(len(coats), p=w / w.sum()))]
+    coat_tex = ap.coat_map(coat, rng, detail)
+    colours = {}
+    for mat in sorted(set(tpl.vol_mat) - {"coat"}):
+        if mat in ("points", "lowleg"):
+            colour = coat.get("points", coat["color"])
+        else:
+            colour = app.get("materials", {}).get(mat, [0.5, 0.5, 0.5])
+            if isinstance(colour[0], list):  # a palette: pick one
+                colour = colour[int(rng.integers(len(colour)))]
+        colours[mat] = colour
+    table = [colours.get(m, coat["color"]) for m in tpl.vol_mat]
+    table += [list(rng.uniform(0.1, 0.8, 3)) for _ in range(n_occ)]
+    is_coat = np.array([m == "coat" for m in tpl.vol_mat] + [False] * n_occ)
+    return coat_tex, np.asarray(table, dtype=np.float32), is_coat, coat
+
+
+def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.ndarray, dict]:
+    """Composite the shaded, textured primitives over ``background`` (H, W, 3) uint8."""
+    p = style.params
+    n_occ = len(geo.centres) - geo.num_animal
+    coat_tex, colour, is_coat, coat = _materials(tpl, coat_rng, p["detail"], n_occ)
+    flat, k, local, normal = surface(zbuf, prim, geo.centres, geo.axes, geo.radii, geo.cam)
+    # Surface coordinates in texels: along the long axis and around it, offset per primitive.
+    n = len(geo.centres)
+    offs = rng.integers(0, ap.TEX, (n, 2)).astype(np.float32)
+    s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
+    s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
+    iy = (local[:, 0] * s_along[k] + offs[k, 0]).astype(np.intp) % ap.TEX
+    ix = (np.arctan2(local[:, 1], local[:, 2]) * s_around[k] + offs[k, 1]).astype(np.intp) % ap.TEX
+    coat_px = is_coat[k]
+    albedo = colour[k]
+    albedo[coat_px] = coat_tex[iy[coat_px], ix[coat_px]]
+    if p["detail"] > 0:
+        fine = ap.bank_noise(rng, 32)
+        albedo *= (1.0 + p["detail"] * 0.3 * (fine[iy, ix] - 0.5))[:, None]
+    if "belly" in coat:
+        belly_prim = np.array([geo.part[q] >= 0 and tpl.parts[geo.part[q]] in BELLY_PARTS for q in range(n)])
+        t = np.clip((-local[:, 1] - 0.2) * 3.0, 0, 1) * (belly_prim & is_coat)[k]
+        albedo += (np.asarray(coat["belly"], np.float32) - albedo) * t[:, None]
+    # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
+    spread = p["light_spread"]
+    light = np.array([rng.uniform(-1, 1) * spread, -0.6 - rng.uniform(0, 0.6), -0.8 + rng.uniform(-0.2, 0.6) * spread])
+    light = (light / np.linalg.norm(light)).astype(np.float32)
+    tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
+    amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
+    lum = amb + p["diffuse"] * np.maximum(normal @ light, 0.0)
+    lum *= 0.75 + 0.25 * np.abs(normal[:, 2])
+    h, w = zbuf.shape
+    out = background.reshape(-1, 3)
+    out[flat] = np.clip(albedo * lum[:, None] * tint, 0, 255)
+    info = {"coat": coat["kind"], "coat_color": [round(float(c), 3) for c in coat["color"]],
+            "light": [round(float(x), 4) for x in light], "ambient": round(amb, 4)}
+    return out.reshape(h, w, 3), info
+
+
+def render_scene(
+    species: str, style: StyleConfig, seed: int | np.random.SeedSequence, size: int, *,
+    mirror: bool = False, alpha: Alpha | None = None, t: float = 0.0, fit: Camera | None = None,
+) -> Rendered:
+    """Render one instance. α and β draw from independent streams of ``seed``."""
+    tpl = load_template(species)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+    a_seq, b_seq, c_seq, o_seq = ss.spawn(4)
+    if alpha is None:
+        alpha = sample_alpha(tpl, style, np.random.default_rng(a_seq))
+        if mirror:
+            alpha = mirror_alpha(tpl, alpha)
+    geo = frame(tpl, alpha, size, t, fit)
+    occ = add_occluders(geo, alpha, style, np.random.default_rng(o_seq))
+    zbuf, prim = rasterise(geo.centres, geo.axes, geo.radii, geo.cam)
+    keypoints = label(tpl, geo, zbuf, prim, alpha.scale)
+    rng = np.random.default_rng(b_seq)
+    p = style.params
+    if rng.random() < p["photo_bg"]:
+        bg, bg_info = ap.photo_background(rng, size)
+    else:
+        bg, bg_info = ap.procedural_background(rng, size)
+    image, shade_info = shade(tpl, geo, zbuf, prim, bg, style, rng, np.random.default_rng(c_seq))
+    image, cam_info = ap.camera_effects(image, rng, p)
+    parts = np.zeros(zbuf.shape, dtype=np.uint8)
+    fg = prim >= 0
+    part_of = np.where(geo.part >= 0, geo.part + 1, OCCLUDER).astype(np.uint8)
+    parts[fg] = part_of[prim[fg]]
+    factors = {
+        "alpha": alpha.to_json() | {"time": round(float(t), 5)},
+        "beta": {"background": bg_info, "occluders": occ, "camera": cam_info, **shade_info},
+        "style": style.to_dict(),
+        "truncated": bool(alpha.extra.get("truncated", False)),
+    }
+    return Rendered(image, keypoints, factors, zbuf, prim, parts, geo)

@@ -1,0 +1,386 @@
+"""Species templates: a kinematic tree with body volumes and keypoint landmarks, loaded from YAML.
+
+A template file ``synthetic/species/<name>.yaml`` holds, in the animal's canonical rest frame
+(metres; x forward, y up, z to the animal's right, so its left side is at negative z):
+
+- ``joints``: ``name: [parent, x, y, z]`` rest positions. Names starting ``L_`` are mirrored to
+  ``R_`` (z -> -z) automatically, so only the left side is written.
+- ``limits``: per joint ``[[lo, hi], [lo, hi], [lo, hi]]`` degrees for the rotations about the local
+  z (flexion in the sagittal plane), x (abduction) and y (twist) axes; ``default`` for the rest.
+- ``volumes``: ellipsoids. ``seg: [A, B]`` spans two points (a joint name, or ``[x, y, z]`` rest
+  coordinates carried by ``joint``), ``r: [ry, rz]`` are the cross radii and ``ext`` stretches the
+  long axis; ``c: [x, y, z]`` with ``r: [rx, ry, rz]`` (and ``rot`` degrees about z) is a blob carried
+  by ``joint``. Each volume names its ``part`` (segmentation label) and ``mat`` (material).
+- ``landmarks``: ``name: joint`` or ``name: {joint, at: [x, y, z], parts: [...], tol: metres}``.
+  ``parts`` are the surfaces that may show the landmark; ``tol`` is how far behind the first
+  surface it may lie and still count as visible (about the local body radius for inner joints).
+- ``keypoints``: ``schema: {schema joint name: landmark name}`` for every schema the template emits.
+- ``motion``: the name of a shared motion file ``_motion_<name>.yaml`` (poses and gaits).
+- ``appearance``: coat colours and texture kinds (see :mod:`synthetic.appearance`).
+
+Forward kinematics: each joint rotates everything below it; ``p_j = p_parent + Rw_parent
+(rest_j - rest_parent) * len_j`` and ``Rw_j = Rw_parent R(angles_j)``, with
+``R = Rz(flex) Rx(abd) Ry(twist)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from animalpose.errors import ConfigError
+from animalpose.keypoints import load_schema
+
+SPECIES_DIR = Path(__file__).resolve().parent / "species"
+MIRROR = np.diag([1.0, 1.0, -1.0])
+
+
+def mirror_name(name: str) -> str:
+    """``L_x`` <-> ``R_x`` and ``left_x`` <-> ``right_x``; other names map to themselves."""
+    for a, b in (("L_", "R_"), ("R_", "L_"), ("left_", "right_"), ("right_", "left_")):
+        if name.startswith(a):
+            return b + name[len(a):]
+    return name
+
+
+def rotation(angles_deg: np.ndarray) -> np.ndarray:
+    """(..., 3) degrees (flex about z, abduction about x, twist about y) -> (..., 3, 3) Rz Rx Ry."""
+    a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    cz, sz = np.cos(a[..., 0]), np.sin(a[..., 0])
+    cx, sx = np.cos(a[..., 1]), np.sin(a[..., 1])
+    cy, sy = np.cos(a[..., 2]), np.sin(a[..., 2])
+    one, zero = np.ones_like(cz), np.zeros_like(cz)
+    rz = np.stack([np.stack([cz, -sz, zero], -1), np.stack([sz, cz, zero], -1), np.stack([zero, zero, one], -1)], -2)
+    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cx, -sx], -1), np.stack([zero, sx, cx], -1)], -2)
+    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
+    return rz @ rx @ ry
+
+
+@dataclass(frozen=True)
+class Template:
+    """A loaded species template (all arrays in the canonical rest frame, metres).
+
+    Attributes:
+        joints: J joint names, parents before children.
+        parents: (J,) parent index, -1 for the root.
+        rest: (J, 3) rest positions.
+        limits: (J, 3, 2) angle limits in degrees.
+        vol_joint: (V,) joint carrying each volume.
+        vol_kind: (V,) 0 = segment, 1 = blob.
+        vol_a, vol_b: (V, 3) segment end points as rest coordinates relative to their carrier joints.
+        vol_a_joint, vol_b_joint: (V,) carrier joint of each end point (segments only).
+        vol_frame: (V, 3, 3) rest local axes (columns) of blobs; segments use the carrier's frame.
+        vol_radii: (V, 3) radii (segments: [ext, ry, rz]).
+        vol_part: (V,) part index into ``parts``; vol_mat: (V,) material names.
+        landmarks: name -> (joint index, rest point (3,), part indices, tolerance).
+        keypoints: schema name -> tuple of landmark names in the schema's joint order.
+    """
+
+    name: str
+    path: str
+    joints: tuple[str, ...]
+    parents: np.ndarray
+    rest: np.ndarray
+    limits: np.ndarray
+    vol_names: tuple[str, ...]
+    vol_joint: np.ndarray
+    vol_kind: np.ndarray
+    vol_a: np.ndarray
+    vol_b: np.ndarray
+    vol_a_joint: np.ndarray
+    vol_b_joint: np.ndarray
+    vol_frame: np.ndarray
+    vol_radii: np.ndarray
+    vol_part: np.ndarray
+    vol_mat: tuple[str, ...]
+    parts: tuple[str, ...]
+    landmarks: dict
+    keypoints: dict
+    motion: dict
+    appearance: dict
+    mirror_joint: np.ndarray
+    mirror_part: np.ndarray
+    skip_modes: tuple[str, ...] = ()
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    def joint(self, name: str) -> int:
+        return self.joints.index(name)
+
+    # ------------------------------------------------------------------ kinematics
+    def forward(self, angles: np.ndarray, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """World joint positions (J, 3) and rotations (J, 3, 3) for ``angles`` (J, 3) degrees.
+
+        ``lengths`` (J,) scales each joint's offset from its parent (shape variation).
+        """
+        rel = rotation(angles)
+        lengths = np.ones(self.num_joints) if lengths is None else lengths
+        pos = np.empty((self.num_joints, 3))
+        rot = np.empty((self.num_joints, 3, 3))
+        for j, p in enumerate(self.parents):
+            if p < 0:
+                pos[j], rot[j] = self.rest[j], rel[j]
+            else:
+                pos[j] = pos[p] + rot[p] @ ((self.rest[j] - self.rest[p]) * lengths[j])
+                rot[j] = rot[p] @ rel[j]
+        return pos, rot
+
+    def place(
+        self, pos: np.ndarray, rot: np.ndarray, joint: np.ndarray, pts: np.ndarray, size: np.ndarray
+    ) -> np.ndarray:
+        """Rest points (N, 3) carried by joints (N,) -> posed world points (N, 3); ``size`` (J,) scales offsets."""
+        off = (pts - self.rest[joint]) * size[joint][:, None]
+        return pos[joint] + np.einsum("nij,nj->ni", rot[joint], off)
+
+    def volumes(
+        self, pos: np.ndarray, rot: np.ndarray, size: np.ndarray, thick: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Posed ellipsoids: centres (V, 3), axes (V, 3, 3) (columns), radii (V, 3).
+
+        ``size`` (J,) scales blob volumes and end points carried by a joint; ``thick`` (J,) scales the
+        cross radii of the volumes each joint carries.
+        """
+        v = len(self.vol_names)
+        seg = self.vol_kind == 0
+        a = self.place(pos, rot, self.vol_a_joint, self.vol_a, size)
+        b = self.place(pos, rot, self.vol_b_joint, self.vol_b, size)
+        centre = np.where(seg[:, None], 0.5 * (a + b), a)
+        axes = np.empty((v, 3, 3))
+        radii = self.vol_radii * thick[self.vol_joint][:, None]
+        # Blobs: the carrier's rotation applied to the rest frame, radii scaled with the carrier's size.
+        axes[~seg] = rot[self.vol_joint[~seg]] @ self.vol_frame[~seg]
+        radii[~seg] = radii[~seg] * size[self.vol_joint[~seg]][:, None]
+        # Segments: long axis from a to b; the cross axes follow the carrier's lateral (z) axis.
+        if seg.any():
+            d = b[seg] - a[seg]
+            length = np.linalg.norm(d, axis=1)
+            x = d / np.maximum(length, 1e-9)[:, None]
+            ref = rot[self.vol_joint[seg]][:, :, 2]
+            alt = rot[self.vol_joint[seg]][:, :, 1]
+            bad = np.abs(np.einsum("ni,ni->n", ref, x)) > 0.95
+            ref = np.where(bad[:, None], alt, ref)
+            z = ref - np.einsum("ni,ni->n", ref, x)[:, None] * x
+            z /= np.linalg.norm(z, axis=1)[:, None]
+            y = np.cross(z, x)
+            axes[seg] = np.stack([x, y, z], axis=-1)
+            radii[seg, 0] = 0.5 * length * self.vol_radii[seg, 0]
+        return centre, axes, radii
+
+    def landmark_points(self, names: tuple[str, ...], pos, rot, size) -> np.ndarray:
+        """Posed world positions (N, 3) of the named landmarks."""
+        joint = np.array([self.landmarks[n][0] for n in names])
+        pts = np.array([self.landmarks[n][1] for n in names])
+        return self.place(pos, rot, joint, pts, size)
+
+
+# ---------------------------------------------------------------------- loading
+def _vec(value, where: str, field: str, n: int = 3) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.shape != (n,):
+        raise ConfigError(where, field, f"expected {n} numbers, got {value!r}")
+    return arr
+
+
+def _mirrored(entries: dict) -> dict:
+    """Entries with every ``L_`` key followed by its ``R_`` mirror (values mirrored by the caller)."""
+    out = {}
+    for key, value in entries.items():
+        out[key] = (value, False)
+        if key.startswith("L_"):
+            out[mirror_name(key)] = (value, True)
+    return out
+
+
+def _flip_point(p: np.ndarray, flip: bool) -> np.ndarray:
+    return p * np.array([1.0, 1.0, -1.0]) if flip else p
+
+
+@cache
+def load_template(name: str) -> Template:
+    """Load and validate ``synthetic/species/<name>.yaml``; errors name the file and the key."""
+    path = SPECIES_DIR / f"{name}.yaml"
+    where = str(path)
+    if not path.is_file():
+        raise ConfigError(where, "species", f"unknown species {name!r} (known: {list_species()})")
+    data = yaml.safe_load(path.read_text())
+    known = {"name", "schemas", "motion", "skip_modes", "joints", "limits", "volumes", "landmarks", "keypoints",
+             "appearance"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(where, key, f"unknown key (expected one of {sorted(known)})")
+    for key in known - {"limits", "skip_modes"}:
+        if key not in data:
+            raise ConfigError(where, key, "missing")
+
+    joints, parents, rest = [], [], []
+    for jname, (value, flip) in _mirrored(data["joints"]).items():
+        if not isinstance(value, list) or len(value) != 4:
+            raise ConfigError(where, f"joints.{jname}", "expected [parent, x, y, z]")
+        parent = value[0]
+        if parent is not None:
+            parent = mirror_name(parent) if flip else parent
+            if parent not in joints:
+                raise ConfigError(where, f"joints.{jname}", f"parent {parent!r} must be listed before it")
+        joints.append(jname)
+        parents.append(-1 if parent is None else joints.index(parent))
+        rest.append(_flip_point(_vec(value[1:], where, f"joints.{jname}"), flip))
+    index = {n: i for i, n in enumerate(joints)}
+    if parents.count(-1) != 1:
+        raise ConfigError(where, "joints", "exactly one root joint (parent null) is required")
+
+    lim_raw = data.get("limits") or {}
+    default = np.asarray(lim_raw.get("default", [[-30, 30], [-10, 10], [-10, 10]]), dtype=np.float64)
+    limits = np.repeat(default[None], len(joints), axis=0)
+    for jname, (value, flip) in _mirrored({k: v for k, v in lim_raw.items() if k != "default"}).items():
+        if jname not in index:
+            raise ConfigError(where, f"limits.{jname}", "unknown joint")
+        lim = np.asarray(value, dtype=np.float64)
+        if lim.shape != (3, 2) or np.any(lim[:, 0] > lim[:, 1]):
+            raise ConfigError(where, f"limits.{jname}", "expected [[lo, hi]] x 3 with lo <= hi")
+        if flip:  # abduction and twist change sign in the mirror
+            lim = lim.copy()
+            lim[1:] = -lim[1:, ::-1]
+        limits[index[jname]] = lim
+
+    def joint_of(ref, vname: str, carrier, flip: bool) -> tuple[int, np.ndarray]:
+        if isinstance(ref, str):
+            ref = mirror_name(ref) if flip else ref
+            if ref not in index:
+                raise ConfigError(where, f"volumes.{vname}", f"unknown joint {ref!r}")
+            return index[ref], rest[index[ref]]
+        if carrier is None:
+            raise ConfigError(where, f"volumes.{vname}", "coordinates need a carrier 'joint'")
+        return carrier, _flip_point(_vec(ref, where, f"volumes.{vname}"), flip)
+
+    parts: list[str] = []
+    keys = ("name", "joint", "kind", "a", "b", "aj", "bj", "frame", "radii", "part", "mat")
+    vols: dict[str, list] = {k: [] for k in keys}
+    for vname, (v, flip) in _mirrored(data["volumes"]).items():
+        vkeys = {"joint", "seg", "c", "r", "ext", "rot", "part", "mat"}
+        for key in v:
+            if key not in vkeys:
+                raise ConfigError(where, f"volumes.{vname}.{key}", f"unknown key (expected one of {sorted(vkeys)})")
+        carrier = None
+        if "joint" in v:
+            cname = mirror_name(v["joint"]) if flip else v["joint"]
+            if cname not in index:
+                raise ConfigError(where, f"volumes.{vname}.joint", f"unknown joint {cname!r}")
+            carrier = index[cname]
+        part = mirror_name(v.get("part", vname)) if flip else v.get("part", vname)
+        if part not in parts:
+            parts.append(part)
+        vols["name"].append(vname)
+        vols["part"].append(parts.index(part))
+        vols["mat"].append(str(v.get("mat", "coat")))
+        if "seg" in v:
+            aj, a = joint_of(v["seg"][0], vname, carrier, flip)
+            bj, b = joint_of(v["seg"][1], vname, carrier, flip)
+            r = _vec(v["r"], where, f"volumes.{vname}.r", 2)
+            vols["joint"].append(carrier if carrier is not None else aj)
+            vols["kind"].append(0)
+            vols["a"].append(a)
+            vols["b"].append(b)
+            vols["aj"].append(aj)
+            vols["bj"].append(bj)
+            vols["frame"].append(np.eye(3))
+            vols["radii"].append(np.array([float(v.get("ext", 1.15)), r[0], r[1]]))
+        elif "c" in v:
+            if carrier is None:
+                raise ConfigError(where, f"volumes.{vname}.joint", "a blob needs its carrier joint")
+            c = _flip_point(_vec(v["c"], where, f"volumes.{vname}.c"), flip)
+            vols["joint"].append(carrier)
+            vols["kind"].append(1)
+            vols["a"].append(c)
+            vols["b"].append(c)
+            vols["aj"].append(carrier)
+            vols["bj"].append(carrier)
+            frame = rotation(np.array([float(v.get("rot", 0.0)), 0.0, 0.0]))
+            vols["frame"].append(MIRROR @ frame @ MIRROR if flip else frame)
+            vols["radii"].append(_vec(v["r"], where, f"volumes.{vname}.r"))
+        else:
+            raise ConfigError(where, f"volumes.{vname}", "needs 'seg' or 'c'")
+
+    landmarks = {}
+    for lname, (value, flip) in _mirrored(data["landmarks"]).items():
+        if isinstance(value, str):
+            value = {"joint": value}
+        jname = mirror_name(value["joint"]) if flip else value["joint"]
+        if jname not in index:
+            raise ConfigError(where, f"landmarks.{lname}.joint", f"unknown joint {jname!r}")
+        j = index[jname]
+        at = rest[j] if "at" not in value else _flip_point(_vec(value["at"], where, f"landmarks.{lname}.at"), flip)
+        if "parts" in value:
+            pnames = [mirror_name(p) if flip else p for p in value["parts"]]
+        else:  # volumes carried by this joint or ending at it
+            pnames = [parts[vols["part"][k]] for k in range(len(vols["name"]))
+                      if j in (vols["joint"][k], vols["aj"][k], vols["bj"][k])]
+        unknown = [p for p in pnames if p not in parts]
+        if unknown or not pnames:
+            raise ConfigError(where, f"landmarks.{lname}.parts", f"unknown or empty parts {unknown}")
+        landmarks[lname] = (j, at, tuple(parts.index(p) for p in pnames), float(value.get("tol", 0.03)))
+
+    keypoints = {}
+    for schema_name in data["schemas"]:
+        schema = load_schema(schema_name)
+        table = data["keypoints"].get(schema_name)
+        if not isinstance(table, dict):
+            raise ConfigError(where, f"keypoints.{schema_name}", "missing table for an emitted schema")
+        # Left entries imply their right mirrors: L_Eye: L_eye gives R_Eye: R_eye.
+        table = {**{mirror_name(k): mirror_name(v) for k, v in table.items() if k.startswith(("L_", "left_"))}, **table}
+        names = []
+        for joint_name in schema.joints:
+            if joint_name not in table:
+                raise ConfigError(where, f"keypoints.{schema_name}.{joint_name}", "schema joint not mapped")
+            if table[joint_name] not in landmarks:
+                raise ConfigError(
+                    where, f"keypoints.{schema_name}.{joint_name}", f"unknown landmark {table[joint_name]!r}"
+                )
+            names.append(table[joint_name])
+        keypoints[schema_name] = tuple(names)
+
+    motion_path = SPECIES_DIR / f"_motion_{data['motion']}.yaml"
+    if not motion_path.is_file():
+        raise ConfigError(where, "motion", f"no motion file {motion_path.name}")
+    motion = yaml.safe_load(motion_path.read_text())
+
+    return Template(
+        name=str(data["name"]),
+        path=where,
+        joints=tuple(joints),
+        parents=np.array(parents),
+        rest=np.array(rest),
+        limits=limits,
+        vol_names=tuple(vols["name"]),
+        vol_joint=np.array(vols["joint"]),
+        vol_kind=np.array(vols["kind"]),
+        vol_a=np.array(vols["a"]),
+        vol_b=np.array(vols["b"]),
+        vol_a_joint=np.array(vols["aj"]),
+        vol_b_joint=np.array(vols["bj"]),
+        vol_frame=np.array(vols["frame"]),
+        vol_radii=np.array(vols["radii"]),
+        vol_part=np.array(vols["part"]),
+        vol_mat=tuple(vols["mat"]),
+        parts=tuple(parts),
+        landmarks=landmarks,
+        keypoints=keypoints,
+        motion=motion,
+        appearance=data["appearance"],
+        mirror_joint=np.array([index[mirror_name(n)] for n in joints]),
+        mirror_part=np.array([parts.index(mirror_name(p)) if mirror_name(p) in parts else i
+                              for i, p in enumerate(parts)]),
+        skip_modes=tuple(data.get("skip_modes") or ()),
+    )
+
+
+def list_species() -> list[str]:
+    return sorted(p.stem for p in SPECIES_DIR.glob("*.yaml") if not p.stem.startswith("_"))
