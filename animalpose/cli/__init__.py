@@ -7,6 +7,7 @@ import sys
 import typer
 
 from animalpose.cli import (
+    adapt_cmd,
     bench_cmd,
     config_cmd,
     data_cmd,
@@ -37,6 +38,7 @@ app.add_typer(serve_cmd.app, name="serve")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(predict_cmd.app, name="predict")
+app.add_typer(adapt_cmd.app, name="adapt")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,38 @@
+"""`animalpose adapt ccssl --config FILE [key=value ...]`: domain adaptation of a pose model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Adapt a synthetic-trained model to an unlabelled target domain.")
+
+
+@app.command("ccssl")
+def ccssl(
+    overrides: list[str] = typer.Argument(None, help="Overrides key.sub=value, e.g. ccssl.lambda_target=5."),
+    config: Path = typer.Option(..., "--config", "-c", help="CC-SSL YAML (see configs/adapt/)."),
+    out: Path = typer.Option(None, help="Output folder (default: ccssl.out_dir, else "
+                                        "<data home>/runs/<experiment>/<config name>). Rerun to resume."),
+    select_on: str = typer.Option(None, "--select-on", help="Model selection: source-val (default, no target "
+                                                            "labels) or target-val (the reference's choice, "
+                                                            "which uses labelled target data)."),
+    progress: bool = typer.Option(True, help="Progress bars and round lines."),
+) -> None:
+    """CC-SSL rounds (Mu et al., CVPR 2020): pseudo-label, select, train on source + λ·target; resumable."""
+    from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
+    from animalpose.config import load_config
+    from animalpose.paths import data_home
+
+    extra = [f"train.select_on={select_on}"] if select_on else []
+    cfg = load_config(config, CCSSLConfig, overrides=[*(overrides or []), *extra])
+    out_dir = out or cfg.ccssl.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
+    result = run_ccssl(cfg, out_dir, progress=progress)
+    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
+                           "source_only": result.source_only,
+                           "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
+                                     if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
+                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
+                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))
