@@ -8,7 +8,7 @@ at all; otherwise it is occluded (1) by the body or an occluder. Outside the ima
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -86,10 +86,11 @@ def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | 
     centres, axes, radii, marks, names = pose_world(tpl, alpha, t)
     extent = np.ptp(centres, axis=0).max() + 2 * radii.max()
     target = 0.5 * (centres.min(0) + centres.max(0))
-    if fit is not None:  # clips: the camera tracks the animal's start point plus its advance
-        c0, *_ = pose_world(tpl, alpha, 0.0)
-        _, advance = pose_angles(tpl, alpha, t)
-        target = 0.5 * (c0.min(0) + c0.max(0)) + np.array([advance * alpha.scale, 0.0, 0.0])
+    if fit is not None:  # clips: the camera keeps its distance and tracks the start point plus the advance
+        c0, _, r0, _, _ = pose_world(tpl, alpha, 0.0)
+        moved = pose_angles(tpl, alpha, t)[1] - pose_angles(tpl, alpha, 0.0)[1]
+        extent = np.ptp(c0, axis=0).max() + 2 * r0.max()
+        target = 0.5 * (c0.min(0) + c0.max(0)) + np.array([moved * alpha.scale, 0.0, 0.0])
     half = np.tan(np.deg2rad(alpha.fov) / 2)
     dist = extent / (2 * half * alpha.fill) + extent * 0.5
     az, el = np.deg2rad(alpha.azimuth + alpha.orbit * t), np.deg2rad(alpha.elevation)
@@ -236,30 +237,51 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     return out.reshape(h, w, 3), info
 
 
+def child_seed(ss: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
+    """A child of ``ss`` named by ``key``; unlike ``spawn`` it does not depend on earlier calls."""
+    return np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, *key))
+
+
+def as_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
+    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+
+
 def render_scene(
     species: str, style: StyleConfig, seed: int | np.random.SeedSequence, size: int, *,
     mirror: bool = False, alpha: Alpha | None = None, t: float = 0.0, fit: Camera | None = None,
+    frame_index: int = 0, occluders: tuple | None = None,
 ) -> Rendered:
-    """Render one instance. α and β draw from independent streams of ``seed``."""
+    """Render one instance (or one frame of a clip). α and β draw from independent streams of ``seed``.
+
+    Clip frames pass the clip's ``alpha``, time ``t``, the first frame's intrinsics ``fit`` and
+    occluders (camera-space primitives, as in ``Rendered.factors``' geometry), and ``frame_index``
+    (fresh sensor noise per frame; coat, light and background stay those of the clip).
+    """
     tpl = load_template(species)
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
-    a_seq, b_seq, c_seq, o_seq = ss.spawn(4)
+    ss = as_seed(seed)
     if alpha is None:
-        alpha = sample_alpha(tpl, style, np.random.default_rng(a_seq))
+        alpha = sample_alpha(tpl, style, np.random.default_rng(child_seed(ss, 0)))
         if mirror:
             alpha = mirror_alpha(tpl, alpha)
     geo = frame(tpl, alpha, size, t, fit)
-    occ = add_occluders(geo, alpha, style, np.random.default_rng(o_seq))
+    if occluders is None:
+        occ = add_occluders(geo, alpha, style, np.random.default_rng(child_seed(ss, 3)))
+    else:
+        occ = list(occluders[3])
+        geo.centres = np.concatenate([geo.centres, occluders[0]])
+        geo.axes = np.concatenate([geo.axes, occluders[1]])
+        geo.radii = np.concatenate([geo.radii, occluders[2]])
+        geo.part = np.concatenate([geo.part, -np.ones(len(occluders[0]), dtype=geo.part.dtype)])
     zbuf, prim = rasterise(geo.centres, geo.axes, geo.radii, geo.cam)
     keypoints = label(tpl, geo, zbuf, prim, alpha.scale)
-    rng = np.random.default_rng(b_seq)
+    rng = np.random.default_rng(child_seed(ss, 1))
     p = style.params
     if rng.random() < p["photo_bg"]:
         bg, bg_info = ap.photo_background(rng, size)
     else:
         bg, bg_info = ap.procedural_background(rng, size)
-    image, shade_info = shade(tpl, geo, zbuf, prim, bg, style, rng, np.random.default_rng(c_seq))
-    image, cam_info = ap.camera_effects(image, rng, p)
+    image, shade_info = shade(tpl, geo, zbuf, prim, bg, style, rng, np.random.default_rng(child_seed(ss, 2)))
+    image, cam_info = ap.camera_effects(image, np.random.default_rng(child_seed(ss, 4, frame_index)), p)
     parts = np.zeros(zbuf.shape, dtype=np.uint8)
     fg = prim >= 0
     part_of = np.where(geo.part >= 0, geo.part + 1, OCCLUDER).astype(np.uint8)
@@ -271,3 +293,37 @@ def render_scene(
         "truncated": bool(alpha.extra.get("truncated", False)),
     }
     return Rendered(image, keypoints, factors, zbuf, prim, parts, geo)
+
+
+def occluders_of(r: Rendered, info: list[dict]) -> tuple:
+    """The occluder primitives of a rendered frame, to reuse them on later frames of a clip."""
+    n = r.geometry.num_animal
+    g = r.geometry
+    return g.centres[n:].copy(), g.axes[n:].copy(), g.radii[n:].copy(), tuple(info)
+
+
+def render_clip(
+    species: str, style: StyleConfig, seed: int | np.random.SeedSequence, size: int, frames: int, *,
+    fps: float = 25.0, mirror: bool = False,
+) -> list[Rendered]:
+    """A temporally coherent clip: one gait (walk, trot or gallop) seen by a camera that tracks the
+    animal and orbits at a sampled rate (degrees per second), ``frames`` frames at ``fps``."""
+    tpl = load_template(species)
+    ss = as_seed(seed)
+    rng = np.random.default_rng(child_seed(ss, 0))
+    alpha = sample_alpha(tpl, style, rng, gait_only=True)
+    alpha = replace(alpha, orbit=float(rng.uniform(-20, 20)), fill=alpha.fill * 0.85,
+                    offset=(0.0, 0.0), extra={"truncated": False, "fps": fps})
+    if mirror:
+        alpha = mirror_alpha(tpl, alpha)
+    first = render_scene(species, style, ss, size, alpha=alpha)
+    occ = occluders_of(first, first.factors["beta"]["occluders"])
+    out = [first]
+    for k in range(1, frames):
+        out.append(render_scene(species, style, ss, size, alpha=alpha, t=k / fps, fit=first.geometry.cam,
+                                frame_index=k, occluders=occ))
+    for k, r in enumerate(out):
+        r.factors["frame_index"] = k
+        r.factors["alpha"]["orbit"] = round(alpha.orbit, 4)
+        r.factors["alpha"]["fps"] = fps
+    return out

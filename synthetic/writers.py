@@ -1,0 +1,192 @@
+"""Datasets on disk: images, COCO keypoints JSON per schema, optional part masks, a manifest.
+
+Layout of ``OUT``::
+
+    images/000000.png ...          stills first, then clip frames (clip c, frame k)
+    masks/000000.png ...           optional part-id masks (0 background, 1 + part, 255 occluder)
+    annotations/<schema>.json      one COCO keypoints file per schema the template emits
+    manifest.json                  generator version, config, its hash, counts
+
+Sample i of a dataset draws from ``SeedSequence(seed, spawn_key=(i,))`` (clips from key
+``(n + c,)``), so the bytes written depend on the seed and the config only, never on the number of
+worker processes. Generation is idempotent: when ``manifest.json`` holds the same config hash and
+every file is present, :func:`generate_dataset` returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from animalpose.data.coco_writer import write_coco
+from animalpose.data.records import PoseRecord
+from animalpose.errors import ConfigError
+from synthetic.scene import Rendered, render_clip, render_scene
+from synthetic.styles import StyleConfig
+from synthetic.template import list_species, load_template
+
+GENERATOR_VERSION = "1.0"
+DEFAULT_FPS = 25.0
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W, 3) RGB or (H, W) grey uint8 image (fast compression, deterministic)."""
+    arr = image[:, :, ::-1] if image.ndim == 3 else image
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def dataset_config(species: str, style: StyleConfig, n: int, size: int, seed: int, clips: int, frames: int,
+                   masks: bool, fps: float = DEFAULT_FPS) -> dict:
+    """The generation config as plain JSON (what the manifest's hash covers)."""
+    return {"generator_version": GENERATOR_VERSION, "species": species, "style": style.to_dict(),
+            "style_params": style.params, "n": int(n), "size": int(size), "seed": int(seed),
+            "clips": int(clips), "frames": int(frames), "fps": float(fps), "masks": bool(masks),
+            "image_format": "png"}
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _bbox(parts: np.ndarray) -> list[float]:
+    """(x, y, w, h) box of the animal's visible silhouette (part mask values 1..254)."""
+    ys, xs = np.nonzero((parts > 0) & (parts < 255))
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    x0, y0 = float(xs.min()) - 0.5, float(ys.min()) - 0.5
+    return [x0, y0, float(xs.max()) + 0.5 - x0, float(ys.max()) + 0.5 - y0]
+
+
+def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str | None, frame: int | None) -> dict:
+    name = f"{image_id:06d}.png"
+    atomic_write_bytes(out / "images" / name, encode_png(r.image))
+    if masks:
+        atomic_write_bytes(out / "masks" / name, encode_png(r.parts))
+    return {"image_id": image_id, "file": f"images/{name}",
+            "keypoints": {k: v.tolist() for k, v in r.keypoints.items()}, "bbox": _bbox(r.parts),
+            "factors": r.factors, "video_id": video, "frame_index": frame}
+
+
+def _job(args: tuple) -> list[dict]:
+    """Render and write one still (kind 'still') or one clip (kind 'clip'); return its records."""
+    kind, index, out, species, style, n, size, seed, frames, fps, masks = args
+    ss = np.random.SeedSequence(seed, spawn_key=(index,))
+    if kind == "still":
+        return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None)]
+    clip = index - n
+    video = f"{species}_{seed}_clip{clip:05d}"
+    rendered = render_clip(species, style, ss, size, frames, fps=fps)
+    first_id = n + clip * frames
+    return [_write_item(out, first_id + k, r, masks, video, k) for k, r in enumerate(rendered)]
+
+
+def _complete(out: Path, manifest: dict) -> bool:
+    counts = manifest.get("counts", {})
+    total = counts.get("images", -1)
+    return all((out / "images" / f"{i:06d}.png").is_file() for i in range(total)) and all(
+        (out / "annotations" / f"{s}.json").is_file() for s in manifest.get("schemas", []))
+
+
+def generate_dataset(
+    out: str | Path, species: str, style: str | StyleConfig, n: int, size: int, seed: int,
+    clips: int = 0, frames: int = 0, workers: int = 1, gap: float | None = None, masks: bool = False,
+    progress: bool = False, fps: float = DEFAULT_FPS,
+) -> Path:
+    """Render ``n`` stills and ``clips`` clips of ``frames`` frames into ``out``; returns ``out``.
+
+    Deterministic for a seed whatever ``workers``; idempotent when the manifest's config hash
+    matches and every file is present. Raises ConfigError on a bad species, style or count.
+    """
+    out = Path(out)
+    if species not in list_species():
+        raise ConfigError("<synth>", "species", f"unknown species {species!r} (known: {list_species()})")
+    style = style if isinstance(style, StyleConfig) else StyleConfig.make(style, gap)
+    for field, value, lo in (("n", n, 0), ("size", size, 32), ("clips", clips, 0), ("workers", workers, 1)):
+        if int(value) < lo:
+            raise ConfigError("<synth>", field, f"must be >= {lo}, got {value}")
+    if clips > 0 and frames < 2:
+        raise ConfigError("<synth>", "frames", f"clips need at least 2 frames, got {frames}")
+    if n + clips == 0:
+        raise ConfigError("<synth>", "n", "nothing to generate (n = 0 and clips = 0)")
+    config = dataset_config(species, style, n, size, seed, clips, frames if clips else 0, masks, fps)
+    digest = config_hash(config)
+    manifest_path = out / "manifest.json"
+    if manifest_path.is_file():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("config_hash") == digest and _complete(out, old):
+            return out
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    if masks:
+        (out / "masks").mkdir(parents=True, exist_ok=True)
+    jobs = [("still", i, out, species, style, n, size, seed, frames, fps, masks) for i in range(n)]
+    jobs += [("clip", n + c, out, species, style, n, size, seed, frames, fps, masks) for c in range(clips)]
+    items: list[dict] = []
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task(f"synth {species}/{style.name}", total=len(jobs))
+    try:
+        if workers == 1:
+            results = map(_job, jobs)
+        else:
+            pool = ProcessPoolExecutor(max_workers=workers)
+            results = pool.map(_job, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers))))
+        for batch in results:
+            items.extend(batch)
+            if bar is not None:
+                bar.advance(task)
+        if workers != 1:
+            pool.shutdown()
+    finally:
+        if bar is not None:
+            bar.stop()
+    tpl = load_template(species)
+    info = {"description": f"animalpose synthetic {species} ({style.name})", "generator_version": GENERATOR_VERSION,
+            "species": species, "style": style.name, "gap": style.to_dict()["gap"], "seed": int(seed),
+            "config_hash": digest}
+    for schema in tpl.keypoints:
+        records = [
+            PoseRecord(image=str(out / it["file"]), keypoints=np.asarray(it["keypoints"][schema], np.float32),
+                       schema=schema, bbox=tuple(it["bbox"]), image_size=(size, size), video_id=it["video_id"],
+                       frame_index=it["frame_index"], image_id=it["image_id"] + 1, meta={"factors": it["factors"]})
+            for it in items
+        ]
+        write_coco(records, out / "annotations" / f"{schema}.json", schema, image_root=out, category=species,
+                   info=info)
+    manifest = {"generator_version": GENERATOR_VERSION, "species": species, "style": style.name,
+                "gap": style.to_dict()["gap"], "seed": int(seed), "n": int(n), "size": int(size),
+                "clips": int(clips), "frames": int(frames if clips else 0), "fps": float(fps), "masks": bool(masks),
+                "schemas": list(tpl.keypoints), "counts": {"images": len(items), "stills": int(n),
+                "clip_frames": len(items) - int(n), "clips": int(clips)},
+                "config": config, "config_hash": digest}
+    atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    return out
