@@ -1,0 +1,221 @@
+"""The ``ccssl`` flow: CC-SSL (Mu et al., "Learning from Synthetic Animals", CVPR 2020, Alg. 1).
+
+Pseudo-code, one Prefect task per step:
+
+    source, source_val = synth(species, cad)              # labelled synthetic source
+    target, target_test = synth(species, photo)           # unlabelled target + held-out labelled test
+    model = pretrain(source) or the registered source model
+    source_only = evaluate(model, target_test)
+    for r in rounds:
+        model = ccssl_round(r, model)   # pseudo-label target (invariance, equivariance, temporal),
+                                        # keep the most consistent joints, train on source + target
+        pck[r] = evaluate(model, target_test)
+    oracle = evaluate(pretrain(target with labels), target_test)
+    register(model)                     # only after every round finished
+    gap recovery = (pck[-1] - source_only) / (oracle - source_only)
+
+Each round is one call of :func:`animalpose.adapt.ccssl.run_ccssl` on the same output folder with
+the epoch budget cut at the end of that round; the library resumes after its last finished round
+(``state.json``, ``round_<r>.ckpt``), and the round task is cached on its inputs, so a crashed flow
+run that is started again goes straight to the first unfinished round.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import INPUTS
+
+from animalpose.errors import ConfigError
+from animalpose.paths import data_home
+from flows.common import (
+    FileStamps,
+    adopt,
+    markdown_table,
+    parent_tracker,
+    publish,
+    retry_transient,
+    run_link,
+    stage,
+    ui_command,
+)
+from flows.evaluate import PCK, evaluate, resolve_checkpoint
+from flows.presets import load_preset
+from flows.pretrain import make_dataset, pretrain, train_config
+
+
+def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target: list[Path], target_test: Path,
+                 regenerate_every: int, epochs: int):
+    """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import parse_config
+
+    raw = dict(cfg_dict)
+    raw["data"] = {**raw["data"], "target": [str(t) for t in target]}
+    raw["train"] = {**raw["train"], "epochs": epochs}
+    raw["ccssl"] = {**raw.get("ccssl", {}), "source_checkpoint": str(source_checkpoint),
+                    "regenerate_every": regenerate_every, "target_val": [str(target_test)], "source_epochs": 0}
+    cfg = parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
+    if cfg.train.schedule != "step":
+        raise ConfigError(where, "train.schedule", "the ccssl flow runs one task per round and needs the 'step' "
+                          "schedule (a cosine schedule depends on the total epochs)")
+    return cfg
+
+
+@task(name="ccssl-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="round-{round_index}")
+def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
+                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, tracker=None) -> dict:
+    """Pseudo-label, select and train for round ``round_index``; returns its metrics and checkpoint."""
+    from animalpose.adapt import ccssl as lib
+
+    cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
+                       regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round)
+    upto = cfg.model_copy(update={"train": cfg.train.model_copy(
+        update={"epochs": (round_index + 1) * epochs_per_round})})
+    result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False)
+    if len(result.rounds) <= round_index or result.last_checkpoint is None:
+        raise RuntimeError(f"run_ccssl finished {len(result.rounds)} rounds in {out_dir}, expected "
+                           f"{round_index + 1}")
+    return {"checkpoint": str(result.last_checkpoint), "metrics": result.rounds[round_index],
+            "source_only": result.source_only}
+
+
+def _pck(result: dict) -> float:
+    return float(result["metrics"][PCK])
+
+
+def gap_recovery(source_only: float, adapted: float, oracle: float | None) -> float | None:
+    """(adapted − source-only) / (oracle − source-only); None without an oracle or without a gap."""
+    if oracle is None or not math.isfinite(oracle) or oracle - source_only <= 1e-9:
+        return None
+    return (adapted - source_only) / (oracle - source_only)
+
+
+@flow(name="ccssl", log_prints=True)
+def ccssl_flow(
+    species: str = "horse",
+    preset: str = "quick",
+    rounds: int | None = None,
+    source_data: list[Path] | None = None,
+    target_data: list[Path] | None = None,
+    test_data: Path | None = None,
+    model: str | None = None,
+    source_model: str | None = None,
+    oracle: bool | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "ccssl",
+    register_as: str | None = None,
+    out_dir: Path | None = None,
+    dask_workers: int = 0,
+) -> dict:
+    """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
+
+    Args:
+        preset: a flow preset name (``smoke``, ``quick``) or a preset YAML path.
+        rounds: number of rounds (default: the preset's).
+        source_data / target_data / test_data: real datasets instead of the generated ones (the
+            target is used unlabelled; ``test_data`` must be labelled).
+        source_model: ``models:/<name>@champion`` (or ``/<version>``) to adapt instead of pretraining.
+        oracle: also train on the target labels for the gap-recovery figure (default: the preset's;
+            only possible when the target has labels).
+        register_as: registered model name of the result (default ``ccssl-<species>``).
+        dask_workers: generate the synthetic data on a local Dask cluster of that many workers.
+
+    Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", ...}``.
+    """
+    p = load_preset(preset)
+    n_rounds = rounds or p.rounds
+    do_oracle = p.oracle if oracle is None else oracle
+    out = Path(out_dir) if out_dir else data_home() / "flows" / "ccssl" / species / Path(preset).stem
+    name = register_as or f"ccssl-{species}"
+    parent = parent_tracker(experiment, f"ccssl-{species}", tracking_uri,
+                            {"species": species, "preset": str(preset), "rounds": str(n_rounds)})
+    parent.log_params({"species": species, "preset": str(preset), "rounds": n_rounds, "model": model,
+                       "source_model": source_model, "epochs_per_round": p.epochs_per_round})
+    try:
+        with stage(parent, "synth"):
+            source = list(source_data) if source_data else make_dataset(species, p.source, p.seed, "source",
+                                                                        dask_workers=dask_workers)
+            source_val = make_dataset(species, p.source_val, p.seed + 1, "source-val")
+            target = list(target_data) if target_data else make_dataset(species, p.target, p.seed + 2, "target",
+                                                                        dask_workers=dask_workers)
+            test = Path(test_data) if test_data else make_dataset(species, p.target_test, p.seed + 3, "test")[0]
+
+        cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
+                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+        with stage(parent, "pretrain") as st:
+            if source_model:
+                source_ckpt = resolve_checkpoint(source_model, parent.uri)
+                st.set_tags({"reused": source_model})
+            else:
+                pre = pretrain(cfg, where, out / "pretrain", f"pretrain-{species}", register_as=f"{species}-source")
+                adopt(st, pre["run_id"])
+                source_ckpt = Path(pre["checkpoint"])
+
+        with stage(parent, "evaluate-source-only") as st:
+            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size))
+            st.log_metrics({PCK: source_only})
+        parent.log_metrics({f"source_only/{PCK}": source_only})
+
+        round_pck: list[float] = []
+        ckpt = source_ckpt
+        for r in range(n_rounds):
+            with stage(parent, f"round-{r + 1}", {"round": r + 1}) as st:
+                res = ccssl_round(cfg, where, source_ckpt, target, test, out / "ccssl", r, p.epochs_per_round,
+                                  n_rounds, tracker=st)
+                ckpt = Path(res["checkpoint"])
+                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size)))
+                st.log_metrics({PCK: round_pck[-1]}, step=r + 1)
+            parent.log_metrics({f"round/{PCK}": round_pck[-1]}, step=r + 1)
+
+        oracle_pck = None
+        if do_oracle:
+            with stage(parent, "oracle") as st:
+                ocfg, _ = train_config(p, target, [test], epochs=p.pretrain_epochs, model=model,
+                                       tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
+                adopt(st, orc["run_id"])
+                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size))
+                st.log_metrics({PCK: oracle_pck})
+            parent.log_metrics({f"oracle/{PCK}": oracle_pck})
+
+        with stage(parent, "register") as st:
+            parent.log_artifact(ckpt, "model")
+            version = parent.register_model(f"model/{ckpt.name}", name,
+                                            tags={"species": species, "method": "ccssl", "rounds": str(n_rounds)})
+            st.set_tags({"registered_model": f"{name}/{version}"})
+
+        recovery = gap_recovery(source_only, round_pck[-1], oracle_pck)
+        summary = {"species": species, "preset": str(preset), "source_only": source_only, "rounds": round_pck,
+                   "oracle": oracle_pck, "gap_recovery": recovery, "model_name": name, "model_version": version,
+                   "checkpoint": str(ckpt), "mlflow_run_id": parent.run_id, "mlflow_run_url": run_link(parent),
+                   "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri)}
+        if recovery is not None:
+            parent.log_metrics({"gap_recovery": recovery})
+        parent.log_dict(summary, "summary.json")
+        publish(f"ccssl-{species}", results_markdown(summary), description=f"CC-SSL {species} ({preset})")
+        parent.end("FINISHED")
+        return summary
+    except BaseException as exc:
+        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+
+
+def results_rows(summary: dict) -> list[list[object]]:
+    """Rows (stage, PCK@0.05) of the results table: source-only, each round, oracle, gap recovery."""
+    rows: list[list[object]] = [["source-only", summary["source_only"]]]
+    rows += [[f"CC-SSL round {i + 1}", v] for i, v in enumerate(summary["rounds"])]
+    rows.append(["oracle (target labels)", summary["oracle"]])
+    gr = summary["gap_recovery"]
+    rows.append(["gap recovery", None if gr is None else f"{100 * gr:.1f}%"])
+    return rows
+
+
+def results_markdown(summary: dict) -> str:
+    table = markdown_table(["model", "PCK@0.05 (crop) on target test"], results_rows(summary))
+    return (f"# CC-SSL {summary['species']} ({summary['preset']})\n\n{table}\n"
+            f"Registered model: `{summary['model_name']}` version {summary['model_version']}\n\n"
+            f"MLflow run: {summary['mlflow_run_url']}\n\nOpen the MLflow UI: `{summary['mlflow_ui']}`\n")

@@ -1,0 +1,117 @@
+"""Every deployment, in one place, and ``serve_deployments`` for ``animalpose serve``.
+
+Deployments (``<flow>/<name>``), each with its default parameters:
+
+- ``ccssl/<species>`` for horse, tiger, dog, sheep, elephant (the CC-SSL species templates);
+- ``wscda/<species>`` for the same species;
+- ``human/coco`` and ``human/mpii``;
+- ``pretrain/<species>``;
+- ``retrain/ccssl-<species>`` and ``retrain/wscda-<species>``: scheduled retraining. Each carries a
+  weekly cron schedule (default ``0 3 * * 1``: Mondays 03:00 UTC) that is **inactive** until turned
+  on: ``animalpose serve --activate-schedules``, ``ANIMALPOSE_RETRAIN_ACTIVE=1``, or the toggle in
+  the Prefect UI. ``ANIMALPOSE_RETRAIN_CRON`` and ``ANIMALPOSE_RETRAIN_TZ`` change the schedule.
+
+Run one with ``prefect deployment run ccssl/horse`` (``-p preset=smoke`` to override a parameter)
+while ``animalpose serve`` (or ``python -m flows.deployments``) serves them. Schedules only fire
+against a Prefect server (``PREFECT_API_URL``), never in Prefect's ephemeral mode.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from prefect.schedules import Cron
+
+SPECIES = ("horse", "tiger", "dog", "sheep", "elephant")
+HUMAN_DATASETS = ("coco", "mpii")
+METHODS = ("ccssl", "wscda")
+DEFAULT_CRON = "0 3 * * 1"
+DEFAULT_TIMEZONE = "UTC"
+DEFAULT_PRESET = "quick"
+
+
+@dataclass(frozen=True)
+class DeploymentSpec:
+    """One deployment: the flow (by name), its deployment name, default parameters, optional schedule."""
+
+    flow: str
+    name: str
+    parameters: dict = field(default_factory=dict)
+    cron: str | None = None
+    description: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow}/{self.name}"
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def deployment_specs(cron: str = DEFAULT_CRON, preset: str = DEFAULT_PRESET) -> list[DeploymentSpec]:
+    """All deployment definitions (pure data; validated by :func:`build_deployments`)."""
+    specs = []
+    for sp in SPECIES:
+        specs.append(DeploymentSpec("ccssl", sp, {"species": sp, "preset": preset},
+                                    description=f"CC-SSL on {sp}: synthetic cad source -> photo target, rounds"))
+        specs.append(DeploymentSpec("wscda", sp, {"species": sp, "preset": preset},
+                                    description=f"WS-CDA on {sp}: human + few labelled animals -> target, PPLO"))
+        specs.append(DeploymentSpec("pretrain", sp, {"species": sp, "preset": preset},
+                                    description=f"source-only pretraining on synthetic {sp}"))
+        for method in METHODS:
+            specs.append(DeploymentSpec("retrain", f"{method}-{sp}", {"species": sp, "method": method,
+                                                                      "preset": preset}, cron=cron,
+                                        description=f"weekly {method} retraining on new {sp} target data, "
+                                                    "promoted only if it beats the champion"))
+    for ds in HUMAN_DATASETS:
+        specs.append(DeploymentSpec("human", ds, {"dataset": ds, "preset": preset},
+                                    description=f"human pose training and evaluation ({ds})"))
+    return specs
+
+
+def flows_by_name() -> dict:
+    from flows.ccssl import ccssl_flow
+    from flows.evaluate import evaluate_flow
+    from flows.human import human_flow
+    from flows.pretrain import pretrain_flow
+    from flows.retrain import retrain_flow
+    from flows.wscda import wscda_flow
+
+    return {"ccssl": ccssl_flow, "wscda": wscda_flow, "human": human_flow, "pretrain": pretrain_flow,
+            "retrain": retrain_flow, "evaluate": evaluate_flow}
+
+
+def build_deployments(active: bool | None = None, cron: str | None = None, timezone: str | None = None,
+                      preset: str = DEFAULT_PRESET) -> list:
+    """Prefect ``RunnerDeployment`` objects for every spec.
+
+    ``active`` (default: ``$ANIMALPOSE_RETRAIN_ACTIVE``, else False) switches the retraining schedules
+    on; ``cron`` / ``timezone`` default to ``$ANIMALPOSE_RETRAIN_CRON`` / ``$ANIMALPOSE_RETRAIN_TZ``,
+    else weekly on Monday 03:00 UTC. Parameters are checked against each flow's signature.
+    """
+    active = _flag(os.environ.get("ANIMALPOSE_RETRAIN_ACTIVE")) if active is None else active
+    cron = cron or os.environ.get("ANIMALPOSE_RETRAIN_CRON") or DEFAULT_CRON
+    timezone = timezone or os.environ.get("ANIMALPOSE_RETRAIN_TZ") or DEFAULT_TIMEZONE
+    flows = flows_by_name()
+    out = []
+    for spec in deployment_specs(cron, preset):
+        fl = flows[spec.flow]
+        schedules = [Cron(spec.cron, timezone=timezone, active=active)] if spec.cron else []
+        out.append(fl.to_deployment(name=spec.name, parameters=spec.parameters, schedules=schedules,
+                                    description=spec.description, tags=["animalpose", spec.flow]))
+    return out
+
+
+def serve_deployments(active: bool = False, cron: str | None = None, limit: int | None = None) -> None:
+    """Serve every deployment from this process until interrupted (blocks; Ctrl-C stops)."""
+    from prefect import serve
+
+    serve(*build_deployments(active=active, cron=cron), limit=limit)
+
+
+if __name__ == "__main__":  # python -m flows.deployments [--active]
+    import sys
+
+    serve_deployments(active="--active" in sys.argv[1:])

@@ -1,0 +1,99 @@
+"""The ``evaluate`` flow: a checkpoint or a registered model against a labelled dataset.
+
+    checkpoint = resolve(model_uri)             # models:/<name>/<version> or models:/<name>@<alias>
+    metrics    = evaluate(checkpoint, data)     # engine.evaluate: PCK (crop, bbox), PCKh, OKS AP
+
+The evaluation task is cached on its inputs and the content stamps of the checkpoint, so the same
+model on the same data is scored once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prefect import flow, task
+
+from animalpose.errors import DataError
+from animalpose.paths import data_home
+from animalpose.tracking import resolve_uri
+from flows.common import INPUT_FILES, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+
+
+def resolve_checkpoint(model_uri: str, tracking_uri: str | None = None, dst: Path | None = None) -> Path:
+    """The local checkpoint file of ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
+
+    Downloads the version's source artifact to ``dst`` (default ``<data home>/models/<name>/v<version>``)
+    unless it is there already. Raises DataError naming the URI when it does not resolve.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    m = _MODEL_URI.match(model_uri)
+    if not m:
+        raise DataError(model_uri, "model_uri", "expected models:/<name>/<version> or models:/<name>@<alias>")
+    uri = resolve_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        mv = (client.get_model_version(m["name"], m["version"]) if m["version"]
+              else client.get_model_version_by_alias(m["name"], m["alias"]))
+    except MlflowException as exc:
+        raise DataError(model_uri, "model_uri", f"not in the registry at {uri}: {exc.message}") from exc
+    dst = Path(dst) if dst else data_home() / "models" / m["name"] / f"v{mv.version}"
+    name = Path(mv.source.rstrip("/")).name
+    if (dst / name).is_file():
+        return dst / name
+    dst.mkdir(parents=True, exist_ok=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(dst), tracking_uri=uri))
+    if local.is_dir():
+        ckpts = sorted(local.rglob("*.ckpt"))
+        if not ckpts:
+            raise DataError(model_uri, "source", f"no checkpoint in {mv.source}")
+        local = ckpts[0]
+    return local
+
+
+@task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient)
+def evaluate(checkpoint: Path, data: Path, batch_size: int = 16) -> dict:
+    """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``."""
+    from animalpose.engine.evaluate import evaluate as run
+
+    return run(checkpoint, data, batch_size=batch_size, progress=False)
+
+
+PCK = "pck_crop@0.05"
+
+
+@flow(name="evaluate", log_prints=True)
+def evaluate_flow(
+    data: Path,
+    checkpoint: Path | None = None,
+    model_uri: str | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "evaluate",
+) -> dict:
+    """Evaluate ``checkpoint`` (or the registered ``model_uri``) on the labelled dataset ``data``."""
+    if (checkpoint is None) == (model_uri is None):
+        raise DataError("<evaluate flow>", "checkpoint", "give exactly one of checkpoint and model_uri")
+    parent = parent_tracker(experiment, f"evaluate-{Path(data).name}", tracking_uri,
+                            {"data": str(data), "model": str(model_uri or checkpoint)})
+    try:
+        ckpt = Path(checkpoint) if checkpoint else resolve_checkpoint(model_uri, parent.uri)
+        with stage(parent, "evaluate", {"checkpoint": str(ckpt), "data": str(data)}) as st:
+            result = evaluate(ckpt, Path(data))
+            st.log_metrics(result["metrics"])
+            st.log_table(result["per_joint"], "tables/pck_per_joint.json")
+        parent.log_metrics(result["metrics"])
+        rows = [[k, v] for k, v in sorted(result["metrics"].items())]
+        publish(f"evaluate-{Path(data).name}",
+                f"# evaluate {model_uri or checkpoint} on {data}\n\n{markdown_table(['metric', 'value'], rows)}\n"
+                f"MLflow run: {run_link(parent)}\n")
+        parent.end("FINISHED")
+        return {**result, "mlflow_run_id": parent.run_id}
+    except BaseException as exc:
+        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise

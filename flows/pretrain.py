@@ -1,0 +1,111 @@
+"""The ``pretrain`` flow: generate the labelled source domain and train a pose network on it.
+
+Pseudo-code (CC-SSL, step 0 — "train on synthetic data"):
+
+    source, source_val = synth(species, cad), synth(species, cad, held out)
+    model = pretrain(source, source_val)        # engine.train, resumable from its last checkpoint
+    register(model)                             # by engine.train, only after it finished
+
+Re-running after a crash resumes the training from ``<out>/last.ckpt``; a finished pretraining is
+a cached task result and is not repeated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from prefect import flow, task
+
+from animalpose.paths import data_home
+from flows.common import INPUT_FILES, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
+from flows.presets import FlowPreset, SynthSpec, engine_config, load_preset
+from flows.synth import generate
+
+
+def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
+    """``<data home>/synthetic/<species>-<style>-<role>-<n>x<size>-seed<seed>-<hash>``: one folder per config."""
+    key = json.dumps({"species": species, **spec.model_dump(), "seed": seed}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return data_home() / "synthetic" / f"{species}-{spec.style}-{role}-{spec.n}x{spec.size}-seed{seed}-{digest}"
+
+
+def make_dataset(species: str, spec: SynthSpec, seed: int, role: str, *, shards: int = 1,
+                 dask_workers: int = 0) -> list[Path]:
+    """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s)."""
+    return generate(dataset_dir(species, spec, seed, role), species, spec.style, spec.n, spec.size, seed,
+                    clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers)
+
+
+def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None) -> dict:
+    """The library call: ``engine.train`` (resuming from ``out_dir/last.ckpt`` when present)."""
+    from animalpose.config import parse_config
+    from animalpose.engine.train import train
+
+    cfg = parse_config(cfg_dict, where=where, base_dir=Path(where).parent)
+    resume = (Path(out_dir) / "last.ckpt").is_file()
+    result = train(cfg, out_dir=out_dir, name=name, resume=resume, progress=False, register_as=register_as)
+    best = result.best_checkpoint or result.last_checkpoint
+    return {"checkpoint": str(best), "best_score": result.best_score, "run_id": result.run_id,
+            "epochs": len(result.history), "images_per_second": result.images_per_second}
+
+
+@task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient)
+def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None) -> dict:
+    """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``."""
+    return _train(cfg_dict, where, out_dir, name, register_as)
+
+
+def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,
+                 tracking_uri: str | None, experiment: str, seed: int) -> tuple[dict, str]:
+    """The engine config for one training stage, as a plain dict (a stable task cache key) and its source."""
+    from animalpose.config import to_dict
+
+    values: dict = {"data.train": list(train), "data.val": list(val), "train.epochs": epochs,
+                    "train.seed": seed, "tracking.experiment": experiment}
+    if model:
+        values["model.name"] = model
+    if tracking_uri:
+        values["tracking.uri"] = tracking_uri
+    cfg = engine_config(preset, values)
+    return to_dict(cfg), str(preset.train_config)
+
+
+@flow(name="pretrain", log_prints=True)
+def pretrain_flow(
+    species: str = "horse",
+    preset: str = "quick",
+    train_data: list[Path] | None = None,
+    val_data: list[Path] | None = None,
+    model: str | None = None,
+    epochs: int | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "pretrain",
+    out_dir: Path | None = None,
+    dask_workers: int = 0,
+) -> dict:
+    """Pretrain on synthetic ``species`` (or on ``train_data``) and register the model ``<species>-source``."""
+    p = load_preset(preset)
+    parent = parent_tracker(experiment, f"pretrain-{species}", tracking_uri, {"species": species, "preset": preset})
+    try:
+        with stage(parent, "synth"):
+            train = list(train_data) if train_data else make_dataset(species, p.source, p.seed, "source",
+                                                                     dask_workers=dask_workers)
+            val = list(val_data) if val_data else make_dataset(species, p.source_val, p.seed + 1, "source-val")
+        out = Path(out_dir) if out_dir else data_home() / "flows" / "pretrain" / species / preset
+        cfg, where = train_config(p, train, val, epochs=epochs or p.pretrain_epochs, model=model,
+                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+        with stage(parent, "pretrain") as st:
+            res = pretrain(cfg, where, out, f"pretrain-{species}", register_as=f"{species}-source")
+            adopt(st, res["run_id"])
+        parent.log_metrics({"best_score": res["best_score"] or float("nan")})
+        table = markdown_table(["stage", "checkpoint", "best validation score", "epochs"],
+                               [["pretrain", res["checkpoint"], res["best_score"], res["epochs"]]])
+        publish(f"pretrain-{species}", f"# pretrain {species}\n\n{table}\nMLflow run: {run_link(parent)}\n")
+        parent.end("FINISHED")
+        return {**res, "mlflow_run_id": parent.run_id}
+    except BaseException as exc:
+        parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
