@@ -168,9 +168,12 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
     n, k = confidence.shape
     flow_conf, replaced = np.full((n, k), np.nan), np.zeros((n, k), dtype=bool)
     if flow is not None and any(_video_key(r) is not None and r.frame_index is not None for r in recs):
-        res = refine_sequence(xy, confidence, [_video_key(r) for r in recs], [r.frame_index for r in recs],
-                              lambda i: read_image(recs[i].image, recs[i].frame_index), flow,
-                              tracks=[r.instance_id for r in recs])
+        keys = [(_video_key(r), r.frame_index) for r in recs]
+        # several instances in one frame: chain each track on its own (readers without track ids
+        # number instances per annotation, so ids are used only where frames are shared)
+        tracks = [r.instance_id for r in recs] if len(set(keys)) < len(keys) else None
+        res = refine_sequence(xy, confidence, [k[0] for k in keys], [k[1] for k in keys],
+                              lambda i: read_image(recs[i].image, recs[i].frame_index), flow, tracks=tracks)
         xy, confidence, flow_conf, replaced = res.xy, res.conf, res.flow_conf, res.replaced
     gt = None
     if truth:

@@ -1,0 +1,158 @@
+"""CC-SSL rounds on a tiny dot dataset: plumbing, selection per round, λ-weighted loss, resume, diagnostics.
+
+The dots (17 COCO joints as coloured discs) are for plumbing, not accuracy; the accuracy test on
+generated animals lives in test_ccssl_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLTrainer, keep_percentile, num_rounds, run_ccssl
+from animalpose.config import parse_config
+from animalpose.data.coco_writer import write_coco
+from animalpose.data.records import PoseRecord
+from animalpose.engine.build import build_data, make_model
+from animalpose.engine.trainer import Trainer
+from animalpose.errors import ConfigError
+
+COLOURS = np.array([[(37 * k) % 256, (91 * k + 60) % 256, (151 * k + 120) % 256] for k in range(17)], np.uint8)
+SIZE = 64
+
+
+def _dots(out: Path, name: str, n: int, seed: int, videos: int = 0) -> Path:
+    """``n`` images of 17 coloured dots (COCO joints); with ``videos`` > 0 they form that many clips
+    in which every dot moves by (1, 0.5) px per frame."""
+    rng = np.random.default_rng(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    records, start = [], None
+    per_video = n // videos if videos else 0
+    for i in range(n):
+        frame = i % per_video if videos else None
+        if frame in (None, 0):
+            start = rng.uniform(8, SIZE - 14, size=(17, 2))
+            bg = rng.integers(0, 60, size=(SIZE, SIZE, 3), dtype=np.uint8)
+        kp = np.zeros((17, 3), np.float32)
+        kp[:, :2] = start + (0 if frame is None else frame * np.array([1.0, 0.5]))
+        kp[:, 2] = 2
+        img = bg.copy()
+        for k in range(17):
+            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, tuple(int(c) for c in COLOURS[k]), -1)
+        path = out / "images" / f"{name}_{i:04d}.png"
+        cv2.imwrite(str(path), img[:, :, ::-1])
+        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, float(SIZE), float(SIZE)),
+                                  image_size=(SIZE, SIZE), image_id=i + 1,
+                                  video_id=f"{name}_v{i // per_video}" if videos else None, frame_index=frame))
+    return write_coco(records, out / "annotations" / f"{name}.json", "coco")
+
+
+@pytest.fixture(scope="module")
+def dots(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ccssl_dots")
+    return {"train": _dots(root, "train", 16, 0), "val": _dots(root, "val", 4, 1),
+            "target": _dots(root, "target", 12, 2, videos=2), "target_val": _dots(root, "tval", 4, 3)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(dots, **ccssl) -> CCSSLConfig:
+    raw = {
+        "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],
+                 "schema": "coco", "input_size": [SIZE, SIZE], "heatmap_size": [16, 16], "workers": 0},
+        "model": {"name": "hourglass1", "channels": 32},
+        "codec": {"sigma": 1.0},
+        "augment": {"preset": "hourglass"},
+        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "optimizer": "adam", "lr": 1e-3,
+                  "deterministic": True, "flip_test": False},
+        "tracking": {"enabled": False},
+        "ccssl": {"source_epochs": 1, "regenerate_every": 1, "num_geometric": 2, "num_photometric": 1,
+                  "pseudo_batch_size": 6, "gallery": 2, "target_val": [str(dots["target_val"])], **ccssl},
+    }
+    return parse_config(raw, CCSSLConfig)
+
+
+def test_round_schedule_from_config(dots):
+    cfg = _config(dots)
+    assert num_rounds(cfg) == 2
+    assert keep_percentile(cfg, 0) == pytest.approx(0.8) and keep_percentile(cfg, 1) == pytest.approx(0.6)
+    ref = _config(dots, schedule="reference", regenerate_every=10)
+    assert [keep_percentile(ref, r) for r in range(4)] == pytest.approx([0.8, 0.6, 0.4, 0.2])
+    with pytest.raises(ConfigError):
+        _config(dots, lambda_taret=1.0)  # misspelt key
+
+
+def test_target_loss_is_weighted_by_lambda(dots, tmp_path):
+    cfg = _config(dots)
+    data = build_data(cfg)
+    model = make_model(cfg, data.schema)
+    trainer = CCSSLTrainer(cfg, model, data.schema, data.train, {}, tmp_path, device=torch.device("cpu"),
+                           progress=False, lambda_target=10.0)
+    trainer.model.eval()
+    src = torch.utils.data.default_collate([data.train[i] for i in range(2)])
+    tgt = torch.utils.data.default_collate([data.train[i] for i in range(2, 4)])
+    with torch.no_grad():
+        ls = Trainer._forward_loss(trainer, src)[0]
+        lt = Trainer._forward_loss(trainer, tgt)[0]
+        trainer._target_iter = iter([tgt])
+        total = trainer._forward_loss(src)[0]
+    assert float(lt) > 0
+    assert float(total) == pytest.approx(float(ls) + 10.0 * float(lt), rel=1e-5)
+
+
+def test_rounds_write_diagnostics_select_more_each_round_and_resume(dots, tmp_path):
+    cfg = _config(dots)
+    res = run_ccssl(cfg, tmp_path, progress=False)
+    assert len(res.rounds) == 2 and res.rounds[1]["epochs"] == [1, 2]
+    cov = [r["pseudo/coverage"] for r in res.rounds]
+    # top 20% then top 40% of the 12 x 17 joint confidences (ties at the threshold are kept)
+    assert cov[0] == pytest.approx(0.2, abs=0.02) and cov[1] == pytest.approx(0.4, abs=0.02)
+    assert "target/pck@0.05" in res.rounds[0] and "pck@0.05" in res.source_only
+    assert 0.0 <= res.rounds[0]["pseudo/precision@0.05"] <= 1.0
+    doc = json.loads((tmp_path / "round_0" / "pseudo_labels.json").read_text())
+    assert len(doc["annotations"]) == 12 and doc["info"]["round"] == 0
+    ann = doc["annotations"][0]
+    assert len(ann["confidence"]) == 17 and len(ann["check"]) == 17
+    kept = sum(a["num_keypoints"] for a in doc["annotations"])
+    assert kept == res.rounds[0]["pseudo/num_kept"]
+    # frames after the first of each clip had a predecessor: flow confidences recorded there only
+    flows = [a["flow_confidence"] for a in doc["annotations"]]
+    frames = [im["frame_index"] for im in doc["images"]]
+    assert all(all(v is None for v in f) for f, fr in zip(flows, frames, strict=True) if fr == 0)
+    assert any(v is not None for f, fr in zip(flows, frames, strict=True) if fr > 0 for v in f)
+    summary = json.loads((tmp_path / "round_1" / "summary.json").read_text())
+    assert set(summary["curves"]) >= {"equivariance", "invariance", "temporal", "combined"}
+    for name in ("curves.png", "gallery.png"):
+        assert (tmp_path / "round_0" / name).is_file()
+    assert res.best_checkpoint is not None and res.last_checkpoint == tmp_path / "round_1.ckpt"
+
+    # resume: nothing left to do
+    stamp = (tmp_path / "round_1.ckpt").stat().st_mtime_ns
+    again = run_ccssl(cfg, tmp_path, progress=False)
+    assert len(again.rounds) == 2 and (tmp_path / "round_1.ckpt").stat().st_mtime_ns == stamp
+    # resume after round 0: only round 1 is redone, continuing from the round-0 trainer state
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["rounds"] = state["rounds"][:1]
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    redo = run_ccssl(cfg, tmp_path, progress=False)
+    assert [r["round"] for r in redo.rounds] == [0, 1]
+    assert redo.rounds[0] == res.rounds[0]
+    assert redo.rounds[1]["pseudo/num_kept"] == res.rounds[1]["pseudo/num_kept"]
+
+
+def test_target_val_selection_needs_labelled_target(dots, tmp_path):
+    cfg = _config(dots, target_val=[])
+    cfg.train.select_on = "target-val"
+    with pytest.raises(ConfigError, match="target_val"):
+        run_ccssl(cfg, tmp_path, progress=False)
