@@ -217,7 +217,8 @@ def grl_step(
     accuracy = DomainAccuracy()
     accuracy.update(out.domain_logits.detach(), batch.y, batch.z)
     loss = total_loss(l_ddl.detach(), l_pose.detach(), alpha=weights.alpha, beta=weights.beta)
-    return StepStats(float(loss), float(l_ddl), float(l_ddl), float(l_pose), grl_lambda, accuracy)
+    l_ddl, l_pose = float(l_ddl.detach()), float(l_pose.detach())
+    return StepStats(float(loss), l_ddl, l_ddl, l_pose, grl_lambda, accuracy)
 
 
 @torch.no_grad()
