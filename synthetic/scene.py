@@ -114,7 +114,9 @@ def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | 
     return Geometry(fit, cc, ca, radii, part, cm, names, len(cc))
 
 
-def add_occluders(geo: Geometry, alpha: Alpha, style: StyleConfig, rng: np.random.Generator) -> list[dict]:
+def add_occluders(
+    tpl: Template, geo: Geometry, alpha: Alpha, style: StyleConfig, rng: np.random.Generator
+) -> list[dict]:
     """Maybe put 1-2 ellipsoid occluders (post, bush, rock, board) between the camera and the animal."""
     p = style.params
     info: list[dict] = []
@@ -127,8 +129,9 @@ def add_occluders(geo: Geometry, alpha: Alpha, style: StyleConfig, rng: np.rando
         lam = float(rng.uniform(0.55, 0.85))
         jitter = rng.normal(0, 0.15, 2) * extent
         kind = ["post", "bush", "rock", "board"][int(rng.integers(4))]
-        if alpha.mirrored:
+        if alpha.mirrored:  # the mirror scene's occluder sits in front of the mirror volume
             jitter[0] = -jitter[0]
+            k = int(tpl.mirror_volume[k])
         centre = geo.centres[k] * lam + np.array([jitter[0], jitter[1], 0.0]) * lam
         s = extent * lam * float(rng.uniform(0.08, 0.2))
         r = {"post": [0.4 * s, 4 * s, 0.4 * s], "bush": [1.4 * s, 1.1 * s, 1.0 * s],
@@ -265,7 +268,7 @@ def render_scene(
             alpha = mirror_alpha(tpl, alpha)
     geo = frame(tpl, alpha, size, t, fit)
     if occluders is None:
-        occ = add_occluders(geo, alpha, style, np.random.default_rng(child_seed(ss, 3)))
+        occ = add_occluders(tpl, geo, alpha, style, np.random.default_rng(child_seed(ss, 3)))
     else:
         occ = list(occluders[3])
         geo.centres = np.concatenate([geo.centres, occluders[0]])
@@ -304,15 +307,16 @@ def occluders_of(r: Rendered, info: list[dict]) -> tuple:
 
 def render_clip(
     species: str, style: StyleConfig, seed: int | np.random.SeedSequence, size: int, frames: int, *,
-    fps: float = 25.0, mirror: bool = False,
+    fps: float = 25.0, mirror: bool = False, orbit: float | None = None,
 ) -> list[Rendered]:
     """A temporally coherent clip: one gait (walk, trot or gallop) seen by a camera that tracks the
-    animal and orbits at a sampled rate (degrees per second), ``frames`` frames at ``fps``."""
+    animal and orbits at a sampled rate (or ``orbit``, degrees per second), ``frames`` frames at ``fps``."""
     tpl = load_template(species)
     ss = as_seed(seed)
     rng = np.random.default_rng(child_seed(ss, 0))
     alpha = sample_alpha(tpl, style, rng, gait_only=True)
-    alpha = replace(alpha, orbit=float(rng.uniform(-20, 20)), fill=alpha.fill * 0.85,
+    rate = float(rng.uniform(-20, 20))
+    alpha = replace(alpha, orbit=rate if orbit is None else float(orbit), fill=alpha.fill * 0.85,
                     offset=(0.0, 0.0), extra={"truncated": False, "fps": fps})
     if mirror:
         alpha = mirror_alpha(tpl, alpha)

@@ -104,6 +104,7 @@ class Template:
     appearance: dict
     mirror_joint: np.ndarray
     mirror_part: np.ndarray
+    mirror_volume: np.ndarray
     skip_modes: tuple[str, ...] = ()
 
     @property
@@ -208,10 +209,21 @@ def _flip_point(p: np.ndarray, flip: bool) -> np.ndarray:
 def load_template(name: str) -> Template:
     """Load and validate ``synthetic/species/<name>.yaml``; errors name the file and the key."""
     path = SPECIES_DIR / f"{name}.yaml"
-    where = str(path)
     if not path.is_file():
-        raise ConfigError(where, "species", f"unknown species {name!r} (known: {list_species()})")
-    data = yaml.safe_load(path.read_text())
+        raise ConfigError(str(path), "species", f"unknown species {name!r} (known: {list_species()})")
+    return load_template_file(path)
+
+
+def load_template_file(path: str | Path) -> Template:
+    """Load and validate a template file (motion files are looked up in ``SPECIES_DIR``)."""
+    path = Path(path)
+    where = str(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(where, "<yaml>", f"malformed YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(where, "<root>", "expected a mapping")
     known = {"name", "schemas", "motion", "skip_modes", "joints", "limits", "volumes", "landmarks", "keypoints",
              "appearance"}
     for key in data:
@@ -378,6 +390,8 @@ def load_template(name: str) -> Template:
         mirror_joint=np.array([index[mirror_name(n)] for n in joints]),
         mirror_part=np.array([parts.index(mirror_name(p)) if mirror_name(p) in parts else i
                               for i, p in enumerate(parts)]),
+        mirror_volume=np.array([vols["name"].index(mirror_name(v)) if mirror_name(v) in vols["name"] else i
+                                for i, v in enumerate(vols["name"])]),
         skip_modes=tuple(data.get("skip_modes") or ()),
     )
 
