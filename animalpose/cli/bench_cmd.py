@@ -5,3 +5,4 @@ from __future__ import annotations
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="bench commands")
+app.command("synth")(__import__("animalpose.bench.synth", fromlist=["bench_command"]).bench_command)
