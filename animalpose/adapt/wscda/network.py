@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from animalpose.adapt.wscda.grl import grad_reverse
 
 DISCRIMINATE_ON = ("features", "adapted")
+ADAPTERS = ("residual", "linear")
 
 
 class ConvExtractor(nn.Module):
@@ -70,6 +71,28 @@ class DomainAdaptationNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
+
+
+class LinearAdapter(nn.Module):
+    """Bias-free linear residual adapter ``x + W x`` (W a 1×1 convolution): (N, C, h, w) -> (N, C, h, w).
+
+    Identity at init (W = 0). Being linear, it folds exactly into a following linear layer
+    (:func:`fold_linear_adapter`), so a WS-CDA network built on a factory model can be exported back
+    to that model's exact architecture and evaluated by the engine.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.proj = nn.Conv2d(channels, channels, 1, bias=False)
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.proj(x)
+
+    def matrix(self) -> Tensor:
+        """(C, C) matrix A = I + W of the adapter (out channel, in channel)."""
+        w = self.proj.weight[:, :, 0, 0]
+        return torch.eye(w.shape[0], dtype=w.dtype, device=w.device) + w
 
 
 class KeypointEstimator(nn.Module):
@@ -238,6 +261,7 @@ def wscda_from_pose_network(
     *,
     discriminator_hidden: int = 256,
     discriminate_on: str = "features",
+    adapter: str = "residual",
 ) -> WSCDANetwork:
     """WS-CDA around a pretrained SimpleBaseline-style network (the paper starts from a human model).
 
@@ -245,7 +269,11 @@ def wscda_from_pose_network(
     keypoint estimator) and ``num_joints`` — the layout of :class:`animalpose.models.simple_baseline.
     SimpleBaseline`. The modules are shared, not copied; a new identity-initialised adapter goes between
     backbone and deconvolutions, so at the start the WS-CDA network predicts exactly what ``net`` does.
+    ``adapter="residual"`` is :class:`DomainAdaptationNetwork`; ``"linear"`` is :class:`LinearAdapter`,
+    which :func:`export_pose_network` folds back into ``net`` after training.
     """
+    if adapter not in ADAPTERS:
+        raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
     for name in ("backbone", "deconv_layers", "final_layer", "num_joints"):
         if not hasattr(net, name):
             raise ValueError(f"{type(net).__name__} has no {name!r}: expected a SimpleBaseline-style network")
@@ -255,7 +283,41 @@ def wscda_from_pose_network(
         net.backbone,
         channels,
         net.num_joints,
+        adapter=LinearAdapter(channels) if adapter == "linear" else DomainAdaptationNetwork(channels),
         estimator=nn.Sequential(net.deconv_layers, net.final_layer),
         discriminator=DomainDiscriminator(channels, hidden=discriminator_hidden),
         discriminate_on=discriminate_on,
     )
+
+
+@torch.no_grad()
+def fold_linear_adapter(adapter: LinearAdapter, layer: nn.Module) -> None:
+    """Fold ``adapter`` (x -> A x) into the bias-free linear ``layer`` that reads its output, in place.
+
+    ``layer`` is a ``ConvTranspose2d`` (weight (C_in, C_out, k, k)) or a ``Conv2d`` (weight
+    (C_out, C_in, k, k)); afterwards ``layer(x) == old_layer(adapter(x))`` exactly (up to rounding).
+    """
+    a = adapter.matrix()  # (C, C): out, in
+    if isinstance(layer, nn.ConvTranspose2d):
+        layer.weight.copy_(torch.einsum("ci,cokl->iokl", a, layer.weight))
+    elif isinstance(layer, nn.Conv2d):
+        layer.weight.copy_(torch.einsum("ci,ockl->oikl", a, layer.weight))
+    else:
+        raise ValueError(f"cannot fold a linear adapter into {type(layer).__name__}")
+
+
+def export_pose_network(model: WSCDANetwork, net: nn.Module) -> nn.Module:
+    """Write the trained pose path of ``model`` back into ``net`` (built by :func:`wscda_from_pose_network`).
+
+    With a :class:`LinearAdapter` the adapter is folded into the first linear layer of the estimator,
+    so ``net`` alone then predicts what ``model`` does and has the factory model's exact state dict.
+    ``net`` is modified in place and returned; ``model`` must not be trained further afterwards.
+    """
+    if isinstance(model.adapter, LinearAdapter):
+        linear = [m for m in net.deconv_layers.modules() if isinstance(m, nn.ConvTranspose2d | nn.Conv2d)]
+        first = linear[0] if linear else net.final_layer
+        fold_linear_adapter(model.adapter, first)
+        nn.init.zeros_(model.adapter.proj.weight)  # the fold moved it into ``net``; the shared path stays exact
+    elif not isinstance(model.adapter, nn.Identity):
+        raise ValueError(f"a {type(model.adapter).__name__} adapter cannot be folded into {type(net).__name__}")
+    return net

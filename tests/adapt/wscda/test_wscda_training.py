@@ -211,3 +211,44 @@ def test_wscda_around_a_pretrained_simple_baseline_predicts_what_it_did():
     assert model.extractor is net.backbone
     with pytest.raises(ValueError, match="SimpleBaseline-style"):
         wscda_from_pose_network(torch.nn.Linear(2, 2))
+
+
+class _TinySimpleBaseline(torch.nn.Module):
+    """The SimpleBaseline layout (backbone, deconv_layers, final_layer) at toy size."""
+
+    def __init__(self, num_deconv):
+        super().__init__()
+        self.num_joints = 4
+        self.backbone = ConvExtractor(3, 8, 2)
+        layers = []
+        for _ in range(num_deconv):
+            layers += [torch.nn.ConvTranspose2d(8, 8, 4, 2, 1, bias=False), torch.nn.BatchNorm2d(8), torch.nn.ReLU()]
+        self.deconv_layers = torch.nn.Sequential(*layers)
+        self.final_layer = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        return [self.final_layer(self.deconv_layers(self.backbone(x)))]
+
+
+@pytest.mark.parametrize("num_deconv", [0, 2])
+def test_linear_adapter_folds_back_into_the_pose_network(num_deconv):
+    from animalpose.adapt.wscda.network import LinearAdapter, export_pose_network, wscda_from_pose_network
+
+    torch.manual_seed(0)
+    net = _TinySimpleBaseline(num_deconv)
+    model = wscda_from_pose_network(net, discriminator_hidden=8, adapter="linear")
+    assert isinstance(model.adapter, LinearAdapter)
+    with torch.no_grad():
+        model.adapter.proj.weight.normal_(0, 0.3)  # as if trained
+    model.eval()
+    x = torch.randn(2, 3, 16, 16)
+    expected = model.predict(x)
+    assert not torch.allclose(net(x)[0], expected, atol=1e-3)  # the adapter matters
+    keys = set(net.state_dict())
+    out = export_pose_network(model, net)
+    assert out is net and set(net.state_dict()) == keys
+    assert torch.allclose(net(x)[0], expected, atol=1e-5)
+    assert torch.allclose(model.predict(x), expected, atol=1e-5)
+    residual = wscda_from_pose_network(_TinySimpleBaseline(1), discriminator_hidden=8)
+    with pytest.raises(ValueError, match="cannot be folded"):
+        export_pose_network(residual, _TinySimpleBaseline(1))
