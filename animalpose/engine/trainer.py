@@ -152,6 +152,7 @@ class Trainer:
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
         self.history: list[dict] = []
         self.last_per_joint: np.ndarray | None = None
+        self.epoch_acc: list = [0.0, 0, 0.0]  # loss sum, images, busy seconds of the current epoch
         self.select_key = self._selection_key()
 
     # -- checkpoints -------------------------------------------------------------------------------
@@ -184,7 +185,7 @@ class Trainer:
                                epoch=self.epoch, step=self.step, optimizer=s["optimizer"],
                                scheduler=s["scheduler"], scaler=s["scaler"], ema=s["ema"], metrics=metrics,
                                extra={**self.extra, "best_score": self.best_score, "bad_epochs": self.bad_epochs,
-                                      "history": self.history,
+                                      "history": self.history, "epoch_acc": self.epoch_acc,
                                       "run_id": self.tracker.run_id if self.tracker else None})
 
     def resume(self, path: Path) -> None:
@@ -201,6 +202,7 @@ class Trainer:
         extra = ckpt.get("extra") or {}
         self.best_score, self.bad_epochs = extra.get("best_score"), int(extra.get("bad_epochs") or 0)
         self.history = list(extra.get("history") or [])
+        self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
 
@@ -237,7 +239,9 @@ class Trainer:
 
             bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch, desc=f"epoch {self.epoch + 1}/{t.epochs}",
                        leave=False, file=sys.stderr, dynamic_ncols=True)
-        loss_sum, n_images, n_batches, busy = 0.0, 0, 0, 0.0
+        if done_in_epoch == 0:
+            self.epoch_acc = [0.0, 0, 0.0]
+        loss_sum, n_images, busy = self.epoch_acc  # carried over a mid-epoch resume: exact epoch means
         for batch in loader:
             if "image" not in batch:  # every sample of the batch was unreadable
                 continue
@@ -259,7 +263,7 @@ class Trainer:
             loss_value = loss.item()
             loss_sum += loss_value * bs
             n_images += bs
-            n_batches += 1
+            self.epoch_acc = [loss_sum, n_images, busy]
             ips = n_images * self.dist.world_size / max(busy, 1e-9)
             if bar is not None:
                 bar.update(1)

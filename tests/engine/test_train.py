@@ -1,0 +1,125 @@
+"""Training: exact resume, tracking (real SQLite store; unreachable server), bad input before work, DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from animalpose.cli import app
+from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path)["model"]
+
+
+def test_interrupted_and_resumed_run_ends_with_identical_weights(dots, tiny_config, tmp_path):
+    # 24 images, batch 4: 6 steps per epoch, 12 in all; a checkpoint every 4 steps.
+    cfg = tiny_config(dots["train"], dots["val"], train={"checkpoint_every_steps": 4})
+    full = train(cfg, out_dir=tmp_path / "full", progress=False)
+    killed = train(cfg, out_dir=tmp_path / "resumed", progress=False, halt_after_steps=5)
+    assert killed.halted
+    assert load_checkpoint(tmp_path / "resumed" / "last.ckpt")["step"] == 4  # mid-epoch 1: redo step 5
+    resumed = train(cfg, out_dir=tmp_path / "resumed", progress=False, resume=True)
+    a, b = _weights(full.last_checkpoint), _weights(resumed.last_checkpoint)
+    assert load_checkpoint(resumed.last_checkpoint)["step"] == 12
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train/loss"] for h in full.history] == [h["train/loss"] for h in resumed.history]
+    # and training did change the weights (the comparison is not vacuous)
+    first = load_checkpoint(tmp_path / "full" / "best.ckpt")
+    assert first["step"] in (6, 12)
+
+
+def _write_config(path: Path, cfg: dict) -> Path:
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _raw(dots, **tracking) -> dict:
+    return {
+        "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "schema": "coco",
+                 "input_size": [64, 64], "heatmap_size": [16, 16], "workers": 0},
+        "model": {"name": "hourglass1", "channels": 32},
+        "codec": {"sigma": 1.0},
+        "train": {"epochs": 1, "batch_size": 8, "device": "cpu"},
+        "tracking": {"experiment": "cli-test", **tracking},
+    }
+
+
+def test_train_command_records_an_mlflow_run_with_a_registered_model(dots, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = _write_config(tmp_path / "tiny.yaml", _raw(dots))
+    res = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(tmp_path / "out"),
+                                   "--no-progress", "train.lr=2e-3"])
+    assert res.exit_code == 0, res.output
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("cli-test")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.params["train.lr"] == "0.002" and run.data.params["model.name"] == "hourglass1"
+    assert {"train/loss", "val/pck_at_0.05", "train/images_per_s"} <= set(run.data.metrics)
+    assert run.data.tags["data.fingerprint.train.json"] and run.data.tags["git.commit"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/best.ckpt"]
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert {"plots/learning_curves.png", "plots/per_joint_pck.png", "plots/predictions.png"} <= plots
+    (version,) = client.search_model_versions("name='cli-test-hourglass1'")
+    assert version.run_id == run.info.run_id
+    assert (tmp_path / "out" / "best.ckpt").is_file() and (tmp_path / "out" / "summary.json").is_file()
+
+
+def test_training_survives_an_unreachable_tracking_server(dots, tiny_config, tmp_path, capsys):
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1},
+                      tracking={"enabled": True, "uri": "http://127.0.0.1:9"})
+    result = train(cfg, out_dir=tmp_path / "out", progress=False)
+    assert result.best_checkpoint.is_file() and len(result.history) == 1
+    assert capsys.readouterr().err.count("MLflow tracking at http://127.0.0.1:9") == 1
+
+
+def test_missing_dataset_fails_before_work_naming_the_file(dots, tiny_config, tmp_path, capsys):
+    from animalpose.cli import main
+
+    raw = _raw(dots)
+    raw["data"]["train"] = ["does/not/exist.json"]
+    config = _write_config(tmp_path / "bad.yaml", raw)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(config), "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "data.train" in err and "exist.json" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(dots, tiny_config, tmp_path):
+    from animalpose.errors import DataError
+
+    cfg = tiny_config(dots["train"], dots["val"])
+    with pytest.raises(DataError, match=r"last\.ckpt"):
+        train(cfg, out_dir=tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_two_process_ddp_with_torchrun(dots, tiny_config, tmp_path):
+    config = _write_config(tmp_path / "ddp.yaml", {**_raw(dots), "tracking": {"enabled": False}})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ANIMALPOSE_HOME": str(tmp_path / "home")}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "animalpose", "train",
+                           "--config", str(config), "--out", str(tmp_path / "out"), "--no-progress",
+                           "train.epochs=2"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(tmp_path / "out" / "last.ckpt")
+    # 24 images split over 2 ranks: 12 each, batch 8 -> 2 steps per epoch per rank, 4 in 2 epochs
+    assert ckpt["step"] == 4 and ckpt["epoch"] == 2
+    assert not any(k.startswith("module.") for k in ckpt["model"])
+    assert len(ckpt["extra"]["history"]) == 2
