@@ -350,7 +350,6 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
         state["run_id"] = tracker.run_id
     tracker = tracker or Tracker(enabled=False)
     try:
-        tracker.log_params({k: v for k, v in _flat(to_dict(cfg)).items()})
         model = make_model(cfg, schema)
         if c.source_checkpoint is not None:
             ckpt = load_checkpoint(c.source_checkpoint, schema=schema)
@@ -373,6 +372,9 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
         trainer = CCSSLTrainer(cfg, model, schema, data.train, val_sets, out / "train", device=device,
                                tracker=None, progress=progress, lambda_target=c.lambda_target)
         done = len(state["rounds"])
+        if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
+            tracker.log_params(_flat(to_dict(cfg)))
+            state["params_logged"] = True
         if done:
             trainer.resume(out / f"round_{done - 1}.ckpt")
             _log(f"resuming after round {done - 1} (epoch {trainer.epoch})", progress)

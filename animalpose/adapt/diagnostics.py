@@ -194,8 +194,22 @@ def pseudo_label_coco(labels: PseudoLabelSet, schema: KeypointSchema, round_inde
     }
 
 
+def jsonable(value):
+    """``value`` with NaN / inf floats replaced by None (strict JSON), numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def write_json(doc: dict, path: str | Path) -> Path:
-    """Write ``doc`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``doc`` atomically (temporary file in the same folder, then rename); NaN is written as null."""
+    doc = jsonable(doc)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -125,3 +125,8 @@ def test_figures_draw():
     crops = [np.zeros((50, 50, 3), np.uint8)] * 2
     fig = gallery_figure(crops, lab.crop_xy, lab.weights > 0, None, columns=2)
     assert len(fig.axes) == 2
+
+
+def test_write_json_nan_as_null(tmp_path):
+    p = write_json({"a": float("nan"), "b": [1.0, np.float32(np.inf)], "c": np.int64(3)}, tmp_path / "x.json")
+    assert json.loads(p.read_text()) == {"a": None, "b": [1.0, None], "c": 3}
