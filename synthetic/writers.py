@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -158,7 +159,9 @@ def generate_dataset(
         if workers == 1:
             results = map(_job, jobs)
         else:
-            pool = ProcessPoolExecutor(max_workers=workers)
+            # forkserver: safe when the caller runs threads (flows); one cv2 thread per worker.
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
+                                       initializer=cv2.setNumThreads, initargs=(1,))
             results = pool.map(_job, jobs, chunksize=max(1, min(64, len(jobs) // (4 * workers))))
         for batch in results:
             items.extend(batch)
