@@ -1,0 +1,236 @@
+"""Model factory: one typed function per variant, one explicit table of them for listing and configs.
+
+``build_model("hourglass4", 18)`` and ``build_model_from_config(ModelConfig(...))`` return a
+:class:`~animalpose.models.heads.PoseModel`. The table :data:`MODELS` is the only name → function map;
+every entry points at a plain function, so "go to definition" works from a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from animalpose.errors import ConfigError
+from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
+from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
+from animalpose.models.hrnet import HRNet, hrnet
+from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
+from animalpose.models.simple_baseline import SimpleBaseline, simple_baseline
+from animalpose.models.weights import load_backbone_weights
+
+# --- one function per variant ------------------------------------------------------------------------
+
+
+def hourglass1(num_joints: int = 18, **kw: Any) -> HourglassNet:
+    return hourglass_net(num_joints, num_stacks=1, **kw)
+
+
+def hourglass2(num_joints: int = 18, **kw: Any) -> HourglassNet:
+    return hourglass_net(num_joints, num_stacks=2, **kw)
+
+
+def hourglass4(num_joints: int = 18, **kw: Any) -> HourglassNet:
+    return hourglass_net(num_joints, num_stacks=4, **kw)
+
+
+def hourglass8(num_joints: int = 18, **kw: Any) -> HourglassNet:
+    return hourglass_net(num_joints, num_stacks=8, **kw)
+
+
+def hourglass_quick(num_joints: int = 18) -> HourglassNet:
+    return hourglass_quick_net(num_joints)
+
+
+def pyranet4(num_joints: int = 18, **kw: Any) -> PyraNet:
+    return pyranet(num_joints, num_stacks=4, **kw)
+
+
+def pyranet8(num_joints: int = 18, **kw: Any) -> PyraNet:
+    return pyranet(num_joints, num_stacks=8, **kw)
+
+
+def pyranet_quick_net(num_joints: int = 18) -> PyraNet:
+    return pyranet_quick(num_joints)
+
+
+def simplebaseline18(num_joints: int = 17, **kw: Any) -> SimpleBaseline:
+    return simple_baseline(num_joints, depth=18, **kw)
+
+
+def simplebaseline34(num_joints: int = 17, **kw: Any) -> SimpleBaseline:
+    return simple_baseline(num_joints, depth=34, **kw)
+
+
+def simplebaseline50(num_joints: int = 17, **kw: Any) -> SimpleBaseline:
+    return simple_baseline(num_joints, depth=50, **kw)
+
+
+def simplebaseline101(num_joints: int = 17, **kw: Any) -> SimpleBaseline:
+    return simple_baseline(num_joints, depth=101, **kw)
+
+
+def simplebaseline152(num_joints: int = 17, **kw: Any) -> SimpleBaseline:
+    return simple_baseline(num_joints, depth=152, **kw)
+
+
+def hrnet_w32(num_joints: int = 17, **kw: Any) -> HRNet:
+    return hrnet(num_joints, width=32, **kw)
+
+
+def hrnet_w48(num_joints: int = 17, **kw: Any) -> HRNet:
+    return hrnet(num_joints, width=48, **kw)
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A listed variant: its factory, default input (H, W), default joints, and the input multiple."""
+
+    factory: Callable[..., nn.Module]
+    input_size: tuple[int, int]
+    num_joints: int
+    input_multiple: int
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {
+    "hourglass1": ModelSpec(hourglass1, (256, 256), 18, 64, "stacked hourglass, 1 stack, 256 ch (CC-SSL)"),
+    "hourglass2": ModelSpec(hourglass2, (256, 256), 18, 64, "stacked hourglass, 2 stacks, 256 ch"),
+    "hourglass4": ModelSpec(hourglass4, (256, 256), 18, 64, "stacked hourglass, 4 stacks (CC-SSL results)"),
+    "hourglass8": ModelSpec(hourglass8, (256, 256), 18, 64, "stacked hourglass, 8 stacks (Newell et al.)"),
+    "hourglass_quick": ModelSpec(hourglass_quick, (128, 128), 18, 64, "CPU quick: 2 stacks, 128 ch"),
+    "pyranet4": ModelSpec(pyranet4, (256, 256), 18, 64, "PyraNet PRM-B, 4 stacks"),
+    "pyranet": ModelSpec(pyranet8, (256, 256), 18, 64, "PyraNet PRM-B, 8 stacks (Yang et al.)"),
+    "pyranet_quick": ModelSpec(pyranet_quick_net, (128, 128), 18, 64, "CPU quick PyraNet: 2 stacks, 128 ch"),
+    "simplebaseline18": ModelSpec(simplebaseline18, (256, 192), 17, 32, "SimpleBaseline ResNet-18"),
+    "simplebaseline34": ModelSpec(simplebaseline34, (256, 192), 17, 32, "SimpleBaseline ResNet-34"),
+    "simplebaseline50": ModelSpec(simplebaseline50, (256, 192), 17, 32, "SimpleBaseline ResNet-50"),
+    "simplebaseline101": ModelSpec(simplebaseline101, (256, 192), 17, 32, "SimpleBaseline ResNet-101"),
+    "simplebaseline152": ModelSpec(simplebaseline152, (256, 192), 17, 32, "SimpleBaseline ResNet-152"),
+    "hrnet_w32": ModelSpec(hrnet_w32, (256, 192), 17, 32, "HRNet-W32"),
+    "hrnet_w48": ModelSpec(hrnet_w48, (256, 192), 17, 32, "HRNet-W48"),
+}
+
+
+# --- typed config and building -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Typed model configuration.
+
+    Attributes:
+        name: a key of :data:`MODELS`.
+        num_joints: K; None takes the variant's default (18 hourglass/PyraNet, 17 others).
+        head: "heatmap", "dsnt" or "integral".
+        beta: inverse temperature of the integral head.
+        input_size: (H, W); None takes the variant's default; must be a multiple of its input multiple.
+        pretrained: local path of ImageNet backbone weights, or None.
+        arch: extra keyword arguments for the variant's factory (e.g. {"num_blocks": 2}).
+    """
+
+    name: str
+    num_joints: int | None = None
+    head: str = "heatmap"
+    beta: float = 1.0
+    input_size: tuple[int, int] | None = None
+    pretrained: str | None = None
+    arch: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<model config>") -> ModelConfig:
+        """Validate a mapping (e.g. the ``model:`` section of a YAML file named ``source``)."""
+        if not isinstance(data, dict):
+            raise ConfigError(source, "model", f"expected a mapping, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(source, f"model.{key}", f"unknown key; expected one of {sorted(known)}")
+        if "name" not in data:
+            raise ConfigError(source, "model.name", "missing")
+        kw = dict(data)
+        if kw.get("input_size") is not None:
+            size = kw["input_size"]
+            if not (isinstance(size, list | tuple) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+                raise ConfigError(source, "model.input_size", f"expected [H, W] integers, got {size!r}")
+            kw["input_size"] = (int(size[0]), int(size[1]))
+        cfg = cls(**kw)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "<model config>") -> None:
+        """Raise ConfigError naming ``source`` and the field for any invalid value."""
+        if self.name not in MODELS:
+            raise ConfigError(source, "model.name", f"unknown model {self.name!r}; known: {', '.join(MODELS)}")
+        if self.num_joints is not None and (not isinstance(self.num_joints, int) or self.num_joints < 1):
+            raise ConfigError(source, "model.num_joints", f"expected a positive integer, got {self.num_joints!r}")
+        if self.head not in HEAD_CODECS:
+            raise ConfigError(source, "model.head", f"unknown head {self.head!r}; expected one of {HEAD_CODECS}")
+        if not isinstance(self.beta, int | float) or self.beta <= 0:
+            raise ConfigError(source, "model.beta", f"expected a positive number, got {self.beta!r}")
+        if self.input_size is not None:
+            m = MODELS[self.name].input_multiple
+            if any(v <= 0 or v % m for v in self.input_size):
+                raise ConfigError(
+                    source, "model.input_size", f"{self.name} needs H and W multiples of {m}, got {self.input_size}"
+                )
+        if not isinstance(self.arch, dict):
+            raise ConfigError(source, "model.arch", f"expected a mapping, got {type(self.arch).__name__}")
+
+
+def build_model_from_config(cfg: ModelConfig, source: str = "<model config>") -> PoseModel:
+    """Build the network, wrap it with its head, and load local ImageNet weights if configured."""
+    cfg.validate(source)
+    spec = MODELS[cfg.name]
+    num_joints = cfg.num_joints if cfg.num_joints is not None else spec.num_joints
+    try:
+        net = spec.factory(num_joints, **cfg.arch)
+    except TypeError as exc:
+        raise ConfigError(source, "model.arch", f"{cfg.name}: {exc}") from exc
+    model = PoseModel(cfg.name, net, make_head(cfg.head, cfg.beta), cfg.input_size or spec.input_size)
+    if cfg.pretrained:
+        load_backbone_weights(model, cfg.pretrained)
+    return model
+
+
+def build_model(name: str, num_joints: int | None = None, **kw: Any) -> PoseModel:
+    """``build_model("hrnet_w32", 17, head="dsnt")``; kw are :class:`ModelConfig` fields, and any other
+    keyword goes to the variant's factory (``arch``)."""
+    cfg_keys = {f.name for f in fields(ModelConfig)} - {"name", "num_joints", "arch"}
+    cfg_kw = {k: v for k, v in kw.items() if k in cfg_keys}
+    arch = {**kw.get("arch", {}), **{k: v for k, v in kw.items() if k not in cfg_keys and k != "arch"}}
+    return build_model_from_config(ModelConfig(name=name, num_joints=num_joints, arch=arch, **cfg_kw))
+
+
+def list_models() -> list[str]:
+    return list(MODELS)
+
+
+def model_info(name: str, num_joints: int | None = None) -> dict[str, Any]:
+    """name, params, input_size [H, W], gflops (10⁹ multiply-adds at the default input), num_joints,
+    output_shapes and description; the model is built on the meta device, so nothing is allocated."""
+    spec = MODELS.get(name)
+    if spec is None:
+        raise ConfigError("<models>", "name", f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    k = num_joints or spec.num_joints
+    with torch.device("meta"):
+        model = build_model(name, k)
+    macs, outputs = count_macs_and_outputs(model, spec.input_size)
+    return {
+        "name": name,
+        "params": count_parameters(model),
+        "input_size": list(spec.input_size),
+        "gflops": round(macs / 1e9, 3),
+        "num_joints": k,
+        "stride": model.stride,
+        "outputs": [list(o.shape) for o in outputs],
+        "head_codec": model.head_codec,
+        "description": spec.description,
+    }
