@@ -45,13 +45,24 @@ def grid(tiles: list[np.ndarray], cols: int) -> np.ndarray:
     return sheet
 
 
-def save_png(path: Path, image: np.ndarray) -> Path:
+def save_png(path: Path, image: np.ndarray, palette: int | None = None) -> Path:
+    """Write an (H, W, 3) RGB image as PNG atomically; ``palette`` quantises to that many colours."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
-    if not ok:
-        raise RuntimeError(f"PNG encoding failed for {path}")
-    atomic_write_bytes(path, buf.tobytes())
+    if palette:
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(image).quantize(palette, dither=Image.Dither.NONE).save(buf, "PNG", optimize=True)
+        data = buf.getvalue()
+    else:
+        ok, enc = cv2.imencode(".png", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        if not ok:
+            raise RuntimeError(f"PNG encoding failed for {path}")
+        data = enc.tobytes()
+    atomic_write_bytes(path, data)
     return path
 
 
@@ -84,3 +95,37 @@ def dataset_gallery(folder: str | Path, out: str | Path, *, count: int = 24, col
             img = draw_pose(img, np.asarray(ann["keypoints"], np.float32).reshape(-1, 3), sch)
         tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
     return save_png(Path(out), grid(tiles, cols))
+
+
+def species_gallery(species: str, style: str, out: str | Path, *, count: int = 5, size: int = 224,
+                    tile: int = 112, seed: int = 0, palette: int | None = 96) -> Path:
+    """One row of ``count`` rendered samples of a species and style with overlays (first schema).
+
+    ``palette`` quantises to that many colours (small files for the docs); None keeps full colour.
+    """
+    from synthetic.scene import render_scene
+    from synthetic.styles import StyleConfig
+
+    cfg = StyleConfig.make(style)
+    tiles = []
+    for s in range(seed, seed + count):
+        r = render_scene(species, cfg, s, size)
+        schema = next(iter(r.keypoints))
+        img = draw_pose(r.image, r.keypoints[schema], load_schema(schema))
+        tiles.append(cv2.resize(img, (tile, tile), interpolation=cv2.INTER_AREA))
+    return save_png(Path(out), grid(tiles, count), palette=palette)
+
+
+def docs_gallery(folder: str | Path = "docs/gallery") -> list[Path]:
+    """Regenerate ``docs/gallery/<species>_<style>.png`` for every species and style."""
+    from synthetic.template import list_species
+
+    folder = Path(folder)
+    return [species_gallery(sp, st, folder / f"{sp}_{st}.png") for sp in list_species() for st in ("cad", "photo")]
+
+
+if __name__ == "__main__":  # python -m synthetic.gallery [folder]
+    import sys
+
+    for written in docs_gallery(*sys.argv[1:2]):
+        print(written)

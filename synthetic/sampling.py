@@ -53,8 +53,8 @@ class Alpha:
             "fill": round(self.fill, 4),
             "offset": [round(float(o), 4) for o in self.offset],
             "mirrored": self.mirrored,
-            "shape_lengths": [round(float(x), 4) for x in self.lengths],
-            "shape_thickness": [round(float(x), 4) for x in self.thick],
+            "shape_lengths": np.round(self.lengths, 4).tolist(),
+            "shape_thickness": np.round(self.thick, 4).tolist(),
         }
 
 

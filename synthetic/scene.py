@@ -8,6 +8,7 @@ at all; otherwise it is occluded (1) by the body or an occluder. Outside the ima
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -212,14 +213,19 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     offs = rng.integers(0, ap.TEX, (n, 2)).astype(np.float32)
     s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
     s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
-    iy = (local[:, 0] * s_along[k] + offs[k, 0]).astype(np.intp) % ap.TEX
-    ix = (np.arctan2(local[:, 1], local[:, 2]) * s_around[k] + offs[k, 1]).astype(np.intp) % ap.TEX
     coat_px = is_coat[k]
     albedo = colour[k]
-    albedo[coat_px] = coat_tex[iy[coat_px], ix[coat_px]]
+    # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
+    sel = slice(None) if p["detail"] > 0 else coat_px
+    ks, loc = k[sel], local[sel]
+    iy = (loc[:, 0] * s_along[ks] + offs[ks, 0]).astype(np.intp) % ap.TEX
+    ix = (np.arctan2(loc[:, 1], loc[:, 2]) * s_around[ks] + offs[ks, 1]).astype(np.intp) % ap.TEX
     if p["detail"] > 0:
+        albedo[coat_px] = coat_tex[iy[coat_px], ix[coat_px]]
         fine = ap.bank_noise(rng, 32)
         albedo *= (1.0 + p["detail"] * 0.3 * (fine[iy, ix] - 0.5))[:, None]
+    else:
+        albedo[coat_px] = coat_tex[iy, ix]
     if "belly" in coat:
         belly_prim = np.array([geo.part[q] >= 0 and tpl.parts[geo.part[q]] in BELLY_PARTS for q in range(n)])
         t = np.clip((-local[:, 1] - 0.2) * 3.0, 0, 1) * (belly_prim & is_coat)[k]
@@ -230,11 +236,14 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     light = (light / np.linalg.norm(light)).astype(np.float32)
     tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
     amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
-    lum = amb + p["diffuse"] * np.maximum(normal @ light, 0.0)
-    lum *= 0.75 + 0.25 * np.abs(normal[:, 2])
+    lum = np.float32(amb) + np.float32(p["diffuse"]) * np.maximum(normal @ light, 0.0)
+    lum *= np.float32(0.75) + np.float32(0.25) * np.abs(normal[:, 2])
+    albedo *= lum[:, None]
+    albedo *= tint
+    np.minimum(albedo, 255.0, out=albedo)
     h, w = zbuf.shape
     out = background.reshape(-1, 3)
-    out[flat] = np.clip(albedo * lum[:, None] * tint, 0, 255)
+    out[flat] = albedo
     info = {"coat": coat["kind"], "coat_color": [round(float(c), 3) for c in coat["color"]],
             "light": [round(float(x), 4) for x in light], "ambient": round(amb, 4)}
     return out.reshape(h, w, 3), info
@@ -245,8 +254,12 @@ def child_seed(ss: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
     return np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, *key))
 
 
-def as_seed(seed: int | np.random.SeedSequence) -> np.random.SeedSequence:
-    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+def as_seed(seed: int | np.random.SeedSequence, species: str = "") -> np.random.SeedSequence:
+    """``seed`` as a SeedSequence; integer seeds are mixed with the species name, so datasets of two
+    species drawn with one seed do not share viewpoints and backgrounds."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    return np.random.SeedSequence([int(seed), zlib.crc32(species.encode())])
 
 
 def render_scene(
@@ -261,7 +274,7 @@ def render_scene(
     (fresh sensor noise per frame; coat, light and background stay those of the clip).
     """
     tpl = load_template(species)
-    ss = as_seed(seed)
+    ss = as_seed(seed, species)
     if alpha is None:
         alpha = sample_alpha(tpl, style, np.random.default_rng(child_seed(ss, 0)))
         if mirror:
@@ -312,7 +325,7 @@ def render_clip(
     """A temporally coherent clip: one gait (walk, trot or gallop) seen by a camera that tracks the
     animal and orbits at a sampled rate (or ``orbit``, degrees per second), ``frames`` frames at ``fps``."""
     tpl = load_template(species)
-    ss = as_seed(seed)
+    ss = as_seed(seed, species)
     rng = np.random.default_rng(child_seed(ss, 0))
     alpha = sample_alpha(tpl, style, rng, gait_only=True)
     rate = float(rng.uniform(-20, 20))

@@ -7,7 +7,7 @@ Layout of ``OUT``::
     annotations/<schema>.json      one COCO keypoints file per schema the template emits
     manifest.json                  generator version, config, its hash, counts
 
-Sample i of a dataset draws from ``SeedSequence(seed, spawn_key=(i,))`` (clips from key
+Sample i of a dataset draws from ``SeedSequence([seed, crc32(species)], spawn_key=(i,))`` (clips from key
 ``(n + c,)``), so the bytes written depend on the seed and the config only, never on the number of
 worker processes. Generation is idempotent: when ``manifest.json`` holds the same config hash and
 every file is present, :func:`generate_dataset` returns at once.
@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import tempfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str |
 def _job(args: tuple) -> list[dict]:
     """Render and write one still (kind 'still') or one clip (kind 'clip'); return its records."""
     kind, index, out, species, style, n, size, seed, frames, fps, masks = args
-    ss = np.random.SeedSequence(seed, spawn_key=(index,))
+    ss = np.random.SeedSequence([seed, zlib.crc32(species.encode())], spawn_key=(index,))
     if kind == "still":
         return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None)]
     clip = index - n
