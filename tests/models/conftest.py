@@ -1,13 +1,9 @@
-"""Shared helpers for the model tests: meta-device building (no memory, no compute) and parameter counts."""
+"""Fixtures for the model tests: meta-device building (no memory, no compute), seeding, one thread."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-
-
-def n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @pytest.fixture

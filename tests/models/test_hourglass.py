@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import n_params
 
 from animalpose.models.hourglass import HourglassNet, PreActBottleneck, hourglass_net, hourglass_quick_net
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def bottleneck_params(c_in: int, p: int) -> int:
@@ -35,9 +38,7 @@ def expected_hourglass_params(stacks: int, k: int = 18) -> int:
     return stem + stacks * per_stack + (stacks - 1) * remap
 
 
-@pytest.mark.parametrize(
-    ("stacks", "published"), [(1, 3_587_474), (2, 6_732_452), (4, 13_022_408), (8, 25_602_320)]
-)
+@pytest.mark.parametrize(("stacks", "published"), [(1, 3_587_474), (2, 6_732_452), (4, 13_022_408), (8, 25_602_320)])
 def test_parameter_counts_match_ccssl_exactly(meta, stacks, published):
     assert expected_hourglass_params(stacks) == published
     with meta:

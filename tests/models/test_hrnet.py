@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import n_params
 
 from animalpose.flops import count_macs
 from animalpose.models.hrnet import HighResolutionModule, HRNet, HRNetConfig, hrnet
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def test_w32_parameters_and_gflops_match_paper(meta):

@@ -6,18 +6,21 @@ import math
 
 import pytest
 import torch
-from conftest import n_params
 from torch import nn
 
 from animalpose.models.pyranet import (
     BNReLUConv,
-    PyraNet,
     PyramidResidual,
+    PyraNet,
     _resize_by,
     multi_branch_init,
     multi_branch_std,
     pyranet_quick,
 )
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def test_prm_parameter_count_by_hand():

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import n_params
 
 from animalpose.models.simple_baseline import SimpleBaseline, simple_baseline
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
 
 
 def test_resnet50_parameter_count_matches_paper(meta):
