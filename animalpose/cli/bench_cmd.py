@@ -6,3 +6,5 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="bench commands")
 app.command("synth")(__import__("animalpose.bench.synth", fromlist=["bench_command"]).bench_command)
+app.command("loader")(__import__("animalpose.bench.loader", fromlist=["bench_command"]).bench_command)
+app.command("models")(__import__("animalpose.cli.models_cmd", fromlist=["bench_command"]).bench_command)
