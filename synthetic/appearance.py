@@ -118,9 +118,9 @@ def photo_background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, d
     y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
     crop = cv2.resize(img[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_LINEAR)
     if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    tint = rng.uniform(0.8, 1.15, 3).astype(np.float32)
-    out = np.clip(crop.astype(np.float32) * tint, 0, 255).astype(np.uint8)
+        crop = cv2.flip(crop, 1)
+    tint = rng.uniform(0.8, 1.15, 3)
+    out = cv2.multiply(crop, (*tint.tolist(), 0.0))  # per-channel gain, saturated in uint8
     return out, {"kind": "photo", "photo": k, "crop": [x0, y0, side]}
 
 
@@ -149,23 +149,28 @@ def procedural_background(rng: np.random.Generator, size: int) -> tuple[np.ndarr
 
 
 # ---------------------------------------------------------------------- camera effects
+NOISE_SIGMA = 32.0  # grey levels per unit of the stored noise tile
+
+
 @cache
 def _noise_tile() -> np.ndarray:
-    """A fixed (512, 512, 3) standard-normal tile; random crops of it stand in for fresh sensor noise."""
-    return np.random.default_rng(12345).standard_normal((512, 512, 3)).astype(np.float32)
+    """A fixed (512, 512, 3) uint8 tile of 128 + 32 N(0, 1); random crops stand in for fresh sensor noise."""
+    tile = 128 + NOISE_SIGMA * np.random.default_rng(12345).standard_normal((512, 512, 3))
+    return np.clip(np.rint(tile), 0, 255).astype(np.uint8)
 
 
 def camera_effects(img: np.ndarray, rng: np.random.Generator, p: dict) -> tuple[np.ndarray, dict]:
     """Apply colour cast, defocus or motion blur, sensor noise and JPEG to an (H, W, 3) uint8 image.
 
     ``p`` holds the style's probabilities and strengths (see :class:`synthetic.styles.StyleConfig`).
+    Every step runs on uint8 with OpenCV's saturating arithmetic (one pass each).
     """
     h, w = img.shape[:2]
     info: dict = {}
-    out = img.astype(np.float32)
+    out = img
     if p["cast"] > 0:
         gains = 1.0 + rng.uniform(-p["cast"], p["cast"], 3)
-        out *= gains.astype(np.float32)
+        out = cv2.multiply(out, (*gains.tolist(), 0.0))
         info["cast"] = [round(float(g), 4) for g in gains]
     if rng.random() < p["blur_p"]:
         sigma = float(rng.uniform(0.4, max(p["blur_sigma"], 0.41)))
@@ -184,10 +189,14 @@ def camera_effects(img: np.ndarray, rng: np.random.Generator, p: dict) -> tuple[
     if p["noise"] > 0:
         sigma = float(rng.uniform(0, p["noise"])) * 255
         tile = _noise_tile()
-        y0, x0 = int(rng.integers(0, 512 - h + 1)), int(rng.integers(0, 512 - w + 1))
-        out += sigma * tile[y0:y0 + h, x0:x0 + w]
+        if h <= tile.shape[0] and w <= tile.shape[1]:
+            y0, x0 = int(rng.integers(0, tile.shape[0] - h + 1)), int(rng.integers(0, tile.shape[1] - w + 1))
+            noise = tile[y0:y0 + h, x0:x0 + w]
+        else:
+            noise = np.resize(tile, (h, w, 3))
+        beta = sigma / NOISE_SIGMA
+        out = cv2.addWeighted(out, 1.0, noise, beta, -128.0 * beta)  # img + sigma N, saturated
         info["noise"] = round(sigma, 3)
-    out = np.clip(out, 0, 255).astype(np.uint8)
     if rng.random() < p["jpeg_p"]:
         quality = int(rng.integers(int(p["jpeg_q"]), 96))
         _, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -81,66 +81,75 @@ def rasterise(
     pid = np.full((h, w), -1, dtype=np.int16)
     big_g, g, cc, boxes, ok = _setup(centres, axes, radii, cam)
     conic = g[:, :, None] * g[:, None, :] - cc[:, None, None] * big_g
-    us = np.arange(w, dtype=np.float32)
-    vs = np.arange(h, dtype=np.float32)
     live = np.flatnonzero(ok & np.isfinite(boxes).all(1))
     lo = np.maximum(np.floor(boxes[live, :2]), 0).astype(int)
     hi = np.minimum(np.ceil(boxes[live, 2:]) + 1, [w, h]).astype(int)
-    coef = np.concatenate([conic[live].reshape(-1, 9), g[live], cc[live, None]], 1).astype(np.float32)
-    for n, (x0, y0), (x1, y1), c in zip(live.tolist(), lo.tolist(), hi.tolist(), coef, strict=True):
-        if x0 >= x1 or y0 >= y1:
-            continue
-        u, v = us[x0:x1], vs[y0:y1]
-        # disc = p^T C p (the outline conic), b = g . p; nearer root t = cc / (sqrt(disc) - b).
-        disc = ((c[4] * v + 2 * c[5]) * v)[:, None] + (2 * c[1] * v)[:, None] * u
-        disc += (c[0] * u + 2 * c[2]) * u + c[8]
-        minus_b = (-(c[10] * v + c[11]))[:, None] - c[9] * u
-        hit = disc > 0
-        np.sqrt(disc, out=disc, where=hit)
-        disc += minus_b
-        t = c[12] / disc
-        zv = zbuf[y0:y1, x0:x1]
-        win = hit & (t < zv)
-        np.copyto(zv, t, where=win)
-        np.copyto(pid[y0:y1, x0:x1], np.int16(n), where=win)
+    # Row and column polynomials of every primitive, tabulated once:
+    # disc(u, v) = q00 u^2 + 2 q02 u + q22 + q11 v^2 + 2 q12 v + 2 q01 u v ;  -b = -(g0 u + g1 v + g2).
+    q = conic[live].astype(np.float32)
+    gl = g[live].astype(np.float32)
+    us = np.arange(w, dtype=np.float32)[None, :]
+    vs = np.arange(h, dtype=np.float32)[None, :]
+    row_a = (q[:, 0, 0, None] * us + 2 * q[:, 0, 2, None]) * us + q[:, 2, 2, None]
+    col_a = (q[:, 1, 1, None] * vs + 2 * q[:, 1, 2, None]) * vs
+    col_x = 2 * q[:, 0, 1, None] * vs
+    row_b = -gl[:, 0, None] * us
+    col_b = -(gl[:, 1, None] * vs + gl[:, 2, None])
+    ccl = cc[live].astype(np.float32)
+    uu = us[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i, (n, (x0, y0), (x1, y1)) in enumerate(zip(live.tolist(), lo.tolist(), hi.tolist(), strict=True)):
+            if x0 >= x1 or y0 >= y1:
+                continue
+            # Nearer root t = cc / (sqrt(disc) - b); a miss (disc < 0) gives NaN, which never wins.
+            disc = col_x[i, y0:y1, None] * uu[x0:x1]
+            disc += row_a[i, x0:x1]
+            disc += col_a[i, y0:y1, None]
+            np.sqrt(disc, out=disc)
+            disc += row_b[i, x0:x1]
+            disc += col_b[i, y0:y1, None]
+            np.divide(ccl[i], disc, out=disc)
+            zv = zbuf[y0:y1, x0:x1]
+            win = disc < zv
+            np.copyto(zv, disc, where=win)
+            np.copyto(pid[y0:y1, x0:x1], np.int16(n), where=win)
     return zbuf, pid
 
 
 def surface(
     zbuf: np.ndarray, pid: np.ndarray, centres: np.ndarray, axes: np.ndarray, radii: np.ndarray, cam: Camera
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Deferred surface attributes of the foreground pixels.
+    """Deferred surface attributes of the foreground pixels (structure-of-arrays layout).
 
     Returns:
         flat: (P,) flat pixel indices of the foreground.
         prim: (P,) primitive index at each.
-        local: (P, 3) hit point on the primitive's unit sphere (its own frame).
-        normal: (P, 3) unit surface normal in camera coordinates.
+        local: (3, P) float32 hit point on the primitive's unit sphere (its own frame).
+        normal: (3, P) float32 unit surface normal in camera coordinates.
+
+    The unit-sphere point is ``o' + t M [u, v, 1]`` (see the module docstring) and the normal is
+    ``R S^-1`` times it; both are per-primitive affine maps, gathered once per pixel.
     """
     flat = np.flatnonzero(pid.ravel() >= 0)
     prim = pid.ravel()[flat].astype(np.intp)
     ys, xs = np.divmod(flat, cam.width)
     t = zbuf.ravel()[flat]
-    # Camera point p = t (K^-1 [x, y, 1]); unit-sphere point = S R^T (p - c) = A p - A c.
-    p = np.empty((len(flat), 3), dtype=np.float32)
-    p[:, 0] = (xs.astype(np.float32) - np.float32(cam.cx)) * (t / np.float32(cam.f))
-    p[:, 1] = (ys.astype(np.float32) - np.float32(cam.cy)) * (t / np.float32(cam.f))
-    p[:, 2] = t
-    amat = (np.transpose(axes, (0, 2, 1)) / radii[:, :, None]).astype(np.float32)
-    shift = np.einsum("nij,nj->ni", amat, centres).astype(np.float32)
-    local = _matvec(amat.reshape(-1, 9)[prim], p) - shift[prim]
-    bmat = (axes / radii[:, None, :]).astype(np.float32)  # R S: normal direction of a unit-sphere point
-    normal = _matvec(bmat.reshape(-1, 9)[prim], local)
-    normal /= np.sqrt((normal * normal).sum(1, keepdims=True)) + np.float32(1e-12)
-    return flat, prim, local, normal
-
-
-def _matvec(m: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Row-wise (P, 9) row-major 3x3 matrices times (P, 3) vectors -> (P, 3)."""
-    out = np.empty_like(x)
+    kinv = np.array([[1 / cam.f, 0, -cam.cx / cam.f], [0, 1 / cam.f, -cam.cy / cam.f], [0, 0, 1.0]])
+    rt = np.transpose(axes, (0, 2, 1)) / radii[:, :, None]  # S R^T
+    m = rt @ kinv
+    o = -np.einsum("nij,nj->ni", rt, centres)
+    b = axes / radii[:, None, :]  # R S^-1 (normal direction, up to length)
+    coef = np.concatenate([m.reshape(-1, 9), o, b.reshape(-1, 9)], 1).astype(np.float32)
+    c = np.take(coef, prim, axis=0).T.copy()  # (21, P)
+    u, v = xs.astype(np.float32), ys.astype(np.float32)
+    local = np.empty((3, len(flat)), dtype=np.float32)
     for i in range(3):
-        out[:, i] = m[:, 3 * i] * x[:, 0] + m[:, 3 * i + 1] * x[:, 1] + m[:, 3 * i + 2] * x[:, 2]
-    return out
+        local[i] = (c[3 * i] * u + c[3 * i + 1] * v + c[3 * i + 2]) * t + c[9 + i]
+    normal = np.empty_like(local)
+    for i in range(3):
+        normal[i] = c[12 + 3 * i] * local[0] + c[13 + 3 * i] * local[1] + c[14 + 3 * i] * local[2]
+    normal /= np.sqrt((normal * normal).sum(0)) + np.float32(1e-12)
+    return flat, prim, local, normal
 
 
 def ray_cast(centres: np.ndarray, axes: np.ndarray, radii: np.ndarray, ray: np.ndarray) -> tuple[float, int]:

@@ -94,6 +94,40 @@ def noise_std(tpl: Template) -> np.ndarray:
     return std
 
 
+def _gait_tables(tpl: Template, gait: str) -> dict:
+    """Per-template arrays of a gait: leg joints with their leg phase, sweep and bump (cached)."""
+    key = (tpl.path, gait)
+    if key not in _GAIT_CACHE:
+        g = tpl.motion["gaits"][gait]
+        index = {n: i for i, n in enumerate(tpl.joints)}
+        joints, phase, sweep, bump = [], [], [], []
+        for leg in LEGS:
+            if leg not in g["phase"]:
+                continue
+            for name, (sw, bu) in g["legs"].items():
+                j = index.get(leg[:2] + name)
+                if name.startswith(leg[2] + "_") and j is not None:
+                    joints.append(j)
+                    phase.append(float(g["phase"][leg]))
+                    sweep.append(float(sw))
+                    bump.append(float(bu))
+        body = [(index[n], float(a), float(ph), float(h)) for n, (a, ph, h) in g.get("body", {}).items() if n in index]
+        hip_key = next((k for k in g["legs"] if k.startswith("B_")), None)
+        stride = 0.0
+        if hip_key is not None and "L_" + hip_key in index:
+            height = tpl.rest[index["L_" + hip_key], 1]
+            stride = 2.0 * height * np.sin(np.deg2rad(g["legs"][hip_key][0])) / float(g["duty"])
+        _GAIT_CACHE[key] = {
+            "joints": np.array(joints, dtype=int), "phase": np.array(phase), "sweep": np.array(sweep),
+            "bump": np.array(bump), "duty": float(g["duty"]), "stride": float(stride),
+            "body": (np.array([b[0] for b in body], dtype=int), np.array([b[1:] for b in body]).reshape(-1, 3)),
+        }
+    return _GAIT_CACHE[key]
+
+
+_GAIT_CACHE: dict = {}
+
+
 def gait_angles(tpl: Template, gait: str, cycles: float) -> tuple[np.ndarray, float]:
     """(J, 3) angles of a gait at ``cycles`` (cycle count since phase 0), and the root advance (metres).
 
@@ -101,34 +135,18 @@ def gait_angles(tpl: Template, gait: str, cycles: float) -> tuple[np.ndarray, fl
     +sweep to -sweep, swing returns it along a half cosine while the lower joints bend by
     ``bump * sin(pi s)``. The body advances ``2 L sin(sweep) / duty`` per cycle, L the hip height.
     """
-    g = tpl.motion["gaits"][gait]
+    g = _gait_tables(tpl, gait)
     out = np.zeros((tpl.num_joints, 3))
-    index = {n: i for i, n in enumerate(tpl.joints)}
-    duty = float(g["duty"])
-    for leg in LEGS:
-        if leg not in g["phase"]:
-            continue
-        phi = (cycles + float(g["phase"][leg])) % 1.0
-        for key, (sweep, bump) in g["legs"].items():
-            if not key.startswith(leg[2] + "_"):
-                continue
-            j = index.get(leg[:2] + key)
-            if j is None:
-                continue
-            if phi < duty:
-                out[j, 0] += sweep * (1.0 - 2.0 * phi / duty)
-            else:
-                s = (phi - duty) / (1.0 - duty)
-                out[j, 0] += -sweep * np.cos(np.pi * s) + bump * np.sin(np.pi * s)
-    for name, (amp, phase, harmonic) in g.get("body", {}).items():
-        if name in index:
-            out[index[name], 0] += amp * np.sin(2 * np.pi * (harmonic * cycles + phase))
-    hip_key = next((k for k in g["legs"] if k.startswith("B_")), None)
-    advance = 0.0
-    if hip_key is not None and "L_" + hip_key in index:
-        height = tpl.rest[index["L_" + hip_key], 1]
-        advance = cycles * 2.0 * height * np.sin(np.deg2rad(g["legs"][hip_key][0])) / duty
-    return out, float(advance)
+    duty = g["duty"]
+    phi = (cycles + g["phase"]) % 1.0
+    stance = phi < duty
+    s = np.where(stance, 0.0, (phi - duty) / (1.0 - duty))
+    value = np.where(stance, g["sweep"] * (1.0 - 2.0 * phi / duty),
+                     -g["sweep"] * np.cos(np.pi * s) + g["bump"] * np.sin(np.pi * s))
+    np.add.at(out[:, 0], g["joints"], value)
+    joints, (amp, phase, harmonic) = g["body"][0], g["body"][1].T
+    np.add.at(out[:, 0], joints, amp * np.sin(2 * np.pi * (harmonic * cycles + phase)))
+    return out, float(cycles * g["stride"])
 
 
 def pose_angles(tpl: Template, alpha: Alpha, t: float = 0.0) -> tuple[np.ndarray, float]:

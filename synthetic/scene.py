@@ -17,7 +17,7 @@ from synthetic import appearance as ap
 from synthetic.render import Camera, rasterise, surface
 from synthetic.sampling import Alpha, mirror_alpha, pose_angles, sample_alpha
 from synthetic.styles import StyleConfig
-from synthetic.template import Template, load_template
+from synthetic.template import Template, cross, load_template
 
 OCCLUDER = 255  # part-mask value of occluder pixels; animal parts are 1 + part index, background 0
 BELLY_PARTS = ("body", "neck", "head")
@@ -59,9 +59,9 @@ def _look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float) -> np.ndarray
     """(3, 3) world-to-camera rotation (rows: right, down, forward), rolled about the view axis."""
     fwd = target - eye
     fwd /= np.linalg.norm(fwd)
-    right = np.cross(fwd, np.array([0.0, 1.0, 0.0]))
+    right = cross(fwd, np.array([0.0, 1.0, 0.0]))
     right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
+    down = cross(fwd, right)
     c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
     return np.stack([c * right + s * down, -s * right + c * down, fwd])
 
@@ -214,21 +214,23 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
     s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
     coat_px = is_coat[k]
-    albedo = colour[k]
+    # One lookup table: the coat map's texels, then one flat colour per primitive.
+    table = np.concatenate([coat_tex.reshape(-1, 3), colour])
+    index = k + ap.TEX * ap.TEX
     # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
     sel = slice(None) if p["detail"] > 0 else coat_px
-    ks, loc = k[sel], local[sel]
-    iy = (loc[:, 0] * s_along[ks] + offs[ks, 0]).astype(np.intp) % ap.TEX
-    ix = (np.arctan2(loc[:, 1], loc[:, 2]) * s_around[ks] + offs[ks, 1]).astype(np.intp) % ap.TEX
+    ks, loc = k[sel], local[:, sel]
+    iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.intp) % ap.TEX
+    ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.intp) % ap.TEX
+    texel = iy * ap.TEX + ix
+    index[coat_px] = texel[coat_px] if p["detail"] > 0 else texel
+    albedo = np.take(table, index, axis=0)
     if p["detail"] > 0:
-        albedo[coat_px] = coat_tex[iy[coat_px], ix[coat_px]]
-        fine = ap.bank_noise(rng, 32)
-        albedo *= (1.0 + p["detail"] * 0.3 * (fine[iy, ix] - 0.5))[:, None]
-    else:
-        albedo[coat_px] = coat_tex[iy, ix]
+        fine = np.take(ap.bank_noise(rng, 32), texel)
+        albedo *= (1.0 + p["detail"] * 0.3 * (fine - 0.5))[:, None]
     if "belly" in coat:
         belly_prim = np.array([geo.part[q] >= 0 and tpl.parts[geo.part[q]] in BELLY_PARTS for q in range(n)])
-        t = np.clip((-local[:, 1] - 0.2) * 3.0, 0, 1) * (belly_prim & is_coat)[k]
+        t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * (belly_prim & is_coat)[k]
         albedo += (np.asarray(coat["belly"], np.float32) - albedo) * t[:, None]
     # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
     spread = p["light_spread"]
@@ -236,14 +238,19 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     light = (light / np.linalg.norm(light)).astype(np.float32)
     tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
     amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
-    lum = np.float32(amb) + np.float32(p["diffuse"]) * np.maximum(normal @ light, 0.0)
-    lum *= np.float32(0.75) + np.float32(0.25) * np.abs(normal[:, 2])
+    lum = normal[0] * light[0] + normal[1] * light[1] + normal[2] * light[2]
+    np.maximum(lum, 0.0, out=lum)
+    lum *= np.float32(p["diffuse"])
+    lum += np.float32(amb)
+    lum *= np.float32(0.75) + np.float32(0.25) * np.abs(normal[2])
     albedo *= lum[:, None]
     albedo *= tint
     np.minimum(albedo, 255.0, out=albedo)
     h, w = zbuf.shape
-    out = background.reshape(-1, 3)
-    out[flat] = albedo
+    out = np.ascontiguousarray(background).reshape(-1, 3)
+    # Scatter whole pixels as 3-byte records (much faster than row-wise fancy assignment).
+    pixel = np.dtype((np.void, 3))
+    out.view(pixel).reshape(-1)[flat] = albedo.astype(np.uint8).view(pixel).reshape(-1)
     info = {"coat": coat["kind"], "coat_color": [round(float(c), 3) for c in coat["color"]],
             "light": [round(float(x), 4) for x in light], "ambient": round(amb, 4)}
     return out.reshape(h, w, 3), info

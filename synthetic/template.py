@@ -53,11 +53,26 @@ def rotation(angles_deg: np.ndarray) -> np.ndarray:
     cz, sz = np.cos(a[..., 0]), np.sin(a[..., 0])
     cx, sx = np.cos(a[..., 1]), np.sin(a[..., 1])
     cy, sy = np.cos(a[..., 2]), np.sin(a[..., 2])
-    one, zero = np.ones_like(cz), np.zeros_like(cz)
-    rz = np.stack([np.stack([cz, -sz, zero], -1), np.stack([sz, cz, zero], -1), np.stack([zero, zero, one], -1)], -2)
-    rx = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cx, -sx], -1), np.stack([zero, sx, cx], -1)], -2)
-    ry = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2)
-    return rz @ rx @ ry
+    r = np.empty((*a.shape[:-1], 3, 3))
+    r[..., 0, 0] = cz * cy - sz * sx * sy
+    r[..., 0, 1] = -sz * cx
+    r[..., 0, 2] = cz * sy + sz * sx * cy
+    r[..., 1, 0] = sz * cy + cz * sx * sy
+    r[..., 1, 1] = cz * cx
+    r[..., 1, 2] = sz * sy - cz * sx * cy
+    r[..., 2, 0] = -cx * sy
+    r[..., 2, 1] = sx
+    r[..., 2, 2] = cx * cy
+    return r
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (..., 3) arrays (np.cross without its axis bookkeeping)."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    out[..., 1] = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    out[..., 2] = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -111,6 +126,18 @@ class Template:
     def num_joints(self) -> int:
         return len(self.joints)
 
+    @property
+    def levels(self) -> list[np.ndarray]:
+        """Joint indices grouped by depth in the tree (root first)."""
+        cached = self.__dict__.get("_levels")
+        if cached is None:
+            depth = np.zeros(self.num_joints, dtype=int)
+            for j, p in enumerate(self.parents):
+                depth[j] = 0 if p < 0 else depth[p] + 1
+            cached = [np.flatnonzero(depth == d) for d in range(depth.max() + 1)]
+            object.__setattr__(self, "_levels", cached)
+        return cached
+
     def joint(self, name: str) -> int:
         return self.joints.index(name)
 
@@ -124,12 +151,14 @@ class Template:
         lengths = np.ones(self.num_joints) if lengths is None else lengths
         pos = np.empty((self.num_joints, 3))
         rot = np.empty((self.num_joints, 3, 3))
-        for j, p in enumerate(self.parents):
-            if p < 0:
-                pos[j], rot[j] = self.rest[j], rel[j]
-            else:
-                pos[j] = pos[p] + rot[p] @ ((self.rest[j] - self.rest[p]) * lengths[j])
-                rot[j] = rot[p] @ rel[j]
+        root = self.levels[0]
+        pos[root], rot[root] = self.rest[root], rel[root]
+        # One vectorised step per tree depth (parents are always resolved one level earlier).
+        for level in self.levels[1:]:
+            par = self.parents[level]
+            off = (self.rest[level] - self.rest[par]) * lengths[level][:, None]
+            pos[level] = pos[par] + np.einsum("nij,nj->ni", rot[par], off)
+            rot[level] = rot[par] @ rel[level]
         return pos, rot
 
     def place(
@@ -168,7 +197,7 @@ class Template:
             ref = np.where(bad[:, None], alt, ref)
             z = ref - np.einsum("ni,ni->n", ref, x)[:, None] * x
             z /= np.linalg.norm(z, axis=1)[:, None]
-            y = np.cross(z, x)
+            y = cross(z, x)
             axes[seg] = np.stack([x, y, z], axis=-1)
             radii[seg, 0] = 0.5 * length * self.vol_radii[seg, 0]
         return centre, axes, radii

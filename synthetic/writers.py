@@ -2,7 +2,7 @@
 
 Layout of ``OUT``::
 
-    images/000000.png ...          stills first, then clip frames (clip c, frame k)
+    images/000000.png ...          stills first, then clip frames (clip c, frame k); .jpg for photo
     masks/000000.png ...           optional part-id masks (0 background, 1 + part, 255 occluder)
     annotations/<schema>.json      one COCO keypoints file per schema the template emits
     manifest.json                  generator version, config, its hash, counts
@@ -50,22 +50,38 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an (H, W, 3) RGB or (H, W) grey uint8 image (fast compression, deterministic)."""
-    arr = image[:, :, ::-1] if image.ndim == 3 else image
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+# PNG with the SUB filter and run-length zlib: about 4x faster than OpenCV's default filters on
+# rendered images at a similar size. JPEG quality 95 for ``photo`` (its β already includes JPEG).
+PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+JPEG_QUALITY = 95
+FORMATS = ("png", "jpg")
+
+
+def encode_image(image: np.ndarray, fmt: str = "png") -> bytes:
+    """PNG or JPEG bytes of an (H, W, 3) RGB or (H, W) grey uint8 image (deterministic)."""
+    arr = np.ascontiguousarray(image[:, :, ::-1] if image.ndim == 3 else image)
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", arr, PNG_PARAMS)
+    else:
+        ok, buf = cv2.imencode(".jpg", arr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
-        raise RuntimeError("PNG encoding failed")
+        raise RuntimeError(f"{fmt} encoding failed")
     return buf.tobytes()
 
 
+def default_format(style: StyleConfig) -> str:
+    """``png`` for cad (clean, lossless), ``jpg`` for photo (fast; JPEG is part of that domain)."""
+    return "png" if style.name == "cad" else "jpg"
+
+
 def dataset_config(species: str, style: StyleConfig, n: int, size: int, seed: int, clips: int, frames: int,
-                   masks: bool, fps: float = DEFAULT_FPS) -> dict:
+                   masks: bool, fps: float = DEFAULT_FPS, image_format: str = "png") -> dict:
     """The generation config as plain JSON (what the manifest's hash covers)."""
     return {"generator_version": GENERATOR_VERSION, "species": species, "style": style.to_dict(),
             "style_params": style.params, "n": int(n), "size": int(size), "seed": int(seed),
             "clips": int(clips), "frames": int(frames), "fps": float(fps), "masks": bool(masks),
-            "image_format": "png"}
+            "image_format": image_format}
 
 
 def config_hash(config: dict) -> str:
@@ -81,11 +97,12 @@ def _bbox(parts: np.ndarray) -> list[float]:
     return [x0, y0, float(xs.max()) + 0.5 - x0, float(ys.max()) + 0.5 - y0]
 
 
-def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str | None, frame: int | None) -> dict:
-    name = f"{image_id:06d}.png"
-    atomic_write_bytes(out / "images" / name, encode_png(r.image))
+def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str | None, frame: int | None,
+                fmt: str) -> dict:
+    name = f"{image_id:06d}.{fmt}"
+    atomic_write_bytes(out / "images" / name, encode_image(r.image, fmt))
     if masks:
-        atomic_write_bytes(out / "masks" / name, encode_png(r.parts))
+        atomic_write_bytes(out / "masks" / f"{image_id:06d}.png", encode_image(r.parts, "png"))
     return {"image_id": image_id, "file": f"images/{name}",
             "keypoints": {k: v.tolist() for k, v in r.keypoints.items()}, "bbox": _bbox(r.parts),
             "factors": r.factors, "video_id": video, "frame_index": frame}
@@ -93,30 +110,33 @@ def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str |
 
 def _job(args: tuple) -> list[dict]:
     """Render and write one still (kind 'still') or one clip (kind 'clip'); return its records."""
-    kind, index, out, species, style, n, size, seed, frames, fps, masks = args
+    kind, index, out, species, style, n, size, seed, frames, fps, masks, fmt = args
     ss = np.random.SeedSequence([seed, zlib.crc32(species.encode())], spawn_key=(index,))
     if kind == "still":
-        return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None)]
+        return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None, fmt)]
     clip = index - n
     video = f"{species}_{seed}_clip{clip:05d}"
     rendered = render_clip(species, style, ss, size, frames, fps=fps)
     first_id = n + clip * frames
-    return [_write_item(out, first_id + k, r, masks, video, k) for k, r in enumerate(rendered)]
+    return [_write_item(out, first_id + k, r, masks, video, k, fmt) for k, r in enumerate(rendered)]
 
 
 def _complete(out: Path, manifest: dict) -> bool:
     counts = manifest.get("counts", {})
     total = counts.get("images", -1)
-    return all((out / "images" / f"{i:06d}.png").is_file() for i in range(total)) and all(
+    fmt = manifest.get("image_format", "png")
+    return all((out / "images" / f"{i:06d}.{fmt}").is_file() for i in range(total)) and all(
         (out / "annotations" / f"{s}.json").is_file() for s in manifest.get("schemas", []))
 
 
 def generate_dataset(
     out: str | Path, species: str, style: str | StyleConfig, n: int, size: int, seed: int,
     clips: int = 0, frames: int = 0, workers: int = 1, gap: float | None = None, masks: bool = False,
-    progress: bool = False, fps: float = DEFAULT_FPS,
+    progress: bool = False, fps: float = DEFAULT_FPS, image_format: str | None = None,
 ) -> Path:
     """Render ``n`` stills and ``clips`` clips of ``frames`` frames into ``out``; returns ``out``.
+
+    Images are PNG for ``cad`` and JPEG (quality 95) for ``photo`` unless ``image_format`` says.
 
     Deterministic for a seed whatever ``workers``; idempotent when the manifest's config hash
     matches and every file is present. Raises ConfigError on a bad species, style or count.
@@ -132,7 +152,10 @@ def generate_dataset(
         raise ConfigError("<synth>", "frames", f"clips need at least 2 frames, got {frames}")
     if n + clips == 0:
         raise ConfigError("<synth>", "n", "nothing to generate (n = 0 and clips = 0)")
-    config = dataset_config(species, style, n, size, seed, clips, frames if clips else 0, masks, fps)
+    fmt = image_format or default_format(style)
+    if fmt not in FORMATS:
+        raise ConfigError("<synth>", "image_format", f"expected one of {FORMATS}, got {fmt!r}")
+    config = dataset_config(species, style, n, size, seed, clips, frames if clips else 0, masks, fps, fmt)
     digest = config_hash(config)
     manifest_path = out / "manifest.json"
     if manifest_path.is_file():
@@ -146,8 +169,8 @@ def generate_dataset(
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     if masks:
         (out / "masks").mkdir(parents=True, exist_ok=True)
-    jobs = [("still", i, out, species, style, n, size, seed, frames, fps, masks) for i in range(n)]
-    jobs += [("clip", n + c, out, species, style, n, size, seed, frames, fps, masks) for c in range(clips)]
+    jobs = [("still", i, out, species, style, n, size, seed, frames, fps, masks, fmt) for i in range(n)]
+    jobs += [("clip", n + c, out, species, style, n, size, seed, frames, fps, masks, fmt) for c in range(clips)]
     items: list[dict] = []
     bar = None
     if progress:
@@ -189,6 +212,7 @@ def generate_dataset(
     manifest = {"generator_version": GENERATOR_VERSION, "species": species, "style": style.name,
                 "gap": style.to_dict()["gap"], "seed": int(seed), "n": int(n), "size": int(size),
                 "clips": int(clips), "frames": int(frames if clips else 0), "fps": float(fps), "masks": bool(masks),
+                "image_format": fmt,
                 "schemas": list(tpl.keypoints), "counts": {"images": len(items), "stills": int(n),
                 "clip_frames": len(items) - int(n), "clips": int(clips)},
                 "config": config, "config_hash": digest}

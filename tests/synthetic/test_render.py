@@ -52,8 +52,14 @@ def test_surface_points_lie_on_their_ellipsoid_with_outward_normals():
     zbuf, pid = rasterise(centres, axes, radii, cam)
     flat, _, local, normal = surface(zbuf, pid, centres, axes, radii, cam)
     assert len(flat) > 100
-    np.testing.assert_allclose(np.linalg.norm(local, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(local, axis=0), 1.0, atol=1e-3)
     # Visible surface faces the camera: the normal points against the viewing ray (negative z-ish).
     ys, xs = np.divmod(flat, 48)
     rays = cam.rays(xs.astype(float), ys.astype(float))
-    assert np.all((normal * rays).sum(1) < 1e-3)
+    assert np.all((normal.T * rays).sum(1) < 1e-3)
+    # The normal is the gradient of the ellipsoid's quadric at the hit point: R S^-2 R^T (p - c).
+    t = zbuf.ravel()[flat].astype(np.float64)
+    p = rays * t[:, None]
+    grad = (p - centres[0]) @ axes[0] @ np.diag(radii[0] ** -2.0) @ axes[0].T
+    grad /= np.linalg.norm(grad, axis=1, keepdims=True)
+    np.testing.assert_allclose(normal.T, grad, atol=2e-3)

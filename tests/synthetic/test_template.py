@@ -40,6 +40,12 @@ def test_rotation_order_and_flex_sign():
     r = rotation(np.array([30.0, 20.0, 10.0]))
     np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
     np.testing.assert_allclose(np.linalg.det(r), 1.0)
+    # Composition order Rz(flex) Rx(abduction) Ry(twist), from the elementary rotations.
+    z, x, y = np.deg2rad([30.0, 20.0, 10.0])
+    rz = np.array([[np.cos(z), -np.sin(z), 0], [np.sin(z), np.cos(z), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(x), -np.sin(x)], [0, np.sin(x), np.cos(x)]])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    np.testing.assert_allclose(r, rz @ rx @ ry, atol=1e-12)
 
 
 def test_forward_kinematics_by_hand():

@@ -29,7 +29,7 @@ def test_same_seed_same_bytes_with_one_and_two_workers(tmp_path):
     assert len([k for k in a if k.startswith("masks/")]) == 7
     assert a == b
     c = _files(generate_dataset(tmp_path / "c", workers=1, **{**kw, "seed": 4}))
-    assert c["images/000000.png"] != a["images/000000.png"]
+    assert c["images/000000.jpg"] != a["images/000000.jpg"]  # photo images are JPEG
 
 
 def test_generation_is_idempotent_and_reruns_when_the_config_changes(tmp_path):
