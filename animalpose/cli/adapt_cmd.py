@@ -36,3 +36,25 @@ def ccssl(
                                      if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
                            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
                            "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))
+
+
+@app.command("wscda")
+def wscda(
+    overrides: list[str] = typer.Argument(None, help="Overrides key.sub=value, e.g. wscda.scheme=grl."),
+    config: Path = typer.Option(..., "--config", "-c", help="WS-CDA YAML (see configs/adapt/)."),
+    out: Path = typer.Option(None, help="Output folder (default: wscda.out_dir, else "
+                                        "<data home>/runs/<experiment>/<config name>). Rerun to resume."),
+    progress: bool = typer.Option(True, help="Progress bars and stage lines."),
+) -> None:
+    """WS-CDA (Cao et al., ICCV 2019): humans + few labelled animals + unlabelled target, then PPLO; resumable."""
+    from animalpose.adapt.wscda.run import WSCDAConfig, run_wscda
+    from animalpose.config import load_config
+    from animalpose.paths import data_home
+
+    cfg = load_config(config, WSCDAConfig, overrides=list(overrides or []))
+    out_dir = out or cfg.wscda.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
+    result = run_wscda(cfg, out_dir, progress=progress)
+    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds), "wscda": result.wscda,
+                           "final": result.rounds[-1] if result.rounds else result.wscda,
+                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
+                          default=float))

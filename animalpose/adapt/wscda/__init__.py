@@ -7,3 +7,14 @@
 - ``training``: one step of the alternating or the GRL min-max scheme, discriminator accuracy;
 - ``mixing``: batches from labelled humans, a few labelled animals and unlabelled target animals.
 """
+
+_RUN_NAMES = ("WSCDAConfig", "WSCDAResult", "WSCDASection", "run_wscda")
+
+
+def __getattr__(name: str):
+    """The dataset-level entry point (``run_wscda``, ``WSCDAConfig``) loads the engine lazily."""
+    if name in _RUN_NAMES:
+        from animalpose.adapt.wscda import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

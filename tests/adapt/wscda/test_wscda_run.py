@@ -1,0 +1,81 @@
+"""run_wscda on generated data: three sources, WS-CDA stage, a PPLO round, engine-readable checkpoints,
+resume and the ``animalpose adapt wscda`` command."""
+
+import json
+
+import pytest
+import yaml
+
+from animalpose.config import parse_config
+from animalpose.errors import ConfigError
+
+synthetic = pytest.importorskip("synthetic")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wscda_data")
+    specs = {"human": ("human", 8, 1), "few": ("horse", 6, 2), "target": ("dog", 8, 3), "test": ("dog", 6, 4)}
+    return {name: synthetic.generate_dataset(root / name, sp, "photo", n, 32, seed) for name, (sp, n, seed)
+            in specs.items()}
+
+
+def _raw(generated, **wscda):
+    return {
+        "data": {"train": [str(generated["few"])], "val": [str(generated["test"])],
+                 "target": [str(generated["target"])], "schema": "animalpose", "input_size": [32, 32],
+                 "heatmap_size": [8, 8], "workers": 0},
+        "model": {"name": "simplebaseline18"},
+        "codec": {"kind": "gaussian", "sigma": 1.0},
+        "augment": {"preset": "none"},
+        "train": {"batch_size": 4, "device": "cpu", "seed": 0, "epochs": 1},
+        "tracking": {"enabled": False},
+        "wscda": {"human": [str(generated["human"])], "labelled_per_species": 2, "steps_per_epoch": 2,
+                  "pplo_rounds": 1, "discriminator_hidden": 8, **wscda},
+    }
+
+
+def test_configuration_errors_name_the_key(generated, tmp_path):
+    from animalpose.adapt.wscda import WSCDAConfig, run_wscda
+
+    cfg = parse_config(_raw(generated, human=[]), WSCDAConfig, where="t.yaml")
+    with pytest.raises(ConfigError, match=r"wscda\.human"):
+        run_wscda(cfg, tmp_path, progress=False)
+    raw = _raw(generated)
+    raw["model"] = {"name": "hourglass_quick"}
+    with pytest.raises(ConfigError, match=r"model\.name"):
+        run_wscda(parse_config(raw, WSCDAConfig, where="t.yaml"), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"wscda\.labelled_per_species"):
+        run_wscda(parse_config(_raw(generated, labelled_per_species=7), WSCDAConfig), tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_run_wscda_end_to_end_resume_and_command(generated, tmp_path):
+    from typer.testing import CliRunner
+
+    from animalpose.adapt.wscda import WSCDAConfig, run_wscda
+    from animalpose.cli import app
+    from animalpose.engine.evaluate import load_model
+
+    raw = _raw(generated)
+    out = tmp_path / "run"
+    result = run_wscda(parse_config(raw, WSCDAConfig), out, progress=False)
+    assert result.last_checkpoint == out / "round_0.ckpt"
+    assert {"train/l_ddl", "train/disc_acc/human", "train/disc_acc/target", "test/pck@0.05"} <= set(result.wscda)
+    (r0,) = result.rounds
+    # round 0 keeps the top 20% of the 8 target crops × 20 joints = 160 joints: 32
+    assert r0["kept"] == 32 and r0["coverage"] == pytest.approx(0.2)
+    assert 0.0 <= r0["pseudo/precision"] <= 1.0
+    for name in ("wscda.ckpt", "round_0.ckpt"):
+        _, schema, cfg, _, _ = load_model(out / name)  # the adapter folded back: an ordinary model
+        assert schema.name == "animalpose" and cfg.model.name == "simplebaseline18"
+    stamp = (out / "round_0.ckpt").stat().st_mtime_ns
+    again = run_wscda(parse_config(raw, WSCDAConfig), out, progress=False)  # resume: nothing left to do
+    assert again.rounds == result.rounds and (out / "round_0.ckpt").stat().st_mtime_ns == stamp
+
+    config = tmp_path / "wscda.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    res = CliRunner().invoke(app, ["adapt", "wscda", "--config", str(config), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert summary["rounds"] == 1 and summary["last_checkpoint"] == str(out / "round_0.ckpt")
