@@ -19,7 +19,8 @@ Presets (ranges are fields of the typed configs below and can be overridden):
   after them), and noise/blur σ are in crop pixels.
 - ``simplebaseline`` / ``hrnet`` — Xiao et al. 2018 / Sun et al. 2019: scale × clip(N(1, 0.35),
   0.65, 1.35); rotation clip(N(0, 45°), ±90°) with p = 0.6; flip p = 0.5; half-body crop with
-  p = 0.3 when more than 8 joints are labelled and the schema names upper-body joints (COCO-style).
+  p = 0.3 when more than 8 joints are labelled, for human (COCO/MPII-style) schemas or where
+  ``upper_body_joints`` is configured.
 - ``none`` — the plain crop (validation, test).
 """
 
@@ -41,7 +42,9 @@ from animalpose.keypoints import KeypointSchema
 
 log = logging.getLogger(__name__)
 
-# Joint-name fragments that make a joint "upper body" for the half-body crop (COCO / MPII names).
+# Joint-name fragments that make a joint "upper body" for the half-body crop (COCO / MPII names). The
+# split is derived automatically only for human schemas (those with wrists); for animal schemas set
+# ``upper_body_joints`` explicitly, or the half-body crop stays off.
 UPPER_BODY_WORDS = ("nose", "eye", "ear", "shoulder", "elbow", "wrist", "head", "neck", "thorax")
 
 
@@ -163,8 +166,10 @@ class Augmenter:
             return None
         if cfg.upper_body_joints is not None:
             return np.array([self.schema.index(j) for j in cfg.upper_body_joints], dtype=np.int64)
-        idx = [i for i, j in enumerate(self.schema.joints) if any(w in j.lower() for w in UPPER_BODY_WORDS)]
-        if not idx or len(idx) == self.schema.num_joints:
+        names = [j.lower() for j in self.schema.joints]
+        idx = [i for i, j in enumerate(names) if any(w in j for w in UPPER_BODY_WORDS)]
+        if not any("wrist" in j for j in names) or len(idx) == self.schema.num_joints:
+            # Only human (COCO/MPII-style) schemas get an automatic split; animals need upper_body_joints.
             log.info("schema %r names no upper-body joints: half-body crop disabled", self.schema.name)
             return None
         return np.array(idx, dtype=np.int64)

@@ -167,3 +167,10 @@ def test_strong_affine_border_and_flip_composition():
     assert out.flipped
     corner = out.image[0, 0]
     assert not (corner == 0).all()  # random border colour, not black (with this seed)
+
+
+def test_half_body_only_for_human_schemas_or_configured_joints():
+    assert build_augmenter("hrnet", load_schema("atrw"), (64, 64)).upper_body is None
+    assert build_augmenter("hrnet", load_schema("coco"), (64, 64)).upper_body.tolist() == list(range(11))
+    aug = build_augmenter("hrnet", load_schema("atrw"), (64, 64), upper_body_joints=("nose", "left_ear"))
+    assert aug.upper_body.tolist() == [2, 0]
