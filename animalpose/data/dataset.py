@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from animalpose.codecs import Codec
+from animalpose.codecs import Codec, UDPHeatmapCodec
 from animalpose.data import transforms as T
 from animalpose.data.augment import Augmenter
 from animalpose.data.images import read_image
 from animalpose.data.records import PoseRecord
-from animalpose.errors import DataError
+from animalpose.errors import ConfigError, DataError
 from animalpose.keypoints import KeypointSchema
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ class TopDownDataset(Dataset):
         codec: target codec (its ``input_size`` is the crop size).
         augment: an :class:`Augmenter`, or None for the plain crop.
         padding: box padding factor (CC-SSL: 1.5 real, 1.25 synthetic).
-        udp: UDP-consistent crop (use with the ``udp`` codec).
+        udp: UDP-consistent crop; default: True exactly when the codec is the UDP codec. A mismatch
+            with the codec or the augmenter is a ConfigError.
         normalization: mean/std; default ImageNet.
         seed: base seed; sample i of epoch e draws from ``default_rng((seed, e, i))``.
     """
@@ -148,7 +149,7 @@ class TopDownDataset(Dataset):
         codec: Codec,
         augment: Augmenter | None = None,
         padding: float = T.PADDING_REAL,
-        udp: bool = False,
+        udp: bool | None = None,
         normalization: Normalization | None = None,
         seed: int = 0,
     ):
@@ -160,9 +161,14 @@ class TopDownDataset(Dataset):
         self.schema = schema
         self.codec = codec
         self.input_size = tuple(codec.input_size)
+        codec_udp = isinstance(codec, UDPHeatmapCodec)
+        self.udp = codec_udp if udp is None else udp
+        if self.udp != codec_udp:
+            raise ConfigError("<dataset>", "udp", f"udp={self.udp} does not match the {type(codec).__name__}")
+        if augment is not None and (augment.udp != self.udp or tuple(augment.input_size) != self.input_size):
+            raise ConfigError("<dataset>", "augment", "augmenter's input_size/udp differ from the codec's")
         self.augment = augment
         self.padding = padding
-        self.udp = udp
         self.normalization = normalization or Normalization()
         self.seed = seed
         self.epoch = 0

@@ -26,6 +26,7 @@ from animalpose.data.dataset import (
 from animalpose.data.images import read_image
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
+from animalpose.errors import ConfigError
 from animalpose.keypoints import load_schema
 
 
@@ -55,7 +56,10 @@ def atrw(real):
 def test_samples_map_back_to_original_keypoints(atrw, kind):
     udp = kind == "udp"
     codec = build_codec(kind, (96, 128), (24, 32), 1.5)
-    data = TopDownDataset(atrw, load_schema("atrw"), codec, padding=1.25, udp=udp)
+    data = TopDownDataset(atrw, load_schema("atrw"), codec, padding=1.25)
+    assert data.udp == udp
+    with pytest.raises(ConfigError, match="udp"):
+        TopDownDataset(atrw, load_schema("atrw"), codec, udp=not udp)
     for i in range(len(data)):
         s = data[i]
         assert s["image"].shape == (3, 128, 96) and s["image"].dtype == torch.float32
