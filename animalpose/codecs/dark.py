@@ -1,12 +1,12 @@
 """DARK: distribution-aware coordinate representation (Zhang et al., CVPR 2020).
 
 Encoding draws the Gaussian at the real-valued (unquantised) keypoint location. Decoding
-(Sec. 3.1-3.2 of the paper):
+(Sec. 3 of the paper):
 
-1. modulate the predicted heatmap with a Gaussian kernel of the training σ (Eq. 9), rescaled to
+1. modulate the predicted heatmap with a Gaussian kernel of the training σ, rescaled to
    keep its maximum, so that a noisy multi-peak map becomes Gaussian-like again;
 2. take the logarithm, which turns a Gaussian into a quadratic P(x);
-3. one Newton step from the argmax m: μ = m - (D''(m))⁻¹ D'(m) (Eq. 5), with the derivatives by
+3. one Newton step from the argmax m: μ = m - (D''(m))⁻¹ D'(m), with the derivatives by
    central differences (first derivative over ±1 pixel, second over ±2 pixels as in the paper's code).
 
 On a noiseless Gaussian target the log is exactly quadratic, so the step recovers the true centre.
@@ -36,7 +36,7 @@ def default_blur_kernel(sigma: float) -> int:
 
 
 def modulate(heatmaps: np.ndarray, kernel: int) -> np.ndarray:
-    """Gaussian-smooth each (h, w) map with zero border and rescale it to its original maximum (DARK Eq. 9).
+    """Gaussian-smooth each (h, w) map with zero border and rescale it to its original maximum (DARK).
 
     Args:
         heatmaps: (N, K, h, w) float32.

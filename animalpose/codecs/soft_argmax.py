@@ -1,5 +1,5 @@
 """β-soft-argmax decoding of heatmaps (LPN: Zhang et al., "Simple and Lightweight Human Pose
-Estimation", 2019, Eq. 3, β = 160).
+Estimation", 2019, β = 160).
 
 The coordinate is the expectation of the pixel grid under softmax(β · heatmap). Targets are the
 same real-valued Gaussians as DARK's (the network is still trained on heatmaps). The differentiable

@@ -2,7 +2,7 @@
 
 With the UDP crop (:func:`animalpose.data.transforms.crop_matrix` with ``udp=True``) the first and
 last pixel centres of the input and of the heatmap both span the same physical extent, so the
-input→heatmap map is ``x_hm = x_in (w - 1) / (W - 1)`` (UDP Eq. 12) rather than the biased
+input→heatmap map is ``x_hm = x_in (w - 1) / (W - 1)`` (UDP) rather than the biased
 ``x_in w / W``. Targets are Gaussians at the exact (real-valued) heatmap location; decoding is the
 DARK modulation + Taylor step followed by the inverse UDP scaling, as in the UDP reference.
 """

@@ -1,6 +1,6 @@
 """Batched invertible transforms for CC-SSL's consistency checks and test-time augmentation.
 
-CC-SSL (Mu et al., "Learning from Synthetic Animals", CVPR 2020, Sec. 3.3) keeps a pseudo-label
+CC-SSL (Mu et al., "Learning from Synthetic Animals", CVPR 2020) keeps a pseudo-label
 only where the model is *equivariant* to geometric changes (predict on T(x), map back with T⁻¹,
 compare) and *invariant* to appearance changes. Given a batch of crops this module samples K
 geometric transforms (scale clamp(N(1, 0.25), 0.75, 1.25), rotation clamp(N(0, 30°), ±60°),

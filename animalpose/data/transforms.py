@@ -13,7 +13,7 @@ Two conventions for the source→crop scale factor are supported:
 
 - standard (MSRA, SimpleBaseline, HRNet): ``s = W_out / (200 * sw)``, crop centre at ``W_out / 2``;
 - UDP (Huang et al., "The Devil is in the Details: Delving into Unbiased Data Processing for Human
-  Pose Estimation", CVPR 2020, Eq. 8-10): ``s = (W_out - 1) / (200 * sw)``, crop centre at
+  Pose Estimation", CVPR 2020): ``s = (W_out - 1) / (200 * sw)``, crop centre at
   ``(W_out - 1) / 2``, so that the first and last pixel centres of the crop correspond to the box
   edges and flipping/resizing commute with the transform without a half-pixel bias.
 
@@ -113,7 +113,7 @@ def crop_matrix(
     The source box of ``scale * unit`` pixels around ``center``, rotated by ``rotation`` degrees
     (content turns counter-clockwise on screen), is mapped onto an ``output_size`` = (W, H) crop.
 
-    Standard: ``x' = W/(200 sw) * R(x - c) + W/2``. UDP (Huang et al. 2020, Eq. 10):
+    Standard: ``x' = W/(200 sw) * R(x - c) + W/2``. UDP (Huang et al. 2020):
     ``x' = (W-1)/(200 sw) * R(x - c) + (W-1)/2``.
     """
     out_w, out_h = float(output_size[0]), float(output_size[1])
