@@ -128,14 +128,15 @@ def procedural_background(rng: np.random.Generator, size: int) -> tuple[np.ndarr
     """(size, size, 3) uint8 synthetic background: sky/ground gradient, noise, checks or flat colour."""
     kind = ["gradient", "noise", "checks", "flat"][int(rng.integers(4))]
     c1, c2 = rng.uniform(25, 240, 3).astype(np.float32), rng.uniform(25, 240, 3).astype(np.float32)
+    # Everything is built small and enlarged by OpenCV (fast, contiguous uint8 output).
     if kind == "gradient":
         horizon = rng.uniform(0.2, 0.8)
-        y = np.linspace(0, 1, size, dtype=np.float32)[:, None]
+        y = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
         t = np.clip((y - horizon) * rng.uniform(3, 12) + 0.5, 0, 1)
-        column = (c1 * (1 - t) + c2 * t).astype(np.uint8)[:, None, :]
-        img = np.ascontiguousarray(np.broadcast_to(column, (size, size, 3)))
+        column = (c1 * (1 - t) + c2 * t).astype(np.uint8)
+        img = cv2.resize(column, (size, size), interpolation=cv2.INTER_NEAREST)
     elif kind == "noise":
-        n = bank_noise(rng, int(rng.choice([3, 4, 6, 8])))[:, :, None]
+        n = bank_noise(rng, int(rng.choice([3, 4, 6, 8])))[::4, ::4, None]
         small = (c1 * (1 - n) + c2 * n).astype(np.uint8)
         img = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
     elif kind == "checks":
@@ -143,8 +144,7 @@ def procedural_background(rng: np.random.Generator, size: int) -> tuple[np.ndarr
         small = np.where(((np.arange(cells)[:, None] + np.arange(cells)) % 2 == 0)[:, :, None], c1, c2)
         img = cv2.resize(small.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     else:
-        img = np.empty((size, size, 3), dtype=np.uint8)
-        img[:] = c1.astype(np.uint8)
+        img = cv2.resize(c1.astype(np.uint8)[None, None, :], (size, size), interpolation=cv2.INTER_NEAREST)
     return img, {"kind": kind}
 
 

@@ -168,6 +168,13 @@ def available_modes(tpl: Template) -> list[str]:
     return [m for m in MODES if m in known and m not in tpl.skip_modes]
 
 
+def _shape_groups(tpl: Template) -> tuple[np.ndarray, int]:
+    """(J,) group index shared by a joint and its mirror (sorted by side-less name), and the group count."""
+    keys = [n[2:] if n.startswith(("L_", "R_")) else n for n in tpl.joints]
+    names = sorted(set(keys))
+    return np.array([names.index(k) for k in keys]), len(names)
+
+
 def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *, gait_only: bool = False) -> Alpha:
     """Draw pose mode, phase, joint noise, shape and viewpoint from the style's distributions."""
     p = style.params
@@ -179,13 +186,8 @@ def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *,
         noise *= 0.5
     # Shape: one factor per bilateral joint pair (animals are symmetric), within +-20 %.
     sigma = p["shape_sigma"]
-    keys = sorted({n[2:] if n.startswith(("L_", "R_")) else n for n in tpl.joints})
-
-    def per_joint(s: float) -> np.ndarray:
-        draw = dict(zip(keys, np.clip(rng.normal(1.0, s, len(keys)), 0.8, 1.2), strict=True))
-        return np.array([draw[n[2:] if n.startswith(("L_", "R_")) else n] for n in tpl.joints])
-
-    lengths, size, thick = per_joint(sigma), per_joint(sigma), per_joint(sigma * 1.5)
+    group, n_groups = _shape_groups(tpl)
+    lengths, size, thick = (np.clip(rng.normal(1.0, s, n_groups), 0.8, 1.2)[group] for s in (sigma, sigma, sigma * 1.5))
     trunc = rng.random() < p["trunc_p"]
     off = rng.uniform(-p["offset"], p["offset"], 2)
     if trunc:  # push the animal partly across a border

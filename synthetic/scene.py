@@ -51,8 +51,17 @@ class Rendered:
     factors: dict
     zbuf: np.ndarray  # (H, W) float32 depth (inf: background)
     prim: np.ndarray  # (H, W) int16 primitive index (-1: background)
-    parts: np.ndarray  # (H, W) uint8 0 background, 1 + part, 255 occluder
     geometry: Geometry
+
+    @property
+    def parts(self) -> np.ndarray:
+        """(H, W) uint8 part-id mask: 0 background, 1 + part index, 255 occluder (computed on demand)."""
+        cached = self.__dict__.get("_parts")
+        if cached is None:
+            part = self.geometry.part
+            lut = np.concatenate([[0], np.where(part >= 0, part + 1, OCCLUDER)]).astype(np.uint8)
+            cached = self.__dict__["_parts"] = np.take(lut, self.prim.astype(np.intp) + 1)
+        return cached
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float) -> np.ndarray:
@@ -305,17 +314,13 @@ def render_scene(
         bg, bg_info = ap.procedural_background(rng, size)
     image, shade_info = shade(tpl, geo, zbuf, prim, bg, style, rng, np.random.default_rng(child_seed(ss, 2)))
     image, cam_info = ap.camera_effects(image, np.random.default_rng(child_seed(ss, 4, frame_index)), p)
-    parts = np.zeros(zbuf.shape, dtype=np.uint8)
-    fg = prim >= 0
-    part_of = np.where(geo.part >= 0, geo.part + 1, OCCLUDER).astype(np.uint8)
-    parts[fg] = part_of[prim[fg]]
     factors = {
         "alpha": alpha.to_json() | {"time": round(float(t), 5)},
         "beta": {"background": bg_info, "occluders": occ, "camera": cam_info, **shade_info},
         "style": style.to_dict(),
         "truncated": bool(alpha.extra.get("truncated", False)),
     }
-    return Rendered(image, keypoints, factors, zbuf, prim, parts, geo)
+    return Rendered(image, keypoints, factors, zbuf, prim, geo)
 
 
 def occluders_of(r: Rendered, info: list[dict]) -> tuple:
