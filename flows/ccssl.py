@@ -47,7 +47,7 @@ from flows.pretrain import make_dataset, pretrain, train_config
 
 
 def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target: list[Path], target_test: Path,
-                 regenerate_every: int, epochs: int):
+                 regenerate_every: int, epochs: int, section: dict | None = None):
     """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all."""
     from animalpose.adapt.ccssl import CCSSLConfig
     from animalpose.config import parse_config
@@ -55,7 +55,7 @@ def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target:
     raw = dict(cfg_dict)
     raw["data"] = {**raw["data"], "target": [str(t) for t in target]}
     raw["train"] = {**raw["train"], "epochs": epochs}
-    raw["ccssl"] = {**raw.get("ccssl", {}), "source_checkpoint": str(source_checkpoint),
+    raw["ccssl"] = {**(section or {}), "source_checkpoint": str(source_checkpoint),
                     "regenerate_every": regenerate_every, "target_val": [str(target_test)], "source_epochs": 0}
     cfg = parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
     if cfg.train.schedule != "step":
@@ -67,12 +67,13 @@ def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target:
 @task(name="ccssl-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
       retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="round-{round_index}")
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
-                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, tracker=None) -> dict:
+                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
+                tracker=None) -> dict:
     """Pseudo-label, select and train for round ``round_index``; returns its metrics and checkpoint."""
     from animalpose.adapt import ccssl as lib
 
     cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
-                       regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round)
+                       regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round, section=section)
     upto = cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"epochs": (round_index + 1) * epochs_per_round})})
     result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False)
@@ -165,7 +166,7 @@ def ccssl_flow(
         for r in range(n_rounds):
             with stage(parent, f"round-{r + 1}", {"round": r + 1}) as st:
                 res = ccssl_round(cfg, where, source_ckpt, target, test, out / "ccssl", r, p.epochs_per_round,
-                                  n_rounds, tracker=st)
+                                  n_rounds, section=p.ccssl, tracker=st)
                 ckpt = Path(res["checkpoint"])
                 round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size)))
                 st.log_metrics({PCK: round_pck[-1]}, step=r + 1)

@@ -55,6 +55,7 @@ class FlowPreset(Section):
     rounds: int = Field(default=4, ge=1)
     epochs_per_round: int = Field(default=1, ge=1)
     oracle: bool = True
+    ccssl: dict[str, Any] = Field(default_factory=dict)  # keys of the library's ``ccssl:`` section
     eval_batch_size: int = Field(default=16, ge=1)
 
 
