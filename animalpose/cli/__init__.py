@@ -11,6 +11,7 @@ from animalpose.cli import (
     bench_cmd,
     config_cmd,
     data_cmd,
+    demo_cmd,
     evaluate_cmd,
     models_cmd,
     predict_cmd,
@@ -39,6 +40,7 @@ app.add_typer(train_cmd.app, name="train")
 app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(predict_cmd.app, name="predict")
 app.add_typer(adapt_cmd.app, name="adapt")
+app.add_typer(demo_cmd.app, name="demo")
 
 
 def main(argv: list[str] | None = None) -> None:
