@@ -77,7 +77,7 @@ class CCSSLSection(Section):
     flip: bool = False
     invariance: bool = True
     num_photometric: int = Field(default=2, ge=0)
-    confidence: Literal["peak", "peak_agreement"] = "peak_agreement"
+    confidence: Literal["peak", "peak_agreement"] = "peak"
     agreement_sigma: float = Field(default=2.0, gt=0)
     temporal: bool = True
     flow_window: int = Field(default=15, ge=3)

@@ -74,7 +74,7 @@ class ConsistencyConfig:
     noise_max: float = 0.05
     blur_max: float = 1.0
     agreement_sigma: float = 2.0
-    confidence: str = "peak_agreement"
+    confidence: str = "peak"
     max_batch: int = 64
 
     def __post_init__(self) -> None:

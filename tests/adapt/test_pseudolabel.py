@@ -109,7 +109,7 @@ def test_flip_view_swaps_left_right_joints():
 def test_invariance_views_keep_geometry_and_disagreement_lowers_confidence():
     codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
     img = _blob_images(CENTERS, amplitude=0.5)
-    cfg = ConsistencyConfig(num_geometric=0, num_photometric=4)
+    cfg = ConsistencyConfig(num_geometric=0, num_photometric=4, confidence="peak_agreement")
     out = consistency_predict(_standard_model, img, cfg, codec, np.random.default_rng(0))
     assert out.view_kind == ["identity"] + ["photometric"] * 4
     assert (out.components["spread_photo"] < 0.75 * STRIDE).all()
@@ -127,9 +127,9 @@ def test_invariance_views_keep_geometry_and_disagreement_lowers_confidence():
 def test_confidence_modes_and_components():
     codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
     img = _blob_images(CENTERS, amplitude=0.5)
-    ref = consistency_predict(_standard_model, img, ConsistencyConfig(confidence="peak"), codec)
+    ref = consistency_predict(_standard_model, img, ConsistencyConfig(), codec)  # default: the reference
     np.testing.assert_array_equal(ref.confidence, ref.components["peak"])
-    comb = consistency_predict(_standard_model, img, ConsistencyConfig(), codec)
+    comb = consistency_predict(_standard_model, img, ConsistencyConfig(confidence="peak_agreement"), codec)
     c = comb.components
     np.testing.assert_allclose(comb.confidence, c["peak"] * c["agree_geo"] * c["agree_photo"], rtol=1e-6)
     assert set(c) == {"peak", "peak_geo", "peak_photo", "spread_geo", "spread_photo", "agree_geo",
