@@ -397,8 +397,9 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
                     else ""), progress)
             augment = None if cfg.augment.preset == "none" else build_augmenter(
                 cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp)
-            trainer.set_target(TopDownDataset(labels.to_records(), schema, codec, augment, padding=pad, udp=udp,
-                                              normalization=norm, seed=cfg.train.seed + r + 1))
+            pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]  # skip all-rejected
+            trainer.set_target(TopDownDataset(pseudo, schema, codec, augment, padding=pad, udp=udp,
+                                              normalization=norm, seed=cfg.train.seed + r + 1) if pseudo else None)
             trainer.tracker = child
             trainer.fit_until(end)
             trainer.tracker = None
