@@ -88,13 +88,21 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _bbox(parts: np.ndarray) -> list[float]:
-    """(x, y, w, h) box of the animal's visible silhouette (part mask values 1..254)."""
+def _bbox(parts: np.ndarray, keypoints: np.ndarray) -> list[float]:
+    """(x, y, w, h) around the animal's visible silhouette (part mask 1..254) and its labelled keypoints
+    (occluded joints included, so a top-down crop keeps them), within the image."""
     ys, xs = np.nonzero((parts > 0) & (parts < 255))
-    if len(xs) == 0:
+    lab = keypoints[keypoints[:, 2] > 0, :2]
+    if len(xs) == 0 and len(lab) == 0:
         return [0.0, 0.0, 0.0, 0.0]
-    x0, y0 = float(xs.min()) - 0.5, float(ys.min()) - 0.5
-    return [x0, y0, float(xs.max()) + 0.5 - x0, float(ys.max()) + 0.5 - y0]
+    h, w = parts.shape
+    lo = np.array([xs.min() - 0.5, ys.min() - 0.5]) if len(xs) else np.array([np.inf, np.inf])
+    hi = np.array([xs.max() + 0.5, ys.max() + 0.5]) if len(xs) else np.array([-np.inf, -np.inf])
+    if len(lab):
+        lo, hi = np.minimum(lo, lab.min(0)), np.maximum(hi, lab.max(0))
+    lo = np.maximum(lo, -0.5)
+    hi = np.minimum(hi, [w - 0.5, h - 0.5])
+    return [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]
 
 
 def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str | None, frame: int | None,
@@ -103,8 +111,9 @@ def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str |
     atomic_write_bytes(out / "images" / name, encode_image(r.image, fmt))
     if masks:
         atomic_write_bytes(out / "masks" / f"{image_id:06d}.png", encode_image(r.parts, "png"))
-    return {"image_id": image_id, "file": f"images/{name}",
-            "keypoints": {k: v.tolist() for k, v in r.keypoints.items()}, "bbox": _bbox(r.parts),
+    box = _bbox(r.parts, np.concatenate(list(r.keypoints.values())))
+    return {"image_id": image_id, "file": f"images/{name}", "bbox": box,
+            "keypoints": {k: v.tolist() for k, v in r.keypoints.items()},
             "factors": r.factors, "video_id": video, "frame_index": frame}
 
 

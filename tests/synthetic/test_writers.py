@@ -78,3 +78,14 @@ def test_bad_requests_raise_config_errors(tmp_path):
         generate_dataset(tmp_path, "dog", "cad", 1, 64, 0, clips=1, frames=1)
     with pytest.raises(ConfigError, match="size"):
         generate_dataset(tmp_path, "dog", "cad", 1, 8, 0)
+
+
+def test_box_covers_visible_silhouette_and_labelled_keypoints():
+    from synthetic.writers import _bbox
+
+    parts = np.zeros((20, 30), np.uint8)
+    parts[5:10, 4:8] = 3  # silhouette: columns 4..7, rows 5..9
+    parts[0:2, 0:2] = 255  # an occluder does not count
+    kp = np.array([[12.0, 7.0, 1], [0.0, 0.0, 0], [6.0, 6.0, 2]], np.float32)  # occluded joint at x = 12
+    assert _bbox(parts, kp) == [3.5, 4.5, 8.5, 5.0]
+    assert _bbox(np.zeros((4, 4), np.uint8), np.zeros((1, 3), np.float32)) == [0.0, 0.0, 0.0, 0.0]
