@@ -61,3 +61,22 @@ def test_schedules_activate_by_flag_or_environment_and_cron_is_configurable(monk
 def test_an_invalid_cron_is_refused():
     with pytest.raises(ValueError):
         build_deployments(cron="every monday")
+
+
+def test_the_prefect_yaml_example_mirrors_the_deployments(monkeypatch):
+    from pathlib import Path
+
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).parents[2] / "flows" / "prefect.yaml").read_text())
+    specs = {s.full_name: s for s in deployment_specs()}
+    flows = flows_by_name()
+    by_entry = {f"flows/{fl.fn.__module__.split('.')[-1]}.py:{fl.fn.__name__}": name for name, fl in flows.items()}
+    assert len(doc["deployments"]) >= 4
+    for d in doc["deployments"]:
+        flow_name = by_entry[d["entrypoint"]]
+        spec = specs[f"{flow_name}/{d['name']}"]
+        assert d["parameters"] == spec.parameters
+        flows[flow_name].validate_parameters(d["parameters"])
+        for sched in d.get("schedules", []):
+            assert sched["cron"] == spec.cron and sched["active"] is False
