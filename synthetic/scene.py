@@ -165,24 +165,41 @@ def label(tpl: Template, geo: Geometry, zbuf: np.ndarray, prim: np.ndarray, scal
     inside &= uvz[:, 1] <= cam.height - 1
     px = np.clip(np.rint(uvz[:, 0]), 0, cam.width - 1).astype(int)
     py = np.clip(np.rint(uvz[:, 1]), 0, cam.height - 1).astype(int)
-    first = prim[py, px]
+    first = prim[py, px].astype(np.intp)
     depth = zbuf[py, px].astype(np.float64)
-    vis = {}
-    for i, name in enumerate(geo.landmark_names):
-        _, _, parts, tol = tpl.landmarks[name]
-        own = first[i] >= 0 and first[i] < geo.num_animal and int(geo.part[first[i]]) in parts
-        ok = (own and depth[i] >= uvz[i, 2] - tol * scale) or depth[i] >= uvz[i, 2] - EPS
-        vis[name] = 0 if not inside[i] else (2 if ok else 1)
+    own_parts, tol, schema_index = _label_tables(tpl, geo.landmark_names)
+    part_of = np.concatenate([geo.part[: geo.num_animal], np.full(len(geo.part) - geo.num_animal + 1, -1)])
+    hit_part = part_of[first]  # -1 for background (first = -1 reads the sentinel) and occluders
+    own = (hit_part >= 0) & own_parts[np.arange(len(first)), np.maximum(hit_part, 0)]
+    ok = (own & (depth >= uvz[:, 2] - tol * scale)) | (depth >= uvz[:, 2] - EPS)
+    vis = np.where(inside, np.where(ok, 2, 1), 0)
     out = {}
-    lookup = {n: i for i, n in enumerate(geo.landmark_names)}
-    for schema, names in tpl.keypoints.items():
-        idx = np.array([lookup[n] for n in names])
-        kp = np.zeros((len(names), 3), dtype=np.float32)
+    for schema, idx in schema_index.items():
+        kp = np.zeros((len(idx), 3), dtype=np.float32)
         kp[:, :2] = uvz[idx, :2]
-        kp[:, 2] = [vis[n] for n in names]
+        kp[:, 2] = vis[idx]
         kp[kp[:, 2] == 0, :2] = 0.0  # COCO convention: unlabelled joints carry zeros
         out[schema] = kp
     return out
+
+
+def _label_tables(tpl: Template, names: tuple[str, ...]):
+    """Cached per template: (L, parts) bool of each landmark's own parts, (L,) tolerances, schema indices."""
+    key = (tpl.path, names)
+    if key not in _LABEL_CACHE:
+        own = np.zeros((len(names), len(tpl.parts)), dtype=bool)
+        tol = np.zeros(len(names))
+        for i, name in enumerate(names):
+            _, _, parts, t = tpl.landmarks[name]
+            own[i, list(parts)] = True
+            tol[i] = t
+        lookup = {n: i for i, n in enumerate(names)}
+        index = {schema: np.array([lookup[n] for n in lm]) for schema, lm in tpl.keypoints.items()}
+        _LABEL_CACHE[key] = (own, tol, index)
+    return _LABEL_CACHE[key]
+
+
+_LABEL_CACHE: dict = {}
 
 
 def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int):
@@ -191,13 +208,13 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
     Primitives of material ``coat`` read the patterned coat map; every other material is a flat
     colour (points and lower legs take the coat's ``points`` colour) with the coat's fine shading.
     """
+    static = _material_tables(tpl)
     app = tpl.appearance
-    coats = app["coats"]
-    w = np.array([float(c.get("w", 1)) for c in coats])
-    coat = coats[int(rng.choice(len(coats), p=w / w.sum()))]
+    coat_id = int(rng.choice(len(static["weights"]), p=static["weights"]))
+    coat = app["coats"][coat_id]
     coat_tex = ap.coat_map(coat, rng, detail)
     colours = {}
-    for mat in sorted(set(tpl.vol_mat) - {"coat"}):
+    for mat in static["materials"]:
         if mat in ("points", "lowleg"):
             colour = coat.get("points", coat["color"])
         else:
@@ -205,10 +222,25 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
             if isinstance(colour[0], list):  # a palette: pick one
                 colour = colour[int(rng.integers(len(colour)))]
         colours[mat] = colour
-    table = [colours.get(m, coat["color"]) for m in tpl.vol_mat]
-    table += [list(rng.uniform(0.1, 0.8, 3)) for _ in range(n_occ)]
-    is_coat = np.array([m == "coat" for m in tpl.vol_mat] + [False] * n_occ)
-    return coat_tex, np.asarray(table, dtype=np.float32), is_coat, coat
+    table = np.empty((len(tpl.vol_mat) + n_occ, 3), dtype=np.float32)
+    table[: len(tpl.vol_mat)] = [colours.get(m, coat["color"]) for m in tpl.vol_mat]
+    table[len(tpl.vol_mat):] = rng.uniform(0.1, 0.8, (n_occ, 3))
+    is_coat = np.concatenate([static["is_coat"], np.zeros(n_occ, dtype=bool)])
+    return coat_tex, table, is_coat, coat
+
+
+def _material_tables(tpl: Template) -> dict:
+    """Per-template constants of the material step (cached)."""
+    if tpl.path not in _MATERIAL_CACHE:
+        w = np.array([float(c.get("w", 1)) for c in tpl.appearance["coats"]])
+        is_coat = np.array([m == "coat" for m in tpl.vol_mat])
+        belly = np.array([tpl.parts[q] in BELLY_PARTS for q in tpl.vol_part]) & is_coat
+        _MATERIAL_CACHE[tpl.path] = {"weights": w / w.sum(), "materials": sorted(set(tpl.vol_mat) - {"coat"}),
+                                     "is_coat": is_coat, "belly": belly}
+    return _MATERIAL_CACHE[tpl.path]
+
+
+_MATERIAL_CACHE: dict = {}
 
 
 def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.ndarray, dict]:
@@ -238,8 +270,8 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
         fine = np.take(ap.bank_noise(rng, 32), texel)
         albedo *= (1.0 + p["detail"] * 0.3 * (fine - 0.5))[:, None]
     if "belly" in coat:
-        belly_prim = np.array([geo.part[q] >= 0 and tpl.parts[geo.part[q]] in BELLY_PARTS for q in range(n)])
-        t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * (belly_prim & is_coat)[k]
+        belly_prim = np.concatenate([_material_tables(tpl)["belly"], np.zeros(n - geo.num_animal, dtype=bool)])
+        t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * belly_prim[k]
         albedo += (np.asarray(coat["belly"], np.float32) - albedo) * t[:, None]
     # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
     spread = p["light_spread"]
