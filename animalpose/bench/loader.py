@@ -80,19 +80,22 @@ def measure_loader(records, size: int, batches: int, workers: int | None) -> tup
     n_workers = default_num_workers() if workers is None else workers
     loader = build_loader(data, batch_size=BATCH, shuffle=True, num_workers=n_workers, drop_last=True)
     it = iter(loader)
+
+    def next_batch():
+        nonlocal it
+        try:
+            return next(it)
+        except StopIteration:  # a new epoch: the persistent workers go on
+            it = iter(loader)
+            return next(it)
+
     for _ in range(2):
-        next(it)
+        next_batch()
     t0 = time.perf_counter()
     n = 0
     for _ in range(batches):
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(loader)
-            batch = next(it)
-        n += batch["image"].shape[0]
+        n += next_batch()["image"].shape[0]
     rate = n / (time.perf_counter() - t0)
-    del it, loader
     return rate, n_workers
 
 

@@ -160,3 +160,14 @@ def test_sequence_sampler_never_crosses_a_video_boundary():
     assert len(list(VideoSequenceSampler(records, length=3, max_gap=8))) == 7  # gap allowed: 2 more in b
     # stride 2 in b (0 1 2 10 11): starts 0 and 2 -> [0, 1] kept, [2, 10] crosses the gap.
     assert len(list(VideoSequenceSampler(records, length=2, stride=2, shuffle=False))) == 3 + 1
+
+
+def test_bench_loader_pieces_run_on_the_fixtures(real):
+    from animalpose.bench import loader as bench
+
+    images = bench._fixture_images(real / "mmpose-tests")
+    assert len(images) == 5  # 3 Horse-10 + 2 ATRW annotations
+    records = bench._records(images, copies=4)
+    assert len(records) == 20 and all(r.num_joints == 18 for r in records)
+    rate, workers = bench.measure_loader(records, 64, batches=1, workers=0)
+    assert rate > 0 and workers == 0
