@@ -10,7 +10,8 @@ Layout of ``OUT``::
 Sample i of a dataset draws from ``SeedSequence([seed, crc32(species)], spawn_key=(i,))`` (clips from key
 ``(n + c,)``), so the bytes written depend on the seed and the config only, never on the number of
 worker processes. Generation is idempotent: when ``manifest.json`` holds the same config hash and
-every file is present, :func:`generate_dataset` returns at once.
+every file is present, :func:`generate_dataset` returns at once; an interrupted run of the same
+config resumes (``.partial`` holds its hash; images already written are kept).
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def _bbox(parts: np.ndarray, keypoints: np.ndarray) -> list[float]:
 
 
 def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str | None, frame: int | None,
-                fmt: str) -> dict:
+                fmt: str, resume: bool) -> dict:
+    """Write one image (and mask) unless resuming and already there (atomic writes: complete files)."""
     name = f"{image_id:06d}.{fmt}"
-    atomic_write_bytes(out / "images" / name, encode_image(r.image, fmt))
-    if masks:
-        atomic_write_bytes(out / "masks" / f"{image_id:06d}.png", encode_image(r.parts, "png"))
+    if not (resume and (out / "images" / name).is_file()):
+        atomic_write_bytes(out / "images" / name, encode_image(r.image, fmt))
+    mask = out / "masks" / f"{image_id:06d}.png"
+    if masks and not (resume and mask.is_file()):
+        atomic_write_bytes(mask, encode_image(r.parts, "png"))
     box = _bbox(r.parts, np.concatenate(list(r.keypoints.values())))
     return {"image_id": image_id, "file": f"images/{name}", "bbox": box,
             "keypoints": {k: v.tolist() for k, v in r.keypoints.items()},
@@ -119,15 +123,15 @@ def _write_item(out: Path, image_id: int, r: Rendered, masks: bool, video: str |
 
 def _job(args: tuple) -> list[dict]:
     """Render and write one still (kind 'still') or one clip (kind 'clip'); return its records."""
-    kind, index, out, species, style, n, size, seed, frames, fps, masks, fmt = args
+    kind, index, out, species, style, n, size, seed, frames, fps, masks, fmt, resume = args
     ss = np.random.SeedSequence([seed, zlib.crc32(species.encode())], spawn_key=(index,))
     if kind == "still":
-        return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None, fmt)]
+        return [_write_item(out, index, render_scene(species, style, ss, size), masks, None, None, fmt, resume)]
     clip = index - n
     video = f"{species}_{seed}_clip{clip:05d}"
     rendered = render_clip(species, style, ss, size, frames, fps=fps)
     first_id = n + clip * frames
-    return [_write_item(out, first_id + k, r, masks, video, k, fmt) for k, r in enumerate(rendered)]
+    return [_write_item(out, first_id + k, r, masks, video, k, fmt, resume) for k, r in enumerate(rendered)]
 
 
 def _complete(out: Path, manifest: dict) -> bool:
@@ -174,12 +178,19 @@ def generate_dataset(
             old = {}
         if old.get("config_hash") == digest and _complete(out, old):
             return out
+    # An interrupted run of the same config left ``.partial`` with its hash: keep the images it wrote
+    # (samples are re-rendered for their labels, but not re-encoded).
+    partial = out / ".partial"
+    resume = partial.is_file() and partial.read_text().strip() == digest
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path.unlink(missing_ok=True)
+    atomic_write_bytes(partial, digest.encode())
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     if masks:
         (out / "masks").mkdir(parents=True, exist_ok=True)
-    jobs = [("still", i, out, species, style, n, size, seed, frames, fps, masks, fmt) for i in range(n)]
-    jobs += [("clip", n + c, out, species, style, n, size, seed, frames, fps, masks, fmt) for c in range(clips)]
+    common = (out, species, style, n, size, seed, frames, fps, masks, fmt, resume)
+    jobs = [("still", i, *common) for i in range(n)] + [("clip", n + c, *common) for c in range(clips)]
     items: list[dict] = []
     bar = None
     if progress:
@@ -226,4 +237,5 @@ def generate_dataset(
                 "clip_frames": len(items) - int(n), "clips": int(clips)},
                 "config": config, "config_hash": digest}
     atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    partial.unlink(missing_ok=True)
     return out

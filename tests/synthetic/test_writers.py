@@ -89,3 +89,20 @@ def test_box_covers_visible_silhouette_and_labelled_keypoints():
     kp = np.array([[12.0, 7.0, 1], [0.0, 0.0, 0], [6.0, 6.0, 2]], np.float32)  # occluded joint at x = 12
     assert _bbox(parts, kp) == [3.5, 4.5, 8.5, 5.0]
     assert _bbox(np.zeros((4, 4), np.uint8), np.zeros((1, 3), np.float32)) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_interrupted_generation_resumes_without_rewriting_finished_images(tmp_path):
+    kw = {"species": "tiger", "style": "cad", "n": 4, "size": 40, "seed": 5}
+    fresh = _files(generate_dataset(tmp_path / "fresh", **kw))
+    out = generate_dataset(tmp_path / "run", **kw)
+    manifest = json.loads((out / "manifest.json").read_text())
+    # Simulate an interruption after two images: no manifest, the run's hash in .partial.
+    (out / "manifest.json").unlink()
+    (out / ".partial").write_text(manifest["config_hash"])
+    for name in ("000002.png", "000003.png"):
+        (out / "images" / name).unlink()
+    stamp = (out / "images" / "000000.png").stat().st_mtime_ns
+    generate_dataset(tmp_path / "run", **kw)
+    assert (out / "images" / "000000.png").stat().st_mtime_ns == stamp
+    assert not (out / ".partial").exists()
+    assert _files(out) == fresh
