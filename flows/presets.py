@@ -76,7 +76,25 @@ def load_preset(preset: str | Path) -> FlowPreset:
     path = preset_path(preset)
     if not path.is_file():
         raise ConfigError(str(path), "preset", f"no such flow preset (known: {', '.join(available_presets())})")
-    return load_config(path, FlowPreset)
+    preset_cfg = load_config(path, FlowPreset)
+    check_ccssl_section(preset_cfg.ccssl, str(path.resolve()))
+    return preset_cfg
+
+
+def check_ccssl_section(section: dict[str, Any], where: str) -> None:
+    """Validate a preset's ``ccssl:`` keys against the library's section now, before any work starts."""
+    if not section:
+        return
+    from pydantic import ValidationError
+
+    from animalpose.adapt.ccssl import CCSSLSection
+
+    try:
+        CCSSLSection.model_validate(section)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in ("ccssl", *err["loc"]))
+        raise ConfigError(where, key, err["msg"]) from None
 
 
 def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None) -> ExperimentConfig:

@@ -1,0 +1,35 @@
+import pytest
+
+from animalpose.errors import ConfigError
+from flows.presets import available_presets, engine_config, load_preset
+
+
+def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
+    assert {"smoke", "quick"} <= set(available_presets())
+    smoke = load_preset("smoke")
+    assert smoke.rounds == 2 and smoke.source.style == "cad" and smoke.target.style == "photo"
+    cfg = engine_config(smoke, {"data.train": [tmp_path], "train.epochs": 3, "tracking.uri": "sqlite:////x.db"})
+    assert cfg.train.epochs == 3 and cfg.data.train == [tmp_path] and cfg.tracking.uri == "sqlite:////x.db"
+    assert tuple(cfg.data.input_size) == (64, 64) and cfg.model.name == "hourglass1"  # the preset's overrides
+    quick = load_preset("quick")
+    assert quick.rounds == 3 and quick.ccssl["keep_fractions"] == [0.2, 0.4, 0.6]
+
+
+def test_preset_errors_name_the_file_and_key(tmp_path):
+    with pytest.raises(ConfigError, match="no such flow preset"):
+        load_preset("nonexistent")
+    bad = tmp_path / "bad.yaml"
+    base = (load_preset("smoke").train_config).resolve()
+    bad.write_text(f"train_config: {base}\nsource: {{n: 4}}\nsource_val: {{n: 4}}\ntarget: {{n: 4}}\n"
+                   "target_test: {n: 4}\npretrain_epochs: 1\nccssl: {keep_fraction: [0.5]}\n")
+    with pytest.raises(ConfigError) as info:
+        load_preset(bad)
+    assert info.value.file == str(bad.resolve()) and info.value.field == "ccssl.keep_fraction"
+    bad.write_text(f"train_config: {base}\nsource: {{n: 0}}\nsource_val: {{n: 4}}\ntarget: {{n: 4}}\n"
+                   "target_test: {n: 4}\npretrain_epochs: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_preset(bad)
+    assert info.value.field == "source.n"
+    with pytest.raises(ConfigError) as info:
+        engine_config(load_preset("smoke"), {"train.epoch": 3})
+    assert "train.epoch" in str(info.value)
