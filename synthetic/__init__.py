@@ -8,14 +8,21 @@ keypoint visibility comes from a depth test.
 Public API::
 
     generate_dataset(out, species, style, n, size, seed, clips=0, frames=0, workers=1, gap=None,
-                     masks=False) -> Path
-        Render a dataset folder (images/, annotations/<schema>.json COCO keypoints, optional
-        masks/, manifest.json). Deterministic for a seed whatever the worker count; returns at once
-        when the manifest's config hash matches.
+                     masks=False, progress=False, fps=25.0, image_format=None) -> Path
+        Render a dataset folder (images/ PNG for cad, JPEG q95 for photo; annotations/<schema>.json
+        COCO keypoints with per-image ``factors``, ``video_id``/``frame_index`` on clip frames;
+        optional masks/ part ids; manifest.json with the config hash). Deterministic for a seed
+        whatever the worker count; returns at once when the manifest's config hash matches; an
+        interrupted run of the same config resumes. Raises ConfigError on bad arguments.
     render_sample(species, style, seed, size, gap=None) -> (image (H, W, 3) uint8,
                                                             {schema: keypoints (K, 3) float32}, factors)
-    render_clip(species, style, seed, size, frames, fps=25.0) -> list[Rendered]
-    StyleConfig(name, gap)    'cad' or 'photo'; gap in [0, 1] scales every shifted distribution.
+    render_clip(species, style, seed, size, frames, fps=25.0, orbit=None) -> list[Rendered]
+        A gait cycle (walk, trot or gallop) seen by a tracking, orbiting camera; every frame labelled.
+    render_scene(species, style, seed, size, mirror=False) -> Rendered
+        One instance with its depth buffer, primitive ids and part mask (``mirror``: the mirror scene).
+    StyleConfig.make(name, gap=None)   'cad' or 'photo'; gap in [0, 1] (default 1.0) scales every
+        distribution 'photo' shifts away from 'cad' (pose, viewpoint, shape, texture, lighting,
+        background, occluders, camera effects); gap 0 gives cad's distributions.
     list_species() -> list[str]
 """
 

@@ -25,6 +25,7 @@ def synth(
     out: Path = typer.Option(None, help="Output folder (images/, annotations/<schema>.json, manifest.json)."),
     clips: int = typer.Option(0, help="Number of video clips (gait cycles with camera motion)."),
     frames: int = typer.Option(0, help="Frames per clip."),
+    fps: float = typer.Option(25.0, help="Clip frame rate (frames per second of simulated time)."),
     workers: int = typer.Option(1, help="Worker processes."),
     gap: float = typer.Option(None, help="photo only: domain gap in [0, 1] (default 1.0)."),
     masks: bool = typer.Option(False, help="Also write part-id masks (masks/)."),
@@ -36,7 +37,7 @@ def synth(
     from synthetic import generate_dataset
 
     path = generate_dataset(out, species, style, n, size, seed, clips=clips, frames=frames, workers=workers,
-                            gap=gap, masks=masks, progress=True)
+                            gap=gap, masks=masks, progress=True, fps=fps)
     typer.echo(f"wrote {path}")
 
 
