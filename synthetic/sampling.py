@@ -83,7 +83,16 @@ def expand_pose(tpl: Template, table: dict) -> np.ndarray:
 
 
 def noise_std(tpl: Template) -> np.ndarray:
-    """(J, 3) prior standard deviations of the per-joint angle noise."""
+    """(J, 3) prior standard deviations of the per-joint angle noise (cached per template)."""
+    if tpl.path not in _NOISE_CACHE:
+        _NOISE_CACHE[tpl.path] = _noise_std(tpl)
+    return _NOISE_CACHE[tpl.path]
+
+
+_NOISE_CACHE: dict[str, np.ndarray] = {}
+
+
+def _noise_std(tpl: Template) -> np.ndarray:
     table = tpl.motion.get("noise", {})
     std = np.full((tpl.num_joints, 3), float(table.get("default", 4.0)))
     for j, name in enumerate(tpl.joints):
@@ -170,6 +179,15 @@ def available_modes(tpl: Template) -> list[str]:
 
 def _shape_groups(tpl: Template) -> tuple[np.ndarray, int]:
     """(J,) group index shared by a joint and its mirror (sorted by side-less name), and the group count."""
+    if tpl.path not in _GROUP_CACHE:
+        _GROUP_CACHE[tpl.path] = _groups(tpl)
+    return _GROUP_CACHE[tpl.path]
+
+
+_GROUP_CACHE: dict = {}
+
+
+def _groups(tpl: Template) -> tuple[np.ndarray, int]:
     keys = [n[2:] if n.startswith(("L_", "R_")) else n for n in tpl.joints]
     names = sorted(set(keys))
     return np.array([names.index(k) for k in keys]), len(names)
