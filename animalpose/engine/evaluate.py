@@ -54,6 +54,7 @@ def config_from_checkpoint(ckpt: dict, where: str) -> ExperimentConfig:
     raw = dict(ckpt.get("config") or {})
     raw["data"] = {**raw.get("data", {}), "train": [], "val": [], "target": []}
     raw["model"] = {**raw.get("model", {}), "pretrained": None}
+    raw = {k: v for k, v in raw.items() if k in ExperimentConfig.model_fields}  # method sections (ccssl:, ...)
     return parse_config(raw, where=where)
 
 
@@ -95,8 +96,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     """
     dev = pick_device(device)
     model, schema, cfg, norm, _ = load_model(checkpoint, dev)
-    ds = read_dataset(data, format, schema.name if schema.name in _known() else None, split=split)
-    check_dataset_schema(ds, schema, str(data))
+    ds = read_labelled(data, format, schema, split)
     records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
     if not records:
         raise DataError(str(data), "annotations", "no labelled instances to evaluate")
@@ -165,7 +165,15 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
             "seconds": time.perf_counter() - t0}
 
 
-def _known() -> set[str]:
-    from animalpose.keypoints import list_schemas
+def read_labelled(data: str | Path, format: str, schema: KeypointSchema, split: str | None = None):
+    """Read ``data`` with its own schema; where the file does not say, with the checkpoint's. Then check."""
+    try:
+        ds = read_dataset(data, format, None, split=split)
+    except DataError:
+        from animalpose.keypoints import list_schemas
 
-    return set(list_schemas())
+        if schema.name not in list_schemas():
+            raise
+        ds = read_dataset(data, format, schema.name, split=split)
+    check_dataset_schema(ds, schema, str(data))
+    return ds
