@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from prefect import flow, task
@@ -51,10 +53,47 @@ def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: st
             "epochs": len(result.history), "images_per_second": result.images_per_second}
 
 
+def torchrun_command(config_file: Path, out_dir: Path, name: str, nproc_per_node: int, resume: bool) -> list[str]:
+    """``torchrun --standalone --nproc_per_node N -m animalpose train ...`` for this interpreter."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc_per_node}",
+           "-m", "animalpose", "train", "--config", str(config_file), "--out", str(out_dir), "--name", name,
+           "--no-progress"]
+    return [*cmd, "--resume"] if resume else cmd
+
+
+def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_per_node: int) -> dict:
+    """Multi-process (multi-GPU) training: the same config, launched with torchrun; rank 0 reports."""
+    from animalpose.config import parse_config, write_config
+
+    out_dir = Path(out_dir)
+    cfg = parse_config(cfg_dict, where=where, base_dir=Path(where).parent)
+    config_file = write_config(cfg, out_dir / "train_config.yaml")
+    cmd = torchrun_command(config_file, out_dir, name, nproc_per_node, (out_dir / "last.ckpt").is_file())
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-20:]
+        raise RuntimeError(f"torchrun training failed (exit {proc.returncode}):\n" + "\n".join(tail))
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{") and "best_checkpoint"
+               in line]
+    if not reports:
+        raise RuntimeError(f"torchrun training printed no result; output:\n{proc.stdout[-2000:]}")
+    r = reports[0]
+    best = r["best_checkpoint"] if r["best_checkpoint"] not in (None, "None") else str(out_dir / "last.ckpt")
+    return {"checkpoint": best, "best_score": r["best_score"], "run_id": r["run_id"], "epochs": r["epochs"],
+            "images_per_second": r["images_per_s"]}
+
+
 @task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None) -> dict:
-    """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``."""
+def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None,
+             nproc_per_node: int = 1) -> dict:
+    """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``.
+
+    ``nproc_per_node > 1`` launches the engine with torchrun (DDP, one process per GPU); the model
+    is then registered under the engine's default name ``<experiment>-<model>``.
+    """
+    if nproc_per_node > 1:
+        return _train_torchrun(cfg_dict, where, out_dir, name, nproc_per_node)
     return _train(cfg_dict, where, out_dir, name, register_as)
 
 
@@ -85,8 +124,12 @@ def pretrain_flow(
     experiment: str = "pretrain",
     out_dir: Path | None = None,
     dask_workers: int = 0,
+    nproc_per_node: int = 1,
 ) -> dict:
-    """Pretrain on synthetic ``species`` (or on ``train_data``) and register the model ``<species>-source``."""
+    """Pretrain on synthetic ``species`` (or on ``train_data``) and register the model ``<species>-source``.
+
+    ``nproc_per_node > 1`` trains with torchrun on that many processes (GPUs) of this machine.
+    """
     p = load_preset(preset)
     parent = parent_tracker(experiment, f"pretrain-{species}", tracking_uri, {"species": species, "preset": preset})
     try:
@@ -98,7 +141,8 @@ def pretrain_flow(
         cfg, where = train_config(p, train, val, epochs=epochs or p.pretrain_epochs, model=model,
                                   tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
         with stage(parent, "pretrain") as st:
-            res = pretrain(cfg, where, out, f"pretrain-{species}", register_as=f"{species}-source")
+            res = pretrain(cfg, where, out, f"pretrain-{species}", register_as=f"{species}-source",
+                           nproc_per_node=nproc_per_node)
             adopt(st, res["run_id"])
         parent.log_metrics({"best_score": res["best_score"] or float("nan")})
         table = markdown_table(["stage", "checkpoint", "best validation score", "epochs"],

@@ -1,0 +1,23 @@
+import pytest
+from mlflow import MlflowClient
+
+from flows.pretrain import pretrain_flow, torchrun_command
+
+
+def test_torchrun_command_resumes_only_when_asked(tmp_path):
+    cmd = torchrun_command(tmp_path / "c.yaml", tmp_path / "out", "run", 4, resume=False)
+    assert cmd[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
+    assert cmd[5:8] == ["-m", "animalpose", "train"] and "--resume" not in cmd
+    assert torchrun_command(tmp_path / "c.yaml", tmp_path / "out", "run", 4, resume=True)[-1] == "--resume"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_pretrain_flow_with_torchrun_on_two_cpu_processes(prefect_harness, tmp_path, data_home):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = pretrain_flow(species="horse", preset="smoke", epochs=1, tracking_uri=uri, out_dir=tmp_path / "out",
+                        nproc_per_node=2)
+    assert (tmp_path / "out" / "last.ckpt").is_file() and res["epochs"] == 1
+    client = MlflowClient(tracking_uri=uri)
+    train_run = client.get_run(res["run_id"])
+    assert train_run.data.tags["mlflow.parentRunId"]  # nested under the flow's pretrain stage
