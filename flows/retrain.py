@@ -48,19 +48,52 @@ def detect_new_data(folder: Path, state_file: Path) -> dict:
     return {"new": watcher.new_files(), "fingerprint": watcher.dataset_fingerprint()}
 
 
+@task(name="prepare-target", cache_policy=NO_CACHE)
+def prepare_target(folder: Path, out_dir: Path, schema: str) -> list[Path]:
+    """The watched folder as readable unlabelled target data: its videos, and its images as one COCO file.
+
+    Images become unlabelled records (zero keypoints, the whole image as the box) written with the
+    library's COCO writer to ``out_dir/annotations/target.json`` with absolute image paths.
+    """
+    import numpy as np
+
+    from animalpose.data.coco_writer import write_coco
+    from animalpose.data.images import probe_image_size
+    from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES, PoseRecord
+    from animalpose.keypoints import load_schema
+
+    sch = load_schema(schema)
+    files = sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith("."))
+    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
+    records = []
+    for p in files:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            w, h = probe_image_size(p)
+            records.append(PoseRecord(image=str(p.resolve()), keypoints=np.zeros((sch.num_joints, 3), np.float32),
+                                      schema=sch.name, bbox=(0.0, 0.0, float(w), float(h)), image_size=(w, h)))
+    targets = list(videos)
+    if records:
+        out_dir = Path(out_dir)
+        targets.insert(0, write_coco(records, out_dir / "annotations" / "target.json", sch, image_root=out_dir,
+                                     info={"description": f"unlabelled target images from {folder}"}))
+    return targets
+
+
 def adapt_challenger(method: Method, species: str, preset: str, folder: Path, model_name: str,
                      tracking_uri: str, source_model: str | None, fingerprint: str) -> str:
     """Adapt on ``folder`` (from the champion when there is one); returns the new model version."""
     out = data_home() / "flows" / "retrain" / f"{method}-{species}" / fingerprint
+    schema = "animalpose" if method == "wscda" else "tigdog"
+    target = prepare_target(folder, out / "target", schema)
     if method == "ccssl":
         from flows.ccssl import ccssl_flow
 
-        result = ccssl_flow(species=species, preset=preset, target_data=[folder], source_model=source_model,
+        result = ccssl_flow(species=species, preset=preset, target_data=target, source_model=source_model,
                             oracle=False, tracking_uri=tracking_uri, register_as=model_name, out_dir=out)
     else:
         from flows.wscda import wscda_flow
 
-        result = wscda_flow(species=species, preset=preset, target_data=[folder], tracking_uri=tracking_uri,
+        result = wscda_flow(species=species, preset=preset, target_data=target, tracking_uri=tracking_uri,
                             register_as=model_name, out_dir=out)
     if result.get("model_version") is None:
         raise RuntimeError(f"the {method} flow registered no model version (is tracking at {tracking_uri} up?)")

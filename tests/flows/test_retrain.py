@@ -126,3 +126,25 @@ def test_nothing_happens_without_new_files(prefect_harness, tmp_path, store, mon
     out = run(tmp_path, store, name, folder)
     assert out["new_files"] == ["frame1.png"] and out["status"] == "promoted"
     assert calls[0]["source_model"] is None  # no champion yet: adapt from scratch, first model wins
+
+
+def test_prepare_target_turns_a_folder_into_readable_unlabelled_data(tmp_path):
+    import cv2
+    import numpy as np
+
+    from animalpose.data.readers import read_dataset
+
+    folder = tmp_path / "drop"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "a.png"), np.zeros((30, 40, 3), np.uint8))
+    cv2.imwrite(str(folder / "sub" / "b.jpg"), np.zeros((50, 20, 3), np.uint8))
+    (folder / "clip.mp4").write_bytes(b"\0" * 10)
+    (folder / "notes.txt").write_text("ignored")
+
+    targets = retrain.prepare_target.fn(folder, tmp_path / "prep", "tigdog")
+
+    assert targets[1:] == [folder / "clip.mp4"]
+    ds = read_dataset(targets[0], "auto", "tigdog")
+    boxes = {Path(r.image).name: r.bbox for r in ds.records}
+    assert boxes == {"a.png": (0.0, 0.0, 40.0, 30.0), "b.jpg": (0.0, 0.0, 20.0, 50.0)}
+    assert all((r.keypoints == 0).all() and r.keypoints.shape == (18, 3) for r in ds.records)
