@@ -147,6 +147,7 @@ def ccssl_flow(
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
                                   tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+        schema = cfg["data"]["schema"]
         with stage(parent, "pretrain") as st:
             if source_model:
                 source_ckpt = resolve_checkpoint(source_model, parent.uri)
@@ -157,7 +158,7 @@ def ccssl_flow(
                 source_ckpt = Path(pre["checkpoint"])
 
         with stage(parent, "evaluate-source-only") as st:
-            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size))
+            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size, schema))
             st.log_metrics({PCK: source_only})
         parent.log_metrics({f"source_only/{PCK}": source_only})
 
@@ -168,7 +169,7 @@ def ccssl_flow(
                 res = ccssl_round(cfg, where, source_ckpt, target, test, out / "ccssl", r, p.epochs_per_round,
                                   n_rounds, section=p.ccssl, tracker=st)
                 ckpt = Path(res["checkpoint"])
-                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size)))
+                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size, schema)))
                 st.log_metrics({PCK: round_pck[-1]}, step=r + 1)
             parent.log_metrics({f"round/{PCK}": round_pck[-1]}, step=r + 1)
 
@@ -179,7 +180,7 @@ def ccssl_flow(
                                        tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])
-                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size))
+                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema))
                 st.log_metrics({PCK: oracle_pck})
             parent.log_metrics({f"oracle/{PCK}": oracle_pck})
 

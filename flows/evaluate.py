@@ -56,13 +56,23 @@ def resolve_checkpoint(model_uri: str, tracking_uri: str | None = None, dst: Pat
     return local
 
 
+def annotations_for(data: Path, schema: str | None) -> Path:
+    """A generated dataset folder holds one COCO file per schema: pick ``annotations/<schema>.json``."""
+    data = Path(data)
+    candidate = data / "annotations" / f"{schema}.json"
+    return candidate if schema and data.is_dir() and candidate.is_file() else data
+
+
 @task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def evaluate(checkpoint: Path, data: Path, batch_size: int = 16) -> dict:
-    """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``."""
+def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None) -> dict:
+    """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
+
+    ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder.
+    """
     from animalpose.engine.evaluate import evaluate as run
 
-    return run(checkpoint, data, batch_size=batch_size, progress=False)
+    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, progress=False)
 
 
 PCK = "pck_crop@0.05"
@@ -84,7 +94,9 @@ def evaluate_flow(
     try:
         ckpt = Path(checkpoint) if checkpoint else resolve_checkpoint(model_uri, parent.uri)
         with stage(parent, "evaluate", {"checkpoint": str(ckpt), "data": str(data)}) as st:
-            result = evaluate(ckpt, Path(data))
+            from animalpose.engine.checkpoint import load_checkpoint, schema_of
+
+            result = evaluate(ckpt, Path(data), schema=schema_of(load_checkpoint(ckpt)).name)
             st.log_metrics(result["metrics"])
             st.log_table(result["per_joint"], "tables/pck_per_joint.json")
         parent.log_metrics(result["metrics"])

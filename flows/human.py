@@ -47,7 +47,7 @@ def human_flow(
             res = pretrain(cfg, where, out, f"human-{dataset}", register_as=f"human-{dataset}")
             adopt(st, res["run_id"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(Path(res["checkpoint"]), val, p.eval_batch_size)
+            ev = evaluate(Path(res["checkpoint"]), val, p.eval_batch_size, dataset)
             st.log_metrics(ev["metrics"])
         parent.log_metrics(ev["metrics"])
         rows = [[k, v] for k, v in sorted(ev["metrics"].items())]

@@ -56,6 +56,8 @@ class FlowPreset(Section):
     epochs_per_round: int = Field(default=1, ge=1)
     oracle: bool = True
     ccssl: dict[str, Any] = Field(default_factory=dict)  # keys of the library's ``ccssl:`` section
+    wscda_config: ExistingPath | None = None  # a WS-CDA config (configs/adapt/wscda_*.yaml) for the wscda flow
+    wscda_overrides: list[str] = Field(default_factory=list)
     eval_batch_size: int = Field(default=16, ge=1)
 
 
@@ -103,8 +105,13 @@ def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None) -> E
     ``values`` are set as Python values (paths need no quoting) and the result is validated again, so
     a wrong key or value is a ConfigError naming the train config and the key.
     """
-    where = str(preset.train_config)
-    cfg = load_config(preset.train_config, overrides=preset.overrides)
+    return config_with(preset.train_config, ExperimentConfig, preset.overrides, values)
+
+
+def config_with(path: Path, cls: type, overrides: list[str], values: dict[str, Any] | None = None):
+    """Load ``path`` as ``cls`` with ``overrides``, then set ``values`` (dotted key -> Python value) and revalidate."""
+    where = str(path)
+    cfg = load_config(path, cls, overrides=overrides)
     tree = to_dict(cfg)
     for key, value in (values or {}).items():
         parts, _ = parse_override(f"{key}=null", where)
@@ -113,4 +120,4 @@ def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None) -> E
             node = node.setdefault(part, {})
         node[parts[-1]] = [str(v) for v in value] if isinstance(value, list | tuple) and value and isinstance(
             value[0], Path) else (str(value) if isinstance(value, Path) else value)
-    return parse_config(tree, where=where, base_dir=Path(where).parent)
+    return parse_config(tree, cls, where=where, base_dir=Path(where).parent)

@@ -101,9 +101,12 @@ def adapt_challenger(method: Method, species: str, preset: str, folder: Path, mo
 
 
 def score_model(model_uri: str, eval_data: Path, tracking_uri: str) -> float:
-    """PCK@0.05 (crop) of a registered model on the fixed evaluation set."""
+    """PCK@0.05 (crop) of a registered model on the fixed evaluation set (in the checkpoint's schema)."""
+    from animalpose.engine.checkpoint import load_checkpoint, schema_of
+
     ckpt = resolve_checkpoint(model_uri, tracking_uri)
-    return float(evaluate(ckpt, Path(eval_data))["metrics"][PCK])
+    schema = schema_of(load_checkpoint(ckpt)).name
+    return float(evaluate(ckpt, Path(eval_data), schema=schema)["metrics"][PCK])
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)

@@ -10,9 +10,9 @@ Pseudo-code, one Prefect task per step:
     pck   = evaluate(model, target_test)
     register(model)
 
-The library entry point is :func:`animalpose.adapt.wscda.run_wscda` (``cfg, out_dir, tracker=,
-progress=`` → result with ``rounds`` (per-round metrics), ``last_checkpoint``), resumable in its
-output folder; this flow only composes it.
+The library entry point is :func:`animalpose.adapt.wscda.run.run_wscda`, resumable in its output
+folder (``state.json``); the training settings come from the preset's ``wscda_config`` (e.g.
+``configs/adapt/wscda_quick.yaml``: SimpleBaseline-18, Animal-Pose 20 joints, human source in COCO).
 """
 
 from __future__ import annotations
@@ -26,26 +26,39 @@ from animalpose.errors import ConfigError
 from animalpose.paths import data_home
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate
-from flows.presets import load_preset
-from flows.pretrain import make_dataset, train_config
+from flows.presets import FlowPreset, config_with, load_preset
+from flows.pretrain import make_dataset
+
+
+def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
+                 rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int) -> tuple[dict, str]:
+    """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file."""
+    from animalpose.adapt.wscda.run import WSCDAConfig
+    from animalpose.config import to_dict
+
+    if preset.wscda_config is None:
+        raise ConfigError("<flow preset>", "wscda_config", "this flow preset names no WS-CDA config")
+    values: dict = {"data.train": list(animals), "data.val": [test], "data.target": list(target),
+                    "wscda.human": list(human), "wscda.pplo_rounds": rounds, "wscda.target_val": [test],
+                    "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
+    if model:
+        values["model.name"] = model
+    cfg = config_with(preset.wscda_config, WSCDAConfig, preset.wscda_overrides, values)
+    return to_dict(cfg), str(preset.wscda_config)
 
 
 @task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
       retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def wscda(cfg_dict: dict, where: str, human: list[Path], animals: list[Path], target: list[Path], out_dir: Path,
-          rounds: int, tracker=None) -> dict:
-    """Adversarial WS-CDA training then ``rounds`` PPLO rounds; returns the final checkpoint and round metrics."""
-    from animalpose.adapt import wscda as lib
+def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
+    """Adversarial WS-CDA training then its PPLO rounds (``run_wscda``, resumable in ``out_dir``)."""
+    from animalpose.adapt.wscda.run import WSCDAConfig, run_wscda
+    from animalpose.config import parse_config
 
-    if not hasattr(lib, "run_wscda"):
-        raise ConfigError("animalpose.adapt.wscda", "run_wscda",
-                          "the WS-CDA library has no dataset-level entry point run_wscda(cfg, out_dir, ...) yet")
-    raw = dict(cfg_dict)
-    raw["data"] = {**raw["data"], "train": [str(p) for p in animals], "target": [str(p) for p in target]}
-    raw["wscda"] = {**raw.get("wscda", {}), "human": [str(p) for p in human], "pplo_rounds": rounds}
-    cfg = lib.WSCDAConfig.model_validate(raw)
-    result = lib.run_wscda(cfg, out_dir, tracker=tracker, progress=False)
-    return {"checkpoint": str(result.last_checkpoint), "rounds": list(result.rounds)}
+    cfg = parse_config(cfg_dict, WSCDAConfig, where=where, base_dir=Path(where).parent)
+    result = run_wscda(cfg, out_dir, tracker=tracker, progress=False)
+    if result.last_checkpoint is None:
+        raise RuntimeError(f"run_wscda wrote no checkpoint in {out_dir}")
+    return {"checkpoint": str(result.last_checkpoint), "rounds": list(result.rounds), "wscda": dict(result.wscda)}
 
 
 @flow(name="wscda", log_prints=True)
@@ -78,12 +91,13 @@ def wscda_flow(
             target = list(target_data) if target_data else make_dataset(species, p.target, p.seed + 2, "target",
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, p.seed + 3, "test")[0]
-        cfg, where = train_config(p, animals, [test], epochs=p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+        cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
+                                  model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
         with stage(parent, "wscda") as st:
-            res = wscda(cfg, where, human, animals, target, out / "wscda", n_rounds, tracker=st)
+            res = wscda(cfg, where, out / "wscda", tracker=st)
         with stage(parent, "evaluate") as st:
-            pck = float(evaluate(Path(res["checkpoint"]), test, p.eval_batch_size)["metrics"][PCK])
+            ev = evaluate(Path(res["checkpoint"]), test, p.eval_batch_size, cfg["data"]["schema"])
+            pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})
         with stage(parent, "register") as st:
