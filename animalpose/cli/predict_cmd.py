@@ -23,6 +23,7 @@ def predict(
     video: bool = typer.Option(True, help="Write labelled videos."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     progress: bool = typer.Option(True, help="Progress bar with frames per second."),
+    tracking: bool = typer.Option(False, help="Record the prediction as an MLflow run (CSV/JSON as artifacts)."),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
     from animalpose.engine.predict import predict as run_predict
@@ -30,4 +31,13 @@ def predict(
     result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,
                          flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
                          progress=progress)
+    if tracking:
+        from animalpose.tracking import Tracker, data_tags
+
+        with Tracker("predict", checkpoint.stem, tags={"stage": "predict", "checkpoint": str(checkpoint),
+                                                       **data_tags(inputs)}) as tr:
+            tr.log_metrics({"frames": result["frames"], "fps": result["fps"]})
+            for path in result["outputs"]:
+                if not path.endswith(".mp4"):
+                    tr.log_artifact(path, "predictions")
     typer.echo(json.dumps(result))

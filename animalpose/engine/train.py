@@ -115,9 +115,9 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     if trainer.last_per_joint is not None:
         figures["per_joint_pck.png"] = plots.per_joint_figure(per_joint_table(schema, trainer.last_per_joint),
                                                               "validation PCK@0.05 (crop) per joint")
-    grid = _prediction_grid(cfg, trainer)
-    if grid is not None:
-        figures["predictions.png"] = grid
+    pictures = _prediction_pictures(cfg, trainer)
+    if pictures is not None:
+        figures["predictions.png"], figures["heatmaps.png"] = pictures
     for fname, fig in figures.items():
         plots.save_figure(fig, out / "plots" / fname)
         if tracker:
@@ -135,8 +135,8 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
 
 
 @torch.no_grad()
-def _prediction_grid(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
-    """Predictions on a fixed set of validation crops (the first ``n`` of the first set)."""
+def _prediction_pictures(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
+    """(prediction grid, heatmaps of the first crop) on a fixed set of validation crops (the first ``n``)."""
     from animalpose import plots
     from animalpose.engine.inference import final_heatmaps, unwrap
 
@@ -154,5 +154,6 @@ def _prediction_grid(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
     crops = [ds.normalization.denormalize(s["image"]) for s in samples]
     preds = [np.concatenate([c, m[:, None]], 1) for c, m in zip(coords, maxvals, strict=True)]
     gts = [s["meta"]["crop_keypoints"].numpy() for s in samples]
-    return plots.prediction_grid_figure(crops, preds, gts, trainer.schema.skeleton,
+    grid = plots.prediction_grid_figure(crops, preds, gts, trainer.schema.skeleton,
                                         title="validation predictions (rings: ground truth)")
+    return grid, plots.heatmap_figure(crops[0], hm[0].cpu().numpy(), trainer.schema.joints)

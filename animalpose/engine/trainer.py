@@ -28,10 +28,10 @@ from torch.utils.data import DataLoader
 
 from animalpose.config import ExperimentConfig, to_dict
 from animalpose.data.dataset import TopDownDataset, collate_skip
-from animalpose.data.flip import flip_permutation_or_none
+from animalpose.data.flip import flip_heatmaps, flip_permutation_or_none
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, strip_ddp_prefix
 from animalpose.engine.distributed import DistInfo, EpochSampler, all_reduce_sum
-from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
+from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
 from animalpose.tracking import Tracker
@@ -152,7 +152,7 @@ class Trainer:
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
         self.history: list[dict] = []
         self.last_per_joint: np.ndarray | None = None
-        self.epoch_acc: list = [0.0, 0, 0.0]  # loss sum, images, busy seconds of the current epoch
+        self.epoch_acc: list = [0.0, 0, 0.0, 0.0]  # loss sum, images, compute s, wall s of the current epoch
         self.select_key = self._selection_key()
 
     # -- checkpoints -------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ class Trainer:
         extra = ckpt.get("extra") or {}
         self.best_score, self.bad_epochs = extra.get("best_score"), int(extra.get("bad_epochs") or 0)
         self.history = list(extra.get("history") or [])
-        self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0])
+        self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0, 0.0])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
 
@@ -240,8 +240,10 @@ class Trainer:
             bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch, desc=f"epoch {self.epoch + 1}/{t.epochs}",
                        leave=False, file=sys.stderr, dynamic_ncols=True)
         if done_in_epoch == 0:
-            self.epoch_acc = [0.0, 0, 0.0]
-        loss_sum, n_images, busy = self.epoch_acc  # carried over a mid-epoch resume: exact epoch means
+            self.epoch_acc = [0.0, 0, 0.0, 0.0]
+        # carried over a mid-epoch resume, so epoch means are exact
+        loss_sum, n_images, busy, wall_before = self.epoch_acc
+        t_start = time.perf_counter()
         for batch in loader:
             if "image" not in batch:  # every sample of the batch was unreadable
                 continue
@@ -263,8 +265,8 @@ class Trainer:
             loss_value = loss.item()
             loss_sum += loss_value * bs
             n_images += bs
-            self.epoch_acc = [loss_sum, n_images, busy]
-            ips = n_images * self.dist.world_size / max(busy, 1e-9)
+            self.epoch_acc = [loss_sum, n_images, busy, wall_before + time.perf_counter() - t_start]
+            ips = n_images * self.dist.world_size / max(wall_before + time.perf_counter() - t_start, 1e-9)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_value:.3g}", img_s=f"{ips:.1f}")
@@ -278,9 +280,11 @@ class Trainer:
         if bar is not None:
             bar.close()
         totals = all_reduce_sum(torch.tensor([loss_sum, float(n_images)], dtype=torch.float64), self.dist)
+        wall = wall_before + time.perf_counter() - t_start
         return {"train/loss": float(totals[0] / max(totals[1], 1)),
-                "train/images_per_s": float(n_images * self.dist.world_size / max(busy, 1e-9)),
-                "train/epoch_seconds": busy}
+                "train/images_per_s": float(n_images * self.dist.world_size / max(wall, 1e-9)),
+                "train/compute_images_per_s": float(n_images * self.dist.world_size / max(busy, 1e-9)),
+                "train/epoch_seconds": wall}
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -300,8 +304,14 @@ class Trainer:
                 images = batch["image"].to(self.device)
                 target = batch["target"].to(self.device)
                 weight = batch["target_weight"].to(self.device)
-                loss = self.loss_fn([o.float() for o in module(images)], target, weight)
-                hm = final_heatmaps(module, images, self.flip_perm, self.flip_shift, self.channels_last)
+                if self.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                outputs = [o.float() for o in module(images)]
+                loss = self.loss_fn(outputs, target, weight)
+                hm = outputs[-1]
+                if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
+                    flipped = module(images.flip(-1))[-1].float()
+                    hm = 0.5 * (hm + flip_heatmaps(flipped, self.flip_perm, shift=self.flip_shift))
                 dists.append(crop_distances(hm.cpu().numpy(), target.cpu().numpy()))
                 loss_sum += float(loss) * len(images)
                 n += len(images)

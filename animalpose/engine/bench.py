@@ -1,0 +1,141 @@
+"""Engine benchmarks for BENCHMARKS.md: training images/s, epoch time, peak memory, predict frames/s.
+
+    python -m animalpose.engine.bench train-step --model hourglass4 --size 256 --batch 6 --steps 5
+    python -m animalpose.engine.bench quick-epoch --data-dir /tmp/quick   # generates 400+100 horses
+    python -m animalpose.engine.bench predict --video ../shared/data/real/sleap-clip/clip.mp4
+
+Each prints one JSON line with the median of the timed repetitions, the peak resident memory of the
+process (``ru_maxrss``) and the 1-minute load average (the machine is shared: read numbers with it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def _env() -> dict:
+    return {"threads": torch.get_num_threads(), "load_avg_1m": os.getloadavg()[0],
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "device": "cuda" if torch.cuda.is_available() else "cpu", "torch": str(torch.__version__)}
+
+
+def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int = 1, amp: bool = False,
+               channels_last: bool = False, optimizer: str = "rmsprop") -> dict:
+    """Forward + backward + optimiser step on random input (the network's share of training)."""
+    from animalpose.losses import heatmap_mse
+    from animalpose.models.factory import build_model
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(model_name, 18).to(device).train()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    opt = (torch.optim.RMSprop if optimizer == "rmsprop" else torch.optim.Adam)(model.parameters(), lr=2.5e-4)
+    x = torch.randn(batch, 3, size, size, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    h = size // 4
+    target = torch.rand(batch, 18, h, h, device=device)
+    weight = torch.ones(batch, 18, device=device)
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
+                            enabled=amp):
+            out = model(x)
+        loss = heatmap_mse([o.float() for o in out], target, weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"bench": "train-step", "model": model_name, "input": size, "batch": batch, "steps": steps,
+            "amp": amp, "channels_last": channels_last, "median_step_s": med, "images_per_s": batch / med,
+            **_env()}
+
+
+def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int = 100) -> dict:
+    """The quick preset (configs/presets/quick.yaml) on generated horses: seconds per epoch, images/s."""
+    from animalpose.config import load_config
+    from animalpose.engine.train import train
+    from synthetic.writers import generate_dataset
+
+    generate_dataset(data_dir / "train", "horse", "cad", n_train, 128, 0)
+    generate_dataset(data_dir / "val", "horse", "cad", n_val, 128, 1)
+    preset = Path(__file__).resolve().parents[2] / "configs" / "presets" / "quick.yaml"
+    cfg = load_config(preset, overrides=[f"data.train=[{data_dir / 'train/annotations/tigdog.json'}]",
+                                         f"data.val=[{data_dir / 'val/annotations/tigdog.json'}]",
+                                         f"train.epochs={epochs}", "tracking.enabled=false"])
+    t0 = time.perf_counter()
+    result = train(cfg, out_dir=data_dir / "run", progress=False)
+    wall = time.perf_counter() - t0
+    per_epoch = [h["train/epoch_seconds"] for h in result.history]
+    return {"bench": "quick-epoch", "train_images": n_train, "val_images": n_val, "epochs": epochs,
+            "median_epoch_train_s": statistics.median(per_epoch),
+            "median_images_per_s": statistics.median(h["train/images_per_s"] for h in result.history),
+            "wall_s_including_validation_and_setup": wall, "workers": cfg.data.workers, **_env()}
+
+
+def predict_fps(video: Path, model_name: str = "hourglass_quick", size: int = 128, video_scale: float = 0.5) -> dict:
+    """`predict` on a video with an (untrained) model of the given kind: frames per second end to end."""
+    from animalpose.config import parse_config, to_dict
+    from animalpose.engine.build import make_model
+    from animalpose.engine.checkpoint import save_checkpoint
+    from animalpose.engine.predict import predict
+    from animalpose.keypoints import load_schema
+
+    schema = load_schema("tigdog")
+    cfg = parse_config({"data": {"schema": "tigdog", "input_size": [size, size], "heatmap_size": [size // 4] * 2},
+                        "model": {"name": model_name}, "train": {"device": "cpu"}})
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt = save_checkpoint(Path(tmp) / "m.ckpt", model=make_model(cfg, schema).state_dict(), schema=schema,
+                               config=to_dict(cfg), epoch=0, step=0)
+        res = predict(ckpt, [video], Path(tmp) / "out", video_scale=video_scale, progress=False)
+    return {"bench": "predict", "video": str(video), "model": model_name, "input": size, "frames": res["frames"],
+            "seconds": res["seconds"], "fps": res["fps"], "video_scale": video_scale, **_env()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m animalpose.engine.bench", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("train-step")
+    a.add_argument("--model", default="hourglass4")
+    a.add_argument("--size", type=int, default=256)
+    a.add_argument("--batch", type=int, default=6)
+    a.add_argument("--steps", type=int, default=5)
+    a.add_argument("--amp", action="store_true")
+    a.add_argument("--channels-last", action="store_true")
+    b = sub.add_parser("quick-epoch")
+    b.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "animalpose-quick-bench")
+    b.add_argument("--epochs", type=int, default=1)
+    c = sub.add_parser("predict")
+    c.add_argument("--video", type=Path, required=True)
+    c.add_argument("--model", default="hourglass_quick")
+    c.add_argument("--size", type=int, default=128)
+    c.add_argument("--video-scale", type=float, default=0.5)
+    args = p.parse_args(argv)
+    if args.cmd == "train-step":
+        out = train_step(args.model, args.size, args.batch, args.steps, amp=args.amp, channels_last=args.channels_last)
+    elif args.cmd == "quick-epoch":
+        out = quick_epoch(args.data_dir, args.epochs)
+    else:
+        out = predict_fps(args.video, args.model, args.size, args.video_scale)
+    print(json.dumps(out), file=sys.stdout, flush=True)
+
+
+if __name__ == "__main__":
+    main()
