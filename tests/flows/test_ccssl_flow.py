@@ -89,4 +89,4 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
     assert [r.info.run_name for r in nested] == ["round 1"]  # the library's own nested round run
 
     (mv,) = client.search_model_versions("name='ccssl-horse-test'")
-    assert mv.version == summary["model_version"] == "1" and mv.run_id == parent.info.run_id
+    assert str(mv.version) == summary["model_version"] == "1" and mv.run_id == parent.info.run_id
