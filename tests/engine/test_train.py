@@ -123,3 +123,23 @@ def test_two_process_ddp_with_torchrun(dots, tiny_config, tmp_path):
     assert ckpt["step"] == 4 and ckpt["epoch"] == 2
     assert not any(k.startswith("module.") for k in ckpt["model"])
     assert len(ckpt["extra"]["history"]) == 2
+
+
+def test_amp_ema_clipping_channels_last_and_cosine_train_and_checkpoint(dots, tiny_config, tmp_path):
+    cfg = tiny_config(dots["train"], dots["val"], train={
+        "epochs": 1, "batch_size": 8, "amp": True, "ema": True, "ema_decay": 0.5, "grad_clip": 1.0,
+        "channels_last": True, "schedule": "cosine", "warmup_steps": 2, "deterministic": False})
+    result = train(cfg, out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(result.last_checkpoint)
+    assert ckpt["step"] == 3 and ckpt["ema"] is not None
+    assert any(not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"] if "running" not in k)
+    assert torch.isfinite(torch.tensor(result.history[0]["train/loss"]))
+
+
+def test_early_stopping_when_validation_stops_improving(dots, tiny_config, tmp_path):
+    # lr so small that validation PCK cannot change: epoch 1 sets the best, epoch 2 does not improve
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 5, "batch_size": 8, "lr": 1e-12,
+                                                         "early_stop_patience": 1})
+    result = train(cfg, out_dir=tmp_path, progress=False)
+    assert result.stopped_early and len(result.history) == 2
+    assert load_checkpoint(result.best_checkpoint)["epoch"] == 1
