@@ -60,9 +60,15 @@ def _read(path: Path, cfg: ExperimentConfig, schema: str | None) -> PoseDataset:
     return read_dataset(path, cfg.data.format, schema)
 
 
-def _padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
-    synthetic = dataset.format == "ccssl" or bool(dataset.meta.get("synthetic"))
-    return cfg.data.bbox_padding_synthetic if synthetic else cfg.data.bbox_padding_real
+def is_synthetic(dataset: PoseDataset) -> bool:
+    """CC-SSL renders, or our generator's output (its records carry the generator ``factors``)."""
+    return (dataset.format == "ccssl" or bool(dataset.meta.get("synthetic"))
+            or any("factors" in r.meta for r in dataset.records[:1]))
+
+
+def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
+    """``data.bbox_padding_synthetic`` (CC-SSL 1.25) for synthetic data, else ``bbox_padding_real`` (1.5)."""
+    return cfg.data.bbox_padding_synthetic if is_synthetic(dataset) else cfg.data.bbox_padding_real
 
 
 def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | None,
@@ -80,7 +86,7 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | No
             schema = own
         elif own.joints != schema.joints:
             raise DataError(str(path), "schema", f"dataset schema {own.name!r} differs from {schema.name!r}")
-        padding = _padding(ds, cfg) if ds.format else padding
+        padding = crop_padding(ds, cfg)
         labelled = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
         if not labelled:
             raise DataError(str(path), "annotations", "no labelled instances")

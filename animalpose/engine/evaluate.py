@@ -30,7 +30,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
-from animalpose.engine.build import make_codec, make_model, pick_device
+from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.errors import DataError
@@ -100,8 +100,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
     if not records:
         raise DataError(str(data), "annotations", "no labelled instances to evaluate")
-    synthetic = ds.format == "ccssl" or bool(ds.meta.get("synthetic"))
-    padding = cfg.data.bbox_padding_synthetic if synthetic else cfg.data.bbox_padding_real
+    padding = crop_padding(ds, cfg)
     codec = make_codec(cfg)
     tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=cfg.codec.kind == "udp",
                          normalization=norm)
