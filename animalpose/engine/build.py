@@ -131,13 +131,51 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
     train_set = None
     if train:
         augment = None if cfg.augment.preset == "none" else build_augmenter(
-            cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=cfg.codec.kind == "udp")
+            cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=cfg.codec.kind == "udp",
+            **augment_overrides(cfg))
         train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad,
                                    udp=cfg.codec.kind == "udp", normalization=norm, seed=seed)
     val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=cfg.codec.kind == "udp",
                                      normalization=norm, seed=seed)
                 for name, (recs, vpad) in val_records.items()}
     return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val])
+
+
+def augment_overrides(cfg: ExperimentConfig) -> dict:
+    """The config's preset-independent ranges (``augment.scale`` [lo, hi], ``rotation`` max degrees, ...)
+    translated to the preset's own fields; a range the preset does not have is a ConfigError."""
+    a, preset = cfg.augment, cfg.augment.preset
+    out: dict = {}
+    sb = preset in ("simplebaseline", "hrnet")
+
+    def refuse(key: str) -> None:
+        raise ConfigError("<config>", f"augment.{key}", f"the {preset!r} preset has no {key} setting")
+
+    if a.flip_prob is not None:
+        out["flip_prob"] = a.flip_prob
+    if a.rotation_prob is not None:
+        if preset == "strong":
+            refuse("rotation_prob")
+        out["rotation_prob"] = a.rotation_prob
+    if a.rotation is not None:  # maximum magnitude; the sampled presets clamp at ±2σ
+        out[{"hourglass": "rotation_sigma", "strong": "rotation"}.get(preset, "rotation_factor")] = (
+            a.rotation if preset == "strong" else a.rotation / 2)
+    if a.scale is not None:
+        lo, hi = a.scale
+        if preset == "strong":
+            out["scale_range"] = (lo, hi)
+        else:
+            out["scale_factor" if sb else "scale_sigma"] = (hi - lo) / 2
+    if a.color is not None:
+        if preset != "hourglass":
+            refuse("color")
+        out["color_range"] = tuple(a.color)
+    if a.half_body is not None:
+        if not sb:
+            refuse("half_body")
+        if not a.half_body:
+            out["half_body_prob"] = 0.0
+    return out
 
 
 def make_model(cfg: ExperimentConfig, schema: KeypointSchema) -> PoseModel:
