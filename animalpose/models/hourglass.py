@@ -21,6 +21,9 @@ Parameter counts (18 joints, 1 block per stack, 256 channels; verified in tests/
 
     bottleneck 256→256: 214,528   stem: 513,152   last stack: 3,074,322   other stacks: 3,144,978
     1 stack 3,587,474 · 2 stacks 6,732,452 · 4 stacks 13,022,408 · 8 stacks 25,602,320
+
+Compute at 256×256 (multiply-adds, :mod:`animalpose.flops`): 5.81 / 8.99 / 15.37 / 28.13 G for 1/2/4/8
+stacks. Input H and W must be multiples of 64 (stride 4 × 2^depth).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ Module names follow the authors' code (conv1, bn1, conv2, bn2, layer1, transitio
 an ImageNet HRNet state dict loads into it without renaming.
 
 Published (paper Table 1, COCO, 256×192, 17 joints): W32 28.5 M parameters, 7.10 GFLOPs; W48 63.6 M,
-14.6 GFLOPs. Ours: W32 28,536,113 parameters and 7.65 GFLOPs, W48 63,595,745 and 15.7 GFLOPs (parameters
-tested within 1%); GFLOPs are
-multiply-adds, see :mod:`animalpose.flops`.
+14.6 GFLOPs. Ours: W32 28,536,113 parameters and 7.65 GFLOPs; W48 63,595,745 and 15.69 GFLOPs
+(parameters tested within 1%, W32 GFLOPs within 7.1–7.7). GFLOPs are multiply-adds of convolutions, see
+:mod:`animalpose.flops`; the paper's counter gives slightly lower figures.
 """
 
 from __future__ import annotations

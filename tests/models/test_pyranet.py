@@ -83,3 +83,15 @@ def test_init_draws_with_the_branch_aware_std():
     # pyramid branch convs read the projection (no ReLU): α² = 1
     branch = prm.branches[0]
     assert branch.weight.std().item() == pytest.approx(multi_branch_std(branch, 1, 1, False), rel=0.1)
+
+
+@pytest.mark.parametrize(("stacks", "hourglass_count"), [(4, 13_022_408), (8, 25_602_320)])
+def test_pyranet_count_is_hourglass_with_prms(meta, stacks, hourglass_count):
+    """Per stack, 14 bottlenecks (13 in the hourglass + 1 after it) become PRMs, and the 4 upper-branch
+    PRMs get a BN-ReLU-1×1 (256→256) identity path."""
+    prm, bottleneck, vc = 264_544, 214_528, 2 * 256 + 256 * 256 + 256
+    expected = hourglass_count + stacks * (14 * (prm - bottleneck) + 4 * vc)
+    with meta:
+        net = PyraNet(18, num_stacks=stacks)
+    assert n_params(net) == expected == {4: 16_884_168, 8: 33_325_840}[stacks]
+    assert n_params(PyramidResidual(256, 128, 32)) == prm
