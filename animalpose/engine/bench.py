@@ -79,7 +79,8 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     preset = Path(__file__).resolve().parents[2] / "configs" / "presets" / "quick.yaml"
     cfg = load_config(preset, overrides=[f"data.train=[{data_dir / 'train/annotations/tigdog.json'}]",
                                          f"data.val=[{data_dir / 'val/annotations/tigdog.json'}]",
-                                         f"train.epochs={epochs}", "tracking.enabled=false"])
+                                         f"train.epochs={epochs}", "train.milestones=[]",
+                                         "tracking.enabled=false"])
     t0 = time.perf_counter()
     result = train(cfg, out_dir=data_dir / "run", progress=False)
     wall = time.perf_counter() - t0

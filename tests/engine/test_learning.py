@@ -7,7 +7,8 @@ seeds 0 and 1), TigDog joints, hourglass1 with 64 feature channels, 64-px input 
 is an exact-argmax criterion (0.8 heatmap px), so chance is about 1/256 per joint.
 
 Stated thresholds: the initial network scores below 2 % PCK@0.05 and 10 % PCK@0.1; the trained one at
-least 4 % PCK@0.05 and 25 % PCK@0.1 (measured on this machine: see the report).
+least 4 % PCK@0.05 and 25 % PCK@0.1. Measured (deterministic CPU, 1 thread): initial 0.9 % / 7.0 %,
+after 6 epochs 5.7 % / 30.1 % (per epoch PCK@0.05: 1.7, 2.3, 2.6, 3.9, 4.2, 5.7 %). About 60 CPU-seconds.
 """
 
 from __future__ import annotations
