@@ -25,3 +25,13 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The main job on embedded defaults: the CC-SSL flow for horse on the quick preset (ephemeral Prefect,
+# local SQLite MLflow), then the results table and the command that opens the MLflow UI.
+demo: $(STAMP)
+	$(BIN)/animalpose demo --species horse --preset quick
+
+bench: $(STAMP)
+	$(BIN)/animalpose bench synth
+	$(BIN)/animalpose bench loader
+	$(BIN)/animalpose bench models
