@@ -4,7 +4,7 @@ Deployments (``<flow>/<name>``), each with its default parameters:
 
 - ``ccssl/<species>`` for horse, tiger, dog, sheep, elephant (the CC-SSL species templates);
 - ``wscda/<species>`` for the same species;
-- ``human/coco`` and ``human/mpii``;
+- ``human/coco`` (generated humans by default; real COCO or MPII through ``train_data``);
 - ``pretrain/<species>``;
 - ``retrain/ccssl-<species>`` and ``retrain/wscda-<species>``: scheduled retraining. Each carries a
   weekly cron schedule (default ``0 3 * * 1``: Mondays 03:00 UTC) that is **inactive** until turned
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from prefect.schedules import Cron
 
 SPECIES = ("horse", "tiger", "dog", "sheep", "elephant")
-HUMAN_DATASETS = ("coco", "mpii")
+HUMAN_DATASETS = ("coco",)  # MPII needs real data: run the human flow with train_data / val_data
 METHODS = ("ccssl", "wscda")
 DEFAULT_CRON = "0 3 * * 1"
 DEFAULT_TIMEZONE = "UTC"

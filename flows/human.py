@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prefect import flow
 
+from animalpose.errors import ConfigError
 from animalpose.paths import data_home
 from flows.common import adopt, markdown_table, parent_tracker, publish, run_link, stage
 from flows.evaluate import evaluate
@@ -32,6 +33,9 @@ def human_flow(
     out_dir: Path | None = None,
 ) -> dict:
     """Train and evaluate a human pose model on ``train_data`` (default: generated humans, coco schema)."""
+    if dataset != "coco" and not (train_data and val_data):
+        raise ConfigError("<human flow>", "train_data", f"the generator emits coco keypoints only: give "
+                          f"{dataset} train_data and val_data")
     p = load_preset(preset)
     out = Path(out_dir) if out_dir else data_home() / "flows" / "human" / dataset / Path(preset).stem
     parent = parent_tracker(experiment, f"human-{dataset}", tracking_uri, {"dataset": dataset})
