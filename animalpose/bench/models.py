@@ -7,10 +7,11 @@ For each (model, input size) of :data:`CASES` and each execution mode of :data:`
   work of a training step minus the optimiser update, which is negligible next to it).
 
 Each is timed ``repeats`` times after ``warmup`` untimed calls; the median is reported as images/s and
-ms per image. Modes: ``plain`` (float32, NCHW), ``channels_last`` (NHWC weights and inputs), ``bf16``
-(autocast bfloat16, float32 parameters), ``channels_last+bf16``, and, forward only, ``fused`` (float32,
-BN folded into the preceding convs, channels-last). The trained parameters are the same in every mode
-(folding makes an inference copy).
+ms per image (wall clock), and as process CPU time per image (steadier on a shared machine).
+Modes: ``plain`` (float32, NCHW), ``channels_last`` (NHWC weights and inputs), ``bf16`` (autocast
+bfloat16, float32 parameters), ``channels_last+bf16``, and, forward only, ``fused`` (float32, BN folded
+into the preceding convs, channels-last). The trained parameters are the same in every mode (folding
+makes an inference copy).
 
 Anchor (issue 5): the CC-SSL reference hourglass4 at 256×256 on a 2-core CPU took 135–176 ms per image
 forward (batch 1) and 0.43–0.50 s per image forward+backward; :func:`anchor_ratios` compares.
@@ -41,15 +42,20 @@ MODES: tuple[str, ...] = ("plain", "channels_last", "bf16", "channels_last+bf16"
 ANCHOR = {"model": "hourglass4", "forward_ms_per_image": (135.0, 176.0), "train_s_per_image": (0.43, 0.50)}
 
 
-def _median_seconds(fn: Callable[[], Any], repeats: int, warmup: int) -> float:
+def _median_seconds(fn: Callable[[], Any], repeats: int, warmup: int) -> tuple[float, float]:
+    """Median wall-clock and median process CPU seconds of ``repeats`` calls after ``warmup`` calls.
+
+    On a shared machine the CPU time (all threads of this process) is the steadier figure: with one
+    thread it is close to the wall time the call would take on an idle core."""
     for _ in range(warmup):
         fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def measure_case(
@@ -80,9 +86,9 @@ def measure_case(
         with torch.inference_mode():
             fwd_model(x)
 
-    forward_s = _median_seconds(forward, repeats, warmup)
+    forward_s, forward_cpu = _median_seconds(forward, repeats, warmup)
 
-    train_s = None
+    train_s = train_cpu = None
     if mode != "fused":
         runner.train()
 
@@ -90,7 +96,7 @@ def measure_case(
             model.zero_grad(set_to_none=True)
             heatmap_mse(runner(x), target, weight).backward()
 
-        train_s = _median_seconds(train_step, repeats, warmup)
+        train_s, train_cpu = _median_seconds(train_step, repeats, warmup)
     params = sum(p.numel() for p in model.parameters())
     return {
         "model": name,
@@ -102,6 +108,8 @@ def measure_case(
         "forward_ms_per_image": 1000 * forward_s / batch,
         "train_images_per_s": None if train_s is None else batch / train_s,
         "train_s_per_image": None if train_s is None else train_s / batch,
+        "forward_cpu_ms_per_image": 1000 * forward_cpu / batch,
+        "train_cpu_s_per_image": None if train_cpu is None else train_cpu / batch,
     }
 
 
@@ -160,7 +168,7 @@ def format_table(report: dict[str, Any]) -> str:
         f"torch {report['torch']}, {report['threads']} threads, batch {report['batch']}, "
         f"median of {report['repeats']}, load average {report['load_average']}",
         f"{'model':<17}{'input':>9}  {'mode':<19}{'fwd img/s':>10}{'fwd ms/img':>11}{'train img/s':>12}"
-        f"{'train s/img':>12}",
+        f"{'train s/img':>12}{'fwd cpu ms':>11}{'train cpu s':>12}",
     ]
     for r in report["results"]:
         train = (
@@ -171,7 +179,8 @@ def format_table(report: dict[str, Any]) -> str:
         size = f"{r['input_size'][0]}x{r['input_size'][1]}"
         lines.append(
             f"{r['model']:<17}{size:>9}  {r['mode']:<19}{r['forward_images_per_s']:>10.2f}"
-            f"{r['forward_ms_per_image']:>11.1f}{train}"
+            f"{r['forward_ms_per_image']:>11.1f}{train}{r.get('forward_cpu_ms_per_image', float('nan')):>11.1f}"
+            + (f"{r['train_cpu_s_per_image']:>12.3f}" if r.get("train_cpu_s_per_image") is not None else f"{'-':>12}")
         )
     anchor = report["anchor"]
     for mode, entry in anchor.items():

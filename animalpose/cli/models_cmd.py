@@ -104,6 +104,6 @@ def bench_command(
         repeats,
         warmup,
         threads or None,
-        progress=None if as_json else lambda s: typer.echo(f"measuring {s} ...", err=True),
+        progress=lambda s: typer.echo(f"measuring {s} ...", err=True),
     )
     typer.echo(json.dumps(report) if as_json else format_table(report))

@@ -59,6 +59,7 @@ def test_bench_measure_case_and_report_shapes(one_thread):
     assert row["params"] == 1_701_220 and row["forward_images_per_s"] > 0 and row["train_s_per_image"] > 0
     assert row["forward_ms_per_image"] * row["forward_images_per_s"] == pytest.approx(1000.0)
     assert row["train_s_per_image"] * row["train_images_per_s"] == pytest.approx(1.0)
+    assert row["forward_cpu_ms_per_image"] > 0 and row["train_cpu_s_per_image"] > 0
     fused = measure_case("hourglass_quick", (64, 64), "fused", batch=2, repeats=1, warmup=0)
     assert fused["train_images_per_s"] is None and fused["params"] == 1_701_220
 
