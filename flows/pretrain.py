@@ -77,7 +77,7 @@ def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_
                in line]
     if not reports:
         raise RuntimeError(f"torchrun training printed no result; output:\n{proc.stdout[-2000:]}")
-    r = reports[0]
+    r = next((rep for rep in reports if rep.get("run_id")), reports[0])  # every rank prints; rank 0 tracks
     best = r["best_checkpoint"] if r["best_checkpoint"] not in (None, "None") else str(out_dir / "last.ckpt")
     return {"checkpoint": best, "best_score": r["best_score"], "run_id": r["run_id"], "epochs": r["epochs"],
             "images_per_second": r["images_per_s"]}
