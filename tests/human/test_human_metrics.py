@@ -36,7 +36,7 @@ MPII_JSON = REAL / "mpii" / "test_mpii.json"
 
 
 def _fully_labelled_coco_annotation() -> dict:
-    """The fixture's first annotation with all 17 joints labelled (image 785, area 17376.91)."""
+    """The fixture's first annotation with all 17 joints labelled (image 785, area 27789.1)."""
     data = json.loads(COCO_JSON.read_text())
     return next(a for a in data["annotations"] if a["num_keypoints"] == 17 and not a["iscrowd"])
 
@@ -155,3 +155,19 @@ def test_evaluate_reports_pckh_with_its_head_size_definition_on_the_mpii_fixture
     assert 0.0 <= m["pckh@0.5"] <= 1.0
     assert "AP" not in m
     assert set(out["per_joint_tables"]["pckh@0.5"]) == set(schema.joints)
+
+
+def test_coco_reader_keeps_the_annotation_area_that_oks_is_scaled_by():
+    """OKS divides by the annotation's (segment) area, not the box's: the reader must carry it."""
+    data = json.loads(COCO_JSON.read_text())
+    ds = read_dataset(COCO_JSON, "auto", None)
+    assert [r.meta["area"] for r in ds.records] == pytest.approx([a["area"] for a in data["annotations"]])
+    rec = ds.records[0]
+    assert rec.meta["area"] == pytest.approx(27789.11055) and rec.bbox[2] * rec.bbox[3] > 2.5 * 27789.11055
+    # the hand-computed case of the first test, on the record as read: OKS 14/17 -> AP 0.7
+    schema = load_schema("coco")
+    kp = rec.keypoints.astype(np.float64).copy()
+    for j in [0, 5, 9, 11, 13, 16]:
+        kp[j, 1] += 2 * schema.sigmas_array()[j] * math.sqrt(2 * rec.meta["area"] * math.log(2))
+    pred = {"image_id": rec.image_id, "keypoints": kp.reshape(-1).tolist(), "score": 1.0}
+    assert oks_ap([rec], [pred], schema)["AP"] == pytest.approx(0.7, abs=1e-6)

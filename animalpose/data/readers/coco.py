@@ -211,6 +211,8 @@ def read_coco(
             meta["factors"] = entry["factors"]
         if ann.get("iscrowd"):
             meta["iscrowd"] = True
+        if isinstance(ann.get("area"), int | float) and ann["area"] > 0:
+            meta["area"] = float(ann["area"])  # COCO's segment area: the OKS scale (evaluation._area)
         if cat_names.get(ann.get("category_id")):
             meta["category"] = cat_names[ann.get("category_id")]
         if "score" in ann:
