@@ -98,3 +98,22 @@ def test_mpii_hourglass_follows_newell_and_builds():
 def test_mpii_hourglass_refuses_coco_joints():
     with pytest.raises(ConfigError, match=r"model\.num_joints"):
         load_config(EXPERIMENTS / "mpii_hourglass.yaml", overrides=["data.schema=coco"])
+
+
+REAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "mmpose-tests"
+
+
+@pytest.mark.parametrize(("name", "data", "image", "target"), [
+    ("mpii_hourglass", REAL / "mpii" / "test_mpii.json", (3, 256, 256), (16, 64, 64)),
+    ("simplebaseline_coco_udp", REAL / "coco" / "test_coco.json", (3, 256, 192), (17, 64, 48)),
+])
+def test_configs_build_their_data_from_the_real_fixtures(name, data, image, target):
+    from animalpose.engine.build import build_data
+
+    cfg = load_config(EXPERIMENTS / f"{name}.yaml", overrides=[f"data.train=[{data}]", f"data.val=[{data}]",
+                                                                "data.workers=0"])
+    bundle = build_data(cfg)
+    sample = bundle.train[0]
+    assert tuple(sample["image"].shape) == image and tuple(sample["target"].shape) == target
+    plain = next(iter(bundle.val.values()))[0]
+    assert float(plain["target_weight"].sum()) == float((plain["meta"]["keypoints"][:, 2] > 0).sum())
