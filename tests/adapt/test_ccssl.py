@@ -156,3 +156,22 @@ def test_target_val_selection_needs_labelled_target(dots, tmp_path):
     cfg.train.select_on = "target-val"
     with pytest.raises(ConfigError, match="target_val"):
         run_ccssl(cfg, tmp_path, progress=False)
+
+
+def test_target_crops_use_the_source_padding_rule(dots, tmp_path):
+    """Generated target data is synthetic: its crops take ``bbox_padding_synthetic`` like the source's.
+
+    Regression: every target crop (pseudo-labelling, target training, target-val PCK) used
+    ``bbox_padding_real`` (1.5) while the source trained at 1.25, so the animal was 17 % smaller at
+    adaptation time than at training time, and the flow's evaluation (engine.evaluate, 1.25) disagreed.
+    """
+    from animalpose.adapt.ccssl import _read_target
+    from synthetic import generate_dataset
+
+    cfg = _config(dots)
+    photo = generate_dataset(tmp_path / "photo", "horse", "photo", 2, 64, seed=0) / "annotations/tigdog.json"
+    schema = build_data(cfg).schema
+    records, pad = _read_target([photo], schema, cfg)
+    assert len(records) == 2 and pad == cfg.data.bbox_padding_synthetic == 1.25
+    records, pad = _read_target([dots["target"]], schema, cfg)  # plain COCO dots: real-data padding
+    assert len(records) == 12 and pad == cfg.data.bbox_padding_real == 1.5
