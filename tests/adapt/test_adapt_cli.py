@@ -28,7 +28,8 @@ def test_paper_config_is_the_reference_setting():
 
 def test_quick_config_loads():
     cfg = load_config(CONFIGS / "ccssl_quick.yaml", CCSSLConfig)
-    assert cfg.model.name == "hourglass_quick" and cfg.train.device == "cpu"
+    assert cfg.model.name == "hourglass1" and cfg.model.channels == 64 and cfg.train.device == "cpu"
+    assert tuple(cfg.data.input_size) == (64, 64) and cfg.codec.sigma == 2.0
     assert num_rounds(cfg) == 3 and cfg.ccssl.source_epochs > 0
 
 
