@@ -207,11 +207,16 @@ class CCSSLTrainer(Trainer):
         self.target_set = dataset
 
     def _target_batches(self) -> Iterator[dict]:
-        ds, sub = self.target_set, 0
+        """Endless full target batches: each pass is a fresh permutation cut to whole batches (a set
+        smaller than one batch is repeated to fill it), so no training batch ever holds a single image
+        (BatchNorm cannot train on one value per channel, e.g. at a 64-px hourglass's 1×1 bottleneck)."""
+        ds, sub, bs = self.target_set, 0, self.cfg.train.batch_size
         while True:
             ds.set_epoch(self.epoch * 1000 + sub)
             order = np.random.default_rng((self.cfg.train.seed, self.epoch, sub)).permutation(len(ds)).tolist()
-            yield from self._loader(ds, order, self.cfg.train.batch_size)
+            n = len(order)
+            order = order[: n - n % bs] if n >= bs else (order * -(-bs // n))[:bs]
+            yield from self._loader(ds, order, bs)
             sub += 1
 
     def train_epoch(self) -> dict:

@@ -175,3 +175,19 @@ def test_target_crops_use_the_source_padding_rule(dots, tmp_path):
     assert len(records) == 2 and pad == cfg.data.bbox_padding_synthetic == 1.25
     records, pad = _read_target([dots["target"]], schema, cfg)  # plain COCO dots: real-data padding
     assert len(records) == 12 and pad == cfg.data.bbox_padding_real == 1.5
+
+
+@pytest.mark.parametrize("n", [5, 3, 1])
+def test_target_stream_yields_only_full_batches(dots, tmp_path, n):
+    """Regression: a pseudo-labelled target set of batch·k + 1 crops ended each pass with a one-image
+    batch, which BatchNorm refuses in training mode (the e2e run crashed at a 64-px hourglass's 1×1
+    bottleneck). Batch size 4 here: 5 → whole batches only, 3 and 1 → repeated to fill one batch."""
+    cfg = _config(dots)
+    data = build_data(cfg)
+    trainer = CCSSLTrainer(cfg, make_model(cfg, data.schema), data.schema, data.train, {}, tmp_path,
+                           device=torch.device("cpu"), progress=False)
+    trainer.set_target(torch.utils.data.Subset(data.train, list(range(n))))
+    trainer.target_set.set_epoch = lambda e: None
+    stream = trainer._target_batches()
+    sizes = [len(next(stream)["image"]) for _ in range(4)]
+    assert sizes == [4, 4, 4, 4]
