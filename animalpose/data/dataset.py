@@ -35,6 +35,7 @@ from animalpose.data.images import read_image
 from animalpose.data.records import PoseRecord
 from animalpose.errors import ConfigError, DataError
 from animalpose.keypoints import KeypointSchema
+from animalpose.paths import data_home
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,15 @@ def dataset_normalization(
     """Mean/std of a dataset's images, computed once and cached (the CC-SSL reference does the same).
 
     Statistics are over the pixels of up to ``max_images`` distinct images (a seeded sample). The
-    cache is ``meanstd_<hash>.json`` in ``cache_dir`` (default: the folder of the first image),
-    keyed by the list of images, and written atomically. Unreadable images are skipped and logged.
+    cache is ``meanstd_<hash>.json`` in ``cache_dir`` (default: ``<data home>/cache/normalization``,
+    never the dataset's own folder, which may be read-only or shared), keyed by the list of images,
+    and written atomically. Unreadable images are skipped and logged.
     """
     refs = list(dict.fromkeys((r.image, r.frame_index) for r in records))
     if not refs:
         raise DataError("<records>", "records", "no images to compute mean/std from")
     digest = hashlib.sha1(json.dumps(refs).encode()).hexdigest()[:12]
-    folder = Path(cache_dir) if cache_dir is not None else Path(refs[0][0]).parent
+    folder = Path(cache_dir) if cache_dir is not None else data_home() / "cache" / "normalization"
     cache = folder / f"meanstd_{digest}.json"
     if cache.is_file():
         try:

@@ -171,3 +171,12 @@ def test_bench_loader_pieces_run_on_the_fixtures(real):
     assert len(records) == 20 and all(r.num_joints == 18 for r in records)
     rate, workers = bench.measure_loader(records, 64, batches=1, workers=0)
     assert rate > 0 and workers == 0
+
+
+def test_normalization_cache_defaults_to_the_data_home_not_the_dataset_folder(atrw, tmp_path, monkeypatch):
+    """The fixtures are shared and may be read-only: nothing may be written beside them."""
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    before = set(Path(atrw[0].image).parent.iterdir())
+    dataset_normalization(atrw)
+    assert set(Path(atrw[0].image).parent.iterdir()) == before
+    assert len(list((tmp_path / "home" / "cache" / "normalization").glob("meanstd_*.json"))) == 1

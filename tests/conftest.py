@@ -1,0 +1,13 @@
+"""Session-wide safety net: tests write only under a temporary data home, with telemetry off.
+
+Without this a test that forgets to pass an output folder would write into the checkout's
+``data/`` (or, for caches keyed next to data, into the shared fixtures).
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ["ANIMALPOSE_HOME"] = tempfile.mkdtemp(prefix="animalpose-test-home-")
