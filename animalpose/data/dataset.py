@@ -289,9 +289,18 @@ class VideoSequenceSampler(Sampler[list[int]]):
 
 
 def _worker_init(_: int) -> None:
-    """One compute thread per worker: parallelism comes from the worker processes."""
+    """One compute thread per worker: parallelism comes from the worker processes.
+
+    OpenCV's own thread pool is switched off in the parent when this module is imported (below):
+    calling ``cv2.setNumThreads`` in a forked worker whose parent had already used that pool
+    deadlocks in ``pthread_cond_destroy`` (seen in the full test suite).
+    """
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+
+
+# Per-sample warps of small crops gain nothing from OpenCV's threads, and a pool that exists when
+# DataLoader forks its workers can deadlock them (see _worker_init). Parallelism comes from workers.
+cv2.setNumThreads(0)
 
 
 def build_loader(

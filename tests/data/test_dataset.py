@@ -180,3 +180,19 @@ def test_normalization_cache_defaults_to_the_data_home_not_the_dataset_folder(at
     dataset_normalization(atrw)
     assert set(Path(atrw[0].image).parent.iterdir()) == before
     assert len(list((tmp_path / "home" / "cache" / "normalization").glob("meanstd_*.json"))) == 1
+
+
+def test_workers_never_touch_opencvs_thread_pool(monkeypatch):
+    """Regression: a forked worker calling cv2.setNumThreads after its parent had used OpenCV's pool
+    hung in pthread_cond_destroy (seen once in the full suite). The pool is switched off in the parent
+    at import, and the worker initialiser leaves OpenCV alone."""
+    import cv2
+
+    assert cv2.getNumThreads() == 1  # setNumThreads(0): OpenCV runs sequentially, no pool to inherit
+
+    def forbidden(*_a):
+        raise AssertionError("worker init must not call cv2.setNumThreads")
+
+    monkeypatch.setattr(cv2, "setNumThreads", forbidden)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    ds._worker_init(0)
