@@ -39,7 +39,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from animalpose.models.hourglass import PreActBottleneck, _residual
+from animalpose.models.hourglass import Hourglass, PreActBottleneck, _residual
 
 
 def _resize_by(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -132,11 +132,14 @@ class PyramidResidual(nn.Module):
         return out + identity
 
 
-class PyraHourglass(nn.Module):
-    """Hourglass whose residuals are PRMs; (N, 2p, H, W) -> (N, 2p, H, W), H, W divisible by 2^depth."""
+class PyraHourglass(Hourglass):
+    """Hourglass whose residuals are PRMs; (N, 2p, H, W) -> (N, 2p, H, W), H, W divisible by 2^depth.
+
+    The recursion (skip branch, pool, lower level, upsample) is :class:`Hourglass`'s; only the units differ.
+    """
 
     def __init__(self, planes: int, depth: int, pyramid_channels: int, cardinality: int):
-        super().__init__()
+        nn.Module.__init__(self)
         self.depth = depth
         ch = 2 * planes
 
@@ -150,17 +153,6 @@ class PyraHourglass(nn.Module):
                 units.append(prm())
             levels.append(nn.ModuleList(units))
         self.hg = nn.ModuleList(levels)
-
-    def _forward(self, n: int, x: torch.Tensor) -> torch.Tensor:
-        level = self.hg[n - 1]
-        up1 = level[0](x)
-        low1 = level[1](F.max_pool2d(x, kernel_size=2, stride=2))
-        low2 = self._forward(n - 1, low1) if n > 1 else level[3](low1)
-        low3 = level[2](low2)
-        return up1 + F.interpolate(low3, scale_factor=2.0, mode="nearest")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward(self.depth, x)
 
 
 class PyraNet(nn.Module):
