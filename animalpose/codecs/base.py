@@ -29,6 +29,25 @@ class Codec(Protocol):
         ...
 
 
+class GridMapping:
+    """Input-crop pixels <-> heatmap pixels as a per-axis scale (mixin for the codec dataclasses).
+
+    The standard top-down grid (MSRA, DARK, soft-argmax) scales by w / W; UDP overrides
+    :attr:`scale` with (w - 1) / (W - 1). Needs ``input_size`` and ``heatmap_size`` as (W, H), (w, h).
+    """
+
+    @property
+    def scale(self) -> np.ndarray:
+        """(2,) heatmap pixels per input pixel, x and y."""
+        return np.array(self.heatmap_size, dtype=np.float64) / np.array(self.input_size, dtype=np.float64)
+
+    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float64) * self.scale
+
+    def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
+        return np.asarray(xy, dtype=np.float64) / self.scale
+
+
 def as_numpy_heatmaps(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:
     """(N, K, h, w) numpy or torch -> float32 numpy (detached, on the CPU)."""
     if isinstance(heatmaps, torch.Tensor):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from animalpose.codecs.base import (
+    GridMapping,
     argmax_2d,
     as_numpy_heatmaps,
     check_keypoints,
@@ -115,7 +116,7 @@ def dark_decode_heatmap_pixels(heatmaps: np.ndarray, kernel: int) -> tuple[np.nd
 
 
 @dataclass(frozen=True)
-class DarkCodec:
+class DarkCodec(GridMapping):
     """Unbiased sub-pixel Gaussian targets and the DARK decoder, on the standard (stride) grid.
 
     Attributes:
@@ -128,16 +129,6 @@ class DarkCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
     blur_kernel: int | None = None
-
-    @property
-    def stride(self) -> np.ndarray:
-        return np.array(self.heatmap_size, dtype=np.float64) / np.array(self.input_size, dtype=np.float64)
-
-    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) * self.stride
-
-    def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) / self.stride
 
     @property
     def kernel(self) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from animalpose.codecs.base import (
+    GridMapping,
     argmax_2d,
     as_numpy_heatmaps,
     check_keypoints,
@@ -25,7 +26,7 @@ from animalpose.codecs.base import (
 
 
 @dataclass(frozen=True)
-class MSRAHeatmapCodec:
+class MSRAHeatmapCodec(GridMapping):
     """Integer-centred Gaussian targets; argmax (+ quarter-pixel shift) decoding.
 
     Attributes:
@@ -39,17 +40,6 @@ class MSRAHeatmapCodec:
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
     quarter_shift: bool = True
-
-    @property
-    def stride(self) -> np.ndarray:
-        """(2,) heatmap pixels per input pixel, x and y."""
-        return np.array(self.heatmap_size, dtype=np.float64) / np.array(self.input_size, dtype=np.float64)
-
-    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) * self.stride
-
-    def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) / self.stride
 
     def encode(self, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, 3) input-pixel keypoints -> heatmaps (K, h, w) float32 (peak exactly 1), weights (K,)."""

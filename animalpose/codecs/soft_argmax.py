@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from animalpose.codecs.base import check_keypoints, render_gaussians, visible_in_crop
+from animalpose.codecs.base import GridMapping, check_keypoints, render_gaussians, visible_in_crop
 from animalpose.ops.soft_argmax import soft_argmax
 
 LPN_BETA = 160.0
 
 
 @dataclass(frozen=True)
-class SoftArgmaxCodec:
+class SoftArgmaxCodec(GridMapping):
     """Real-valued Gaussian targets; β-soft-argmax decoding on the standard (stride) grid.
 
     Attributes:
@@ -34,16 +34,6 @@ class SoftArgmaxCodec:
     sigma: float = 2.0
     beta: float = LPN_BETA
 
-    @property
-    def stride(self) -> np.ndarray:
-        return np.array(self.heatmap_size, dtype=np.float64) / np.array(self.input_size, dtype=np.float64)
-
-    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) * self.stride
-
-    def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) / self.stride
-
     def encode(self, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, 3) -> heatmaps (K, h, w) float32, weights (K,) float32."""
         kp = check_keypoints(keypoints)
@@ -56,7 +46,7 @@ class SoftArgmaxCodec:
     def decode_torch(self, heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Differentiable: (N, K, h, w) -> coords (N, K, 2) in input pixels, maxvals (N, K)."""
         coords, _ = soft_argmax(heatmaps.float(), self.beta)
-        scale = torch.as_tensor(1.0 / self.stride, dtype=coords.dtype, device=coords.device)
+        scale = torch.as_tensor(1.0 / self.scale, dtype=coords.dtype, device=coords.device)
         maxvals = heatmaps.flatten(2).amax(dim=-1)
         return coords * scale, maxvals
 

@@ -29,14 +29,8 @@ class UDPHeatmapCodec(DarkCodec):
     """
 
     @property
-    def factor(self) -> np.ndarray:
+    def scale(self) -> np.ndarray:
         """(2,) heatmap pixels per input pixel: (w - 1) / (W - 1), (h - 1) / (H - 1)."""
         hm = np.array(self.heatmap_size, dtype=np.float64) - 1.0
         inp = np.array(self.input_size, dtype=np.float64) - 1.0
         return hm / inp
-
-    def to_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) * self.factor
-
-    def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
-        return np.asarray(xy, dtype=np.float64) / self.factor
