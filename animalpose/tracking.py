@@ -44,6 +44,17 @@ def project_data_dir() -> Path:
     return data_home()
 
 
+def local_artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store live beside its database (``<db dir>/mlartifacts/<experiment>``).
+
+    Without this MLflow puts them in ``./mlruns`` of whatever folder the process runs in. Servers
+    (http URIs) choose their own artifact root: None.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / experiment).as_uri()
+
+
 def default_tracking_uri() -> str:
     """``sqlite:///<absolute data dir>/mlflow.db``."""
     return f"sqlite:///{project_data_dir() / 'mlflow.db'}"
@@ -191,9 +202,7 @@ class Tracker:
         else:
             exp = self._client.get_experiment_by_name(self.experiment)
             if exp is None:
-                location = None
-                if self.uri == default_tracking_uri():
-                    location = (project_data_dir() / "mlartifacts" / self.experiment).as_uri()
+                location = local_artifact_location(self.uri, self.experiment)
                 self.experiment_id = self._client.create_experiment(self.experiment, artifact_location=location)
             else:
                 self.experiment_id = exp.experiment_id

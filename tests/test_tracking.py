@@ -101,3 +101,18 @@ def test_failed_block_marks_run_failed(tmp_path, monkeypatch, status_exc):
     with pytest.raises(status_exc), Tracker("unit", "boom", system_metrics=False) as tr:
         raise status_exc("boom")
     assert MlflowClient(tr.uri).get_run(tr.run_id).info.status == "FAILED"
+
+
+def test_artifacts_of_any_sqlite_store_sit_beside_its_database_not_in_the_working_folder(tmp_path, monkeypatch):
+    """Regression: a store given by URI (flows, tests) put artifacts in ./mlruns of the current folder."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"weights")
+    with Tracker("elsewhere", "run", uri=uri, system_metrics=False) as tr:
+        tr.log_artifact(ckpt, "model")
+    assert list(cwd.iterdir()) == []
+    assert len(list((tmp_path / "store" / "mlartifacts" / "elsewhere").rglob("model.ckpt"))) == 1
