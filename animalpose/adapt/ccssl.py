@@ -39,17 +39,16 @@ from pydantic import Field
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
-from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, consistency_predict
+from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import RoundSchedule, reference_percentile, select_by_percentile
-from animalpose.adapt.temporal import FlowParams, refine_sequence
+from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
+from animalpose.adapt.temporal import FlowParams
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
-from animalpose.data.images import read_image
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
-from animalpose.data.transforms import crop_to_original
 from animalpose.engine.build import build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -124,10 +123,6 @@ def keep_percentile(cfg: CCSSLConfig, round_index: int) -> float:
 # pseudo-labelling
 
 
-def _video_key(r: PoseRecord):
-    return r.video_id if r.video_id is not None else (r.image if r.is_video_frame else None)
-
-
 @torch.no_grad()
 def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], schema: KeypointSchema, codec,
                            normalization: Normalization, consistency: ConsistencyConfig,
@@ -136,51 +131,15 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
                            workers: int = 0) -> PseudoLabelSet:
     """Pseudo-labels with their evidence for every readable target record (unselected: weights 0).
 
-    Video frames (records with a frame index and a video) are refined along time with ``flow``
-    (None: no temporal step). ``truth`` keeps the records' own labels, where they have any, for
-    diagnostics only.
+    The consistency views of every batch (:func:`~animalpose.adapt.pseudolabel.label_records`, the
+    step that :mod:`animalpose.adapt.shards` splits over workers), then, on the whole set, the
+    temporal refinement of video frames with ``flow`` (None: no temporal step;
+    :func:`~animalpose.adapt.pseudolabel.finalize`). ``truth`` keeps the records' own labels, where
+    they have any, for diagnostics only.
     """
-    model.eval()
-    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
-    rng = np.random.default_rng(seed)
-    flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
-    cons = replace(consistency, flip=consistency.flip and flip_perm is not None)
-    idx, coords, conf, mats, comps = [], [], [], [], []
-    for batch in loader:
-        if "image" not in batch:
-            continue
-        out = consistency_predict(lambda x: model(x)[-1], batch["image"].to(device), cons, codec, rng, flip_perm,
-                                  normalization.mean, normalization.std)
-        idx.append(batch["meta"]["index"].numpy())
-        coords.append(out.coords)
-        conf.append(out.confidence)
-        mats.append(batch["meta"]["matrix"].numpy())
-        comps.append(out.components)
-    if not idx:
-        raise DataError(records[0].image if records else "<target>", "image", "no readable target image")
-    order = np.concatenate(idx)
-    recs = [records[i] for i in order]
-    matrices = np.concatenate(mats)
-    xy = crop_to_original(np.concatenate(coords), matrices).astype(np.float32)
-    confidence = np.concatenate(conf).astype(np.float64)
-    components = {k: np.concatenate([c[k] for c in comps]) for k in comps[0]}
-    n, k = confidence.shape
-    flow_conf, replaced = np.full((n, k), np.nan), np.zeros((n, k), dtype=bool)
-    if flow is not None and any(_video_key(r) is not None and r.frame_index is not None for r in recs):
-        keys = [(_video_key(r), r.frame_index) for r in recs]
-        # several instances in one frame: chain each track on its own (readers without track ids
-        # number instances per annotation, so ids are used only where frames are shared)
-        tracks = [r.instance_id for r in recs] if len(set(keys)) < len(keys) else None
-        res = refine_sequence(xy, confidence, [k[0] for k in keys], [k[1] for k in keys],
-                              lambda i: read_image(recs[i].image, recs[i].frame_index), flow, tracks=tracks)
-        xy, confidence, flow_conf, replaced = res.xy, res.conf, res.flow_conf, res.replaced
-    gt = None
-    if truth:
-        kp = np.stack([r.keypoints for r in recs]).astype(np.float32)
-        gt = kp if (kp[..., 2] > 0).any() else None
-    return PseudoLabelSet(recs, xy, confidence.astype(np.float32), components, matrices, tuple(codec.input_size),
-                          flow_conf, replaced, np.zeros((n, k), np.float32), truth=gt)
+    labels = label_records(model, records, schema, codec, normalization, consistency, device,
+                           batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers)
+    return finalize(labels, flow, where=records[0].image if records else "<target>")
 
 
 def select(labels: PseudoLabelSet, percentile: float) -> PseudoLabelSet:
@@ -321,8 +280,14 @@ def _log(msg: str, progress: bool) -> None:
 
 
 def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
-              progress: bool = True) -> CCSSLResult:
+              progress: bool = True, labeler: Labeler | None = None) -> CCSSLResult:
     """Run (or resume) CC-SSL adaptation; returns per-round metrics and the checkpoints.
+
+    ``labeler`` replaces the in-process consistency step of each round's pseudo-labelling: it gets a
+    picklable :class:`~animalpose.adapt.shards.LabelRequest` (config, CPU weights, all target
+    records, normalisation, padding, round seed) and returns the pre-temporal labels of all records
+    in order, e.g. :func:`~animalpose.adapt.shards.sharded_labeler` over worker processes; the
+    temporal refinement and the selection still run here on the merged set. None: in process.
 
     Writes into ``out_dir`` (default ``ccssl.out_dir``): ``source/`` (source-only training when
     asked), ``train/`` (the trainer's best/last checkpoints), ``round_<r>/`` (pseudo_labels.json,
@@ -400,10 +365,15 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
             start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
             child = tracker.child(f"round {r}", tags={"round": str(r)})
             model_now = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
-            labels = generate_pseudo_labels(model_now, target_records, schema, codec, norm, consistency, flow, device,
-                                            batch_size=c.pseudo_batch_size, padding=pad, udp=udp,
-                                            seed=cfg.train.seed * 1000 + r, truth=c.target_truth,
-                                            workers=cfg.data.workers)
+            if labeler is None:
+                labels = generate_pseudo_labels(model_now, target_records, schema, codec, norm, consistency, flow,
+                                                device, batch_size=c.pseudo_batch_size, padding=pad, udp=udp,
+                                                seed=cfg.train.seed * 1000 + r, truth=c.target_truth,
+                                                workers=cfg.data.workers)
+            else:
+                request = LabelRequest(cfg, schema, cpu_state(model_now), target_records, norm, pad,
+                                       seed=cfg.train.seed * 1000 + r, round_index=r)
+                labels = finalize(labeler(request), flow, where=target_records[0].image)
             labels = select(labels, keep_percentile(cfg, r))
             summary = _report(labels, r, out / f"round_{r}", schema, norm, codec, pad, udp, child, c.gallery)
             _log(f"round {r}: kept {summary['num_kept']}/{summary['num_joints']} joints"

@@ -21,22 +21,35 @@ the checks separately.
 
 Shapes: images (N, 3, H, W) as the model takes them (normalised with ``mean``/``std`` when given);
 heatmaps (N, K, h, w). Coordinates are in input-crop pixels (the codec's convention).
+
+A whole target set is labelled in two steps so that the first can be sharded across processes
+(:mod:`animalpose.adapt.shards`): :func:`label_records` runs the views on a slice of records (each
+batch of ``batch_size`` records seeded by its position in the whole set, so slices cut at batch
+boundaries give the same labels as one pass), :meth:`PseudoLabelSet.concat` joins slices in order,
+and :func:`finalize` applies the steps that need the whole set at once (temporal refinement along
+each video).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import DataLoader
 
+from animalpose.adapt.temporal import FlowParams, refine_sequence
 from animalpose.codecs import Codec, UDPHeatmapCodec
 from animalpose.data.consistency import BatchedGeometric, GeometricParams, apply_photometric, sample_photometric
-from animalpose.errors import ConfigError
+from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.flip import flip_permutation_or_none
+from animalpose.data.images import read_image
+from animalpose.data.transforms import crop_to_original
+from animalpose.errors import ConfigError, DataError
 
 CONFIDENCE_MODES = ("peak", "peak_agreement")
 
@@ -297,8 +310,6 @@ class PseudoLabelSet:
 
     def to_records(self) -> list:
         """Training records: kept joints labelled visible (2) at the pseudo-label, the others 0."""
-        from dataclasses import replace
-
         out = []
         for i, rec in enumerate(self.records):
             kp = np.zeros((self.xy.shape[1], 3), dtype=np.float32)
@@ -307,3 +318,134 @@ class PseudoLabelSet:
             kp[keep, 2] = 2.0
             out.append(replace(rec, keypoints=kp, meta={**rec.meta, "pseudo_label": True}))
         return out
+
+    @classmethod
+    def concat(cls, parts: Sequence[PseudoLabelSet]) -> PseudoLabelSet:
+        """One set of the ``parts`` in the order given (records and every (N, ...) array end to end).
+
+        Meant for the slices of :func:`label_records` (unselected, before :func:`finalize`): the
+        threshold becomes NaN and the weights are concatenated as they are. Empty parts are skipped.
+        ``truth`` is concatenated when every non-empty part has it and None when none has it.
+
+        Raises:
+            ValueError: no parts, crops of different sizes, different joint counts or component
+                names, or ground truth in some parts only.
+        """
+        if not parts:
+            raise ValueError("PseudoLabelSet.concat needs at least one part")
+        full = [p for p in parts if len(p)] or [parts[0]]
+        first = full[0]
+        for p in full[1:]:
+            if tuple(p.input_size) != tuple(first.input_size):
+                raise ValueError(f"crop sizes differ: {p.input_size} vs {first.input_size}")
+            if p.xy.shape[1:] != first.xy.shape[1:]:
+                raise ValueError(f"joint counts differ: {p.xy.shape[1]} vs {first.xy.shape[1]}")
+            if set(p.components) != set(first.components):
+                raise ValueError(f"components differ: {sorted(p.components)} vs {sorted(first.components)}")
+        has_truth = [p.truth is not None for p in full]
+        if any(has_truth) and not all(has_truth):
+            raise ValueError("ground truth in some parts only")
+
+        def cat(name: str) -> np.ndarray:
+            return np.concatenate([getattr(p, name) for p in full])
+
+        return cls(
+            records=[r for p in full for r in p.records], xy=cat("xy"), confidence=cat("confidence"),
+            components={k: np.concatenate([p.components[k] for p in full]) for k in first.components},
+            matrices=cat("matrices"), input_size=tuple(first.input_size), flow_conf=cat("flow_conf"),
+            replaced=cat("replaced"), weights=cat("weights"), threshold=float("nan"),
+            truth=cat("truth") if all(has_truth) else None)
+
+
+def batch_rng(seed: int, batch_index: int) -> np.random.Generator:
+    """The random views of batch ``batch_index`` (its position in the whole target set) of a round."""
+    if seed < 0 or batch_index < 0:
+        raise ValueError(f"seed and batch index must be >= 0, got {seed}, {batch_index}")
+    return np.random.default_rng((seed, batch_index))
+
+
+@torch.no_grad()
+def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Codec, normalization: Normalization,
+                  consistency: ConsistencyConfig, device: torch.device, *, batch_size: int = 16,
+                  padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True, workers: int = 0,
+                  first_batch: int = 0) -> PseudoLabelSet:
+    """Consistency pseudo-labels of a slice of target records: no temporal step, unselected (weights 0).
+
+    Records are read and cropped as the training crops are (``padding``, ``udp``, ``normalization``)
+    in batches of ``batch_size``; batch ``b`` of the slice draws its views from
+    :func:`batch_rng` ``(seed, first_batch + b)``. A slice starting at record ``first_batch * batch_size``
+    of the whole set therefore gets exactly the views it would get in one pass over the set.
+
+    Args:
+        model: returns a list of (B, K, h, w) heatmaps per stack; the last is used.
+        records: the slice's N records (``PoseRecord``).
+        truth: keep the records' own keypoints ((N, K, 3), original pixels) as ``truth`` for
+            diagnostics; :func:`finalize` drops them when no record has a label.
+        workers: DataLoader worker processes.
+
+    Returns:
+        a :class:`PseudoLabelSet` of the readable records in their order (unreadable ones skipped;
+        empty when none is readable); ``flow_conf`` NaN and ``replaced`` False.
+    """
+    model.eval()
+    ds = TopDownDataset(list(records), schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
+    flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
+    cons = replace(consistency, flip=consistency.flip and flip_perm is not None)
+    idx, coords, conf, mats, comps = [], [], [], [], []
+    for b, batch in enumerate(loader):
+        if "image" not in batch:
+            continue
+        out = consistency_predict(lambda x: model(x)[-1], batch["image"].to(device), cons, codec,
+                                  batch_rng(seed, first_batch + b), flip_perm, normalization.mean, normalization.std)
+        idx.append(batch["meta"]["index"].numpy())
+        coords.append(out.coords)
+        conf.append(out.confidence)
+        mats.append(batch["meta"]["matrix"].numpy())
+        comps.append(out.components)
+    k = schema.num_joints
+    order = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
+    recs = [records[i] for i in order]
+    n = len(recs)
+    matrices = np.concatenate(mats) if mats else np.zeros((0, 2, 3))
+    xy = crop_to_original(np.concatenate(coords), matrices).astype(np.float32) if n else np.zeros((0, k, 2),
+                                                                                                   np.float32)
+    confidence = np.concatenate(conf).astype(np.float32) if n else np.zeros((0, k), np.float32)
+    components = {name: np.concatenate([c[name] for c in comps]) for name in comps[0]} if comps else {}
+    gt = np.stack([r.keypoints for r in recs]).astype(np.float32).reshape(n, k, 3) if truth else None
+    return PseudoLabelSet(recs, xy, confidence, components, matrices, tuple(codec.input_size),
+                          np.full((n, k), np.nan), np.zeros((n, k), dtype=bool), np.zeros((n, k), np.float32),
+                          truth=gt)
+
+
+def video_key(record):
+    """The video a record is a frame of (``video_id``, else its video file), None for a still."""
+    return record.video_id if record.video_id is not None else (record.image if record.is_video_frame else None)
+
+
+def finalize(labels: PseudoLabelSet, flow: FlowParams | None, *, where: str = "<target>") -> PseudoLabelSet:
+    """The whole-set steps after :func:`label_records` (and :meth:`PseudoLabelSet.concat` of its slices).
+
+    Video frames are refined along time with ``flow`` (None: no temporal step); the optical flow
+    chains each frame to its predecessor, so this must see every frame of a video at once and never
+    runs per slice. Ground truth is dropped (None) when no record has a labelled joint.
+
+    Raises:
+        DataError naming ``where`` when no target record was readable.
+    """
+    if not len(labels):
+        raise DataError(where, "image", "no readable target image")
+    recs = labels.records
+    xy, confidence = labels.xy, labels.confidence.astype(np.float64)
+    flow_conf, replaced = labels.flow_conf, labels.replaced
+    if flow is not None and any(video_key(r) is not None and r.frame_index is not None for r in recs):
+        keys = [(video_key(r), r.frame_index) for r in recs]
+        # several instances in one frame: chain each track on its own (readers without track ids
+        # number instances per annotation, so ids are used only where frames are shared)
+        tracks = [r.instance_id for r in recs] if len(set(keys)) < len(keys) else None
+        res = refine_sequence(xy, confidence, [k[0] for k in keys], [k[1] for k in keys],
+                              lambda i: read_image(recs[i].image, recs[i].frame_index), flow, tracks=tracks)
+        xy, confidence, flow_conf, replaced = res.xy, res.conf, res.flow_conf, res.replaced
+    gt = labels.truth if labels.truth is not None and (labels.truth[..., 2] > 0).any() else None
+    return replace(labels, xy=np.asarray(xy, np.float32), confidence=confidence.astype(np.float32),
+                   flow_conf=flow_conf, replaced=replaced, truth=gt)
