@@ -53,7 +53,7 @@ from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
-from animalpose.engine.build import build_data, load_records, make_codec, make_model, pick_device
+from animalpose.engine.build import build_data, crop_padding, load_records, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint
 from animalpose.engine.inference import final_heatmaps
 from animalpose.engine.trainer import seed_everything
@@ -132,11 +132,17 @@ def _species(record: PoseRecord) -> str:
     return str(record.meta.get("species") or factors.get("species") or record.meta.get("category") or "animal")
 
 
-def _read_unlabelled(paths, schema: KeypointSchema) -> tuple[list[PoseRecord], np.ndarray | None]:
-    """Target records with their keypoints removed, and the removed keypoints when any were labelled."""
+def _read_unlabelled(paths, schema: KeypointSchema, cfg: ExperimentConfig,
+                     ) -> tuple[list[PoseRecord], np.ndarray | None, float]:
+    """Target records with their keypoints removed, the removed keypoints when any were labelled, and the
+    crop padding: ``data.bbox_padding_synthetic`` for generated target data (as for the labelled animals
+    and the reported validation sets, so all crops of generated data match), else ``bbox_padding_real``."""
     records: list[PoseRecord] = []
+    padding = cfg.data.bbox_padding_real
     for path in paths:
-        records.extend(read_dataset(path, "auto", schema.name).records)
+        ds = read_dataset(path, "auto", schema.name)
+        padding = crop_padding(ds, cfg)
+        records.extend(ds.records)
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     truth = None
@@ -144,7 +150,7 @@ def _read_unlabelled(paths, schema: KeypointSchema) -> tuple[list[PoseRecord], n
         kp = np.stack([r.keypoints for r in records]).astype(np.float32)
         truth = kp if (kp[..., 2] > 0).any() else None
     blank = np.zeros((schema.num_joints, 3), np.float32)
-    return [replace(r, keypoints=blank.copy()) for r in records], truth
+    return [replace(r, keypoints=blank.copy()) for r in records], truth, padding
 
 
 def _load_matching(net: torch.nn.Module, path: Path) -> int:
@@ -226,8 +232,8 @@ def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: T
     human_records, _, human_pad = load_records(list(w.human), cfg, w.human_schema)
     humans = [replace(r, keypoints=space.lift(r.keypoints, "human").astype(np.float32), schema=schema.name)
               for r in human_records]
-    target_records, target_truth = _read_unlabelled(cfg.data.target, schema)
-    pad_animal, pad_target = data.train.padding, cfg.data.bbox_padding_real
+    target_records, target_truth, pad_target = _read_unlabelled(cfg.data.target, schema, cfg)
+    pad_animal = data.train.padding
 
     def topdown(records, aug, pad, seed):
         return TopDownDataset(records, schema, codec, aug, padding=pad, udp=udp, normalization=norm, seed=seed)

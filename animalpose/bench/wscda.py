@@ -1,0 +1,340 @@
+"""`animalpose bench wscda`: the WS-CDA table of issue 8 on generated data, mean ± std over seeds.
+
+Setting (Cao et al., "Cross-Domain Adaptation for Animal Pose Estimation", ICCV 2019, on our generator):
+labelled humans (synthetic species ``human``, ``coco`` schema) are the human domain; a few labelled
+``photo``-style animals of one species (``horse``) are the labelled animals; unlabelled ``photo``-style
+animals of a second species (``dog``) are the target, and a held-out set of labelled target animals is the
+test set. Per seed every dataset is generated (cached under ``<out>/seed<s>/data``) and five models are
+trained, all with the same network (the quick preset's SimpleBaseline-18 over the ``animalpose`` joint
+space, ``configs/adapt/wscda_quick.yaml``), optimiser, augmentation, batch size and number of steps,
+through the same WS-CDA loop (:func:`animalpose.adapt.wscda.run.run_wscda`); they differ only in the
+data they draw and in α:
+
+- **(a) human-only**: batches of humans only (mixing ratio 1 : 0 : 0), α = 0;
+- **(b) few-labelled-animals only**: the few labelled source animals only (0 : 1 : 0), α = 0;
+- **(c) WS-CDA**: humans, few animals and unlabelled target animals at the preset's ratio (2 : 1 : 1)
+  with the paper's α = −1, β = 500;
+- **(d) WS-CDA + PPLO**: (c) followed by ``pplo_rounds`` PPLO rounds (progressive pseudo-labels on the
+  target, shared selection with CC-SSL) of ``pplo_epochs`` epochs each;
+- **(e) oracle**: the target training animals *with* their labels (0 : 1 : 0 on the target set), α = 0.
+
+And one control that isolates the adversarial term: **humans + few, α = 0** (same 2 : 1 : 1 batches as (c),
+so the unlabelled target share still takes batch slots but contributes nothing).
+
+With α = 0 the pose modules' objective is β·L_pose alone (the discriminator still trains, unused), i.e.
+ordinary supervised training in the same loop. Choices the issue leaves open, made here (defaults of
+:class:`BenchSettings`):
+
+- **Metric**: PCK@0.05 and PCK@0.1 with crop normalisation (the CC-SSL convention used throughout the
+  project: argmax of the predicted heatmap vs the argmax of the ground-truth heatmap, divided by the
+  heatmap width), no flip test, pooled over all labelled joints of the test crops. **Common joints** are
+  the 17 Animal-Pose joints that the ``coco``↔``animalpose`` table pairs with a human joint (all but
+  Throat, TailBase and Withers): the joints every model, (a) included, is trained on. All 20 joints are
+  reported too.
+- **Gap recovery of (d)**: ``(d − b) / (e − b)`` on the seed means of the common-joint PCK@0.05, i.e.
+  the share of the gap between the few-labelled-animals model and the oracle that WS-CDA + PPLO closes
+  (undefined when e ≤ b). The same ratio is given per seed.
+- Every model starts from scratch (no ImageNet or human-model initialisation: no downloads); the
+  learning rate is constant (Adam, the preset's 1e-3); crops are 64 × 64 with 16 × 16 heatmaps (σ = 2)
+  to fit a CPU budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import typer
+import yaml
+
+from animalpose.paths import REPO_ROOT
+
+ROWS = ("a", "b", "c", "d", "e")
+ROW_NAMES = {
+    "a": "(a) human-only",
+    "b": "(b) few labelled animals only",
+    "c": "(c) WS-CDA",
+    "d": "(d) WS-CDA + PPLO",
+    "e": "(e) oracle (target labels)",
+    "control": "humans + few animals, alpha = 0",
+}
+METRICS = ("pck@0.05", "pck@0.1", "pck@0.05_all", "pck@0.1_all")
+#: PPLO's progressive keep schedule (CC-SSL's, shared selection code); round r keeps PPLO_KEEP[r].
+PPLO_KEEP = (0.2, 0.4, 0.6, 0.8)
+QUICK_CONFIG = REPO_ROOT / "configs" / "adapt" / "wscda_quick.yaml"
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sizes and budget of one benchmark seed (defaults: the quick budget measured in BENCHMARKS.md).
+
+    Attributes:
+        source_species, target_species: the labelled and the unlabelled animal species.
+        style: generator style of every dataset.
+        n_human: labelled humans.
+        n_labelled: the few labelled source animals (``wscda.labelled_per_species``).
+        n_target: target animals (unlabelled for (c)/(d), labelled for the oracle).
+        n_test: labelled target animals, held out, for evaluation.
+        render_size: side of the generated images.
+        input_size: side of the network's input crops (heatmaps are a quarter of it).
+        sigma: Gaussian target width in heatmap pixels.
+        batch_size: samples per step.
+        steps_per_epoch: steps per epoch (checkpoint and resume granularity).
+        epochs: epochs of every model (so every model takes ``epochs * steps_per_epoch`` steps).
+        pplo_rounds: PPLO rounds of (d).
+        pplo_epochs: epochs per PPLO round.
+        keep_fractions: PPLO's progressive keep schedule.
+        lr: Adam learning rate.
+        control: also train the "humans + few, α = 0" control.
+    """
+
+    source_species: str = "horse"
+    target_species: str = "dog"
+    style: str = "photo"
+    n_human: int = 300
+    n_labelled: int = 5
+    n_target: int = 150
+    n_test: int = 80
+    render_size: int = 128
+    input_size: int = 64
+    sigma: float = 2.0
+    batch_size: int = 16
+    steps_per_epoch: int = 50
+    epochs: int = 4
+    pplo_rounds: int = 2
+    pplo_epochs: int = 1
+    keep_fractions: tuple[float, ...] = (0.2, 0.4)
+    lr: float = 1e-3
+    control: bool = True
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class SeedResult:
+    """One seed: ``rows[row][metric]``, wall seconds per trained model, and the WS-CDA diagnostics."""
+
+    seed: int
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+def generate_data(root: Path, settings: BenchSettings, seed: int) -> dict[str, Path]:
+    """The four generated datasets of a seed (cached: the generator returns at once when present)."""
+    import synthetic
+
+    s = settings
+    specs = {"human": ("human", s.n_human, 1), "few": (s.source_species, s.n_labelled, 2),
+             "target": (s.target_species, s.n_target, 3), "test": (s.target_species, s.n_test, 4)}
+    return {name: synthetic.generate_dataset(root / name, species, s.style, n, s.render_size, seed=1000 * seed + k)
+            for name, (species, n, k) in specs.items()}
+
+
+def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: str) -> dict:
+    """The quick preset's overrides for one row (see the module docstring for what each row draws)."""
+    s = settings
+    heat = s.input_size // 4
+    wscda: dict = {"human": [str(data["human"])], "labelled_per_species": s.n_labelled, "pplo_rounds": 0,
+                   "epochs": s.epochs, "steps_per_epoch": s.steps_per_epoch}
+    train = [str(data["few"])]
+    if row == "a":
+        wscda.update(ratio=[1.0, 0.0, 0.0], alpha=0.0)
+    elif row == "b":
+        wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
+    elif row == "control":
+        wscda.update(alpha=0.0)
+    elif row == "e":
+        train = [str(data["target"])]
+        wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0, labelled_per_species=s.n_target)
+    elif row == "cd":
+        wscda.update(pplo_rounds=s.pplo_rounds, pplo_epochs=s.pplo_epochs, keep_fractions=list(s.keep_fractions))
+    else:
+        raise ValueError(f"unknown row {row!r}")
+    return {
+        "data": {"train": train, "val": [], "target": [str(data["target"])], "input_size": [s.input_size] * 2,
+                 "heatmap_size": [heat, heat], "workers": 0},
+        "codec": {"sigma": s.sigma},
+        "train": {"batch_size": s.batch_size, "lr": s.lr, "seed": seed, "device": "cpu", "flip_test": False},
+        "tracking": {"enabled": False},
+        "wscda": wscda,
+    }
+
+
+def common_joints() -> np.ndarray:
+    """(17,) indices of the Animal-Pose joints paired with a COCO joint (the human domain's mask)."""
+    from animalpose.adapt.wscda.joint_space import build_joint_space
+
+    return np.flatnonzero(build_joint_space("coco", "animalpose").domain_mask("human"))
+
+
+def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> dict[str, float]:
+    """Crop PCK@0.05/0.1 of ``checkpoint`` on the labelled ``test`` folder: common joints and all joints."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from animalpose.data.dataset import TopDownDataset, collate_skip
+    from animalpose.engine.build import crop_padding, make_codec
+    from animalpose.engine.evaluate import load_model, read_labelled
+    from animalpose.engine.inference import final_heatmaps
+    from animalpose.evaluation import crop_distances, pck_from_distances
+
+    model, schema, cfg, norm, _ = load_model(checkpoint)
+    ds = read_labelled(test, "auto", schema)
+    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    tds = TopDownDataset(records, schema, make_codec(cfg), None, padding=crop_padding(ds, cfg),
+                         udp=cfg.codec.kind == "udp", normalization=norm)
+    dists = []
+    with torch.no_grad():
+        for batch in DataLoader(tds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
+            if "image" in batch:
+                dists.append(crop_distances(final_heatmaps(model, batch["image"]).numpy(), batch["target"].numpy()))
+    d = np.concatenate(dists)
+    common = d[:, common_joints()]
+    out = {}
+    for a in (0.05, 0.1):
+        out[f"pck@{a}"] = pck_from_distances(common, a).mean
+        out[f"pck@{a}_all"] = pck_from_distances(d, a).mean
+    return out
+
+
+def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...] = ROWS,
+             progress: bool = False) -> SeedResult:
+    """Train and evaluate the requested rows of one seed under ``out/seed<seed>`` (resumable per row)."""
+    from animalpose.adapt.wscda.run import WSCDAConfig, run_wscda
+    from animalpose.config import load_config
+
+    root = out / f"seed{seed}"
+    data = generate_data(root / "data", settings, seed)
+    result = SeedResult(seed)
+    runs = [r for r in ("a", "b", "e") if r in rows]
+    if settings.control:
+        runs.append("control")
+    if "c" in rows or "d" in rows:
+        runs.append("cd")
+    for run in runs:
+        # the row's config file: the quick preset as base, this row's overrides on top (kept for re-runs)
+        config = root / f"{run}.yaml"
+        text = yaml.safe_dump({"base": str(QUICK_CONFIG), **_raw_config(settings, data, seed, run)}, sort_keys=False)
+        if not config.is_file() or config.read_text() != text:
+            tmp = config.with_suffix(".tmp")
+            tmp.write_text(text)
+            tmp.replace(config)
+        cfg = load_config(config, WSCDAConfig)
+        t0 = time.perf_counter()
+        res = run_wscda(cfg, root / run, progress=progress)
+        result.seconds[run] = round(time.perf_counter() - t0, 1)
+        if run == "cd":
+            result.rows["c"] = evaluate_checkpoint(root / run / "wscda.ckpt", data["test"])
+            result.diagnostics.update({k: v for k, v in res.wscda.items() if k.startswith("train/disc_acc")})
+            if "d" in rows and res.rounds:
+                result.rows["d"] = evaluate_checkpoint(res.last_checkpoint, data["test"])
+                for k, v in res.rounds[-1].items():
+                    if k.startswith("pseudo/") or k in ("kept", "coverage"):
+                        result.diagnostics[f"pplo_last/{k}"] = v
+        else:
+            result.rows[run] = evaluate_checkpoint(root / run / "wscda.ckpt", data["test"])
+    return result
+
+
+def gap_recovery(b: float, d: float, e: float) -> float:
+    """(d − b) / (e − b): the share of the few-animals → oracle gap that (d) closes; NaN when e ≤ b."""
+    return (d - b) / (e - b) if e > b else float("nan")
+
+
+def summarise(seeds: list[SeedResult]) -> dict:
+    """Mean and sample std (ddof 1; 0 for one seed) per row and metric, ordering, gap recovery."""
+    rows: dict[str, dict[str, dict[str, float]]] = {}
+    names = [r for r in (*ROWS, "control") if all(r in s.rows for s in seeds)]
+    for r in names:
+        rows[r] = {}
+        for m in METRICS:
+            v = np.array([s.rows[r][m] for s in seeds], dtype=np.float64)
+            rows[r][m] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                          "values": [float(x) for x in v]}
+    out: dict = {"rows": rows}
+    main = [r for r in ROWS if r in rows]
+    means = {r: rows[r]["pck@0.05"]["mean"] for r in main}
+    out["ordering"] = " < ".join(sorted(main, key=lambda r: means[r]))
+    if all(r in rows for r in ("b", "d", "e")):
+        out["gap_recovery_d"] = gap_recovery(means["b"], means["d"], means["e"])
+        out["gap_recovery_d_per_seed"] = [gap_recovery(s.rows["b"]["pck@0.05"], s.rows["d"]["pck@0.05"],
+                                                       s.rows["e"]["pck@0.05"]) for s in seeds]
+    return out
+
+
+def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, rows: tuple[str, ...] = ROWS,
+              progress: bool = False) -> dict:
+    """The whole benchmark: every seed, then :func:`summarise`; writes ``out/wscda_bench.json`` atomically."""
+    import torch
+
+    settings = settings or BenchSettings()
+    torch.set_num_threads(1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    per_seed = [run_seed(out, s, settings, rows, progress) for s in seeds]
+    result = {
+        **summarise(per_seed),
+        "seeds": [asdict(s) for s in per_seed],
+        "settings": asdict(settings),
+        "metric": "crop PCK (argmax vs ground-truth argmax / heatmap width), no flip; pck@a: 17 common joints, "
+                  "pck@a_all: all 20",
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "cpu_seconds": round(time.process_time() - c0, 1),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "wscda_bench.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out / "wscda_bench.json")
+    return result
+
+
+def format_table(result: dict) -> str:
+    """Markdown table: mean ± std of every row and metric, then ordering and gap recovery."""
+    lines = ["| model | PCK@0.05 common | PCK@0.1 common | PCK@0.05 all | PCK@0.1 all |",
+             "| --- | --- | --- | --- | --- |"]
+    for r, vals in result["rows"].items():
+        cells = [f"{vals[m]['mean']:.3f} ± {vals[m]['std']:.3f}" for m in METRICS]
+        lines.append(f"| {ROW_NAMES[r]} | " + " | ".join(cells) + " |")
+    lines.append(f"ordering (PCK@0.05 common, seed means): {result['ordering']}")
+    if "gap_recovery_d" in result:
+        g = result["gap_recovery_d"]
+        lines.append(f"gap recovery of (d) = (d - b) / (e - b): {'undefined' if math.isnan(g) else f'{g:.2f}'}")
+    return "\n".join(lines)
+
+
+def bench_command(
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    out: Path = typer.Option(Path("runs/bench/wscda"), help="Output folder (data cache, runs, wscda_bench.json)."),
+    epochs: int = typer.Option(BenchSettings.epochs, help="Epochs of every model."),
+    steps_per_epoch: int = typer.Option(BenchSettings.steps_per_epoch, help="Steps per epoch."),
+    pplo_rounds: int = typer.Option(BenchSettings.pplo_rounds, help="PPLO rounds of (d)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    progress: bool = typer.Option(False, help="Show training progress."),
+) -> None:
+    """WS-CDA on generated data: (a) human-only, (b) few animals, (c) WS-CDA, (d) + PPLO, (e) oracle."""
+    try:
+        seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
+    if not seed_list:
+        raise typer.BadParameter("no seed given", param_hint="--seeds")
+    if not 0 <= pplo_rounds <= len(PPLO_KEEP):
+        raise typer.BadParameter(f"0 to {len(PPLO_KEEP)} rounds", param_hint="--pplo-rounds")
+    settings = replace(BenchSettings(), epochs=epochs, steps_per_epoch=steps_per_epoch, pplo_rounds=pplo_rounds,
+                       keep_fractions=PPLO_KEEP[:max(pplo_rounds, 1)])
+    result = run_bench(out, seed_list, settings, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(format_table(result))
+    typer.echo(f"{len(seeds)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
+               f"load average {result['load_average']}")

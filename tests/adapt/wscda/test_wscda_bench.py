@@ -1,0 +1,95 @@
+"""`animalpose bench wscda`: summary arithmetic by hand, and the plumbing end to end at toy size."""
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from animalpose.bench.wscda import (
+    METRICS,
+    ROWS,
+    BenchSettings,
+    SeedResult,
+    common_joints,
+    format_table,
+    gap_recovery,
+    run_bench,
+    summarise,
+)
+
+
+def test_gap_recovery_by_hand():
+    assert gap_recovery(0.10, 0.20, 0.30) == pytest.approx(0.5)
+    assert gap_recovery(0.10, 0.05, 0.30) == pytest.approx(-0.25)  # (d) below (b): negative
+    assert math.isnan(gap_recovery(0.30, 0.20, 0.30))  # oracle not above (b): undefined
+    assert math.isnan(gap_recovery(0.30, 0.20, 0.10))
+
+
+def test_common_joints_are_the_17_with_a_human_counterpart():
+    from animalpose.keypoints import load_schema
+
+    joints = load_schema("animalpose").joints
+    common = common_joints()
+    assert len(common) == 17
+    assert sorted(set(range(20)) - set(common.tolist())) == sorted(joints.index(j) for j in
+                                                                   ("Throat", "TailBase", "Withers"))
+
+
+def _seed(seed, values):
+    rows = {r: {m: v for m in METRICS} for r, v in zip(ROWS, values, strict=True)}
+    return SeedResult(seed, rows)
+
+
+def test_summarise_mean_std_ordering_and_gap_recovery_by_hand():
+    seeds = [_seed(0, [0.1, 0.2, 0.3, 0.4, 0.6]), _seed(1, [0.3, 0.2, 0.5, 0.6, 0.4])]
+    out = summarise(seeds)
+    assert set(out["rows"]) == set(ROWS)
+    a = out["rows"]["a"]["pck@0.05"]
+    assert a["mean"] == pytest.approx(0.2) and a["std"] == pytest.approx(np.sqrt(0.02))  # ddof 1
+    assert a["values"] == [0.1, 0.3]
+    assert out["rows"]["b"]["pck@0.1"]["std"] == 0.0
+    # means: a 0.2, b 0.2, c 0.4, d 0.5, e 0.5 (sort is stable: a before b, d before e)
+    assert out["ordering"] == "a < b < c < d < e"
+    assert out["gap_recovery_d"] == pytest.approx((0.5 - 0.2) / (0.5 - 0.2))
+    assert out["gap_recovery_d_per_seed"] == pytest.approx([(0.4 - 0.2) / (0.6 - 0.2), (0.6 - 0.2) / (0.4 - 0.2)])
+    assert summarise([seeds[0]])["rows"]["c"]["pck@0.05"]["std"] == 0.0
+    table = format_table(out)
+    assert "| (c) WS-CDA | 0.400 ± 0.141 |" in table and "gap recovery of (d)" in table
+
+
+def test_bench_plumbing_tiny(tmp_path):
+    """One seed at toy size: five rows (and the control) with PCK numbers in [0, 1], JSON written."""
+    pytest.importorskip("synthetic")
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    settings = replace(BenchSettings(), n_human=6, n_labelled=2, n_target=6, n_test=4, render_size=32,
+                       input_size=32, batch_size=4, steps_per_epoch=2, epochs=1, pplo_rounds=1,
+                       keep_fractions=(0.2,))
+    try:
+        result = run_bench(tmp_path, [0], settings)
+    finally:
+        torch.set_num_threads(threads)
+    on_disk = json.loads((tmp_path / "wscda_bench.json").read_text())
+    assert set(on_disk["rows"]) == {*ROWS, "control"}
+    for row in on_disk["rows"].values():
+        for m in METRICS:
+            assert 0.0 <= row[m]["mean"] <= 1.0 and row[m]["std"] == 0.0
+    assert on_disk["settings"]["steps_per_epoch"] == 2 and on_disk["torch_threads"] == 1
+    assert result["ordering"].count("<") == 4
+    seed = on_disk["seeds"][0]
+    assert set(seed["seconds"]) == {"a", "b", "e", "control", "cd"}
+    assert seed["diagnostics"]["pplo_last/kept"] > 0
+    # every row kept its config file (the quick preset as base) for re-runs
+    assert {p.name for p in (tmp_path / "seed0").glob("*.yaml")} == {"a.yaml", "b.yaml", "e.yaml",
+                                                                      "control.yaml", "cd.yaml"}
+
+
+def test_bench_command_is_wired():
+    from typer.testing import CliRunner
+
+    from animalpose.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "wscda", "--help"])
+    assert res.exit_code == 0 and "--seeds" in res.output and "--json" in res.output
