@@ -412,7 +412,9 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
                                                                                                    np.float32)
     confidence = np.concatenate(conf).astype(np.float32) if n else np.zeros((0, k), np.float32)
     components = {name: np.concatenate([c[name] for c in comps]) for name in comps[0]} if comps else {}
-    gt = np.stack([r.keypoints for r in recs]).astype(np.float32).reshape(n, k, 3) if truth else None
+    gt = None
+    if truth:
+        gt = np.stack([r.keypoints for r in recs]).astype(np.float32) if n else np.zeros((0, k, 3), np.float32)
     return PseudoLabelSet(recs, xy, confidence, components, matrices, tuple(codec.input_size),
                           np.full((n, k), np.nan), np.zeros((n, k), dtype=bool), np.zeros((n, k), np.float32),
                           truth=gt)
@@ -441,8 +443,10 @@ def finalize(labels: PseudoLabelSet, flow: FlowParams | None, *, where: str = "<
     if flow is not None and any(video_key(r) is not None and r.frame_index is not None for r in recs):
         keys = [(video_key(r), r.frame_index) for r in recs]
         # several instances in one frame: chain each track on its own (readers without track ids
-        # number instances per annotation, so ids are used only where frames are shared)
-        tracks = [r.instance_id for r in recs] if len(set(keys)) < len(keys) else None
+        # number instances per annotation, so ids are used only where frames are shared; stills,
+        # all keyed (None, None), share nothing)
+        frames = [key for key in keys if key[0] is not None and key[1] is not None]
+        tracks = [r.instance_id for r in recs] if len(set(frames)) < len(frames) else None
         res = refine_sequence(xy, confidence, [k[0] for k in keys], [k[1] for k in keys],
                               lambda i: read_image(recs[i].image, recs[i].frame_index), flow, tracks=tracks)
         xy, confidence, flow_conf, replaced = res.xy, res.conf, res.flow_conf, res.replaced
