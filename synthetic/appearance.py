@@ -120,7 +120,7 @@ def photo_background(rng: np.random.Generator, size: int) -> tuple[np.ndarray, d
     if rng.random() < 0.5:
         crop = cv2.flip(crop, 1)
     tint = rng.uniform(0.8, 1.15, 3)
-    out = cv2.multiply(crop, (*tint.tolist(), 0.0))  # per-channel gain, saturated in uint8
+    out = channel_gains(crop, tint)
     return out, {"kind": "photo", "photo": k, "crop": [x0, y0, side]}
 
 
@@ -148,6 +148,15 @@ def procedural_background(rng: np.random.Generator, size: int) -> tuple[np.ndarr
     return img, {"kind": kind}
 
 
+def channel_gains(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 with channel c multiplied by ``gains[c]``, rounded and saturated.
+
+    ``cv2.transform`` with a diagonal matrix: one SIMD pass, several times faster than
+    ``cv2.multiply`` by a per-channel scalar (same result up to rounding of exact halves).
+    """
+    return cv2.transform(img, np.diag(np.asarray(gains, dtype=np.float32)))
+
+
 # ---------------------------------------------------------------------- camera effects
 NOISE_SIGMA = 32.0  # grey levels per unit of the stored noise tile
 
@@ -170,11 +179,13 @@ def camera_effects(img: np.ndarray, rng: np.random.Generator, p: dict) -> tuple[
     out = img
     if p["cast"] > 0:
         gains = 1.0 + rng.uniform(-p["cast"], p["cast"], 3)
-        out = cv2.multiply(out, (*gains.tolist(), 0.0))
+        out = channel_gains(out, gains)
         info["cast"] = [round(float(g), 4) for g in gains]
     if rng.random() < p["blur_p"]:
         sigma = float(rng.uniform(0.4, max(p["blur_sigma"], 0.41)))
-        out = cv2.GaussianBlur(out, (0, 0), sigma)
+        # GaussianBlur's kernel (size 6 sigma + 1, odd) applied by sepFilter2D: same blur, ~1.5x faster on uint8.
+        kernel = cv2.getGaussianKernel(round(sigma * 6 + 1) | 1, sigma)
+        out = cv2.sepFilter2D(out, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
         info["defocus"] = round(sigma, 4)
     elif rng.random() < p["motion_p"]:
         length = int(rng.integers(3, 8))

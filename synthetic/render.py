@@ -8,7 +8,8 @@ frame of an ellipsoid the ray is ``o' + t d'`` with ``o' = -S R^T c``, ``d' = M 
 ``a = p^T (M^T M) p``, ``b = (M^T o') . p``, ``cc = |o'|^2 - 1`` (p = [u, v, 1]): the nearer root
 ``t = (-b - sqrt(b^2 - a cc)) / a``. ``a`` and ``b`` are a quadratic and a linear form in (u, v), so a
 primitive costs a handful of array operations over its bounding box, found exactly from the dual of
-its outline conic ``C = g g^T - cc G`` (tangent lines ``l`` satisfy ``l^T C^-1 l = 0``).
+its outline conic ``C = g g^T - cc G`` (tangent lines ``l`` satisfy ``l^T C^-1 l = 0``; ``C^-1`` is the
+projected dual quadric, see :func:`_boxes`).
 
 Pixel centres are at integer coordinates: column ``u`` covers [u - 0.5, u + 0.5], so a mirror of the
 image maps x to ``W - 1 - x`` (the convention of :mod:`animalpose.data.flip`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 
@@ -41,29 +43,46 @@ class Camera:
         return np.stack([(u - self.cx) / self.f, (v - self.cy) / self.f, np.ones_like(u, dtype=np.float64)], 1)
 
 
+def _boxes(centres: np.ndarray, axes: np.ndarray, radii: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel boxes (N, 4) x0, y0, x1, y1 of the primitives' outlines (NaN where unbounded) and ok (N,).
+
+    The outline's dual conic is the projection of the ellipsoid's dual quadric,
+    ``C* = K (A A^T - c c^T) K^T`` with ``A = R diag(r)`` (the inverse of the outline conic up to scale,
+    without inverting it); a vertical tangent ``u = x`` satisfies ``C*_00 - 2 x C*_02 + x^2 C*_22 = 0``,
+    and with ``K = [[f, 0, cx], [0, f, cy], [0, 0, 1]]`` its roots are ``f`` times those of
+    ``D = A A^T - c c^T`` plus ``cx`` (likewise for y). ``ok``: the camera lies outside the ellipsoid and
+    the centre in front of it.
+    """
+    a = axes * radii[:, None, :]
+    d = a @ np.transpose(a, (0, 2, 1)) - centres[:, :, None] * centres[:, None, :]
+    rt = np.transpose(axes, (0, 2, 1)) / radii[:, :, None]  # S R^T
+    o = (rt @ centres[:, :, None])[:, :, 0]
+    ok = ((o * o).sum(1) - 1.0 > 1e-9) & (centres[:, 2] > 0)
+    boxes = np.empty((len(centres), 4))
+    with np.errstate(all="ignore"):
+        for k, (i, f, c) in enumerate(((0, cam.f, cam.cx), (1, cam.f, cam.cy))):
+            q2, q1, q0 = d[:, 2, 2], d[:, i, 2], d[:, i, i]
+            root = np.sqrt(np.maximum(q1 * q1 - q0 * q2, 0.0))
+            lo, hi = (q1 - root) / q2, (q1 + root) / q2
+            boxes[:, k] = np.minimum(lo, hi) * f + c
+            boxes[:, k + 2] = np.maximum(lo, hi) * f + c
+    boxes[~ok | ~np.isfinite(boxes).all(1)] = np.nan
+    return boxes, ok
+
+
 def _setup(centres: np.ndarray, axes: np.ndarray, radii: np.ndarray, cam: Camera):
-    """Per-primitive quadratic forms: G (N, 3, 3), g (N, 3), cc (N,), and pixel boxes (N, 4)."""
+    """Per-primitive forms of the module docstring: conic ``g g^T - cc G`` (N, 3, 3), g (N, 3), cc (N,),
+    pixel boxes (N, 4) and ok (N,) (see :func:`_boxes`)."""
     kinv = np.array([[1 / cam.f, 0, -cam.cx / cam.f], [0, 1 / cam.f, -cam.cy / cam.f], [0, 0, 1.0]])
     rt = np.transpose(axes, (0, 2, 1)) / radii[:, :, None]  # S R^T
     m = rt @ kinv
-    o = -np.einsum("nij,nj->ni", rt, centres)
-    big_g = np.transpose(m, (0, 2, 1)) @ m
-    g = np.einsum("nji,nj->ni", m, o)
-    cc = np.einsum("ni,ni->n", o, o) - 1.0
-    conic = g[:, :, None] * g[:, None, :] - cc[:, None, None] * big_g
-    boxes = np.zeros((len(centres), 4))
-    ok = (cc > 1e-9) & (centres[:, 2] > 0)
-    with np.errstate(all="ignore"):
-        dual = np.linalg.inv(np.where(ok[:, None, None], conic, np.eye(3)))
-        for k, (i, j) in enumerate(((0, 2), (1, 2))):
-            # l = e_i - s e_2 tangent: dual_ii - 2 s dual_i2 + s^2 dual_22 = 0
-            q2, q1, q0 = dual[:, 2, 2], dual[:, i, j], dual[:, i, i]
-            root = np.sqrt(np.maximum(q1 * q1 - q0 * q2, 0.0))
-            lo, hi = (q1 - root) / q2, (q1 + root) / q2
-            boxes[:, k] = np.minimum(lo, hi)
-            boxes[:, k + 2] = np.maximum(lo, hi)
-    boxes[~ok | ~np.isfinite(boxes).all(1)] = np.nan
-    return big_g, g, cc, boxes, ok
+    o = -(rt @ centres[:, :, None])
+    mt = np.transpose(m, (0, 2, 1))
+    g = (mt @ o)[:, :, 0]
+    cc = (o * o).sum((1, 2)) - 1.0
+    conic = g[:, :, None] * g[:, None, :] - cc[:, None, None] * (mt @ m)
+    boxes, ok = _boxes(centres, axes, radii, cam)
+    return conic, g, cc, boxes, ok
 
 
 def rasterise(
@@ -79,8 +98,7 @@ def rasterise(
     h, w = cam.height, cam.width
     zbuf = np.full((h, w), np.inf, dtype=np.float32)
     pid = np.full((h, w), -1, dtype=np.int16)
-    big_g, g, cc, boxes, ok = _setup(centres, axes, radii, cam)
-    conic = g[:, :, None] * g[:, None, :] - cc[:, None, None] * big_g
+    conic, g, cc, boxes, ok = _setup(centres, axes, radii, cam)
     live = np.flatnonzero(ok & np.isfinite(boxes).all(1))
     lo = np.maximum(np.floor(boxes[live, :2]), 0).astype(int)
     hi = np.minimum(np.ceil(boxes[live, 2:]) + 1, [w, h]).astype(int)
@@ -132,23 +150,40 @@ def surface(
     """
     flat = np.flatnonzero(pid.ravel() >= 0)
     prim = pid.ravel()[flat].astype(np.intp)
-    ys, xs = np.divmod(flat, cam.width)
+    flat32 = flat.astype(np.int32)
+    ys = flat32 // np.int32(cam.width)
+    u = (flat32 - ys * np.int32(cam.width)).astype(np.float32)
+    v = ys.astype(np.float32)
     t = zbuf.ravel()[flat]
     kinv = np.array([[1 / cam.f, 0, -cam.cx / cam.f], [0, 1 / cam.f, -cam.cy / cam.f], [0, 0, 1.0]])
     rt = np.transpose(axes, (0, 2, 1)) / radii[:, :, None]  # S R^T
     m = rt @ kinv
-    o = -np.einsum("nij,nj->ni", rt, centres)
+    o = -(rt @ centres[:, :, None])[:, :, 0]
     b = axes / radii[:, None, :]  # R S^-1 (normal direction, up to length)
-    coef = np.concatenate([m.reshape(-1, 9), o, b.reshape(-1, 9)], 1).astype(np.float32)
-    c = np.take(coef, prim, axis=0).T.copy()  # (21, P)
-    u, v = xs.astype(np.float32), ys.astype(np.float32)
+    coef = np.zeros((len(centres), 24), dtype=np.float32)  # 21 used; rows of 96 bytes gather faster
+    coef[:, :21] = np.concatenate([m.reshape(-1, 9), o, b.reshape(-1, 9)], 1)
+    # Gather whole rows, then one SIMD transpose (numpy's take along axis 1 or .T.copy() is several times slower).
+    c = cv2.transpose(np.take(coef, prim, axis=0)) if len(flat) else np.zeros((24, 0), np.float32)  # (24, P)
+    ut, vt = u * t, v * t
     local = np.empty((3, len(flat)), dtype=np.float32)
     for i in range(3):
-        local[i] = (c[3 * i] * u + c[3 * i + 1] * v + c[3 * i + 2]) * t + c[9 + i]
+        row = local[i]
+        np.multiply(c[3 * i], ut, out=row)
+        row += c[3 * i + 1] * vt
+        row += c[3 * i + 2] * t
+        row += c[9 + i]
     normal = np.empty_like(local)
     for i in range(3):
-        normal[i] = c[12 + 3 * i] * local[0] + c[13 + 3 * i] * local[1] + c[14 + 3 * i] * local[2]
-    normal /= np.sqrt((normal * normal).sum(0)) + np.float32(1e-12)
+        row = normal[i]
+        np.multiply(c[12 + 3 * i], local[0], out=row)
+        row += c[13 + 3 * i] * local[1]
+        row += c[14 + 3 * i] * local[2]
+    norm = normal[0] * normal[0]
+    norm += normal[1] * normal[1]
+    norm += normal[2] * normal[2]
+    np.sqrt(norm, out=norm)
+    norm += np.float32(1e-12)
+    normal /= norm
     return flat, prim, local, normal
 
 

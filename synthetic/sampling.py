@@ -197,8 +197,9 @@ def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *,
     """Draw pose mode, phase, joint noise, shape and viewpoint from the style's distributions."""
     p = style.params
     modes = [m for m in available_modes(tpl) if not gait_only or m in GAITS]
-    weights = np.array([p[f"w_{m}"] for m in modes])
-    mode = modes[int(rng.choice(len(modes), p=weights / weights.sum()))]
+    cdf = np.cumsum([p[f"w_{m}"] for m in modes])
+    # rng.choice(p=weights) without its argument checks: the same single draw against the cdf.
+    mode = modes[int(np.searchsorted(cdf / cdf[-1], rng.random(), side="right"))]
     noise = rng.standard_normal((tpl.num_joints, 3)) * noise_std(tpl) * p["pose_noise"]
     if mode in GAITS:
         noise *= 0.5

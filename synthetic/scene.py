@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from synthetic import appearance as ap
-from synthetic.render import Camera, rasterise, surface
+from synthetic.render import Camera, _boxes, rasterise, surface
 from synthetic.sampling import Alpha, mirror_alpha, pose_angles, sample_alpha
 from synthetic.styles import StyleConfig
 from synthetic.template import Template, cross, load_template
@@ -110,9 +110,7 @@ def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | 
     ca = rwc[None] @ axes
     cm = (marks - eye) @ rwc.T
     if fit is None:
-        from synthetic.render import _setup
-
-        boxes = _setup(cc, ca, radii, Camera(1.0, 0.0, 0.0, 1, 1))[3]
+        boxes = _boxes(cc, ca, radii, Camera(1.0, 0.0, 0.0, 1, 1))[0]
         boxes = boxes[np.isfinite(boxes).all(1)]
         lo, hi = boxes[:, :2].min(0), boxes[:, 2:].max(0)
         f = alpha.fill * size / max(hi[0] - lo[0], hi[1] - lo[1])
@@ -203,40 +201,50 @@ _LABEL_CACHE: dict = {}
 
 
 def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int):
-    """Coat map (TEX, TEX, 3), colour per primitive (N, 3), coat flag per primitive (N,), coat entry.
+    """Coat map (TEX, TEX, 3) or None, colour per primitive (N, 3), coat flag per primitive (N,), coat entry.
 
     Primitives of material ``coat`` read the patterned coat map; every other material is a flat
     colour (points and lower legs take the coat's ``points`` colour) with the coat's fine shading.
+    A solid coat without fine detail has a constant map: it is returned as None and its primitives
+    carry the coat colour in the colour table instead (the same albedo, without texture lookups).
     """
     static = _material_tables(tpl)
     app = tpl.appearance
-    coat_id = int(rng.choice(len(static["weights"]), p=static["weights"]))
+    # rng.choice(p=...) without its argument checks: the same draw (one double against the cdf).
+    coat_id = int(np.searchsorted(static["cdf"], rng.random(), side="right"))
     coat = app["coats"][coat_id]
-    coat_tex = ap.coat_map(coat, rng, detail)
-    colours = {}
-    for mat in static["materials"]:
+    uniform = coat["kind"] == "solid" and detail <= 0
+    coat_tex = None if uniform else ap.coat_map(coat, rng, detail)
+    slots = np.empty((len(static["materials"]) + 1, 3), dtype=np.float32)
+    slots[0] = coat["color"]
+    for i, mat in enumerate(static["materials"], 1):
         if mat in ("points", "lowleg"):
             colour = coat.get("points", coat["color"])
         else:
-            colour = app.get("materials", {}).get(mat, [0.5, 0.5, 0.5])
+            colour = static["palettes"][mat]
             if isinstance(colour[0], list):  # a palette: pick one
                 colour = colour[int(rng.integers(len(colour)))]
-        colours[mat] = colour
+        slots[i] = colour
     table = np.empty((len(tpl.vol_mat) + n_occ, 3), dtype=np.float32)
-    table[: len(tpl.vol_mat)] = [colours.get(m, coat["color"]) for m in tpl.vol_mat]
+    table[: len(tpl.vol_mat)] = slots[static["slot"]]
     table[len(tpl.vol_mat):] = rng.uniform(0.1, 0.8, (n_occ, 3))
     is_coat = np.concatenate([static["is_coat"], np.zeros(n_occ, dtype=bool)])
     return coat_tex, table, is_coat, coat
 
 
 def _material_tables(tpl: Template) -> dict:
-    """Per-template constants of the material step (cached)."""
+    """Per-template constants of the material step (cached): coat cdf, material names (sorted, as drawn),
+    each volume's colour slot (0: coat colour, 1 + i: material i), palettes, coat and belly flags."""
     if tpl.path not in _MATERIAL_CACHE:
         w = np.array([float(c.get("w", 1)) for c in tpl.appearance["coats"]])
+        cdf = np.cumsum(w / w.sum())
         is_coat = np.array([m == "coat" for m in tpl.vol_mat])
         belly = np.array([tpl.parts[q] in BELLY_PARTS for q in tpl.vol_part]) & is_coat
-        _MATERIAL_CACHE[tpl.path] = {"weights": w / w.sum(), "materials": sorted(set(tpl.vol_mat) - {"coat"}),
-                                     "is_coat": is_coat, "belly": belly}
+        materials = sorted(set(tpl.vol_mat) - {"coat"})
+        slot = np.array([0 if m == "coat" else 1 + materials.index(m) for m in tpl.vol_mat], dtype=np.intp)
+        palettes = {m: tpl.appearance.get("materials", {}).get(m, [0.5, 0.5, 0.5]) for m in materials}
+        _MATERIAL_CACHE[tpl.path] = {"cdf": cdf / cdf[-1], "materials": materials, "slot": slot,
+                                     "palettes": palettes, "is_coat": is_coat, "belly": belly}
     return _MATERIAL_CACHE[tpl.path]
 
 
@@ -246,29 +254,34 @@ _MATERIAL_CACHE: dict = {}
 def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.ndarray, dict]:
     """Composite the shaded, textured primitives over ``background`` (H, W, 3) uint8."""
     p = style.params
+    detail = p["detail"]
     n_occ = len(geo.centres) - geo.num_animal
-    coat_tex, colour, is_coat, coat = _materials(tpl, coat_rng, p["detail"], n_occ)
+    coat_tex, colour, is_coat, coat = _materials(tpl, coat_rng, detail, n_occ)
     flat, k, local, normal = surface(zbuf, prim, geo.centres, geo.axes, geo.radii, geo.cam)
     # Surface coordinates in texels: along the long axis and around it, offset per primitive.
     n = len(geo.centres)
     offs = rng.integers(0, ap.TEX, (n, 2)).astype(np.float32)
-    s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
-    s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
-    coat_px = is_coat[k]
-    # One lookup table: the coat map's texels, then one flat colour per primitive.
-    table = np.concatenate([coat_tex.reshape(-1, 3), colour])
-    index = k + ap.TEX * ap.TEX
-    # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
-    sel = slice(None) if p["detail"] > 0 else coat_px
-    ks, loc = k[sel], local[:, sel]
-    iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.intp) % ap.TEX
-    ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.intp) % ap.TEX
-    texel = iy * ap.TEX + ix
-    index[coat_px] = texel[coat_px] if p["detail"] > 0 else texel
-    albedo = np.take(table, index, axis=0)
-    if p["detail"] > 0:
-        fine = np.take(ap.bank_noise(rng, 32), texel)
-        albedo *= (1.0 + p["detail"] * 0.3 * (fine - 0.5))[:, None]
+    if coat_tex is None:  # solid coat, no fine detail: every primitive is one flat colour
+        albedo = np.take(colour, k, axis=0)
+    else:
+        s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
+        s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
+        coat_px = is_coat[k]
+        # One lookup table: the coat map's texels, then one flat colour per primitive.
+        table = np.concatenate([coat_tex.reshape(-1, 3), colour])
+        index = k + ap.TEX * ap.TEX
+        # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
+        sel = slice(None) if detail > 0 else coat_px
+        ks, loc = k[sel], local[:, sel]
+        mask = np.int32(ap.TEX - 1)  # TEX is a power of two: & is Python's modulo, negatives included
+        iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.int32) & mask
+        ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.int32) & mask
+        texel = iy * np.int32(ap.TEX) + ix
+        index[coat_px] = texel[coat_px] if detail > 0 else texel
+        albedo = np.take(table, index, axis=0)
+        if detail > 0:
+            fine = np.take(ap.bank_noise(rng, 32), texel)
+            albedo *= (1.0 + detail * 0.3 * (fine - 0.5))[:, None]
     if "belly" in coat:
         belly_prim = np.concatenate([_material_tables(tpl)["belly"], np.zeros(n - geo.num_animal, dtype=bool)])
         t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * belly_prim[k]
@@ -279,11 +292,17 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     light = (light / np.linalg.norm(light)).astype(np.float32)
     tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
     amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
-    lum = normal[0] * light[0] + normal[1] * light[1] + normal[2] * light[2]
+    # lum = (max(n . light, 0) diffuse + ambient) (0.75 + 0.25 |n_z|), with diffuse folded into the light.
+    ld = light * np.float32(p["diffuse"])
+    lum = normal[0] * ld[0]
+    lum += normal[1] * ld[1]
+    lum += normal[2] * ld[2]
     np.maximum(lum, 0.0, out=lum)
-    lum *= np.float32(p["diffuse"])
     lum += np.float32(amb)
-    lum *= np.float32(0.75) + np.float32(0.25) * np.abs(normal[2])
+    rim = np.abs(normal[2])
+    rim *= np.float32(0.25)
+    rim += np.float32(0.75)
+    lum *= rim
     albedo *= lum[:, None]
     albedo *= tint
     np.minimum(albedo, 255.0, out=albedo)

@@ -138,6 +138,29 @@ class Template:
             object.__setattr__(self, "_levels", cached)
         return cached
 
+    @property
+    def _level_steps(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per tree depth below the root: joints (n,), their parents (n,), rest offsets (n, 3, 1) (cached)."""
+        cached = self.__dict__.get("_steps")
+        if cached is None:
+            cached = [(lv, self.parents[lv], (self.rest[lv] - self.rest[self.parents[lv]])[:, :, None])
+                      for lv in self.levels[1:]]
+            object.__setattr__(self, "_steps", cached)
+        return cached
+
+    @property
+    def _volume_index(self) -> dict:
+        """Cached index arrays of :meth:`volumes`: segment and blob volumes and their carriers."""
+        cached = self.__dict__.get("_vindex")
+        if cached is None:
+            seg, blob = np.flatnonzero(self.vol_kind == 0), np.flatnonzero(self.vol_kind != 0)
+            cached = {"seg": seg, "blob": blob, "seg_joint": self.vol_joint[seg], "blob_joint": self.vol_joint[blob],
+                      "blob_frame": self.vol_frame[blob], "seg_ext": self.vol_radii[seg, 0],
+                      "joint_a": self.vol_a_joint, "rest_a": self.vol_a - self.rest[self.vol_a_joint],
+                      "joint_b": self.vol_b_joint[seg], "rest_b": self.vol_b[seg] - self.rest[self.vol_b_joint[seg]]}
+            object.__setattr__(self, "_vindex", cached)
+        return cached
+
     def joint(self, name: str) -> int:
         return self.joints.index(name)
 
@@ -148,17 +171,17 @@ class Template:
         ``lengths`` (J,) scales each joint's offset from its parent (shape variation).
         """
         rel = rotation(angles)
-        lengths = np.ones(self.num_joints) if lengths is None else lengths
         pos = np.empty((self.num_joints, 3))
         rot = np.empty((self.num_joints, 3, 3))
         root = self.levels[0]
         pos[root], rot[root] = self.rest[root], rel[root]
         # One vectorised step per tree depth (parents are always resolved one level earlier).
-        for level in self.levels[1:]:
-            par = self.parents[level]
-            off = (self.rest[level] - self.rest[par]) * lengths[level][:, None]
-            pos[level] = pos[par] + np.einsum("nij,nj->ni", rot[par], off)
-            rot[level] = rot[par] @ rel[level]
+        for level, par, off in self._level_steps:
+            if lengths is not None:
+                off = off * lengths[level][:, None, None]
+            rot_par = rot[par]
+            pos[level] = pos[par] + (rot_par @ off)[:, :, 0]
+            rot[level] = rot_par @ rel[level]
         return pos, rot
 
     def place(
@@ -176,36 +199,45 @@ class Template:
         ``size`` (J,) scales blob volumes and end points carried by a joint; ``thick`` (J,) scales the
         cross radii of the volumes each joint carries.
         """
+        ix = self._volume_index
         v = len(self.vol_names)
-        seg = self.vol_kind == 0
-        a = self.place(pos, rot, self.vol_a_joint, self.vol_a, size)
-        b = self.place(pos, rot, self.vol_b_joint, self.vol_b, size)
-        centre = np.where(seg[:, None], 0.5 * (a + b), a)
+        seg, blob = ix["seg"], ix["blob"]
+        ja = ix["joint_a"]
+        a = pos[ja] + (rot[ja] @ (ix["rest_a"] * size[ja][:, None])[:, :, None])[:, :, 0]
+        centre = a.copy()
         axes = np.empty((v, 3, 3))
         radii = self.vol_radii * thick[self.vol_joint][:, None]
         # Blobs: the carrier's rotation applied to the rest frame, radii scaled with the carrier's size.
-        axes[~seg] = rot[self.vol_joint[~seg]] @ self.vol_frame[~seg]
-        radii[~seg] = radii[~seg] * size[self.vol_joint[~seg]][:, None]
+        if len(blob):
+            jb = ix["blob_joint"]
+            axes[blob] = rot[jb] @ ix["blob_frame"]
+            radii[blob] *= size[jb][:, None]
         # Segments: long axis from a to b; the cross axes follow the carrier's lateral (z) axis.
-        if seg.any():
-            d = b[seg] - a[seg]
-            length = np.linalg.norm(d, axis=1)
+        if len(seg):
+            jb = ix["joint_b"]
+            b = pos[jb] + (rot[jb] @ (ix["rest_b"] * size[jb][:, None])[:, :, None])[:, :, 0]
+            centre[seg] = 0.5 * (a[seg] + b)
+            d = b - a[seg]
+            length = np.sqrt((d * d).sum(1))
             x = d / np.maximum(length, 1e-9)[:, None]
-            ref = rot[self.vol_joint[seg]][:, :, 2]
-            alt = rot[self.vol_joint[seg]][:, :, 1]
-            bad = np.abs(np.einsum("ni,ni->n", ref, x)) > 0.95
-            ref = np.where(bad[:, None], alt, ref)
-            z = ref - np.einsum("ni,ni->n", ref, x)[:, None] * x
-            z /= np.linalg.norm(z, axis=1)[:, None]
+            carrier = rot[ix["seg_joint"]]
+            ref = carrier[:, :, 2]
+            bad = np.abs((ref * x).sum(1)) > 0.95
+            ref = np.where(bad[:, None], carrier[:, :, 1], ref)
+            z = ref - (ref * x).sum(1)[:, None] * x
+            z /= np.sqrt((z * z).sum(1))[:, None]
             y = cross(z, x)
             axes[seg] = np.stack([x, y, z], axis=-1)
-            radii[seg, 0] = 0.5 * length * self.vol_radii[seg, 0]
+            radii[seg, 0] = 0.5 * length * ix["seg_ext"]
         return centre, axes, radii
 
     def landmark_points(self, names: tuple[str, ...], pos, rot, size) -> np.ndarray:
         """Posed world positions (N, 3) of the named landmarks."""
-        joint = np.array([self.landmarks[n][0] for n in names])
-        pts = np.array([self.landmarks[n][1] for n in names])
+        cache = self.__dict__.setdefault("_landmark_index", {})  # names -> (joint (N,), rest point (N, 3))
+        if names not in cache:
+            cache[names] = (np.array([self.landmarks[n][0] for n in names]),
+                            np.array([self.landmarks[n][1] for n in names]))
+        joint, pts = cache[names]
         return self.place(pos, rot, joint, pts, size)
 
 
