@@ -18,15 +18,25 @@ Each round is one call of :func:`animalpose.adapt.ccssl.run_ccssl` on the same o
 the epoch budget cut at the end of that round; the library resumes after its last finished round
 (``state.json``, ``round_<r>.ckpt``), and the round task is cached on its inputs, so a crashed flow
 run that is started again goes straight to the first unfinished round.
+
+Beyond one machine (``dask_workers`` / ``dask_address``): the synthetic data is generated in shards
+and each round's pseudo-labelling consistency step is split into shards
+(:mod:`animalpose.adapt.shards`), one ``pseudo-label-shard`` task per shard, on a Dask task runner
+(:mod:`flows.runners`). The round task enters that runner itself (Prefect 3 task runners are
+context managers whose ``submit`` runs a task on the runner; a sub-flow would need the model
+weights as flow parameters, which Prefect records as JSON), so the shard tasks appear in the UI
+under the round. The temporal refinement and the selection run in the round task on the merged
+labels; the merged labels do not depend on the number of shards.
 """
 
 from __future__ import annotations
 
+import contextvars
 import math
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.cache_policies import INPUTS
+from prefect.cache_policies import INPUTS, NO_CACHE
 
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
@@ -44,6 +54,7 @@ from flows.common import (
 from flows.evaluate import PCK, evaluate, resolve_checkpoint
 from flows.presets import load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
+from flows.runners import task_runner
 
 
 def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target: list[Path], target_test: Path,
@@ -64,19 +75,70 @@ def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target:
     return cfg
 
 
-@task(name="ccssl-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="round-{round_index}")
+@task(name="pseudo-label-shard", cache_policy=NO_CACHE, persist_result=False, retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient, task_run_name="pseudo-label-round-{request.round_index}-"
+                                                         "batch-{request.first_batch}")
+def pseudo_label_shard(request):
+    """Consistency pseudo-labels of one shard of a round's target records (runs on a Dask worker)."""
+    from animalpose.adapt.shards import label_shard
+
+    return label_shard(request)
+
+
+def dask_labeler(dask_workers: int = 0, dask_address: str | None = None, shards: int | None = None):
+    """A ``run_ccssl`` labeler that runs one :func:`pseudo_label_shard` task per shard on a Dask runner.
+
+    Each call (one per round) enters :func:`flows.runners.task_runner` (a temporary local cluster of
+    ``dask_workers`` processes, or the scheduler at ``dask_address``), splits the request into
+    ``shards`` shards (default: one per Dask worker) and concatenates the results in record order.
+    """
+
+    def submit_all(request):
+        from animalpose.adapt.pseudolabel import PseudoLabelSet
+
+        with task_runner(dask_workers, dask_address) as runner:
+            n = shards or max(1, len(runner.client.scheduler_info(n_workers=-1)["workers"]))
+            futures = [runner.submit(pseudo_label_shard, {"request": part}) for part in request.split(n)]
+            return PseudoLabelSet.concat([f.result() for f in futures])
+
+    return lambda request: _outside_task_run(submit_all, request)
+
+
+def _outside_task_run(fn, *args):
+    """``fn(*args)`` in a copy of the current context without the enclosing task run.
+
+    Prefect's Dask client ships the submitting context with every task, the enclosing task run's
+    parameters included, and the round task's MLflow tracker cannot be pickled. Without the task
+    run, the shard tasks still belong to the flow run (its context is picklable).
+    """
+    from prefect.context import TaskRunContext
+
+    def run():
+        TaskRunContext.__var__.set(None)
+        return fn(*args)
+
+    return contextvars.copy_context().run(run)
+
+
+@task(name="ccssl-round", cache_policy=(INPUTS - "tracker" - "dask_workers" - "dask_address") + FileStamps(),
+      persist_result=True, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      task_run_name="round-{round_index}")
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
                 out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
-                tracker=None) -> dict:
-    """Pseudo-label, select and train for round ``round_index``; returns its metrics and checkpoint."""
+                tracker=None, dask_workers: int = 0, dask_address: str | None = None) -> dict:
+    """Pseudo-label, select and train for round ``round_index``; returns its metrics and checkpoint.
+
+    ``dask_workers > 0`` or ``dask_address``: the pseudo-labels are made in shards on Dask
+    (:func:`dask_labeler`); the result is the same as in process, so neither is part of the cache key.
+    """
     from animalpose.adapt import ccssl as lib
 
     cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
                        regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round, section=section)
     upto = cfg.model_copy(update={"train": cfg.train.model_copy(
         update={"epochs": (round_index + 1) * epochs_per_round})})
-    result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False)
+    labeler = dask_labeler(dask_workers, dask_address) if dask_workers > 0 or dask_address else None
+    result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False, labeler=labeler)
     if len(result.rounds) <= round_index or result.last_checkpoint is None:
         raise RuntimeError(f"run_ccssl finished {len(result.rounds)} rounds in {out_dir}, expected "
                            f"{round_index + 1}")
@@ -111,6 +173,7 @@ def ccssl_flow(
     register_as: str | None = None,
     out_dir: Path | None = None,
     dask_workers: int = 0,
+    dask_address: str | None = None,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -123,7 +186,11 @@ def ccssl_flow(
         oracle: also train on the target labels for the gap-recovery figure (default: the preset's;
             only possible when the target has labels).
         register_as: registered model name of the result (default ``ccssl-<species>``).
-        dask_workers: generate the synthetic data on a local Dask cluster of that many workers.
+        dask_workers: pseudo-label each round in that many shards on a temporary local Dask cluster
+            of that many worker processes (same labels as in process); also handed to the synthetic
+            data stage (``flows.pretrain.make_dataset``).
+        dask_address: pseudo-label on the Dask scheduler at this address instead (``tcp://host:8786``),
+            one shard per worker.
 
     Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", ...}``.
     """
@@ -167,7 +234,8 @@ def ccssl_flow(
         for r in range(n_rounds):
             with stage(parent, f"round-{r + 1}", {"round": r + 1}) as st:
                 res = ccssl_round(cfg, where, source_ckpt, target, test, out / "ccssl", r, p.epochs_per_round,
-                                  n_rounds, section=p.ccssl, tracker=st)
+                                  n_rounds, section=p.ccssl, tracker=st, dask_workers=dask_workers,
+                                  dask_address=dask_address)
                 ckpt = Path(res["checkpoint"])
                 round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size, schema)))
                 st.log_metrics({PCK: round_pck[-1]}, step=r + 1)

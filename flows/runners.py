@@ -1,11 +1,14 @@
 """Task runners: threads on one machine, or a Dask cluster for the work that shards.
 
-Two stages shard naturally: synthetic generation (independent shard datasets) and pseudo-labelling
-(independent slices of the target images). Their sub-flows take the runner chosen here:
+Two stages shard naturally: synthetic generation (independent shard datasets, a sub-flow with
+the runner chosen here: :func:`with_runner`) and pseudo-labelling (independent slices of the target
+images: the ``ccssl-round`` task enters :func:`task_runner` itself and submits one task per slice,
+see :func:`flows.ccssl.dask_labeler`). The runner:
 
 - ``dask_workers == 0``: Prefect's thread pool in this process.
 - ``dask_workers > 0`` and no address: a temporary local Dask cluster of that many single-threaded
-  worker processes (``prefect-dask``), started for the sub-flow and closed after it.
+  worker processes (``prefect-dask``), started for the sub-flow (or the round's pseudo-labelling)
+  and closed after it.
 - ``dask_address``: an existing Dask scheduler (e.g. ``tcp://gpu-box:8786``), for more machines.
 """
 
