@@ -8,6 +8,7 @@ of the weights, the crops and the seeds, which is what sharding must preserve.
 from __future__ import annotations
 
 import itertools
+import json
 import pickle
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import torch
 
 import synthetic
-from animalpose.adapt.ccssl import CCSSLConfig, generate_pseudo_labels
+from animalpose.adapt.ccssl import CCSSLConfig, generate_pseudo_labels, run_ccssl
 from animalpose.adapt.pseudolabel import PseudoLabelSet, batch_rng, finalize
 from animalpose.adapt.shards import LabelRequest, cpu_state, label_shard, label_sharded, shard_bounds, sharded_labeler
 from animalpose.config import parse_config
@@ -192,3 +193,23 @@ def test_request_survives_pickling_and_bad_input_is_refused(request_all):
     assert len(empty) == 0 and empty.xy.shape == (0, 18, 2)
     with pytest.raises(DataError, match="no readable target image"):
         finalize(PseudoLabelSet.concat([empty]), None, where=unreadable[0].image)
+
+
+def test_run_ccssl_with_a_sharded_labeler_keeps_the_same_pseudo_labels(target, tmp_path):
+    """run_ccssl's LabelRequest (weights, records, normalisation, padding, seed) reproduces its in-process path."""
+    cfg = _cfg(target)
+    seen = []
+
+    def labeler(request: LabelRequest) -> PseudoLabelSet:
+        seen.append((request.round_index, request.seed, len(request.records), request.padding))
+        return sharded_labeler(3)(pickle.loads(pickle.dumps(request)))
+
+    run_ccssl(cfg, tmp_path / "local", progress=False)
+    run_ccssl(cfg, tmp_path / "sharded", progress=False, labeler=labeler)
+    assert seen == [(0, cfg.train.seed * 1000, 12, 1.25)]  # generated data: the synthetic crop padding
+    docs = [json.loads((tmp_path / d / "round_0" / "pseudo_labels.json").read_text()) for d in ("local", "sharded")]
+    for field in ("keypoints", "confidence", "flow_confidence", "weight"):
+        a, b = (np.array([ann[field] for ann in doc["annotations"]], dtype=np.float64) for doc in docs)
+        assert a.shape == b.shape == (12, 18 * 3 if field == "keypoints" else 18)
+        np.testing.assert_allclose(b, a, atol=1e-4, equal_nan=True)
+    assert 0 < np.array([ann["weight"] for ann in docs[0]["annotations"]]).sum() < 12 * 18
