@@ -4,7 +4,8 @@
 
 1. read the labelled humans (``wscda.human``, schema ``wscda.human_schema``) and lift them into the joint
    keypoint space; keep ``wscda.labelled_per_species`` labelled animals of each species of
-   ``data.train``; read the unlabelled target animals ``data.target``;
+   ``data.train``; read the unlabelled target animals ``data.target`` (cropped with the padding rule of
+   their own dataset: ``data.bbox_padding_synthetic`` for generated data, like the labelled animals);
 2. build the WS-CDA network around the factory model ``model.name`` (SimpleBaseline-style) with a
    linear, foldable domain adaptation network, optionally initialised from ``wscda.init_checkpoint``
    (tensors whose names and shapes match: a human model gives its backbone and deconvolutions);

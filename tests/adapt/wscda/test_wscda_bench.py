@@ -51,7 +51,9 @@ def test_summarise_mean_std_ordering_and_gap_recovery_by_hand():
     assert a["values"] == [0.1, 0.3]
     assert out["rows"]["b"]["pck@0.1"]["std"] == 0.0
     # means: a 0.2, b 0.2, c 0.4, d 0.5, e 0.5 (sort is stable: a before b, d before e)
-    assert out["ordering"] == "a < b < c < d < e"
+    assert out["ordering"] == "a < b < c < d < e" == out["ordering_pck@0.1"]
+    seeds[1].rows["a"]["pck@0.1"] = 0.99  # PCK@0.1 alone moves (a) to the top of its ordering
+    assert summarise(seeds)["ordering_pck@0.1"] == "b < c < d < e < a"
     assert out["gap_recovery_d"] == pytest.approx((0.5 - 0.2) / (0.5 - 0.2))
     assert out["gap_recovery_d_per_seed"] == pytest.approx([(0.4 - 0.2) / (0.6 - 0.2), (0.6 - 0.2) / (0.4 - 0.2)])
     assert summarise([seeds[0]])["rows"]["c"]["pck@0.05"]["std"] == 0.0
