@@ -57,8 +57,8 @@ def coat_map(coat: dict, rng: np.random.Generator, detail: float) -> np.ndarray:
     base = np.asarray(coat["color"], dtype=np.float32)
     second = np.asarray(coat.get("second", base * 0.4), dtype=np.float32)
     kind = coat["kind"]
-    mod = np.ones((TEX, TEX), dtype=np.float32)
-    mask = None
+    mod = None  # (TEX, TEX) brightness modulation; None is 1
+    mask = None  # (TEX, TEX) bool: second colour
     if kind == "stripes":
         # Bands across the long axis, warped by noise, of varying width: tiger stripes.
         along = np.arange(TEX, dtype=np.float32)[:, None] / TEX
@@ -70,17 +70,20 @@ def coat_map(coat: dict, rng: np.random.Generator, detail: float) -> np.ndarray:
     elif kind == "patches":
         mask = bank_noise(rng, int(rng.choice([3, 4, 6]))) > 0.55
     elif kind == "wool":
-        mod = mod * (0.8 + 0.35 * bank_noise(rng, 48))
+        mod = 0.8 + 0.35 * bank_noise(rng, 48)
     elif kind == "noise":
-        mod = mod * (0.75 + 0.5 * bank_noise(rng, 8))
+        mod = 0.75 + 0.5 * bank_noise(rng, 8)
     if detail > 0:
-        mod = mod * (1.0 + detail * 0.35 * (bank_noise(rng, 32) - 0.5)) * (
-            1.0 + detail * 0.25 * (bank_noise(rng, 4) - 0.5))
-    tex = np.empty((TEX, TEX, 3), dtype=np.float32)
-    tex[:] = base
-    if mask is not None:
-        tex[mask] = second
-    tex *= mod[:, :, None]
+        fine = 1.0 + detail * 0.35 * (bank_noise(rng, 32) - 0.5)
+        mod = fine if mod is None else mod * fine
+        mod *= 1.0 + detail * 0.25 * (bank_noise(rng, 4) - 0.5)
+    if mask is None:
+        tex = np.empty((TEX, TEX, 3), dtype=np.float32)
+        tex[:] = base
+    else:
+        tex = np.where(mask[:, :, None], second, base)
+    if mod is not None:
+        tex *= mod[:, :, None]
     return tex
 
 

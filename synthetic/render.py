@@ -102,36 +102,77 @@ def rasterise(
     live = np.flatnonzero(ok & np.isfinite(boxes).all(1))
     lo = np.maximum(np.floor(boxes[live, :2]), 0).astype(int)
     hi = np.minimum(np.ceil(boxes[live, 2:]) + 1, [w, h]).astype(int)
-    # Row and column polynomials of every primitive, tabulated once:
-    # disc(u, v) = q00 u^2 + 2 q02 u + q22 + q11 v^2 + 2 q12 v + 2 q01 u v ;  -b = -(g0 u + g1 v + g2).
-    q = conic[live].astype(np.float32)
-    gl = g[live].astype(np.float32)
-    us = np.arange(w, dtype=np.float32)[None, :]
-    vs = np.arange(h, dtype=np.float32)[None, :]
-    row_a = (q[:, 0, 0, None] * us + 2 * q[:, 0, 2, None]) * us + q[:, 2, 2, None]
-    col_a = (q[:, 1, 1, None] * vs + 2 * q[:, 1, 2, None]) * vs
-    col_x = 2 * q[:, 0, 1, None] * vs
-    row_b = -gl[:, 0, None] * us
-    col_b = -(gl[:, 1, None] * vs + gl[:, 2, None])
-    ccl = cc[live].astype(np.float32)
-    uu = us[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for i, (n, (x0, y0), (x1, y1)) in enumerate(zip(live.tolist(), lo.tolist(), hi.tolist(), strict=True)):
-            if x0 >= x1 or y0 >= y1:
-                continue
-            # Nearer root t = cc / (sqrt(disc) - b); a miss (disc < 0) gives NaN, which never wins.
-            disc = col_x[i, y0:y1, None] * uu[x0:x1]
-            disc += row_a[i, x0:x1]
-            disc += col_a[i, y0:y1, None]
-            np.sqrt(disc, out=disc)
-            disc += row_b[i, x0:x1]
-            disc += col_b[i, y0:y1, None]
-            np.divide(ccl[i], disc, out=disc)
-            zv = zbuf[y0:y1, x0:x1]
-            win = disc < zv
-            np.copyto(zv, disc, where=win)
-            np.copyto(pid[y0:y1, x0:x1], np.int16(n), where=win)
+    keep = (hi > lo).all(1)
+    live, lo, hi = live[keep], lo[keep], hi[keep]
+    depth = _depth_boxes(conic[live].astype(np.float32), g[live].astype(np.float32), cc[live].astype(np.float32),
+                         lo, hi - lo)
+    # The depth test, primitive by primitive in index order (a miss is NaN, which never wins).
+    for n, (x0, y0), (x1, y1), t in zip(live.tolist(), lo.tolist(), hi.tolist(), depth, strict=True):
+        zv = zbuf[y0:y1, x0:x1]
+        win = t < zv
+        np.copyto(zv, t, where=win)
+        np.copyto(pid[y0:y1, x0:x1], np.int16(n), where=win)
     return zbuf, pid
+
+
+# Primitives are evaluated in groups padded to a common box: a few array operations per group instead
+# of per primitive (most boxes are small, so per-call overhead, not arithmetic, dominated).
+PAD_SLACK = 1.6  # a group's padded area may exceed its members' own box area by this factor (+ PAD_FREE px)
+PAD_FREE = 1024
+
+
+def _groups(size: np.ndarray) -> list[np.ndarray]:
+    """Indices of boxes (N, 2 = w, h), grouped by area so that padding each group wastes little."""
+    order = np.argsort(size[:, 0] * size[:, 1], kind="stable")
+    groups, cur, wmax, hmax, area = [], [], 0, 0, 0
+    for i in order.tolist():
+        bw, bh = int(size[i, 0]), int(size[i, 1])
+        nw, nh = max(wmax, bw), max(hmax, bh)
+        if cur and (len(cur) + 1) * nw * nh > PAD_SLACK * (area + bw * bh) + PAD_FREE:
+            groups.append(np.array(cur))
+            cur, nw, nh, area = [], bw, bh, 0
+        cur.append(i)
+        wmax, hmax, area = nw, nh, area + bw * bh
+    if cur:
+        groups.append(np.array(cur))
+    return groups
+
+
+def _depth_boxes(conic: np.ndarray, g: np.ndarray, cc: np.ndarray, lo: np.ndarray, size: np.ndarray) -> list:
+    """Entry depth over each primitive's pixel box: (h_i, w_i) float32 arrays, NaN where the ray misses.
+
+    Args:
+        conic: (N, 3, 3), g: (N, 3), cc: (N,) float32 forms of :func:`_setup`.
+        lo: (N, 2) box corners x0, y0; size: (N, 2) box widths and heights (all >= 1).
+
+    ``t = cc / (sqrt(disc) - b)`` where ``disc = q00 u^2 + 2 q02 u + q22 + q11 v^2 + 2 q12 v + 2 q01 u v`` and
+    ``-b = -(g0 u + g1 v + g2)`` are bilinear in ``[1, v, v^2]`` and ``[1, u, u^2]``: over a group of boxes
+    padded to one size they are two batched (gh, 3) @ (3, 3) @ (3, gw) matrix products.
+    """
+    out: list = [None] * len(cc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for idx in _groups(size):
+            k = len(idx)
+            gw, gh = int(size[idx, 0].max()), int(size[idx, 1].max())
+            q, gg = conic[idx], g[idx]
+            u = lo[idx, 0, None].astype(np.float32) + np.arange(gw, dtype=np.float32)  # (k, gw)
+            v = lo[idx, 1, None].astype(np.float32) + np.arange(gh, dtype=np.float32)  # (k, gh)
+            pu = np.empty((k, 3, gw), dtype=np.float32)
+            pu[:, 0], pu[:, 1], pu[:, 2] = 1.0, u, u * u
+            pv = np.empty((k, gh, 3), dtype=np.float32)
+            pv[:, :, 0], pv[:, :, 1], pv[:, :, 2] = 1.0, v, v * v
+            a = np.zeros((k, 3, 3), dtype=np.float32)  # disc = pv a pu
+            a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = q[:, 2, 2], 2 * q[:, 0, 2], q[:, 0, 0]
+            a[:, 1, 0], a[:, 1, 1], a[:, 2, 0] = 2 * q[:, 1, 2], 2 * q[:, 0, 1], q[:, 1, 1]
+            b = np.zeros((k, 3, 3), dtype=np.float32)  # -b = pv b pu
+            b[:, 0, 0], b[:, 0, 1], b[:, 1, 0] = -gg[:, 2], -gg[:, 0], -gg[:, 1]
+            t = (pv @ a) @ pu
+            np.sqrt(t, out=t)
+            t += (pv @ b) @ pu
+            np.divide(cc[idx, None, None], t, out=t)
+            for j, i in enumerate(idx.tolist()):
+                out[i] = t[j, : size[i, 1], : size[i, 0]]
+    return out
 
 
 def surface(

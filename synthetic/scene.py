@@ -161,8 +161,8 @@ def label(tpl: Template, geo: Geometry, zbuf: np.ndarray, prim: np.ndarray, scal
     uvz = cam.project(geo.landmarks)
     inside = (uvz[:, 2] > 0) & (uvz[:, 0] >= 0) & (uvz[:, 0] <= cam.width - 1) & (uvz[:, 1] >= 0)
     inside &= uvz[:, 1] <= cam.height - 1
-    px = np.clip(np.rint(uvz[:, 0]), 0, cam.width - 1).astype(int)
-    py = np.clip(np.rint(uvz[:, 1]), 0, cam.height - 1).astype(int)
+    px = np.minimum(np.maximum(np.rint(uvz[:, 0]), 0), cam.width - 1).astype(int)
+    py = np.minimum(np.maximum(np.rint(uvz[:, 1]), 0), cam.height - 1).astype(int)
     first = prim[py, px].astype(np.intp)
     depth = zbuf[py, px].astype(np.float64)
     own_parts, tol, schema_index = _label_tables(tpl, geo.landmark_names)
@@ -261,14 +261,28 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     # Surface coordinates in texels: along the long axis and around it, offset per primitive.
     n = len(geo.centres)
     offs = rng.integers(0, ap.TEX, (n, 2)).astype(np.float32)
+    fine_map = ap.bank_noise(rng, 32) if coat_tex is not None and detail > 0 else None
+    # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
+    spread = p["light_spread"]
+    light = np.array([rng.uniform(-1, 1) * spread, -0.6 - rng.uniform(0, 0.6), -0.8 + rng.uniform(-0.2, 0.6) * spread])
+    light = (light / np.linalg.norm(light)).astype(np.float32)
+    tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
+    amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
+    # The colour tint multiplies the lookup tables (a few hundred entries) instead of every pixel,
+    # except under a belly blend, whose colour is mixed in untinted before the light.
+    belly = "belly" in coat
+    pre = np.float32(1.0) if belly else tint
+    fine = None
     if coat_tex is None:  # solid coat, no fine detail: every primitive is one flat colour
-        albedo = np.take(colour, k, axis=0)
+        albedo = np.take(colour * pre, k, axis=0)
     else:
         s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
         s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
         coat_px = is_coat[k]
         # One lookup table: the coat map's texels, then one flat colour per primitive.
         table = np.concatenate([coat_tex.reshape(-1, 3), colour])
+        if not belly:
+            table *= tint
         index = k + ap.TEX * ap.TEX
         # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
         sel = slice(None) if detail > 0 else coat_px
@@ -279,20 +293,19 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
         texel = iy * np.int32(ap.TEX) + ix
         index[coat_px] = texel[coat_px] if detail > 0 else texel
         albedo = np.take(table, index, axis=0)
-        if detail > 0:
-            fine = np.take(ap.bank_noise(rng, 32), texel)
-            albedo *= (1.0 + detail * 0.3 * (fine - 0.5))[:, None]
-    if "belly" in coat:
+        if fine_map is not None:
+            fine = np.take(fine_map, texel)
+            fine -= np.float32(0.5)
+            fine *= np.float32(detail * 0.3)
+            fine += np.float32(1.0)
+            if belly:  # the fine shading darkens the coat, not the belly colour mixed in below
+                albedo *= fine[:, None]
+                fine = None
+    if belly:
         belly_prim = np.concatenate([_material_tables(tpl)["belly"], np.zeros(n - geo.num_animal, dtype=bool)])
         t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * belly_prim[k]
         albedo += (np.asarray(coat["belly"], np.float32) - albedo) * t[:, None]
-    # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
-    spread = p["light_spread"]
-    light = np.array([rng.uniform(-1, 1) * spread, -0.6 - rng.uniform(0, 0.6), -0.8 + rng.uniform(-0.2, 0.6) * spread])
-    light = (light / np.linalg.norm(light)).astype(np.float32)
-    tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
-    amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
-    # lum = (max(n . light, 0) diffuse + ambient) (0.75 + 0.25 |n_z|), with diffuse folded into the light.
+    # lum = (max(n . light, 0) diffuse + ambient) (0.75 + 0.25 |n_z|) (fine shading), diffuse folded into the light.
     ld = light * np.float32(p["diffuse"])
     lum = normal[0] * ld[0]
     lum += normal[1] * ld[1]
@@ -303,8 +316,11 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     rim *= np.float32(0.25)
     rim += np.float32(0.75)
     lum *= rim
+    if fine is not None:
+        lum *= fine
     albedo *= lum[:, None]
-    albedo *= tint
+    if belly:
+        albedo *= tint
     np.minimum(albedo, 255.0, out=albedo)
     h, w = zbuf.shape
     out = np.ascontiguousarray(background).reshape(-1, 3)
