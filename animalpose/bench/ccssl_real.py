@@ -26,7 +26,9 @@ chains them). Reason: random access into this mp4 costs ~0.1 s a frame (a seek d
 key frame) against ~1.6 ms reading on, and the CC-SSL target stream draws frames in random order.
 
 Results per seed go to ``OUT/seed_<s>/result.json``; a rerun with the same ``OUT`` and settings reuses
-finished seeds (and run_ccssl resumes finished rounds). The summary is mean ± std (ddof 1) over seeds.
+finished seeds, a finished (or resumes an interrupted) supervised run, and run_ccssl resumes after its
+last finished round; a seed folder written with other settings is an error. The summary is mean ± std
+(ddof 1) over seeds.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from animalpose.data.records import PoseRecord
 from animalpose.data.subset import write_subset
 from animalpose.data.transforms import crop_to_original
 from animalpose.engine.build import make_codec
+from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps
 from animalpose.engine.train import train
@@ -110,6 +113,7 @@ def write_frame_cache(video: Path, out: Path, step: int, max_frames: int | None 
     original ``frame_index``, carry the whole frame as their box, and 17 unlabelled joints. Reuses an
     existing cache written with the same video, step and frame limit. Returns (json path, frames).
     """
+    out = out.resolve()  # absolute image paths: write_coco keeps relative ones as they are
     out.mkdir(parents=True, exist_ok=True)
     path = out / "video_frames.json"
     info = {"video": str(video), "step": step, "max_frames": max_frames}
@@ -243,11 +247,17 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
         old = json.loads(cached.read_text())
         if old.get("settings") == settings.key():
             return old
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "settings.json"
+    if marker.is_file() and json.loads(marker.read_text()) != settings.key():
+        raise DataError(str(marker), "settings", "this seed folder was run with other settings; use a new --out")
+    marker.write_text(json.dumps(settings.key(), indent=2))
     clock = _Clock()
     sup_cfg, _ = _configs(settings, prep, seed, None)
     sup_dir = folder / "supervised"
-    train(sup_cfg, out_dir=sup_dir, progress=progress)
     source = sup_dir / "last.ckpt"
+    if not source.is_file() or load_checkpoint(source)["epoch"] < sup_cfg.train.epochs:  # else: finished before
+        train(sup_cfg, out_dir=sup_dir, progress=progress, resume=source.is_file())
     times = {"supervised": clock.lap()}
     supervised = evaluate_checkpoint(source, prep.test_records)
     _, ada_cfg = _configs(settings, prep, seed, source)
@@ -331,7 +341,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
               progress: bool = False) -> dict:
     """Prepare the data, run every seed, summarise; writes ``out/ccssl_real_bench.json`` atomically."""
     settings = settings or BenchSettings()
-    out = Path(out)
+    out = Path(out).resolve()
     load_before = os.getloadavg()
     t0, c0 = time.perf_counter(), time.process_time()
     prep = prepare(settings, out)

@@ -70,12 +70,13 @@ def _finite(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def test_plumbing_tiny_run(tmp_path):
+def test_plumbing_tiny_run(tmp_path, monkeypatch):
     if not REAL.is_dir():
         pytest.skip(f"shared real data not found at {REAL}")
+    monkeypatch.chdir(tmp_path)  # a relative --out (frame paths in the cache must still resolve)
     settings = BenchSettings(train_range=("img01", "img04"), test_range=("img61", "img63"), frame_step=2,
                              max_frames=6, overrides=TINY, adapt_overrides=TINY_ADAPT)
-    result = run_bench(tmp_path, [0], settings)
+    result = run_bench(Path("."), [0], settings)
     assert (result["train_images"], result["test_images"], result["target_frames"]) == (4, 3, 6)
     frames = json.loads((tmp_path / "data" / "video_frames.json").read_text())
     assert [im["frame_index"] for im in frames["images"]] == [0, 2, 4, 6, 8, 10]
@@ -101,3 +102,10 @@ def test_plumbing_tiny_run(tmp_path):
     # a rerun with the same settings reuses the finished seed
     again = run_bench(tmp_path, [0], settings)
     assert again["per_seed"][0] == seed and again["cpu_seconds"] < result["cpu_seconds"]
+    from dataclasses import replace
+
+    from animalpose.errors import DataError
+
+    (tmp_path / "seed_0" / "result.json").unlink()
+    with pytest.raises(DataError, match="other settings"):
+        run_bench(tmp_path, [0], replace(settings, frame_step=3))
