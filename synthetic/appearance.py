@@ -52,7 +52,26 @@ def coat_map(coat: dict, rng: np.random.Generator, detail: float) -> np.ndarray:
     """(TEX, TEX, 3) float32 albedo for a coat entry of a template's ``appearance``.
 
     Rows index the long axis of a volume, columns the arc around it. ``detail`` in [0, 1] scales
-    the fine noise (0: flat CAD-like colours).
+    the fine noise (0: flat CAD-like colours). The map is ``colours[mask] * mod`` of :func:`coat_fields`.
+    """
+    colours, mask, mod = coat_fields(coat, rng, detail)
+    if mask is None:
+        tex = np.empty((TEX, TEX, 3), dtype=np.float32)
+        tex[:] = colours[0]
+    else:
+        tex = np.where(mask[:, :, None], colours[1], colours[0])
+    if mod is not None:
+        tex *= mod[:, :, None]
+    return tex
+
+
+def coat_fields(
+    coat: dict, rng: np.random.Generator, detail: float
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The coat map as fields: colours (2, 3) float32 (base, second), mask (TEX, TEX) bool choosing the
+    second colour (None: never), brightness mod (TEX, TEX) float32 (None: 1). Same draws as :func:`coat_map`.
+
+    The renderer looks the fields up at the texels it needs instead of building the RGB map.
     """
     base = np.asarray(coat["color"], dtype=np.float32)
     second = np.asarray(coat.get("second", base * 0.4), dtype=np.float32)
@@ -77,14 +96,7 @@ def coat_map(coat: dict, rng: np.random.Generator, detail: float) -> np.ndarray:
         fine = 1.0 + detail * 0.35 * (bank_noise(rng, 32) - 0.5)
         mod = fine if mod is None else mod * fine
         mod *= 1.0 + detail * 0.25 * (bank_noise(rng, 4) - 0.5)
-    if mask is None:
-        tex = np.empty((TEX, TEX, 3), dtype=np.float32)
-        tex[:] = base
-    else:
-        tex = np.where(mask[:, :, None], second, base)
-    if mod is not None:
-        tex *= mod[:, :, None]
-    return tex
+    return np.stack([base, second]), mask, mod
 
 
 # ---------------------------------------------------------------------- backgrounds

@@ -201,11 +201,12 @@ _LABEL_CACHE: dict = {}
 
 
 def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int):
-    """Coat map (TEX, TEX, 3) or None, colour per primitive (N, 3), coat flag per primitive (N,), coat entry.
+    """Coat fields (see :func:`synthetic.appearance.coat_fields`) or None, colour per primitive (N, 3),
+    coat flag per primitive (N,), coat entry.
 
     Primitives of material ``coat`` read the patterned coat map; every other material is a flat
     colour (points and lower legs take the coat's ``points`` colour) with the coat's fine shading.
-    A solid coat without fine detail has a constant map: it is returned as None and its primitives
+    A solid coat without fine detail has a constant map: its fields are None and its primitives
     carry the coat colour in the colour table instead (the same albedo, without texture lookups).
     """
     static = _material_tables(tpl)
@@ -214,7 +215,7 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
     coat_id = int(np.searchsorted(static["cdf"], rng.random(), side="right"))
     coat = app["coats"][coat_id]
     uniform = coat["kind"] == "solid" and detail <= 0
-    coat_tex = None if uniform else ap.coat_map(coat, rng, detail)
+    fields = None if uniform else ap.coat_fields(coat, rng, detail)
     slots = np.empty((len(static["materials"]) + 1, 3), dtype=np.float32)
     slots[0] = coat["color"]
     for i, mat in enumerate(static["materials"], 1):
@@ -229,7 +230,7 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
     table[: len(tpl.vol_mat)] = slots[static["slot"]]
     table[len(tpl.vol_mat):] = rng.uniform(0.1, 0.8, (n_occ, 3))
     is_coat = np.concatenate([static["is_coat"], np.zeros(n_occ, dtype=bool)])
-    return coat_tex, table, is_coat, coat
+    return fields, table, is_coat, coat
 
 
 def _material_tables(tpl: Template) -> dict:
@@ -256,52 +257,64 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     p = style.params
     detail = p["detail"]
     n_occ = len(geo.centres) - geo.num_animal
-    coat_tex, colour, is_coat, coat = _materials(tpl, coat_rng, detail, n_occ)
+    fields, colour, is_coat, coat = _materials(tpl, coat_rng, detail, n_occ)
     flat, k, local, normal = surface(zbuf, prim, geo.centres, geo.axes, geo.radii, geo.cam)
     # Surface coordinates in texels: along the long axis and around it, offset per primitive.
     n = len(geo.centres)
     offs = rng.integers(0, ap.TEX, (n, 2)).astype(np.float32)
-    fine_map = ap.bank_noise(rng, 32) if coat_tex is not None and detail > 0 else None
+    fine_map = ap.bank_noise(rng, 32) if fields is not None and detail > 0 else None
     # Light from above and in front of the camera, spread by the style; rim darkening reads as volume.
     spread = p["light_spread"]
     light = np.array([rng.uniform(-1, 1) * spread, -0.6 - rng.uniform(0, 0.6), -0.8 + rng.uniform(-0.2, 0.6) * spread])
     light = (light / np.linalg.norm(light)).astype(np.float32)
     tint = (1.0 + rng.uniform(-p["light_tint"], p["light_tint"], 3)).astype(np.float32) * 255.0
     amb = p["ambient"] * float(rng.uniform(0.85, 1.15))
-    # The colour tint multiplies the lookup tables (a few hundred entries) instead of every pixel,
-    # except under a belly blend, whose colour is mixed in untinted before the light.
+    # The colour tint multiplies the colour table (a few entries) instead of every pixel, except under a
+    # belly blend, whose colour is mixed in untinted before the light.
     belly = "belly" in coat
     pre = np.float32(1.0) if belly else tint
-    fine = None
-    if coat_tex is None:  # solid coat, no fine detail: every primitive is one flat colour
+    gain = None  # (P,) brightness of the coat map's mod and the fine shading, applied with the light
+    if fields is None:  # solid coat, no fine detail: every primitive is one flat colour
         albedo = np.take(colour * pre, k, axis=0)
     else:
+        pair, cmask, cmod = fields
         s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
         s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
         coat_px = is_coat[k]
-        # One lookup table: the coat map's texels, then one flat colour per primitive.
-        table = np.concatenate([coat_tex.reshape(-1, 3), colour])
-        if not belly:
-            table *= tint
-        index = k + ap.TEX * ap.TEX
         # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
         sel = slice(None) if detail > 0 else coat_px
         ks, loc = k[sel], local[:, sel]
-        mask = np.int32(ap.TEX - 1)  # TEX is a power of two: & is Python's modulo, negatives included
-        iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.int32) & mask
-        ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.int32) & mask
+        wrap = np.int32(ap.TEX - 1)  # TEX is a power of two: & is Python's modulo, negatives included
+        iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.int32) & wrap
+        ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.int32) & wrap
         texel = iy * np.int32(ap.TEX) + ix
-        index[coat_px] = texel[coat_px] if detail > 0 else texel
+        # Colour table: the coat's base and second colour, then one flat colour per primitive. The coat
+        # map's fields are read at the texels (the map itself, colours[mask] * mod, is never built).
+        table = np.concatenate([pair, colour]) * pre
+        index = k + 2
+        if detail > 0:  # texels of every pixel
+            if cmask is not None:
+                index = np.where(coat_px, np.take(cmask, texel), index)
+            else:
+                index[coat_px] = 0
+            if cmod is not None:
+                gain = np.where(coat_px, np.take(cmod, texel), np.float32(1.0))
+        else:  # texels of the coat pixels only
+            index[coat_px] = np.take(cmask, texel) if cmask is not None else 0
+            if cmod is not None:
+                gain = np.ones(len(k), dtype=np.float32)
+                gain[coat_px] = np.take(cmod, texel)
         albedo = np.take(table, index, axis=0)
         if fine_map is not None:
             fine = np.take(fine_map, texel)
             fine -= np.float32(0.5)
             fine *= np.float32(detail * 0.3)
             fine += np.float32(1.0)
-            if belly:  # the fine shading darkens the coat, not the belly colour mixed in below
-                albedo *= fine[:, None]
-                fine = None
+            gain = fine if gain is None else gain * fine
     if belly:
+        if gain is not None:  # the coat's shading darkens the coat, not the belly colour mixed in below
+            albedo *= gain[:, None]
+            gain = None
         belly_prim = np.concatenate([_material_tables(tpl)["belly"], np.zeros(n - geo.num_animal, dtype=bool)])
         t = np.clip((-local[1] - 0.2) * 3.0, 0, 1) * belly_prim[k]
         albedo += (np.asarray(coat["belly"], np.float32) - albedo) * t[:, None]
@@ -316,8 +329,8 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     rim *= np.float32(0.25)
     rim += np.float32(0.75)
     lum *= rim
-    if fine is not None:
-        lum *= fine
+    if gain is not None:
+        lum *= gain
     albedo *= lum[:, None]
     if belly:
         albedo *= tint
