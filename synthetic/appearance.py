@@ -8,6 +8,7 @@ scikit-image (``photo``). Everything draws from the caller's ``numpy.random.Gene
 
 from __future__ import annotations
 
+import bisect
 from functools import cache
 
 import cv2
@@ -40,7 +41,7 @@ def noise_bank() -> np.ndarray:
 
 def bank_noise(rng: np.random.Generator, cells: int) -> np.ndarray:
     """(TEX, TEX) float32 noise with about ``cells`` features: a randomly flipped field of the bank."""
-    i = int(np.searchsorted(BANK_CELLS, cells).clip(0, len(BANK_CELLS) - 1))
+    i = min(bisect.bisect_left(BANK_CELLS, cells), len(BANK_CELLS) - 1)  # np.searchsorted(..., side="left")
     field = noise_bank()[i, int(rng.integers(BANK_COPIES))]
     k = int(rng.integers(8))
     field = field[::-1] if k & 1 else field

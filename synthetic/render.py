@@ -123,10 +123,11 @@ PAD_FREE = 1024
 
 def _groups(size: np.ndarray) -> list[np.ndarray]:
     """Indices of boxes (N, 2 = w, h), grouped by area so that padding each group wastes little."""
-    order = np.argsort(size[:, 0] * size[:, 1], kind="stable")
+    wh = size.tolist()
+    order = sorted(range(len(wh)), key=lambda i: wh[i][0] * wh[i][1])  # stable, like argsort(kind="stable")
     groups, cur, wmax, hmax, area = [], [], 0, 0, 0
-    for i in order.tolist():
-        bw, bh = int(size[i, 0]), int(size[i, 1])
+    for i in order:
+        bw, bh = wh[i]
         nw, nh = max(wmax, bw), max(hmax, bh)
         if cur and (len(cur) + 1) * nw * nh > PAD_SLACK * (area + bw * bh) + PAD_FREE:
             groups.append(np.array(cur))
@@ -150,10 +151,12 @@ def _depth_boxes(conic: np.ndarray, g: np.ndarray, cc: np.ndarray, lo: np.ndarra
     padded to one size they are two batched (gh, 3) @ (3, 3) @ (3, gw) matrix products.
     """
     out: list = [None] * len(cc)
+    wh = size.tolist()
     with np.errstate(invalid="ignore", divide="ignore"):
         for idx in _groups(size):
             k = len(idx)
-            gw, gh = int(size[idx, 0].max()), int(size[idx, 1].max())
+            members = idx.tolist()
+            gw, gh = max(wh[i][0] for i in members), max(wh[i][1] for i in members)
             q, gg = conic[idx], g[idx]
             u = lo[idx, 0, None].astype(np.float32) + np.arange(gw, dtype=np.float32)  # (k, gw)
             v = lo[idx, 1, None].astype(np.float32) + np.arange(gh, dtype=np.float32)  # (k, gh)
@@ -170,8 +173,8 @@ def _depth_boxes(conic: np.ndarray, g: np.ndarray, cc: np.ndarray, lo: np.ndarra
             np.sqrt(t, out=t)
             t += (pv @ b) @ pu
             np.divide(cc[idx, None, None], t, out=t)
-            for j, i in enumerate(idx.tolist()):
-                out[i] = t[j, : size[i, 1], : size[i, 0]]
+            for j, i in enumerate(members):
+                out[i] = t[j, : wh[i][1], : wh[i][0]]
     return out
 
 
