@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 
@@ -184,16 +183,23 @@ def surface(
     """Deferred surface attributes of the foreground pixels (structure-of-arrays layout).
 
     Returns:
-        flat: (P,) flat pixel indices of the foreground.
-        prim: (P,) primitive index at each.
+        flat: (P,) flat pixel indices of the foreground, grouped by primitive (ascending primitive index,
+            then pixel order).
+        prim: (P,) primitive index at each (non-decreasing).
         local: (3, P) float32 hit point on the primitive's unit sphere (its own frame).
         normal: (3, P) float32 unit surface normal in camera coordinates.
 
     The unit-sphere point is ``o' + t M [u, v, 1]`` (see the module docstring) and the normal is
     ``R S^-1`` times it; both are per-primitive affine maps, gathered once per pixel.
     """
-    flat = np.flatnonzero(pid.ravel() >= 0)
-    prim = pid.ravel()[flat].astype(np.intp)
+    fg = pid.ravel()
+    flat = np.flatnonzero(fg >= 0)
+    # Pixels in primitive order (a stable radix sort of int16 ids): every per-primitive coefficient then
+    # repeats over a run of pixels, which np.repeat lays out directly in (21, P) rows (no gather, no transpose).
+    ids = fg[flat]
+    flat = flat[np.argsort(ids, kind="stable")]
+    counts = np.bincount(ids, minlength=len(centres))
+    prim = np.repeat(np.arange(len(centres)), counts)
     flat32 = flat.astype(np.int32)
     ys = flat32 // np.int32(cam.width)
     u = (flat32 - ys * np.int32(cam.width)).astype(np.float32)
@@ -204,10 +210,8 @@ def surface(
     m = rt @ kinv
     o = -(rt @ centres[:, :, None])[:, :, 0]
     b = axes / radii[:, None, :]  # R S^-1 (normal direction, up to length)
-    coef = np.zeros((len(centres), 24), dtype=np.float32)  # 21 used; rows of 96 bytes gather faster
-    coef[:, :21] = np.concatenate([m.reshape(-1, 9), o, b.reshape(-1, 9)], 1)
-    # Gather whole rows, then one SIMD transpose (numpy's take along axis 1 or .T.copy() is several times slower).
-    c = cv2.transpose(np.take(coef, prim, axis=0)) if len(flat) else np.zeros((24, 0), np.float32)  # (24, P)
+    coef = np.concatenate([m.reshape(-1, 9), o, b.reshape(-1, 9)], 1).T.astype(np.float32, order="C")  # (21, N)
+    c = np.repeat(coef, counts, axis=1)  # (21, P)
     ut, vt = u * t, v * t
     local = np.empty((3, len(flat)), dtype=np.float32)
     for i in range(3):
