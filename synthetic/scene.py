@@ -278,15 +278,22 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
         albedo = np.take(colour * pre, k, axis=0)
     else:
         pair, cmask, cmod = fields
-        s_along = (geo.radii[:, 0] / ap.TEXEL).astype(np.float32)
-        s_around = (geo.radii[:, 1:].mean(1) / ap.TEXEL).astype(np.float32)
-        coat_px = is_coat[k]
+        # Per primitive: texels per unit of the long axis, its offset, texels per radian around, its offset.
+        per = np.empty((4, n), dtype=np.float32)
+        per[0] = geo.radii[:, 0] / ap.TEXEL
+        per[2] = geo.radii[:, 1:].mean(1) / ap.TEXEL
+        per[1], per[3] = offs[:, 0], offs[:, 1]
         # Texture coordinates where needed: coat pixels, or every pixel when fine detail is drawn.
-        sel = slice(None) if detail > 0 else coat_px
-        ks, loc = k[sel], local[:, sel]
+        if detail > 0:  # surface() lists pixels grouped by primitive: per-primitive values repeat over runs
+            counts = np.bincount(k, minlength=n)
+            coat_px = np.repeat(is_coat, counts)
+            pk, loc = np.repeat(per, counts, axis=1), local
+        else:
+            coat_px = is_coat[k]
+            pk, loc = np.take(per, k[coat_px], axis=1), local[:, coat_px]
         wrap = np.int32(ap.TEX - 1)  # TEX is a power of two: & is Python's modulo, negatives included
-        iy = (loc[0] * s_along[ks] + offs[ks, 0]).astype(np.int32) & wrap
-        ix = (np.arctan2(loc[1], loc[2]) * s_around[ks] + offs[ks, 1]).astype(np.int32) & wrap
+        iy = (loc[0] * pk[0] + pk[1]).astype(np.int32) & wrap
+        ix = (np.arctan2(loc[1], loc[2]) * pk[2] + pk[3]).astype(np.int32) & wrap
         texel = iy * np.int32(ap.TEX) + ix
         # Colour table: the coat's base and second colour, then one flat colour per primitive. The coat
         # map's fields are read at the texels (the map itself, colours[mask] * mod, is never built).

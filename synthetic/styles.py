@@ -44,6 +44,7 @@ PHOTO: dict[str, float] = {
 }
 
 DEFAULT_GAP = 1.0
+_PARAMS: dict[tuple[str, float], dict[str, float]] = {}
 
 
 @dataclass(frozen=True)
@@ -65,10 +66,13 @@ class StyleConfig:
 
     @property
     def params(self) -> dict[str, float]:
-        """The style's flat parameter table (interpolated by ``gap`` for 'photo')."""
-        if self.name == "cad":
-            return dict(CAD)
-        return {k: CAD[k] + self.gap * (PHOTO[k] - CAD[k]) for k in CAD}
+        """The style's flat parameter table (interpolated by ``gap`` for 'photo'); a fresh copy per call."""
+        key = (self.name, float(self.gap))
+        table = _PARAMS.get(key)
+        if table is None:  # computed once per (style, gap): every rendered image reads it several times
+            table = dict(CAD) if self.name == "cad" else {k: CAD[k] + self.gap * (PHOTO[k] - CAD[k]) for k in CAD}
+            _PARAMS[key] = table
+        return dict(table)
 
     def mode_weights(self) -> dict[str, float]:
         p = self.params
