@@ -246,6 +246,9 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
     if cached.is_file():
         old = json.loads(cached.read_text())
         if old.get("settings") == settings.key():
+            if "continued_rounds" not in old:  # results written before the per-round control existed
+                old["continued_rounds"] = _round_metrics(folder / "continued", len(old["ccssl"]), prep)
+                _write_json(cached, old)
             return old
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / "settings.json"
@@ -264,6 +267,7 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
     ctrl = run_ccssl(control_config(ada_cfg), folder / "continued", progress=progress)
     times["continued"] = clock.lap()
     continued = evaluate_checkpoint(ctrl.last_checkpoint, prep.test_records)
+    continued_rounds = _round_metrics(ctrl.out_dir, len(ctrl.rounds), prep)
     res = run_ccssl(ada_cfg, folder / "ccssl", progress=progress)
     times["ccssl"] = clock.lap()
     rounds = []
@@ -274,13 +278,22 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
                        "threshold": m.get("pseudo/threshold"), **evaluate_checkpoint(ckpt, prep.test_records)})
     times["evaluation"] = clock.lap()
     result = {"seed": seed, "settings": settings.key(), "supervised": supervised, "continued": continued,
-              "ccssl": rounds, "times": times,
+              "continued_rounds": continued_rounds, "ccssl": rounds, "times": times,
               "epochs": {"supervised": sup_cfg.train.epochs, "adaptation": ada_cfg.train.epochs}}
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(".result.json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, cached)
+    _write_json(cached, result)
     return result
+
+
+def _round_metrics(run_dir: Path, n: int, prep: Prepared) -> list[dict]:
+    """Test metrics of ``run_dir/round_<r>.ckpt`` for r < n (the model at the end of each round)."""
+    return [{"round": r, **evaluate_checkpoint(run_dir / f"round_{r}.ckpt", prep.test_records)} for r in range(n)]
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -294,16 +307,18 @@ def _stats(values: list[float]) -> dict:
 
 
 def rows_of(seed_result: dict) -> dict[str, dict]:
-    """Row name -> metrics of one seed: supervised, continued, ccssl round r."""
-    rows = {"supervised": seed_result["supervised"], "continued": seed_result["continued"]}
+    """Row name -> metrics of one seed: supervised, continued (λ = 0) round r, ccssl round r."""
+    rows = {"supervised": seed_result["supervised"]}
+    for r in seed_result["continued_rounds"]:
+        rows[f"continued round {r['round']}"] = r
     for r in seed_result["ccssl"]:
         rows[f"ccssl round {r['round']}"] = r
     return rows
 
 
 def summarise(per_seed: list[dict]) -> dict:
-    """Mean ± std over seeds per row and metric, the kept counts per round, and the paired difference
-    of the last CC-SSL round minus the λ = 0 control (negative pixel error = CC-SSL better)."""
+    """Mean ± std over seeds per row and metric, the kept counts per round, and the paired differences
+    CC-SSL round r minus the λ = 0 control after the same epochs (negative pixel error = CC-SSL better)."""
     names = list(rows_of(per_seed[0]))
     rows = {n: {m: _stats([rows_of(s)[n][m] for s in per_seed]) for m in METRICS} for n in names}
     kept = [{"round": r["round"], "kept": _stats([s["ccssl"][i]["kept"] for s in per_seed]),
@@ -311,9 +326,10 @@ def summarise(per_seed: list[dict]) -> dict:
              "kept_by_flow": _stats([s["ccssl"][i]["kept_by_flow"] for s in per_seed])}
             for i, r in enumerate(per_seed[0]["ccssl"])]
     last = names[-1]
-    diff = {m: _stats([rows_of(s)[last][m] - s["continued"][m] for s in per_seed]) for m in METRICS}
+    paired = {f"round {i}": {m: _stats([s["ccssl"][i][m] - s["continued_rounds"][i][m] for s in per_seed])
+                             for m in METRICS} for i in range(len(per_seed[0]["ccssl"]))}
     diff_sup = {m: _stats([rows_of(s)[last][m] - s["supervised"][m] for s in per_seed]) for m in METRICS}
-    return {"rows": rows, "kept": kept, "last_round_minus_continued": diff,
+    return {"rows": rows, "kept": kept, "ccssl_minus_continued": paired,
             "last_round_minus_supervised": diff_sup, "last_row": last}
 
 
@@ -329,11 +345,11 @@ def format_table(result: dict) -> str:
     for k in s["kept"]:
         lines.append(f"round {k['round']}: kept {k['kept']['mean']:.1f} ± {k['kept']['std']:.1f} of "
                      f"{k['candidates']} joint pseudo-labels ({k['kept_by_flow']['mean']:.1f} from the flow)")
-    d = s["last_round_minus_continued"]
-    lines.append(f"{s['last_row']} minus continued (λ=0), paired per seed: pixel error "
-                 f"{d['pixel_error']['mean']:+.2f} ± {d['pixel_error']['std']:.2f} px, PCK@0.05 "
-                 f"{d['pck@0.05']['mean']:+.3f} ± {d['pck@0.05']['std']:.3f}, PCK@0.1 "
-                 f"{d['pck@0.1']['mean']:+.3f} ± {d['pck@0.1']['std']:.3f}")
+    for name, d in s["ccssl_minus_continued"].items():
+        lines.append(f"ccssl minus continued (λ=0) after {name}, paired per seed: pixel error "
+                     f"{d['pixel_error']['mean']:+.2f} ± {d['pixel_error']['std']:.2f} px, PCK@0.05 "
+                     f"{d['pck@0.05']['mean']:+.3f} ± {d['pck@0.05']['std']:.3f}, PCK@0.1 "
+                     f"{d['pck@0.1']['mean']:+.3f} ± {d['pck@0.1']['std']:.3f}")
     return "\n".join(lines)
 
 

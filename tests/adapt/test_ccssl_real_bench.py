@@ -40,21 +40,26 @@ def test_keypoint_metrics_by_hand():
 
 def _seed(seed, sup, cont, rounds):
     row = lambda v: {m: v for m in METRICS}  # noqa: E731
-    return {"seed": seed, "supervised": row(sup), "continued": row(cont),
+    return {"seed": seed, "supervised": row(sup), "continued": row(cont[-1]),
+            "continued_rounds": [{"round": r, **row(v)} for r, v in enumerate(cont)],
             "ccssl": [{"round": r, "kept": k, "candidates": 100, "kept_by_flow": 1, **row(v)}
                       for r, (k, v) in enumerate(rounds)]}
 
 
 def test_summarise_by_hand():
-    s = summarise([_seed(0, 10.0, 9.0, [(20, 8.0), (40, 7.0)]), _seed(1, 12.0, 11.0, [(22, 9.0), (42, 10.0)])])
-    assert list(s["rows"]) == ["supervised", "continued", "ccssl round 0", "ccssl round 1"]
+    s = summarise([_seed(0, 10.0, [9.5, 9.0], [(20, 8.0), (40, 7.0)]),
+                   _seed(1, 12.0, [11.5, 11.0], [(22, 9.0), (42, 10.0)])])
+    assert list(s["rows"]) == ["supervised", "continued round 0", "continued round 1", "ccssl round 0",
+                               "ccssl round 1"]
     sup = s["rows"]["supervised"]["pixel_error"]
     assert sup["mean"] == pytest.approx(11.0) and sup["std"] == pytest.approx(math.sqrt(2.0))  # ddof 1
     assert s["kept"][1]["kept"]["mean"] == pytest.approx(41.0) and s["kept"][0]["candidates"] == 100
-    d = s["last_round_minus_continued"]["pixel_error"]
+    assert s["ccssl_minus_continued"]["round 0"]["pixel_error"]["values"] == [-1.5, -2.5]
+    d = s["ccssl_minus_continued"]["round 1"]["pixel_error"]
     assert d["values"] == [-2.0, -1.0] and d["mean"] == pytest.approx(-1.5)
     assert s["last_round_minus_supervised"]["pck@0.1"]["values"] == [-3.0, -2.0]
-    assert "| ccssl round 1 | 8.50 ± 2.12 |" in format_table({"summary": s})
+    table = format_table({"summary": s})
+    assert "| ccssl round 1 | 8.50 ± 2.12 |" in table and "after round 1" in table
 
 
 def test_control_is_lambda_zero_without_views():
@@ -84,14 +89,17 @@ def test_plumbing_tiny_run(tmp_path, monkeypatch):
     seed = result["per_seed"][0]
     assert [r["round"] for r in seed["ccssl"]] == [0, 1]
     assert 0 < seed["ccssl"][0]["kept"] < seed["ccssl"][1]["kept"] <= seed["ccssl"][1]["candidates"] == 6 * 17
-    for row in (seed["supervised"], seed["continued"], *seed["ccssl"]):
+    assert [r["round"] for r in seed["continued_rounds"]] == [0, 1]
+    assert seed["continued_rounds"][-1] == {"round": 1, **seed["continued"]}
+    for row in (seed["supervised"], seed["continued"], *seed["continued_rounds"], *seed["ccssl"]):
         assert all(_finite(row[m]) for m in METRICS)
         assert row["pixel_error"] > 0 and row["pixel_error_median"] > 0 and 0 <= row["pck@0.05"] <= row["pck@0.1"] <= 1
         assert row["joints"] == sum(int((np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
                                     for a in json.loads((tmp_path / "data" / "test.json").read_text())["annotations"])
     for arm in ("supervised", "continued", "ccssl"):
         assert seed["times"][arm]["cpu_s"] > 0
-    assert set(result["summary"]["rows"]) == {"supervised", "continued", "ccssl round 0", "ccssl round 1"}
+    assert set(result["summary"]["rows"]) == {"supervised", "continued round 0", "continued round 1",
+                                              "ccssl round 0", "ccssl round 1"}
     assert json.loads((tmp_path / "ccssl_real_bench.json").read_text())["seeds"] == [0]
     # the bench's PCK agrees with `animalpose evaluate` (same checkpoint, same test file)
     from animalpose.engine.evaluate import evaluate
