@@ -7,7 +7,8 @@ frame of an ellipsoid the ray is ``o' + t d'`` with ``o' = -S R^T c``, ``d' = M 
 ``M = S R^T K^-1``, ``S = diag(1 / r)``; the entry depth solves ``a t^2 + 2 b t + cc = 0`` with
 ``a = p^T (M^T M) p``, ``b = (M^T o') . p``, ``cc = |o'|^2 - 1`` (p = [u, v, 1]): the nearer root
 ``t = (-b - sqrt(b^2 - a cc)) / a``. ``a`` and ``b`` are a quadratic and a linear form in (u, v), so a
-primitive costs a handful of array operations over its bounding box, found exactly from the dual of
+primitive costs a handful of array operations over its bounding box (primitives of similar box size are
+evaluated together, see :func:`_depth_boxes`), the box found exactly from the dual of
 its outline conic ``C = g g^T - cc G`` (tangent lines ``l`` satisfy ``l^T C^-1 l = 0``; ``C^-1`` is the
 projected dual quadric, see :func:`_boxes`).
 
