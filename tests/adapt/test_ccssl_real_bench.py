@@ -117,3 +117,17 @@ def test_plumbing_tiny_run(tmp_path, monkeypatch):
     (tmp_path / "seed_0" / "result.json").unlink()
     with pytest.raises(DataError, match="other settings"):
         run_bench(tmp_path, [0], replace(settings, frame_step=3))
+
+
+def test_command_rejects_bad_options_before_any_work(tmp_path):
+    from typer.testing import CliRunner
+
+    from animalpose.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "never"
+    for args, hint in ((["--seeds", "a"], "--seeds"), (["--frame-step", "0"], "--frame-step"),
+                       (["--adapt", "ccssl.lambda_target"], "--adapt")):
+        result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
+        assert result.exit_code == 2 and hint in result.output
+    assert not out.exists()
