@@ -17,3 +17,32 @@ def test_bench_synth_json_reports_rates_per_style():
         assert out["images_per_second"][key] > 0 and out["cpu_images_per_second"][key] > 0
     assert set(out["with_encoding"]["images_per_second"]) == {"cad", "photo"}
     assert out["size"] == 48
+
+
+def test_bench_synth_baseline_times_a_git_revision_side_by_side(tmp_path):
+    import pytest
+
+    from animalpose.bench.synth import REPO, baseline_package, compare
+
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    name = baseline_package("HEAD", tmp_path)
+    text = (tmp_path / name / "scene.py").read_text()
+    assert f"from {name}.render import" in text and "from synthetic." not in text
+    assert (tmp_path / name / "species" / "horse.yaml").is_file()
+    out = compare("HEAD", n=2, repeats=1, size=32, clip_frames=2)
+    for key in ("cad", "photo", "clip"):
+        assert out["cpu_images_per_second"][key] > 0 and out["baseline_cpu_images_per_second"][key] > 0
+        assert out["ratio"][key] > 0
+    assert not any(m.startswith(name) for m in __import__("sys").modules)
+
+
+def test_bench_synth_baseline_unknown_revision_is_a_config_error():
+    import pytest
+
+    from animalpose.bench.synth import compare
+    from animalpose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="baseline"):
+        compare("no-such-revision-xyz", n=1, repeats=1, size=32)
