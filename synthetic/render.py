@@ -152,26 +152,27 @@ def _depth_boxes(conic: np.ndarray, g: np.ndarray, cc: np.ndarray, lo: np.ndarra
     """
     out: list = [None] * len(cc)
     wh = size.tolist()
+    q = conic
+    ab = np.zeros((len(cc), 3, 6), dtype=np.float32)  # [a | b]: disc = pv a pu, -b = pv b pu
+    ab[:, 0, 0], ab[:, 0, 1], ab[:, 0, 2] = q[:, 2, 2], 2 * q[:, 0, 2], q[:, 0, 0]
+    ab[:, 1, 0], ab[:, 1, 1], ab[:, 2, 0] = 2 * q[:, 1, 2], 2 * q[:, 0, 1], q[:, 1, 1]
+    ab[:, 0, 3], ab[:, 0, 4], ab[:, 1, 3] = -g[:, 2], -g[:, 0], -g[:, 1]
+    lo32 = lo.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         for idx in _groups(size):
             k = len(idx)
             members = idx.tolist()
             gw, gh = max(wh[i][0] for i in members), max(wh[i][1] for i in members)
-            q, gg = conic[idx], g[idx]
-            u = lo[idx, 0, None].astype(np.float32) + np.arange(gw, dtype=np.float32)  # (k, gw)
-            v = lo[idx, 1, None].astype(np.float32) + np.arange(gh, dtype=np.float32)  # (k, gh)
+            u = lo32[idx, 0, None] + np.arange(gw, dtype=np.float32)  # (k, gw)
+            v = lo32[idx, 1, None] + np.arange(gh, dtype=np.float32)  # (k, gh)
             pu = np.empty((k, 3, gw), dtype=np.float32)
             pu[:, 0], pu[:, 1], pu[:, 2] = 1.0, u, u * u
             pv = np.empty((k, gh, 3), dtype=np.float32)
             pv[:, :, 0], pv[:, :, 1], pv[:, :, 2] = 1.0, v, v * v
-            a = np.zeros((k, 3, 3), dtype=np.float32)  # disc = pv a pu
-            a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = q[:, 2, 2], 2 * q[:, 0, 2], q[:, 0, 0]
-            a[:, 1, 0], a[:, 1, 1], a[:, 2, 0] = 2 * q[:, 1, 2], 2 * q[:, 0, 1], q[:, 1, 1]
-            b = np.zeros((k, 3, 3), dtype=np.float32)  # -b = pv b pu
-            b[:, 0, 0], b[:, 0, 1], b[:, 1, 0] = -gg[:, 2], -gg[:, 0], -gg[:, 1]
-            t = (pv @ a) @ pu
+            w = pv @ ab[idx]  # (k, gh, 6)
+            t = w[:, :, :3] @ pu
             np.sqrt(t, out=t)
-            t += (pv @ b) @ pu
+            t += w[:, :, 3:] @ pu
             np.divide(cc[idx, None, None], t, out=t)
             for j, i in enumerate(members):
                 out[i] = t[j, : wh[i][1], : wh[i][0]]
