@@ -8,6 +8,7 @@ at all; otherwise it is occluded (1) by the body or an occluder. Outside the ima
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, replace
 
@@ -17,7 +18,7 @@ from synthetic import appearance as ap
 from synthetic.render import Camera, _boxes, rasterise, surface
 from synthetic.sampling import Alpha, mirror_alpha, pose_angles, sample_alpha
 from synthetic.styles import StyleConfig
-from synthetic.template import Template, cross, load_template
+from synthetic.template import Template, load_template
 
 OCCLUDER = 255  # part-mask value of occluder pixels; animal parts are 1 + part index, background 0
 BELLY_PARTS = ("body", "neck", "head")
@@ -66,13 +67,17 @@ class Rendered:
 
 def _look_at(eye: np.ndarray, target: np.ndarray, roll_deg: float) -> np.ndarray:
     """(3, 3) world-to-camera rotation (rows: right, down, forward), rolled about the view axis."""
-    fwd = target - eye
-    fwd /= np.linalg.norm(fwd)
-    right = cross(fwd, np.array([0.0, 1.0, 0.0]))
-    right /= np.linalg.norm(right)
-    down = cross(fwd, right)
-    c, s = np.cos(np.deg2rad(roll_deg)), np.sin(np.deg2rad(roll_deg))
-    return np.stack([c * right + s * down, -s * right + c * down, fwd])
+    fx, fy, fz = (target - eye).tolist()
+    n = math.sqrt(fx * fx + fy * fy + fz * fz)
+    fx, fy, fz = fx / n, fy / n, fz / n
+    rx, rz = -fz, fx  # fwd x (0, 1, 0)
+    n = math.sqrt(rx * rx + rz * rz)
+    rx, rz = rx / n, rz / n
+    dx, dy, dz = fy * rz, fz * rx - fx * rz, -fy * rx  # fwd x right (right_y = 0)
+    c, s = math.cos(math.radians(roll_deg)), math.sin(math.radians(roll_deg))
+    return np.array([[c * rx + s * dx, s * dy, c * rz + s * dz],
+                     [-s * rx + c * dx, c * dy, -s * rz + c * dz],
+                     [fx, fy, fz]])
 
 
 def pose_world(tpl: Template, alpha: Alpha, t: float = 0.0):
@@ -83,8 +88,9 @@ def pose_world(tpl: Template, alpha: Alpha, t: float = 0.0):
     names = tuple(tpl.landmarks)
     marks = tpl.landmark_points(names, pos, rot, alpha.size)
     # Lowest point of each ellipsoid: centre_y - |row_y of (axes diag(r))|.
-    low = centres[:, 1] - np.linalg.norm(axes[:, 1, :] * radii, axis=1)
-    shift = np.array([advance, -low.min(), 0.0])
+    row = axes[:, 1, :] * radii
+    low = centres[:, 1] - np.sqrt((row * row).sum(1))
+    shift = np.array([advance, -float(low.min()), 0.0])
     return (centres + shift) * alpha.scale, axes, radii * alpha.scale, (marks + shift) * alpha.scale, names
 
 
@@ -101,10 +107,10 @@ def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | 
         moved = pose_angles(tpl, alpha, t)[1] - pose_angles(tpl, alpha, 0.0)[1]
         extent = np.ptp(c0, axis=0).max() + 2 * r0.max()
         target = 0.5 * (c0.min(0) + c0.max(0)) + np.array([moved * alpha.scale, 0.0, 0.0])
-    half = np.tan(np.deg2rad(alpha.fov) / 2)
-    dist = extent / (2 * half * alpha.fill) + extent * 0.5
-    az, el = np.deg2rad(alpha.azimuth + alpha.orbit * t), np.deg2rad(alpha.elevation)
-    eye = target + dist * np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
+    half = math.tan(math.radians(alpha.fov) / 2)
+    dist = float(extent) / (2 * half * alpha.fill) + float(extent) * 0.5
+    az, el = math.radians(alpha.azimuth + alpha.orbit * t), math.radians(alpha.elevation)
+    eye = target + dist * np.array([math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)])
     rwc = _look_at(eye, target, alpha.roll)
     cc = (centres - eye) @ rwc.T
     ca = rwc[None] @ axes
@@ -112,12 +118,11 @@ def frame(tpl: Template, alpha: Alpha, size: int, t: float = 0.0, fit: Camera | 
     if fit is None:
         boxes = _boxes(cc, ca, radii, Camera(1.0, 0.0, 0.0, 1, 1))[0]
         boxes = boxes[np.isfinite(boxes).all(1)]
-        lo, hi = boxes[:, :2].min(0), boxes[:, 2:].max(0)
-        f = alpha.fill * size / max(hi[0] - lo[0], hi[1] - lo[1])
-        mid = 0.5 * (lo + hi)
-        cx = (size - 1) / 2 + alpha.offset[0] * size - f * mid[0]
-        cy = (size - 1) / 2 + alpha.offset[1] * size - f * mid[1]
-        fit = Camera(float(f), float(cx), float(cy), size, size)
+        (x0, y0), (x1, y1) = boxes[:, :2].min(0).tolist(), boxes[:, 2:].max(0).tolist()
+        f = alpha.fill * size / max(x1 - x0, y1 - y0)
+        cx = (size - 1) / 2 + alpha.offset[0] * size - f * 0.5 * (x0 + x1)
+        cy = (size - 1) / 2 + alpha.offset[1] * size - f * 0.5 * (y0 + y1)
+        fit = Camera(f, cx, cy, size, size)
     part = tpl.vol_part.copy()
     return Geometry(fit, cc, ca, radii, part, cm, names, len(cc))
 
