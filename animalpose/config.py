@@ -227,7 +227,13 @@ class AugmentConfig(Section):
 
 
 class TrainConfig(Section):
-    """Optimisation. ``milestones`` are epochs at which ``schedule: step`` multiplies lr by ``gamma``."""
+    """Optimisation. ``milestones`` are epochs at which ``schedule: step`` multiplies lr by ``gamma``.
+
+    Speed paths of the training step (same parameters, same maths; :mod:`animalpose.models.speed`):
+    ``channels_last`` (NHWC), ``amp`` (bf16 on CPU, fp16 on CUDA), ``pointwise_linear`` (1×1 convs as
+    matrix products on NHWC input; use with ``channels_last``), ``compile`` (``torch.compile`` of the
+    forward, hence of its backward, with ``compile_mode``; the first step of each batch size compiles).
+    """
 
     optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adam"
     lr: float = Field(default=1e-3, gt=0)
@@ -241,6 +247,9 @@ class TrainConfig(Section):
     batch_size: int = Field(default=32, ge=1)
     amp: bool = False
     channels_last: bool = False
+    compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    pointwise_linear: bool = False
     grad_clip: float | None = Field(default=None, gt=0)
     ema: bool = False
     ema_decay: float = Field(default=0.9998, gt=0, lt=1)

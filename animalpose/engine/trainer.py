@@ -9,6 +9,10 @@ Exact resume: the sample order of epoch ``e`` depends only on ``seed + e`` (:cla
 augmentation on (seed, epoch, index) (the dataset), so a run restarted from a checkpoint written at
 step ``s`` replays epoch ``e`` from sample ``s_e × batch`` with every RNG state restored. On the CPU
 in deterministic mode the resumed run ends with bit-identical weights.
+
+Speed paths of the step (``train.channels_last``, ``amp``, ``pointwise_linear``, ``compile``): the
+training forward ``train_forward`` is ``torch.compile(model)`` when ``compile`` is on, sharing the
+parameters of ``model``, which checkpoints, EMA and validation keep using (no ``_orig_mod.`` keys).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from animalpose.engine.distributed import DistInfo, EpochSampler, all_reduce_sum
 from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
+from animalpose.models.speed import compile_model, pointwise_convs_as_linear
 from animalpose.tracking import Tracker
 
 
@@ -133,10 +138,16 @@ class Trainer:
         model = model.to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        if t.pointwise_linear:
+            pointwise_convs_as_linear(model)
         self.model = model
         if self.dist.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        # the training forward: compiled (sharing self.model's parameters) or self.model itself; state,
+        # EMA and validation always use self.model
+        self.train_forward = (compile_model(self.model, mode=None if t.compile_mode == "default" else t.compile_mode)
+                              if t.compile else self.model)
         self.optimizer = build_optimizer(cfg, self.model.parameters())
         per_rank = -(-len(train_set) // self.dist.world_size)
         self.steps_per_epoch = max(1, -(-per_rank // t.batch_size))
@@ -221,7 +232,7 @@ class Trainer:
         target = batch["target"].to(self.device, non_blocking=True)
         weight = batch["target_weight"].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
-            outputs = self.model(images)
+            outputs = self.train_forward(images)
         outputs = [o.float() for o in outputs]
         return self.loss_fn(outputs, target, weight), outputs
 

@@ -4,7 +4,15 @@
   it through every op); oneDNN/cuDNN convolutions are faster in NHWC.
 - :class:`Autocast`: runs a model under ``torch.autocast`` (bf16 on CPU, bf16 or fp16 on CUDA) and
   returns float32 heatmaps; parameters stay float32, so training with it is mixed precision.
-- :func:`compile_model`: ``torch.compile`` (inductor), optional.
+- :func:`compile_model`: ``torch.compile`` (inductor), optional. For training on the CPU inductor fuses
+  the training-mode BatchNorm statistics, normalisation, ReLU and residual adds (and their backward)
+  into a few vectorised loops around the oneDNN convolutions.
+- :func:`pointwise_convs_as_linear`: every 1×1, stride-1, ungrouped ``Conv2d`` computes as a matrix
+  product over channels (``F.linear`` on the NHWC view) when its input is channels-last; same
+  parameters, same state dict, same maths. On the CPU with one thread PyTorch sends small-batch 1×1
+  convolutions to its im2col fallback (``_slow_conv2d``), whose backward zero-fills and copies; the
+  matrix product is faster there, and under ``torch.compile`` its bias and bias gradient fuse into
+  the neighbouring loops.
 - :func:`fold_batchnorm`: for inference, folds every BatchNorm that directly follows a conv or
   transposed conv into that conv's weights and bias (the network is traced with torch.fx). BNs that
   precede a conv through a ReLU (the pre-activation residuals of the hourglass) cannot be folded and stay.
@@ -17,6 +25,7 @@ import copy
 
 import torch
 import torch.fx
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -72,6 +81,44 @@ def compile_model(model: nn.Module, mode: str | None = None, dynamic: bool = Fal
     return torch.compile(model, mode=mode, dynamic=dynamic)
 
 
+class PointwiseConv2d(nn.Conv2d):
+    """A 1×1 stride-1 ``Conv2d`` that runs as ``F.linear`` over channels on channels-last input.
+
+    (N, C_in, H, W) -> (N, C_out, H, W); with a channels-last input the NHWC view is contiguous, so
+    ``F.linear(x.permute(0, 2, 3, 1), weight[:, :, 0, 0], bias)`` costs no copy and returns a
+    channels-last result. Other inputs (NCHW) take the ordinary convolution. Parameters and state dict
+    are those of the ``Conv2d`` it replaces.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or not x.is_contiguous(memory_format=torch.channels_last) or x.is_contiguous():
+            return super().forward(x)
+        out = F.linear(x.permute(0, 2, 3, 1), self.weight.flatten(1), self.bias)
+        return out.permute(0, 3, 1, 2)
+
+
+def _is_pointwise(m: nn.Module) -> bool:
+    return (
+        type(m) is nn.Conv2d
+        and m.kernel_size == (1, 1)
+        and m.stride == (1, 1)
+        and m.dilation == (1, 1)
+        and m.groups == 1
+        and m.padding in ((0, 0), "valid")
+        and m.padding_mode == "zeros"
+    )
+
+
+def pointwise_convs_as_linear(model: nn.Module) -> nn.Module:
+    """Turn every plain 1×1 stride-1 ``Conv2d`` of ``model`` into a :class:`PointwiseConv2d`, in place
+    (same parameter objects; only the class changes). Returns ``model``. Pair it with channels-last
+    weights and inputs (:func:`to_channels_last`); NCHW inputs still take the convolution."""
+    for m in model.modules():
+        if _is_pointwise(m):
+            m.__class__ = PointwiseConv2d
+    return model
+
+
 def _fold_graph(module: nn.Module) -> torch.fx.GraphModule:
     gm = torch.fx.symbolic_trace(module)
     modules = dict(gm.named_modules())
@@ -110,6 +157,9 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     only its ``net`` is replaced by the folded traced graph.
     """
     model = copy.deepcopy(model).eval()
+    for m in model.modules():  # torch.fx traces nn.Conv2d as a leaf, not PointwiseConv2d's branch
+        if type(m) is PointwiseConv2d:
+            m.__class__ = nn.Conv2d
     if hasattr(model, "net") and hasattr(model, "head"):
         model.net = _FoldedNet(_fold_graph(model.net), model.net)
         return model
