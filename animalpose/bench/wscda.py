@@ -359,5 +359,5 @@ def bench_command(
         typer.echo(json.dumps(result))
         return
     typer.echo(format_table(result))
-    typer.echo(f"{len(seeds)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
+    typer.echo(f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
                f"load average {result['load_average']}")

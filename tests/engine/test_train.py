@@ -143,3 +143,28 @@ def test_early_stopping_when_validation_stops_improving(dots, tiny_config, tmp_p
     result = train(cfg, out_dir=tmp_path, progress=False)
     assert result.stopped_early and len(result.history) == 2
     assert load_checkpoint(result.best_checkpoint)["epoch"] == 1
+
+
+def _speed_path_run(dots, tiny_config, out: Path, epochs: int, **speed) -> tuple[list[float], dict[str, torch.Tensor]]:
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": epochs, **speed})
+    result = train(cfg, out_dir=out, progress=False)
+    return [h["train/loss"] for h in result.history], _weights(result.last_checkpoint)
+
+
+def test_pointwise_linear_training_follows_the_channels_last_loss_trajectory(dots, tiny_config, tmp_path):
+    ref_losses, ref_weights = _speed_path_run(dots, tiny_config, tmp_path / "cl", 1, channels_last=True)
+    losses, weights = _speed_path_run(dots, tiny_config, tmp_path / "fast", 1, channels_last=True,
+                                      pointwise_linear=True)
+    # an epoch of Adam steps amplifies rounding differences (per-step equality is tested in test_model_speed)
+    assert losses == pytest.approx(ref_losses, rel=2e-2)
+    # same state dict (names and shapes): checkpoints interchange with the plain model
+    assert {k: w.shape for k, w in weights.items()} == {k: w.shape for k, w in ref_weights.items()}
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_plain_loss_trajectory(dots, tiny_config, tmp_path):
+    ref_losses, ref_weights = _speed_path_run(dots, tiny_config, tmp_path / "plain", 2)
+    losses, weights = _speed_path_run(dots, tiny_config, tmp_path / "compiled", 2, channels_last=True,
+                                      pointwise_linear=True, compile=True)
+    assert losses == pytest.approx(ref_losses, rel=2e-2)
+    assert weights.keys() == ref_weights.keys()  # no "_orig_mod." prefix in the checkpoint
