@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
@@ -146,6 +147,33 @@ def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: lis
             "source_only": result.source_only}
 
 
+@dataclass(frozen=True)
+class SeedPlan:
+    """The seeds of one flow run: each generated dataset's and the training configs' ``train.seed``.
+
+    ``train`` seeds the pretraining, every CC-SSL round (the library derives its round seeds from
+    ``train.seed``: pseudo-label views ``train.seed * 1000 + r``, target sampling ``train.seed + r + 1``)
+    and the oracle.
+    """
+
+    source: int
+    source_val: int
+    target: int
+    test: int
+    train: int
+
+
+def seed_plan(preset_seed: int, seed: int | None = None) -> SeedPlan:
+    """The seeds used by :func:`ccssl_flow` for base seed ``seed`` (None: the preset's ``seed``).
+
+    The datasets take consecutive seeds from the base (source, source-val, target, test = base,
+    base + 1, base + 2, base + 3) and every training config takes the base itself, so
+    ``seed_plan(p.seed)`` is the preset's own plan and ``seed_plan(p.seed, k)`` changes every seed.
+    """
+    base = preset_seed if seed is None else seed
+    return SeedPlan(source=base, source_val=base + 1, target=base + 2, test=base + 3, train=base)
+
+
 def _pck(result: dict) -> float:
     return float(result["metrics"][PCK])
 
@@ -174,6 +202,7 @@ def ccssl_flow(
     out_dir: Path | None = None,
     dask_workers: int = 0,
     dask_address: str | None = None,
+    seed: int | None = None,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -191,29 +220,39 @@ def ccssl_flow(
             data stage (``flows.pretrain.make_dataset``).
         dask_address: pseudo-label on the Dask scheduler at this address instead (``tcp://host:8786``),
             one shard per worker.
+        seed: base seed of the run (default: the preset's ``seed``). It replaces the preset's seed
+            everywhere the preset's seed acts (:func:`seed_plan`): the generated source, source-val,
+            target and test sets get ``seed``, ``seed + 1``, ``seed + 2``, ``seed + 3``, and the
+            pretraining, the CC-SSL rounds and the oracle train with ``train.seed = seed``. Given
+            datasets (``source_data`` ...) are used as they are. Without ``out_dir``, a seed other
+            than the preset's works in ``<preset>-seed<seed>`` beside the preset's folder (so its
+            checkpoints never resume another seed's). ``seed=None`` runs exactly as before.
 
-    Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", ...}``.
+    Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
     """
     p = load_preset(preset)
+    seeds = seed_plan(p.seed, seed)
     n_rounds = rounds or p.rounds
     do_oracle = p.oracle if oracle is None else oracle
-    out = Path(out_dir) if out_dir else data_home() / "flows" / "ccssl" / species / Path(preset).stem
+    folder = Path(preset).stem if seeds.train == p.seed else f"{Path(preset).stem}-seed{seeds.train}"
+    out = Path(out_dir) if out_dir else data_home() / "flows" / "ccssl" / species / folder
     name = register_as or f"ccssl-{species}"
     parent = parent_tracker(experiment, f"ccssl-{species}", tracking_uri,
                             {"species": species, "preset": str(preset), "rounds": str(n_rounds)})
     parent.log_params({"species": species, "preset": str(preset), "rounds": n_rounds, "model": model,
-                       "source_model": source_model, "epochs_per_round": p.epochs_per_round})
+                       "source_model": source_model, "epochs_per_round": p.epochs_per_round,
+                       "seed": seeds.train})
     try:
         with stage(parent, "synth"):
-            source = list(source_data) if source_data else make_dataset(species, p.source, p.seed, "source",
+            source = list(source_data) if source_data else make_dataset(species, p.source, seeds.source, "source",
                                                                         dask_workers=dask_workers)
-            source_val = make_dataset(species, p.source_val, p.seed + 1, "source-val")
-            target = list(target_data) if target_data else make_dataset(species, p.target, p.seed + 2, "target",
+            source_val = make_dataset(species, p.source_val, seeds.source_val, "source-val")
+            target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
-            test = Path(test_data) if test_data else make_dataset(species, p.target_test, p.seed + 3, "test")[0]
+            test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
         schema = cfg["data"]["schema"]
         with stage(parent, "pretrain") as st:
             if source_model:
@@ -245,7 +284,7 @@ def ccssl_flow(
         if do_oracle:
             with stage(parent, "oracle") as st:
                 ocfg, _ = train_config(p, target, [test], epochs=p.pretrain_epochs, model=model,
-                                       tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                                       tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])
                 oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema))
@@ -262,7 +301,7 @@ def ccssl_flow(
         summary = {"species": species, "preset": str(preset), "source_only": source_only, "rounds": round_pck,
                    "oracle": oracle_pck, "gap_recovery": recovery, "model_name": name, "model_version": version,
                    "checkpoint": str(ckpt), "mlflow_run_id": parent.run_id, "mlflow_run_url": run_link(parent),
-                   "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri)}
+                   "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri), "seed": seeds.train}
         if recovery is not None:
             parent.log_metrics({"gap_recovery": recovery})
         parent.log_dict(summary, "summary.json")

@@ -4,7 +4,8 @@ Runs the ``ccssl`` flow (synthetic ``cad`` source → ``photo`` target, pretrain
 oracle) in Prefect's ephemeral mode with MLflow in the local SQLite store, then prints the results
 table and the command that opens the MLflow UI on those runs. ``--json`` makes the last line one
 JSON object with ``source_only``, ``rounds``, ``oracle``, ``gap_recovery`` (PCK@0.05 crop fractions),
-``seconds`` and ``peak_rss_mb``.
+``seconds`` and ``peak_rss_mb``. ``--seed K`` runs the flow with base seed K instead of the preset's
+(:func:`flows.ccssl.seed_plan`); ``animalpose bench ccssl`` runs the same flow over several seeds.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def demo(
     species: str = typer.Option("horse", help="Species template of source and target."),
     preset: str = typer.Option("quick", help="Flow preset: quick (the demo, ~15 min on 2 cores) or smoke (tests)."),
     rounds: int = typer.Option(None, help="CC-SSL rounds (default: the preset's)."),
+    seed: int = typer.Option(None, help="Base seed of the generated datasets and of training (default: the "
+                             "preset's; see flows.ccssl.seed_plan)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
 ) -> None:
     for key, value in QUIET.items():
@@ -49,10 +52,14 @@ def demo(
     from flows.ccssl import ccssl_flow, results_rows
 
     t0 = time.perf_counter()
-    summary = ccssl_flow(species=species, preset=preset, rounds=rounds)
+    kwargs = {"species": species, "preset": preset, "rounds": rounds}
+    if seed is not None:  # otherwise the flow's default (the preset's seed), as before
+        kwargs["seed"] = seed
+    summary = ccssl_flow(**kwargs)
     seconds = time.perf_counter() - t0
     rows = results_rows(summary)
-    typer.echo(f"\nCC-SSL {species} ({preset}): PCK@0.05 (crop) on the held-out target test set")
+    run = preset if seed is None else f"{preset}, seed {seed}"
+    typer.echo(f"\nCC-SSL {species} ({run}): PCK@0.05 (crop) on the held-out target test set")
     width = max(len(str(r[0])) for r in rows)
     for label, value in rows:
         shown = "—" if value is None else (f"{100 * value:.1f}" if isinstance(value, float) else str(value))
@@ -65,5 +72,7 @@ def demo(
         keys = ("species", "preset", "source_only", "rounds", "oracle", "gap_recovery", "model_name", "model_version",
                 "mlflow_run_id", "tracking_uri")
         out = {k: summary[k] for k in keys}
+        if "seed" in summary:
+            out["seed"] = summary["seed"]
         out.update(seconds=round(seconds, 1), peak_rss_mb=round(peak_rss_mb(), 1))
         typer.echo(json.dumps(out))
