@@ -119,13 +119,13 @@ def _check_settings(path: Path, found: object, wanted: dict) -> None:
                                            f"or remove {path.parent}")
 
 
-def _check_result(path: Path, doc: dict) -> dict:
-    """The cached result's figures, checked (DataError naming the file and the field)."""
+def _check_result(where: str, doc: dict) -> dict:
+    """A result's figures, checked (DataError naming ``where``, the file or the runner, and the field)."""
     for key in ("source_only", "rounds", "oracle", "wall_s", "cpu_s"):
         if key not in doc:
-            raise DataError(str(path), key, "missing")
+            raise DataError(where, key, "missing")
     if not isinstance(doc["rounds"], list) or not doc["rounds"]:
-        raise DataError(str(path), "rounds", "expected a non-empty list of PCK values")
+        raise DataError(where, "rounds", "expected a non-empty list of PCK values")
     return doc
 
 
@@ -143,7 +143,7 @@ def run_seed(out: Path, seed: int, species: str = "horse", preset: str = "quick"
     if result_path.is_file():
         old = _read_json(result_path)
         _check_settings(result_path, old.get("settings"), key)
-        return {**_check_result(result_path, old), "reused": True}
+        return {**_check_result(str(result_path), old), "reused": True}
     marker = folder / "settings.json"
     resumed = marker.is_file()
     if resumed:
@@ -160,7 +160,7 @@ def run_seed(out: Path, seed: int, species: str = "horse", preset: str = "quick"
               "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "resumed": resumed,
               "load_average": {"before": [round(v, 2) for v in load_before],
                                "after": [round(v, 2) for v in os.getloadavg()]}}
-    _check_result(result_path, result)
+    _check_result(f"the flow summary of seed {seed}", result)
     _write_json(result_path, result)
     return {**result, "reused": False}
 

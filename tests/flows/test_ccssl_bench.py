@@ -180,6 +180,9 @@ def test_unreadable_result_is_a_data_error(tmp_path):
     (tmp_path / "seed0" / "result.json").write_text(json.dumps({"settings": key, "source_only": 0.4}))
     with pytest.raises(DataError, match="rounds"):
         bench.run_seed(tmp_path, 0, preset="smoke", runner=FakeFlow())
+    with pytest.raises(DataError, match="flow summary of seed 1: rounds"):  # a runner without rounds
+        bench.run_seed(tmp_path, 1, preset="smoke", runner=lambda **kw: {"source_only": 0.4, "oracle": 0.6})
+    assert not (tmp_path / "seed1" / "result.json").exists()
 
 
 def test_cli_prints_the_table_and_a_json_last_line(tmp_path, monkeypatch):
