@@ -11,3 +11,4 @@ app.command("models")(__import__("animalpose.cli.models_cmd", fromlist=["bench_c
 app.command("wscda")(__import__("animalpose.bench.wscda", fromlist=["bench_command"]).bench_command)
 app.command("ccssl-real")(__import__("animalpose.bench.ccssl_real", fromlist=["bench_command"]).bench_command)
 app.command("ccssl")(__import__("animalpose.bench.ccssl", fromlist=["bench_command"]).bench_command)
+app.command("pseudolabel")(__import__("animalpose.bench.pseudolabel", fromlist=["bench_command"]).bench_command)
