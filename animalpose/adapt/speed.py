@@ -9,6 +9,12 @@ forward passes of all views. :func:`pseudo_label_throughput` times, on the same 
 - ``pseudo_label``: :func:`~animalpose.adapt.pseudolabel.consistency_predict` end to end.
 
 ``overhead`` = pseudo_label time / forward_views time − 1.
+
+This is a probe of :func:`consistency_predict` on one preloaded batch: no image loading, no
+assembly over a target set, no temporal refinement along clips and no selection. The benchmark of
+the whole step as :func:`~animalpose.adapt.ccssl.run_ccssl` runs it (generate_pseudo_labels + select,
+end to end and on preloaded crops, interleaved repeats, wall and CPU time) is
+:mod:`animalpose.bench.pseudolabel` (``animalpose bench pseudolabel``).
 """
 
 from __future__ import annotations
