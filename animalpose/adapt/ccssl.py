@@ -68,6 +68,9 @@ class CCSSLSection(Section):
     source_epochs: int = Field(default=0, ge=0)
     regenerate_every: int = Field(default=10, ge=1)
     lambda_target: float = Field(default=10.0, ge=0)
+    # learning rate of the adaptation rounds (None: train.lr, as the reference, which continues at its
+    # pretraining rate). Source-only training (source_epochs) always uses train.lr.
+    lr: float | None = Field(default=None, gt=0)
     schedule: Literal["rounds", "reference"] = "rounds"
     keep_fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     num_geometric: int = Field(default=4, ge=0)
@@ -348,7 +351,9 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
             best = src_dir / "best.ckpt"
             ckpt = load_checkpoint(best if best.is_file() else src_dir / "last.ckpt", schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
-        trainer = CCSSLTrainer(cfg, model, schema, data.train, val_sets, out / "train", device=device,
+        round_cfg = cfg if c.lr is None else cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"lr": c.lr})})
+        trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, out / "train", device=device,
                                tracker=None, progress=progress, lambda_target=c.lambda_target)
         done = len(state["rounds"])
         if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once

@@ -191,3 +191,15 @@ def test_target_stream_yields_only_full_batches(dots, tmp_path, n):
     stream = trainer._target_batches()
     sizes = [len(next(stream)["image"]) for _ in range(4)]
     assert sizes == [4, 4, 4, 4]
+
+
+def test_adaptation_rounds_train_at_ccssl_lr_and_source_training_at_train_lr(dots, tmp_path):
+    cfg = _config(dots, lr=3e-4)
+    cfg.train.epochs = 1
+    run_ccssl(cfg, tmp_path, progress=False)
+    lr_of = lambda p: torch.load(p, weights_only=False, map_location="cpu")["optimizer"]["param_groups"][0]["lr"]  # noqa: E731
+    assert lr_of(tmp_path / "source" / "last.ckpt") == pytest.approx(1e-3)
+    assert lr_of(tmp_path / "round_0.ckpt") == pytest.approx(3e-4)
+    assert _config(dots).ccssl.lr is None  # default: the rounds continue at train.lr, as the reference
+    with pytest.raises(ConfigError):
+        _config(dots, lr=0.0)
