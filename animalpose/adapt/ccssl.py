@@ -49,7 +49,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
-from animalpose.engine.build import build_data, crop_padding, make_codec, make_model, pick_device
+from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
 from animalpose.engine.trainer import Trainer, seed_everything
@@ -385,7 +385,7 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
                     else ""), progress)
             augment = None if cfg.augment.preset == "none" else build_augmenter(
-                cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp)
+                cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp, **augment_overrides(cfg))
             pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]  # skip all-rejected
             trainer.set_target(TopDownDataset(pseudo, schema, codec, augment, padding=pad, udp=udp,
                                               normalization=norm, seed=cfg.train.seed + r + 1) if pseudo else None)

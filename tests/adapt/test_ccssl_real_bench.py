@@ -79,6 +79,16 @@ def test_plumbing_tiny_run(tmp_path, monkeypatch):
     if not REAL.is_dir():
         pytest.skip(f"shared real data not found at {REAL}")
     monkeypatch.chdir(tmp_path)  # a relative --out (frame paths in the cache must still resolve)
+    from animalpose.adapt.ccssl import CCSSLTrainer
+
+    streams = []  # (source augmentation, target augmentation) of each CC-SSL round
+    set_target = CCSSLTrainer.set_target
+
+    def spy(self, dataset):
+        streams.append((self.train_set.augment.config, dataset.augment.config))
+        set_target(self, dataset)
+
+    monkeypatch.setattr(CCSSLTrainer, "set_target", spy)
     settings = BenchSettings(train_range=("img01", "img04"), test_range=("img61", "img63"), frame_step=2,
                              max_frames=6, overrides=TINY, adapt_overrides=TINY_ADAPT)
     result = run_bench(Path("."), [0], settings)
@@ -98,6 +108,11 @@ def test_plumbing_tiny_run(tmp_path, monkeypatch):
                                     for a in json.loads((tmp_path / "data" / "test.json").read_text())["annotations"])
     for arm in ("supervised", "continued", "ccssl"):
         assert seed["times"][arm]["cpu_s"] > 0
+    # the pseudo-labelled stream is augmented like the labelled one: the config's scale ±15 % and rotation
+    # ±20 degrees (σ = 0.15, 10), not the hourglass preset's defaults (σ = 0.25, 30; the bug of the first run)
+    assert len(streams) == 4  # control and CC-SSL, two rounds each
+    for src, tgt in streams:
+        assert tgt == src and (tgt.scale_sigma, tgt.rotation_sigma, tgt.flip_prob) == pytest.approx((0.15, 10.0, 0.0))
     assert set(result["summary"]["rows"]) == {"supervised", "continued round 0", "continued round 1",
                                               "ccssl round 0", "ccssl round 1"}
     assert json.loads((tmp_path / "ccssl_real_bench.json").read_text())["seeds"] == [0]
