@@ -392,6 +392,8 @@ def bench_command(
     frame_step: int = typer.Option(BenchSettings.frame_step, help="Use every N-th video frame."),
     max_frames: int = typer.Option(0, help="At most this many video frames (0: all chosen)."),
     threads: int = typer.Option(1, help="torch threads."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override of both configs key=value (repeatable, "
+                                        "before --adapt), e.g. --set train.epochs=60 --adapt train.epochs=9."),
     adapt: list[str] = typer.Option(None, "--adapt", help="CC-SSL config override key=value (repeatable), "
                                     "e.g. --adapt ccssl.lambda_target=1; use a new --out for other settings."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -406,12 +408,13 @@ def bench_command(
         raise typer.BadParameter("no seed given", param_hint="--seeds")
     if frame_step < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--frame-step")
-    bad = [a for a in adapt or [] if "=" not in a]
-    if bad:
-        raise typer.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint="--adapt")
+    for hint, given in (("--set", overrides), ("--adapt", adapt)):
+        bad = [a for a in given or [] if "=" not in a]
+        if bad:
+            raise typer.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint=hint)
     torch.set_num_threads(threads)
     settings = BenchSettings(data=data, frame_step=frame_step, max_frames=max_frames or None,
-                             adapt_overrides=tuple(adapt or ()))
+                             overrides=tuple(overrides or ()), adapt_overrides=tuple(adapt or ()))
     result = run_bench(out, seed_list, settings, progress=progress)
     if as_json:
         typer.echo(json.dumps(result))

@@ -142,7 +142,27 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
     runner = CliRunner()
     out = tmp_path / "never"
     for args, hint in ((["--seeds", "a"], "--seeds"), (["--frame-step", "0"], "--frame-step"),
-                       (["--adapt", "ccssl.lambda_target"], "--adapt")):
+                       (["--adapt", "ccssl.lambda_target"], "--adapt"), (["--set", "train.epochs"], "--set")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output
     assert not out.exists()
+
+
+def test_command_passes_set_and_adapt_overrides(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import animalpose.bench.ccssl_real as bench
+    from animalpose.cli import app
+
+    seen = {}
+
+    def fake_run_bench(out, seeds, settings, *, progress=False):
+        seen.update(out=out, seeds=seeds, settings=settings)
+        raise RuntimeError("stop before any work")
+
+    monkeypatch.setattr(bench, "run_bench", fake_run_bench)
+    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--seeds", "1,2", "--set",
+                                      "train.epochs=60", "--adapt", "train.epochs=9", "--adapt", "ccssl.gallery=0"])
+    assert isinstance(result.exception, RuntimeError)
+    assert seen["seeds"] == [1, 2] and seen["settings"].overrides == ("train.epochs=60",)
+    assert seen["settings"].adapt_overrides == ("train.epochs=9", "ccssl.gallery=0")
