@@ -13,6 +13,10 @@ def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
     assert tuple(cfg.data.input_size) == (64, 64) and cfg.model.name == "hourglass1"  # the preset's overrides
     quick = load_preset("quick")
     assert quick.rounds == 3 and quick.ccssl["keep_fractions"] == [0.2, 0.4, 0.6]
+    # the oracle trains on as many (target) images as the source model, for as many epochs
+    assert quick.target.n == quick.source.n and quick.target.size == quick.source.size == 128
+    qcfg = engine_config(quick, {"data.train": [tmp_path]})
+    assert tuple(qcfg.data.input_size) == (128, 128) and tuple(qcfg.data.heatmap_size) == (32, 32)
 
 
 def test_preset_errors_name_the_file_and_key(tmp_path):
