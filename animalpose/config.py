@@ -25,7 +25,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -44,6 +43,7 @@ from pydantic import (
     model_validator,
 )
 
+from animalpose.atomic import write_text_atomic
 from animalpose.errors import ConfigError, Problem
 
 __all__ = [
@@ -704,17 +704,7 @@ def to_yaml(cfg: BaseModel) -> str:
 
 def write_config(cfg: BaseModel, path: str | Path) -> Path:
     """Write ``to_yaml(cfg)`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(to_yaml(cfg))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, to_yaml(cfg))
 
 
 Scalar = str | int | float | bool | None

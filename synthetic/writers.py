@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
-import tempfile
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -28,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from animalpose.atomic import write_bytes_atomic
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
 from animalpose.errors import ConfigError
@@ -41,14 +40,7 @@ DEFAULT_FPS = 25.0
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 # PNG with the SUB filter and run-length zlib: about 4x faster than OpenCV's default filters on

@@ -21,15 +21,13 @@ The checks are scored as follows (higher is more trustworthy):
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from animalpose.adapt.pseudolabel import PseudoLabelSet
+from animalpose.atomic import write_json_atomic
 from animalpose.keypoints import KeypointSchema
 
 CHECKS = ("equivariance", "invariance", "temporal", "combined")
@@ -209,18 +207,7 @@ def jsonable(value):
 
 def write_json(doc: dict, path: str | Path) -> Path:
     """Write ``doc`` atomically (temporary file in the same folder, then rename); NaN is written as null."""
-    doc = jsonable(doc)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, jsonable(doc), allow_nan=False)
 
 
 def curves_figure(summary: dict, title: str = "pseudo-label precision vs coverage"):

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from animalpose.atomic import write_json_atomic
 from animalpose.errors import DataError
 
 #: A per-seed runner: keyword arguments species, preset, seed, out_dir, tracking_uri, register_as;
@@ -99,10 +100,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=2)
 
 
 def _check_settings(path: Path, found: object, wanted: dict) -> None:

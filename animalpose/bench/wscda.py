@@ -60,6 +60,7 @@ import numpy as np
 import typer
 import yaml
 
+from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.paths import REPO_ROOT
 
 ROWS = ("a", "b", "c", "d", "e")
@@ -234,18 +235,14 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
         config = root / f"{run}.yaml"
         text = yaml.safe_dump({"base": str(QUICK_CONFIG), **_raw_config(settings, data, seed, run)}, sort_keys=False)
         if not config.is_file() or config.read_text() != text:
-            tmp = config.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(config)
+            write_text_atomic(config, text)
         cfg = load_config(config, WSCDAConfig)
         finished = (root / run / "state.json").is_file()
         t0, c0 = time.perf_counter(), time.process_time()
         res = run_wscda(cfg, root / run, progress=progress)
         if run not in times or not finished:
             times[run] = {"wall": round(time.perf_counter() - t0, 1), "cpu": round(time.process_time() - c0, 1)}
-            tmp = times_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(times, indent=2))
-            tmp.replace(times_path)
+            write_json_atomic(times_path, times, indent=2)
         result.seconds[run] = times[run]
         if run == "cd":
             result.rows["c"] = evaluate_checkpoint(root / run / "wscda.ckpt", data["test"])
@@ -312,10 +309,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "torch_threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "wscda_bench.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out / "wscda_bench.json")
+    write_json_atomic(out / "wscda_bench.json", result, indent=2)
     return result
 
 

@@ -8,15 +8,13 @@ and ``factors`` (``record.meta["factors"]``) when the records have them.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from animalpose.atomic import write_json_atomic
 from animalpose.data.images import is_video_path, probe_image_size, video_info
 from animalpose.data.records import PoseRecord
 from animalpose.keypoints import KeypointSchema, load_schema
@@ -142,13 +140,4 @@ def write_coco(
             "skeleton": [[a + 1, b + 1] for a, b in schema.skeleton],  # COCO skeletons are 1-based
         }],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, doc, allow_nan=False)

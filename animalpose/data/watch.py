@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from animalpose import atomic
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.errors import DataError
 
@@ -35,16 +34,8 @@ def file_fingerprint(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, data) -> None:
-    """Write JSON through a temporary file in the same folder, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON (indent 1, sorted keys) through a temporary file in the same folder, then rename."""
+    atomic.write_json_atomic(path, data, indent=1, sort_keys=True)
 
 
 @dataclass

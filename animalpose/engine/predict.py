@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.images import read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
@@ -201,14 +202,9 @@ class _Writers:
         header.append(["bodyparts", *parts])
         header.append(["coords"] + ["x", "y", "likelihood"] * k * self.individuals)
         csv_path = self.out / f"{self.stem}.csv"
-        tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-        with tmp.open("w", newline="") as fh:
+        with atomic_path(csv_path) as tmp, tmp.open("w", newline="") as fh:
             csv.writer(fh).writerows(header + self.rows)
-        os.replace(tmp, csv_path)
-        json_path = self.out / f"{self.stem}.json"
-        tmp = json_path.with_name(f".{json_path.name}.tmp")
-        tmp.write_text(json.dumps(self.results))
-        os.replace(tmp, json_path)
+        json_path = write_json_atomic(self.out / f"{self.stem}.json", self.results)
         return [csv_path, json_path]
 
 
@@ -282,40 +278,38 @@ def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individua
     schema = predictor.schema
     info = check_video(video)
     w = _Writers(out, video.stem, schema, individuals, scorer)
-    writer = None
     size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
     mp4 = out / f"{video.stem}_labelled.mp4"
-    tmp_mp4 = out / f".{video.stem}_labelled.tmp.mp4"
-    if write_video:
-        writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
-        if not writer.isOpened():
-            raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
     n = 0
-    for pending in _batches(_frames(video), batch_size):
-        crops, owners = [], []
-        for idx, frame in pending:
-            boxes = dets.get(idx, []) if dets is not None else [None]
-            crops += [(frame, b) for b in boxes]
-            owners += [idx] * len(boxes)
-        poses = predictor(crops) if crops else np.zeros((0, schema.num_joints, 3))
-        owners_arr = np.asarray(owners)
-        for idx, frame in pending:
-            mine = poses[owners_arr == idx] if len(owners) else poses
-            w.add(idx, idx, mine)
-            if writer is not None:
-                canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-                if video_scale != 1.0:
-                    canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
-                for p in mine:
-                    draw_pose(canvas, p, schema.skeleton, video_scale)
-                writer.write(canvas)
-        n += len(pending)
-        tick(len(pending))
-    paths = []
-    if writer is not None:
-        writer.release()
-        os.replace(tmp_mp4, mp4)
-        paths.append(mp4)
+    with ExitStack() as stack:  # on exit: release the MP4 writer, then rename its temporary file over ``mp4``
+        writer = None
+        if write_video:
+            tmp_mp4 = stack.enter_context(atomic_path(mp4))
+            writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
+            stack.callback(writer.release)
+            if not writer.isOpened():
+                raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
+        for pending in _batches(_frames(video), batch_size):
+            crops, owners = [], []
+            for idx, frame in pending:
+                boxes = dets.get(idx, []) if dets is not None else [None]
+                crops += [(frame, b) for b in boxes]
+                owners += [idx] * len(boxes)
+            poses = predictor(crops) if crops else np.zeros((0, schema.num_joints, 3))
+            owners_arr = np.asarray(owners)
+            for idx, frame in pending:
+                mine = poses[owners_arr == idx] if len(owners) else poses
+                w.add(idx, idx, mine)
+                if writer is not None:
+                    canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                    if video_scale != 1.0:
+                        canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+                    for p in mine:
+                        draw_pose(canvas, p, schema.skeleton, video_scale)
+                    writer.write(canvas)
+            n += len(pending)
+            tick(len(pending))
+    paths = [mp4] if write_video else []
     return paths + w.close(), n
 
 

@@ -6,14 +6,13 @@ checkpoint (if any) is opened and checked against the schema, and only then does
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from animalpose.atomic import write_json_atomic
 from animalpose.config import ExperimentConfig, flatten
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
@@ -31,9 +30,7 @@ def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=lambda v: None if v != v else str(v)))
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=2, default=lambda v: None if v != v else str(v))
 
 
 def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,

@@ -48,6 +48,7 @@ from animalpose.adapt.wscda.mixing import MixedBatchSampler, select_few_labelled
 from animalpose.adapt.wscda.network import export_pose_network, wscda_from_pose_network
 from animalpose.adapt.wscda.pplo import make_pseudo_labels, pseudo_label_quality
 from animalpose.adapt.wscda.training import WSCDABatch
+from animalpose.atomic import write_json_atomic
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import TopDownDataset, collate_skip
@@ -272,9 +273,7 @@ def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: T
     tracker = tracker or Tracker(enabled=False)
 
     def save_state() -> None:
-        tmp = state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(state_path)
+        write_json_atomic(state_path, state, indent=2)
 
     def train_stage(name: str, target_set: Dataset, epochs: int, child: Tracker) -> list[dict]:
         sets = [_Tagged(human_set, 0, 0, True), _Tagged(few_set, 1, 0, True), target_set]
