@@ -55,7 +55,15 @@ from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
-from animalpose.engine.build import build_data, crop_padding, load_records, make_codec, make_model, pick_device
+from animalpose.engine.build import (
+    augment_overrides,
+    build_data,
+    crop_padding,
+    load_records,
+    make_codec,
+    make_model,
+    pick_device,
+)
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint
 from animalpose.engine.inference import final_heatmaps
 from animalpose.engine.trainer import seed_everything
@@ -225,8 +233,10 @@ def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: T
                           f"{w.human_schema} joints without a {schema.name} counterpart would need extra heatmap "
                           f"channels ({', '.join(space.joints[schema.num_joints:])}); not supported")
     udp = cfg.codec.kind == "udp"
+    # one augmenter for every stream (humans, few labelled animals, target, pseudo-labels): the preset with
+    # the config's own ranges, as in the engine
     augment = None if cfg.augment.preset == "none" else build_augmenter(
-        cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp)
+        cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp, **augment_overrides(cfg))
 
     animals = data.train.records
     few = [animals[i] for i in select_few_labelled([_species(r) for r in animals], w.labelled_per_species,

@@ -79,3 +79,30 @@ def test_run_wscda_end_to_end_resume_and_command(generated, tmp_path):
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert summary["rounds"] == 1 and summary["last_checkpoint"] == str(out / "round_0.ckpt")
+
+
+def test_every_stream_takes_the_configs_augmentation_ranges(generated, tmp_path, monkeypatch):
+    """The augmenter WS-CDA builds carries ``augment.scale/rotation/flip_prob`` from the config, not only the
+    preset's defaults (the simplebaseline preset: scale ±35 %, rotation ±45°, flip 0.5)."""
+    import animalpose.adapt.wscda.run as run
+    from animalpose.adapt.wscda import WSCDAConfig
+
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        built.append(real(*args, **kwargs))
+        raise Built  # the augmenter is all this test needs; stop before any training
+
+    real = run.build_augmenter
+    monkeypatch.setattr(run, "build_augmenter", spy)
+    raw = _raw(generated)
+    raw["augment"] = {"preset": "simplebaseline", "scale": [0.9, 1.1], "rotation": 12.0, "flip_prob": 0.0}
+    with pytest.raises(Built):
+        run.run_wscda(parse_config(raw, WSCDAConfig), tmp_path, progress=False)
+    (aug,) = built
+    # scale [0.9, 1.1] -> factor 0.1; at most 12 degrees -> factor 6 (the preset clips at 2x its factor)
+    c = aug.config
+    assert (c.scale_factor, c.rotation_factor, c.flip_prob) == pytest.approx((0.1, 6.0, 0.0))
