@@ -140,10 +140,13 @@ def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: lis
         update={"epochs": (round_index + 1) * epochs_per_round})})
     labeler = dask_labeler(dask_workers, dask_address) if dask_workers > 0 or dask_address else None
     result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False, labeler=labeler)
-    if len(result.rounds) <= round_index or result.last_checkpoint is None:
+    # this round's checkpoint, not the library's last: a flow re-run after a crash past the rounds (say in
+    # the oracle) misses this task's cache, and the library then reports every round already finished
+    checkpoint = Path(out_dir) / f"round_{round_index}.ckpt"
+    if len(result.rounds) <= round_index or not checkpoint.is_file():
         raise RuntimeError(f"run_ccssl finished {len(result.rounds)} rounds in {out_dir}, expected "
-                           f"{round_index + 1}")
-    return {"checkpoint": str(result.last_checkpoint), "metrics": result.rounds[round_index],
+                           f"{round_index + 1} (and {checkpoint.name})")
+    return {"checkpoint": str(checkpoint), "metrics": result.rounds[round_index],
             "source_only": result.source_only}
 
 
