@@ -47,6 +47,7 @@ import typer
 from torch.utils.data import DataLoader
 
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
+from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.config import ExperimentConfig, load_config
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.dataset import TopDownDataset, collate_skip
@@ -132,11 +133,9 @@ def write_frame_cache(video: Path, out: Path, step: int, max_frames: int | None 
         if f not in wanted:
             continue
         png = out / "frames" / f"{video.stem}_{f:06d}.png"
-        png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = png.with_name(f".{png.name}.tmp.png")
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-            raise DataError(str(png), "image", "cannot write frame")
-        os.replace(tmp, png)
+        with atomic_path(png) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise DataError(str(png), "image", "cannot write frame")
         h, w = frame.shape[:2]
         records.append(PoseRecord(image=str(png), keypoints=np.zeros((17, 3), np.float32), schema=SCHEMA,
                                   bbox=(0.0, 0.0, float(w), float(h)), image_size=(w, h), video_id=video.stem,
@@ -254,7 +253,7 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
     marker = folder / "settings.json"
     if marker.is_file() and json.loads(marker.read_text()) != settings.key():
         raise DataError(str(marker), "settings", "this seed folder was run with other settings; use a new --out")
-    marker.write_text(json.dumps(settings.key(), indent=2))
+    write_json_atomic(marker, settings.key(), indent=2)
     clock = _Clock()
     sup_cfg, _ = _configs(settings, prep, seed, None)
     sup_dir = folder / "supervised"
@@ -290,10 +289,7 @@ def _round_metrics(run_dir: Path, n: int, prep: Prepared) -> list[dict]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(path, data, indent=2)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -378,10 +374,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
                          "after": [round(v, 2) for v in os.getloadavg()]},
         "threads": torch.get_num_threads(),
     }
-    path = out / "ccssl_real_bench.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
+    write_json_atomic(out / "ccssl_real_bench.json", result, indent=2)
     return result
 
 
