@@ -61,6 +61,12 @@ from animalpose.tracking import Tracker
 TARGET_VAL = "target-val"
 
 
+# Views × images per pseudo-labelling forward pass on a CPU: the quick network's 128-px views ran at
+# 19 ms/image in chunks of 8 against 37 ms/image in chunks of 64 (activations outgrow the caches;
+# BENCHMARKS.md, CC-SSL pseudo-labelling speed). On a GPU larger chunks keep it busy.
+CPU_VIEW_BATCH = 8
+
+
 class CCSSLSection(Section):
     """The ``ccssl:`` section (defaults: the reference, invariance on, selection on source data)."""
 
@@ -90,14 +96,24 @@ class CCSSLSection(Section):
     target_val: list[ExistingPath] = Field(default_factory=list)
     target_truth: bool = True
     pseudo_batch_size: int = Field(default=16, ge=1)
+    # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else
+    # 4 x pseudo_batch_size. Results do not depend on it beyond float rounding.
+    view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
 
-    def consistency(self) -> ConsistencyConfig:
+    def view_chunk(self, device: str | torch.device) -> int:
+        """Views × images per forward pass on ``device`` (``view_batch`` or the device's default)."""
+        if self.view_batch is not None:
+            return self.view_batch
+        return CPU_VIEW_BATCH if torch.device(device).type == "cpu" else 4 * self.pseudo_batch_size
+
+    def consistency(self, device: str | torch.device) -> ConsistencyConfig:
+        """The consistency check's settings for pseudo-labelling on ``device``."""
         return ConsistencyConfig(num_geometric=self.num_geometric, scale_sigma=self.scale_sigma,
                                  rotation_sigma=self.rotation_sigma, flip=self.flip, invariance=self.invariance,
                                  num_photometric=self.num_photometric, agreement_sigma=self.agreement_sigma,
-                                 confidence=self.confidence, max_batch=max(1, 4 * self.pseudo_batch_size))
+                                 confidence=self.confidence, max_batch=self.view_chunk(device))
 
     def flow(self) -> FlowParams:
         return FlowParams(win_size=self.flow_window, max_level=self.flow_levels, max_jump=self.flow_max_jump,
@@ -365,7 +381,7 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
         else:
             state["source_only"] = _target_metrics(trainer, tv_set, device, cfg, flip_perm, flip_shift)
             tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
-        consistency, flow = c.consistency(), c.flow() if c.temporal else None
+        consistency, flow = c.consistency(device), c.flow() if c.temporal else None
         for r in range(done, num_rounds(cfg)):
             start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
             child = tracker.child(f"round {r}", tags={"round": str(r)})

@@ -140,7 +140,7 @@ def build_setup(target: Path, size: int, *, model_seed: int = 0, overrides: tupl
     model = make_model(cfg, data.schema).eval()
     records, pad = _read_target(cfg.data.target, data.schema, cfg)
     c = cfg.ccssl
-    return Setup(cfg, model, data.schema, make_codec(cfg), data.normalization, records, pad, c.consistency(),
+    return Setup(cfg, model, data.schema, make_codec(cfg), data.normalization, records, pad, c.consistency("cpu"),
                  c.flow() if c.temporal else None, keep_percentile(cfg, 0), cfg.train.seed * 1000,
                  torch.device("cpu"))
 

@@ -162,6 +162,29 @@ def test_same_seed_same_pseudolabels():
     np.testing.assert_array_equal(a.heatmaps, b.heatmaps)
 
 
+def test_view_chunk_size_changes_calls_not_pseudolabels():
+    """``max_batch`` only splits the views × images into forward passes (the device-dependent
+    ``ccssl.view_batch``): the same heatmaps whatever the chunk, and chunks of at most ``max_batch``."""
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = torch.cat([_blob_images(CENTERS), _blob_images(CENTERS[::-1], amplitude=0.7)])  # 2 images × 7 views
+    out, calls = {}, {}
+    for chunk in (1, 3, 8, 64):
+        seen = []
+
+        def model(x, seen=seen):
+            seen.append(x.shape[0])
+            return _standard_model(x)
+
+        out[chunk] = consistency_predict(model, img, ConsistencyConfig(max_batch=chunk), codec,
+                                         np.random.default_rng(3))
+        calls[chunk] = seen
+    assert calls[64] == [14] and calls[8] == [8, 6] and calls[3] == [3, 3, 3, 3, 2] and len(calls[1]) == 14
+    for chunk in (1, 3, 8):
+        np.testing.assert_allclose(out[chunk].heatmaps, out[64].heatmaps, atol=1e-6)
+        np.testing.assert_allclose(out[chunk].coords, out[64].coords, atol=1e-5)
+        np.testing.assert_allclose(out[chunk].confidence, out[64].confidence, atol=1e-6)
+
+
 def test_gaussian_blur_keeps_mass_and_identity_at_zero():
     x = torch.zeros(2, 1, 1, 9, 9)
     x[:, :, :, 4, 4] = 1.0

@@ -55,7 +55,7 @@ class _Counting(torch.nn.Module):
 
 def test_setup_is_the_round_run_ccssl_makes(setup):
     cfg = setup.cfg
-    assert setup.consistency == cfg.ccssl.consistency() and setup.flow == cfg.ccssl.flow()
+    assert setup.consistency == cfg.ccssl.consistency("cpu") and setup.flow == cfg.ccssl.flow()
     assert setup.percentile == pytest.approx(keep_percentile(cfg, 0)) == pytest.approx(0.8)
     assert setup.seed == cfg.train.seed * 1000  # run_ccssl's round-0 seed
     assert setup.views == 1 + 1 + 0 + 1 and setup.flow is not None

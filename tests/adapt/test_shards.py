@@ -155,7 +155,7 @@ def test_one_and_three_shards_give_identical_pseudo_labels(request_all):
     model = make_model(cfg, schema)
     model.load_state_dict(request_all.state)
     direct = generate_pseudo_labels(model, request_all.records, schema, make_codec(cfg), Normalization(),
-                                    cfg.ccssl.consistency(), None, torch.device("cpu"), batch_size=BATCH,
+                                    cfg.ccssl.consistency("cpu"), None, torch.device("cpu"), batch_size=BATCH,
                                     padding=1.25, seed=7002)
     _same(one, direct)
     # and the views do depend on the seed (the check above is not vacuous)
@@ -169,7 +169,7 @@ def test_temporal_refinement_once_after_merging_equals_unsharded(request_all):
     model = make_model(cfg, schema)
     model.load_state_dict(request_all.state)
     unsharded = generate_pseudo_labels(model, request_all.records, schema, make_codec(cfg), Normalization(),
-                                       cfg.ccssl.consistency(), flow, torch.device("cpu"), batch_size=BATCH,
+                                       cfg.ccssl.consistency("cpu"), flow, torch.device("cpu"), batch_size=BATCH,
                                        padding=1.25, seed=7002)
     frames = np.array([r.frame_index is not None for r in unsharded.records])
     # the flow ran along the clip: every frame but the first has a predecessor, stills have none (a
