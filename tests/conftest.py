@@ -4,10 +4,14 @@ Without this a test that forgets to pass an output folder would write into the c
 ``data/`` (or, for caches keyed next to data, into the shared fixtures).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["ANIMALPOSE_HOME"] = tempfile.mkdtemp(prefix="animalpose-test-home-")
+# removed when the session ends (every session used to leave one behind in the temporary folder)
+atexit.register(shutil.rmtree, os.environ["ANIMALPOSE_HOME"], ignore_errors=True)

@@ -17,6 +17,7 @@ def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
     assert quick.target.n == quick.source.n and quick.target.size == quick.source.size == 128
     qcfg = engine_config(quick, {"data.train": [tmp_path]})
     assert tuple(qcfg.data.input_size) == (128, 128) and tuple(qcfg.data.heatmap_size) == (32, 32)
+    assert qcfg.train.channels_last and qcfg.train.pointwise_linear  # the demo's speed paths
 
 
 def test_preset_errors_name_the_file_and_key(tmp_path):
