@@ -27,8 +27,18 @@ from flows.synth import generate
 
 
 def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
-    """``<data home>/synthetic/<species>-<style>-<role>-<n>x<size>-seed<seed>-<hash>``: one folder per config."""
-    key = json.dumps({"species": species, **spec.model_dump(), "seed": seed}, sort_keys=True)
+    """``<data home>/synthetic/<species>-<style>-<role>-<n>x<size>-seed<seed>-<hash>``: one folder per config.
+
+    The hash covers the style's parameter table and the generator version too: the synth task is
+    cached on its inputs, so a changed style definition must change the folder, or a flow would get
+    the cached folder of the old distribution back.
+    """
+    from synthetic.styles import StyleConfig
+    from synthetic.writers import GENERATOR_VERSION
+
+    style = StyleConfig.make(spec.style, spec.gap)
+    key = json.dumps({"species": species, **spec.model_dump(), "seed": seed, "style_digest": style.digest(),
+                      "generator_version": GENERATOR_VERSION}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return data_home() / "synthetic" / f"{species}-{spec.style}-{role}-{spec.n}x{spec.size}-seed{seed}-{digest}"
 

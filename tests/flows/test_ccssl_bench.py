@@ -171,6 +171,20 @@ def test_interrupted_seed_resumes_and_other_settings_are_refused(tmp_path):
     assert len(fake.calls) == 2
 
 
+def test_a_changed_style_definition_refuses_the_old_seed(tmp_path, monkeypatch):
+    """Same preset file, but the generator's photo style was redefined: the data differ, so the cached
+    seed must not be mixed into the table."""
+    import synthetic.styles as styles
+
+    fake = FakeFlow()
+    bench.run_bench(tmp_path / "b", [0], preset="smoke", runner=fake)
+    monkeypatch.setitem(styles.PHOTO, "detail", styles.PHOTO["detail"] + 0.5)
+    monkeypatch.setattr(styles, "_PARAMS", {})
+    with pytest.raises(DataError, match=r"result.json.*style_digests"):
+        bench.run_bench(tmp_path / "b", [0], preset="smoke", runner=fake)
+    assert len(fake.calls) == 1
+
+
 def test_unreadable_result_is_a_data_error(tmp_path):
     (tmp_path / "seed0").mkdir()
     (tmp_path / "seed0" / "result.json").write_text("{not json")

@@ -21,3 +21,21 @@ def test_pretrain_flow_with_torchrun_on_two_cpu_processes(prefect_harness, tmp_p
     client = MlflowClient(tracking_uri=uri)
     train_run = client.get_run(res["run_id"])
     assert train_run.data.tags["mlflow.parentRunId"]  # nested under the flow's pretrain stage
+
+
+def test_dataset_folder_changes_with_the_style_definition(monkeypatch):
+    """The synth task is cached on its inputs (the folder among them): editing a style's parameters
+    must give a new folder, or a flow would silently reuse data of the old distribution."""
+    import synthetic.styles as styles
+    from flows.presets import SynthSpec
+    from flows.pretrain import dataset_dir
+
+    spec = SynthSpec(n=8, style="photo", size=64)
+    before = dataset_dir("horse", spec, 0, "target")
+    assert dataset_dir("horse", spec, 0, "target") == before  # stable for the same definition
+    assert dataset_dir("horse", SynthSpec(n=8, style="photo", size=64, gap=0.5), 0, "target") != before
+    monkeypatch.setitem(styles.PHOTO, "occluder_p", styles.PHOTO["occluder_p"] + 0.1)
+    monkeypatch.setattr(styles, "_PARAMS", {})
+    assert dataset_dir("horse", spec, 0, "target") != before
+    cad = SynthSpec(n=8, style="cad", size=64)
+    assert dataset_dir("horse", cad, 0, "source") == dataset_dir("horse", cad, 0, "source")
