@@ -20,9 +20,10 @@ Public API::
         A gait cycle (walk, trot or gallop) seen by a tracking, orbiting camera; every frame labelled.
     render_scene(species, style, seed, size, mirror=False) -> Rendered
         One instance with its depth buffer, primitive ids and part mask (``mirror``: the mirror scene).
-    StyleConfig.make(name, gap=None)   'cad' or 'photo'; gap in [0, 1] (default 1.0) scales every
-        distribution 'photo' shifts away from 'cad' (pose, viewpoint, shape, texture, lighting,
-        background, occluders, camera effects); gap 0 gives cad's distributions.
+    StyleConfig.make(name, gap=None)   'cad', 'photo' or 'wild'; gap in [0, 1] (default 1.0) scales
+        every distribution a target style shifts away from 'cad' ('photo': coats, fur, breed,
+        lighting, photographic backgrounds, camera; 'wild' adds pose, viewpoint, occluders,
+        truncation and blur); gap 0 gives cad's distributions.
     list_species() -> list[str]
 """
 

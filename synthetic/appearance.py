@@ -52,8 +52,9 @@ def bank_noise(rng: np.random.Generator, cells: int) -> np.ndarray:
 def coat_map(coat: dict, rng: np.random.Generator, detail: float) -> np.ndarray:
     """(TEX, TEX, 3) float32 albedo for a coat entry of a template's ``appearance``.
 
-    Rows index the long axis of a volume, columns the arc around it. ``detail`` in [0, 1] scales
-    the fine noise (0: flat CAD-like colours). The map is ``colours[mask] * mod`` of :func:`coat_fields`.
+    Rows index the long axis of a volume, columns the arc around it. ``detail`` >= 0 scales
+    the fine noise (0: flat CAD-like colours; the ``photo`` style's 3 is a mottled fur). The map is
+    ``colours[mask] * mod`` of :func:`coat_fields`.
     """
     colours, mask, mod = coat_fields(coat, rng, detail)
     if mask is None:

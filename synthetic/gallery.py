@@ -118,10 +118,11 @@ def species_gallery(species: str, style: str, out: str | Path, *, count: int = 5
 
 def docs_gallery(folder: str | Path = "docs/gallery") -> list[Path]:
     """Regenerate ``docs/gallery/<species>_<style>.png`` for every species and style."""
+    from synthetic.styles import STYLES
     from synthetic.template import list_species
 
     folder = Path(folder)
-    return [species_gallery(sp, st, folder / f"{sp}_{st}.png") for sp in list_species() for st in ("cad", "photo")]
+    return [species_gallery(sp, st, folder / f"{sp}_{st}.png") for sp in list_species() for st in STYLES]
 
 
 if __name__ == "__main__":  # python -m synthetic.gallery [folder]

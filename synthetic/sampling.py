@@ -193,6 +193,20 @@ def _groups(tpl: Template) -> tuple[np.ndarray, int]:
     return np.array([names.index(k) for k in keys]), len(names)
 
 
+def proportions(tpl: Template, limb: float, neck: float) -> np.ndarray:
+    """(J,) bone-length factors of a breed: ``limb`` for the bones below the shoulders and hips (joints
+    named ``*_F_*`` / ``*_B_*`` other than the shoulder and hip themselves), ``neck`` for the neck and
+    head bones, 1 elsewhere. The ``cad`` style's are 1 (the asset's proportions)."""
+    if tpl.path not in _LIMB_CACHE:
+        limbs = np.array([("_F_" in n or "_B_" in n) and not n.endswith(("shoulder", "hip")) for n in tpl.joints])
+        _LIMB_CACHE[tpl.path] = (limbs, np.isin(np.array(tpl.joints), ["neck", "head"]))
+    limbs, necks = _LIMB_CACHE[tpl.path]
+    return np.where(limbs, limb, np.where(necks, neck, 1.0))
+
+
+_LIMB_CACHE: dict = {}
+
+
 def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *, gait_only: bool = False) -> Alpha:
     """Draw pose mode, phase, joint noise, shape and viewpoint from the style's distributions."""
     p = style.params
@@ -208,6 +222,7 @@ def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *,
     group, n_groups = _shape_groups(tpl)
     lengths, size, thick = (np.minimum(np.maximum(rng.normal(1.0, s, n_groups), 0.8), 1.2)[group]
                             for s in (sigma, sigma, sigma * 1.5))
+    lengths = lengths * proportions(tpl, p["limb_length"], p["neck_length"])
     trunc = rng.random() < p["trunc_p"]
     off = rng.uniform(-p["offset"], p["offset"], 2)
     if trunc:  # push the animal partly across a border

@@ -205,9 +205,12 @@ def _label_tables(tpl: Template, names: tuple[str, ...]):
 _LABEL_CACHE: dict = {}
 
 
-def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int):
+def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int, variety: float = 1.0):
     """Coat fields (see :func:`synthetic.appearance.coat_fields`) or None, colour per primitive (N, 3),
     coat flag per primitive (N,), coat entry.
+
+    ``variety`` is the probability of drawing the coat from the template's whole list (by weight);
+    otherwise the first coat is used, the one texture of a CAD asset (the ``cad`` style's 0).
 
     Primitives of material ``coat`` read the patterned coat map; every other material is a flat
     colour (points and lower legs take the coat's ``points`` colour) with the coat's fine shading.
@@ -217,7 +220,9 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
     static = _material_tables(tpl)
     app = tpl.appearance
     # rng.choice(p=...) without its argument checks: the same draw (one double against the cdf).
-    coat_id = int(np.searchsorted(static["cdf"], rng.random(), side="right"))
+    coat_id = 0
+    if rng.random() < variety:
+        coat_id = int(np.searchsorted(static["cdf"], rng.random(), side="right"))
     coat = app["coats"][coat_id]
     uniform = coat["kind"] == "solid" and detail <= 0
     fields = None if uniform else ap.coat_fields(coat, rng, detail)
@@ -262,7 +267,7 @@ def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.nd
     p = style.params
     detail = p["detail"]
     n_occ = len(geo.centres) - geo.num_animal
-    fields, colour, is_coat, coat = _materials(tpl, coat_rng, detail, n_occ)
+    fields, colour, is_coat, coat = _materials(tpl, coat_rng, detail, n_occ, p["coat_variety"])
     flat, k, local, normal = surface(zbuf, prim, geo.centres, geo.axes, geo.radii, geo.cam)
     # Surface coordinates in texels: along the long axis and around it, offset per primitive.
     n = len(geo.centres)

@@ -34,7 +34,7 @@ from synthetic.scene import Rendered, render_clip, render_scene
 from synthetic.styles import StyleConfig
 from synthetic.template import list_species, load_template
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 DEFAULT_FPS = 25.0
 
 

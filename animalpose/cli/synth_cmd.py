@@ -18,7 +18,7 @@ app = typer.Typer(
 def synth(
     ctx: typer.Context,
     species: str = typer.Option(None, help="Template: horse, tiger, dog, sheep, elephant, human."),
-    style: str = typer.Option("cad", help="cad (source domain) or photo (stand-in target domain)."),
+    style: str = typer.Option("cad", help="cad (source), photo (stand-in target) or wild (a harder target)."),
     n: int = typer.Option(1000, "--n", help="Number of still images."),
     size: int = typer.Option(256, help="Image side in pixels."),
     seed: int = typer.Option(0, help="Seed: same seed, same bytes, whatever the worker count."),
@@ -27,7 +27,7 @@ def synth(
     frames: int = typer.Option(0, help="Frames per clip."),
     fps: float = typer.Option(25.0, help="Clip frame rate (frames per second of simulated time)."),
     workers: int = typer.Option(1, help="Worker processes."),
-    gap: float = typer.Option(None, help="photo only: domain gap in [0, 1] (default 1.0)."),
+    gap: float = typer.Option(None, help="photo / wild only: domain gap in [0, 1] (default 1.0)."),
     masks: bool = typer.Option(False, help="Also write part-id masks (masks/)."),
 ) -> None:
     if ctx.invoked_subcommand is not None:

@@ -27,7 +27,7 @@ def _landmarks(tpl, r, schema):
 @pytest.mark.parametrize("species", SPECIES)
 def test_visible_keypoints_lie_on_their_part_and_occlusion_matches_ray_casting(species):
     tpl = load_template(species)
-    style = StyleConfig.make("photo")  # occluders and truncation are more frequent here
+    style = StyleConfig.make("wild")  # occluders and truncation are more frequent here
     counts = np.zeros(3, int)
     for seed in range(6):
         r = render_scene(species, style, seed, SIZE)
@@ -116,7 +116,44 @@ def test_gap_zero_photo_matches_cad_distributions():
     a = render_scene("dog", cad, 3, 48).factors["alpha"]
     b = render_scene("dog", photo0, 3, 48).factors["alpha"]
     assert a == b
+    wild0 = StyleConfig.make("wild", 0.0)
+    assert wild0.params == cad.params
+    assert render_scene("dog", wild0, 3, 48).factors["alpha"] == a
     with pytest.raises(ValueError, match="gap"):
         StyleConfig.make("photo", 1.5)
     with pytest.raises(ValueError, match="style"):
         StyleConfig.make("oil")
+
+
+def test_cad_draws_the_asset_coat_and_photo_every_coat():
+    """cad: one asset texture per species (the template's first coat); photo: all coats by weight."""
+    tpl = load_template("dog")
+    first = [round(c, 4) for c in tpl.appearance["coats"][0]["color"]]
+
+    def coats(style):
+        scenes = (render_scene("dog", StyleConfig.make(style), s, 32) for s in range(12))
+        return {tuple(r.factors["beta"]["coat_color"]) for r in scenes}
+
+    cad, photo = coats("cad"), coats("photo")
+    assert cad == {tuple(first)}
+    assert len(photo) >= 3
+
+
+def test_photo_is_another_breed_longer_limbs_and_neck():
+    """Bone-length factors: the limbs below shoulder and hip 1.3x, neck and head 1.24x, trunk unchanged."""
+    from synthetic.sampling import proportions
+
+    tpl = load_template("horse")
+    f = dict(zip(tpl.joints, proportions(tpl, 1.3, 1.24), strict=True))
+    assert f["L_F_elbow"] == f["R_B_toe"] == f["L_B_hock"] == 1.3
+    assert f["neck"] == f["head"] == 1.24
+    assert f["root"] == f["chest"] == f["L_F_shoulder"] == f["R_B_hip"] == f["tail1"] == f["L_ear"] == 1.0
+    i = tpl.joints.index("L_F_knee")
+    for seed in range(5):  # the recorded factors include the breed: within 1.3 x [0.8, 1.2]
+        photo = render_scene("horse", StyleConfig.make("photo"), seed, 32).factors["alpha"]["shape_lengths"]
+        cad = render_scene("horse", StyleConfig.make("cad"), seed, 32).factors["alpha"]["shape_lengths"]
+        assert 1.3 * 0.8 - 1e-3 <= photo[i] <= 1.3 * 1.2 + 1e-3
+        assert 0.8 - 1e-3 <= cad[i] <= 1.2 + 1e-3
+    human = load_template("human")
+    g = dict(zip(human.joints, proportions(human, 1.3, 1.0), strict=True))
+    assert g["L_F_wrist"] == g["R_B_ankle"] == 1.3 and g["L_F_shoulder"] == g["spine"] == 1.0
