@@ -8,8 +8,10 @@ SimpleBaseline-18 at 64 × 64 from scratch, 3 × 50 steps of batch 8 for each mo
 2 : 1 : 1 mixing. Metric: crop PCK@0.1 on the 17 joints humans and animals share. Threshold: WS-CDA must
 beat (b) by at least ``MARGIN`` = 0.01 (one point of PCK@0.1).
 
-**Known gap, measured (strict xfail).** At this budget WS-CDA does *not* beat (b). Common-joint PCK@0.1,
-seeds 0 / 1 / 2 (``animalpose bench wscda --seeds 0,1,2``, 22 Nov 2026):
+**Known gap, measured (strict xfail).** At this budget WS-CDA does *not* beat (b). On generator 1.1
+(``animalpose bench wscda --seeds 0,1,2``, 3 Dec 2026) seed 0 gives (b) 0.247 and (c) 0.134 common-joint
+PCK@0.1 (c − b = −0.113; 3-seed means 0.243 and 0.150, BENCHMARKS.md). Generator 1.0, common-joint
+PCK@0.1, seeds 0 / 1 / 2 (22 Nov 2026):
 
 =============================================  =====  =====  =====
 (b) few labelled animals only                  0.106  0.122  0.138
