@@ -45,9 +45,10 @@ def test_generation_is_idempotent_and_reruns_when_the_config_changes(tmp_path):
     assert (out / "images" / "000001.png").is_file()
 
 
+@pytest.mark.parametrize("style", ["cad", "photo", "wild"])
 @pytest.mark.parametrize("species", ["horse", "tiger", "dog", "sheep", "elephant", "human"])
-def test_every_template_writes_valid_coco(tmp_path, species):
-    out = generate_dataset(tmp_path / species, species, "photo", 3, 56, 1, clips=1, frames=2)
+def test_every_template_writes_valid_coco(tmp_path, species, style):
+    out = generate_dataset(tmp_path / species, species, style, 3, 56, 1, clips=1, frames=2)
     tpl = load_template(species)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["species"] == species and manifest["counts"]["images"] == 5
