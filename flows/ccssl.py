@@ -286,7 +286,7 @@ def ccssl_flow(
         oracle_pck = None
         if do_oracle:
             with stage(parent, "oracle") as st:
-                ocfg, _ = train_config(p, target, [test], epochs=p.pretrain_epochs, model=model,
+                ocfg, _ = train_config(p, target, [test], epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])

@@ -52,6 +52,10 @@ class FlowPreset(Section):
     target: SynthSpec
     target_test: SynthSpec
     pretrain_epochs: int = Field(ge=1)
+    # Epochs of the oracle (trained on the target's labels); None: ``pretrain_epochs``, the source model's
+    # budget. ``pretrain_epochs + rounds * epochs_per_round`` gives it CC-SSL's total instead, the fairer
+    # denominator of the gap recovery when neither side has converged (BENCHMARKS.md).
+    oracle_epochs: int | None = Field(default=None, ge=1)
     rounds: int = Field(default=4, ge=1)
     epochs_per_round: int = Field(default=1, ge=1)
     oracle: bool = True

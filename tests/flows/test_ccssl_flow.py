@@ -11,6 +11,7 @@ import animalpose.adapt.ccssl as ccssl_lib
 import animalpose.engine.train as engine_train
 import synthetic
 from flows.ccssl import ccssl_flow, gap_recovery
+from flows.presets import PRESET_DIR as PRESETS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -25,7 +26,11 @@ def test_gap_recovery_formula():
 def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_path, data_home, monkeypatch,
                                                         read_artifact):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    calls = {"generate": 0, "train": 0, "pseudo": []}
+    calls = {"generate": 0, "train": 0, "pseudo": [], "epochs": []}
+    # the smoke preset with the oracle trained for CC-SSL's total epochs (1 + 2 rounds x 1) instead of 1
+    preset = tmp_path / "smoke_oracle.yaml"
+    text = (PRESETS / "smoke.yaml").read_text().replace("../", f"{PRESETS.parent}/")
+    preset.write_text(text + "oracle_epochs: 3\n")
     real_gen, real_train, real_pseudo = synthetic.generate_dataset, engine_train.train, ccssl_lib.generate_pseudo_labels
     kill = {"armed": True}
 
@@ -35,6 +40,7 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
 
     def train(*a, **kw):
         calls["train"] += 1
+        calls["epochs"].append(a[0].train.epochs)
         return real_train(*a, **kw)
 
     def pseudo(*a, **kw):
@@ -48,7 +54,7 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
     monkeypatch.setattr(synthetic, "generate_dataset", gen)
     monkeypatch.setattr(engine_train, "train", train)
     monkeypatch.setattr(ccssl_lib, "generate_pseudo_labels", pseudo)
-    kwargs = {"species": "horse", "preset": "smoke", "tracking_uri": uri, "out_dir": tmp_path / "out",
+    kwargs = {"species": "horse", "preset": str(preset), "tracking_uri": uri, "out_dir": tmp_path / "out",
               "register_as": "ccssl-horse-test"}
     client = MlflowClient(tracking_uri=uri)
 
@@ -66,6 +72,7 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
     assert calls["pseudo"] == [0, 1, 1]
     assert calls["generate"] == 4
     assert calls["train"] == 2  # the oracle, trained once, after the rounds
+    assert calls["epochs"] == [1, 3]  # pretraining: pretrain_epochs; the oracle: the preset's oracle_epochs
 
     assert len(summary["rounds"]) == 2
     for v in [summary["source_only"], *summary["rounds"], summary["oracle"]]:
