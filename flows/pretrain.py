@@ -12,7 +12,6 @@ a cached task result and is not repeated.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -29,17 +28,17 @@ from flows.synth import generate
 def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
     """``<data home>/synthetic/<species>-<style>-<role>-<n>x<size>-seed<seed>-<hash>``: one folder per config.
 
-    The hash covers the style's parameter table and the generator version too: the synth task is
-    cached on its inputs, so a changed style definition must change the folder, or a flow would get
-    the cached folder of the old distribution back.
+    The hash is the generator's own manifest hash (species, style parameter table, generator version,
+    sizes, seed, format): the synth task is cached on its inputs, so whatever changes the data must
+    change the folder, or a flow would get the cached folder of the old distribution back.
     """
     from synthetic.styles import StyleConfig
-    from synthetic.writers import GENERATOR_VERSION
+    from synthetic.writers import DEFAULT_FPS, config_hash, dataset_config, default_format
 
     style = StyleConfig.make(spec.style, spec.gap)
-    key = json.dumps({"species": species, **spec.model_dump(), "seed": seed, "style_digest": style.digest(),
-                      "generator_version": GENERATOR_VERSION}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    frames = spec.frames if spec.clips else 0
+    digest = config_hash(dataset_config(species, style, spec.n, spec.size, seed, spec.clips, frames, False,
+                                        DEFAULT_FPS, default_format(style)))[:8]
     return data_home() / "synthetic" / f"{species}-{spec.style}-{role}-{spec.n}x{spec.size}-seed{seed}-{digest}"
 
 

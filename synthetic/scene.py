@@ -205,7 +205,7 @@ def _label_tables(tpl: Template, names: tuple[str, ...]):
 _LABEL_CACHE: dict = {}
 
 
-def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int, variety: float = 1.0):
+def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int, variety: float):
     """Coat fields (see :func:`synthetic.appearance.coat_fields`) or None, colour per primitive (N, 3),
     coat flag per primitive (N,), coat entry.
 

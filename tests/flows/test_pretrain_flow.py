@@ -30,12 +30,12 @@ def test_dataset_folder_changes_with_the_style_definition(monkeypatch):
     from flows.presets import SynthSpec
     from flows.pretrain import dataset_dir
 
-    spec = SynthSpec(n=8, style="photo", size=64)
-    before = dataset_dir("horse", spec, 0, "target")
+    spec, cad = SynthSpec(n=8, style="photo", size=64), SynthSpec(n=8, style="cad", size=64)
+    before, cad_before = dataset_dir("horse", spec, 0, "target"), dataset_dir("horse", cad, 0, "source")
     assert dataset_dir("horse", spec, 0, "target") == before  # stable for the same definition
     assert dataset_dir("horse", SynthSpec(n=8, style="photo", size=64, gap=0.5), 0, "target") != before
     monkeypatch.setitem(styles.PHOTO, "occluder_p", styles.PHOTO["occluder_p"] + 0.1)
     monkeypatch.setattr(styles, "_PARAMS", {})
     assert dataset_dir("horse", spec, 0, "target") != before
-    cad = SynthSpec(n=8, style="cad", size=64)
-    assert dataset_dir("horse", cad, 0, "source") == dataset_dir("horse", cad, 0, "source")
+    assert dataset_dir("horse", cad, 0, "source") == cad_before  # cad's data did not change: same folder
+    assert dataset_dir("horse", SynthSpec(n=9, style="cad", size=64), 0, "source") != cad_before
