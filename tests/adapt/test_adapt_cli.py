@@ -34,7 +34,7 @@ def test_quick_config_loads():
     cfg = load_config(CONFIGS / "ccssl_quick.yaml", CCSSLConfig)
     assert cfg.model.name == "hourglass1" and cfg.model.channels == 64 and cfg.train.device == "cpu"
     assert tuple(cfg.data.input_size) == (128, 128) and tuple(cfg.data.heatmap_size) == (32, 32)
-    assert cfg.codec.sigma == 2.0 and cfg.ccssl.lambda_target == 1.0 and cfg.ccssl.lr == 5e-4
+    assert cfg.codec.sigma == 2.0 and cfg.ccssl.lambda_target == 1.0 and cfg.ccssl.lr == 2e-3
     assert num_rounds(cfg) == 3 and cfg.ccssl.source_epochs > 0
 
 
