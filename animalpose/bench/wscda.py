@@ -13,13 +13,18 @@ data they draw and in α:
 - **(a) human-only**: batches of humans only (mixing ratio 1 : 0 : 0), α = 0;
 - **(b) few-labelled-animals only**: the few labelled source animals only (0 : 1 : 0), α = 0;
 - **(c) WS-CDA**: humans, few animals and unlabelled target animals at the preset's ratio (2 : 1 : 1)
-  with the paper's α = −1, β = 500;
+  with the paper's α = −1, β = 500, starting from (a)'s weights (the paper: "we begin from a model
+  pretrained on human data, then design a WS-CDA scheme"; ``init_from_human``, default on);
 - **(d) WS-CDA + PPLO**: (c) followed by ``pplo_rounds`` PPLO rounds (progressive pseudo-labels on the
   target, shared selection with CC-SSL) of ``pplo_epochs`` epochs each;
 - **(e) oracle**: the target training animals *with* their labels (0 : 1 : 0 on the target set), α = 0.
 
-And one control that isolates the adversarial term: **humans + few, α = 0** (same 2 : 1 : 1 batches as (c),
-so the unlabelled target share still takes batch slots but contributes nothing).
+Two controls, from the same human-pretrained start as (c): **humans + few, α = 0** (same 2 : 1 : 1 batches
+as (c), so the unlabelled target share still takes batch slots but contributes nothing) isolates the
+adversarial term; **human model fine-tuned on the few animals** (0 : 1 : 0, α = 0) is plain transfer
+learning, the baseline any user would try first, and isolates what the humans' batches and the target
+add on top of the human initialisation. Without ``init_from_human`` (c), (d) and the controls start from
+scratch like (a), (b) and (e), the setting of the tables before 2026-12-03.
 
 With α = 0 the pose modules' objective is β·L_pose alone (the discriminator still trains, unused), i.e.
 ordinary supervised training in the same loop. Choices the issue leaves open, made here (defaults of
@@ -34,10 +39,11 @@ ordinary supervised training in the same loop. Choices the issue leaves open, ma
 - **Gap recovery of (d)**: ``(d − b) / (e − b)`` on the seed means of the common-joint PCK@0.05, i.e.
   the share of the gap between the few-labelled-animals model and the oracle that WS-CDA + PPLO closes
   (undefined when e ≤ b). The same ratio is given per seed.
-- Every model starts from scratch (no ImageNet or human-model initialisation: no downloads); the
-  learning rate is constant (Adam, the preset's 1e-3); crops are 64 × 64 with 16 × 16 heatmaps (σ = 2)
-  to fit a CPU budget.
-- **Quick budget** (the :class:`BenchSettings` defaults, about 7 CPU-minutes per seed with one torch
+- (a), (b) and (e) start from scratch (no ImageNet initialisation: no downloads); (c), (d) and the
+  controls from (a)'s checkpoint (the paper's human-pretrained start), so they have had (a)'s steps
+  before their own; the learning rate is constant (Adam, the preset's 1e-3); crops are 64 × 64 with
+  16 × 16 heatmaps (σ = 2) to fit a CPU budget.
+- **Quick budget** (the :class:`BenchSettings` defaults, about 8 CPU-minutes per seed with one torch
   thread): every model takes 3 epochs × 50 steps of batch 8 (1 200 crops); (d) adds 2 PPLO rounds of
   50 steps keeping the top 20 % then 40 % of joint confidences. Data loading runs in the main process
   (``data.workers = 0``) so that a seed is one deterministic single-threaded process.
@@ -61,6 +67,7 @@ import typer
 import yaml
 
 from animalpose.atomic import write_json_atomic, write_text_atomic
+from animalpose.errors import DataError
 from animalpose.paths import REPO_ROOT
 
 ROWS = ("a", "b", "c", "d", "e")
@@ -71,7 +78,12 @@ ROW_NAMES = {
     "d": "(d) WS-CDA + PPLO",
     "e": "(e) oracle (target labels)",
     "control": "humans + few animals, alpha = 0",
+    "finetune": "human model fine-tuned on the few animals",
 }
+#: rows beyond (a)-(e), trained when ``BenchSettings.control`` is on
+CONTROLS = ("control", "finetune")
+#: rows that start from (a)'s checkpoint when ``BenchSettings.init_from_human`` is on
+FROM_HUMAN = ("cd", "control", "finetune")
 METRICS = ("pck@0.05", "pck@0.1", "pck@0.05_all", "pck@0.1_all")
 #: PPLO's progressive keep schedule (CC-SSL's, shared selection code); round r keeps PPLO_KEEP[r].
 PPLO_KEEP = (0.2, 0.4, 0.6, 0.8)
@@ -99,7 +111,8 @@ class BenchSettings:
         pplo_epochs: epochs per PPLO round.
         keep_fractions: PPLO's progressive keep schedule.
         lr: Adam learning rate.
-        control: also train the "humans + few, α = 0" control.
+        control: also train the two controls ("humans + few, α = 0" and "human model fine-tuned").
+        init_from_human: (c), (d) and the controls start from (a)'s checkpoint, as in the paper.
     """
 
     source_species: str = "horse"
@@ -120,6 +133,7 @@ class BenchSettings:
     keep_fractions: tuple[float, ...] = (0.2, 0.4)
     lr: float = 1e-3
     control: bool = True
+    init_from_human: bool = True
 
     @property
     def steps(self) -> int:
@@ -147,12 +161,16 @@ def generate_data(root: Path, settings: BenchSettings, seed: int) -> dict[str, P
             for name, (species, n, k) in specs.items()}
 
 
-def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: str) -> dict:
-    """The quick preset's overrides for one row (see the module docstring for what each row draws)."""
+def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: str,
+                human_model: Path | None = None) -> dict:
+    """The quick preset's overrides for one row (see the module docstring for what each row draws);
+    ``human_model``: the checkpoint a row of ``FROM_HUMAN`` starts from (None: from scratch)."""
     s = settings
     heat = s.input_size // 4
     wscda: dict = {"human": [str(data["human"])], "labelled_per_species": s.n_labelled, "pplo_rounds": 0,
                    "epochs": s.epochs, "steps_per_epoch": s.steps_per_epoch}
+    if human_model is not None and row in FROM_HUMAN:
+        wscda["init_checkpoint"] = str(human_model)
     train = [str(data["few"])]
     if row == "a":
         wscda.update(ratio=[1.0, 0.0, 0.0], alpha=0.0)
@@ -160,6 +178,8 @@ def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: 
         wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
     elif row == "control":
         wscda.update(alpha=0.0)
+    elif row == "finetune":
+        wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
     elif row == "e":
         train = [str(data["target"])]
         wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0, labelled_per_species=s.n_target)
@@ -227,14 +247,21 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
     times = json.loads(times_path.read_text()) if times_path.is_file() else {}
     runs = [r for r in ("a", "b", "e") if r in rows]
     if settings.control:
-        runs.append("control")
+        runs.extend(CONTROLS)
     if "c" in rows or "d" in rows:
         runs.append("cd")
+    human_model = root / "a" / "wscda.ckpt" if settings.init_from_human else None
+    if human_model is not None and "a" not in runs and any(r in FROM_HUMAN for r in runs):
+        runs.insert(0, "a")  # the human model the others start from (trained first, reported too)
     for run in runs:
         # the row's config file: the quick preset as base, this row's overrides on top (kept for re-runs)
         config = root / f"{run}.yaml"
-        text = yaml.safe_dump({"base": str(QUICK_CONFIG), **_raw_config(settings, data, seed, run)}, sort_keys=False)
+        raw = _raw_config(settings, data, seed, run, human_model)
+        text = yaml.safe_dump({"base": str(QUICK_CONFIG), **raw}, sort_keys=False)
         if not config.is_file() or config.read_text() != text:
+            if (root / run / "state.json").is_file():  # resuming would silently reuse the other run
+                raise DataError(str(config), run, "this row was trained with other settings; remove "
+                                f"{root / run} or use another --out")
             write_text_atomic(config, text)
         cfg = load_config(config, WSCDAConfig)
         finished = (root / run / "state.json").is_file()
@@ -270,7 +297,7 @@ def summarise(seeds: list[SeedResult]) -> dict:
     common-joint PCK@0.05, ``gap_recovery_d_per_seed`` the same per seed.
     """
     rows: dict[str, dict[str, dict[str, float]]] = {}
-    names = [r for r in (*ROWS, "control") if all(r in s.rows for s in seeds)]
+    names = [r for r in (*ROWS, *CONTROLS) if all(r in s.rows for s in seeds)]
     for r in names:
         rows[r] = {}
         for m in METRICS:
@@ -334,6 +361,9 @@ def bench_command(
     epochs: int = typer.Option(BenchSettings.epochs, help="Epochs of every model."),
     steps_per_epoch: int = typer.Option(BenchSettings.steps_per_epoch, help="Steps per epoch."),
     pplo_rounds: int = typer.Option(BenchSettings.pplo_rounds, help="PPLO rounds of (d)."),
+    init_from_human: bool = typer.Option(BenchSettings.init_from_human, "--init-from-human/--from-scratch",
+                                         help="(c), (d) and the controls start from (a)'s human model (the "
+                                              "paper's start) or from scratch (the tables before 2026-12-03)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
@@ -347,7 +377,7 @@ def bench_command(
     if not 0 <= pplo_rounds <= len(PPLO_KEEP):
         raise typer.BadParameter(f"0 to {len(PPLO_KEEP)} rounds", param_hint="--pplo-rounds")
     settings = replace(BenchSettings(), epochs=epochs, steps_per_epoch=steps_per_epoch, pplo_rounds=pplo_rounds,
-                       keep_fractions=PPLO_KEEP[:max(pplo_rounds, 1)])
+                       keep_fractions=PPLO_KEEP[:max(pplo_rounds, 1)], init_from_human=init_from_human)
     result = run_bench(out, seed_list, settings, progress=progress)
     if as_json:
         typer.echo(json.dumps(result))

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 
 from animalpose.bench.wscda import (
     METRICS,
@@ -18,6 +19,7 @@ from animalpose.bench.wscda import (
     run_bench,
     summarise,
 )
+from animalpose.errors import DataError
 
 
 def test_gap_recovery_by_hand():
@@ -62,7 +64,7 @@ def test_summarise_mean_std_ordering_and_gap_recovery_by_hand():
 
 
 def test_bench_plumbing_tiny(tmp_path):
-    """One seed at toy size: five rows (and the control) with PCK numbers in [0, 1], JSON written."""
+    """One seed at toy size: five rows (and the two controls) with PCK numbers in [0, 1], JSON written."""
     pytest.importorskip("synthetic")
     torch = pytest.importorskip("torch")
     threads = torch.get_num_threads()
@@ -74,18 +76,51 @@ def test_bench_plumbing_tiny(tmp_path):
     finally:
         torch.set_num_threads(threads)
     on_disk = json.loads((tmp_path / "wscda_bench.json").read_text())
-    assert set(on_disk["rows"]) == {*ROWS, "control"}
+    assert set(on_disk["rows"]) == {*ROWS, "control", "finetune"}
     for row in on_disk["rows"].values():
         for m in METRICS:
             assert 0.0 <= row[m]["mean"] <= 1.0 and row[m]["std"] == 0.0
     assert on_disk["settings"]["steps_per_epoch"] == 2 and on_disk["torch_threads"] == 1
     assert result["ordering"].count("<") == 4
     seed = on_disk["seeds"][0]
-    assert set(seed["seconds"]) == {"a", "b", "e", "control", "cd"}
+    assert set(seed["seconds"]) == {"a", "b", "e", "control", "finetune", "cd"}
     assert seed["diagnostics"]["pplo_last/kept"] > 0
     # every row kept its config file (the quick preset as base) for re-runs
-    assert {p.name for p in (tmp_path / "seed0").glob("*.yaml")} == {"a.yaml", "b.yaml", "e.yaml",
-                                                                      "control.yaml", "cd.yaml"}
+    root = tmp_path / "seed0"
+    assert {p.name for p in root.glob("*.yaml")} == {"a.yaml", "b.yaml", "e.yaml", "control.yaml",
+                                                     "finetune.yaml", "cd.yaml"}
+    # the paper's start: WS-CDA and both controls from the human model (a); (a), (b), (e) from scratch
+    init = {p.stem: yaml.safe_load(p.read_text())["wscda"].get("init_checkpoint") for p in root.glob("*.yaml")}
+    assert init == {"a": None, "b": None, "e": None, "control": str(root / "a" / "wscda.ckpt"),
+                    "finetune": str(root / "a" / "wscda.ckpt"), "cd": str(root / "a" / "wscda.ckpt")}
+    # a finished row is never resumed under other settings: the benchmark refuses, naming the file
+    with pytest.raises(DataError, match=r"seed0/b\.yaml"):
+        run_bench(tmp_path, [0], replace(settings, lr=2e-3, control=False), rows=("b",))
+    torch.set_num_threads(threads)
+
+
+def test_requested_rows_train_the_human_model_they_start_from(tmp_path, monkeypatch):
+    """Asking for (c) alone (the end-to-end test does) still trains (a) first when (c) starts from it."""
+    import animalpose.adapt.wscda.run as wrun
+    import animalpose.bench.wscda as bench
+
+    order = []
+
+    def fake_run(cfg, out, progress=False):
+        order.append((out.name, cfg.wscda.init_checkpoint))
+        raise StopIteration  # the order is all this test needs
+
+    monkeypatch.setattr(bench, "generate_data", lambda root, s, seed: {k: tmp_path for k in
+                                                                         ("human", "few", "target", "test")})
+    monkeypatch.setattr(wrun, "run_wscda", fake_run)
+    with pytest.raises(StopIteration):
+        bench.run_seed(tmp_path, 0, replace(BenchSettings(), control=False), rows=("b", "c"))
+    assert order == [("a", None)]
+    order.clear()
+    with pytest.raises(StopIteration):
+        bench.run_seed(tmp_path / "x", 0, replace(BenchSettings(), control=False, init_from_human=False),
+                       rows=("c",))
+    assert order == [("cd", None)]
 
 
 def test_bench_command_is_wired():

@@ -106,3 +106,38 @@ def test_every_stream_takes_the_configs_augmentation_ranges(generated, tmp_path,
     # scale [0.9, 1.1] -> factor 0.1; at most 12 degrees -> factor 6 (the preset clips at 2x its factor)
     c = aug.config
     assert (c.scale_factor, c.rotation_factor, c.flip_prob) == pytest.approx((0.1, 6.0, 0.0))
+
+
+def test_init_checkpoint_copies_every_tensor_that_fits(tmp_path):
+    """``wscda.init_checkpoint`` (the paper's human-pretrained start): every tensor whose name and shape
+    match is copied, a head of another joint count is skipped, and a checkpoint with nothing that fits is
+    refused naming the file."""
+    import torch
+
+    from animalpose.adapt.wscda.run import _load_matching
+    from animalpose.engine.checkpoint import save_checkpoint
+    from animalpose.errors import DataError
+    from animalpose.keypoints import load_schema
+    from animalpose.models.factory import build_model
+
+    def save(name, state, schema):
+        return save_checkpoint(tmp_path / name, model=state, schema=load_schema(schema), config={}, epoch=0,
+                               step=0, with_rng=False)
+
+    torch.manual_seed(0)
+    human = build_model("simplebaseline18", 20).state_dict()
+    fresh = build_model("simplebaseline18", 20)
+    assert _load_matching(fresh, save("human.ckpt", human, "animalpose")) == len(human)
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in human.items())
+
+    coco = build_model("simplebaseline18", 17).state_dict()
+    fresh = build_model("simplebaseline18", 20)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    head = {k for k, v in before.items() if coco[k].shape != v.shape}
+    assert head and _load_matching(fresh, save("coco.ckpt", coco, "coco")) == len(coco) - len(head)
+    for k, v in fresh.state_dict().items():  # the 17-joint head is skipped, everything else copied
+        assert torch.equal(v, before[k] if k in head else coco[k]), k
+
+    bad = save("bad.ckpt", {"x": torch.zeros(3)}, "animalpose")
+    with pytest.raises(DataError, match=r"bad\.ckpt"):
+        _load_matching(build_model("simplebaseline18", 20), bad)
