@@ -174,12 +174,10 @@ def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: 
     train = [str(data["few"])]
     if row == "a":
         wscda.update(ratio=[1.0, 0.0, 0.0], alpha=0.0)
-    elif row == "b":
+    elif row in ("b", "finetune"):  # the same batches; finetune starts from the human model
         wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
     elif row == "control":
         wscda.update(alpha=0.0)
-    elif row == "finetune":
-        wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
     elif row == "e":
         train = [str(data["target"])]
         wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0, labelled_per_species=s.n_target)
@@ -258,13 +256,13 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
         config = root / f"{run}.yaml"
         raw = _raw_config(settings, data, seed, run, human_model)
         text = yaml.safe_dump({"base": str(QUICK_CONFIG), **raw}, sort_keys=False)
+        finished = (root / run / "state.json").is_file()
         if not config.is_file() or config.read_text() != text:
-            if (root / run / "state.json").is_file():  # resuming would silently reuse the other run
+            if finished:  # resuming would silently reuse the other run
                 raise DataError(str(config), run, "this row was trained with other settings; remove "
                                 f"{root / run} or use another --out")
             write_text_atomic(config, text)
         cfg = load_config(config, WSCDAConfig)
-        finished = (root / run / "state.json").is_file()
         t0, c0 = time.perf_counter(), time.process_time()
         res = run_wscda(cfg, root / run, progress=progress)
         if run not in times or not finished:
