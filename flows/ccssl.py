@@ -4,13 +4,14 @@ Pseudo-code, one Prefect task per step:
 
     source, source_val = synth(species, cad)              # labelled synthetic source
     target, target_test = synth(species, photo)           # unlabelled target + held-out labelled test
+    target_val = synth(species, photo)                    # labelled, only for the oracle's model selection
     model = pretrain(source) or the registered source model
     source_only = evaluate(model, target_test)
     for r in rounds:
         model = ccssl_round(r, model)   # pseudo-label target (invariance, equivariance, temporal),
                                         # keep the most consistent joints, train on source + target
         pck[r] = evaluate(model, target_test)
-    oracle = evaluate(pretrain(target with labels), target_test)
+    oracle = evaluate(pretrain(target with labels, best epoch on target_val), target_test)
     register(model)                     # only after every round finished
     gap recovery = (pck[-1] - source_only) / (oracle - source_only)
 
@@ -53,7 +54,7 @@ from flows.common import (
     ui_command,
 )
 from flows.evaluate import PCK, evaluate, resolve_checkpoint
-from flows.presets import load_preset
+from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
 from flows.runners import task_runner
 
@@ -164,17 +165,29 @@ class SeedPlan:
     target: int
     test: int
     train: int
+    target_val: int
 
 
 def seed_plan(preset_seed: int, seed: int | None = None) -> SeedPlan:
     """The seeds used by :func:`ccssl_flow` for base seed ``seed`` (None: the preset's ``seed``).
 
-    The datasets take consecutive seeds from the base (source, source-val, target, test = base,
-    base + 1, base + 2, base + 3) and every training config takes the base itself, so
+    The datasets take consecutive seeds from the base (source, source-val, target, test, target-val =
+    base, base + 1, base + 2, base + 3, base + 4) and every training config takes the base itself, so
     ``seed_plan(p.seed)`` is the preset's own plan and ``seed_plan(p.seed, k)`` changes every seed.
     """
     base = preset_seed if seed is None else seed
-    return SeedPlan(source=base, source_val=base + 1, target=base + 2, test=base + 3, train=base)
+    return SeedPlan(source=base, source_val=base + 1, target=base + 2, test=base + 3, train=base,
+                    target_val=base + 4)
+
+
+def oracle_selection_set(species: str, p: FlowPreset, seeds: SeedPlan, source_val: list[Path], *,
+                         given_target: bool = False) -> list[Path]:
+    """The validation set on which the oracle chooses its best epoch: the preset's generated, labelled
+    ``target_val`` (seed ``seeds.target_val``), else ``source_val`` (no target_val in the preset, or a
+    target the user gave, which a generated set would not match). Never the test set."""
+    if p.target_val is None or given_target:
+        return list(source_val)
+    return make_dataset(species, p.target_val, seeds.target_val, "target-val")
 
 
 def _pck(result: dict) -> float:
@@ -216,7 +229,8 @@ def ccssl_flow(
             target is used unlabelled; ``test_data`` must be labelled).
         source_model: ``models:/<name>@champion`` (or ``/<version>``) to adapt instead of pretraining.
         oracle: also train on the target labels for the gap-recovery figure (default: the preset's;
-            only possible when the target has labels).
+            only possible when the target has labels). Its epoch is chosen on the preset's
+            ``target_val`` (generated targets) or on the source validation set, never on the test set.
         register_as: registered model name of the result (default ``ccssl-<species>``).
         dask_workers: pseudo-label each round in that many shards on a temporary local Dask cluster
             of that many worker processes (same labels as in process); also handed to the synthetic
@@ -225,7 +239,7 @@ def ccssl_flow(
             one shard per worker.
         seed: base seed of the run (default: the preset's ``seed``). It replaces the preset's seed
             everywhere the preset's seed acts (:func:`seed_plan`): the generated source, source-val,
-            target and test sets get ``seed``, ``seed + 1``, ``seed + 2``, ``seed + 3``, and the
+            target, test and target-val sets get ``seed`` to ``seed + 4``, and the
             pretraining, the CC-SSL rounds and the oracle train with ``train.seed = seed``. Given
             datasets (``source_data`` ...) are used as they are. Without ``out_dir``, a seed other
             than the preset's works in ``<preset>-seed<seed>`` beside the preset's folder (so its
@@ -253,6 +267,8 @@ def ccssl_flow(
             target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
+            oracle_val = oracle_selection_set(species, p, seeds, source_val, given_target=bool(target_data)) \
+                if do_oracle else None
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
                                   tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
@@ -286,7 +302,7 @@ def ccssl_flow(
         oracle_pck = None
         if do_oracle:
             with stage(parent, "oracle") as st:
-                ocfg, _ = train_config(p, target, [test], epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
+                ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])

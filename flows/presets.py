@@ -51,6 +51,10 @@ class FlowPreset(Section):
     source_val: SynthSpec
     target: SynthSpec
     target_test: SynthSpec
+    # A labelled target validation set on which the oracle chooses its epoch, as a supervised model of the
+    # target domain would; None: the oracle chooses on ``source_val``. Never the test set: an oracle that
+    # picks its best epoch on the test images is an optimistic upper bound no method can be compared with.
+    target_val: SynthSpec | None = None
     pretrain_epochs: int = Field(ge=1)
     # Epochs of the oracle (trained on the target's labels); None: ``pretrain_epochs``, the source model's
     # budget. ``pretrain_epochs + rounds * epochs_per_round`` gives it CC-SSL's total instead, the fairer

@@ -5,9 +5,10 @@ flow behind ``animalpose demo``) with ``seed=k`` on the same preset and species,
 preset's seed, 0 for ``quick``) and seed 0 of this table come from the same code path. Setting (the
 flow's, see ``configs/flows/<preset>.yaml``): source ``cad`` → target ``photo`` of one species,
 pretraining on the source, CC-SSL rounds on the unlabelled target, the oracle trained on the target's
-labels; every figure is PCK@0.05 (crop) on the held-out, labelled target test set. The seed changes
-every seeded thing of the flow (:func:`flows.ccssl.seed_plan`): the four generated datasets and the
-training seed of the pretraining, the rounds and the oracle.
+labels (choosing its epoch on the preset's labelled ``target_val`` set, never on the test set); every
+figure is PCK@0.05 (crop) on the held-out, labelled target test set. The seed changes every seeded
+thing of the flow (:func:`flows.ccssl.seed_plan`): the generated datasets and the training seed of the
+pretraining, the rounds and the oracle.
 
 Per seed, under ``--out``:
 
@@ -89,7 +90,7 @@ def settings_key(species: str, preset: str, seed: int) -> dict:
     p = load_preset(preset)  # a ConfigError naming the file and key, before any work
     styles = {role: StyleConfig.make(spec.style, spec.gap).digest()
               for role, spec in (("source", p.source), ("source_val", p.source_val), ("target", p.target),
-                                 ("target_test", p.target_test))}
+                                 ("target_test", p.target_test), ("target_val", p.target_val)) if spec}
     return {"species": species, "seed": seed, "preset_sha256": _sha256(preset_path(preset)),
             "train_config_sha256": _sha256(Path(p.train_config)), "style_digests": styles}
 

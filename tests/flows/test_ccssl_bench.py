@@ -226,17 +226,17 @@ def test_seed_plan_replaces_every_preset_seed():
     from flows.ccssl import seed_plan
 
     plan = seed_plan(0)
-    assert (plan.source, plan.source_val, plan.target, plan.test, plan.train) == (0, 1, 2, 3, 0)
+    assert (plan.source, plan.source_val, plan.target, plan.test, plan.target_val, plan.train) == (0, 1, 2, 3, 4, 0)
     assert seed_plan(7) == seed_plan(0, 7) == seed_plan(3, 7)
     p5 = seed_plan(0, 5)
-    assert (p5.source, p5.source_val, p5.target, p5.test, p5.train) == (5, 6, 7, 8, 5)
+    assert (p5.source, p5.source_val, p5.target, p5.test, p5.target_val, p5.train) == (5, 6, 7, 8, 9, 5)
 
 
 class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize(("seed", "data_seeds", "train_seed"), [(None, [0, 1, 2, 3], 0), (4, [4, 5, 6, 7], 4)])
+@pytest.mark.parametrize(("seed", "data_seeds", "train_seed"), [(None, [0, 1, 2, 3, 4], 0), (4, [4, 5, 6, 7, 8], 4)])
 def test_flow_hands_the_plans_seeds_to_generation_and_training(monkeypatch, tmp_path, seed, data_seeds, train_seed):
     """The flow body up to the first training config: which seeds reach make_dataset and train_config."""
     import flows.ccssl
@@ -257,7 +257,7 @@ def test_flow_hands_the_plans_seeds_to_generation_and_training(monkeypatch, tmp_
     monkeypatch.setattr(flows.ccssl, "train_config", train_config)
     with pytest.raises(_Stop):
         flows.ccssl.ccssl_flow.fn(species="horse", preset="smoke", seed=seed, out_dir=tmp_path / "out")
-    assert seen["data"] == list(zip(["source", "source-val", "target", "test"], data_seeds, strict=True))
+    assert seen["data"] == list(zip(["source", "source-val", "target", "test", "target-val"], data_seeds, strict=True))
     assert seen["train"] == [train_seed]
 
 

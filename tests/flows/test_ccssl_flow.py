@@ -26,7 +26,7 @@ def test_gap_recovery_formula():
 def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_path, data_home, monkeypatch,
                                                         read_artifact):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    calls = {"generate": 0, "train": 0, "pseudo": [], "epochs": []}
+    calls = {"generate": 0, "train": 0, "pseudo": [], "epochs": [], "val": []}
     # the smoke preset with the oracle trained for CC-SSL's total epochs (1 + 2 rounds x 1) instead of 1
     preset = tmp_path / "smoke_oracle.yaml"
     text = (PRESETS / "smoke.yaml").read_text().replace("../", f"{PRESETS.parent}/")
@@ -41,6 +41,7 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
     def train(*a, **kw):
         calls["train"] += 1
         calls["epochs"].append(a[0].train.epochs)
+        calls["val"].append([p.name for p in a[0].data.val])
         return real_train(*a, **kw)
 
     def pseudo(*a, **kw):
@@ -60,7 +61,7 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
 
     state = ccssl_flow(**kwargs, return_state=True)
     assert state.is_failed() and "simulated kill in round 2" in state.message
-    assert calls["pseudo"] == [0, 1] and calls["train"] == 1 and calls["generate"] == 4
+    assert calls["pseudo"] == [0, 1] and calls["train"] == 1 and calls["generate"] == 5
     (failed,) = client.search_runs([client.get_experiment_by_name("ccssl").experiment_id],
                                    "tags.`animalpose.flow` = 'ccssl-horse'")
     assert failed.info.status == "FAILED"
@@ -70,9 +71,12 @@ def test_killed_in_round_two_resumes_there_and_finishes(prefect_harness, tmp_pat
     summary = ccssl_flow(**kwargs)
     # resumed at round 2: no new data, no new pretraining, round 1 not pseudo-labelled again
     assert calls["pseudo"] == [0, 1, 1]
-    assert calls["generate"] == 4
+    assert calls["generate"] == 5
     assert calls["train"] == 2  # the oracle, trained once, after the rounds
     assert calls["epochs"] == [1, 3]  # pretraining: pretrain_epochs; the oracle: the preset's oracle_epochs
+    # the source model chooses its epoch on the source val set, the oracle on target-val, neither on the test set
+    (src_val,), (orc_val,) = calls["val"]
+    assert "-cad-source-val-" in src_val and "-photo-target-val-" in orc_val
 
     assert len(summary["rounds"]) == 2
     for v in [summary["source_only"], *summary["rounds"], summary["oracle"]]:

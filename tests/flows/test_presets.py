@@ -16,6 +16,7 @@ def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
     # the oracle trains on as many (target) images as the source model, for CC-SSL's whole budget
     assert quick.target.n == quick.source.n and quick.target.size == quick.source.size == 128
     assert quick.oracle_epochs == quick.pretrain_epochs + quick.rounds * quick.epochs_per_round == 14
+    assert quick.target_val.style == quick.target.style and quick.target_val.n == quick.source_val.n
     qcfg = engine_config(quick, {"data.train": [tmp_path]})
     assert quick.ccssl["lr"] == qcfg.train.lr == 2e-3  # the rounds continue at the pretraining rate
     assert tuple(qcfg.data.input_size) == (128, 128) and tuple(qcfg.data.heatmap_size) == (32, 32)
@@ -40,3 +41,24 @@ def test_preset_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(ConfigError) as info:
         engine_config(load_preset("smoke"), {"train.epoch": 3})
     assert "train.epoch" in str(info.value)
+
+
+def test_oracle_chooses_its_epoch_on_target_val_never_on_the_test_set(prefect_harness, data_home, tmp_path):
+    import json
+
+    from flows.ccssl import oracle_selection_set, seed_plan
+    from flows.pretrain import dataset_dir
+
+    smoke = load_preset("smoke")
+    seeds = seed_plan(smoke.seed, 2)
+    source_val = [tmp_path / "source-val"]
+    chosen = oracle_selection_set("horse", smoke, seeds, source_val)
+    expected = dataset_dir("horse", smoke.target_val, seeds.target_val, "target-val")
+    assert chosen == [expected]
+    assert expected != dataset_dir("horse", smoke.target_test, seeds.test, "test")
+    config = json.loads((expected / "manifest.json").read_text())["config"]
+    assert (config["seed"], config["n"], config["style"]["name"]) == (6, 16, "photo")  # labelled, target style
+    # a target the user gave, or a preset without target_val: the source validation set
+    assert oracle_selection_set("horse", smoke, seeds, source_val, given_target=True) == source_val
+    plain = smoke.model_copy(update={"target_val": None})
+    assert oracle_selection_set("horse", plain, seeds, source_val) == source_val
