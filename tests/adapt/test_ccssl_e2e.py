@@ -14,10 +14,12 @@ Three claims, each after the preconditions, so that a failure says what broke:
 3. CC-SSL beats the control that spends the same adaptation epochs on source data only (λ = 0, same
    rate, same batches of source images) by ≥ MIN_GAIN_OVER_CONTROL.
 
-Measured (seed 0, 2-core CPU, one thread beside one other one-thread job, 2026-12-03, generator 1.1,
-rounds at 2e-3, 11 min 41 s for the file): target PCK@0.05 source-only 0.257; CC-SSL after rounds 1-3
-0.336 / 0.372 / 0.381 (claim 2: +0.124); the control 0.282 / 0.209 / 0.352 (claim 3: +0.029, passes).
-Kept pseudo-labels correct at 0.05: 42 / 44 / 43 % against 25 / 32 / 34 % for all joints. With the rounds
+Measured (seed 0, 2-core CPU, one thread beside one other one-thread job, 2026-12-04, torch 2.14.1,
+generator 1.1, rounds at 2e-3, 12 min 44 s for the file): target PCK@0.05 source-only 0.237; CC-SSL after
+rounds 1-3 0.322 / 0.332 / 0.359 (claim 2: +0.122); the control 0.356 / 0.264 / 0.327 (claim 3: +0.032,
+passes). Kept pseudo-labels correct at 0.05: 34 / 39 / 37 % against 24 / 30 / 29 % for all joints. On
+torch 2.15.0 (2026-12-03, 11 min 41 s): source-only 0.257, CC-SSL 0.336 / 0.372 / 0.381, the control
+0.282 / 0.209 / 0.352 (+0.029): the same claims, other float rounding. With the rounds
 at 5e-4 (the preset before db32205) CC-SSL reached 0.308 / 0.335 / 0.330 and the control 0.312 / 0.303 /
 0.335, so claim 3 was a strict expected failure until this change. Generator 1.0 (2026-11-23, rounds at
 5e-4): source-only 0.204, CC-SSL 0.226 / 0.236 / 0.272, control 0.235 / 0.255 / 0.260. MIN_GAIN and
