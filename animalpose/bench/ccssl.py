@@ -84,13 +84,14 @@ def _sha256(path: Path) -> str:
 def settings_key(species: str, preset: str, seed: int) -> dict:
     """What a seed's result depends on: species, seed, SHA-256 of the preset file and of its engine config,
     and the digest of each generated dataset's style (a changed style definition changes the data)."""
-    from flows.presets import load_preset, preset_path
+    from flows.presets import SynthSpec, load_preset, preset_path
     from synthetic.styles import StyleConfig
 
     p = load_preset(preset)  # a ConfigError naming the file and key, before any work
-    styles = {role: StyleConfig.make(spec.style, spec.gap).digest()
-              for role, spec in (("source", p.source), ("source_val", p.source_val), ("target", p.target),
-                                 ("target_test", p.target_test), ("target_val", p.target_val)) if spec}
+    # every dataset the preset generates (its SynthSpec fields: source, source_val, target, ...), so a
+    # dataset role added to the preset cannot be left out of the key
+    styles = {role: StyleConfig.make(spec.style, spec.gap).digest() for role, spec in p
+              if isinstance(spec, SynthSpec)}
     return {"species": species, "seed": seed, "preset_sha256": _sha256(preset_path(preset)),
             "train_config_sha256": _sha256(Path(p.train_config)), "style_digests": styles}
 
