@@ -36,7 +36,7 @@ import torch
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
 from animalpose.config import load_config
 
-# the module fixture trains CC-SSL and its control: about 15 minutes at one thread, more beside other jobs
+# the module fixture trains CC-SSL and its control: about 13 minutes at one thread, more beside other jobs
 pytestmark = pytest.mark.timeout(2400)
 
 QUICK = Path(__file__).resolve().parents[2] / "configs" / "adapt" / "ccssl_quick.yaml"
