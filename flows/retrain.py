@@ -122,10 +122,11 @@ def champion_gate(model_name: str, challenger_version: str, eval_data: Path, tra
 
 def default_eval_data(species: str, preset: str) -> Path:
     """The preset's held-out labelled target test set (fixed by its seed), generated when missing."""
+    from flows.ccssl import seed_plan
     from flows.pretrain import make_dataset
 
     p = load_preset(preset)
-    return make_dataset(species, p.target_test, p.seed + 3, "test")[0]
+    return make_dataset(species, p.target_test, seed_plan(p.seed).test, "test")[0]
 
 
 @flow(name="retrain", log_prints=True)

@@ -24,6 +24,7 @@ from prefect.cache_policies import INPUTS
 
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
+from flows.ccssl import seed_plan
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate
 from flows.presets import FlowPreset, config_with, load_preset
@@ -83,14 +84,15 @@ def wscda_flow(
     out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem
     name = register_as or f"wscda-{species}"
     parent = parent_tracker(experiment, f"wscda-{species}", tracking_uri, {"species": species, "preset": str(preset)})
+    seeds = seed_plan(p.seed)  # the CC-SSL flow's target and test seeds, so both flows test on the same animals
     try:
         with stage(parent, "synth"):
             human = list(human_data) if human_data else make_dataset("human", p.source, p.seed, "human",
                                                                      dask_workers=dask_workers)
             animals = list(animal_data) if animal_data else make_dataset(species, p.source_val, p.seed, "few")
-            target = list(target_data) if target_data else make_dataset(species, p.target, p.seed + 2, "target",
+            target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
-            test = Path(test_data) if test_data else make_dataset(species, p.target_test, p.seed + 3, "test")[0]
+            test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
         with stage(parent, "wscda") as st:

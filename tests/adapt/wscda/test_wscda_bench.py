@@ -61,6 +61,15 @@ def test_summarise_mean_std_ordering_and_gap_recovery_by_hand():
     assert summarise([seeds[0]])["rows"]["c"]["pck@0.05"]["std"] == 0.0
     table = format_table(out)
     assert "| (c) WS-CDA | 0.400 ± 0.141 |" in table and "gap recovery of (d)" in table
+    assert "gap_recovery_d_oracle_human" not in out
+    # the oracle from the human model, when trained, gives a second gap recovery of (d)
+    for s, v in zip(seeds, (0.7, 0.5), strict=True):
+        s.rows["oracle_human"] = dict.fromkeys(METRICS, v)
+    out = summarise(seeds)
+    assert out["gap_recovery_d_oracle_human"] == pytest.approx((0.5 - 0.2) / (0.6 - 0.2))
+    assert out["gap_recovery_d_oracle_human_per_seed"] == pytest.approx([(0.4 - 0.2) / (0.7 - 0.2),
+                                                                        (0.6 - 0.2) / (0.5 - 0.2)])
+    assert "(the oracle from the human model - b): 0.75" in format_table(out)
 
 
 def test_bench_plumbing_tiny(tmp_path):
@@ -70,29 +79,37 @@ def test_bench_plumbing_tiny(tmp_path):
     threads = torch.get_num_threads()
     settings = replace(BenchSettings(), n_human=6, n_labelled=2, n_target=6, n_test=4, render_size=32,
                        input_size=32, batch_size=4, steps_per_epoch=2, epochs=1, pplo_rounds=1,
-                       keep_fractions=(0.2,))
+                       keep_fractions=(0.2,), human_epochs=2)
     try:
         result = run_bench(tmp_path, [0], settings)
     finally:
         torch.set_num_threads(threads)
     on_disk = json.loads((tmp_path / "wscda_bench.json").read_text())
-    assert set(on_disk["rows"]) == {*ROWS, "control", "finetune"}
+    assert set(on_disk["rows"]) == {*ROWS, "control", "finetune", "oracle_human"}
     for row in on_disk["rows"].values():
         for m in METRICS:
             assert 0.0 <= row[m]["mean"] <= 1.0 and row[m]["std"] == 0.0
     assert on_disk["settings"]["steps_per_epoch"] == 2 and on_disk["torch_threads"] == 1
+    from animalpose.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "seed0" / "a" / "wscda.ckpt")["epoch"] == 2  # (a) took human_epochs
+    assert load_checkpoint(tmp_path / "seed0" / "b" / "wscda.ckpt")["epoch"] == 1
     assert result["ordering"].count("<") == 4
     seed = on_disk["seeds"][0]
-    assert set(seed["seconds"]) == {"a", "b", "e", "control", "finetune", "cd"}
+    assert set(seed["seconds"]) == {"a", "b", "e", "control", "finetune", "oracle_human", "cd"}
     assert seed["diagnostics"]["pplo_last/kept"] > 0
     # every row kept its config file (the quick preset as base) for re-runs
     root = tmp_path / "seed0"
     assert {p.name for p in root.glob("*.yaml")} == {"a.yaml", "b.yaml", "e.yaml", "control.yaml",
-                                                     "finetune.yaml", "cd.yaml"}
+                                                     "finetune.yaml", "oracle_human.yaml", "cd.yaml"}
     # the paper's start: WS-CDA and both controls from the human model (a); (a), (b), (e) from scratch
     init = {p.stem: yaml.safe_load(p.read_text())["wscda"].get("init_checkpoint") for p in root.glob("*.yaml")}
-    assert init == {"a": None, "b": None, "e": None, "control": str(root / "a" / "wscda.ckpt"),
-                    "finetune": str(root / "a" / "wscda.ckpt"), "cd": str(root / "a" / "wscda.ckpt")}
+    human = str(root / "a" / "wscda.ckpt")
+    assert init == {"a": None, "b": None, "e": None, "control": human, "finetune": human, "oracle_human": human,
+                    "cd": human}
+    # both oracles train on the target animals with their labels
+    train = {p.stem: yaml.safe_load(p.read_text())["data"]["train"] for p in root.glob("*.yaml")}
+    assert train["oracle_human"] == train["e"] != train["b"]
     # a finished row is never resumed under other settings: the benchmark refuses, naming the file
     with pytest.raises(DataError, match=r"seed0/b\.yaml"):
         run_bench(tmp_path, [0], replace(settings, lr=2e-3, control=False), rows=("b",))
@@ -121,6 +138,27 @@ def test_requested_rows_train_the_human_model_they_start_from(tmp_path, monkeypa
         bench.run_seed(tmp_path / "x", 0, replace(BenchSettings(), control=False, init_from_human=False),
                        rows=("c",))
     assert order == [("cd", None)]
+
+
+def test_row_configs_carry_the_human_budget_w2_and_ratio_only_where_they_apply(tmp_path):
+    """(a) alone takes ``human_epochs``; w2 and the ratio reach only the mixed rows (c/d and the α = 0
+    control); at the defaults the mixed rows carry no w2/ratio key, so the preset's values apply."""
+    from animalpose.bench.wscda import _raw_config
+
+    data = {k: tmp_path / k for k in ("human", "few", "target", "test")}
+    s = replace(BenchSettings(), epochs=3, human_epochs=6)
+    rows = ("a", "b", "e", "control", "finetune", "cd")
+    raw = {r: _raw_config(s, data, 0, r)["wscda"] for r in rows}
+    assert {r: w["epochs"] for r, w in raw.items()} == {"a": 6, "b": 3, "e": 3, "control": 3, "finetune": 3,
+                                                         "cd": 3}
+    assert not any("w2" in w for w in raw.values()) and "ratio" not in raw["cd"]
+    assert _raw_config(replace(s, human_epochs=None), data, 0, "a")["wscda"]["epochs"] == 3
+    s = replace(s, w2=2.0, ratio=(1.0, 1.0, 1.0))
+    raw = {r: _raw_config(s, data, 0, r)["wscda"] for r in rows}
+    assert {r for r, w in raw.items() if w.get("w2") == 2.0} == {"control", "cd"}
+    assert {r: w["ratio"] for r, w in raw.items()} == {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0],
+                                                       "e": [0.0, 1.0, 0.0], "control": [1.0, 1.0, 1.0],
+                                                       "finetune": [0.0, 1.0, 0.0], "cd": [1.0, 1.0, 1.0]}
 
 
 def test_bench_command_is_wired():
