@@ -26,7 +26,9 @@ learning, the baseline any user would try first, and isolates what the humans' b
 add on top of the human initialisation. A third extra row, the **oracle from the human model** (the target
 animals with their labels, 0 : 1 : 0, α = 0, from (a)), is the upper bound of the rows that start from
 (a): at 128-px crops WS-CDA reaches (e), which starts from scratch, so (e) alone no longer bounds it, and
-the gap recovery of (d) is also given against this oracle. Without ``init_from_human`` (c), (d) and the
+the gap recovery of (d) is also given against this oracle. The fourth, **(b) with the steps of (a) +
+(c)** (the few animals alone, from scratch, for ``human_epochs + epochs`` epochs), is (b) at equal
+compute: the rows that start from (a) have had its steps before their own. Without ``init_from_human`` (c), (d) and the
 extra rows start from scratch like (a), (b) and (e), the setting of the tables before 2026-12-03.
 
 With α = 0 the pose modules' objective is β·L_pose alone (the discriminator still trains, unused), i.e.
@@ -90,9 +92,10 @@ ROW_NAMES = {
     "control": "humans + few animals, alpha = 0",
     "finetune": "human model fine-tuned on the few animals",
     "oracle_human": "oracle from the human model (target labels)",
+    "b_long": "(b) with the steps of (a) + (c)",
 }
 #: rows beyond (a)-(e), trained when ``BenchSettings.control`` is on
-CONTROLS = ("control", "finetune", "oracle_human")
+CONTROLS = ("control", "finetune", "oracle_human", "b_long")
 #: rows that start from (a)'s checkpoint when ``BenchSettings.init_from_human`` is on
 FROM_HUMAN = ("cd", "control", "finetune", "oracle_human")
 METRICS = ("pck@0.05", "pck@0.1", "pck@0.05_all", "pck@0.1_all")
@@ -122,8 +125,8 @@ class BenchSettings:
         pplo_epochs: epochs per PPLO round.
         keep_fractions: PPLO's progressive keep schedule.
         lr: Adam learning rate.
-        control: also train the extra rows ("humans + few, α = 0", "human model fine-tuned" and "oracle
-            from the human model").
+        control: also train the extra rows ("humans + few, α = 0", "human model fine-tuned", "oracle
+            from the human model" and "(b) with the steps of (a) + (c)").
         init_from_human: (c), (d) and the controls start from (a)'s checkpoint, as in the paper.
         ratio: humans : few labelled animals : unlabelled target in the batches of (c), (d) and the
             α = 0 control.
@@ -205,6 +208,8 @@ def _raw_config(settings: BenchSettings, data: dict[str, Path], seed: int, row: 
             wscda["epochs"] = s.human_epochs
     elif row in ("b", "finetune"):  # the same batches; finetune starts from the human model
         wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0)
+    elif row == "b_long":  # (b) at equal compute: the human model's steps plus an adapted row's
+        wscda.update(ratio=[0.0, 1.0, 0.0], alpha=0.0, epochs=(s.human_epochs or s.epochs) + s.epochs)
     elif row == "control":
         wscda.update(alpha=0.0)
     elif row in ("e", "oracle_human"):  # oracle_human starts from the human model

@@ -85,7 +85,7 @@ def test_bench_plumbing_tiny(tmp_path):
     finally:
         torch.set_num_threads(threads)
     on_disk = json.loads((tmp_path / "wscda_bench.json").read_text())
-    assert set(on_disk["rows"]) == {*ROWS, "control", "finetune", "oracle_human"}
+    assert set(on_disk["rows"]) == {*ROWS, "control", "finetune", "oracle_human", "b_long"}
     for row in on_disk["rows"].values():
         for m in METRICS:
             assert 0.0 <= row[m]["mean"] <= 1.0 and row[m]["std"] == 0.0
@@ -96,17 +96,18 @@ def test_bench_plumbing_tiny(tmp_path):
     assert load_checkpoint(tmp_path / "seed0" / "b" / "wscda.ckpt")["epoch"] == 1
     assert result["ordering"].count("<") == 4
     seed = on_disk["seeds"][0]
-    assert set(seed["seconds"]) == {"a", "b", "e", "control", "finetune", "oracle_human", "cd"}
+    assert set(seed["seconds"]) == {"a", "b", "e", "control", "finetune", "oracle_human", "b_long",
+                                     "cd"}
     assert seed["diagnostics"]["pplo_last/kept"] > 0
     # every row kept its config file (the quick preset as base) for re-runs
     root = tmp_path / "seed0"
     assert {p.name for p in root.glob("*.yaml")} == {"a.yaml", "b.yaml", "e.yaml", "control.yaml",
-                                                     "finetune.yaml", "oracle_human.yaml", "cd.yaml"}
+                                                     "finetune.yaml", "oracle_human.yaml", "b_long.yaml", "cd.yaml"}
     # the paper's start: WS-CDA and both controls from the human model (a); (a), (b), (e) from scratch
     init = {p.stem: yaml.safe_load(p.read_text())["wscda"].get("init_checkpoint") for p in root.glob("*.yaml")}
     human = str(root / "a" / "wscda.ckpt")
     assert init == {"a": None, "b": None, "e": None, "control": human, "finetune": human, "oracle_human": human,
-                    "cd": human}
+                    "b_long": None, "cd": human}
     # both oracles train on the target animals with their labels
     train = {p.stem: yaml.safe_load(p.read_text())["data"]["train"] for p in root.glob("*.yaml")}
     assert train["oracle_human"] == train["e"] != train["b"]
@@ -147,10 +148,10 @@ def test_row_configs_carry_the_human_budget_w2_and_ratio_only_where_they_apply(t
 
     data = {k: tmp_path / k for k in ("human", "few", "target", "test")}
     s = replace(BenchSettings(), epochs=3, human_epochs=6)
-    rows = ("a", "b", "e", "control", "finetune", "cd")
+    rows = ("a", "b", "e", "control", "finetune", "cd", "b_long")
     raw = {r: _raw_config(s, data, 0, r)["wscda"] for r in rows}
     assert {r: w["epochs"] for r, w in raw.items()} == {"a": 6, "b": 3, "e": 3, "control": 3, "finetune": 3,
-                                                         "cd": 3}
+                                                         "cd": 3, "b_long": 9}  # b_long: (a)'s 6 + 3
     assert not any("w2" in w for w in raw.values()) and "ratio" not in raw["cd"]
     assert _raw_config(replace(s, human_epochs=None), data, 0, "a")["wscda"]["epochs"] == 3
     s = replace(s, w2=2.0, ratio=(1.0, 1.0, 1.0))
@@ -158,7 +159,8 @@ def test_row_configs_carry_the_human_budget_w2_and_ratio_only_where_they_apply(t
     assert {r for r, w in raw.items() if w.get("w2") == 2.0} == {"control", "cd"}
     assert {r: w["ratio"] for r, w in raw.items()} == {"a": [1.0, 0.0, 0.0], "b": [0.0, 1.0, 0.0],
                                                        "e": [0.0, 1.0, 0.0], "control": [1.0, 1.0, 1.0],
-                                                       "finetune": [0.0, 1.0, 0.0], "cd": [1.0, 1.0, 1.0]}
+                                                       "finetune": [0.0, 1.0, 0.0], "cd": [1.0, 1.0, 1.0],
+                                                       "b_long": [0.0, 1.0, 0.0]}
 
 
 def test_bench_command_is_wired():
