@@ -179,8 +179,9 @@ class Tracker:
         return self.enabled and self.run_id is not None and not self._shared.failed
 
     def start(self) -> Tracker:
-        """Create the run (and experiment); on failure, warn once and carry on untracked."""
-        if not self.enabled or self._shared.failed:
+        """Create the run (and experiment); on failure, warn once and carry on untracked. Idempotent, so
+        ``with tracker.child(...) as run:`` (already started) opens one run, not two."""
+        if not self.enabled or self._shared.failed or self.run_id is not None:
             return self
         self._guard(self._start)
         return self

@@ -15,10 +15,11 @@ Pseudo-code, one Prefect task per step:
     register(model)                     # only after every round finished
     gap recovery = (pck[-1] - source_only) / (oracle - source_only)
 
-Each round is one call of :func:`animalpose.adapt.ccssl.run_ccssl` on the same output folder with
-the epoch budget cut at the end of that round; the library resumes after its last finished round
-(``state.json``, ``round_<r>.ckpt``), and the round task is cached on its inputs, so a crashed flow
-run that is started again goes straight to the first unfinished round.
+Each round task is one :meth:`animalpose.adapt.ccssl.CCSSLRun.round` on the same output folder; a
+new run object resumes after the last finished round (``state.json``, ``round_<r>.ckpt``) and
+trains with the whole configuration, so the rounds take the same steps and learning rates as the
+library's own loop. The round task is cached on its inputs, so a crashed flow run that is started
+again goes straight to the first unfinished round.
 
 Beyond one machine (``dask_workers`` / ``dask_address``): the synthetic data is generated in shards
 and each round's pseudo-labelling consistency step is split into shards
@@ -40,7 +41,6 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
-from animalpose.errors import ConfigError
 from animalpose.paths import data_home
 from flows.common import (
     FileStamps,
@@ -70,11 +70,7 @@ def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target:
     raw["train"] = {**raw["train"], "epochs": epochs}
     raw["ccssl"] = {**(section or {}), "source_checkpoint": str(source_checkpoint),
                     "regenerate_every": regenerate_every, "target_val": [str(target_test)], "source_epochs": 0}
-    cfg = parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
-    if cfg.train.schedule != "step":
-        raise ConfigError(where, "train.schedule", "the ccssl flow runs one task per round and needs the 'step' "
-                          "schedule (a cosine schedule depends on the total epochs)")
-    return cfg
+    return parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
 
 
 @task(name="pseudo-label-shard", cache_policy=NO_CACHE, persist_result=False, retries=1, retry_delay_seconds=5,
@@ -137,18 +133,15 @@ def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: lis
 
     cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
                        regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round, section=section)
-    upto = cfg.model_copy(update={"train": cfg.train.model_copy(
-        update={"epochs": (round_index + 1) * epochs_per_round})})
     labeler = dask_labeler(dask_workers, dask_address) if dask_workers > 0 or dask_address else None
-    result = lib.run_ccssl(upto, out_dir, tracker=tracker, progress=False, labeler=labeler)
+    with lib.CCSSLRun(cfg, out_dir, tracker=tracker, progress=False, labeler=labeler) as run:
+        metrics = run.round(round_index)
     # this round's checkpoint, not the library's last: a flow re-run after a crash past the rounds (say in
-    # the oracle) misses this task's cache, and the library then reports every round already finished
+    # the oracle) misses this task's cache, and finds every round already finished
     checkpoint = Path(out_dir) / f"round_{round_index}.ckpt"
-    if len(result.rounds) <= round_index or not checkpoint.is_file():
-        raise RuntimeError(f"run_ccssl finished {len(result.rounds)} rounds in {out_dir}, expected "
-                           f"{round_index + 1} (and {checkpoint.name})")
-    return {"checkpoint": str(checkpoint), "metrics": result.rounds[round_index],
-            "source_only": result.source_only}
+    if not checkpoint.is_file():
+        raise RuntimeError(f"CC-SSL round {round_index} in {out_dir} finished without {checkpoint.name}")
+    return {"checkpoint": str(checkpoint), "metrics": metrics, "source_only": run.state["source_only"]}
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, fina
 from animalpose.adapt.selection import RoundSchedule, reference_percentile, select_by_percentile
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
+from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
@@ -214,15 +214,6 @@ class CCSSLTrainer(Trainer):
                 loss = loss + self.lambda_target * t_loss
         return loss, outputs
 
-    def fit_until(self, end_epoch: int):
-        """Train up to ``end_epoch`` (exclusive of later epochs); the lr schedule keeps the full config."""
-        full = self.cfg
-        self.cfg = full.model_copy(update={"train": full.train.model_copy(update={"epochs": end_epoch})})
-        try:
-            return self.fit()
-        finally:
-            self.cfg = full
-
 
 @torch.no_grad()
 def evaluate_pck(model: torch.nn.Module, dataset: TopDownDataset, device: torch.device, batch_size: int,
@@ -269,10 +260,6 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig) -> tuple[
     return records, padding
 
 
-def _write_state(path: Path, state: dict) -> None:
-    diag.write_json(state, path)
-
-
 def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalization: Normalization, codec,
              padding: float, udp: bool):
     """Gallery figure of ``n`` evenly spaced target crops (None when ``n`` is 0)."""
@@ -298,9 +285,25 @@ def _log(msg: str, progress: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
-              progress: bool = True, labeler: Labeler | None = None) -> CCSSLResult:
-    """Run (or resume) CC-SSL adaptation; returns per-round metrics and the checkpoints.
+class CCSSLRun:
+    """CC-SSL on one output folder as named steps: :meth:`prepare`, then :meth:`round` per round.
+
+    ::
+
+        with CCSSLRun(cfg, out) as run:
+            for r in range(run.num_rounds):
+                run.round(r)        # pseudo-label, select, train; state saved after it
+        result = run.result()
+
+    :meth:`prepare` reads the data, builds the source model (``ccssl.source_checkpoint``, or
+    ``ccssl.source_epochs`` of source-only training first) and the round trainer, and either resumes
+    after the last finished round or measures the source-only model on the labelled target. Each
+    :meth:`round` trains up to the end of its round only (``Trainer.fit(until=...)``): the trainer
+    always holds the whole configuration, so the learning-rate schedule (also a cosine one) is the
+    same whether the rounds run in one process or one per Prefect task. A new object on the same
+    folder continues after the last finished round (``state.json``, ``round_<r>.ckpt``); asking it
+    for a finished round returns that round's recorded metrics without any work, and asking for a
+    round whose predecessor has not finished is an error.
 
     ``labeler`` replaces the in-process consistency step of each round's pseudo-labelling: it gets a
     picklable :class:`~animalpose.adapt.shards.LabelRequest` (config, CPU weights, all target
@@ -308,147 +311,228 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
     in order, e.g. :func:`~animalpose.adapt.shards.sharded_labeler` over worker processes; the
     temporal refinement and the selection still run here on the merged set. None: in process.
 
+    Tracking: without a ``tracker`` the run owns one MLflow run (``cfg.tracking``), reopened on
+    resume, and the context manager ends it (FINISHED, or FAILED / KILLED on an exception); with a
+    ``tracker`` it logs into that run and leaves its lifecycle to the caller. Each round gets a
+    nested run.
+
     Writes into ``out_dir`` (default ``ccssl.out_dir``): ``source/`` (source-only training when
     asked), ``train/`` (the trainer's best/last checkpoints), ``round_<r>/`` (pseudo_labels.json,
     summary.json, curves.png, gallery.png), ``round_<r>.ckpt`` and ``state.json``.
     """
-    c = cfg.ccssl
-    out = Path(out_dir or c.out_dir or "runs/ccssl")
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.train.select_on == TARGET_VAL and not c.target_val:
-        raise ConfigError("<config>", "train.select_on", "target-val selection needs ccssl.target_val")
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = pick_device(cfg.train.device)
-    data = build_data(cfg)
-    schema, codec, norm = data.schema, make_codec(cfg), data.normalization
-    udp = cfg.codec.kind == "udp"
-    target_records, pad = _read_target(cfg.data.target, schema, cfg)
-    target_val, tv_pad = {}, pad
-    for path in c.target_val:
-        tv_ds = read_dataset(path, "auto", schema.name)
-        tv_pad = crop_padding(tv_ds, cfg)
-        recs = [r for r in tv_ds.records if (r.keypoints[:, 2] > 0).any()]
-        if not recs:
-            raise DataError(str(path), "annotations", "target validation data has no labels")
-        target_val[path] = recs
-    tv_set = TopDownDataset([r for rs in target_val.values() for r in rs], schema, codec, None, padding=tv_pad,
-                            udp=udp, normalization=norm) if target_val else None
-    val_sets = dict(data.val)
-    if cfg.train.select_on == TARGET_VAL:
-        val_sets[TARGET_VAL] = tv_set
-    flip_perm = flip_permutation_or_none(schema) if cfg.train.flip_test else None
-    flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
-    state_path = out / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"rounds": [], "source_only": {}}
 
-    own = tracker is None and cfg.tracking.enabled
-    if own:
-        tracker = Tracker(cfg.tracking.experiment, "ccssl", uri=cfg.tracking.uri,
-                          resume_run_id=state.get("run_id")).start()
-        state["run_id"] = tracker.run_id
-    tracker = tracker or Tracker(enabled=False)
-    try:
+    def __init__(self, cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
+                 progress: bool = True, labeler: Labeler | None = None):
+        if cfg.train.select_on == TARGET_VAL and not cfg.ccssl.target_val:
+            raise ConfigError("<config>", "train.select_on", "target-val selection needs ccssl.target_val")
+        self.cfg, self.progress, self.labeler = cfg, progress, labeler
+        self.out = Path(out_dir or cfg.ccssl.out_dir or "runs/ccssl")
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "state.json"
+        self.state = (json.loads(self.state_path.read_text()) if self.state_path.is_file()
+                      else {"rounds": [], "source_only": {}})
+        self._given_tracker = tracker
+        self.tracker: Tracker = tracker or Tracker(enabled=False)
+        self.trainer: CCSSLTrainer | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def num_rounds(self) -> int:
+        return num_rounds(self.cfg)
+
+    @property
+    def rounds_done(self) -> int:
+        return len(self.state["rounds"])
+
+    @property
+    def _owns_tracker(self) -> bool:
+        return self._given_tracker is None and self.cfg.tracking.enabled
+
+    def __enter__(self) -> CCSSLRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self.trainer is not None:
+            self.tracker.log_dict(self.state, "ccssl_state.json")
+        if self._owns_tracker and self.tracker.active:
+            self.tracker.__exit__(exc_type, exc, tb)
+
+    def _save_state(self) -> None:
+        diag.write_json(self.state, self.state_path)
+
+    # -- steps -------------------------------------------------------------------------------------
+
+    def prepare(self) -> dict:
+        """Data, source model and round trainer; resumes after the last finished round, else measures the
+        source-only model on the labelled target (reporting only). Returns the source-only metrics."""
+        if self.trainer is not None:
+            return self.state["source_only"]
+        cfg, c, state, progress = self.cfg, self.cfg.ccssl, self.state, self.progress
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        self.device = device = pick_device(cfg.train.device)
+        data = build_data(cfg)
+        schema, codec = data.schema, make_codec(cfg)
+        self.schema, self.codec, self.norm = schema, codec, data.normalization
+        self.udp = cfg.codec.kind == "udp"
+        self.target_records, self.pad = _read_target(cfg.data.target, schema, cfg)
+        self.tv_set = _target_val_set(c.target_val, schema, codec, cfg, self.pad, self.norm, self.udp)
+        val_sets = dict(data.val)
+        if cfg.train.select_on == TARGET_VAL:
+            val_sets[TARGET_VAL] = self.tv_set
+        self.flip_perm = flip_permutation_or_none(schema) if cfg.train.flip_test else None
+        self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+        if self._owns_tracker:
+            self.tracker = Tracker(cfg.tracking.experiment, "ccssl", uri=cfg.tracking.uri,
+                                   resume_run_id=state.get("run_id")).start()
+            state["run_id"] = self.tracker.run_id
+        model = self._source_model(data, device)
+        round_cfg = cfg if c.lr is None else cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"lr": c.lr})})
+        self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
+                                    device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
+        done = self.rounds_done
+        if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
+            self.tracker.log_params(flatten(cfg))
+            state["params_logged"] = True
+        if done:
+            self.trainer.resume(self.out / f"round_{done - 1}.ckpt")
+            _log(f"resuming after round {done - 1} (epoch {self.trainer.epoch})", progress)
+        else:
+            state["source_only"] = self.evaluate()
+            self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
+        return state["source_only"]
+
+    def _source_model(self, data, device: torch.device) -> torch.nn.Module:
+        """The model to adapt: ``ccssl.source_checkpoint``, or trained on the source for ``source_epochs``
+        (once: a resumed run reloads it), else the freshly initialised network."""
+        cfg, c, schema = self.cfg, self.cfg.ccssl, self.schema
         model = make_model(cfg, schema)
         if c.source_checkpoint is not None:
             ckpt = load_checkpoint(c.source_checkpoint, schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
         elif c.source_epochs > 0:
-            src_dir = out / "source"
-            if not state.get("source_trained"):
-                _log(f"source-only training for {c.source_epochs} epochs", progress)
+            src_dir = self.out / "source"
+            if not self.state.get("source_trained"):
+                _log(f"source-only training for {c.source_epochs} epochs", self.progress)
                 src_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
                     update={"epochs": c.source_epochs, "milestones": []})})
-                child = tracker.child("source-only")
-                Trainer(src_cfg, model, schema, data.train, dict(data.val), src_dir, device=device, tracker=child,
-                        progress=progress).fit()
-                child.end()
-                state["source_trained"] = True
-                _write_state(state_path, state)
+                with self.tracker.child("source-only") as child:
+                    Trainer(src_cfg, model, schema, data.train, dict(data.val), src_dir, device=device,
+                            tracker=child, progress=self.progress).fit()
+                self.state["source_trained"] = True
+                self._save_state()
             best = src_dir / "best.ckpt"
             ckpt = load_checkpoint(best if best.is_file() else src_dir / "last.ckpt", schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
-        round_cfg = cfg if c.lr is None else cfg.model_copy(
-            update={"train": cfg.train.model_copy(update={"lr": c.lr})})
-        trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, out / "train", device=device,
-                               tracker=None, progress=progress, lambda_target=c.lambda_target)
-        done = len(state["rounds"])
-        if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
-            tracker.log_params(_flat(to_dict(cfg)))
-            state["params_logged"] = True
-        if done:
-            trainer.resume(out / f"round_{done - 1}.ckpt")
-            _log(f"resuming after round {done - 1} (epoch {trainer.epoch})", progress)
-        else:
-            state["source_only"] = _target_metrics(trainer, tv_set, device, cfg, flip_perm, flip_shift)
-            tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
-        consistency, flow = c.consistency(device), c.flow() if c.temporal else None
-        for r in range(done, num_rounds(cfg)):
-            start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
-            child = tracker.child(f"round {r}", tags={"round": str(r)})
-            model_now = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
-            if labeler is None:
-                labels = generate_pseudo_labels(model_now, target_records, schema, codec, norm, consistency, flow,
-                                                device, batch_size=c.pseudo_batch_size, padding=pad, udp=udp,
-                                                seed=cfg.train.seed * 1000 + r, truth=c.target_truth,
-                                                workers=cfg.data.workers)
-            else:
-                request = LabelRequest(cfg, schema, cpu_state(model_now), target_records, norm, pad,
-                                       seed=cfg.train.seed * 1000 + r, round_index=r)
-                labels = finalize(labeler(request), flow, where=target_records[0].image)
-            labels = select(labels, keep_percentile(cfg, r))
-            summary = _report(labels, r, out / f"round_{r}", schema, norm, codec, pad, udp, child, c.gallery)
+        return model
+
+    def round(self, r: int) -> dict:
+        """Round ``r``: pseudo-label the target with the current model, keep the most consistent joints
+        (``keep_percentile``), train on source + target to the round's last epoch; returns its metrics.
+
+        A finished round returns its recorded metrics; a round after an unfinished one is an error."""
+        if not 0 <= r < self.num_rounds:
+            raise ValueError(f"round {r} is not one of this run's {self.num_rounds} rounds")
+        if r < self.rounds_done:
+            return self.state["rounds"][r]
+        if r > self.rounds_done:
+            raise RuntimeError(f"{self.out}: round {r} asked for, but only rounds 0..{self.rounds_done - 1} "
+                               "have finished (rounds run in order)")
+        self.prepare()
+        cfg, c, trainer = self.cfg, self.cfg.ccssl, self.trainer
+        start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
+        with self.tracker.child(f"round {r}", tags={"round": str(r)}) as child:
+            labels = select(self._pseudo_labels(r), keep_percentile(cfg, r))
+            summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
+                              self.udp, child, c.gallery)
             _log(f"round {r}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
-                    else ""), progress)
-            augment = None if cfg.augment.preset == "none" else build_augmenter(
-                cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp, **augment_overrides(cfg))
-            pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]  # skip all-rejected
-            trainer.set_target(TopDownDataset(pseudo, schema, codec, augment, padding=pad, udp=udp,
-                                              normalization=norm, seed=cfg.train.seed + r + 1) if pseudo else None)
+                    else ""), self.progress)
+            trainer.set_target(self._target_set(labels, r))
             trainer.tracker = child
-            trainer.fit_until(end)
+            trainer.fit(until=end)
             trainer.tracker = None
             metrics = {"round": r, "epochs": [start, end], **{f"pseudo/{k}": v for k, v in summary.items()
                                                                if not isinstance(v, dict | list)}}
-            metrics.update({f"target/{k}": v for k, v in
-                            _target_metrics(trainer, tv_set, device, cfg, flip_perm, flip_shift).items()})
+            metrics.update({f"target/{k}": v for k, v in self.evaluate().items()})
             metrics.update({k: v for k, v in (trainer.history[-1] if trainer.history else {}).items()
                             if k.startswith("val/")})
-            child.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)}, step=end)
-            child.end()
-            tracker.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)}, step=r)
-            trainer.save(out / f"round_{r}.ckpt", {k: v for k, v in metrics.items() if isinstance(v, int | float)})
-            state["rounds"].append(metrics)
-            _write_state(state_path, state)
-        tracker.log_dict(state, "ccssl_state.json")
-    except BaseException:
-        if own:
-            tracker.end("FAILED")
-        raise
-    if own:
-        tracker.end()
-    best = out / "train" / "best.ckpt"
-    last = out / f"round_{len(state['rounds']) - 1}.ckpt" if state["rounds"] else None
-    return CCSSLResult(out, state["rounds"], state["source_only"], best if best.is_file() else None, last)
+            scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            child.log_metrics(scalars, step=end)
+        self.tracker.log_metrics(scalars, step=r)
+        trainer.save(self.out / f"round_{r}.ckpt", scalars)
+        self.state["rounds"].append(metrics)
+        self._save_state()
+        return metrics
+
+    def _pseudo_labels(self, r: int) -> PseudoLabelSet:
+        """Round ``r``'s pseudo-labels of every target record from the current model (unselected)."""
+        cfg, c = self.cfg, self.cfg.ccssl
+        trainer, seed = self.trainer, cfg.train.seed * 1000 + r
+        model_now = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
+        flow = c.flow() if c.temporal else None
+        if self.labeler is None:
+            return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
+                                          c.consistency(self.device), flow, self.device,
+                                          batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
+                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers)
+        request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
+                               seed=seed, round_index=r)
+        return finalize(self.labeler(request), flow, where=self.target_records[0].image)
+
+    def _target_set(self, labels: PseudoLabelSet, r: int) -> TopDownDataset | None:
+        """The pseudo-labelled target stream of round ``r`` (records with no kept joint left out)."""
+        cfg = self.cfg
+        augment = None if cfg.augment.preset == "none" else build_augmenter(
+            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.udp, **augment_overrides(cfg))
+        pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]
+        if not pseudo:
+            return None
+        return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, udp=self.udp,
+                              normalization=self.norm, seed=cfg.train.seed + r + 1)
+
+    def evaluate(self) -> dict:
+        """Target-val PCK@0.05 / 0.1 of the current model (reporting only); {} without labelled target."""
+        if self.tv_set is None:
+            return {}
+        t = self.trainer
+        module = t.ema.module if t.ema is not None else unwrap(t.model)
+        return evaluate_pck(module, self.tv_set, self.device, self.cfg.train.batch_size, self.flip_perm,
+                            self.flip_shift)
+
+    def result(self) -> CCSSLResult:
+        rounds = self.state["rounds"]
+        best = self.out / "train" / "best.ckpt"
+        last = self.out / f"round_{len(rounds) - 1}.ckpt" if rounds else None
+        return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
+def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,
+                    norm: Normalization, udp: bool) -> TopDownDataset | None:
+    """The labelled target-val crops (``ccssl.target_val``), None without any; cropped by the padding rule
+    of their own dataset (the target's, ``pad``, when there is none)."""
+    records, tv_pad = [], pad
+    for path in paths:
+        ds = read_dataset(path, "auto", schema.name)
+        tv_pad = crop_padding(ds, cfg)
+        recs = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+        if not recs:
+            raise DataError(str(path), "annotations", "target validation data has no labels")
+        records += recs
+    if not records:
+        return None
+    return TopDownDataset(records, schema, codec, None, padding=tv_pad, udp=udp, normalization=norm)
 
 
-def _target_metrics(trainer: Trainer, tv_set, device, cfg, flip_perm, flip_shift) -> dict:
-    """Target-val PCK of the current model (reporting only), {} without labelled target data."""
-    if tv_set is None:
-        return {}
-    module = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
-    return evaluate_pck(module, tv_set, device, cfg.train.batch_size, flip_perm, flip_shift)
+def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
+              progress: bool = True, labeler: Labeler | None = None) -> CCSSLResult:
+    """Run (or resume) every CC-SSL round of ``cfg`` (:class:`CCSSLRun`); returns the rounds' metrics and
+    the checkpoints."""
+    with CCSSLRun(cfg, out_dir, tracker=tracker, progress=progress, labeler=labeler) as run:
+        for r in range(run.num_rounds):
+            run.round(r)
+    return run.result()
 
 
 def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, pad, udp, tracker: Tracker,

@@ -343,14 +343,20 @@ class Trainer:
             self.last_per_joint = np.where(c[1] > 0, c[0] / np.maximum(c[1], 1), np.nan)
         return metrics
 
-    def fit(self) -> TrainResult:
-        """Train until ``train.epochs`` (or early stopping / the halt hook); returns where things are."""
+    def fit(self, until: int | None = None) -> TrainResult:
+        """Train until ``train.epochs`` (or early stopping / the halt hook); returns where things are.
+
+        ``until``: stop after that epoch instead (at most ``train.epochs``), e.g. at the end of a
+        CC-SSL round; the lr schedule always spans the whole ``train.epochs``, so training in pieces
+        (``fit(until=2)``, then ``fit(until=4)``) takes the same steps as ``fit()`` to epoch 4.
+        """
         t = self.cfg.train
+        end = t.epochs if until is None else min(until, t.epochs)
         best_path = self.out_dir / "best.ckpt"
         last_path = self.out_dir / "last.ckpt"
         stopped_early = halted = False
         ips = []
-        while self.epoch < t.epochs:
+        while self.epoch < end:
             train_metrics = self.train_epoch()
             if self.halt_after_steps is not None and self.step >= self.halt_after_steps:
                 halted = True

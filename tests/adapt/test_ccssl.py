@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.ccssl import CCSSLConfig, CCSSLTrainer, keep_percentile, num_rounds, run_ccssl
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, CCSSLTrainer, keep_percentile, num_rounds, run_ccssl
 from animalpose.config import parse_config
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
@@ -149,6 +149,46 @@ def test_rounds_write_diagnostics_select_more_each_round_and_resume(dots, tmp_pa
     assert [r["round"] for r in redo.rounds] == [0, 1]
     assert redo.rounds[0] == res.rounds[0]
     assert redo.rounds[1]["pseudo/num_kept"] == res.rounds[1]["pseudo/num_kept"]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=False, map_location="cpu")["model"]
+
+
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_rounds_run_one_object_per_round_as_in_one_loop(dots, tmp_path, schedule):
+    """The flow's way (a new CCSSLRun per round task on the same folder) takes exactly the library loop's
+    steps: same pseudo-labels, metrics and weights bit for bit, also under a cosine schedule, which
+    depends on the total epochs (the old flow cut ``train.epochs`` per round and had to forbid it)."""
+    cfg = _config(dots)
+    cfg.train.schedule = schedule
+    whole = run_ccssl(cfg, tmp_path / "loop", progress=False)
+    per_round = []
+    for r in range(num_rounds(cfg)):
+        with CCSSLRun(cfg, tmp_path / "tasks", progress=False) as run:
+            assert run.rounds_done == r
+            per_round.append(run.round(r))
+    assert per_round == whole.rounds
+    for r in range(num_rounds(cfg)):
+        a, b = _weights(tmp_path / "loop" / f"round_{r}.ckpt"), _weights(tmp_path / "tasks" / f"round_{r}.ckpt")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    lr = lambda p: torch.load(p, weights_only=False, map_location="cpu")["optimizer"]["param_groups"][0]["lr"]  # noqa: E731
+    assert lr(tmp_path / "tasks" / "round_1.ckpt") == lr(tmp_path / "loop" / "round_1.ckpt")
+
+
+def test_rounds_run_in_order_and_a_finished_round_is_not_redone(dots, tmp_path):
+    cfg = _config(dots)
+    run = CCSSLRun(cfg, tmp_path, progress=False)
+    with pytest.raises(RuntimeError, match="round 1 asked for"):
+        run.round(1)
+    with pytest.raises(ValueError, match="not one of this run's 2 rounds"):
+        run.round(2)
+    assert run.trainer is None  # refusing cost nothing: no data read, no model built
+    first = run.round(0)
+    stamp = (tmp_path / "round_0.ckpt").stat().st_mtime_ns
+    again = CCSSLRun(cfg, tmp_path, progress=False)
+    assert again.round(0) == first and again.trainer is None
+    assert (tmp_path / "round_0.ckpt").stat().st_mtime_ns == stamp
 
 
 def test_target_val_selection_needs_labelled_target(dots, tmp_path):

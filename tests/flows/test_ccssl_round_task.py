@@ -1,12 +1,11 @@
 """The ``ccssl-round`` task hands on the checkpoint of its own round, whatever the library has finished.
 
 A flow re-run after a crash past the rounds (e.g. in the oracle's training) misses the round tasks'
-cache (the output folder's file stamps changed), so each round task calls ``run_ccssl`` on a folder
-where every round is already done; the library then reports its last round's checkpoint. The first
+cache (the output folder's file stamps changed), so each round task runs ``CCSSLRun.round`` on a
+folder where every round is already done; the library's result then names its last round's checkpoint. The first
 bench run of the quick preset evaluated round 3's checkpoint as rounds 1, 2 and 3 this way.
 """
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,19 +14,28 @@ import animalpose.adapt.ccssl as lib
 import flows.ccssl as flow
 
 
-class _Cfg(SimpleNamespace):
-    def model_copy(self, update):
-        return _Cfg(**{**vars(self), **update})
+class _FinishedRun:
+    """A :class:`~animalpose.adapt.ccssl.CCSSLRun` on a folder where three rounds have finished."""
+
+    def __init__(self, cfg, out, **kwargs):
+        self.rounds = [{"target/pck@0.05": 0.1 * (r + 1)} for r in range(3)]
+        self.state = {"rounds": self.rounds, "source_only": {"pck@0.05": 0.05}}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def round(self, r):
+        return self.rounds[r]
 
 
 def _finished_three_rounds(tmp_path, monkeypatch):
     for r in range(3):
         (tmp_path / f"round_{r}.ckpt").write_bytes(b"weights of round %d" % r)
-    train = SimpleNamespace(model_copy=lambda update: SimpleNamespace(**update))
-    monkeypatch.setattr(flow, "ccssl_config", lambda *a, **k: _Cfg(train=train))
-    rounds = [{"target/pck@0.05": 0.1 * (r + 1)} for r in range(3)]
-    monkeypatch.setattr(lib, "run_ccssl", lambda cfg, out, **k: lib.CCSSLResult(
-        Path(out), rounds, {"pck@0.05": 0.05}, None, Path(out) / "round_2.ckpt"))
+    monkeypatch.setattr(flow, "ccssl_config", lambda *a, **k: SimpleNamespace())
+    monkeypatch.setattr(lib, "CCSSLRun", _FinishedRun)
 
 
 @pytest.mark.parametrize("r", [0, 1, 2])
