@@ -25,6 +25,7 @@ import difflib
 import json
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -558,6 +559,23 @@ def _load_chain(path: Path, cls: type[BaseModel], seen: tuple[Path, ...] = ()) -
     return merged, provenance
 
 
+def section_names(path: str | Path) -> set[str]:
+    """The top-level keys of ``path`` and its ``base`` chain (e.g. {"data", ..., "ccssl"}), to tell which
+    config class a file is for before validating it."""
+    names: set[str] = set()
+    path, seen = Path(path), set()
+    while path.is_file() and path.resolve() not in seen:
+        seen.add(path.resolve())
+        raw = _read_yaml(path)
+        names |= set(raw) - {"base"}
+        base = raw.get("base")
+        if not isinstance(base, str) or not base:
+            break
+        base_path = Path(os.path.expanduser(base))
+        path = base_path if base_path.is_absolute() else path.parent / base_path
+    return names
+
+
 # --------------------------------------------------------------------------------------------------
 # Validation and errors
 # --------------------------------------------------------------------------------------------------
@@ -633,6 +651,8 @@ def parse_config(
 
 
 def _finish(raw: dict, cls: type[M], provenance: dict, where: str, overrides: Sequence[str]) -> M:
+    epochs_before = raw["train"].get("epochs") if isinstance(raw.get("train"), dict) else None
+    overridden: set[tuple[str, ...]] = set()
     for text in overrides:
         parts, value = parse_override(text, where)
         _check_override_key(cls, parts, text, where)
@@ -642,14 +662,40 @@ def _finish(raw: dict, cls: type[M], provenance: dict, where: str, overrides: Se
             raise ConfigError(where, ".".join(parts), f"override {text!r}: {'.'.join(parts)} is a section, "
                               "set one of its keys instead")
         _set(raw, parts, value)
+        overridden.add(tuple(parts))
         label = f"{where} (override {text!r})"
         provenance[tuple(parts)] = label
         if isinstance(value, dict):
             provenance.update({(*parts, *loc): label for loc in _leaf_keys(value)})
+    if ("train", "epochs") in overridden and ("train", "milestones") not in overridden:
+        _fit_milestones(raw, epochs_before, where)
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
         raise _to_config_error(exc, cls, provenance, where) from None
+
+
+def _fit_milestones(raw: dict, epochs_before: Any, where: str) -> None:
+    """Scale the file's ``train.milestones`` to an overridden ``train.epochs`` they no longer fit in.
+
+    ``train.epochs=10`` on a 30-epoch file with ``milestones: [24]`` would otherwise be an error that the
+    user never asked for ("must lie in 1..9"); the lr drops move to the same fraction of the new budget
+    (24/30 of 10 -> 8; drops that round to the same epoch merge), with a warning. Milestones that still
+    fit stay as they are, and milestones set by an override are never touched (the validator then says
+    what is wrong with them).
+    """
+    train = raw.get("train")
+    epochs, ms = train.get("epochs"), train.get("milestones")
+    if not (isinstance(epochs, int) and isinstance(epochs_before, int) and epochs_before > 0 and ms
+            and isinstance(ms, list) and all(isinstance(m, int) for m in ms)):
+        return
+    if 0 < min(ms) and max(ms) < epochs:
+        return
+    scaled = sorted({min(epochs - 1, max(1, round(m * epochs / epochs_before))) for m in ms}) if epochs > 1 else []
+    train["milestones"] = scaled
+    print(f"warning: {where}: train.milestones {ms} do not fit train.epochs={epochs} (the file has "
+          f"{epochs_before}); scaled to {scaled}. Set train.milestones=[...] to choose them.",
+          file=sys.stderr, flush=True)
 
 
 def _owner(cls: type[BaseModel], parts: list[str]) -> type[BaseModel]:

@@ -395,3 +395,27 @@ def test_fields_added_later_do_not_break_existing_files():
     with pytest.raises(ConfigError) as err:
         load_config(PAPER, cls=_ExtendedConfig, overrides=["adapt.round=5"])
     assert "did you mean 'rounds'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "expected"),
+    # 3: 1.8 and 2.7 round to 2 and 3, 3 is clipped to the last drop-able epoch 2, the two merge; 1: no room
+    # for a drop; 120: [60, 90] still fit and are kept
+    [(10, [6, 9]), (3, [2]), (2, [1]), (1, []), (120, [60, 90])],
+)
+def test_an_epochs_override_scales_milestones_that_no_longer_fit(tmp_path, capsys, epochs, expected):
+    """Overriding train.epochs alone on a file with step milestones moves them to the same fraction of the
+    new budget (60/100 and 90/100 of 10 -> 6 and 9), with a warning, instead of a milestones error."""
+    f = write(tmp_path / "c.yaml", f"base: {QUICK}\ntrain:\n  epochs: 100\n  milestones: [60, 90]\n")
+    cfg = load_config(f, overrides=[f"train.epochs={epochs}"])
+    assert cfg.train.epochs == epochs and cfg.train.milestones == expected
+    warned = capsys.readouterr().err
+    assert ("scaled to" in warned) == (epochs < 100)
+
+
+def test_milestones_given_with_the_epochs_are_never_scaled(tmp_path):
+    f = write(tmp_path / "c.yaml", f"base: {QUICK}\ntrain:\n  epochs: 100\n  milestones: [60, 90]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(f, overrides=["train.epochs=10", "train.milestones=[60]"])
+    assert err.value.field == "train.milestones"
+    assert load_config(f).train.milestones == [60, 90]  # no override: the file as written

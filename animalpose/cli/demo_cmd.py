@@ -38,7 +38,7 @@ def peak_rss_mb() -> float:
     return max(own, kids) * scale
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def demo(
     species: str = typer.Option("horse", help="Species template of source and target."),
     preset: str = typer.Option("quick", help="Flow preset: quick (the demo, ~15 min on 2 cores) or smoke (tests)."),

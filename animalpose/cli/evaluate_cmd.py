@@ -19,7 +19,7 @@ def _clean(v):
     return v
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def evaluate(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),
     data: Path = typer.Option(..., "--data", help="Labelled dataset (COCO JSON, folder, DLC csv, ...)."),

@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def predict(
     inputs: list[Path] = typer.Argument(..., help="Images, folders of images, videos."),
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),

@@ -12,7 +12,7 @@ from animalpose.paths import data_home
 app = typer.Typer(help="Start (or --stop) a local Prefect server and MLflow server and serve the deployments.")
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def serve(
     home: Path = typer.Option(
         None, help="Folder for the servers' databases, logs and PIDs (default: data home/stack)."

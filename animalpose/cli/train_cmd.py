@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(help="Train a pose model from a configuration file.")
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def train(
     overrides: list[str] = typer.Argument(None, help="Overrides key.sub=value, e.g. train.epochs=5."),
     config: Path = typer.Option(..., "--config", "-c", help="Experiment YAML (see configs/)."),

@@ -64,3 +64,23 @@ def test_missing_config_file_and_entry_point(tmp_path, capsys):
         main(["config", "show", str(tmp_path / "none.yaml")])
     assert exc.value.code == 2
     assert "none.yaml" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["ccssl_quick", "ccssl_paper", "ccssl_mirror_mouse", "wscda_quick", "wscda_paper"])
+def test_show_takes_adapt_configs(name):
+    """`config show` validates CC-SSL and WS-CDA files against their own sections (it refused `ccssl:`)."""
+    path = PAPER.parents[1] / "adapt" / f"{name}.yaml"
+    result = runner.invoke(app, ["config", "show", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    method = "ccssl" if name.startswith("ccssl") else "wscda"
+    assert method in data and ("lambda_target" in data[method] or "alpha" in data[method])
+    bad = runner.invoke(app, ["config", "show", str(path), f"{method}.no_such_key=1"])
+    assert bad.exit_code == 2 and f"{method}.no_such_key" in bad.output
+
+
+def test_options_may_follow_overrides(tmp_path):
+    """`train --config F key=value --out DIR` reads --out as an option (it was taken for an override)."""
+    result = runner.invoke(app, ["train", "--config", str(PAPER), "train.epochs=0", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "bad override" not in str(result.exception) and "train.epochs" in str(result.exception)
