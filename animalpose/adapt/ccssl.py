@@ -47,7 +47,7 @@ from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Sect
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
-from animalpose.data.readers import read_dataset
+from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
@@ -94,6 +94,9 @@ class CCSSLSection(Section):
     flow_ratio: float = Field(default=0.9, gt=0, le=1)
     flow_max_gap: int = Field(default=1, ge=1)
     target_val: list[ExistingPath] = Field(default_factory=list)
+    # every N-th frame of a video target (a 250-fps lab video is mostly repeats); the optical flow then
+    # bridges gaps of at least N frames (flow_max_gap is raised to N), so the temporal check still chains
+    video_step: int = Field(default=1, ge=1)
     target_truth: bool = True
     pseudo_batch_size: int = Field(default=16, ge=1)
     # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else
@@ -117,7 +120,7 @@ class CCSSLSection(Section):
 
     def flow(self) -> FlowParams:
         return FlowParams(win_size=self.flow_window, max_level=self.flow_levels, max_jump=self.flow_max_jump,
-                          ratio=self.flow_ratio, max_gap=self.flow_max_gap)
+                          ratio=self.flow_ratio, max_gap=max(self.flow_max_gap, self.video_step))
 
 
 class CCSSLConfig(ExperimentConfig):
@@ -147,7 +150,7 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
                            normalization: Normalization, consistency: ConsistencyConfig,
                            flow: FlowParams | None, device: torch.device, *, batch_size: int = 16,
                            padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True,
-                           workers: int = 0) -> PseudoLabelSet:
+                           workers: int = 0, progress: bool = False) -> PseudoLabelSet:
     """Pseudo-labels with their evidence for every readable target record (unselected: weights 0).
 
     The consistency views of every batch (:func:`~animalpose.adapt.pseudolabel.label_records`, the
@@ -157,7 +160,8 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
     they have any, for diagnostics only.
     """
     labels = label_records(model, records, schema, codec, normalization, consistency, device,
-                           batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers)
+                           batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers,
+                           progress=progress)
     return finalize(labels, flow, where=records[0].image if records else "<target>")
 
 
@@ -240,8 +244,11 @@ class CCSSLResult:
     last_checkpoint: Path | None = None
 
 
-def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig) -> tuple[list[PoseRecord], float]:
-    """The target records and their crop padding, by the same rule as the source's (``crop_padding``).
+def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
+                 video_step: int = 1) -> tuple[list[PoseRecord], float]:
+    """The target records and their crop padding, by the same rule as the source's (``crop_padding``);
+    every ``video_step``-th frame of a video. ``schema`` goes to the readers as an object, so a schema
+    built from a dataset's own header (DLC, SLEAP: ``dlc:<folder>``) serves a video target too.
 
     Generated target domains (e.g. ``photo`` horses) are synthetic: cropping them with the real-data
     padding (1.5) while the source was trained at 1.25 shrank the animal by 17 % in every target crop.
@@ -249,7 +256,8 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig) -> tuple[
     records: list[PoseRecord] = []
     padding = cfg.data.bbox_padding_real
     for path in paths:
-        ds = read_dataset(path, "auto", schema.name)
+        options = {"step": video_step} if detect_format(path) == "video" else {}
+        ds = read_dataset(path, "auto", schema, **options)
         padding = crop_padding(ds, cfg)
         for r in ds.records:
             if r.num_joints != schema.num_joints:
@@ -375,7 +383,7 @@ class CCSSLRun:
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
         self.udp = cfg.codec.kind == "udp"
-        self.target_records, self.pad = _read_target(cfg.data.target, schema, cfg)
+        self.target_records, self.pad = _read_target(cfg.data.target, schema, cfg, video_step=c.video_step)
         self.tv_set = _target_val_set(c.target_val, schema, codec, cfg, self.pad, self.norm, self.udp)
         val_sets = dict(data.val)
         if cfg.train.select_on == TARGET_VAL:
@@ -476,7 +484,8 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
-                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers)
+                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers,
+                                          progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
         return finalize(self.labeler(request), flow, where=self.target_records[0].image)
@@ -514,7 +523,7 @@ def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig,
     of their own dataset (the target's, ``pad``, when there is none)."""
     records, tv_pad = [], pad
     for path in paths:
-        ds = read_dataset(path, "auto", schema.name)
+        ds = read_dataset(path, "auto", schema)
         tv_pad = crop_padding(ds, cfg)
         recs = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
         if not recs:

@@ -33,6 +33,7 @@ each video).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -368,7 +369,7 @@ def batch_rng(seed: int, batch_index: int) -> np.random.Generator:
 def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Codec, normalization: Normalization,
                   consistency: ConsistencyConfig, device: torch.device, *, batch_size: int = 16,
                   padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True, workers: int = 0,
-                  first_batch: int = 0) -> PseudoLabelSet:
+                  first_batch: int = 0, progress: bool = False) -> PseudoLabelSet:
     """Consistency pseudo-labels of a slice of target records: no temporal step, unselected (weights 0).
 
     Records are read and cropped as the training crops are (``padding``, ``udp``, ``normalization``)
@@ -382,6 +383,7 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
         truth: keep the records' own keypoints ((N, K, 3), original pixels) as ``truth`` for
             diagnostics; :func:`finalize` drops them when no record has a label.
         workers: DataLoader worker processes.
+        progress: a progress bar on stderr (a round over a long video takes minutes).
 
     Returns:
         a :class:`PseudoLabelSet` of the readable records in their order (unreadable ones skipped;
@@ -393,6 +395,11 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
     flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
     cons = replace(consistency, flip=consistency.flip and flip_perm is not None)
     idx, coords, conf, mats, comps = [], [], [], [], []
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, desc="pseudo-labelling", unit="batch", leave=False, file=sys.stderr,
+                      dynamic_ncols=True)
     for b, batch in enumerate(loader):
         if "image" not in batch:
             continue

@@ -243,3 +243,36 @@ def test_adaptation_rounds_train_at_ccssl_lr_and_source_training_at_train_lr(dot
     assert _config(dots).ccssl.lr is None  # default: the rounds continue at train.lr, as the reference
     with pytest.raises(ConfigError):
         _config(dots, lr=0.0)
+
+
+MOUSE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+
+
+def test_a_dlc_project_adapts_to_its_own_video(tmp_path):
+    """A lab's DeepLabCut project as it is: the schema comes from the CSV header (``dlc:mirror-mouse``, no
+    file under configs/keypoints), the target is the project's video, every 100th frame of it. The video
+    reader used to look the header schema up among the shipped files ("unknown keypoint schema")."""
+    if not MOUSE.is_dir():
+        pytest.skip(f"real data not found at {MOUSE}")
+    raw = {
+        "data": {"train": [str(MOUSE / "CollectedData.csv")], "target": [str(MOUSE / "videos" / "test_vid.mp4")],
+                 "input_size": [64, 64], "heatmap_size": [16, 16], "bbox_padding_real": 1.0, "workers": 0},
+        "model": {"name": "hourglass1", "channels": 16},
+        "augment": {"preset": "none"},
+        "train": {"epochs": 1, "batch_size": 16, "device": "cpu", "optimizer": "adam", "lr": 1e-3,
+                  "flip_test": False, "select_on": "last"},
+        "tracking": {"enabled": False},
+        "ccssl": {"regenerate_every": 1, "num_geometric": 1, "num_photometric": 0, "video_step": 100,
+                  "pseudo_batch_size": 5, "gallery": 0},
+    }
+    cfg = parse_config(raw, CCSSLConfig)
+    assert cfg.ccssl.flow().max_gap == 100  # the flow bridges the subsampling gap
+    run = CCSSLRun(cfg, tmp_path, progress=False)
+    run.prepare()
+    assert run.schema.name == "dlc:mirror-mouse" and run.schema.num_joints == 17
+    assert [r.frame_index for r in run.target_records] == list(range(0, 994, 100))
+    assert {r.keypoints.shape for r in run.target_records} == {(17, 3)}
+    metrics = run.round(0)
+    assert metrics["pseudo/num_joints"] == 10 * 17
+    ckpt = torch.load(tmp_path / "round_0.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["schema"]["name"] == "dlc:mirror-mouse"  # the checkpoint describes its own joints
