@@ -285,7 +285,7 @@ def bench_command(
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the whole result."),
 ) -> None:
     """CC-SSL on generated data over seeds (the demo's flow): source-only, rounds, oracle, gap recovery."""
-    from animalpose.cli.demo_cmd import QUIET
+    from flows.env import quiet_environment
 
     try:
         seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
@@ -295,8 +295,7 @@ def bench_command(
         raise typer.BadParameter("no seed given", param_hint="--seeds")
     if len(set(seed_list)) != len(seed_list):
         raise typer.BadParameter(f"duplicate seeds in {seeds!r}", param_hint="--seeds")
-    for key, value in QUIET.items():
-        os.environ.setdefault(key, value)
+    quiet_environment()
     result = run_bench(out, seed_list, species, preset)
     typer.echo(f"CC-SSL {species} ({preset}), PCK@0.05 (crop) on the held-out target test set")
     typer.echo(format_table(result))

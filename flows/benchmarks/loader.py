@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from animalpose.paths import REPO_ROOT
+
 QUICK_INPUT = 128
 BATCH = 16
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mmpose-tests"
+DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "data" / "real" / "mmpose-tests"
 
 
 def _fixture_images(root: Path) -> list[tuple[str, tuple[float, float, float, float]]]:

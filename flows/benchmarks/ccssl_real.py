@@ -64,9 +64,10 @@ from animalpose.engine.train import train
 from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
+from animalpose.paths import REPO_ROOT
 
 SCHEMA = "mirror_mouse"
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
 EXPERIMENT = CONFIG_ROOT / "experiments" / "mirror_mouse.yaml"
 ADAPT = CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml"
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")

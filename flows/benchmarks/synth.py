@@ -26,8 +26,9 @@ from pathlib import Path
 import typer
 
 from animalpose.errors import ConfigError
+from animalpose.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def measure(n: int = 200, size: int = 256, species: str = "horse", clip_frames: int = 16) -> dict:

@@ -66,8 +66,9 @@ from animalpose.data.transforms import crop_to_original
 from animalpose.engine.build import build_data, make_codec, make_model
 from animalpose.errors import ConfigError
 from animalpose.keypoints import KeypointSchema
+from animalpose.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 QUICK_CONFIG = REPO / "configs" / "adapt" / "ccssl_quick.yaml"
 GOAL_OVERHEAD = 0.25
 MODES = ("inference", "forward_views", "pseudo_label", "inference_pre", "forward_views_pre", "pseudo_label_pre",

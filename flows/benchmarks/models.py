@@ -27,6 +27,7 @@ forward (batch 1) and 0.43–0.50 s per image forward+backward; :func:`anchor_ra
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import typer
 
 from animalpose.losses import heatmap_mse
 from animalpose.models.factory import build_model
@@ -275,3 +277,36 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"hourglass4 {mode}: {', '.join(parts)} the CC-SSL reference "
                      "(135-176 ms/img forward, 0.43-0.50 s/img train)")
     return "\n".join(lines)
+
+
+def bench_command(
+    batch: int = typer.Option(2, help="Images per call."),
+    repeats: int = typer.Option(3, help="Timed calls per measurement (median reported)."),
+    warmup: int = typer.Option(1, help="Untimed calls first."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+    model: list[str] = typer.Option(None, "--model", help="Only these models (repeatable)."),
+    mode: list[str] = typer.Option(
+        None,
+        "--mode",
+        help="Only these modes (repeatable): plain, channels_last, bf16, channels_last+bf16, fused, "
+        "channels_last+pointwise; named only: channels_last+compile, channels_last+pointwise+compile.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."""
+    cases = [c for c in CASES if not model or c[0] in model]
+    if model and len(cases) != len(set(model)):
+        raise typer.BadParameter(f"--model must be among {[c[0] for c in CASES]}")
+    modes = tuple(mode) if mode else DEFAULT_MODES
+    if any(m not in MODES for m in modes):
+        raise typer.BadParameter(f"--mode must be among {list(MODES)}")
+    report = run_models_benchmark(
+        cases,
+        modes,
+        batch,
+        repeats,
+        warmup,
+        threads or None,
+        progress=lambda s: typer.echo(f"measuring {s} ...", err=True),
+    )
+    typer.echo(json.dumps(report) if as_json else format_table(report))
