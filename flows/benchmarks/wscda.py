@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -78,9 +77,11 @@ import numpy as np
 import typer
 import yaml
 
+from animalpose import evaluation
 from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.errors import DataError
 from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import SEEDS_HELP, load_average, parse_seeds, stats
 
 ROWS = ("a", "b", "c", "d", "e")
 ROW_NAMES = {
@@ -317,8 +318,10 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
 
 
 def gap_recovery(b: float, d: float, e: float) -> float:
-    """(d − b) / (e − b): the share of the few-animals → oracle gap that (d) closes; NaN when e ≤ b."""
-    return (d - b) / (e - b) if e > b else float("nan")
+    """(d − b) / (e − b): the share of the few-animals → oracle gap that (d) closes; NaN (this table's
+    "undefined", kept in its JSON) where :func:`animalpose.evaluation.gap_recovery` is undefined."""
+    g = evaluation.gap_recovery(b, d, e)
+    return float("nan") if g is None else g
 
 
 def summarise(seeds: list[SeedResult]) -> dict:
@@ -333,9 +336,7 @@ def summarise(seeds: list[SeedResult]) -> dict:
     for r in names:
         rows[r] = {}
         for m in METRICS:
-            v = np.array([s.rows[r][m] for s in seeds], dtype=np.float64)
-            rows[r][m] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                          "values": [float(x) for x in v]}
+            rows[r][m] = stats([s.rows[r][m] for s in seeds], std_of_one=0.0)
     out: dict = {"rows": rows}
     main = [r for r in ROWS if r in rows]
     means = {r: rows[r]["pck@0.05"]["mean"] for r in main}
@@ -368,7 +369,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "cpu_seconds": round(time.process_time() - c0, 1),
         "torch_threads": torch.get_num_threads(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": load_average(),
     }
     write_json_atomic(out / "wscda_bench.json", result, indent=2)
     return result
@@ -392,7 +393,7 @@ def format_table(result: dict) -> str:
 
 
 def bench_command(
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
     out: Path = typer.Option(Path("runs/bench/wscda"), help="Output folder (data cache, runs, wscda_bench.json)."),
     epochs: int = typer.Option(BenchSettings.epochs, help="Epochs of every model."),
     steps_per_epoch: int = typer.Option(BenchSettings.steps_per_epoch, help="Steps per epoch."),
@@ -408,12 +409,7 @@ def bench_command(
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
     """WS-CDA on generated data: (a) human-only, (b) few animals, (c) WS-CDA, (d) + PPLO, (e) oracle."""
-    try:
-        seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
-    if not seed_list:
-        raise typer.BadParameter("no seed given", param_hint="--seeds")
+    seed_list = parse_seeds(seeds)
     if not 0 <= pplo_rounds <= len(PPLO_KEEP):
         raise typer.BadParameter(f"0 to {len(PPLO_KEEP)} rounds", param_hint="--pplo-rounds")
     settings = replace(BenchSettings(), epochs=epochs, steps_per_epoch=steps_per_epoch, pplo_rounds=pplo_rounds,
