@@ -42,28 +42,23 @@ import cv2
 import numpy as np
 import torch
 import typer
-from torch.utils.data import DataLoader
 
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
 from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.config import ExperimentConfig, load_config
 from animalpose.data.coco_writer import write_coco
-from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.images import read_image
 from animalpose.data.readers import read_dataset, read_video
 from animalpose.data.records import PoseRecord
 from animalpose.data.subset import write_subset
-from animalpose.data.transforms import crop_to_original
-from animalpose.engine.build import make_codec
 from animalpose.engine.checkpoint import load_checkpoint
-from animalpose.engine.evaluate import load_model
-from animalpose.engine.inference import final_heatmaps
 from animalpose.engine.train import train
 from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
 from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, paired, parse_seeds, stats
+from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
+from flows.benchmarks.inference import Loaded, crop_outputs
 
 SCHEMA = "mirror_mouse"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
@@ -163,23 +158,11 @@ def prepare(settings: BenchSettings, out: Path) -> Prepared:
 # evaluation
 
 
-@torch.no_grad()
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
     """(N, K, 3) predictions (x, y in original-image pixels, heatmap maximum) of a checkpoint's model
     on plain crops of ``records`` (the crop padding of its config; no flip test: the schema has no pairs)."""
-    model, schema, cfg, norm, _ = load_model(checkpoint, "cpu")
-    codec = make_codec(cfg)
-    ds = TopDownDataset(records, schema, codec, None, padding=cfg.data.bbox_padding_real,
-                        udp=cfg.codec.kind == "udp", normalization=norm)
-    preds = []
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-        if batch["skipped"]:
-            raise DataError(str(records[0].image), "image", "an evaluation image could not be read")
-        hm = final_heatmaps(model, batch["image"], None, False).cpu()
-        coords, maxvals = codec.decode(hm)
-        orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
-        preds.append(np.concatenate([orig, maxvals[..., None]], -1))
-    return np.concatenate(preds)
+    loaded = Loaded.from_checkpoint(checkpoint)
+    return crop_outputs(loaded, records, loaded.cfg.data.bbox_padding_real, batch_size).keypoints
 
 
 def keypoint_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
@@ -380,10 +363,7 @@ def bench_command(
     settings = BenchSettings(data=data, frame_step=frame_step, max_frames=max_frames or None,
                              overrides=tuple(overrides or ()), adapt_overrides=tuple(adapt or ()))
     result = run_bench(out, seed_list, settings, progress=progress)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(format_table(result))
-    typer.echo(f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "
-               f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} thread(s), "
-               f"load average {result['load_average']}")
+    echo_result(result, as_json, format_table(result),
+                f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "
+                f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} thread(s), "
+                f"load average {result['load_average']}")

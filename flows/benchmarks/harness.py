@@ -9,6 +9,7 @@
 - :func:`stats` (mean and sample std over seeds) and :func:`paired` (the same of per-seed differences,
   treated minus control, which cancels what the seeds share).
 - :class:`Stopwatch`: wall and process CPU seconds, and the load average (the machine is shared).
+- :func:`echo_result`: the command's output, one JSON object with ``--json``, else the table.
 
 Gap recovery is a metric: :func:`animalpose.evaluation.gap_recovery`.
 """
@@ -178,3 +179,12 @@ class Stopwatch:
         return {"wall_seconds": round(time.perf_counter() - self.wall0, 1),
                 "cpu_seconds": round(time.process_time() - self.cpu0, 1),
                 "load_average": {"before": self.load_before, "after": load_average()}}
+
+
+def echo_result(result: dict, as_json: bool, *lines: str) -> None:
+    """Print ``result`` as one JSON object (``--json``: machine-read), otherwise ``lines`` (table, timings)."""
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for line in lines:
+        typer.echo(line)

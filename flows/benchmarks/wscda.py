@@ -81,7 +81,7 @@ from animalpose import evaluation
 from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.errors import DataError
 from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import SEEDS_HELP, load_average, parse_seeds, stats
+from flows.benchmarks.harness import SEEDS_HELP, echo_result, load_average, parse_seeds, stats
 
 ROWS = ("a", "b", "c", "d", "e")
 ROW_NAMES = {
@@ -239,26 +239,16 @@ def common_joints() -> np.ndarray:
 
 def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> dict[str, float]:
     """Crop PCK@0.05/0.1 of ``checkpoint`` on the labelled ``test`` folder: common joints and all joints."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from animalpose.data.dataset import TopDownDataset, collate_skip
-    from animalpose.engine.build import crop_padding, make_codec
-    from animalpose.engine.evaluate import load_model, read_labelled
-    from animalpose.engine.inference import final_heatmaps
+    from animalpose.engine.build import crop_padding
+    from animalpose.engine.evaluate import read_labelled
     from animalpose.evaluation import crop_distances, pck_from_distances
+    from flows.benchmarks.inference import Loaded, crop_outputs
 
-    model, schema, cfg, norm, _ = load_model(checkpoint)
-    ds = read_labelled(test, "auto", schema)
+    loaded = Loaded.from_checkpoint(checkpoint)
+    ds = read_labelled(test, "auto", loaded.schema)
     records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
-    tds = TopDownDataset(records, schema, make_codec(cfg), None, padding=crop_padding(ds, cfg),
-                         udp=cfg.codec.kind == "udp", normalization=norm)
-    dists = []
-    with torch.no_grad():
-        for batch in DataLoader(tds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-            if "image" in batch:
-                dists.append(crop_distances(final_heatmaps(model, batch["image"]).numpy(), batch["target"].numpy()))
-    d = np.concatenate(dists)
+    out = crop_outputs(loaded, records, crop_padding(ds, loaded.cfg), batch_size, skip_unreadable=True)
+    d = crop_distances(out.heatmaps, out.targets)
     common = d[:, common_joints()]
     out = {}
     for a in (0.05, 0.1):
@@ -416,9 +406,6 @@ def bench_command(
                        keep_fractions=PPLO_KEEP[:max(pplo_rounds, 1)], init_from_human=init_from_human,
                        human_epochs=human_epochs or None, input_size=input_size)
     result = run_bench(out, seed_list, settings, progress=progress)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(format_table(result))
-    typer.echo(f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
-               f"load average {result['load_average']}")
+    echo_result(result, as_json, format_table(result),
+                f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
+                f"load average {result['load_average']}")

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from animalpose.errors import DataError
-from flows.benchmarks.harness import SeedFolder, Stopwatch, paired, parse_seeds, stats
+from flows.benchmarks.harness import SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
 
 
 def test_parse_seeds():
@@ -72,3 +72,10 @@ def test_stopwatch_laps_and_total():
     total = clock.total()
     assert total["wall_seconds"] >= 0 and len(total["load_average"]["before"]) == 3
     assert len(total["load_average"]["after"]) == 3
+
+
+def test_echo_result_is_json_alone_or_the_lines(capsys):
+    echo_result({"a": 1}, True, "| table |", "timings")
+    assert capsys.readouterr().out == '{"a": 1}\n'  # --json: one object, nothing else to parse around
+    echo_result({"a": 1}, False, "| table |", "timings")
+    assert capsys.readouterr().out == "| table |\ntimings\n"
