@@ -1,4 +1,4 @@
-"""The multi-seed harness every method benchmark uses: seeds, cached seed folders, mean ± std, timing.
+"""The benchmarks' harness: seeds, cached seed folders, mean ± std over seeds, timing, output.
 
 - :func:`parse_seeds`: the ``--seeds`` option (comma- or space-separated integers, none repeated).
 - :class:`SeedFolder`: one seed's (or one arm's) folder. ``settings.json`` is written before the work
@@ -8,7 +8,8 @@
   into a table.
 - :func:`stats` (mean and sample std over seeds) and :func:`paired` (the same of per-seed differences,
   treated minus control, which cancels what the seeds share).
-- :class:`Stopwatch`: wall and process CPU seconds, and the load average (the machine is shared).
+- :class:`Stopwatch` and :func:`timed`: wall and process CPU seconds; :func:`load_average` (the machine
+  is shared: every timing is read with it).
 - :func:`echo_result`: the command's output, one JSON object with ``--json``, else the table.
 
 Gap recovery is a metric: :func:`animalpose.evaluation.gap_recovery`.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +158,14 @@ class SeedFolder:
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages, rounded (the machine is shared: timings are read with it)."""
     return [round(v, 2) for v in os.getloadavg()]
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, process CPU) seconds of one call. The CPU time counts all threads of this process; with one
+    thread it is close to the wall time the call would take on an idle core."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 class Stopwatch:

@@ -26,6 +26,7 @@ import numpy as np
 import typer
 
 from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import load_average
 
 QUICK_INPUT = 128
 BATCH = 16
@@ -166,7 +167,7 @@ def measure(batches: int = 12, steps: int = 4, workers: int | None = None, data:
         "model": model,
         "images": source,
         "cpus": os.cpu_count(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "load_average": load_average(),
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from animalpose.errors import DataError
-from flows.benchmarks.harness import SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
+from flows.benchmarks.harness import SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats, timed
 
 
 def test_parse_seeds():
@@ -62,6 +62,12 @@ def test_seed_folder_runs_resumes_reuses_and_refuses(tmp_path, bare):
     cache.result_path.write_text("[1]")
     with pytest.raises(DataError, match="expected a JSON object"):
         cache.finished()
+
+
+def test_timed_calls_once_and_returns_wall_and_cpu():
+    calls = []
+    wall, cpu = timed(lambda: calls.append(sum(range(200_000))))
+    assert calls == [sum(range(200_000))] and wall > 0 and cpu >= 0
 
 
 def test_stopwatch_laps_and_total():
