@@ -1,11 +1,13 @@
 """The benchmarks' harness: seeds, cached seed folders, mean ± std over seeds, timing, output.
 
 - :func:`parse_seeds`: the ``--seeds`` option (comma- or space-separated integers, none repeated).
-- :class:`SeedFolder`: one seed's (or one arm's) folder. ``settings.json`` is written before the work
+- :class:`SeedFolder`: one seed's folder. ``settings.json`` is written before the work
   starts and ``result.json`` atomically when it finished; a finished folder with the same settings is
   reused, an unfinished one resumes (the work underneath resumes from its own checkpoints), and a folder
   written with other settings is refused (DataError naming the file and the differing keys), never mixed
   into a table.
+- :func:`claim_arm`: one arm's (one trained model's) settings file inside a seed folder, so that an
+  interrupted arm resumes and a finished arm is never reused under other settings.
 - :func:`stats` (mean and sample std over seeds) and :func:`paired` (the same of per-seed differences,
   treated minus control, which cancels what the seeds share).
 - :class:`Stopwatch` and :func:`timed`: wall and process CPU seconds; :func:`load_average` (the machine
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from animalpose.atomic import write_json_atomic
+from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.errors import DataError
 
 #: the ``--seeds`` option of every method benchmark
@@ -149,6 +151,21 @@ class SeedFolder:
         doc = {**result, "settings": self.settings}
         write_json_atomic(self.result_path, doc, indent=2)
         return doc
+
+
+def claim_arm(config: Path, text: str, finished: bool, arm: str) -> None:
+    """Before an arm runs: write its settings ``text`` (e.g. the run's YAML config) to ``config``.
+
+    Unchanged settings are left alone (the arm resumes, or is reused when ``finished``); changed settings
+    replace those of an unfinished arm (it had not produced a result), but an arm that ``finished`` with
+    other settings is refused (DataError naming the file): resuming it would silently reuse the other run.
+    """
+    if config.is_file() and config.read_text() == text:
+        return
+    if finished:
+        raise DataError(str(config), arm, f"this row was trained with other settings; remove "
+                                          f"{config.with_suffix('')} or use another --out")
+    write_text_atomic(config, text)
 
 
 # --------------------------------------------------------------------------------------------------

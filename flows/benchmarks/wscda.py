@@ -78,10 +78,9 @@ import typer
 import yaml
 
 from animalpose import evaluation
-from animalpose.atomic import write_json_atomic, write_text_atomic
-from animalpose.errors import DataError
+from animalpose.atomic import write_json_atomic
 from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import SEEDS_HELP, echo_result, load_average, parse_seeds, stats
+from flows.benchmarks.harness import SEEDS_HELP, claim_arm, echo_result, load_average, parse_seeds, stats
 
 ROWS = ("a", "b", "c", "d", "e")
 ROW_NAMES = {
@@ -282,11 +281,7 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
         raw = _raw_config(settings, data, seed, run, human_model)
         text = yaml.safe_dump({"base": str(QUICK_CONFIG), **raw}, sort_keys=False)
         finished = (root / run / "state.json").is_file()
-        if not config.is_file() or config.read_text() != text:
-            if finished:  # resuming would silently reuse the other run
-                raise DataError(str(config), run, "this row was trained with other settings; remove "
-                                f"{root / run} or use another --out")
-            write_text_atomic(config, text)
+        claim_arm(config, text, finished, run)
         cfg = load_config(config, WSCDAConfig)
         t0, c0 = time.perf_counter(), time.process_time()
         res = run_wscda(cfg, root / run, progress=progress)

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from animalpose.errors import DataError
-from flows.benchmarks.harness import SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats, timed
+from flows.benchmarks.harness import SeedFolder, Stopwatch, claim_arm, echo_result, paired, parse_seeds, stats, timed
 
 
 def test_parse_seeds():
@@ -62,6 +62,18 @@ def test_seed_folder_runs_resumes_reuses_and_refuses(tmp_path, bare):
     cache.result_path.write_text("[1]")
     with pytest.raises(DataError, match="expected a JSON object"):
         cache.finished()
+
+
+def test_claim_arm_resumes_replaces_unfinished_and_refuses_finished(tmp_path):
+    config = tmp_path / "seed0" / "b.yaml"
+    claim_arm(config, "lr: 0.001\n", finished=False, arm="b")
+    assert config.read_text() == "lr: 0.001\n"
+    claim_arm(config, "lr: 0.001\n", finished=True, arm="b")  # same settings: reused as it is
+    claim_arm(config, "lr: 0.002\n", finished=False, arm="b")  # unfinished: restarts under the new settings
+    assert config.read_text() == "lr: 0.002\n"
+    with pytest.raises(DataError, match=r"seed0/b\.yaml.*other settings; remove .*seed0/b or"):
+        claim_arm(config, "lr: 0.003\n", finished=True, arm="b")
+    assert config.read_text() == "lr: 0.002\n"
 
 
 def test_timed_calls_once_and_returns_wall_and_cpu():
