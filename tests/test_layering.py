@@ -5,6 +5,9 @@ Prefect flows and the benchmarks, ``flows.benchmarks``) or ``animalpose.cli``, e
 entry points themselves: ``animalpose.cli`` (the ``animalpose`` command, which runs flows for ``demo``,
 ``serve`` and ``bench``) and ``animalpose.__main__`` (``python -m animalpose``, which calls the CLI).
 
+The flows (``flows/``, benchmarks included) sit between the two: they compose the library and never
+import the CLI, which is the top layer.
+
 Imports are read statically with :mod:`ast` from every ``.py`` file under ``animalpose/``, at any depth
 (inside functions, ``if TYPE_CHECKING`` blocks, try/except), so a lazy import inside a function is caught
 as well as a top-level one. Relative imports are resolved against the importing module's package.
@@ -55,15 +58,17 @@ def _within(name: str, prefix: str) -> bool:
     return name == prefix or name.startswith(prefix + ".")
 
 
-def upward_imports(root: Path) -> list[str]:
-    """``file:line imports name`` for every import of a layer above the library by a library module."""
+def upward_imports(root: Path, above: tuple[str, ...] = ABOVE, entry_points: tuple[str, ...] = ENTRY_POINTS,
+                   ) -> list[str]:
+    """``file:line imports name`` for every import of a module in ``above`` by a module of the package at
+    ``root`` that is not one of the ``entry_points``."""
     bad = []
     for path in sorted(root.rglob("*.py")):
         module = module_name(path, root)
-        if any(_within(module, entry) for entry in ENTRY_POINTS):
+        if any(_within(module, entry) for entry in entry_points):
             continue
         for line, name in imported_modules(path.read_text(), module, path.name == "__init__.py"):
-            if any(_within(name, above) for above in ABOVE):
+            if any(_within(name, layer) for layer in above):
                 bad.append(f"{path.relative_to(root.parent)}:{line} imports {name}")
     return bad
 
@@ -72,6 +77,11 @@ def test_library_imports_neither_flows_nor_the_cli():
     files = list(LIBRARY.rglob("*.py"))
     assert len(files) > 50  # the walk really covers the library
     assert upward_imports(LIBRARY) == []
+
+
+def test_flows_and_benchmarks_do_not_import_the_cli():
+    assert list((REPO_ROOT / "flows" / "benchmarks").glob("*.py"))  # the benchmarks are walked too
+    assert upward_imports(REPO_ROOT / "flows", above=("animalpose.cli",), entry_points=()) == []
 
 
 def test_the_check_catches_lazy_relative_and_from_imports(tmp_path):
