@@ -20,12 +20,16 @@ PCKh@0.5 (Andriluka et al., CVPR 2014): threshold 0.5 × head size, head size = 
 the head box. Where no head box is known the stated fallback is the head-top–upper-neck distance.
 
 OKS AP/AR: pycocotools ``COCOeval`` with iouType ``keypoints`` and the schema's sigmas.
+
+Gap recovery (:func:`gap_recovery`): the share of the gap between a baseline and an oracle that an
+adapted model closes, the headline ratio of both adaptation methods' tables.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -310,6 +314,18 @@ def oks_ap(gt_records: Sequence[PoseRecord], predictions: Sequence[dict], schema
         ev.accumulate()
         ev.summarize()
     return {name: float(v) for name, v in zip(COCO_STAT_NAMES, ev.stats, strict=True)}
+
+
+def gap_recovery(baseline: float, adapted: float, oracle: float | None) -> float | None:
+    """(adapted − baseline) / (oracle − baseline): 1 closes the whole gap, 0 none, < 0 falls below the baseline.
+
+    Undefined (None) without an oracle (None or not finite) or without a gap (oracle − baseline ≤ 1e-9):
+    a ratio over no gap would be noise or infinite. The baseline is the source-only model of CC-SSL, the
+    few-labelled-animals model of WS-CDA.
+    """
+    if oracle is None or not math.isfinite(oracle) or oracle - baseline <= 1e-9:
+        return None
+    return (adapted - baseline) / (oracle - baseline)
 
 
 def per_joint_table(schema: KeypointSchema, values: np.ndarray) -> dict[str, float]:

@@ -34,13 +34,13 @@ labels; the merged labels do not depend on the number of shards.
 from __future__ import annotations
 
 import contextvars
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
+from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
 from flows.common import (
     FileStamps,
@@ -185,13 +185,6 @@ def oracle_selection_set(species: str, p: FlowPreset, seeds: SeedPlan, source_va
 
 def _pck(result: dict) -> float:
     return float(result["metrics"][PCK])
-
-
-def gap_recovery(source_only: float, adapted: float, oracle: float | None) -> float | None:
-    """(adapted − source-only) / (oracle − source-only); None without an oracle or without a gap."""
-    if oracle is None or not math.isfinite(oracle) or oracle - source_only <= 1e-9:
-        return None
-    return (adapted - source_only) / (oracle - source_only)
 
 
 @flow(name="ccssl", log_prints=True)

@@ -13,6 +13,7 @@ from animalpose.errors import DataError
 from animalpose.evaluation import (
     crop_distances,
     format_table,
+    gap_recovery,
     head_sizes,
     heatmap_argmax,
     oks_ap,
@@ -150,3 +151,15 @@ def test_per_joint_table_and_format():
     assert list(rows) == ["a", "bb"] and rows["a"] == 0.5
     text = format_table(rows)
     assert "50.00" in text and "n/a" in text
+
+
+def test_gap_recovery_by_hand():
+    # baseline 0.40, oracle 0.60: a gap of 0.20; 0.55 closes 0.15 of it = 75 %
+    assert gap_recovery(0.40, 0.55, 0.60) == pytest.approx(0.75)
+    assert gap_recovery(0.40, 0.60, 0.60) == pytest.approx(1.0)  # the whole gap
+    assert gap_recovery(0.40, 0.70, 0.60) == pytest.approx(1.5)  # beyond the oracle
+    assert gap_recovery(0.40, 0.35, 0.60) == pytest.approx(-0.25)  # below the baseline
+    assert gap_recovery(0.10, 0.20, 0.30) == pytest.approx(0.5)
+    # undefined: no oracle, an oracle that is not a number, no gap, a negative gap
+    for oracle in (None, float("nan"), float("inf"), 0.40, 0.40 + 1e-10, 0.30):
+        assert gap_recovery(0.40, 0.50, oracle) is None

@@ -14,7 +14,7 @@ This is a probe of :func:`consistency_predict` on one preloaded batch: no image 
 assembly over a target set, no temporal refinement along clips and no selection. The benchmark of
 the whole step as :func:`~animalpose.adapt.ccssl.run_ccssl` runs it (generate_pseudo_labels + select,
 end to end and on preloaded crops, interleaved repeats, wall and CPU time) is
-:mod:`animalpose.bench.pseudolabel` (``animalpose bench pseudolabel``).
+:mod:`flows.benchmarks.pseudolabel` (``animalpose bench pseudolabel``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ import typer
 
 from animalpose.cli import (
     adapt_cmd,
-    bench_cmd,
     config_cmd,
     data_cmd,
     demo_cmd,
@@ -21,6 +20,7 @@ from animalpose.cli import (
     train_cmd,
 )
 from animalpose.errors import AnimalposeError
+from flows.benchmarks.cli import app as bench_app
 
 app = typer.Typer(
     name="animalpose",
@@ -34,7 +34,7 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(synth_cmd.app, name="synth")
-app.add_typer(bench_cmd.app, name="bench")
+app.add_typer(bench_app, name="bench")
 app.add_typer(serve_cmd.app, name="serve")
 app.add_typer(train_cmd.app, name="train")
 app.add_typer(evaluate_cmd.app, name="evaluate")

@@ -11,23 +11,15 @@ JSON object with ``source_only``, ``rounds``, ``oracle``, ``gap_recovery`` (PCK@
 from __future__ import annotations
 
 import json
-import os
 import resource
 import sys
 import time
 
 import typer
 
-app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
+from flows.env import quiet_environment
 
-QUIET = {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    # the ephemeral Prefect server can take a while to start on a busy 2-core machine
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-}
+app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
 
 
 def peak_rss_mb() -> float:
@@ -47,8 +39,7 @@ def demo(
                              "preset's; see flows.ccssl.seed_plan)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
 ) -> None:
-    for key, value in QUIET.items():
-        os.environ.setdefault(key, value)
+    quiet_environment()
     from flows.ccssl import ccssl_flow, results_rows
 
     t0 = time.perf_counter()

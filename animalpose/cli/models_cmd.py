@@ -74,39 +74,3 @@ def summary(
     typer.echo("  parameters per block:")
     for k, v in info["blocks"].items():
         typer.echo(f"    {k:<{width}}  {v:>12,}")
-
-
-# Registered as `animalpose bench models` in animalpose/cli/bench_cmd.py.
-def bench_command(
-    batch: int = typer.Option(2, help="Images per call."),
-    repeats: int = typer.Option(3, help="Timed calls per measurement (median reported)."),
-    warmup: int = typer.Option(1, help="Untimed calls first."),
-    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
-    model: list[str] = typer.Option(None, "--model", help="Only these models (repeatable)."),
-    mode: list[str] = typer.Option(
-        None,
-        "--mode",
-        help="Only these modes (repeatable): plain, channels_last, bf16, channels_last+bf16, fused, "
-        "channels_last+pointwise; named only: channels_last+compile, channels_last+pointwise+compile.",
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
-    """Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."""
-    from animalpose.bench.models import CASES, DEFAULT_MODES, MODES, format_table, run_models_benchmark
-
-    cases = [c for c in CASES if not model or c[0] in model]
-    if model and len(cases) != len(set(model)):
-        raise typer.BadParameter(f"--model must be among {[c[0] for c in CASES]}")
-    modes = tuple(mode) if mode else DEFAULT_MODES
-    if any(m not in MODES for m in modes):
-        raise typer.BadParameter(f"--mode must be among {list(MODES)}")
-    report = run_models_benchmark(
-        cases,
-        modes,
-        batch,
-        repeats,
-        warmup,
-        threads or None,
-        progress=lambda s: typer.echo(f"measuring {s} ...", err=True),
-    )
-    typer.echo(json.dumps(report) if as_json else format_table(report))

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from animalpose.adapt.ccssl import keep_percentile
-from animalpose.bench import pseudolabel as pl
 from animalpose.errors import ConfigError
+from flows.benchmarks import pseudolabel as pl
 
 SMALL = ("model.channels=8", "ccssl.num_geometric=1", "ccssl.num_photometric=1", "ccssl.pseudo_batch_size=4")
 

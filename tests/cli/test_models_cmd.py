@@ -8,8 +8,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from animalpose.bench.models import anchor_ratios, format_table, measure_case
 from animalpose.cli import app
+from flows.benchmarks.models import anchor_ratios, format_table, measure_case
 
 runner = CliRunner()
 

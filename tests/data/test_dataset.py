@@ -163,7 +163,7 @@ def test_sequence_sampler_never_crosses_a_video_boundary():
 
 
 def test_bench_loader_pieces_run_on_the_fixtures(real):
-    from animalpose.bench import loader as bench
+    from flows.benchmarks import loader as bench
 
     images = bench._fixture_images(real / "mmpose-tests")
     assert len(images) == 5  # 3 Horse-10 + 2 ATRW annotations

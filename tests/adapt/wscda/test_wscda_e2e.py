@@ -1,7 +1,7 @@
 """End to end on generated data: does WS-CDA beat (b) "few labelled animals only" on the target species?
 
 The setting is seed 0 of the WS-CDA benchmark at its quick budget (``animalpose bench wscda``,
-:class:`animalpose.bench.wscda.BenchSettings` defaults): 300 labelled generated humans, 5 labelled
+:class:`flows.benchmarks.wscda.BenchSettings` defaults): 300 labelled generated humans, 5 labelled
 ``photo`` horses, 150 unlabelled ``photo`` dogs (the target), 80 held-out labelled dogs for evaluation;
 SimpleBaseline-18 at 128 × 128 (32 × 32 heatmaps), one torch thread. (b) draws only the 5 horses (α = 0)
 from scratch for 3 × 50 steps of batch 8; (c) is WS-CDA with the paper's α = −1, β = 500 and the preset's
@@ -35,7 +35,7 @@ MARGIN = 0.01
 def test_wscda_improves_on_few_labelled_animals(tmp_path):
     pytest.importorskip("synthetic")
     torch = pytest.importorskip("torch")
-    from animalpose.bench.wscda import BenchSettings, run_seed
+    from flows.benchmarks.wscda import BenchSettings, run_seed
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -34,9 +34,7 @@ last finished round; a seed folder written with other settings is an error. The 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,29 +42,26 @@ import cv2
 import numpy as np
 import torch
 import typer
-from torch.utils.data import DataLoader
 
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
 from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.config import ExperimentConfig, load_config
 from animalpose.data.coco_writer import write_coco
-from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.images import read_image
 from animalpose.data.readers import read_dataset, read_video
 from animalpose.data.records import PoseRecord
 from animalpose.data.subset import write_subset
-from animalpose.data.transforms import crop_to_original
-from animalpose.engine.build import make_codec
 from animalpose.engine.checkpoint import load_checkpoint
-from animalpose.engine.evaluate import load_model
-from animalpose.engine.inference import final_heatmaps
 from animalpose.engine.train import train
 from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
+from flows.benchmarks.inference import Loaded, crop_outputs
 
 SCHEMA = "mirror_mouse"
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
 EXPERIMENT = CONFIG_ROOT / "experiments" / "mirror_mouse.yaml"
 ADAPT = CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml"
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
@@ -163,23 +158,11 @@ def prepare(settings: BenchSettings, out: Path) -> Prepared:
 # evaluation
 
 
-@torch.no_grad()
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
     """(N, K, 3) predictions (x, y in original-image pixels, heatmap maximum) of a checkpoint's model
     on plain crops of ``records`` (the crop padding of its config; no flip test: the schema has no pairs)."""
-    model, schema, cfg, norm, _ = load_model(checkpoint, "cpu")
-    codec = make_codec(cfg)
-    ds = TopDownDataset(records, schema, codec, None, padding=cfg.data.bbox_padding_real,
-                        udp=cfg.codec.kind == "udp", normalization=norm)
-    preds = []
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-        if batch["skipped"]:
-            raise DataError(str(records[0].image), "image", "an evaluation image could not be read")
-        hm = final_heatmaps(model, batch["image"], None, False).cpu()
-        coords, maxvals = codec.decode(hm)
-        orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
-        preds.append(np.concatenate([orig, maxvals[..., None]], -1))
-    return np.concatenate(preds)
+    loaded = Loaded.from_checkpoint(checkpoint)
+    return crop_outputs(loaded, records, loaded.cfg.data.bbox_padding_real, batch_size).keypoints
 
 
 def keypoint_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
@@ -208,17 +191,6 @@ def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:
 # one seed
 
 
-class _Clock:
-    def __init__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def lap(self) -> dict:
-        w, c = time.perf_counter(), time.process_time()
-        out = {"wall_s": round(w - self.wall, 2), "cpu_s": round(c - self.cpu, 2)}
-        self.wall, self.cpu = w, c
-        return out
-
-
 def _configs(settings: BenchSettings, prep: Prepared, seed: int, source: Path | None):
     common = [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false"]
     sup = load_config(settings.experiment, ExperimentConfig, [*common, *settings.overrides])
@@ -240,21 +212,16 @@ def control_config(cfg: CCSSLConfig) -> CCSSLConfig:
 
 def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, progress: bool = False) -> dict:
     """Supervised, continued (λ = 0) and CC-SSL for one seed; the metrics, kept counts and times."""
-    folder = out / f"seed_{seed}"
-    cached = folder / "result.json"
-    if cached.is_file():
-        old = json.loads(cached.read_text())
-        if old.get("settings") == settings.key():
-            if "continued_rounds" not in old:  # results written before the per-round control existed
-                old["continued_rounds"] = _round_metrics(folder / "continued", len(old["ccssl"]), prep)
-                _write_json(cached, old)
-            return old
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / "settings.json"
-    if marker.is_file() and json.loads(marker.read_text()) != settings.key():
-        raise DataError(str(marker), "settings", "this seed folder was run with other settings; use a new --out")
-    write_json_atomic(marker, settings.key(), indent=2)
-    clock = _Clock()
+    cache = SeedFolder(out / f"seed_{seed}", settings.key(), bare_marker=True)
+    folder = cache.folder
+    old = cache.finished()
+    if old is not None:
+        if "continued_rounds" not in old:  # results written before the per-round control existed
+            old["continued_rounds"] = _round_metrics(folder / "continued", len(old["ccssl"]), prep)
+            cache.save(old)
+        return old
+    cache.start()
+    clock = Stopwatch()
     sup_cfg, _ = _configs(settings, prep, seed, None)
     sup_dir = folder / "supervised"
     source = sup_dir / "last.ckpt"
@@ -276,11 +243,9 @@ def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, p
                        "candidates": m.get("pseudo/num_joints"), "kept_by_flow": m.get("pseudo/num_temporal"),
                        "threshold": m.get("pseudo/threshold"), **evaluate_checkpoint(ckpt, prep.test_records)})
     times["evaluation"] = clock.lap()
-    result = {"seed": seed, "settings": settings.key(), "supervised": supervised, "continued": continued,
-              "continued_rounds": continued_rounds, "ccssl": rounds, "times": times,
-              "epochs": {"supervised": sup_cfg.train.epochs, "adaptation": ada_cfg.train.epochs}}
-    _write_json(cached, result)
-    return result
+    return cache.save({"seed": seed, "settings": settings.key(), "supervised": supervised, "continued": continued,
+                       "continued_rounds": continued_rounds, "ccssl": rounds, "times": times,
+                       "epochs": {"supervised": sup_cfg.train.epochs, "adaptation": ada_cfg.train.epochs}})
 
 
 def _round_metrics(run_dir: Path, n: int, prep: Prepared) -> list[dict]:
@@ -288,18 +253,8 @@ def _round_metrics(run_dir: Path, n: int, prep: Prepared) -> list[dict]:
     return [{"round": r, **evaluate_checkpoint(run_dir / f"round_{r}.ckpt", prep.test_records)} for r in range(n)]
 
 
-def _write_json(path: Path, data: dict) -> None:
-    write_json_atomic(path, data, indent=2)
-
-
 # --------------------------------------------------------------------------------------------------
 # summary
-
-
-def _stats(values: list[float]) -> dict:
-    v = np.asarray(values, dtype=np.float64)
-    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    return {"mean": float(v.mean()), "std": std, "values": [float(x) for x in v]}
 
 
 def rows_of(seed_result: dict) -> dict[str, dict]:
@@ -314,18 +269,26 @@ def rows_of(seed_result: dict) -> dict[str, dict]:
 
 def summarise(per_seed: list[dict]) -> dict:
     """Mean ± std over seeds per row and metric, the kept counts per round, and the paired differences
-    CC-SSL round r minus the λ = 0 control after the same epochs (negative pixel error = CC-SSL better)."""
-    names = list(rows_of(per_seed[0]))
-    rows = {n: {m: _stats([rows_of(s)[n][m] for s in per_seed]) for m in METRICS} for n in names}
-    kept = [{"round": r["round"], "kept": _stats([s["ccssl"][i]["kept"] for s in per_seed]),
+    CC-SSL round r minus the λ = 0 control after the same epochs (negative pixel error = CC-SSL better).
+
+    The std of one seed shows as 0 in this table (:func:`flows.benchmarks.harness.stats`'s ``std_of_one``).
+    """
+    per_row = [rows_of(s) for s in per_seed]
+    names = list(per_row[0])
+
+    def column(row: str, key: str) -> list[float]:
+        return [r[row][key] for r in per_row]
+
+    rows = {n: {m: stats(column(n, m), std_of_one=0.0) for m in METRICS} for n in names}
+    kept = [{"round": r["round"], "kept": stats(column(f"ccssl round {r['round']}", "kept"), std_of_one=0.0),
              "candidates": r["candidates"],
-             "kept_by_flow": _stats([s["ccssl"][i]["kept_by_flow"] for s in per_seed])}
-            for i, r in enumerate(per_seed[0]["ccssl"])]
+             "kept_by_flow": stats(column(f"ccssl round {r['round']}", "kept_by_flow"), std_of_one=0.0)}
+            for r in per_seed[0]["ccssl"]]
     last = names[-1]
-    paired = {f"round {i}": {m: _stats([s["ccssl"][i][m] - s["continued_rounds"][i][m] for s in per_seed])
-                             for m in METRICS} for i in range(len(per_seed[0]["ccssl"]))}
-    diff_sup = {m: _stats([rows_of(s)[last][m] - s["supervised"][m] for s in per_seed]) for m in METRICS}
-    return {"rows": rows, "kept": kept, "ccssl_minus_continued": paired,
+    diff = {f"round {r}": {m: paired(column(f"ccssl round {r}", m), column(f"continued round {r}", m), std_of_one=0.0)
+                           for m in METRICS} for r in (x["round"] for x in per_seed[0]["ccssl"])}
+    diff_sup = {m: paired(column(last, m), column("supervised", m), std_of_one=0.0) for m in METRICS}
+    return {"rows": rows, "kept": kept, "ccssl_minus_continued": diff,
             "last_round_minus_supervised": diff_sup, "last_row": last}
 
 
@@ -354,8 +317,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
     """Prepare the data, run every seed, summarise; writes ``out/ccssl_real_bench.json`` atomically."""
     settings = settings or BenchSettings()
     out = Path(out).resolve()
-    load_before = os.getloadavg()
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Stopwatch()
     prep = prepare(settings, out)
     per_seed = []
     for seed in seeds:
@@ -369,17 +331,14 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "normaliser": "pck_bbox: alpha x longer side of the box around the frame's labelled joints "
                       "(original pixels)",
         "per_seed": per_seed, "summary": summarise(per_seed),
-        "wall_seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1),
-        "load_average": {"before": [round(v, 2) for v in load_before],
-                         "after": [round(v, 2) for v in os.getloadavg()]},
-        "threads": torch.get_num_threads(),
+        **clock.total(), "threads": torch.get_num_threads(),
     }
     write_json_atomic(out / "ccssl_real_bench.json", result, indent=2)
     return result
 
 
 def bench_command(
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
     out: Path = typer.Option(Path("runs/bench/ccssl_real"), help="Output folder (subsets, frames, runs, JSON)."),
     data: Path = typer.Option(DEFAULT_DATA, help="The mirror-mouse folder (CollectedData.csv, videos/)."),
     frame_step: int = typer.Option(BenchSettings.frame_step, help="Use every N-th video frame."),
@@ -393,12 +352,7 @@ def bench_command(
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
     """Mirror-mouse: supervised on img01-60 vs + CC-SSL on the unlabelled video; test on img61-90."""
-    try:
-        seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
-    if not seed_list:
-        raise typer.BadParameter("no seed given", param_hint="--seeds")
+    seed_list = parse_seeds(seeds)
     if frame_step < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--frame-step")
     for hint, given in (("--set", overrides), ("--adapt", adapt)):
@@ -409,10 +363,7 @@ def bench_command(
     settings = BenchSettings(data=data, frame_step=frame_step, max_frames=max_frames or None,
                              overrides=tuple(overrides or ()), adapt_overrides=tuple(adapt or ()))
     result = run_bench(out, seed_list, settings, progress=progress)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(format_table(result))
-    typer.echo(f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "
-               f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} thread(s), "
-               f"load average {result['load_average']}")
+    echo_result(result, as_json, format_table(result),
+                f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "
+                f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} thread(s), "
+                f"load average {result['load_average']}")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from animalpose.bench import ccssl as bench
 from animalpose.errors import DataError
 from animalpose.paths import REPO_ROOT
+from flows.benchmarks import ccssl as bench
 
 # three seeds (hand-made PCKs); the gap recoveries are computed by hand in the tests
 SUMMARIES = {

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from animalpose.bench.ccssl_real import (
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.ccssl_real import (
     METRICS,
     BenchSettings,
     control_config,
@@ -19,7 +20,7 @@ from animalpose.bench.ccssl_real import (
     summarise,
 )
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+REAL = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
 TINY = ("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "model.channels=16", "train.epochs=1",
         "train.milestones=[]", "train.batch_size=4")
 TINY_ADAPT = ("train.epochs=2", "ccssl.regenerate_every=1", "ccssl.keep_fractions=[0.2,0.4]",
@@ -151,7 +152,7 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
 def test_command_passes_set_and_adapt_overrides(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import animalpose.bench.ccssl_real as bench
+    import flows.benchmarks.ccssl_real as bench
     from animalpose.cli import app
 
     seen = {}

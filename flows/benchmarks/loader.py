@@ -25,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import load_average
+
 QUICK_INPUT = 128
 BATCH = 16
-DEFAULT_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mmpose-tests"
+DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "data" / "real" / "mmpose-tests"
 
 
 def _fixture_images(root: Path) -> list[tuple[str, tuple[float, float, float, float]]]:
@@ -164,7 +167,7 @@ def measure(batches: int = 12, steps: int = 4, workers: int | None = None, data:
         "model": model,
         "images": source,
         "cpus": os.cpu_count(),
-        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "load_average": load_average(),
     }
 
 

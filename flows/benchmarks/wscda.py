@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -78,9 +77,10 @@ import numpy as np
 import typer
 import yaml
 
-from animalpose.atomic import write_json_atomic, write_text_atomic
-from animalpose.errors import DataError
+from animalpose import evaluation
+from animalpose.atomic import write_json_atomic
 from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import SEEDS_HELP, claim_arm, echo_result, load_average, parse_seeds, stats
 
 ROWS = ("a", "b", "c", "d", "e")
 ROW_NAMES = {
@@ -238,26 +238,16 @@ def common_joints() -> np.ndarray:
 
 def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> dict[str, float]:
     """Crop PCK@0.05/0.1 of ``checkpoint`` on the labelled ``test`` folder: common joints and all joints."""
-    import torch
-    from torch.utils.data import DataLoader
-
-    from animalpose.data.dataset import TopDownDataset, collate_skip
-    from animalpose.engine.build import crop_padding, make_codec
-    from animalpose.engine.evaluate import load_model, read_labelled
-    from animalpose.engine.inference import final_heatmaps
+    from animalpose.engine.build import crop_padding
+    from animalpose.engine.evaluate import read_labelled
     from animalpose.evaluation import crop_distances, pck_from_distances
+    from flows.benchmarks.inference import Loaded, crop_outputs
 
-    model, schema, cfg, norm, _ = load_model(checkpoint)
-    ds = read_labelled(test, "auto", schema)
+    loaded = Loaded.from_checkpoint(checkpoint)
+    ds = read_labelled(test, "auto", loaded.schema)
     records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
-    tds = TopDownDataset(records, schema, make_codec(cfg), None, padding=crop_padding(ds, cfg),
-                         udp=cfg.codec.kind == "udp", normalization=norm)
-    dists = []
-    with torch.no_grad():
-        for batch in DataLoader(tds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-            if "image" in batch:
-                dists.append(crop_distances(final_heatmaps(model, batch["image"]).numpy(), batch["target"].numpy()))
-    d = np.concatenate(dists)
+    out = crop_outputs(loaded, records, crop_padding(ds, loaded.cfg), batch_size, skip_unreadable=True)
+    d = crop_distances(out.heatmaps, out.targets)
     common = d[:, common_joints()]
     out = {}
     for a in (0.05, 0.1):
@@ -291,11 +281,7 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
         raw = _raw_config(settings, data, seed, run, human_model)
         text = yaml.safe_dump({"base": str(QUICK_CONFIG), **raw}, sort_keys=False)
         finished = (root / run / "state.json").is_file()
-        if not config.is_file() or config.read_text() != text:
-            if finished:  # resuming would silently reuse the other run
-                raise DataError(str(config), run, "this row was trained with other settings; remove "
-                                f"{root / run} or use another --out")
-            write_text_atomic(config, text)
+        claim_arm(config, text, finished, run)
         cfg = load_config(config, WSCDAConfig)
         t0, c0 = time.perf_counter(), time.process_time()
         res = run_wscda(cfg, root / run, progress=progress)
@@ -317,8 +303,10 @@ def run_seed(out: Path, seed: int, settings: BenchSettings, rows: tuple[str, ...
 
 
 def gap_recovery(b: float, d: float, e: float) -> float:
-    """(d − b) / (e − b): the share of the few-animals → oracle gap that (d) closes; NaN when e ≤ b."""
-    return (d - b) / (e - b) if e > b else float("nan")
+    """(d − b) / (e − b): the share of the few-animals → oracle gap that (d) closes; NaN (this table's
+    "undefined", kept in its JSON) where :func:`animalpose.evaluation.gap_recovery` is undefined."""
+    g = evaluation.gap_recovery(b, d, e)
+    return float("nan") if g is None else g
 
 
 def summarise(seeds: list[SeedResult]) -> dict:
@@ -333,9 +321,7 @@ def summarise(seeds: list[SeedResult]) -> dict:
     for r in names:
         rows[r] = {}
         for m in METRICS:
-            v = np.array([s.rows[r][m] for s in seeds], dtype=np.float64)
-            rows[r][m] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                          "values": [float(x) for x in v]}
+            rows[r][m] = stats([s.rows[r][m] for s in seeds], std_of_one=0.0)
     out: dict = {"rows": rows}
     main = [r for r in ROWS if r in rows]
     means = {r: rows[r]["pck@0.05"]["mean"] for r in main}
@@ -368,7 +354,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "cpu_seconds": round(time.process_time() - c0, 1),
         "torch_threads": torch.get_num_threads(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average": load_average(),
     }
     write_json_atomic(out / "wscda_bench.json", result, indent=2)
     return result
@@ -392,7 +378,7 @@ def format_table(result: dict) -> str:
 
 
 def bench_command(
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
     out: Path = typer.Option(Path("runs/bench/wscda"), help="Output folder (data cache, runs, wscda_bench.json)."),
     epochs: int = typer.Option(BenchSettings.epochs, help="Epochs of every model."),
     steps_per_epoch: int = typer.Option(BenchSettings.steps_per_epoch, help="Steps per epoch."),
@@ -408,21 +394,13 @@ def bench_command(
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
     """WS-CDA on generated data: (a) human-only, (b) few animals, (c) WS-CDA, (d) + PPLO, (e) oracle."""
-    try:
-        seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
-    if not seed_list:
-        raise typer.BadParameter("no seed given", param_hint="--seeds")
+    seed_list = parse_seeds(seeds)
     if not 0 <= pplo_rounds <= len(PPLO_KEEP):
         raise typer.BadParameter(f"0 to {len(PPLO_KEEP)} rounds", param_hint="--pplo-rounds")
     settings = replace(BenchSettings(), epochs=epochs, steps_per_epoch=steps_per_epoch, pplo_rounds=pplo_rounds,
                        keep_fractions=PPLO_KEEP[:max(pplo_rounds, 1)], init_from_human=init_from_human,
                        human_epochs=human_epochs or None, input_size=input_size)
     result = run_bench(out, seed_list, settings, progress=progress)
-    if as_json:
-        typer.echo(json.dumps(result))
-        return
-    typer.echo(format_table(result))
-    typer.echo(f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
-               f"load average {result['load_average']}")
+    echo_result(result, as_json, format_table(result),
+                f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
+                f"load average {result['load_average']}")

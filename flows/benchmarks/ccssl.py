@@ -39,9 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +47,8 @@ import typer
 
 from animalpose.atomic import write_json_atomic
 from animalpose.errors import DataError
+from animalpose.evaluation import gap_recovery
+from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, parse_seeds, stats
 
 #: A per-seed runner: keyword arguments species, preset, seed, out_dir, tracking_uri, register_as;
 #: returns the flow's summary (at least ``source_only``, ``rounds``, ``oracle``).
@@ -64,13 +63,6 @@ def run_flow(*, species: str, preset: str, seed: int, out_dir: Path, tracking_ur
 
     return flows.ccssl.ccssl_flow(species=species, preset=preset, seed=seed, out_dir=out_dir,
                                   tracking_uri=tracking_uri, register_as=register_as)
-
-
-def gap_recovery(source_only: float, adapted: float, oracle: float | None) -> float | None:
-    """(adapted − source-only) / (oracle − source-only); None without an oracle or a gap (as the flow's)."""
-    if oracle is None or not math.isfinite(oracle) or oracle - source_only <= 1e-9:
-        return None
-    return (adapted - source_only) / (oracle - source_only)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -96,34 +88,6 @@ def settings_key(species: str, preset: str, seed: int) -> dict:
             "train_config_sha256": _sha256(Path(p.train_config)), "style_digests": styles}
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(str(path), "file", f"cannot read JSON ({exc})") from None
-    if not isinstance(doc, dict):
-        raise DataError(str(path), "file", "expected a JSON object")
-    return doc
-
-
-def _write_json(path: Path, data: dict) -> None:
-    write_json_atomic(path, data, indent=2)
-
-
-def _check_settings(path: Path, found: object, wanted: dict) -> None:
-    """Refuse a seed folder written with other settings (DataError naming the file and the differences)."""
-    if found == wanted:
-        return
-    if not isinstance(found, dict):
-        raise DataError(str(path), "settings", "missing or not an object; use another --out or remove the folder")
-    diff = ", ".join(f"{k}: {found.get(k)!r} there, {wanted[k]!r} now" for k in wanted if found.get(k) != wanted[k])
-    extra = [k for k in found if k not in wanted]
-    if extra:
-        diff = ", ".join(filter(None, [diff, f"unknown keys {extra}"]))
-    raise DataError(str(path), "settings", f"this seed was run with other settings ({diff}); use another --out "
-                                           f"or remove {path.parent}")
-
-
 def _check_result(where: str, doc: dict) -> dict:
     """A result's figures, checked (DataError naming ``where``, the file or the runner, and the field)."""
     for key in ("source_only", "rounds", "oracle", "wall_s", "cpu_s"):
@@ -142,44 +106,24 @@ def run_seed(out: Path, seed: int, species: str = "horse", preset: str = "quick"
     and must return the flow summary. Raises DataError when ``out/seed<seed>`` holds other settings.
     """
     out = Path(out).resolve()
-    folder = out / f"seed{seed}"
-    key = settings_key(species, preset, seed)
-    result_path = folder / "result.json"
-    if result_path.is_file():
-        old = _read_json(result_path)
-        _check_settings(result_path, old.get("settings"), key)
-        return {**_check_result(str(result_path), old), "reused": True}
-    marker = folder / "settings.json"
-    resumed = marker.is_file()
-    if resumed:
-        _check_settings(marker, _read_json(marker).get("settings"), key)
-    else:
-        _write_json(marker, {"settings": key})
-    load_before = os.getloadavg()
-    t0, c0 = time.perf_counter(), time.process_time()
-    summary = runner(species=species, preset=preset, seed=seed, out_dir=folder,
+    cache = SeedFolder(out / f"seed{seed}", settings_key(species, preset, seed))
+    old = cache.finished()
+    if old is not None:
+        return {**_check_result(str(cache.result_path), old), "reused": True}
+    resumed = cache.start()
+    clock = Stopwatch()
+    summary = runner(species=species, preset=preset, seed=seed, out_dir=cache.folder,
                      tracking_uri=f"sqlite:///{out / 'mlflow.db'}", register_as=f"ccssl-{species}-bench-seed{seed}")
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    result = {"seed": seed, "settings": key, "preset": str(preset),
-              **{k: summary.get(k) for k in SUMMARY_KEYS},
-              "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "resumed": resumed,
-              "load_average": {"before": [round(v, 2) for v in load_before],
-                               "after": [round(v, 2) for v in os.getloadavg()]}}
+    lap, total = clock.lap(digits=1), clock.total()
+    result = {"seed": seed, "settings": cache.settings, "preset": str(preset),
+              **{k: summary.get(k) for k in SUMMARY_KEYS}, **lap, "resumed": resumed,
+              "load_average": total["load_average"]}
     _check_result(f"the flow summary of seed {seed}", result)
-    _write_json(result_path, result)
-    return {**result, "reused": False}
+    return {**cache.save(result), "reused": False}
 
 
 # --------------------------------------------------------------------------------------------------
 # summary
-
-
-def stats(values: list[float | None]) -> dict:
-    """Mean and sample std (ddof 1) of the defined values; ``n`` counts them, ``values`` keeps all (None too)."""
-    defined = np.array([v for v in values if v is not None], dtype=np.float64)
-    n = len(defined)
-    return {"mean": float(defined.mean()) if n else None, "std": float(defined.std(ddof=1)) if n > 1 else None,
-            "n": n, "values": [None if v is None else float(v) for v in values]}
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -260,43 +204,31 @@ def run_bench(out: Path, seeds: list[int], species: str = "horse", preset: str =
     out = Path(out).resolve()
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"duplicate seeds in {seeds}")
-    t0, c0 = time.perf_counter(), time.process_time()
-    load_before = os.getloadavg()
+    clock = Stopwatch()
     per_seed = [run_seed(out, k, species, preset, runner) for k in seeds]
     result = {
         "benchmark": "ccssl", "species": species, "preset": str(preset), "metric": "PCK@0.05 (crop) on the "
         "held-out target test set", **summarise(per_seed), "per_seed": per_seed,
         "tracking_uri": f"sqlite:///{out / 'mlflow.db'}",
-        "wall_seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1),
-        "torch_threads": torch.get_num_threads(),
-        "load_average": {"before": [round(v, 2) for v in load_before],
-                         "after": [round(v, 2) for v in os.getloadavg()]},
+        **clock.total(), "torch_threads": torch.get_num_threads(),
     }
-    _write_json(out / "ccssl_bench.json", result)
+    write_json_atomic(out / "ccssl_bench.json", result, indent=2)
     return result
 
 
 def bench_command(
     preset: str = typer.Option("quick", help="Flow preset (configs/flows/<name>.yaml) or a preset YAML path."),
     species: str = typer.Option("horse", help="Species template of source and target."),
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, e.g. 0,1,2."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
     out: Path = typer.Option(Path("runs/bench/ccssl"), help="Output folder (seed<k>/ flow folders and results, "
                              "mlflow.db, ccssl_bench.json)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the whole result."),
 ) -> None:
     """CC-SSL on generated data over seeds (the demo's flow): source-only, rounds, oracle, gap recovery."""
-    from animalpose.cli.demo_cmd import QUIET
+    from flows.env import quiet_environment
 
-    try:
-        seed_list = [int(s) for s in seeds.replace(" ", ",").split(",") if s]
-    except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {seeds!r}", param_hint="--seeds") from None
-    if not seed_list:
-        raise typer.BadParameter("no seed given", param_hint="--seeds")
-    if len(set(seed_list)) != len(seed_list):
-        raise typer.BadParameter(f"duplicate seeds in {seeds!r}", param_hint="--seeds")
-    for key, value in QUIET.items():
-        os.environ.setdefault(key, value)
+    seed_list = parse_seeds(seeds)
+    quiet_environment()
     result = run_bench(out, seed_list, species, preset)
     typer.echo(f"CC-SSL {species} ({preset}), PCK@0.05 (crop) on the held-out target test set")
     typer.echo(format_table(result))

@@ -1,8 +1,8 @@
 """Engine benchmarks for BENCHMARKS.md: training images/s, epoch time, peak memory, predict frames/s.
 
-    python -m animalpose.engine.bench train-step --model hourglass4 --size 256 --batch 6 --steps 5
-    python -m animalpose.engine.bench quick-epoch --data-dir /tmp/quick   # generates 400+100 horses
-    python -m animalpose.engine.bench predict --video ../shared/data/real/sleap-clip/clip.mp4
+    animalpose bench train-step --model hourglass4 --size 256 --batch 6 --steps 5
+    animalpose bench quick-epoch --data-dir /tmp/quick   # generates 400+100 horses
+    animalpose bench predict --video ../shared/data/real/sleap-clip/clip.mp4
 
 Each prints one JSON line with the median of the timed repetitions, the peak resident memory of the
 process (``ru_maxrss``) and the 1-minute load average (the machine is shared: read numbers with it).
@@ -10,17 +10,18 @@ process (``ru_maxrss``) and the 1-minute load average (the machine is shared: re
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+import typer
+
+from animalpose.paths import REPO_ROOT
 
 
 def _env() -> dict:
@@ -76,7 +77,7 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
 
     generate_dataset(data_dir / "train", "horse", "cad", n_train, 128, 0)
     generate_dataset(data_dir / "val", "horse", "cad", n_val, 128, 1)
-    preset = Path(__file__).resolve().parents[2] / "configs" / "presets" / "quick.yaml"
+    preset = REPO_ROOT / "configs" / "presets" / "quick.yaml"
     cfg = load_config(preset, overrides=[f"data.train=[{data_dir / 'train/annotations/tigdog.json'}]",
                                          f"data.val=[{data_dir / 'val/annotations/tigdog.json'}]",
                                          f"train.epochs={epochs}", "train.milestones=[]",
@@ -110,33 +111,32 @@ def predict_fps(video: Path, model_name: str = "hourglass_quick", size: int = 12
             "seconds": res["seconds"], "fps": res["fps"], "video_scale": video_scale, **_env()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m animalpose.engine.bench", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
-    a = sub.add_parser("train-step")
-    a.add_argument("--model", default="hourglass4")
-    a.add_argument("--size", type=int, default=256)
-    a.add_argument("--batch", type=int, default=6)
-    a.add_argument("--steps", type=int, default=5)
-    a.add_argument("--amp", action="store_true")
-    a.add_argument("--channels-last", action="store_true")
-    b = sub.add_parser("quick-epoch")
-    b.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "animalpose-quick-bench")
-    b.add_argument("--epochs", type=int, default=1)
-    c = sub.add_parser("predict")
-    c.add_argument("--video", type=Path, required=True)
-    c.add_argument("--model", default="hourglass_quick")
-    c.add_argument("--size", type=int, default=128)
-    c.add_argument("--video-scale", type=float, default=0.5)
-    args = p.parse_args(argv)
-    if args.cmd == "train-step":
-        out = train_step(args.model, args.size, args.batch, args.steps, amp=args.amp, channels_last=args.channels_last)
-    elif args.cmd == "quick-epoch":
-        out = quick_epoch(args.data_dir, args.epochs)
-    else:
-        out = predict_fps(args.video, args.model, args.size, args.video_scale)
-    print(json.dumps(out), file=sys.stdout, flush=True)
+def train_step_command(
+    model: str = typer.Option("hourglass4", help="Model name (animalpose models list)."),
+    size: int = typer.Option(256, help="Input side."),
+    batch: int = typer.Option(6, help="Images per step."),
+    steps: int = typer.Option(5, help="Timed steps (median reported)."),
+    amp: bool = typer.Option(False, "--amp", help="Mixed precision (float16 on CUDA, bfloat16 on CPU)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+) -> None:
+    """Forward + backward + optimiser step on random input: images/s of the network's share of training."""
+    typer.echo(json.dumps(train_step(model, size, batch, steps, amp=amp, channels_last=channels_last)))
 
 
-if __name__ == "__main__":
-    main()
+def quick_epoch_command(
+    data_dir: Path = typer.Option(Path(tempfile.gettempdir()) / "animalpose-quick-bench",
+                                  help="Where the 400 + 100 generated horses and the run go."),
+    epochs: int = typer.Option(1, help="Training epochs."),
+) -> None:
+    """The quick preset end to end on generated horses: seconds per epoch, images/s."""
+    typer.echo(json.dumps(quick_epoch(data_dir, epochs)))
+
+
+def predict_command(
+    video: Path = typer.Option(..., help="Video to run predict on."),
+    model: str = typer.Option("hourglass_quick", help="Model name (untrained weights: speed only)."),
+    size: int = typer.Option(128, help="Input side."),
+    video_scale: float = typer.Option(0.5, help="Scale of the labelled output video."),
+) -> None:
+    """`predict` on a video: frames per second end to end."""
+    typer.echo(json.dumps(predict_fps(video, model, size, video_scale)))

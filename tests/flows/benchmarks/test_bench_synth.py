@@ -22,7 +22,7 @@ def test_bench_synth_json_reports_rates_per_style():
 def test_bench_synth_baseline_times_a_git_revision_side_by_side(tmp_path):
     import pytest
 
-    from animalpose.bench.synth import REPO, baseline_package, compare
+    from flows.benchmarks.synth import REPO, baseline_package, compare
 
     if not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
@@ -41,8 +41,8 @@ def test_bench_synth_baseline_times_a_git_revision_side_by_side(tmp_path):
 def test_bench_synth_baseline_unknown_revision_is_a_config_error():
     import pytest
 
-    from animalpose.bench.synth import compare
     from animalpose.errors import ConfigError
+    from flows.benchmarks.synth import compare
 
     with pytest.raises(ConfigError, match="baseline"):
         compare("no-such-revision-xyz", n=1, repeats=1, size=32)

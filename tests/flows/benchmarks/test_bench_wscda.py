@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from animalpose.bench.wscda import (
+from animalpose.errors import DataError
+from flows.benchmarks.wscda import (
     METRICS,
     ROWS,
     BenchSettings,
@@ -19,7 +20,6 @@ from animalpose.bench.wscda import (
     run_bench,
     summarise,
 )
-from animalpose.errors import DataError
 
 
 def test_gap_recovery_by_hand():
@@ -120,7 +120,7 @@ def test_bench_plumbing_tiny(tmp_path):
 def test_requested_rows_train_the_human_model_they_start_from(tmp_path, monkeypatch):
     """Asking for (c) alone (the end-to-end test does) still trains (a) first when (c) starts from it."""
     import animalpose.adapt.wscda.run as wrun
-    import animalpose.bench.wscda as bench
+    import flows.benchmarks.wscda as bench
 
     order = []
 
@@ -144,7 +144,7 @@ def test_requested_rows_train_the_human_model_they_start_from(tmp_path, monkeypa
 def test_row_configs_carry_the_human_budget_w2_and_ratio_only_where_they_apply(tmp_path):
     """(a) alone takes ``human_epochs``; w2 and the ratio reach only the mixed rows (c/d and the α = 0
     control); at the defaults the mixed rows carry no w2/ratio key, so the preset's values apply."""
-    from animalpose.bench.wscda import _raw_config
+    from flows.benchmarks.wscda import _raw_config
 
     data = {k: tmp_path / k for k in ("human", "few", "target", "test")}
     s = replace(BenchSettings(), epochs=3, human_epochs=6)

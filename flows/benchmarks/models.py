@@ -27,19 +27,21 @@ forward (batch 1) and 0.43–0.50 s per image forward+backward; :func:`anchor_ra
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import typer
 
 from animalpose.losses import heatmap_mse
 from animalpose.models.factory import build_model
 from animalpose.models.speed import Autocast, compile_model, fold_batchnorm, pointwise_convs_as_linear, to_channels_last
+from flows.benchmarks.harness import load_average, timed
 
 CASES: list[tuple[str, tuple[int, int]]] = [
     ("hourglass4", (256, 256)),
@@ -53,14 +55,6 @@ COMPILE_MODES: tuple[str, ...] = ("channels_last+compile", "channels_last+pointw
 MODES: tuple[str, ...] = DEFAULT_MODES + COMPILE_MODES
 TRAIN_LR = 2.5e-4
 ANCHOR = {"model": "hourglass4", "forward_ms_per_image": (135.0, 176.0), "train_s_per_image": (0.43, 0.50)}
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(wall, process CPU) seconds of one call. The CPU time counts all threads of this process; with
-    one thread it is close to the wall time the call would take on an idle core."""
-    start, start_cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
 @dataclass
@@ -116,7 +110,7 @@ def _build(name: str, input_size: tuple[int, int], mode: str, batch: int) -> _Ru
 
     r = _Runner(mode, params, forward, train)
     if train is not None:  # the first training call compiles (compile modes)
-        r.setup_s, r.setup_cpu_s = _timed(train)
+        r.setup_s, r.setup_cpu_s = timed(train)
     if forward is not None:
         forward()
     return r
@@ -145,7 +139,7 @@ def measure_modes(
             for kind in ("forward", "train"):
                 fn = getattr(r, kind)
                 if fn is not None:
-                    t = _timed(fn)
+                    t = timed(fn)
                     if rnd >= warmup:
                         r.times[kind].append(t)
     h, w = input_size
@@ -213,7 +207,7 @@ def run_models_benchmark(
     environment, rows and anchor ratios. ``load_average`` is read before and after the run."""
     if threads:
         torch.set_num_threads(threads)
-    load_before = [round(v, 2) for v in os.getloadavg()]
+    load_before = load_average()
     rows = []
     for name, size in cases or CASES:
         rows += measure_modes(name, size, tuple(modes), batch, repeats, warmup, progress)
@@ -225,7 +219,7 @@ def run_models_benchmark(
         "cpus": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "load_average": load_before,
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "load_average_after": load_average(),
         "batch": batch,
         "repeats": repeats,
         "warmup": warmup,
@@ -275,3 +269,36 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"hourglass4 {mode}: {', '.join(parts)} the CC-SSL reference "
                      "(135-176 ms/img forward, 0.43-0.50 s/img train)")
     return "\n".join(lines)
+
+
+def bench_command(
+    batch: int = typer.Option(2, help="Images per call."),
+    repeats: int = typer.Option(3, help="Timed calls per measurement (median reported)."),
+    warmup: int = typer.Option(1, help="Untimed calls first."),
+    threads: int = typer.Option(0, help="torch threads (0: torch's default)."),
+    model: list[str] = typer.Option(None, "--model", help="Only these models (repeatable)."),
+    mode: list[str] = typer.Option(
+        None,
+        "--mode",
+        help="Only these modes (repeatable): plain, channels_last, bf16, channels_last+bf16, fused, "
+        "channels_last+pointwise; named only: channels_last+compile, channels_last+pointwise+compile.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."""
+    cases = [c for c in CASES if not model or c[0] in model]
+    if model and len(cases) != len(set(model)):
+        raise typer.BadParameter(f"--model must be among {[c[0] for c in CASES]}")
+    modes = tuple(mode) if mode else DEFAULT_MODES
+    if any(m not in MODES for m in modes):
+        raise typer.BadParameter(f"--mode must be among {list(MODES)}")
+    report = run_models_benchmark(
+        cases,
+        modes,
+        batch,
+        repeats,
+        warmup,
+        threads or None,
+        progress=lambda s: typer.echo(f"measuring {s} ...", err=True),
+    )
+    typer.echo(json.dumps(report) if as_json else format_table(report))

@@ -26,8 +26,10 @@ from pathlib import Path
 import typer
 
 from animalpose.errors import ConfigError
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import load_average
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 
 
 def measure(n: int = 200, size: int = 256, species: str = "horse", clip_frames: int = 16) -> dict:
@@ -66,7 +68,7 @@ def measure(n: int = 200, size: int = 256, species: str = "horse", clip_frames: 
         "with_encoding": {"images_per_second": {k: round(v, 1) for k, v in enc_wall.items()},
                           "cpu_images_per_second": {k: round(v, 1) for k, v in enc_cpu.items()}},
         "size": size, "species": species, "n": n, "clip_frames": clip_frames,
-        "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+        "load_average": load_average(), "cpus": os.cpu_count(),
     }
 
 
@@ -141,7 +143,7 @@ def compare(rev: str, n: int = 100, repeats: int = 3, size: int = 256, species: 
         "ratio": {s: round(med["current"][s] / med["baseline"][s], 3) for s in med["current"]},
         "all_repeats": {k: {s: [round(x, 1) for x in v] for s, v in r.items()} for k, r in rates.items()},
         "size": size, "species": species, "n": n, "repeats": repeats, "clip_frames": clip_frames,
-        "load_average": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count(),
+        "load_average": load_average(), "cpus": os.cpu_count(),
     }
 
 

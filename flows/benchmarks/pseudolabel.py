@@ -39,7 +39,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,8 +65,10 @@ from animalpose.data.transforms import crop_to_original
 from animalpose.engine.build import build_data, make_codec, make_model
 from animalpose.errors import ConfigError
 from animalpose.keypoints import KeypointSchema
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import load_average, timed
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 QUICK_CONFIG = REPO / "configs" / "adapt" / "ccssl_quick.yaml"
 GOAL_OVERHEAD = 0.25
 MODES = ("inference", "forward_views", "pseudo_label", "inference_pre", "forward_views_pre", "pseudo_label_pre",
@@ -239,13 +240,6 @@ def _runners(s: Setup, batches: list[dict], pre_temporal: PseudoLabelSet) -> dic
     }
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, float]:
-    """(wall, process CPU) seconds of one call."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
-
-
 def summarise(seconds: dict[str, dict[str, float]], n: int) -> dict:
     """Rates and overheads from median seconds per mode ({mode: {"wall": s, "cpu": s}}) for ``n`` images."""
     out: dict = {}
@@ -273,7 +267,7 @@ def run_benchmark(setup: Setup, repeats: int = 5, warmup: int = 1,
     if repeats < 1 or warmup < 0:
         raise ConfigError("<bench pseudolabel>", "repeats", f"repeats must be >= 1 and warmup >= 0, got "
                                                              f"{repeats}, {warmup}")
-    load_before = [round(x, 2) for x in os.getloadavg()]
+    load_before = load_average()
     batches = preload(setup)
     n = sum(len(b["index"]) for b in batches)
     runners = _runners(setup, batches, label_preloaded(setup, batches))
@@ -286,7 +280,7 @@ def run_benchmark(setup: Setup, repeats: int = 5, warmup: int = 1,
             progress(f"round {r + 1}/{repeats}")
         order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
         for m in order:
-            times[m].append(_timed(runners[m]))
+            times[m].append(timed(runners[m]))
     seconds = {m: {"wall": statistics.median(t[0] for t in ts), "cpu": statistics.median(t[1] for t in ts)}
                for m, ts in times.items()}
     labels = pseudo_label_step(setup)
@@ -301,7 +295,7 @@ def run_benchmark(setup: Setup, repeats: int = 5, warmup: int = 1,
         **summarise(seconds, n), "goal_overhead": GOAL_OVERHEAD, "seconds": seconds,
         "all_repeats": {m: [[round(w, 4), round(c, 4)] for w, c in ts] for m, ts in times.items()},
         "repeats": repeats, "warmup": warmup, "threads": torch.get_num_threads(),
-        "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
+        "load_average": {"before": load_before, "after": load_average()},
         "cpus": os.cpu_count(),
     }
 

@@ -1,0 +1,1 @@
+"""Benchmarks: applications over the library and the flows (see :mod:`flows.benchmarks.cli`)."""
