@@ -127,7 +127,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-DatasetFormat = Literal["auto", "coco", "tigdog", "ccssl", "mpii", "dlc", "slp", "video"]
+DatasetFormat = Literal["auto", "coco", "animalpose-release", "tigdog", "ccssl", "mpii", "dlc", "slp", "video"]
 PositiveSize = Annotated[tuple[int, int], AfterValidator(lambda v: _positive_pair(v))]
 
 
@@ -143,6 +143,12 @@ class DataConfig(Section):
     ``train``/``val``/``target`` accept one path or a list (a COCO JSON, a dataset folder, a video);
     ``target`` is unlabelled target-domain data for adaptation. ``bbox_padding_*`` enlarge the
     instance box before cropping; the CC-SSL reference uses 1.25 for synthetic and 1.5 for real crops.
+
+    ``categories`` keeps these species in every ``train``/``val`` dataset that names species (COCO
+    ``categories[].name``; the generator names its species too). ``split_file`` (the Animal-Pose
+    release's ``splits.json``) applies to the ``train``/``val`` entries in the Animal-Pose release
+    format only: their ``train`` entries keep split ``train_split``, their ``val`` entries
+    ``val_split``; other datasets (e.g. generated ones) are read whole.
     """
 
     train: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
@@ -156,6 +162,10 @@ class DataConfig(Section):
     heatmap_size: PositiveSize = (64, 64)  # [W, H]
     normalisation: Literal["imagenet", "dataset"] = "imagenet"
     workers: int = Field(default=2, ge=0)
+    categories: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
+    split_file: ExistingPath | None = None
+    train_split: str = "train"
+    val_split: str = "val"
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

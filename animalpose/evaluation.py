@@ -188,17 +188,18 @@ def bbox_normalisers(gt_keypoints: np.ndarray, boxes: np.ndarray | None = None) 
 
 
 def pck_bbox(pred_keypoints: np.ndarray, gt_keypoints: np.ndarray, alpha: float = 0.05,
-             boxes: np.ndarray | None = None) -> PCKResult:
+             boxes: np.ndarray | None = None, normalisers: np.ndarray | None = None) -> PCKResult:
     """PCK@α with bbox normalisation, in original-image pixels.
 
     Args:
         pred_keypoints: (N, K, 2+) predicted x, y.
         gt_keypoints: (N, K, 3) ground truth; joints with visibility 0 are excluded.
         boxes: optional (N, 4) fallback boxes (see :func:`bbox_normalisers`).
+        normalisers: optional (N,) sizes to use instead (e.g. from labels of joints not scored here).
     """
     pred = np.asarray(pred_keypoints, dtype=np.float64)[..., :2]
     gt = np.asarray(gt_keypoints, dtype=np.float64)
-    norm = bbox_normalisers(gt, boxes)
+    norm = bbox_normalisers(gt, boxes) if normalisers is None else np.asarray(normalisers, dtype=np.float64)
     d = np.linalg.norm(pred - gt[..., :2], axis=-1) / norm[:, None]
     d[gt[..., 2] <= 0] = np.nan
     return pck_from_distances(d, alpha)

@@ -280,6 +280,14 @@ def load_mapping(source: str, target: str) -> SchemaMapping:
     raise DataError(str(forward), "source/target", f"no mapping between {source!r} and {target!r}")
 
 
+def mapping_from_file(path: str | Path) -> SchemaMapping:
+    """A mapping table given by path (same layout as ``configs/keypoints/mappings/*.yaml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "<file>", "mapping file not found")
+    return _read_mapping(path)
+
+
 def _read_mapping(path: Path) -> SchemaMapping:
     where = str(path)
     try:

@@ -18,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, help="Inspect and validate datasets.")
 class Format(StrEnum):
     auto = "auto"
     coco = "coco"
+    animalpose_release = "animalpose-release"
     tigdog = "tigdog"
     ccssl = "ccssl"
     mpii = "mpii"
@@ -34,10 +35,15 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object instead of the summary"),
     decode_video: bool = typer.Option(False, "--decode-video", help="decode every video frame (slow)"),
     step: int = typer.Option(1, "--step", help="raw video: one record every STEP frames"),
+    category: list[str] = typer.Option([], "--category", help="keep this species (repeatable), e.g. horse"),
+    split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
+                                           help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
+    split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
 ) -> None:
     """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
     options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
-    dataset = read_dataset(path, format.value, schema=schema, **options)
+    dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
+                           split_file=split_file, **options)
     report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty())
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -67,6 +73,8 @@ def _print_report(report: CheckReport) -> None:
                   f"labelled keypoints {report.num_keypoints_labelled}")
     if report.splits:
         console.print("splits " + "  ".join(f"{k} {v}" for k, v in report.splits.items()))
+    for name, c in report.categories.items():
+        console.print(f"category {name}: images {c['images']}  instances {c['instances']}")
     if report.image_sizes:
         console.print("image sizes " + "  ".join(f"{k} ({v})" for k, v in report.image_sizes.items()))
     for v in report.videos:

@@ -1,4 +1,10 @@
-"""`animalpose evaluate --checkpoint CKPT --data PATH [--json]`."""
+"""`animalpose evaluate --checkpoint CKPT --data PATH [--json]`.
+
+Animal-Pose release, horse test split, a TigDog-schema checkpoint scored on the shared joints::
+
+    animalpose evaluate --checkpoint best.ckpt --data animal-pose/keypoints.json --category horse \
+        --split-file animal-pose/splits.json --split test --mapping auto --json
+"""
 
 from __future__ import annotations
 
@@ -23,8 +29,14 @@ def _clean(v):
 def evaluate(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),
     data: Path = typer.Option(..., "--data", help="Labelled dataset (COCO JSON, folder, DLC csv, ...)."),
-    format: str = typer.Option("auto", help="Dataset format (auto, coco, tigdog, ccssl, mpii, dlc, slp)."),
-    split: str = typer.Option(None, help="Keep only this split of the dataset."),
+    format: str = typer.Option("auto", help="Dataset format (auto, coco, animalpose-release, tigdog, ccssl, mpii, "
+                                             "dlc, slp)."),
+    split: str = typer.Option(None, help="Keep only this split of the dataset (of --split-file when given)."),
+    category: list[str] = typer.Option([], "--category", help="Keep this species (repeatable), e.g. horse."),
+    split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
+                                           help="{species: {split: [image ids]}} (Animal-Pose splits.json)."),
+    mapping: str | None = typer.Option(None, "--mapping", help="Score a dataset of another schema on the joints "
+                                       "a table maps: 'auto' (configs/keypoints/mappings) or a table's path."),
     flip: bool = typer.Option(True, help="Flip test."),
     batch_size: int = typer.Option(16, help="Evaluation batch size."),
     ref_batch_size: int = typer.Option(6, help="Batch size of the reference's batch-averaged PCK."),
@@ -36,7 +48,8 @@ def evaluate(
     from animalpose.engine.evaluate import evaluate as run_eval
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
-                      ref_batch_size=ref_batch_size, device=device, progress=not as_json)
+                      ref_batch_size=ref_batch_size, device=device, progress=not as_json,
+                      categories=category or None, split_file=split_file, mapping=mapping)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 
@@ -50,6 +63,9 @@ def evaluate(
         return
     from animalpose.evaluation import format_table
 
+    if "common_joints" in result:
+        typer.echo(f"scored on {len(result['common_joints'])} joints shared with {result['dataset_schema']}: "
+                   + ", ".join(f"{k}={v}" if k != v else k for k, v in result["common_joints"].items()))
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
     typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))

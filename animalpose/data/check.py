@@ -50,6 +50,8 @@ class CheckReport:
     videos: list[dict] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # species (COCO categories[].name) -> {"images": n, "instances": m}; empty when records carry none
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Problem]:
@@ -80,6 +82,7 @@ class CheckReport:
             "errors": [{"file": p.file, "field": p.field, "message": p.message} for p in self.errors],
             "warnings": [{"file": p.file, "field": p.field, "message": p.message} for p in self.warnings],
             "notes": self.notes,
+            "categories": self.categories,
         }
 
 
@@ -272,4 +275,16 @@ def check_dataset(
     size_counts = Counter(f"{s[0]}x{s[1]}" for key, s in sizes.items() if s is not None and key in by_image)
     report.image_sizes = dict(size_counts.most_common())
     report.splits = dict(Counter(r.split or "none" for r in dataset.records))
+    report.categories = category_counts(dataset.records)
     return report
+
+
+def category_counts(records: list[PoseRecord]) -> dict[str, dict[str, int]]:
+    """species -> distinct images and instances, for records whose reader set ``meta["category"]``."""
+    images: dict[str, set] = defaultdict(set)
+    instances: Counter = Counter()
+    for rec in records:
+        if (name := rec.meta.get("category")) is not None:
+            images[name].add((rec.image, rec.frame_index))
+            instances[name] += 1
+    return {name: {"images": len(images[name]), "instances": instances[name]} for name in sorted(instances)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -15,7 +16,9 @@ from animalpose.codecs import Codec, build_codec
 from animalpose.config import ExperimentConfig
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, dataset_normalization
-from animalpose.data.readers import dataset_schema, read_dataset
+from animalpose.data.readers import dataset_schema, detect_format, read_dataset
+from animalpose.data.readers.animalpose_release import FORMAT as RELEASE_FORMAT
+from animalpose.data.readers.animalpose_release import load_split_file, select_categories
 from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.data.transforms import PADDING_REAL
 from animalpose.errors import ConfigError, DataError
@@ -56,8 +59,22 @@ def make_codec(cfg: ExperimentConfig) -> Codec:
                        cfg.codec.sigma, beta=cfg.codec.beta)
 
 
-def _read(path: Path, cfg: ExperimentConfig, schema: str | None) -> PoseDataset:
-    return read_dataset(path, cfg.data.format, schema)
+def _read(path: Path, cfg: ExperimentConfig, schema: str | None, role: Literal["train", "val"] | None = None,
+          ) -> PoseDataset:
+    """Read one ``data.train``/``data.val`` entry with the species and split selection of ``cfg.data``."""
+    d = cfg.data
+    fmt = detect_format(path) if d.format == "auto" else d.format
+    split_file, split = None, None
+    if d.split_file is not None and role is not None and fmt == RELEASE_FORMAT:
+        split_file, split = d.split_file, d.train_split if role == "train" else d.val_split
+    ds = read_dataset(path, fmt, schema, split, split_file=split_file)
+    if split_file is not None and not ds.records:
+        splits = sorted({s for by_split in load_split_file(split_file).values() for s in by_split})
+        raise DataError(str(split_file), f"data.{role}_split", f"no instance of {path} is in split {split!r} "
+                                                             f"(the file has: {splits})")
+    if d.categories and any("category" in r.meta for r in ds.records):
+        ds = select_categories(ds, d.categories)
+    return ds
 
 
 def is_synthetic(dataset: PoseDataset) -> bool:
@@ -72,13 +89,17 @@ def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
 
 
 def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | None,
+                 role: Literal["train", "val"] | None = None,
                  ) -> tuple[list[PoseRecord], KeypointSchema | None, float]:
-    """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use."""
+    """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use.
+
+    ``role`` picks the split of ``data.split_file`` (``train_split`` or ``val_split``); None reads whole.
+    """
     records: list[PoseRecord] = []
     schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
     padding = PADDING_REAL
     for path in paths:
-        ds = _read(path, cfg, schema_name)
+        ds = _read(path, cfg, schema_name, role)
         own = dataset_schema(ds)
         if own is None:
             raise DataError(str(path), "schema", "dataset has no keypoint labels (unlabelled video?)")
@@ -94,6 +115,17 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | No
     return records, schema, padding
 
 
+def check_split_file_use(cfg: ExperimentConfig, train: bool = True) -> None:
+    """``data.split_file`` selects in Animal-Pose release files only: refuse it when no entry is one."""
+    d = cfg.data
+    if d.split_file is None:
+        return
+    paths = [*(d.train if train else []), *d.val]
+    if not any((detect_format(p) if d.format == "auto" else d.format) == RELEASE_FORMAT for p in paths):
+        raise ConfigError("<config>", "data.split_file", f"{d.split_file} selects images of the Animal-Pose "
+                          f"release, but no data.train/data.val entry is in that format")
+
+
 def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = True) -> DataBundle:
     """Read ``data.train`` and ``data.val`` and build top-down datasets.
 
@@ -104,16 +136,17 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
     seed = cfg.train.seed if seed is None else seed
     codec = make_codec(cfg)
     schema_name = cfg.data.schema_name
+    check_split_file_use(cfg, train)
     train_records: list[PoseRecord] = []
     schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
     pad = PADDING_REAL
     if train:
         if not cfg.data.train:
             raise ConfigError("<config>", "data.train", "no training data given")
-        train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name)
+        train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name, "train")
     val_records: dict[str, tuple[list[PoseRecord], float]] = {}
     for path in cfg.data.val:
-        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None))
+        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None), "val")
         if schema is None:
             schema = vschema
         elif vschema.joints != schema.joints:

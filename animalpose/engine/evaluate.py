@@ -13,12 +13,21 @@ Metrics (fractions in [0, 1]):
   of the joints' heatmap maxima.
 
 ``per_joint`` is PCK@0.05 (crop) by joint name; ``per_joint_tables`` holds the other per-joint metrics.
+
+A dataset of another schema than the checkpoint's is scored only through an explicit joint table
+(``mapping="auto"``: ``configs/keypoints/mappings/<a>__<b>.yaml`` in either direction, or a table's
+path): its labels are moved into the checkpoint's joints, the joints the table leaves out are not
+scored, and the result lists the scored ``common_joints`` (checkpoint joint -> dataset joint). PCK
+bbox keeps the instance's size from all its own labelled joints; OKS AP is left out (its sigmas and
+areas are defined over a schema's full joint set).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +44,7 @@ from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.errors import DataError
 from animalpose.evaluation import (
+    bbox_normalisers,
     crop_distances,
     head_sizes,
     oks_ap,
@@ -44,7 +54,7 @@ from animalpose.evaluation import (
     pckh,
     per_joint_table,
 )
-from animalpose.keypoints import KeypointSchema
+from animalpose.keypoints import KeypointSchema, SchemaMapping, load_mapping, load_schema, mapping_from_file
 
 ALPHAS = (0.05, 0.1, 0.2)
 
@@ -80,26 +90,71 @@ def check_dataset_schema(dataset, schema: KeypointSchema, where: str) -> None:
     own = dataset_schema(dataset)
     if own is None or own.joints != schema.joints:
         name = "unlabelled" if own is None else f"{own.name!r} ({own.num_joints} joints)"
+        hint = "" if own is None else "; pass --mapping auto (or a table) to score the joints both schemas share"
         raise DataError(where, "schema", f"dataset has schema {name}; the checkpoint predicts {schema.name!r} "
-                                         f"({schema.num_joints} joints)")
+                                         f"({schema.num_joints} joints){hint}")
+
+
+def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: KeypointSchema,
+                    where: str) -> SchemaMapping:
+    """The table from the dataset's joints to the checkpoint's: ``"auto"`` (the configs/ table of the two
+    schemas) or a table file, used in whichever direction it is written."""
+    if str(mapping) == "auto":
+        table = load_mapping(dataset.name, checkpoint.name)
+        where_table = f"configs/keypoints/mappings ({dataset.name} <-> {checkpoint.name})"
+    else:
+        table = mapping_from_file(mapping)
+        where_table = str(mapping)
+        if (table.source, table.target) == (checkpoint.name, dataset.name):
+            table = table.inverse()
+        elif (table.source, table.target) != (dataset.name, checkpoint.name):
+            raise DataError(where_table, "source/target", f"maps {table.source} -> {table.target}, not the "
+                                                          f"dataset's {dataset.name} <-> the checkpoint's "
+                                                          f"{checkpoint.name}")
+    # the table indexes joints of the schemas in configs/; the data's and checkpoint's must be those
+    for side, own in (("source", dataset), ("target", checkpoint)):
+        if load_schema(getattr(table, side)).joints != own.joints:
+            raise DataError(where if side == "source" else where_table, "schema",
+                            f"the joints of {own.name!r} differ from configs/keypoints/{own.name}.yaml, "
+                            f"which the table indexes")
+    return table
 
 
 @torch.no_grad()
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
-             workers: int = 0, progress: bool = True) -> dict:
+             workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
+             split_file: str | Path | None = None, mapping: str | Path | None = None) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
+
+    ``categories``/``split_file`` select species and images as in :func:`~animalpose.data.readers.read_dataset`;
+    ``mapping`` admits a dataset of another schema (module docstring).
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "checkpoint": str, "data": str, "seconds": float}``.
+        "instances": n, "checkpoint": str, "data": str, "seconds": float}``, plus ``"dataset_schema"``
+        and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored through a mapping.
     """
     dev = pick_device(device)
     model, schema, cfg, norm, _ = load_model(checkpoint, dev)
-    ds = read_labelled(data, format, schema, split)
+    ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
+                       mapping=mapping)
+    own_schema = dataset_schema(ds)
     records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    common: dict[str, str] | None = None
+    if own_schema is not None and own_schema.joints != schema.joints:  # read_labelled checked the mapping is given
+        assert mapping is not None
+        table = resolve_mapping(mapping, own_schema, schema, str(data))
+        common = {schema.joints[b]: own_schema.joints[a] for a, b in table.pairs}
+        # the animal's size for PCK bbox comes from all its own labels, not only the shared joints
+        own_size = {id(r): bbox_normalisers(r.keypoints[None], None if r.bbox is None else np.array([r.bbox]))[0]
+                    for r in records}
+        mapped = [replace(r, keypoints=table.apply(r.keypoints), schema=schema.name) for r in records]
+        sizes_by_record = {id(m): own_size[id(r)] for m, r in zip(mapped, records, strict=True)}
+        records = [m for m in mapped if (m.keypoints[:, 2] > 0).any()]
     if not records:
-        raise DataError(str(data), "annotations", "no labelled instances to evaluate")
+        raise DataError(str(data), "annotations", "no labelled instances to evaluate"
+                        + (" on the joints both schemas share" if common is not None else ""))
     padding = crop_padding(ds, cfg)
     codec = make_codec(cfg)
     tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=cfg.codec.kind == "udp",
@@ -133,13 +188,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     for r in recs:
         box = r.bbox if r.bbox is not None else (0, 0, *(r.image_size or (0, 0)))
         boxes.append(box)
+    sizes = None if common is None else np.array([sizes_by_record[id(r)] for r in recs])
     metrics: dict[str, float] = {}
     tables: dict[str, dict[str, float]] = {}
     for a in ALPHAS:
         r = pck_from_distances(d, a)
         metrics[f"pck_crop@{a}"] = r.mean
         tables[f"pck_crop@{a}"] = per_joint_table(schema, r.per_joint)
-        rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64))
+        rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64), normalisers=sizes)
         metrics[f"pck_bbox@{a}"] = rb.mean
         tables[f"pck_bbox@{a}"] = per_joint_table(schema, rb.per_joint)
     metrics[f"pck_crop@0.05_ref_b{ref_batch_size}"] = pck_batch_averaged(d, 0.05, ref_batch_size)
@@ -151,7 +207,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics_note = {"pckh_head_size": how}
     else:
         metrics_note = {}
-    if schema.sigmas is not None:
+    if common is not None:
+        tables = {name: {j: t[j] for j in common} for name, t in tables.items()}
+        metrics_note["oks"] = "left out: the dataset is scored on the joints both schemas share"
+    elif schema.sigmas is not None:
         image_ids = {}
         for r in recs:
             if r.image_id is None:
@@ -159,20 +218,28 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         results = [{"image_id": r.image_id, "keypoints": p.reshape(-1).tolist(), "score": float(p[:, 2].mean())}
                    for r, p in zip(recs, pred, strict=True)]
         metrics.update(oks_ap(recs, results, schema, str(data)))
-    return {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
-            "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
-            "seconds": time.perf_counter() - t0}
+    result = {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
+              "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
+              "seconds": time.perf_counter() - t0}
+    if common is not None:
+        result.update(dataset_schema=own_schema.name, common_joints=common)
+    return result
 
 
-def read_labelled(data: str | Path, format: str, schema: KeypointSchema, split: str | None = None):
-    """Read ``data`` with its own schema; where the file does not say, with the checkpoint's. Then check."""
+def read_labelled(data: str | Path, format: str, schema: KeypointSchema, split: str | None = None, *,
+                  categories: Sequence[str] | None = None, split_file: str | Path | None = None,
+                  mapping: str | Path | None = None):
+    """Read ``data`` with its own schema; where the file does not say, with the checkpoint's. Then check
+    that it is ``schema`` or, with a ``mapping``, at least labelled (the mapping is resolved by the caller)."""
+    select = {"split": split, "categories": categories, "split_file": split_file}
     try:
-        ds = read_dataset(data, format, None, split=split)
+        ds = read_dataset(data, format, None, **select)
     except DataError:
         from animalpose.keypoints import list_schemas
 
         if schema.name not in list_schemas():
             raise
-        ds = read_dataset(data, format, schema.name, split=split)
-    check_dataset_schema(ds, schema, str(data))
+        ds = read_dataset(data, format, schema.name, **select)
+    if mapping is None or dataset_schema(ds) is None:
+        check_dataset_schema(ds, schema, str(data))
     return ds

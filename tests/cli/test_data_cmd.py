@@ -97,3 +97,19 @@ def test_malformed_json_is_one_line_and_exit_2(tmp_path, capsys):
 def test_decode_whole_video():
     code, out = check_json(str(REAL / "sleap-clip"), "--decode-video")
     assert code == 0 and out["videos"][0]["frames_decoded"] == 1500
+
+
+@needs_real
+def test_animalpose_release_species_and_split():
+    release = REAL / "animal-pose"
+    code, out = check_json(str(release), "--category", "horse", "--split-file", str(release / "splits.json"),
+                           "--split", "train")
+    assert code == 0 and out["errors"] == [] and out["format"] == "animalpose-release"
+    train_ids = set(json.loads((release / "splits.json").read_text())["horse"]["train"])
+    ann = json.loads((release / "keypoints.json").read_text())["annotations"]
+    animals = sum(1 for a in ann if a["category_id"] == 4 and a["image_id"] in train_ids)  # 4: horse
+    assert out["categories"] == {"horse": {"images": 453, "instances": animals}}
+    assert out["splits"] == {"train": animals}
+    # boxes read as [xmin, ymin, xmax, ymax]: none reported outside its image (4,793 were with [x, y, w, h])
+    code, out = check_json(str(release), "--format", "coco", "--category", "horse")
+    assert code == 1 and any("extends outside" in e["message"] for e in out["errors"])

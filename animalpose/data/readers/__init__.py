@@ -2,15 +2,23 @@
 
 ``read_dataset(path)`` detects the format (:func:`detect_format`) and calls the reader of one
 module per format: :mod:`.coco` (COCO keypoints JSON: Animal-Pose, AP-10K, ATRW, Horse-10, COCO,
-the generator's output), :mod:`.tigdog`, :mod:`.ccssl`, :mod:`.mpii`, :mod:`.dlc` (DeepLabCut
-CSV), :mod:`.sleap` (``.slp``) and :mod:`.video` (raw video as unlabelled frames). Readers never
-decode images; :mod:`animalpose.data.images` does that on demand.
+the generator's output), :mod:`.animalpose_release` (the original Animal-Pose ``keypoints.json``),
+:mod:`.tigdog`, :mod:`.ccssl`, :mod:`.mpii`, :mod:`.dlc` (DeepLabCut CSV), :mod:`.sleap` (``.slp``)
+and :mod:`.video` (raw video as unlabelled frames). Readers never decode images;
+:mod:`animalpose.data.images` does that on demand.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+from animalpose.data.readers.animalpose_release import (
+    assign_splits,
+    is_animalpose_release,
+    read_animalpose_release,
+    select_categories,
+)
 from animalpose.data.readers.ccssl import read_ccssl
 from animalpose.data.readers.coco import is_coco_json, read_coco
 from animalpose.data.readers.dlc import read_dlc
@@ -22,9 +30,10 @@ from animalpose.data.records import VIDEO_SUFFIXES, PoseDataset
 from animalpose.errors import DataError
 from animalpose.keypoints import KeypointSchema, load_schema
 
-FORMATS = ("coco", "tigdog", "ccssl", "mpii", "dlc", "slp", "video")
+FORMATS = ("coco", "animalpose-release", "tigdog", "ccssl", "mpii", "dlc", "slp", "video")
 READERS = {
     "coco": read_coco,
+    "animalpose-release": read_animalpose_release,
     "tigdog": read_tigdog,
     "ccssl": read_ccssl,
     "mpii": read_mpii,
@@ -38,6 +47,7 @@ __all__ = [
     "READERS",
     "dataset_schema",
     "detect_format",
+    "read_animalpose_release",
     "read_ccssl",
     "read_coco",
     "read_dataset",
@@ -53,7 +63,8 @@ def detect_format(path: str | Path) -> str:
     """The format of a dataset file or folder (one of :data:`FORMATS`), from names and a peek at JSON.
 
     Folders are tried in this order: TigDog (ranges/ + landmarks/), CC-SSL (species render folders),
-    SLEAP (*.slp), DeepLabCut (CollectedData*.csv), COCO (annotations/*.json or a COCO JSON),
+    SLEAP (*.slp), DeepLabCut (CollectedData*.csv), the Animal-Pose release (keypoints.json with
+    ``images`` as an id -> file-name object), COCO (annotations/*.json or a COCO JSON),
     MPII (a JSON list with joints), raw video (video files only).
     """
     path = Path(path)
@@ -64,6 +75,8 @@ def detect_format(path: str | Path) -> str:
         if suffix == ".json":
             if is_mpii_json(path):
                 return "mpii"
+            if is_animalpose_release(path):
+                return "animalpose-release"
             if is_coco_json(path):
                 return "coco"
             raise DataError(str(path), "<root>", "JSON is neither COCO keypoints (an object with annotations) "
@@ -87,6 +100,8 @@ def detect_format(path: str | Path) -> str:
         return "slp"
     if any(path.glob("CollectedData*.csv")) or any(path.glob("labeled-data/*/CollectedData*.csv")):
         return "dlc"
+    if (path / "keypoints.json").is_file() and is_animalpose_release(path / "keypoints.json"):
+        return "animalpose-release"
     if any((path / "annotations").glob("*.json")):
         return "coco"
     jsons = sorted(path.glob("*.json"))
@@ -104,12 +119,17 @@ def read_dataset(
     format: str = "auto",
     schema: str | KeypointSchema | None = None,
     split: str | None = None,
+    *,
+    categories: Sequence[str] | None = None,
+    split_file: str | Path | None = None,
     **options,
 ) -> PoseDataset:
     """Read any supported dataset; ``split`` keeps only records of that split.
 
-    ``options`` go to the format's reader (e.g. ``step=5`` for video, ``animals=["horse"]`` for
-    TigDog/CC-SSL, ``image_root=...`` for COCO/MPII).
+    ``categories`` keeps the instances of these species (COCO ``categories[].name``); ``split_file``
+    (``{species: {split: [image ids]}}``, the Animal-Pose release's ``splits.json``) sets each record's
+    split before ``split`` selects. ``options`` go to the format's reader (e.g. ``step=5`` for video,
+    ``animals=["horse"]`` for TigDog/CC-SSL, ``image_root=...`` for COCO/MPII).
     """
     fmt = detect_format(path) if format == "auto" else format
     if fmt == "sleap":
@@ -117,6 +137,10 @@ def read_dataset(
     if fmt not in READERS:
         raise DataError(str(path), "format", f"unknown format {format!r} (known: auto, {', '.join(FORMATS)})")
     dataset = READERS[fmt](path, schema, **options)
+    if categories:
+        dataset = select_categories(dataset, categories)
+    if split_file is not None:
+        dataset = assign_splits(dataset, split_file)
     return dataset.split(split) if split is not None else dataset
 
 

@@ -9,8 +9,9 @@ Layouts accepted by :func:`read_coco`:
 - a folder holding COCO JSON files directly (mmpose test folders): the first COCO-shaped file.
 
 The original Animal-Pose release (``keypoints.json``: ``images`` as an id -> file-name dict,
-keypoints as nested [x, y, v] lists, joints in the release's order) is read too; joints are moved
-into the schema order through ``original_order`` in ``configs/keypoints/animalpose.yaml``.
+keypoints as nested [x, y, v] lists, joints in the release's order) is parsed here too, but its boxes
+are ``[xmin, ymin, xmax, ymax]``: read it with :mod:`.animalpose_release` (format
+``animalpose-release``, detected), which passes ``bbox_layout="xyxy"`` and maps joints by name.
 
 Schema resolution: ``schema=`` argument > ``info.schema`` > category joint names > unique count.
 """
@@ -113,16 +114,17 @@ def _keypoints(raw, where: str, field: str) -> np.ndarray:
         raise DataError(where, field, f"non-numeric value: {exc}") from exc
 
 
-def _bbox(raw, where: str, field: str) -> tuple[float, float, float, float] | None:
+def _bbox(raw, where: str, field: str, layout: str = "xywh") -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) from COCO's ``[x, y, w, h]`` or, with ``layout="xyxy"``, ``[xmin, ymin, xmax, ymax]``."""
     if raw is None:
         return None
     if not isinstance(raw, list) or len(raw) != 4:
-        raise DataError(where, field, "expected [x, y, w, h]")
+        raise DataError(where, field, f"expected {'[xmin, ymin, xmax, ymax]' if layout == 'xyxy' else '[x, y, w, h]'}")
     try:
-        x, y, w, h = (float(v) for v in raw)
+        x, y, a, b = (float(v) for v in raw)
     except (TypeError, ValueError) as exc:
         raise DataError(where, field, f"non-numeric value: {exc}") from exc
-    return x, y, w, h
+    return (x, y, a - x, b - y) if layout == "xyxy" else (x, y, a, b)
 
 
 def read_coco(
@@ -131,6 +133,7 @@ def read_coco(
     *,
     image_root: str | Path | None = None,
     keypoint_order: str = "auto",
+    bbox_layout: str = "xywh",
 ) -> PoseDataset:
     """Read a COCO keypoints dataset (file or folder, see the module docstring) into records.
 
@@ -139,6 +142,7 @@ def read_coco(
         schema: keypoint schema name (overrides what the file declares or implies).
         image_root: folder that image ``file_name`` entries are relative to (default: found).
         keypoint_order: "auto" (by category joint names), "schema" or "original" (Animal-Pose release).
+        bbox_layout: "xywh" (COCO) or "xyxy" (the Animal-Pose release, see :mod:`.animalpose_release`).
 
     Records carry ``meta["origin"] = (json file, "annotations[i]")`` so validation names the field.
     Reader-level soft problems (duplicate image ids, annotations of unknown images) are collected in
@@ -174,6 +178,8 @@ def read_coco(
     first_k = None
     if anns and isinstance(anns[0], dict) and isinstance(anns[0].get("keypoints"), list):
         first_k = len(_keypoints(anns[0]["keypoints"], where, "annotations[0].keypoints"))
+    if bbox_layout not in ("xywh", "xyxy"):
+        raise DataError(where, "bbox_layout", f"expected xywh or xyxy, got {bbox_layout!r}")
     resolved, order = resolve_schema(schema, info.get("schema"), joint_names, first_k, where)
     if keypoint_order != "auto":
         if keypoint_order not in ("schema", "original"):
@@ -223,7 +229,7 @@ def read_coco(
                 image=str(root / file_name),
                 keypoints=kps,
                 schema=resolved.name,
-                bbox=_bbox(ann.get("bbox"), where, f"{field}.bbox"),
+                bbox=_bbox(ann.get("bbox"), where, f"{field}.bbox", bbox_layout),
                 image_size=(int(width), int(height)) if width and height else None,
                 video_id=None if video_id is None else str(video_id),
                 frame_index=None if frame_index is None else int(frame_index),
