@@ -155,6 +155,9 @@ class DataConfig(Section):
     heatmap_size: PositiveSize = (64, 64)  # [W, H]
     normalisation: Literal["imagenet", "dataset"] = "imagenet"
     workers: int = Field(default=2, ge=0)
+    # Records with a problem (NaN coordinates, bad visibility, empty box, missing or truncated image, ...)
+    # stop every command before work starts; true drops them instead and records what was dropped.
+    skip_bad: bool = False
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

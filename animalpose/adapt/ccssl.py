@@ -49,6 +49,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
+from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -260,7 +261,8 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig) -> tuple[
     for path in paths:
         ds = read_dataset(path, "auto", schema.name)
         padding = crop_padding(ds, cfg)
-        for r in ds.records:
+        # unlabelled target: no joint-count rule, but NaN, visibility, boxes and images are checked
+        for r in validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
             records.append(r)
@@ -327,7 +329,8 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
     for path in c.target_val:
         tv_ds = read_dataset(path, "auto", schema.name)
         tv_pad = crop_padding(tv_ds, cfg)
-        recs = [r for r in tv_ds.records if (r.keypoints[:, 2] > 0).any()]
+        checked = validate_dataset(tv_ds, schema, skip_bad=cfg.data.skip_bad)
+        recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not recs:
             raise DataError(str(path), "annotations", "target validation data has no labels")
         target_val[path] = recs

@@ -242,6 +242,7 @@ def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> d
     from torch.utils.data import DataLoader
 
     from animalpose.data.dataset import TopDownDataset, collate_skip
+    from animalpose.data.validate import validate_dataset
     from animalpose.engine.build import crop_padding, make_codec
     from animalpose.engine.evaluate import load_model, read_labelled
     from animalpose.engine.inference import final_heatmaps
@@ -249,7 +250,7 @@ def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> d
 
     model, schema, cfg, norm, _ = load_model(checkpoint)
     ds = read_labelled(test, "auto", schema)
-    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    records = [r for r in validate_dataset(ds, schema).records if (r.keypoints[:, 2] > 0).any()]
     tds = TopDownDataset(records, schema, make_codec(cfg), None, padding=crop_padding(ds, cfg),
                          udp=cfg.codec.kind == "udp", normalization=norm)
     dists = []

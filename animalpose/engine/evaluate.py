@@ -1,7 +1,8 @@
 """``evaluate(checkpoint, data)``: every metric of :mod:`animalpose.evaluation` on a labelled dataset.
 
 The checkpoint is opened first (a corrupt file or a checkpoint of another schema is a DataError
-naming it), then the dataset is read and checked, then the model runs with flip test.
+naming it), then the dataset is read and validated (:mod:`animalpose.data.validate`: a bad record
+is a DataError unless ``skip_bad``), then the model runs with flip test.
 Metrics (fractions in [0, 1]):
 
 - ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition) and ``pck_crop@0.05_ref`` (the
@@ -30,6 +31,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
+from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
@@ -87,17 +89,21 @@ def check_dataset_schema(dataset, schema: KeypointSchema, where: str) -> None:
 @torch.no_grad()
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
-             workers: int = 0, progress: bool = True) -> dict:
+             workers: int = 0, progress: bool = True, skip_bad: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
+
+    ``skip_bad``: drop the records that fail validation (:mod:`animalpose.data.validate`) instead of
+    stopping with a DataError; what was dropped is in the result's ``skipped``.
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "checkpoint": str, "data": str, "seconds": float}``.
+        "instances": n, "checkpoint": str, "data": str, "seconds": float, "skipped": {...}}``.
     """
     dev = pick_device(device)
     model, schema, cfg, norm, _ = load_model(checkpoint, dev)
     ds = read_labelled(data, format, schema, split)
-    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    checked = validate_dataset(ds, schema, skip_bad=skip_bad)
+    records = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
     if not records:
         raise DataError(str(data), "annotations", "no labelled instances to evaluate")
     padding = crop_padding(ds, cfg)
@@ -161,7 +167,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics.update(oks_ap(recs, results, schema, str(data)))
     return {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
             "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "skipped": checked.skipped.to_dict()}
 
 
 def read_labelled(data: str | Path, format: str, schema: KeypointSchema, split: str | None = None):

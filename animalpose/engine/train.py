@@ -14,6 +14,7 @@ import torch
 
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExperimentConfig, flatten
+from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
@@ -70,6 +71,7 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                               resume_run_id=run_id).start()
             if not resume:
                 tracker.log_params(flatten(cfg))
+            log_skipped(tracker, data.skipped)
         extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
         trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
                           dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
@@ -84,6 +86,7 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
             if tracker:
                 tracker.end("KILLED")
             raise
+        result.data_skipped = data.skipped.to_dict()
         if dist.is_main and not result.halted:
             _finish(cfg, trainer, result, tracker, register_as)
         if tracker:
@@ -91,6 +94,14 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         return result
     finally:
         shutdown_distributed()
+
+
+def log_skipped(tracker: Tracker | None, skipped: SkipReport) -> None:
+    """Record in MLflow what ``data.skip_bad`` dropped (nothing is logged when nothing was dropped)."""
+    if tracker is None or not skipped.problems:
+        return
+    tracker.log_metrics({"data/skipped_records": float(skipped.records)})
+    tracker.log_dict(skipped.to_dict(), "data/skipped.json")
 
 
 def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
@@ -101,7 +112,8 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     out = result.out_dir
     schema = trainer.schema
     summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
-               "images_per_s": result.images_per_second, "history": result.history}
+               "images_per_s": result.images_per_second, "history": result.history,
+               "data_skipped": result.data_skipped}
     if trainer.last_per_joint is not None:
         summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
     _write_json(out / "summary.json", summary)

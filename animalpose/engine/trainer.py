@@ -101,6 +101,7 @@ class TrainResult:
     images_per_second: float = float("nan")
     stopped_early: bool = False
     halted: bool = False
+    data_skipped: dict = field(default_factory=dict)  # SkipReport.to_dict() of the records data.skip_bad dropped
 
 
 class Trainer:
