@@ -31,19 +31,24 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
-from animalpose.adapt.selection import RoundSchedule, reference_percentile, select_by_percentile
+from animalpose.adapt.selection import (
+    RoundSchedule,
+    keep_fractions_validator,
+    reference_percentile,
+    select_by_percentile,
+)
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
+from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, to_dict
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
@@ -79,7 +84,8 @@ class CCSSLSection(Section):
     # pretraining rate). Source-only training (source_epochs) always uses train.lr.
     lr: float | None = Field(default=None, gt=0)
     schedule: Literal["rounds", "reference"] = "rounds"
-    keep_fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
+        default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     num_geometric: int = Field(default=4, ge=0)
     scale_sigma: float = Field(default=0.25, ge=0, lt=1)
     rotation_sigma: float = Field(default=30.0, ge=0)
@@ -102,6 +108,13 @@ class CCSSLSection(Section):
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
+
+    @model_validator(mode="after")
+    def _schedule_uses_keep_fractions(self) -> CCSSLSection:
+        if self.schedule == "reference" and "keep_fractions" in self.model_fields_set:
+            raise _KeyedError("keep_fractions", "not used by schedule 'reference' (its kept fraction follows "
+                              "the epoch); remove it or set schedule: rounds")
+        return self
 
     def view_chunk(self, device: str | torch.device) -> int:
         """Views × images per forward pass on ``device`` (``view_batch`` or the device's default)."""

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from animalpose.atomic import write_json_atomic
-from animalpose.config import ExperimentConfig, flatten
+from animalpose.config import ExperimentConfig, flatten, to_dict
 from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
-from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.checkpoint import check_architecture, load_checkpoint
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
@@ -60,7 +60,10 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         if resume:
             if not last.is_file():
                 raise DataError(str(last), "checkpoint", "--resume: no checkpoint to resume from")
-            run_id = (load_checkpoint(last, schema=data.schema).get("extra") or {}).get("run_id")
+            ckpt = load_checkpoint(last, schema=data.schema)
+            check_architecture(ckpt, to_dict(cfg)["model"], str(last))  # before the MLflow run resumes
+            run_id = (ckpt.get("extra") or {}).get("run_id")
+            del ckpt
         model = make_model(cfg, data.schema)
         tracker = None
         if dist.is_main:

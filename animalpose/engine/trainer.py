@@ -33,7 +33,14 @@ from torch.utils.data import DataLoader
 from animalpose.config import ExperimentConfig, to_dict
 from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.flip import flip_heatmaps, flip_permutation_or_none
-from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, strip_ddp_prefix
+from animalpose.engine.checkpoint import (
+    check_architecture,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    set_rng_state,
+    strip_ddp_prefix,
+)
 from animalpose.engine.distributed import DistInfo, EpochSampler, all_reduce_sum
 from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -166,6 +173,8 @@ class Trainer:
         self.last_per_joint: np.ndarray | None = None
         self.epoch_acc: list = [0.0, 0, 0.0, 0.0]  # loss sum, images, compute s, wall s of the current epoch
         self.select_key = self._selection_key()
+        if self.dist.is_main:  # a kill during a checkpoint write leaves its temporary file behind
+            remove_stale_temporaries(self.out_dir)
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -202,8 +211,16 @@ class Trainer:
 
     def resume(self, path: Path) -> None:
         """Restore everything from ``path`` (model, optimiser, schedule, scaler, EMA, counters, RNG)."""
+        path = Path(path)
         ckpt = load_checkpoint(path, schema=self.schema, map_location=self.device)
-        unwrap(self.model).load_state_dict(ckpt["model"])
+        check_architecture(ckpt, to_dict(self.cfg)["model"], str(path))
+        try:
+            unwrap(self.model).load_state_dict(ckpt["model"])
+        except RuntimeError as exc:  # shapes differ although the stored config agrees (edited by hand?)
+            from animalpose.errors import DataError
+
+            raise DataError(str(path), "model", f"weights do not fit {self.cfg.model.name}: "
+                                                f"{str(exc).splitlines()[0]}") from exc
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
@@ -217,6 +234,16 @@ class Trainer:
         self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0, 0.0])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
+        if self.dist.is_main:
+            remove_stale_temporaries(path.parent)
+        best = self.out_dir / "best.ckpt"
+        if self.best_score is not None and not best.is_file():
+            # written by a version that saved last before best and was killed in between: the best
+            # weights are gone; forget their score so that the next validated epoch writes best.ckpt
+            if self.dist.is_main:
+                print(f"warning: {best} is missing although {path} records best score {self.best_score:.4g}; "
+                      "the next epoch's weights will be kept as best", file=sys.stderr, flush=True)
+            self.best_score = None
 
     # -- loops -------------------------------------------------------------------------------------
 
@@ -371,9 +398,11 @@ class Trainer:
                 improved = True
             self.history.append(metrics)
             if self.dist.is_main:
-                self.save(last_path, metrics)
+                # best before last: last.ckpt records the improved best_score, so were it written first, a
+                # kill before best.ckpt landed would lose the best weights for good (no later epoch beats it)
                 if improved:
                     self.save(best_path, metrics)
+                self.save(last_path, metrics)
                 if self.tracker:
                     self.tracker.log_metrics(metrics, step=self.epoch)
                 self._print_epoch(metrics, improved)

@@ -33,14 +33,14 @@ import json
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from animalpose.adapt.selection import RoundSchedule
+from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
 from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
@@ -96,7 +96,8 @@ class WSCDASection(Section):
     init_checkpoint: ExistingPath | None = None
     pplo_rounds: int = Field(default=0, ge=0)
     pplo_epochs: int = Field(default=1, ge=1)
-    keep_fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
+        default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     target_val: list[ExistingPath] = Field(default_factory=list)
     out_dir: ResolvedPath | None = None
 
