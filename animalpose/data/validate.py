@@ -138,10 +138,12 @@ def image_problem(rec: PoseRecord) -> tuple[tuple[int, int] | None, Problem | No
     try:
         size = probe_image_size(path)
         complete = image_trailer_ok(path)
-    except (DataError, OSError) as exc:
-        return None, Problem(rec.image, image_field(rec), f"unreadable image: {exc}")
-    if not complete:
-        return None, Problem(rec.image, image_field(rec), "truncated image (no end marker)")
+    except DataError as exc:
+        return None, exc.problem
+    except OSError as exc:
+        return None, Problem(rec.image, "image", f"cannot read: {exc}")
+    if not complete:  # the field `data check` names for an image that does not decode
+        return None, Problem(rec.image, "image", "truncated file (no end marker)")
     if rec.image_size is not None and tuple(rec.image_size) != size:
         return size, Problem(file, rec.meta.get("image_field", "image_size"),
                              f"declares {rec.image_size[0]}x{rec.image_size[1]}, {rec.image} is "
@@ -208,7 +210,8 @@ def _error(problems: list[Problem], source: str) -> DataError:
     if more:
         shown = "; ".join(str(p) for p in problems[1:SHOWN_PROBLEMS])
         message += f" (and {more} more: {shown}{'; ...' if more >= SHOWN_PROBLEMS else ''})"
-    message += f". `animalpose data check {source}` lists every problem; data.skip_bad=true skips bad samples"
+    message += (f". `animalpose data check {source}` lists every problem; data.skip_bad=true "
+                "(evaluate: --skip-bad) skips the bad samples")
     err = DataError(first.file, first.field, message)
     err.problems = problems
     return err
