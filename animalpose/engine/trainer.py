@@ -169,6 +169,9 @@ class Trainer:
         self.flip_perm = flip_permutation_or_none(schema) if t.flip_test else None
         self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
+        # {"score": s} while an improved epoch's best.ckpt is not on disk (its write was interrupted):
+        # recorded in last.ckpt so that resume rebuilds best.ckpt from those very weights
+        self.pending_best: dict | None = None
         self.history: list[dict] = []
         self.last_per_joint: np.ndarray | None = None
         self.epoch_acc: list = [0.0, 0, 0.0, 0.0]  # loss sum, images, compute s, wall s of the current epoch
@@ -206,6 +209,7 @@ class Trainer:
                                epoch=self.epoch, step=self.step, optimizer=s["optimizer"],
                                scheduler=s["scheduler"], scaler=s["scaler"], ema=s["ema"], metrics=metrics,
                                extra={**self.extra, "best_score": self.best_score, "bad_epochs": self.bad_epochs,
+                                      "pending_best": self.pending_best,
                                       "history": self.history, "epoch_acc": self.epoch_acc,
                                       "run_id": self.tracker.run_id if self.tracker else None})
 
@@ -237,7 +241,12 @@ class Trainer:
         if self.dist.is_main:
             remove_stale_temporaries(path.parent)
         best = self.out_dir / "best.ckpt"
-        if self.best_score is not None and not best.is_file():
+        pending = extra.get("pending_best")
+        if pending is not None:  # the run was stopped while writing best.ckpt: these weights are the best
+            self.best_score, self.bad_epochs = pending.get("score"), 0
+            if self.dist.is_main:
+                self.save(best, ckpt.get("metrics"))
+        elif self.best_score is not None and not best.is_file():
             # written by a version that saved last before best and was killed in between: the best
             # weights are gone; forget their score so that the next validated epoch writes best.ckpt
             if self.dist.is_main:
@@ -388,6 +397,7 @@ class Trainer:
             self.epoch += 1
             metrics = {**train_metrics, **val_metrics, "epoch": self.epoch}
             improved = False
+            before = (self.best_score, self.bad_epochs)
             if self.select_key is not None:
                 score = val_metrics.get(self.select_key, float("nan"))
                 if score == score and (self.best_score is None or score > self.best_score):
@@ -401,7 +411,7 @@ class Trainer:
                 # best before last: last.ckpt records the improved best_score, so were it written first, a
                 # kill before best.ckpt landed would lose the best weights for good (no later epoch beats it)
                 if improved:
-                    self.save(best_path, metrics)
+                    self._save_best(best_path, metrics, before)
                 self.save(last_path, metrics)
                 if self.tracker:
                     self.tracker.log_metrics(metrics, step=self.epoch)
@@ -412,6 +422,18 @@ class Trainer:
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.best_score,
                            self.history, self.tracker.run_id if self.tracker else None,
                            float(np.median(ips)) if ips else float("nan"), stopped_early, halted)
+
+    def _save_best(self, path: Path, metrics: dict, before: tuple[float | None, int]) -> None:
+        """Write best.ckpt; if that fails (Ctrl-C, full disk), roll the best score back so that a last.ckpt
+        saved afterwards (the interrupt handler's) does not claim a best that is not on disk, and mark the
+        weights as a pending best that :meth:`resume` writes out."""
+        pending = {"score": self.best_score}
+        try:
+            self.save(path, metrics)
+        except BaseException:
+            self.best_score, self.bad_epochs = before
+            self.pending_best = pending
+            raise
 
     def _print_epoch(self, m: dict, improved: bool) -> None:
         if not self.progress:
