@@ -64,6 +64,8 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
             check_architecture(ckpt, to_dict(cfg)["model"], str(last))  # before the MLflow run resumes
             run_id = (ckpt.get("extra") or {}).get("run_id")
             del ckpt
+        # a fresh start over a killed run's folder: that run never closed its MLflow run
+        stale_run = None if resume or not dist.is_main else _run_id_of(last)
         model = make_model(cfg, data.schema)
         tracker = None
         if dist.is_main:
@@ -74,6 +76,9 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                               resume_run_id=run_id).start()
             if not resume:
                 tracker.log_params(flatten(cfg))
+            if stale_run and tracker.close_if_running(stale_run, "KILLED"):
+                print(f"marked MLflow run {stale_run} of the previous, killed run in {out} as KILLED",
+                      file=sys.stderr, flush=True)
             log_skipped(tracker, data.skipped)
         extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
         trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
@@ -89,6 +94,10 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
             if tracker:
                 tracker.end("KILLED")
             raise
+        except BaseException:
+            if tracker:  # not left RUNNING
+                tracker.end("FAILED")
+            raise
         result.data_skipped = data.skipped.to_dict()
         if dist.is_main and not result.halted:
             _finish(cfg, trainer, result, tracker, register_as)
@@ -97,6 +106,16 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         return result
     finally:
         shutdown_distributed()
+
+
+def _run_id_of(checkpoint: Path) -> str | None:
+    """The MLflow run id recorded in a checkpoint, None when there is none or it does not load."""
+    if not checkpoint.is_file():
+        return None
+    try:
+        return (load_checkpoint(checkpoint).get("extra") or {}).get("run_id")
+    except DataError:
+        return None
 
 
 def log_skipped(tracker: Tracker | None, skipped: SkipReport) -> None:

@@ -123,3 +123,53 @@ def test_trainer_resume_checks_the_architecture_too(trained, dots, tiny_config, 
     with pytest.raises(DataError, match=r"channels 32 \(this run: 16\)") as err:
         t.resume(trained)
     assert err.value.file == str(trained)
+
+
+def _runs(home: Path, experiment: str) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    return client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                              order_by=["attributes.start_time ASC"])
+
+
+def test_killed_run_is_marked_killed_on_the_next_start(dots, tiny_config, tmp_path, monkeypatch):
+    """A run whose process died (no end()) stays RUNNING in MLflow until the next start in its folder."""
+    from animalpose.tracking import Tracker
+
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1, "checkpoint_every_steps": 4},
+                      tracking={"enabled": True, "experiment": "killed"})
+    out = tmp_path / "run"
+    real_end = Tracker.end
+
+    def die(self, status="FINISHED"):  # SIGKILL: the run is never closed (only the sampling thread stops)
+        if self._monitor is not None:
+            self._monitor.finish()
+
+    monkeypatch.setattr(Tracker, "end", die)
+    train(cfg, out_dir=out, progress=False, halt_after_steps=5)
+    monkeypatch.setattr(Tracker, "end", real_end)
+    (killed,) = _runs(tmp_path / "home", "killed")
+    assert killed.info.status == "RUNNING"
+    train(cfg, out_dir=out, progress=False)  # a fresh start, not --resume
+    first, second = _runs(tmp_path / "home", "killed")
+    assert first.info.run_id == killed.info.run_id and first.info.status == "KILLED"
+    assert second.info.status == "FINISHED"
+
+
+def test_failed_run_is_marked_failed(dots, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1},
+                      tracking={"enabled": True, "experiment": "failed"})
+
+    def boom(self):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", boom)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train(cfg, out_dir=tmp_path / "run", progress=False)
+    (run,) = _runs(tmp_path / "home", "failed")
+    assert run.info.status == "FAILED"
