@@ -228,17 +228,20 @@ def _ccssl_config(tmp_path: Path, train: Path, target: Path, **data):
     return parse_config(raw, CCSSLConfig)
 
 
+@pytest.mark.parametrize("method", ["ccssl", "wscda"])
 @pytest.mark.parametrize("family", ["missing_image", "truncated_image", "visibility_out_of_range"])
-def test_ccssl_target_is_validated(family, tmp_path):
+def test_adapt_target_is_validated(family, method, tmp_path):
     from animalpose.adapt.ccssl import _read_target
+    from animalpose.adapt.wscda.run import _read_unlabelled
     from animalpose.keypoints import load_schema
 
+    read = _read_target if method == "ccssl" else _read_unlabelled
     good = _write(tmp_path / "good", _doc(tmp_path / "good"))
     target, named, field = _bad_dataset(tmp_path / "target", family)
     with pytest.raises(DataError) as err:
-        _read_target([target], load_schema("coco"), _ccssl_config(tmp_path, good, target))
+        read([target], load_schema("coco"), _ccssl_config(tmp_path, good, target))
     assert err.value.file == named and re.search(field, err.value.field)
-    records, _ = _read_target([target], load_schema("coco"), _ccssl_config(tmp_path, good, target, skip_bad=True))
+    records = read([target], load_schema("coco"), _ccssl_config(tmp_path, good, target, skip_bad=True))[0]
     assert len(records) == N - 1
 
 

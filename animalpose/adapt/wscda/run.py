@@ -55,6 +55,7 @@ from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
+from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import (
     augment_overrides,
     build_data,
@@ -153,7 +154,7 @@ def _read_unlabelled(paths, schema: KeypointSchema, cfg: ExperimentConfig,
     for path in paths:
         ds = read_dataset(path, "auto", schema.name)
         padding = crop_padding(ds, cfg)
-        records.extend(ds.records)
+        records.extend(validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records)
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     truth = None
