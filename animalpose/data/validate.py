@@ -203,15 +203,16 @@ class Validated:
     skipped: SkipReport
 
 
-def _error(problems: list[Problem], source: str) -> DataError:
+def _error(problems: list[Problem], source: str, skippable: bool = True) -> DataError:
     first = problems[0]
     more = len(problems) - 1
     message = first.message
     if more:
         shown = "; ".join(str(p) for p in problems[1:SHOWN_PROBLEMS])
         message += f" (and {more} more: {shown}{'; ...' if more >= SHOWN_PROBLEMS else ''})"
-    message += (f". `animalpose data check {source}` lists every problem; data.skip_bad=true "
-                "(evaluate: --skip-bad) skips the bad samples")
+    if skippable:
+        message += (f". `animalpose data check {source}` lists every problem; data.skip_bad=true "
+                    "(evaluate: --skip-bad) skips the bad samples")
     err = DataError(first.file, first.field, message)
     err.problems = problems
     return err
@@ -232,7 +233,8 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
             when anything is wrong and ``skip_bad`` is off, or when nothing is left after skipping.
     """
     if require_instances and not dataset.records:
-        raise _error([Problem(dataset.source, _empty_field(dataset), "no annotated instances")], dataset.source)
+        raise _error([Problem(dataset.source, _empty_field(dataset), "no annotated instances")], dataset.source,
+                     skippable=False)
     general = [p for p in dataset.problems if p.severity == "error"]  # reader-level, not tied to a record
     per_record = record_id_problems(dataset)
     sizes: dict[int, tuple[int, int] | None] = {}
@@ -269,7 +271,8 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
                 dataset.source, ", ".join(f"{f}: {n} problems" for f, n in per_file.items()))
     if require_instances and not kept:
         raise _error([Problem(dataset.source, _empty_field(dataset),
-                              f"no valid instances left after skipping {skipped.records} bad ones")], dataset.source)
+                              f"no valid instances left after skipping {skipped.records} bad ones")], dataset.source,
+                     skippable=False)
     return Validated(kept, skipped)
 
 
