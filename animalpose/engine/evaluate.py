@@ -31,11 +31,11 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
-from animalpose.data.validate import validate_dataset
+from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
-from animalpose.errors import DataError
+from animalpose.errors import DataError, Problem
 from animalpose.evaluation import (
     crop_distances,
     head_sizes,
@@ -120,7 +120,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         from tqdm import tqdm
 
         bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
+    undecodable = 0
     for batch in loader:
+        undecodable += int(batch["skipped"])
         if "image" not in batch:
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
@@ -134,6 +136,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
             bar.update(len(hm))
     if bar is not None:
         bar.close()
+    skipped = checked.skipped
+    if undecodable:  # passed the header/end-marker check but did not decode: never a silent drop
+        files = sorted({records[i].image for i in tds.skipped})  # known when decoded in this process
+        problems = [Problem(f, "image", "does not decode") for f in files] or [
+            Problem(str(data), "image", f"{undecodable} images do not decode (see the log)")]
+        if not skip_bad:
+            raise DataError(problems[0].file, "image", f"{undecodable} image(s) of {data} do not decode "
+                                                       f"({', '.join(files[:5]) or 'see the log'}); --skip-bad "
+                                                       "evaluates without them")
+        skipped = SkipReport(skipped.records + undecodable, [*skipped.problems, *problems])
+    if not dists:
+        raise DataError(str(data), "image", "no image of the dataset decodes")
     d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
     recs = [records[i] for i in used]
     for r in recs:
@@ -167,7 +181,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics.update(oks_ap(recs, results, schema, str(data)))
     return {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
             "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
-            "seconds": time.perf_counter() - t0, "skipped": checked.skipped.to_dict()}
+            "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
 
 
 def read_labelled(data: str | Path, format: str, schema: KeypointSchema, split: str | None = None):

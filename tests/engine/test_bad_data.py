@@ -265,3 +265,29 @@ def test_bad_records_in_one_file_do_not_hide_problems_of_others(tmp_path):
     assert err.value.field == "annotations[0].keypoints[0]"
     assert [p.field for p in err.value.problems] == ["annotations[0].keypoints[0]", "annotations[3].bbox"]
     assert "and 1 more" in str(err.value) and "annotations[3].bbox" in str(err.value)
+
+
+def _corrupt_pixels(root: Path) -> None:
+    """Header and end marker intact (the up-front check passes), pixel data broken (decode fails)."""
+    p = root / "images" / "im1.png"
+    b = bytearray(p.read_bytes())
+    i = b.index(b"IDAT")
+    b[i + 20:i + 60] = bytes(x ^ 0xFF for x in b[i + 20:i + 60])
+    p.write_bytes(bytes(b))
+
+
+def test_evaluate_does_not_drop_an_undecodable_image_silently(trained, tmp_path, capsys):
+    path = _write(tmp_path, _doc(tmp_path))
+    _corrupt_pixels(tmp_path)
+    image = str(tmp_path / "images" / "im1.png")
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "--checkpoint", str(trained), "--data", str(path), "--device", "cpu", "--json"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {image}: image: 1 image(s)") and "--skip-bad" in err, err
+    res = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(trained), "--data", str(path), "--device", "cpu",
+                                   "--json", "--skip-bad"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.output)
+    assert result["instances"] == N - 1
+    assert result["skipped"]["records"] == 1 and result["skipped"]["files"] == [image]
