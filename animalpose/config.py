@@ -166,6 +166,9 @@ class DataConfig(Section):
     split_file: ExistingPath | None = None
     train_split: str = "train"
     val_split: str = "val"
+    # Records with a problem (NaN coordinates, bad visibility, empty box, missing or truncated image, ...)
+    # stop every command before work starts; true drops them instead and records what was dropped.
+    skip_bad: bool = False
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

@@ -237,6 +237,21 @@ class Tracker:
         if self.active:
             self._guard(lambda: self._client.set_terminated(self.run_id, status=status))
 
+    def close_if_running(self, run_id: str, status: str = "KILLED") -> bool:
+        """Mark an earlier run still shown as RUNNING as ``status``: its process died without closing it
+        (a kill, a power cut). Returns True when the run was changed. Call on a started tracker."""
+        if not self.active or run_id == self.run_id:
+            return False
+
+        def close() -> bool:
+            if self._client.get_run(run_id).info.status != "RUNNING":
+                return False
+            self._client.set_tag(run_id, "animalpose.closed_by", self.run_id)
+            self._client.set_terminated(run_id, status=status)
+            return True
+
+        return bool(self._guard(close))
+
     def __enter__(self) -> Tracker:
         return self.start()
 

@@ -31,24 +31,30 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
-from animalpose.adapt.selection import RoundSchedule, reference_percentile, select_by_percentile
+from animalpose.adapt.selection import (
+    RoundSchedule,
+    keep_fractions_validator,
+    reference_percentile,
+    select_by_percentile,
+)
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, flatten
+from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
+from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -78,7 +84,8 @@ class CCSSLSection(Section):
     # pretraining rate). Source-only training (source_epochs) always uses train.lr.
     lr: float | None = Field(default=None, gt=0)
     schedule: Literal["rounds", "reference"] = "rounds"
-    keep_fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
+        default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     num_geometric: int = Field(default=4, ge=0)
     scale_sigma: float = Field(default=0.25, ge=0, lt=1)
     rotation_sigma: float = Field(default=30.0, ge=0)
@@ -104,6 +111,13 @@ class CCSSLSection(Section):
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
+
+    @model_validator(mode="after")
+    def _schedule_uses_keep_fractions(self) -> CCSSLSection:
+        if self.schedule == "reference" and "keep_fractions" in self.model_fields_set:
+            raise _KeyedError("keep_fractions", "not used by schedule 'reference' (its kept fraction follows "
+                              "the epoch); remove it or set schedule: rounds")
+        return self
 
     def view_chunk(self, device: str | torch.device) -> int:
         """Views × images per forward pass on ``device`` (``view_batch`` or the device's default)."""
@@ -259,7 +273,8 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
         options = {"step": video_step} if detect_format(path) == "video" else {}
         ds = read_dataset(path, "auto", schema, **options)
         padding = crop_padding(ds, cfg)
-        for r in ds.records:
+        # unlabelled target: no joint-count rule, but NaN, visibility, boxes and images are checked
+        for r in validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
             records.append(r)
@@ -525,7 +540,8 @@ def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig,
     for path in paths:
         ds = read_dataset(path, "auto", schema)
         tv_pad = crop_padding(ds, cfg)
-        recs = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+        checked = validate_dataset(ds, schema, skip_bad=cfg.data.skip_bad)
+        recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not recs:
             raise DataError(str(path), "annotations", "target validation data has no labels")
         records += recs

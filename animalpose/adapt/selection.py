@@ -152,3 +152,14 @@ def select_top_fraction(
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
     return select_by_percentile(confidence, 1.0 - keep_fraction, valid)
+
+
+def keep_fractions_validator(value: list[float]) -> list[float]:
+    """Pydantic field check of a ``keep_fractions`` setting: the :class:`RoundSchedule` rules at config
+    load, so a bad list stops the command before any (source) training instead of after it."""
+    try:
+        RoundSchedule(tuple(value))
+    except ConfigError as exc:
+        item = exc.field.removeprefix("keep_fractions")
+        raise ValueError(f"item {item}: {exc.problem.message}" if item else exc.problem.message) from None
+    return value

@@ -43,19 +43,24 @@ def evaluate(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...)."),
     tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip records that fail validation (NaN, bad "
+                                  "visibility, empty box, missing image, ...) and report them, instead of stopping."),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
     from animalpose.engine.evaluate import evaluate as run_eval
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
                       ref_batch_size=ref_batch_size, device=device, progress=not as_json,
-                      categories=category or None, split_file=split_file, mapping=mapping)
+                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 
         with Tracker("evaluate", f"{checkpoint.stem}@{data.name}",
                      tags={"stage": "evaluate", "checkpoint": str(checkpoint), **data_tags([data])}) as tr:
             tr.log_metrics(result["metrics"])
+            if result["skipped"]["records"] or result["skipped"]["problems"]:
+                tr.log_metrics({"data/skipped_records": float(result["skipped"]["records"])})
+                tr.log_dict(result["skipped"], "data/skipped.json")
             for name, table in result["per_joint_tables"].items():
                 tr.log_table(table, f"tables/{name.replace('@', '_at_')}.json")
     if as_json:
@@ -69,3 +74,6 @@ def evaluate(
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
     typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))
+    if result["skipped"]["records"]:
+        typer.echo(f"skipped {result['skipped']['records']} bad records (--skip-bad) from "
+                   f"{', '.join(result['skipped']['files'])}", err=True)

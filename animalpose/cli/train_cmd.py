@@ -28,4 +28,4 @@ def train(
     typer.echo(json.dumps({"out": str(result.out_dir), "best_checkpoint": str(result.best_checkpoint),
                            "best_score": result.best_score, "epochs": len(result.history),
                            "images_per_s": result.images_per_second, "run_id": result.run_id,
-                           "stopped_early": result.stopped_early}))
+                           "stopped_early": result.stopped_early, "data_skipped": result.data_skipped}))

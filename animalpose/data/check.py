@@ -6,7 +6,9 @@ missing end marker), opens every video and decodes a few referenced frames (all 
 coordinates, visibility in {0, 1, 2}, labelled keypoints inside the image, boxes of positive size
 inside the image. Each problem is a :class:`~animalpose.errors.Problem` naming the file and the
 field (for COCO, e.g. ``annotations[3].keypoints[5]`` of the JSON; for images, the image file).
-Problems the reader found (duplicate image ids, annotations of unknown images) come first.
+Problems the reader found (duplicate image ids, annotations of unknown images) come first, then the
+dataset-level ones (no instances, non-integer image ids, annotation ids used twice). The rules live
+in :mod:`animalpose.data.validate`, which `train`, `evaluate` and `adapt` apply before any work.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from animalpose.data.images import (
     video_info,
 )
 from animalpose.data.records import PoseDataset, PoseRecord
+from animalpose.data.validate import check_record, dataset_problems
+from animalpose.data.validate import image_field as _image_field
+from animalpose.data.validate import record_origin as _origin
 from animalpose.errors import DataError, Problem
 from animalpose.keypoints import KeypointSchema
-
-POINT_TOLERANCE = 1.0  # px a labelled keypoint may lie outside the image (edge pixels, rounding)
-BOX_TOLERANCE = 0.01  # fraction of the image size (at least 2 px) a box may extend outside the image
 
 
 @dataclass
@@ -86,57 +88,6 @@ class CheckReport:
         }
 
 
-def _origin(rec: PoseRecord) -> tuple[str, str]:
-    origin = rec.meta.get("origin")
-    if origin:
-        return str(origin[0]), str(origin[1])
-    return rec.image, "record" if rec.frame_index is None else f"frame {rec.frame_index}"
-
-
-def _image_field(rec: PoseRecord) -> str:
-    return f"{rec.meta['image_field']}.file_name" if "image_field" in rec.meta else "image"
-
-
-def check_record(rec: PoseRecord, schema: KeypointSchema | None, size: tuple[int, int] | None) -> list[Problem]:
-    """Problems of one record; ``size`` (width, height) of its image, None when it could not be read."""
-    file, where = _origin(rec)
-    out = []
-    kps = rec.keypoints
-    if schema is not None and rec.num_joints != schema.num_joints:
-        out.append(Problem(file, f"{where}.keypoints",
-                           f"{rec.num_joints} joints, schema {schema.name!r} has {schema.num_joints}"))
-    vis = kps[:, 2]
-    for k in range(rec.num_joints):
-        x, y, v = (float(c) for c in kps[k])
-        name = f"{where}.keypoints[{k}]"
-        bad = [f"{axis} is {val}" for axis, val in (("x", x), ("y", y), ("visibility", v)) if not np.isfinite(val)]
-        if bad:
-            out.append(Problem(file, name, ", ".join(bad)))
-            continue
-        if v not in (0.0, 1.0, 2.0):
-            out.append(Problem(file, name, f"visibility {v:g} is not 0, 1 or 2"))
-        if vis[k] > 0 and size is not None:
-            w, h = size
-            t = POINT_TOLERANCE
-            if not (-t <= x <= w + t and -t <= y <= h + t):
-                out.append(Problem(file, name, f"({x:g}, {y:g}) lies outside the {w}x{h} image but visibility is "
-                                               f"{v:g}"))
-    if rec.bbox is not None:
-        bx, by, bw, bh = (float(c) for c in rec.bbox)
-        name = f"{where}.bbox"
-        if not np.isfinite([bx, by, bw, bh]).all():
-            out.append(Problem(file, name, f"non-finite box {rec.bbox}"))
-        elif bw <= 0 or bh <= 0:
-            out.append(Problem(file, name, f"box size {bw:g}x{bh:g} is not positive"))
-        elif size is not None:
-            w, h = size
-            tx, ty = max(2.0, BOX_TOLERANCE * w), max(2.0, BOX_TOLERANCE * h)
-            if bx < -tx or by < -ty or bx + bw > w + tx or by + bh > h + ty:
-                out.append(Problem(file, name, f"box ({bx:g}, {by:g}, {bw:g}, {bh:g}) extends outside the "
-                                               f"{w}x{h} image"))
-    return out
-
-
 def _sample_frames(frames: list[int], n: int) -> list[int]:
     """Up to n referenced frames spread over the list (first, ..., last)."""
     if len(frames) <= n:
@@ -180,6 +131,7 @@ def check_dataset(
     report = CheckReport(dataset.format, dataset.schema, dataset.source,
                          num_joints=schema.num_joints if schema is not None else None)
     report.problems.extend(dataset.problems)
+    report.problems.extend(dataset_problems(dataset))  # empty dataset, string image ids, duplicate ids
     report.notes.extend(dataset.meta.get("notes", []))
     by_image: dict[tuple[str, int | None], list[PoseRecord]] = defaultdict(list)
     for rec in dataset.records:

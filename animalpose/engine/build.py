@@ -6,7 +6,7 @@ here, before any training starts, with an error naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +21,7 @@ from animalpose.data.readers.animalpose_release import FORMAT as RELEASE_FORMAT
 from animalpose.data.readers.animalpose_release import load_split_file, select_categories
 from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.data.transforms import PADDING_REAL
+from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.errors import ConfigError, DataError
 from animalpose.keypoints import KeypointSchema, load_schema
 from animalpose.models.factory import build_model as factory_build_model
@@ -38,6 +39,7 @@ class DataBundle:
         train: the training samples (augmented).
         val: named validation sets (plain crops); names are the file stems of ``data.val``.
         normalization: the mean/std the images were normalised with (stored in checkpoints).
+        skipped: the records ``data.skip_bad`` dropped, and why.
     """
 
     schema: KeypointSchema
@@ -45,6 +47,7 @@ class DataBundle:
     val: dict[str, TopDownDataset]
     normalization: Normalization
     sources: list[Path]
+    skipped: SkipReport = field(default_factory=SkipReport)  # records data.skip_bad dropped
 
 
 def pick_device(name: str) -> torch.device:
@@ -89,11 +92,14 @@ def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
 
 
 def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | None,
-                 role: Literal["train", "val"] | None = None,
+                 role: Literal["train", "val"] | None = None, skipped: SkipReport | None = None,
                  ) -> tuple[list[PoseRecord], KeypointSchema | None, float]:
     """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use.
 
     ``role`` picks the split of ``data.split_file`` (``train_split`` or ``val_split``); None reads whole.
+    Every dataset is validated first (:func:`~animalpose.data.validate.validate_dataset`): a bad record
+    is a DataError naming the file and field, or, with ``data.skip_bad``, is dropped and added to
+    ``skipped``.
     """
     records: list[PoseRecord] = []
     schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
@@ -108,7 +114,10 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | No
         elif own.joints != schema.joints:
             raise DataError(str(path), "schema", f"dataset schema {own.name!r} differs from {schema.name!r}")
         padding = crop_padding(ds, cfg)
-        labelled = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+        checked = validate_dataset(ds, schema, skip_bad=cfg.data.skip_bad)
+        if skipped is not None:
+            skipped.extend(checked.skipped)
+        labelled = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not labelled:
             raise DataError(str(path), "annotations", "no labelled instances")
         records.extend(labelled)
@@ -140,13 +149,15 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
     train_records: list[PoseRecord] = []
     schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
     pad = PADDING_REAL
+    skipped = SkipReport()
     if train:
         if not cfg.data.train:
             raise ConfigError("<config>", "data.train", "no training data given")
-        train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name, "train")
+        train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name, "train", skipped)
     val_records: dict[str, tuple[list[PoseRecord], float]] = {}
     for path in cfg.data.val:
-        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None), "val")
+        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None), "val",
+                                           skipped)
         if schema is None:
             schema = vschema
         elif vschema.joints != schema.joints:
@@ -171,7 +182,7 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
     val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=cfg.codec.kind == "udp",
                                      normalization=norm, seed=seed)
                 for name, (recs, vpad) in val_records.items()}
-    return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val])
+    return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val], skipped)
 
 
 def augment_overrides(cfg: ExperimentConfig) -> dict:

@@ -8,7 +8,9 @@ Nothing is pickled as an object, so loading never runs arbitrary code.
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,12 @@ from animalpose.errors import DataError
 from animalpose.keypoints import KeypointSchema
 
 FORMAT_VERSION = 1
+# The temporary files atomic_path writes beside a checkpoint: .<stem>.<8 hex digits>.ckpt
+_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{8}\.ckpt")
+# model settings that change the shapes of the weights
+ARCHITECTURE_KEYS = ("name", "channels", "stacks", "head", "num_joints")
+
+log = logging.getLogger(__name__)
 
 
 def to_plain(obj: Any) -> Any:
@@ -171,3 +179,36 @@ def schema_of(ckpt: dict) -> KeypointSchema:
 def strip_ddp_prefix(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Remove the ``module.`` prefix DistributedDataParallel adds to parameter names."""
     return {(k[7:] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary checkpoint files a killed writer left in ``folder`` (0 B or partial).
+
+    Only names of the form ``.<stem>.<8 hex>.ckpt`` (see :mod:`animalpose.atomic`) are touched; call
+    it where no other process is writing checkpoints into ``folder``. Returns what was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in folder.iterdir():
+        if _TEMP_RE.fullmatch(p.name) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    if removed:
+        log.warning("removed %d temporary checkpoint file(s) left by an interrupted write: %s", len(removed),
+                    ", ".join(p.name for p in removed))
+    return removed
+
+
+def check_architecture(ckpt: dict, model_config: Mapping, where: str) -> None:
+    """Raise DataError naming ``where`` unless the checkpoint was written for the same network.
+
+    ``model_config`` is the ``model`` section as a plain dict; the keys of :data:`ARCHITECTURE_KEYS`
+    (network name, width, stacks, head, joints) must agree with the checkpoint's stored config.
+    """
+    theirs = ((ckpt.get("config") or {}).get("model") or {})
+    diff = [f"{k} {theirs.get(k)!r} (this run: {model_config.get(k)!r})" for k in ARCHITECTURE_KEYS
+            if k in theirs and theirs.get(k) != model_config.get(k)]
+    if diff:
+        raise DataError(where, "config.model", "checkpoint of another architecture: " + ", ".join(diff))

@@ -1,7 +1,8 @@
 """``evaluate(checkpoint, data)``: every metric of :mod:`animalpose.evaluation` on a labelled dataset.
 
 The checkpoint is opened first (a corrupt file or a checkpoint of another schema is a DataError
-naming it), then the dataset is read and checked, then the model runs with flip test.
+naming it), then the dataset is read and validated (:mod:`animalpose.data.validate`: a bad record
+is a DataError unless ``skip_bad``), then the model runs with flip test.
 Metrics (fractions in [0, 1]):
 
 - ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition) and ``pck_crop@0.05_ref`` (the
@@ -39,10 +40,11 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
+from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
-from animalpose.errors import DataError
+from animalpose.errors import DataError, Problem
 from animalpose.evaluation import (
     bbox_normalisers,
     crop_distances,
@@ -124,23 +126,27 @@ def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: Ke
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
              workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
-             split_file: str | Path | None = None, mapping: str | Path | None = None) -> dict:
+             split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
 
     ``categories``/``split_file`` select species and images as in :func:`~animalpose.data.readers.read_dataset`;
-    ``mapping`` admits a dataset of another schema (module docstring).
+    ``mapping`` admits a dataset of another schema (module docstring). ``skip_bad``: drop the records that
+    fail validation (:mod:`animalpose.data.validate`) instead of stopping with a DataError; what was
+    dropped is in the result's ``skipped``.
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "checkpoint": str, "data": str, "seconds": float}``, plus ``"dataset_schema"``
-        and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored through a mapping.
+        "instances": n, "checkpoint": str, "data": str, "seconds": float, "skipped": {...}}``, plus
+        ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
+        through a mapping.
     """
     dev = pick_device(device)
     model, schema, cfg, norm, _ = load_model(checkpoint, dev)
     ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
                        mapping=mapping)
     own_schema = dataset_schema(ds)
-    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad)
+    records = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
     common: dict[str, str] | None = None
     if own_schema is not None and own_schema.joints != schema.joints:  # read_labelled checked the mapping is given
         assert mapping is not None
@@ -169,7 +175,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         from tqdm import tqdm
 
         bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
+    undecodable = 0
     for batch in loader:
+        undecodable += int(batch["skipped"])
         if "image" not in batch:
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
@@ -183,6 +191,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
             bar.update(len(hm))
     if bar is not None:
         bar.close()
+    skipped = checked.skipped
+    if undecodable:  # passed the header/end-marker check but did not decode: never a silent drop
+        files = sorted({records[i].image for i in tds.skipped})  # known when decoded in this process
+        problems = [Problem(f, "image", "does not decode") for f in files] or [
+            Problem(str(data), "image", f"{undecodable} images do not decode (see the log)")]
+        if not skip_bad:
+            raise DataError(problems[0].file, "image", f"{undecodable} image(s) of {data} do not decode "
+                                                       f"({', '.join(files[:5]) or 'see the log'}); --skip-bad "
+                                                       "evaluates without them")
+        skipped = SkipReport(skipped.records + undecodable, [*skipped.problems, *problems])
+    if not dists:
+        raise DataError(str(data), "image", "no image of the dataset decodes")
     d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
     recs = [records[i] for i in used]
     for r in recs:
@@ -220,7 +240,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics.update(oks_ap(recs, results, schema, str(data)))
     result = {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
               "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
-              "seconds": time.perf_counter() - t0}
+              "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
     if common is not None:
         result.update(dataset_schema=own_schema.name, common_joints=common)
     return result

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from animalpose.atomic import write_json_atomic
-from animalpose.config import ExperimentConfig, flatten
+from animalpose.config import ExperimentConfig, flatten, to_dict
+from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
-from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.checkpoint import check_architecture, load_checkpoint
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
@@ -59,7 +60,12 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         if resume:
             if not last.is_file():
                 raise DataError(str(last), "checkpoint", "--resume: no checkpoint to resume from")
-            run_id = (load_checkpoint(last, schema=data.schema).get("extra") or {}).get("run_id")
+            ckpt = load_checkpoint(last, schema=data.schema)
+            check_architecture(ckpt, to_dict(cfg)["model"], str(last))  # before the MLflow run resumes
+            run_id = (ckpt.get("extra") or {}).get("run_id")
+            del ckpt
+        # a fresh start over a killed run's folder: that run never closed its MLflow run
+        stale_run = None if resume or not dist.is_main else _run_id_of(last)
         model = make_model(cfg, data.schema)
         tracker = None
         if dist.is_main:
@@ -70,6 +76,10 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                               resume_run_id=run_id).start()
             if not resume:
                 tracker.log_params(flatten(cfg))
+            if stale_run and tracker.close_if_running(stale_run, "KILLED"):
+                print(f"marked MLflow run {stale_run} of the previous, killed run in {out} as KILLED",
+                      file=sys.stderr, flush=True)
+            log_skipped(tracker, data.skipped)
         extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
         trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
                           dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
@@ -84,6 +94,11 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
             if tracker:
                 tracker.end("KILLED")
             raise
+        except BaseException:
+            if tracker:  # not left RUNNING
+                tracker.end("FAILED")
+            raise
+        result.data_skipped = data.skipped.to_dict()
         if dist.is_main and not result.halted:
             _finish(cfg, trainer, result, tracker, register_as)
         if tracker:
@@ -91,6 +106,24 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         return result
     finally:
         shutdown_distributed()
+
+
+def _run_id_of(checkpoint: Path) -> str | None:
+    """The MLflow run id recorded in a checkpoint, None when there is none or it does not load."""
+    if not checkpoint.is_file():
+        return None
+    try:
+        return (load_checkpoint(checkpoint).get("extra") or {}).get("run_id")
+    except DataError:
+        return None
+
+
+def log_skipped(tracker: Tracker | None, skipped: SkipReport) -> None:
+    """Record in MLflow what ``data.skip_bad`` dropped (nothing is logged when nothing was dropped)."""
+    if tracker is None or not skipped.problems:
+        return
+    tracker.log_metrics({"data/skipped_records": float(skipped.records)})
+    tracker.log_dict(skipped.to_dict(), "data/skipped.json")
 
 
 def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
@@ -101,7 +134,8 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     out = result.out_dir
     schema = trainer.schema
     summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
-               "images_per_s": result.images_per_second, "history": result.history}
+               "images_per_s": result.images_per_second, "history": result.history,
+               "data_skipped": result.data_skipped}
     if trainer.last_per_joint is not None:
         summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
     _write_json(out / "summary.json", summary)

@@ -33,7 +33,14 @@ from torch.utils.data import DataLoader
 from animalpose.config import ExperimentConfig, to_dict
 from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.flip import flip_heatmaps, flip_permutation_or_none
-from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, strip_ddp_prefix
+from animalpose.engine.checkpoint import (
+    check_architecture,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    set_rng_state,
+    strip_ddp_prefix,
+)
 from animalpose.engine.distributed import DistInfo, EpochSampler, all_reduce_sum
 from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -101,6 +108,7 @@ class TrainResult:
     images_per_second: float = float("nan")
     stopped_early: bool = False
     halted: bool = False
+    data_skipped: dict = field(default_factory=dict)  # SkipReport.to_dict() of the records data.skip_bad dropped
 
 
 class Trainer:
@@ -161,10 +169,15 @@ class Trainer:
         self.flip_perm = flip_permutation_or_none(schema) if t.flip_test else None
         self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
+        # {"score": s} while an improved epoch's best.ckpt is not on disk (its write was interrupted):
+        # recorded in last.ckpt so that resume rebuilds best.ckpt from those very weights
+        self.pending_best: dict | None = None
         self.history: list[dict] = []
         self.last_per_joint: np.ndarray | None = None
         self.epoch_acc: list = [0.0, 0, 0.0, 0.0]  # loss sum, images, compute s, wall s of the current epoch
         self.select_key = self._selection_key()
+        if self.dist.is_main:  # a kill during a checkpoint write leaves its temporary file behind
+            remove_stale_temporaries(self.out_dir)
 
     # -- checkpoints -------------------------------------------------------------------------------
 
@@ -196,13 +209,22 @@ class Trainer:
                                epoch=self.epoch, step=self.step, optimizer=s["optimizer"],
                                scheduler=s["scheduler"], scaler=s["scaler"], ema=s["ema"], metrics=metrics,
                                extra={**self.extra, "best_score": self.best_score, "bad_epochs": self.bad_epochs,
+                                      "pending_best": self.pending_best,
                                       "history": self.history, "epoch_acc": self.epoch_acc,
                                       "run_id": self.tracker.run_id if self.tracker else None})
 
     def resume(self, path: Path) -> None:
         """Restore everything from ``path`` (model, optimiser, schedule, scaler, EMA, counters, RNG)."""
+        path = Path(path)
         ckpt = load_checkpoint(path, schema=self.schema, map_location=self.device)
-        unwrap(self.model).load_state_dict(ckpt["model"])
+        check_architecture(ckpt, to_dict(self.cfg)["model"], str(path))
+        try:
+            unwrap(self.model).load_state_dict(ckpt["model"])
+        except RuntimeError as exc:  # shapes differ although the stored config agrees (edited by hand?)
+            from animalpose.errors import DataError
+
+            raise DataError(str(path), "model", f"weights do not fit {self.cfg.model.name}: "
+                                                f"{str(exc).splitlines()[0]}") from exc
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
@@ -216,6 +238,21 @@ class Trainer:
         self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0, 0.0])
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
+        if self.dist.is_main:
+            remove_stale_temporaries(path.parent)
+        best = self.out_dir / "best.ckpt"
+        pending = extra.get("pending_best")
+        if pending is not None:  # the run was stopped while writing best.ckpt: these weights are the best
+            self.best_score, self.bad_epochs = pending.get("score"), 0
+            if self.dist.is_main:
+                self.save(best, ckpt.get("metrics"))
+        elif self.best_score is not None and not best.is_file():
+            # written by a version that saved last before best and was killed in between: the best
+            # weights are gone; forget their score so that the next validated epoch writes best.ckpt
+            if self.dist.is_main:
+                print(f"warning: {best} is missing although {path} records best score {self.best_score:.4g}; "
+                      "the next epoch's weights will be kept as best", file=sys.stderr, flush=True)
+            self.best_score = None
 
     # -- loops -------------------------------------------------------------------------------------
 
@@ -366,6 +403,7 @@ class Trainer:
             self.epoch += 1
             metrics = {**train_metrics, **val_metrics, "epoch": self.epoch}
             improved = False
+            before = (self.best_score, self.bad_epochs)
             if self.select_key is not None:
                 score = val_metrics.get(self.select_key, float("nan"))
                 if score == score and (self.best_score is None or score > self.best_score):
@@ -376,9 +414,11 @@ class Trainer:
                 improved = True
             self.history.append(metrics)
             if self.dist.is_main:
-                self.save(last_path, metrics)
+                # best before last: last.ckpt records the improved best_score, so were it written first, a
+                # kill before best.ckpt landed would lose the best weights for good (no later epoch beats it)
                 if improved:
-                    self.save(best_path, metrics)
+                    self._save_best(best_path, metrics, before)
+                self.save(last_path, metrics)
                 if self.tracker:
                     self.tracker.log_metrics(metrics, step=self.epoch)
                 self._print_epoch(metrics, improved)
@@ -388,6 +428,18 @@ class Trainer:
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.best_score,
                            self.history, self.tracker.run_id if self.tracker else None,
                            float(np.median(ips)) if ips else float("nan"), stopped_early, halted)
+
+    def _save_best(self, path: Path, metrics: dict, before: tuple[float | None, int]) -> None:
+        """Write best.ckpt; if that fails (Ctrl-C, full disk), roll the best score back so that a last.ckpt
+        saved afterwards (the interrupt handler's) does not claim a best that is not on disk, and mark the
+        weights as a pending best that :meth:`resume` writes out."""
+        pending = {"score": self.best_score}
+        try:
+            self.save(path, metrics)
+        except BaseException:
+            self.best_score, self.bad_epochs = before
+            self.pending_best = pending
+            raise
 
     def _print_epoch(self, m: dict, improved: bool) -> None:
         if not self.progress:

@@ -238,6 +238,7 @@ def common_joints() -> np.ndarray:
 
 def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> dict[str, float]:
     """Crop PCK@0.05/0.1 of ``checkpoint`` on the labelled ``test`` folder: common joints and all joints."""
+    from animalpose.data.validate import validate_dataset
     from animalpose.engine.build import crop_padding
     from animalpose.engine.evaluate import read_labelled
     from animalpose.evaluation import crop_distances, pck_from_distances
@@ -245,7 +246,7 @@ def evaluate_checkpoint(checkpoint: Path, test: Path, batch_size: int = 32) -> d
 
     loaded = Loaded.from_checkpoint(checkpoint)
     ds = read_labelled(test, "auto", loaded.schema)
-    records = [r for r in ds.records if (r.keypoints[:, 2] > 0).any()]
+    records = [r for r in validate_dataset(ds, loaded.schema).records if (r.keypoints[:, 2] > 0).any()]
     out = crop_outputs(loaded, records, crop_padding(ds, loaded.cfg), batch_size, skip_unreadable=True)
     d = crop_distances(out.heatmaps, out.targets)
     common = d[:, common_joints()]

@@ -33,14 +33,14 @@ import json
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from animalpose.adapt.selection import RoundSchedule
+from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
 from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
@@ -55,6 +55,7 @@ from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
+from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import (
     augment_overrides,
     build_data,
@@ -96,7 +97,8 @@ class WSCDASection(Section):
     init_checkpoint: ExistingPath | None = None
     pplo_rounds: int = Field(default=0, ge=0)
     pplo_epochs: int = Field(default=1, ge=1)
-    keep_fractions: list[float] = Field(default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
+        default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     target_val: list[ExistingPath] = Field(default_factory=list)
     out_dir: ResolvedPath | None = None
 
@@ -152,7 +154,7 @@ def _read_unlabelled(paths, schema: KeypointSchema, cfg: ExperimentConfig,
     for path in paths:
         ds = read_dataset(path, "auto", schema.name)
         padding = crop_padding(ds, cfg)
-        records.extend(ds.records)
+        records.extend(validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records)
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     truth = None

@@ -213,6 +213,8 @@ def read_coco(
         frame_index = entry.get("frame_index")
         width, height = entry.get("width"), entry.get("height")
         meta = {"origin": (where, field), "image_field": f"images[{img_index}]"}
+        if ann.get("id") is not None:
+            meta["annotation_id"] = ann["id"]  # validation reports ids used twice
         if isinstance(entry.get("factors"), dict):
             meta["factors"] = entry["factors"]
         if ann.get("iscrowd"):
