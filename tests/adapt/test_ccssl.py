@@ -276,3 +276,23 @@ def test_a_dlc_project_adapts_to_its_own_video(tmp_path):
     assert metrics["pseudo/num_joints"] == 10 * 17
     ckpt = torch.load(tmp_path / "round_0.ckpt", weights_only=False, map_location="cpu")
     assert ckpt["schema"]["name"] == "dlc:mirror-mouse"  # the checkpoint describes its own joints
+
+
+def test_the_target_labels_are_read_for_diagnostics_only(dots, tmp_path):
+    """CC-SSL's target may be a labelled set (the real-horse benchmark's ``train`` photographs, whose truth
+    scores the pseudo-labels): its labels must not reach training. The same run on the same images with
+    every label removed trains exactly the same weights."""
+    from animalpose.data.readers import read_dataset
+
+    records = read_dataset(dots["target"], "coco", "coco").records
+    stripped = [PoseRecord(r.image, np.zeros_like(r.keypoints), r.schema, bbox=r.bbox, image_size=r.image_size,
+                           image_id=r.image_id, video_id=r.video_id, frame_index=r.frame_index) for r in records]
+    unlabelled = write_coco(stripped, tmp_path / "unlabelled" / "annotations" / "target.json", "coco")
+    cfg = _config(dots)
+    labelled_run = run_ccssl(cfg, tmp_path / "labelled", progress=False)
+    cfg.data.target = [unlabelled]
+    blind_run = run_ccssl(cfg, tmp_path / "blind", progress=False)
+    assert "pseudo/precision@0.05" in labelled_run.rounds[0] and "pseudo/precision@0.05" not in blind_run.rounds[0]
+    for r in range(2):
+        a, b = _weights(tmp_path / "labelled" / f"round_{r}.ckpt"), _weights(tmp_path / "blind" / f"round_{r}.ckpt")
+        assert all(torch.equal(a[k], b[k]) for k in a)
