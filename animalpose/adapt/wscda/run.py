@@ -337,7 +337,11 @@ class WSCDARun:
 
     def _restore(self) -> None:
         """Load the last finished step's network (discriminator included, adapter folded again) and the RNG
-        state at its end, unless this object ran that step itself."""
+        state at its end, unless this object ran that step itself.
+
+        The data streams draw from their own seeded generators, so on CPU the weights do not depend on the
+        global RNG today; restoring it keeps a resumed run exact for anything that does (the loaders' worker
+        seeds, a model with dropout), as :func:`~animalpose.adapt.wscda.loop.fit_wscda` does within a step."""
         last = self.last_step
         if last is None or last == self._holds:
             return
