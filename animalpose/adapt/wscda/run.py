@@ -69,7 +69,7 @@ from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
-from animalpose.data.augment import build_augmenter
+from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
@@ -303,8 +303,10 @@ class WSCDARun:
 
     def evaluate(self) -> dict[str, float]:
         """``<report set>/pck@α`` of the network after the last finished step (the initial one before any);
-        reported, never used to select. Leaves the RNG state as it was, so it may be called between steps."""
+        reported, never used to select. On a new object on a resumed folder it first restores that step (network
+        and RNG, as the next step would); the evaluation itself leaves the RNG alone, so it may go between steps."""
         self._restore()
+        self.pose.to(self.device)  # before any step the network is still where it was built
         with torch.random.fork_rng(devices=[]):  # the loaders draw a seed from the global torch RNG
             return self._report()
 
@@ -328,7 +330,7 @@ class WSCDARun:
 
     # -- inside the steps --------------------------------------------------------------------------
 
-    def _topdown(self, records: list[PoseRecord], aug, pad: float, seed: int) -> TopDownDataset:
+    def _topdown(self, records: list[PoseRecord], aug: Augmenter | None, pad: float, seed: int) -> TopDownDataset:
         return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, udp=self.udp,
                               normalization=self.norm, seed=seed)
 
