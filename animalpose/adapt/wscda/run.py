@@ -342,8 +342,8 @@ class WSCDARun:
         state at its end, unless this object ran that step itself.
 
         The data streams draw from their own seeded generators, so on CPU the weights do not depend on the
-        global RNG today; restoring it keeps a resumed run exact for anything that does (the loaders' worker
-        seeds, a model with dropout), as :func:`~animalpose.adapt.wscda.loop.fit_wscda` does within a step."""
+        global RNG today; restoring it keeps a resumed run exact for anything that will (a model with dropout,
+        say), as :func:`~animalpose.adapt.wscda.loop.fit_wscda` does within a step."""
         last = self.last_step
         if last is None or last == self._holds:
             return
