@@ -6,18 +6,25 @@ Pseudo-code, one Prefect task per step:
     animals_labelled = synth(species, cad), few of them      # weakly supervised animal source
     target           = synth(species, photo) unlabelled      # the unseen species / domain
     model = wscda(human, animals_labelled, target)           # adversarial: alpha·L_DDL + beta·L_pose,
-                                                             # alpha = -1, beta = 500; then PPLO rounds
+                                                             # alpha = -1, beta = 500
+    for r in rounds:
+        model = pplo_round(r, model)                         # pseudo-label the target, keep the most
+                                                             # confident joints, train on them too
     pck   = evaluate(model, target_test)
     register(model)
 
-The library entry point is :func:`animalpose.adapt.wscda.run.run_wscda`, resumable in its output
-folder (``state.json``); the training settings come from the preset's ``wscda_config`` (e.g.
-``configs/adapt/wscda_quick.yaml``: SimpleBaseline-18, Animal-Pose 20 joints, human source in COCO).
+Each training task is one step of :class:`animalpose.adapt.wscda.run.WSCDARun` on the same output
+folder (``state.json``): a new object resumes after the last finished step exactly as the uninterrupted
+``run_wscda`` would, and a finished step returns its recorded metrics, so a crashed flow run that is
+started again goes straight to the first unfinished step. The training settings come from the preset's
+``wscda_config`` (e.g. ``configs/adapt/wscda_quick.yaml``: SimpleBaseline-18, Animal-Pose 20 joints,
+human source in COCO).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prefect import flow, task
 from prefect.cache_policies import INPUTS
@@ -29,6 +36,9 @@ from flows.common import FileStamps, markdown_table, parent_tracker, publish, re
 from flows.evaluate import PCK, evaluate
 from flows.presets import FlowPreset, config_with, load_preset
 from flows.pretrain import make_dataset
+
+if TYPE_CHECKING:
+    from animalpose.adapt.wscda.run import WSCDARun
 
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
@@ -48,18 +58,40 @@ def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], 
     return to_dict(cfg), str(preset.wscda_config)
 
 
-@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient)
-def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
-    """Adversarial WS-CDA training then its PPLO rounds (``run_wscda``, resumable in ``out_dir``)."""
-    from animalpose.adapt.wscda.run import WSCDAConfig, run_wscda
+def _run(cfg_dict: dict, where: str, out_dir: Path, tracker) -> WSCDARun:
+    """The WS-CDA run of this flow's config on ``out_dir``, logging under the stage's ``tracker``."""
+    from animalpose.adapt.wscda.run import WSCDAConfig, WSCDARun
     from animalpose.config import parse_config
 
     cfg = parse_config(cfg_dict, WSCDAConfig, where=where, base_dir=Path(where).parent)
-    result = run_wscda(cfg, out_dir, tracker=tracker, progress=False)
-    if result.last_checkpoint is None:
-        raise RuntimeError(f"run_wscda wrote no checkpoint in {out_dir}")
-    return {"checkpoint": str(result.last_checkpoint), "rounds": list(result.rounds), "wscda": dict(result.wscda)}
+    return WSCDARun(cfg, out_dir, tracker=tracker, progress=False)
+
+
+@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
+    """Adversarial WS-CDA training on humans, the few labelled animals and the unlabelled target."""
+    with _run(cfg_dict, where, out_dir, tracker) as run:
+        metrics = run.adversarial()
+        run.result()  # records state.json in the stage's MLflow run
+    checkpoint = Path(out_dir) / "wscda.ckpt"
+    if not checkpoint.is_file():
+        raise RuntimeError(f"WS-CDA wrote no checkpoint in {out_dir}")
+    return {"checkpoint": str(checkpoint), "metrics": dict(metrics)}
+
+
+@task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="pplo-round-{round_index}")
+def pplo_round(cfg_dict: dict, where: str, out_dir: Path, round_index: int, tracker=None) -> dict:
+    """PPLO round ``round_index``: pseudo-label the target, keep the most confident joints, train on them."""
+    with _run(cfg_dict, where, out_dir, tracker) as run:
+        metrics = run.pplo_round(round_index)
+        run.result()  # records state.json in the stage's MLflow run
+    # this round's checkpoint, not the run's last (a re-run after a crash past the rounds finds them all done)
+    checkpoint = Path(out_dir) / f"round_{round_index}.ckpt"
+    if not checkpoint.is_file():
+        raise RuntimeError(f"PPLO round {round_index} wrote no checkpoint in {out_dir}")
+    return {"checkpoint": str(checkpoint), "metrics": dict(metrics)}
 
 
 @flow(name="wscda", log_prints=True)
@@ -96,18 +128,23 @@ def wscda_flow(
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
         with stage(parent, "wscda") as st:
-            res = wscda(cfg, where, out / "wscda", tracker=st)
+            ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
+        round_metrics = []
+        for r in range(n_rounds):
+            with stage(parent, f"pplo-round-{r + 1}", {"round": r + 1}) as st:
+                res = pplo_round(cfg, where, out / "wscda", r, tracker=st)
+            ckpt = Path(res["checkpoint"])
+            round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(Path(res["checkpoint"]), test, p.eval_batch_size, cfg["data"]["schema"])
+            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"])
             pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})
         with stage(parent, "register") as st:
-            ckpt = Path(res["checkpoint"])
             parent.log_artifact(ckpt, "model")
             version = parent.register_model(f"model/{ckpt.name}", name, tags={"species": species, "method": "wscda"})
             st.set_tags({"registered_model": f"{name}/{version}"})
-        summary = {"species": species, "pck": pck, "rounds": res["rounds"], "model_name": name,
+        summary = {"species": species, "pck": pck, "rounds": round_metrics, "model_name": name,
                    "model_version": version, "mlflow_run_id": parent.run_id}
         table = markdown_table(["model", "PCK@0.05 (crop) on target test"], [[f"WS-CDA + {n_rounds} PPLO rounds", pck]])
         publish(f"wscda-{species}", f"# WS-CDA {species}\n\n{table}\nMLflow run: {run_link(parent)}\n")

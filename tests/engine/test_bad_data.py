@@ -233,10 +233,10 @@ def _ccssl_config(tmp_path: Path, train: Path, target: Path, **data):
 @pytest.mark.parametrize("family", ["missing_image", "truncated_image", "visibility_out_of_range"])
 def test_adapt_target_is_validated(family, method, tmp_path):
     from animalpose.adapt.ccssl import _read_target
-    from animalpose.adapt.wscda.run import _read_unlabelled
+    from animalpose.adapt.wscda.datasets import read_unlabelled
     from animalpose.keypoints import load_schema
 
-    read = _read_target if method == "ccssl" else _read_unlabelled
+    read = _read_target if method == "ccssl" else read_unlabelled
     good = _write(tmp_path / "good", _doc(tmp_path / "good"))
     target, named, field = _bad_dataset(tmp_path / "target", family)
     with pytest.raises(DataError) as err:

@@ -5,14 +5,17 @@
 - ``losses``: L_DDL, L_pose and L = α·L_DDL + β·L_pose;
 - ``grl``: gradient reversal layer and the DANN λ schedule;
 - ``training``: one step of the alternating or the GRL min-max scheme, discriminator accuracy;
-- ``mixing``: batches from labelled humans, a few labelled animals and unlabelled target animals.
+- ``mixing``: batches from labelled humans, a few labelled animals and unlabelled target animals;
+- ``loop``: epochs of those steps with checkpoints; ``pplo``: pseudo-labels and the PPLO loop;
+- ``datasets``: the three streams read from files; ``run``: :class:`WSCDARun`, a run on datasets as the
+  paper's steps (``adversarial``, ``pplo_round(r)``), and ``run_wscda``, their composition.
 """
 
-_RUN_NAMES = ("WSCDAConfig", "WSCDAResult", "WSCDASection", "run_wscda")
+_RUN_NAMES = ("WSCDAConfig", "WSCDAResult", "WSCDARun", "WSCDASection", "run_wscda")
 
 
 def __getattr__(name: str):
-    """The dataset-level entry point (``run_wscda``, ``WSCDAConfig``) loads the engine lazily."""
+    """The dataset-level entry points (``WSCDARun``, ``run_wscda``, ``WSCDAConfig``) load the engine lazily."""
     if name in _RUN_NAMES:
         from animalpose.adapt.wscda import run
 

@@ -2,8 +2,8 @@
 
 Four parts, as in the paper's figure of the architecture:
 
-- a **feature extractor** (any backbone: (N, 3, H, W) -> (N, C, h, w); :class:`ConvExtractor` is a
-  tiny one for tests and quick CPU runs, the model factory's backbones plug in for real runs);
+- a **feature extractor** (any backbone: (N, 3, H, W) -> (N, C, h, w); the model factory's
+  SimpleBaseline backbones in real runs, :func:`wscda_from_pose_network`);
 - a **domain adaptation network** (:class:`DomainAdaptationNetwork`): a small residual convolutional
   adapter between the extractor and the estimator that re-aligns the shared features for keypoint
   estimation. Its last convolution starts at zero, so a freshly built adapter is the identity and a
@@ -32,29 +32,6 @@ from animalpose.adapt.wscda.grl import grad_reverse
 
 DISCRIMINATE_ON = ("features", "adapted")
 ADAPTERS = ("residual", "linear")
-
-
-class ConvExtractor(nn.Module):
-    """A tiny strided CNN: (N, in_channels, H, W) -> (N, width, H / 2**depth, W / 2**depth).
-
-    Meant for tests and quick CPU runs. Parameters (in_channels=3, width=16, depth=2): 3·16·9 + 16 +
-    (16·16·9 + 16) = 2768.
-    """
-
-    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 2):
-        super().__init__()
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for _ in range(depth):
-            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
-            channels = width
-        self.body = nn.Sequential(*layers)
-        self.out_channels = width
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x)
 
 
 class DomainAdaptationNetwork(nn.Module):
@@ -230,30 +207,6 @@ class WSCDANetwork(nn.Module):
     def predict(self, images: Tensor) -> Tensor:
         """(N, 3, H, W) -> (N, J, h', w') heatmaps of the last stage, without the discriminator."""
         return self.forward(images, discriminate=False).heatmaps[-1]
-
-
-def build_tiny_wscda(
-    num_joints: int,
-    *,
-    width: int = 16,
-    depth: int = 2,
-    num_deconv: int = 0,
-    discriminator_hidden: int = 32,
-    discriminate_on: str = "features",
-) -> WSCDANetwork:
-    """A small WS-CDA network on :class:`ConvExtractor` for tests and quick CPU runs.
-
-    Heatmaps come out at 1/2**(depth - num_deconv) of the input resolution.
-    """
-    extractor = ConvExtractor(3, width, depth)
-    return WSCDANetwork(
-        extractor,
-        width,
-        num_joints,
-        estimator=KeypointEstimator(width, num_joints, num_deconv=num_deconv, deconv_channels=width),
-        discriminator=DomainDiscriminator(width, hidden=discriminator_hidden),
-        discriminate_on=discriminate_on,
-    )
 
 
 def wscda_from_pose_network(

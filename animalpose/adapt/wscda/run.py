@@ -1,6 +1,14 @@
 """WS-CDA on datasets: adversarial training from three sources, then PPLO rounds (Cao et al., ICCV 2019).
 
-``run_wscda(cfg, out_dir)``:
+:class:`WSCDARun` holds one run as the paper's named steps; ``run_wscda(cfg, out_dir)`` composes them:
+
+.. code-block:: python
+
+    with WSCDARun(cfg, out_dir) as run:   # steps 1-2
+        run.adversarial()                 # step 3
+        for r in range(run.num_rounds):
+            run.pplo_round(r)             # step 4 (one round of pplo.run_pplo)
+        return run.result()
 
 1. read the labelled humans (``wscda.human``, schema ``wscda.human_schema``) and lift them into the joint
    keypoint space; keep ``wscda.labelled_per_species`` labelled animals of each species of
@@ -17,8 +25,9 @@
    for ``wscda.pplo_epochs`` epochs with the target animals now supervised by their pseudo-labels;
    write ``round_<r>.ckpt``.
 
-Resumable: ``state.json`` lists the finished stages and each stage's training resumes from its own
-checkpoint. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <r>`` with the
+Resumable: ``state.json`` lists the finished steps and each step's training resumes from its own
+checkpoint; a new :class:`WSCDARun` on the folder continues after the last finished step exactly as an
+uninterrupted run would. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <r>`` with the
 per-epoch losses and the discriminator's per-domain accuracy. ``data.val`` (and ``wscda.target_val``)
 are only *reported* (PCK@0.05/0.1 after every stage), never used to select.
 
@@ -31,6 +40,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -38,42 +49,35 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 from pydantic import AfterValidator, Field
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader
 
 from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
+from animalpose.adapt.wscda.datasets import (
+    Tagged,
+    load_matching,
+    predict_crops,
+    read_unlabelled,
+    report_pck,
+    species_of,
+)
 from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
 from animalpose.adapt.wscda.mixing import MixedBatchSampler, select_few_labelled
 from animalpose.adapt.wscda.network import export_pose_network, wscda_from_pose_network
-from animalpose.adapt.wscda.pplo import make_pseudo_labels, pseudo_label_quality
+from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
-from animalpose.data.augment import build_augmenter
+from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import TopDownDataset, collate_skip
-from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original
-from animalpose.data.validate import validate_dataset
-from animalpose.engine.build import (
-    augment_overrides,
-    build_data,
-    crop_padding,
-    load_records,
-    make_codec,
-    make_model,
-    pick_device,
-)
-from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint
-from animalpose.engine.inference import final_heatmaps
+from animalpose.engine.build import augment_overrides, build_data, load_records, make_codec, make_model, pick_device
+from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
-from animalpose.errors import ConfigError, DataError
-from animalpose.evaluation import crop_distances, pck_from_distances
-from animalpose.keypoints import KeypointSchema
+from animalpose.errors import ConfigError
 from animalpose.tracking import Tracker
-
-PCK_ALPHAS = (0.05, 0.1)
 
 
 class WSCDASection(Section):
@@ -120,259 +124,310 @@ class WSCDAResult:
     last_checkpoint: Path | None = None
 
 
-class _Tagged(Dataset):
-    """A top-down dataset whose samples carry domain labels; ``labelled=False`` zeroes the target weights."""
-
-    def __init__(self, base: TopDownDataset, y: int, z: int, labelled: bool):
-        self.base, self.y, self.z, self.labelled = base, y, z, labelled
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> dict | None:
-        sample = self.base[index]
-        if sample is None:
-            return None
-        if not self.labelled:
-            sample["target_weight"] = torch.zeros_like(sample["target_weight"])
-        sample["y"], sample["z"] = self.y, self.z
-        return sample
-
-
-def _species(record: PoseRecord) -> str:
-    factors = record.meta.get("factors") or {}
-    return str(record.meta.get("species") or factors.get("species") or record.meta.get("category") or "animal")
-
-
-def _read_unlabelled(paths, schema: KeypointSchema, cfg: ExperimentConfig,
-                     ) -> tuple[list[PoseRecord], np.ndarray | None, float]:
-    """Target records with their keypoints removed, the removed keypoints when any were labelled, and the
-    crop padding: ``data.bbox_padding_synthetic`` for generated target data (as for the labelled animals
-    and the reported validation sets, so all crops of generated data match), else ``bbox_padding_real``."""
-    records: list[PoseRecord] = []
-    padding = cfg.data.bbox_padding_real
-    for path in paths:
-        ds = read_dataset(path, "auto", schema.name)
-        padding = crop_padding(ds, cfg)
-        records.extend(validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records)
-    if not records:
-        raise ConfigError("<config>", "data.target", "no unlabelled target data given")
-    truth = None
-    if all(r.num_joints == schema.num_joints for r in records):
-        kp = np.stack([r.keypoints for r in records]).astype(np.float32)
-        truth = kp if (kp[..., 2] > 0).any() else None
-    blank = np.zeros((schema.num_joints, 3), np.float32)
-    return [replace(r, keypoints=blank.copy()) for r in records], truth, padding
-
-
-def _load_matching(net: torch.nn.Module, path: Path) -> int:
-    """Copy the checkpoint tensors whose names and shapes match ``net``'s; returns how many."""
-    ckpt = load_checkpoint(path)
-    weights = ckpt.get("ema") or ckpt["model"]
-    own = net.state_dict()
-    keep = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
-    if not keep:
-        raise DataError(str(path), "model", "no tensor of this checkpoint fits the WS-CDA model")
-    net.load_state_dict(keep, strict=False)
-    return len(keep)
-
-
-@torch.no_grad()
-def _pck(model: torch.nn.Module, dataset: TopDownDataset, device, batch_size: int) -> dict[str, float]:
-    model.eval()
-    dists = []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-        if "image" in batch:
-            hm = final_heatmaps(model, batch["image"].to(device))
-            dists.append(crop_distances(hm.cpu().numpy(), batch["target"].numpy()))
-    if not dists:
-        return {}
-    d = np.concatenate(dists)
-    return {f"pck@{a}": float(pck_from_distances(d, a).mean) for a in PCK_ALPHAS}
-
-
-@torch.no_grad()
-def _predict_crops(model, dataset: TopDownDataset, codec, device, batch_size: int):
-    """(coords (N, K, 2) crop px, confidence (N, K), matrices (N, 2, 3), dataset indices (N,))."""
-    model.eval()
-    coords, conf, mats, idx = [], [], [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
-        if "image" not in batch:
-            continue
-        c, m = codec.decode(final_heatmaps(model, batch["image"].to(device)))
-        coords.append(c)
-        conf.append(m)
-        mats.append(batch["meta"]["matrix"].numpy())
-        idx.append(batch["meta"]["index"].numpy())
-    if not idx:
-        raise DataError("<target>", "image", "no readable target image")
-    return np.concatenate(coords), np.concatenate(conf), np.concatenate(mats), np.concatenate(idx)
-
-
 def _log(msg: str, progress: bool) -> None:
     if progress:
         print(msg, file=sys.stderr, flush=True)
 
 
-def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
-              progress: bool = True) -> WSCDAResult:
-    """Run (or resume) WS-CDA and its PPLO rounds; returns the stage metrics and the last checkpoint."""
-    w = cfg.wscda
-    out = Path(out_dir or w.out_dir or "runs/wscda")
-    out.mkdir(parents=True, exist_ok=True)
-    if not w.human:
-        raise ConfigError("<config>", "wscda.human", "no labelled human data given")
-    if not cfg.model.name.startswith("simplebaseline"):
-        raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network "
-                                                    f"(simplebaseline18..152), got {cfg.model.name}")
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    device = pick_device(cfg.train.device)
-    data = build_data(cfg)
-    schema, norm, codec = data.schema, data.normalization, make_codec(cfg)
-    space = build_joint_space(w.human_schema, schema.name)
-    if space.joints != schema.joints:
-        raise ConfigError("<config>", "wscda.human_schema",
-                          f"{w.human_schema} joints without a {schema.name} counterpart would need extra heatmap "
-                          f"channels ({', '.join(space.joints[schema.num_joints:])}); not supported")
-    udp = cfg.codec.kind == "udp"
-    # one augmenter for every stream (humans, few labelled animals, target, pseudo-labels): the preset with
-    # the config's own ranges, as in the engine
-    augment = None if cfg.augment.preset == "none" else build_augmenter(
-        cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=udp, **augment_overrides(cfg))
+@contextmanager
+def _child(parent: Tracker, name: str, tags: dict[str, str] | None = None) -> Iterator[Tracker]:
+    """A nested MLflow run for one step, ended FAILED (KILLED on Ctrl-C) when the step raises."""
+    child = parent.child(name, tags=tags)
+    try:
+        yield child
+    except BaseException as exc:
+        child.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    child.end()
 
-    animals = data.train.records
-    few = [animals[i] for i in select_few_labelled([_species(r) for r in animals], w.labelled_per_species,
-                                                   cfg.train.seed, where="wscda.labelled_per_species")]
-    human_records, _, human_pad = load_records(list(w.human), cfg, w.human_schema)
-    humans = [replace(r, keypoints=space.lift(r.keypoints, "human").astype(np.float32), schema=schema.name)
-              for r in human_records]
-    target_records, target_truth, pad_target = _read_unlabelled(cfg.data.target, schema, cfg)
-    pad_animal = data.train.padding
 
-    def topdown(records, aug, pad, seed):
-        return TopDownDataset(records, schema, codec, aug, padding=pad, udp=udp, normalization=norm, seed=seed)
+class WSCDARun:
+    """WS-CDA on datasets as the paper's named steps: :meth:`adversarial`, then :meth:`pplo_round` for
+    r = 0 .. :attr:`num_rounds` − 1, then :meth:`result`.
 
-    human_set = topdown(humans, augment, human_pad, cfg.train.seed)
-    few_set = topdown(few, augment, pad_animal, cfg.train.seed + 1)
-    target_plain = topdown(target_records, None, pad_target, cfg.train.seed)
-    report_sets = dict(data.val)
-    for path in w.target_val:
-        recs, _, vpad = load_records([path], cfg, schema.name)
-        report_sets[f"target_val/{Path(path).stem}"] = topdown(recs, None, vpad, cfg.train.seed)
+    Construction reads the data and builds the network (seeded by ``train.seed``, in a fixed order, so
+    every object on the same config starts from the same weights and RNG state). Each step writes its
+    checkpoints and ``state.json`` when it finishes; a new object on the same folder resumes after the last
+    finished step and continues bit for bit as the uninterrupted run would (the step's checkpoint holds the
+    RNG state at its end, restored before the next step). A finished step called again returns its recorded
+    metrics without training; a round asked for before the one before it finished is an error.
 
-    pose = make_model(cfg, schema)
-    for name in ("backbone", "deconv_layers", "final_layer"):
-        if not hasattr(pose.net, name):
+    As a context manager it ends the MLflow run it owns (``tracker=None`` and ``tracking.enabled``):
+    FINISHED, KILLED on Ctrl-C, FAILED on any other exception. A tracker given by the caller is left open.
+    """
+
+    def __init__(self, cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
+                 progress: bool = True):
+        w = cfg.wscda
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(out_dir or w.out_dir or "runs/wscda")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not w.human:
+            raise ConfigError("<config>", "wscda.human", "no labelled human data given")
+        if not cfg.model.name.startswith("simplebaseline"):
             raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network "
-                                                        f"(simplebaseline18..152); {cfg.model.name} has no {name}")
-    if w.init_checkpoint is not None:
-        n = _load_matching(pose, w.init_checkpoint)
-        _log(f"initialised {n} tensors from {w.init_checkpoint}", progress)
-    model = wscda_from_pose_network(pose.net, discriminator_hidden=w.discriminator_hidden,
-                                    discriminate_on=w.discriminate_on, adapter="linear")
-    weights = w.loss_weights()
-    batch_size = cfg.train.batch_size
-    config_dict = to_dict(cfg)
-    extra = {"normalization": {"mean": list(norm.mean), "std": list(norm.std)}, "method": "wscda"}
+                                                        f"(simplebaseline18..152), got {cfg.model.name}")
+        # the order below (seed, data, augmenter, datasets, network) fixes every RNG draw: keep it
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        self.device = pick_device(cfg.train.device)
+        data = build_data(cfg)
+        self.schema, self.norm, self.codec = data.schema, data.normalization, make_codec(cfg)
+        space = build_joint_space(w.human_schema, self.schema.name)
+        if space.joints != self.schema.joints:
+            raise ConfigError("<config>", "wscda.human_schema",
+                              f"{w.human_schema} joints without a {self.schema.name} counterpart would need extra "
+                              f"heatmap channels ({', '.join(space.joints[self.schema.num_joints:])}); not supported")
+        self.udp = cfg.codec.kind == "udp"
+        # one augmenter for every stream (humans, few labelled animals, target, pseudo-labels): the preset with
+        # the config's own ranges, as in the engine
+        self.augment = None if cfg.augment.preset == "none" else build_augmenter(
+            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.udp, **augment_overrides(cfg))
 
-    state_path = out / "state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"stages": [], "rounds": []}
-    own = tracker is None and cfg.tracking.enabled
-    if own:
-        tracker = Tracker(cfg.tracking.experiment, "wscda", uri=cfg.tracking.uri,
-                          resume_run_id=state.get("run_id")).start()
-        state["run_id"] = tracker.run_id
-    tracker = tracker or Tracker(enabled=False)
+        animals = data.train.records
+        self.few = [animals[i] for i in select_few_labelled([species_of(r) for r in animals], w.labelled_per_species,
+                                                            cfg.train.seed, where="wscda.labelled_per_species")]
+        human_records, _, human_pad = load_records(list(w.human), cfg, w.human_schema)
+        self.humans = [replace(r, keypoints=space.lift(r.keypoints, "human").astype(np.float32),
+                               schema=self.schema.name) for r in human_records]
+        self.target_records, self.target_truth, self.pad_target = read_unlabelled(cfg.data.target, self.schema, cfg)
+        self.human_set = self._topdown(self.humans, self.augment, human_pad, cfg.train.seed)
+        self.few_set = self._topdown(self.few, self.augment, data.train.padding, cfg.train.seed + 1)
+        self.target_plain = self._topdown(self.target_records, None, self.pad_target, cfg.train.seed)
+        self.report_sets: dict[str, TopDownDataset] = dict(data.val)
+        for path in w.target_val:
+            recs, _, vpad = load_records([path], cfg, self.schema.name)
+            self.report_sets[f"target_val/{Path(path).stem}"] = self._topdown(recs, None, vpad, cfg.train.seed)
 
-    def save_state() -> None:
-        write_json_atomic(state_path, state, indent=2)
+        self.pose = make_model(cfg, self.schema)
+        for name in ("backbone", "deconv_layers", "final_layer"):
+            if not hasattr(self.pose.net, name):
+                raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network "
+                                                            f"(simplebaseline18..152); {cfg.model.name} has no {name}")
+        if w.init_checkpoint is not None:
+            n = load_matching(self.pose, w.init_checkpoint)
+            _log(f"initialised {n} tensors from {w.init_checkpoint}", progress)
+        self.model = wscda_from_pose_network(self.pose.net, discriminator_hidden=w.discriminator_hidden,
+                                             discriminate_on=w.discriminate_on, adapter="linear")
+        self.schedule = RoundSchedule(tuple(w.keep_fractions))
+        self.config_dict = to_dict(cfg)
+        self.extra = {"normalization": {"mean": list(self.norm.mean), "std": list(self.norm.std)}, "method": "wscda"}
+        # the finished step whose weights the network holds (None: the initial network)
+        self._holds: str | None = None
 
-    def train_stage(name: str, target_set: Dataset, epochs: int, child: Tracker) -> list[dict]:
-        sets = [_Tagged(human_set, 0, 0, True), _Tagged(few_set, 1, 0, True), target_set]
-        sampler = MixedBatchSampler([len(s) for s in sets], batch_size, w.ratio, w.steps_per_epoch,
+        self.state_path = self.out / "state.json"
+        self.state: dict = (json.loads(self.state_path.read_text()) if self.state_path.is_file()
+                            else {"stages": [], "rounds": []})
+        self._owns_tracker = tracker is None and cfg.tracking.enabled
+        if self._owns_tracker:
+            tracker = Tracker(cfg.tracking.experiment, "wscda", uri=cfg.tracking.uri,
+                              resume_run_id=self.state.get("run_id")).start()
+            self.state["run_id"] = tracker.run_id
+        self.tracker = tracker or Tracker(enabled=False)
+        if not self.state.get("params_logged"):
+            self.tracker.log_params(_flat(self.config_dict))
+            self.state["params_logged"] = True
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    @property
+    def num_rounds(self) -> int:
+        """The number of PPLO rounds (``wscda.pplo_rounds``)."""
+        return self.cfg.wscda.pplo_rounds
+
+    @property
+    def rounds_done(self) -> int:
+        return len(self.state["rounds"])
+
+    @property
+    def last_step(self) -> str | None:
+        """The name (and checkpoint stem) of the last finished step: ``round_<r>``, ``wscda`` or None."""
+        if self.state["rounds"]:
+            return f"round_{self.rounds_done - 1}"
+        return "wscda" if "wscda" in self.state["stages"] else None
+
+    def adversarial(self) -> dict[str, float]:
+        """The WS-CDA stage: ``wscda.epochs`` epochs of adversarial training on humans, the few labelled
+        animals and the unlabelled target (α·L_DDL + β·L_pose); writes ``wscda.ckpt``. Returns its metrics
+        (last epoch's ``train/*`` and ``<report set>/pck@α``)."""
+        if "wscda" in self.state["stages"]:
+            return self.state["wscda"]
+        w, seed = self.cfg.wscda, self.cfg.train.seed
+        _log(f"WS-CDA: {len(self.humans)} humans, {len(self.few)} labelled animals, "
+             f"{len(self.target_records)} target", self.progress)
+        epochs = w.epochs or self.cfg.train.epochs
+        with _child(self.tracker, "wscda") as child:
+            target = Tagged(self._topdown(self.target_records, self.augment, self.pad_target, seed + 2), 1, 1, False)
+            history = self._train("wscda", target, epochs, child)
+            self.state["wscda"], _ = self._finish("wscda", history, child, epochs)
+        self.state["stages"].append("wscda")
+        self._save_state()
+        return self.state["wscda"]
+
+    def pplo_round(self, r: int) -> dict:
+        """PPLO round ``r``: predict the target crops, keep the most confident joints of the schedule's
+        fraction for ``r`` (:func:`~animalpose.adapt.wscda.pplo.run_pplo`, for this round), train
+        ``wscda.pplo_epochs`` epochs with the target supervised by them; writes ``round_<r>.ckpt``.
+
+        Returns the round's record: ``round``, ``kept``, ``coverage``, ``threshold``, ``pseudo/*`` (with
+        target truth) and the metrics of :meth:`adversarial`'s form.
+        """
+        if not 0 <= r < self.num_rounds:
+            raise ValueError(f"PPLO round {r} outside 0..{self.num_rounds - 1} (wscda.pplo_rounds)")
+        if r < self.rounds_done:
+            return self.state["rounds"][r]
+        if "wscda" not in self.state["stages"]:
+            raise RuntimeError("PPLO round 0 needs the finished WS-CDA stage: call adversarial() first")
+        if r > self.rounds_done:
+            raise RuntimeError(f"PPLO round {r} asked for before round {self.rounds_done} finished")
+        self._restore()
+        with _child(self.tracker, f"pplo round {r}", tags={"round": str(r)}) as child:
+            coords, conf, mats, idx = predict_crops(self.pose, self.target_plain, self.codec, self.device,
+                                                     self.cfg.train.batch_size)
+            truth = self._crop_truth(mats, idx)
+            threshold = None if truth is None else 0.05 * self.cfg.data.input_size[0]
+
+            def train(labels: PseudoLabels) -> tuple[dict, Path]:
+                return self._train_on_pseudo_labels(r, labels, mats, idx, child)
+
+            (done,) = run_pplo(lambda: (coords, conf), train, r + 1, self.schedule, truth=truth,
+                               threshold=threshold, start_round=r)
+            sel = done.labels.selection
+            summary = {"round": r, "kept": sel.num_kept, "coverage": sel.coverage, "threshold": sel.threshold,
+                       **{f"pseudo/{k}": v for k, v in done.quality.items()}}
+            metrics, _ = done.train_result
+            child.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
+        self.state["rounds"].append({**summary, **metrics})
+        self.tracker.log_metrics({k: v for k, v in self.state["rounds"][-1].items() if isinstance(v, int | float)},
+                                 step=r)
+        self._save_state()
+        return self.state["rounds"][r]
+
+    def evaluate(self) -> dict[str, float]:
+        """``<report set>/pck@α`` of the network after the last finished step (the initial one before any);
+        reported, never used to select. On a new object on a resumed folder it first restores that step (network
+        and RNG, as the next step would); the evaluation itself leaves the RNG alone, so it may go between steps."""
+        self._restore()
+        self.pose.to(self.device)  # before any step the network is still where it was built
+        with torch.random.fork_rng(devices=[]):  # the loaders draw a seed from the global torch RNG
+            return self._report()
+
+    def result(self) -> WSCDAResult:
+        """The finished steps' metrics and the last checkpoint; records ``state.json`` in the tracker."""
+        self.tracker.log_dict(self.state, "wscda_state.json")
+        last = self.last_step
+        return WSCDAResult(self.out, self.state["rounds"], self.state.get("wscda", {}),
+                           None if last is None else self.out / f"{last}.ckpt")
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the MLflow run this object owns (a caller's tracker is left open)."""
+        if self._owns_tracker:
+            self.tracker.end(status)
+
+    def __enter__(self) -> WSCDARun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close("FINISHED" if exc_type is None else "KILLED" if exc_type is KeyboardInterrupt else "FAILED")
+
+    # -- inside the steps --------------------------------------------------------------------------
+
+    def _topdown(self, records: list[PoseRecord], aug: Augmenter | None, pad: float, seed: int) -> TopDownDataset:
+        return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, udp=self.udp,
+                              normalization=self.norm, seed=seed)
+
+    def _save_state(self) -> None:
+        write_json_atomic(self.state_path, self.state, indent=2)
+
+    def _restore(self) -> None:
+        """Load the last finished step's network (discriminator included, adapter folded again) and the RNG
+        state at its end, unless this object ran that step itself.
+
+        The data streams draw from their own seeded generators, so on CPU the weights do not depend on the
+        global RNG today; restoring it keeps a resumed run exact for anything that will (a model with dropout,
+        say), as :func:`~animalpose.adapt.wscda.loop.fit_wscda` does within a step."""
+        last = self.last_step
+        if last is None or last == self._holds:
+            return
+        schema = self.schema
+        self.model.load_state_dict(load_checkpoint(self.out / f"{last}.train.ckpt", schema=schema)["model"])
+        export_pose_network(self.model, self.pose.net)
+        self.model.to(self.device)
+        rng = load_checkpoint(self.out / f"{last}.ckpt", schema=schema).get("rng")
+        if rng:
+            set_rng_state(rng)
+        self._holds = last
+        _log(f"resuming after stage {last}", self.progress)
+
+    def _train(self, name: str, target_set: Tagged, epochs: int, child: Tracker) -> list[dict]:
+        """``epochs`` epochs of mixed batches (humans, few labelled animals, ``target_set``), resumable."""
+        w, cfg = self.cfg.wscda, self.cfg
+        sets = [Tagged(self.human_set, 0, 0, True), Tagged(self.few_set, 1, 0, True), target_set]
+        sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
                             num_workers=cfg.data.workers)
 
-        def batches(epoch: int):
+        def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
-            for s in (human_set, few_set, target_set.base):
+            for s in (self.human_set, self.few_set, target_set.base):
                 s.set_epoch(epoch)
             for b in loader:
                 if "image" in b:
                     yield WSCDABatch(b["image"], b["target"], b["target_weight"], b["y"], b["z"])
 
-        fit = WSCDAFitConfig(w.scheme, epochs, w.steps_per_epoch, cfg.train.lr, w.discriminator_lr, weights)
-        return fit_wscda(model, batches, fit, schema=schema, checkpoint=out / f"{name}.train.ckpt", resume=True,
-                         config=config_dict, device=device, progress=progress,
+        fit = WSCDAFitConfig(w.scheme, epochs, w.steps_per_epoch, cfg.train.lr, w.discriminator_lr, w.loss_weights())
+        return fit_wscda(self.model, batches, fit, schema=self.schema, checkpoint=self.out / f"{name}.train.ckpt",
+                         resume=True, config=self.config_dict, device=self.device, progress=self.progress,
                          on_epoch=lambda e, m: child.log_metrics(m, step=e))
 
-    def finish_stage(name: str, history: list[dict], child: Tracker, step: int) -> tuple[dict, Path]:
-        export_pose_network(model, pose.net)
+    def _report(self) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for set_name, ds in self.report_sets.items():
+            metrics.update({f"{set_name}/{k}": v for k, v in
+                            report_pck(self.pose, ds, self.device, self.cfg.train.batch_size).items()})
+        return metrics
+
+    def _finish(self, name: str, history: list[dict], child: Tracker, step: int) -> tuple[dict, Path]:
+        """Fold the adapter into the pose network, report, write ``<name>.ckpt`` (with the RNG state)."""
+        export_pose_network(self.model, self.pose.net)
+        self._holds = name
         metrics = {f"train/{k}": v for k, v in (history[-1] if history else {}).items()}
-        for set_name, ds in report_sets.items():
-            metrics.update({f"{set_name}/{k}": v for k, v in _pck(pose, ds, device, batch_size).items()})
-        ckpt = save_checkpoint(out / f"{name}.ckpt", model=pose.state_dict(), schema=schema, config=config_dict,
-                               epoch=step, step=step, metrics=metrics, extra=extra)
+        metrics.update(self._report())
+        ckpt = save_checkpoint(self.out / f"{name}.ckpt", model=self.pose.state_dict(), schema=self.schema,
+                               config=self.config_dict, epoch=step, step=step, metrics=metrics, extra=self.extra)
         child.log_metrics(metrics, step=step)
         return metrics, ckpt
 
-    try:
-        if not state.get("params_logged"):
-            tracker.log_params(_flat(config_dict))
-            state["params_logged"] = True
-        last = None
-        if "wscda" not in state["stages"]:
-            _log(f"WS-CDA: {len(humans)} humans, {len(few)} labelled animals, {len(target_records)} target", progress)
-            child = tracker.child("wscda")
-            epochs = w.epochs or cfg.train.epochs
-            history = train_stage("wscda", _Tagged(topdown(target_records, augment, pad_target, cfg.train.seed + 2),
-                                                   1, 1, False), epochs, child)
-            state["wscda"], last = finish_stage("wscda", history, child, epochs)
-            child.end()
-            state["stages"].append("wscda")
-            save_state()
-        else:  # resume: the last finished stage's full WS-CDA state (discriminator included), folded again
-            done = f"round_{len(state['rounds']) - 1}" if state["rounds"] else "wscda"
-            model.load_state_dict(load_checkpoint(out / f"{done}.train.ckpt", schema=schema)["model"])
-            export_pose_network(model, pose.net)
-            last = out / f"{done}.ckpt"
-            _log(f"resuming after stage {done}", progress)
-        schedule = RoundSchedule(tuple(w.keep_fractions))
-        for r in range(len(state["rounds"]), w.pplo_rounds):
-            child = tracker.child(f"pplo round {r}", tags={"round": str(r)})
-            coords, conf, mats, idx = _predict_crops(pose, target_plain, codec, device, batch_size)
-            labels = make_pseudo_labels(coords, conf, r, schedule)
-            summary = {"round": r, "kept": labels.selection.num_kept, "coverage": labels.selection.coverage,
-                       "threshold": labels.selection.threshold}
-            if target_truth is not None:
-                truth = target_truth[idx].astype(np.float64)
-                crop_truth = np.concatenate([np.einsum("nkj,nij->nki", truth[..., :2], mats[:, :, :2])
-                                             + mats[:, None, :, 2], truth[..., 2:]], axis=-1)
-                q = pseudo_label_quality(labels, crop_truth, 0.05 * cfg.data.input_size[0])
-                summary.update({f"pseudo/{k}": v for k, v in q.items()})
-            xy = crop_to_original(labels.keypoints[..., :2], mats)
-            pseudo = [replace(target_records[i], keypoints=np.concatenate([xy[n], labels.keypoints[n, :, 2:]], -1)
-                              .astype(np.float32)) for n, i in enumerate(idx)]
-            _log(f"PPLO round {r}: kept {summary['kept']} joints ({100 * summary['coverage']:.0f}%)", progress)
-            target_set = _Tagged(topdown(pseudo, augment, pad_target, cfg.train.seed + 10 + r), 1, 1, True)
-            history = train_stage(f"round_{r}", target_set, w.pplo_epochs, child)
-            metrics, last = finish_stage(f"round_{r}", history, child, r)
-            child.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
-            child.end()
-            state["rounds"].append({**summary, **metrics})
-            tracker.log_metrics({k: v for k, v in state["rounds"][-1].items() if isinstance(v, int | float)}, step=r)
-            save_state()
-        if state["rounds"]:
-            last = out / f"round_{len(state['rounds']) - 1}.ckpt"
-        tracker.log_dict(state, "wscda_state.json")
-    except BaseException:
-        if own:
-            tracker.end("FAILED")
-        raise
-    if own:
-        tracker.end()
-    return WSCDAResult(out, state["rounds"], state.get("wscda", {}), last)
+    def _crop_truth(self, mats: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+        """(N, K, 3) target truth in the crop pixels of ``mats`` (N, 2, 3), or None without target labels."""
+        if self.target_truth is None:
+            return None
+        truth = self.target_truth[idx].astype(np.float64)
+        return np.concatenate([np.einsum("nkj,nij->nki", truth[..., :2], mats[:, :, :2]) + mats[:, None, :, 2],
+                               truth[..., 2:]], axis=-1)
+
+    def _train_on_pseudo_labels(self, r: int, labels: PseudoLabels, mats: np.ndarray, idx: np.ndarray,
+                                child: Tracker) -> tuple[dict, Path]:
+        """Round ``r``'s training with the target crops ``idx`` (N,) supervised by ``labels`` (crop frame
+        ``mats`` (N, 2, 3)); returns the stage metrics and ``round_<r>.ckpt``."""
+        _log(f"PPLO round {r}: kept {labels.selection.num_kept} joints "
+             f"({100 * labels.selection.coverage:.0f}%)", self.progress)
+        xy = crop_to_original(labels.keypoints[..., :2], mats)
+        pseudo = [replace(self.target_records[i], keypoints=np.concatenate([xy[n], labels.keypoints[n, :, 2:]], -1)
+                          .astype(np.float32)) for n, i in enumerate(idx)]
+        target = Tagged(self._topdown(pseudo, self.augment, self.pad_target, self.cfg.train.seed + 10 + r), 1, 1, True)
+        history = self._train(f"round_{r}", target, self.cfg.wscda.pplo_epochs, child)
+        return self._finish(f"round_{r}", history, child, r)
+
+
+def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
+              progress: bool = True) -> WSCDAResult:
+    """Run (or resume) WS-CDA and its PPLO rounds; returns the stage metrics and the last checkpoint."""
+    with WSCDARun(cfg, out_dir, tracker=tracker, progress=progress) as run:
+        run.adversarial()
+        for r in range(run.num_rounds):
+            run.pplo_round(r)
+        return run.result()
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from wscda_helpers import build_tiny_wscda
 
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
 from animalpose.adapt.wscda.mixing import MixedBatchSampler
-from animalpose.adapt.wscda.network import build_tiny_wscda
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.errors import ConfigError

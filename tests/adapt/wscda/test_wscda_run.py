@@ -114,7 +114,7 @@ def test_init_checkpoint_copies_every_tensor_that_fits(tmp_path):
     refused naming the file."""
     import torch
 
-    from animalpose.adapt.wscda.run import _load_matching
+    from animalpose.adapt.wscda.datasets import load_matching as _load_matching
     from animalpose.engine.checkpoint import save_checkpoint
     from animalpose.errors import DataError
     from animalpose.keypoints import load_schema

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from wscda_helpers import collate_wscda, encode_joint_targets, make_sample
 
 from animalpose.adapt.wscda.joint_space import build_joint_space
-from animalpose.adapt.wscda.samples import collate_wscda, encode_joint_targets, make_sample
 from animalpose.codecs import build_codec
 from animalpose.keypoints import load_schema
 

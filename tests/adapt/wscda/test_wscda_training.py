@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from wscda_helpers import ConvExtractor, build_tiny_wscda
 
 from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.losses import WSCDALossWeights, domain_discrimination_loss, pose_loss, total_loss
-from animalpose.adapt.wscda.network import ConvExtractor, build_tiny_wscda
 from animalpose.adapt.wscda.training import (
     DomainAccuracy,
     WSCDABatch,

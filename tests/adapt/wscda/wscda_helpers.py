@@ -1,8 +1,14 @@
-"""Training samples of WS-CDA: targets in the joint keypoint space and batch assembly.
+"""Test-only WS-CDA helpers: a tiny network on a small strided CNN, and a per-sample joint-space encoder.
 
-A top-down pipeline (crop, augment) yields, for every instance, the input crop and its keypoints in
-crop pixels in the schema of its own dataset (``coco`` for humans, ``animalpose`` for animals). Here
-they become WS-CDA targets:
+The library builds WS-CDA around a factory SimpleBaseline (:func:`animalpose.adapt.wscda.network.
+wscda_from_pose_network`) and encodes targets through the top-down pipeline (records lifted into the
+joint space by :mod:`animalpose.adapt.wscda.run`); these smaller pieces exercise the losses, the
+min-max schemes and the joint space without either.
+
+Sample encoding (:func:`encode_joint_targets`, :func:`make_sample`, :func:`collate_wscda`): a top-down
+pipeline (crop, augment) yields, for every instance, the input crop and its keypoints in crop pixels in
+the schema of its own dataset (``coco`` for humans, ``animalpose`` for animals). Here they become WS-CDA
+targets:
 
 - the keypoints are lifted into the joint space (:mod:`~animalpose.adapt.wscda.joint_space`), so a
   human never has Throat / TailBase / Withers;
@@ -19,11 +25,60 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
 from animalpose.adapt.wscda.joint_space import ANIMAL, HUMAN, JointSpace
 from animalpose.adapt.wscda.mixing import DOMAIN_LABELS, SOURCES
+from animalpose.adapt.wscda.network import DomainDiscriminator, KeypointEstimator, WSCDANetwork
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.codecs.base import Codec
+
+
+class ConvExtractor(nn.Module):
+    """A tiny strided CNN: (N, in_channels, H, W) -> (N, width, H / 2**depth, W / 2**depth).
+
+    Parameters (in_channels=3, width=16, depth=2): 3·16·9 + 16 +
+    (16·16·9 + 16) = 2768.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 16, depth: int = 2):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(depth):
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+        self.body = nn.Sequential(*layers)
+        self.out_channels = width
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def build_tiny_wscda(
+    num_joints: int,
+    *,
+    width: int = 16,
+    depth: int = 2,
+    num_deconv: int = 0,
+    discriminator_hidden: int = 32,
+    discriminate_on: str = "features",
+) -> WSCDANetwork:
+    """A small WS-CDA network on :class:`ConvExtractor`.
+
+    Heatmaps come out at 1/2**(depth - num_deconv) of the input resolution.
+    """
+    extractor = ConvExtractor(3, width, depth)
+    return WSCDANetwork(
+        extractor,
+        width,
+        num_joints,
+        estimator=KeypointEstimator(width, num_joints, num_deconv=num_deconv, deconv_channels=width),
+        discriminator=DomainDiscriminator(width, hidden=discriminator_hidden),
+        discriminate_on=discriminate_on,
+    )
 
 
 @dataclass

@@ -1,0 +1,125 @@
+"""The datasets and per-dataset passes of WS-CDA on real files (used by :mod:`animalpose.adapt.wscda.run`).
+
+- :class:`Tagged`: a top-down dataset whose samples carry the domain labels (y, z);
+- :func:`read_unlabelled`: the target animals with their labels removed (kept aside as truth);
+- :func:`load_matching`: a partial initialisation from a checkpoint (e.g. a human model);
+- :func:`report_pck`, :func:`predict_crops`: evaluation and prediction passes over plain crops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from animalpose.codecs.base import Codec
+from animalpose.config import ExperimentConfig
+from animalpose.data.dataset import TopDownDataset, collate_skip
+from animalpose.data.readers import read_dataset
+from animalpose.data.records import PoseRecord
+from animalpose.data.validate import validate_dataset
+from animalpose.engine.build import crop_padding
+from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.inference import final_heatmaps
+from animalpose.errors import ConfigError, DataError
+from animalpose.evaluation import crop_distances, pck_from_distances
+from animalpose.keypoints import KeypointSchema
+
+PCK_ALPHAS = (0.05, 0.1)
+
+
+class Tagged(Dataset):
+    """A top-down dataset whose samples carry domain labels; ``labelled=False`` zeroes the target weights."""
+
+    def __init__(self, base: TopDownDataset, y: int, z: int, labelled: bool):
+        self.base, self.y, self.z, self.labelled = base, y, z, labelled
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict | None:
+        sample = self.base[index]
+        if sample is None:
+            return None
+        if not self.labelled:
+            sample["target_weight"] = torch.zeros_like(sample["target_weight"])
+        sample["y"], sample["z"] = self.y, self.z
+        return sample
+
+
+def species_of(record: PoseRecord) -> str:
+    """The species a record names (generated data: ``factors.species``), for the per-species few labelled."""
+    factors = record.meta.get("factors") or {}
+    return str(record.meta.get("species") or factors.get("species") or record.meta.get("category") or "animal")
+
+
+def read_unlabelled(paths: list[Path], schema: KeypointSchema, cfg: ExperimentConfig,
+                     ) -> tuple[list[PoseRecord], np.ndarray | None, float]:
+    """Target records with their keypoints removed, the removed keypoints when any were labelled, and the
+    crop padding: ``data.bbox_padding_synthetic`` for generated target data (as for the labelled animals
+    and the reported validation sets, so all crops of generated data match), else ``bbox_padding_real``."""
+    records: list[PoseRecord] = []
+    padding = cfg.data.bbox_padding_real
+    for path in paths:
+        ds = read_dataset(path, "auto", schema.name)
+        padding = crop_padding(ds, cfg)
+        records.extend(validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records)
+    if not records:
+        raise ConfigError("<config>", "data.target", "no unlabelled target data given")
+    truth = None
+    if all(r.num_joints == schema.num_joints for r in records):
+        kp = np.stack([r.keypoints for r in records]).astype(np.float32)
+        truth = kp if (kp[..., 2] > 0).any() else None
+    blank = np.zeros((schema.num_joints, 3), np.float32)
+    return [replace(r, keypoints=blank.copy()) for r in records], truth, padding
+
+
+def load_matching(net: torch.nn.Module, path: Path) -> int:
+    """Copy the checkpoint tensors whose names and shapes match ``net``'s; returns how many."""
+    ckpt = load_checkpoint(path)
+    weights = ckpt.get("ema") or ckpt["model"]
+    own = net.state_dict()
+    keep = {k: v for k, v in weights.items() if k in own and own[k].shape == v.shape}
+    if not keep:
+        raise DataError(str(path), "model", "no tensor of this checkpoint fits the WS-CDA model")
+    net.load_state_dict(keep, strict=False)
+    return len(keep)
+
+
+@torch.no_grad()
+def report_pck(model: torch.nn.Module, dataset: TopDownDataset, device: torch.device | str,
+               batch_size: int) -> dict[str, float]:
+    """``pck@0.05`` and ``pck@0.1`` (crop PCK, mean over joints) of ``model`` on ``dataset``; {} if unreadable."""
+    model.eval()
+    dists = []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
+        if "image" in batch:
+            hm = final_heatmaps(model, batch["image"].to(device))
+            dists.append(crop_distances(hm.cpu().numpy(), batch["target"].numpy()))
+    if not dists:
+        return {}
+    d = np.concatenate(dists)
+    return {f"pck@{a}": float(pck_from_distances(d, a).mean) for a in PCK_ALPHAS}
+
+
+@torch.no_grad()
+def predict_crops(model: torch.nn.Module, dataset: TopDownDataset, codec: Codec, device: torch.device | str,
+                  batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decoded predictions of the readable crops of ``dataset``, in order:
+    (coords (N, K, 2) crop px, confidence (N, K), matrices (N, 2, 3), dataset indices (N,))."""
+    model.eval()
+    coords, conf, mats, idx = [], [], [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
+        if "image" not in batch:
+            continue
+        c, m = codec.decode(final_heatmaps(model, batch["image"].to(device)))
+        coords.append(c)
+        conf.append(m)
+        mats.append(batch["meta"]["matrix"].numpy())
+        idx.append(batch["meta"]["index"].numpy())
+    if not idx:
+        raise DataError("<target>", "image", "no readable target image")
+    return np.concatenate(coords), np.concatenate(conf), np.concatenate(mats), np.concatenate(idx)

@@ -1,0 +1,98 @@
+"""WSCDARun, WS-CDA as named steps: a run driven one step per new object on the same folder equals the
+uninterrupted ``run_wscda`` bit for bit; finished steps are not retrained; steps out of order are refused;
+the object ends the MLflow run it owns."""
+
+import pytest
+import torch
+
+from animalpose.config import parse_config
+
+synthetic = pytest.importorskip("synthetic")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wscda_steps_data")
+    specs = {"human": ("human", 8, 1), "few": ("horse", 6, 2), "target": ("dog", 8, 3), "test": ("dog", 6, 4)}
+    return {name: synthetic.generate_dataset(root / name, sp, "photo", n, 32, seed) for name, (sp, n, seed)
+            in specs.items()}
+
+
+def _cfg(generated, **tracking):
+    from animalpose.adapt.wscda import WSCDAConfig
+
+    raw = {
+        "data": {"train": [str(generated["few"])], "val": [str(generated["test"])],
+                 "target": [str(generated["target"])], "schema": "animalpose", "input_size": [32, 32],
+                 "heatmap_size": [8, 8], "workers": 0},
+        "model": {"name": "simplebaseline18"},
+        "codec": {"kind": "gaussian", "sigma": 1.0},
+        # random augmentation on every stream, so any change in the order of RNG draws changes the weights
+        "augment": {"preset": "simplebaseline"},
+        "train": {"batch_size": 4, "device": "cpu", "seed": 0, "epochs": 1},
+        "tracking": {"enabled": False, **tracking},
+        "wscda": {"human": [str(generated["human"])], "labelled_per_species": 2, "steps_per_epoch": 2,
+                  "pplo_rounds": 2, "discriminator_hidden": 8},
+    }
+    return parse_config(raw, WSCDAConfig)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=True)["model"]
+
+
+@pytest.mark.slow
+def test_step_by_step_in_new_objects_equals_the_uninterrupted_run(generated, tmp_path):
+    from animalpose.adapt.wscda.run import WSCDARun, run_wscda
+
+    cfg = _cfg(generated)
+    straight = run_wscda(cfg, tmp_path / "straight", progress=False)
+
+    out = tmp_path / "steps"
+    with WSCDARun(cfg, out, progress=False) as run:
+        with pytest.raises(RuntimeError, match="adversarial"):
+            run.pplo_round(0)
+        wscda = run.adversarial()
+        rng = torch.get_rng_state()
+    with WSCDARun(cfg, out, progress=False) as run:
+        assert run.last_step == "wscda" and run.num_rounds == 2
+        with pytest.raises(RuntimeError, match="before round 0 finished"):
+            run.pplo_round(1)
+        with pytest.raises(ValueError, match="outside"):
+            run.pplo_round(2)
+        # the reported figures of the finished step, recomputed from its checkpoint; the global RNG is where
+        # the finished step left it (restored from its checkpoint, untouched by evaluate's loaders)
+        assert run.evaluate() == {k: v for k, v in wscda.items() if not k.startswith("train/")}
+        assert torch.equal(torch.get_rng_state(), rng)
+        stamp = (out / "wscda.ckpt").stat().st_mtime_ns
+        assert run.adversarial() == wscda and (out / "wscda.ckpt").stat().st_mtime_ns == stamp
+        run.pplo_round(0)
+    with WSCDARun(cfg, out, progress=False) as run:
+        run.pplo_round(1)
+    with WSCDARun(cfg, out, progress=False) as run:
+        stamp = (out / "round_0.ckpt").stat().st_mtime_ns
+        assert run.pplo_round(0) == straight.rounds[0] and (out / "round_0.ckpt").stat().st_mtime_ns == stamp
+        stepped = run.result()
+
+    assert stepped.wscda == straight.wscda and stepped.rounds == straight.rounds
+    assert stepped.last_checkpoint == out / "round_1.ckpt"
+    for name in ("wscda.ckpt", "round_0.ckpt", "round_1.ckpt"):
+        a, b = _weights(tmp_path / "straight" / name), _weights(out / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_the_run_it_owns_ends_finished_or_failed(generated, tmp_path):
+    from mlflow import MlflowClient
+
+    from animalpose.adapt.wscda.run import WSCDARun
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cfg = _cfg(generated, enabled=True, uri=uri, experiment="steps")
+    with WSCDARun(cfg, tmp_path / "ok", progress=False) as run:
+        ok = run.tracker.run_id
+    with pytest.raises(KeyError), WSCDARun(cfg, tmp_path / "bad", progress=False) as run:
+        bad = run.tracker.run_id
+        raise KeyError("boom")
+    client = MlflowClient(uri)
+    assert client.get_run(ok).info.status == "FINISHED"
+    assert client.get_run(bad).info.status == "FAILED"
