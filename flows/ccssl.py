@@ -174,10 +174,13 @@ def seed_plan(preset_seed: int, seed: int | None = None) -> SeedPlan:
 
 
 def oracle_selection_set(species: str, p: FlowPreset, seeds: SeedPlan, source_val: list[Path], *,
-                         given_target: bool = False) -> list[Path]:
-    """The validation set on which the oracle chooses its best epoch: the preset's generated, labelled
-    ``target_val`` (seed ``seeds.target_val``), else ``source_val`` (no target_val in the preset, or a
-    target the user gave, which a generated set would not match). Never the test set."""
+                         given_target: bool = False, target_val: Path | None = None) -> list[Path]:
+    """The validation set on which the oracle chooses its best epoch: the user's labelled ``target_val``
+    (e.g. Animal-Pose's ``val`` split), else the preset's generated ``target_val`` (seed
+    ``seeds.target_val``), else ``source_val`` (no target_val in the preset, or a target the user gave,
+    which a generated set would not match). Never the test set."""
+    if target_val is not None:
+        return [Path(target_val)]
     if p.target_val is None or given_target:
         return list(source_val)
     return make_dataset(species, p.target_val, seeds.target_val, "target-val")
@@ -195,6 +198,8 @@ def ccssl_flow(
     source_data: list[Path] | None = None,
     target_data: list[Path] | None = None,
     test_data: Path | None = None,
+    target_val_data: Path | None = None,
+    schema: str | None = None,
     model: str | None = None,
     source_model: str | None = None,
     oracle: bool | None = None,
@@ -213,6 +218,10 @@ def ccssl_flow(
         rounds: number of rounds (default: the preset's).
         source_data / target_data / test_data: real datasets instead of the generated ones (the
             target is used unlabelled; ``test_data`` must be labelled).
+        target_val_data: a labelled set of the target domain on which the oracle chooses its epoch
+            (e.g. Animal-Pose's ``val`` split); never the test set.
+        schema: the keypoint schema to train and score in instead of the preset's, e.g. ``animalpose``
+            for Animal-Pose photographs (the generator writes it for its horses too).
         source_model: ``models:/<name>@champion`` (or ``/<version>``) to adapt instead of pretraining.
         oracle: also train on the target labels for the gap-recovery figure (default: the preset's;
             only possible when the target has labels). Its epoch is chosen on the preset's
@@ -253,11 +262,11 @@ def ccssl_flow(
             target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
-            oracle_val = oracle_selection_set(species, p, seeds, source_val, given_target=bool(target_data)) \
-                if do_oracle else None
+            oracle_val = oracle_selection_set(species, p, seeds, source_val, given_target=bool(target_data),
+                                              target_val=target_val_data) if do_oracle else None
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
+                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema)
         schema = cfg["data"]["schema"]
         with stage(parent, "pretrain") as st:
             if source_model:
@@ -289,7 +298,8 @@ def ccssl_flow(
         if do_oracle:
             with stage(parent, "oracle") as st:
                 ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
-                                       tracking_uri=parent.uri, experiment=experiment, seed=seeds.train)
+                                       tracking_uri=parent.uri, experiment=experiment, seed=seeds.train,
+                                       schema=schema)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])
                 oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema))

@@ -107,12 +107,18 @@ def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: 
 
 
 def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,
-                 tracking_uri: str | None, experiment: str, seed: int) -> tuple[dict, str]:
-    """The engine config for one training stage, as a plain dict (a stable task cache key) and its source."""
+                 tracking_uri: str | None, experiment: str, seed: int,
+                 schema: str | None = None) -> tuple[dict, str]:
+    """The engine config for one training stage, as a plain dict (a stable task cache key) and its source.
+
+    ``schema``: train in this keypoint schema instead of the preset's (e.g. ``animalpose``, which the
+    generator also writes, for a real Animal-Pose target); the head then takes its joint count."""
     from animalpose.config import to_dict
 
     values: dict = {"data.train": list(train), "data.val": list(val), "train.epochs": epochs,
                     "train.seed": seed, "tracking.experiment": experiment}
+    if schema:
+        values.update({"data.schema": schema, "model.num_joints": None})
     if model:
         values["model.name"] = model
     if tracking_uri:

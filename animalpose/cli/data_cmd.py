@@ -92,3 +92,39 @@ def _print_report(report: CheckReport) -> None:
         console.print(f"[{colour}]{p.severity}[/{colour}] {p.file}: {p.field}: {p.message}", soft_wrap=True)
     status = "[green]ok[/green]" if report.ok else f"[red]{len(report.errors)} errors[/red]"
     console.print(f"{status}, {len(report.warnings)} warnings")
+
+
+@app.command("subset")
+def subset(
+    path: Path = typer.Argument(..., help="dataset file or folder"),
+    out: Path = typer.Option(..., "--out", "-o", help="COCO keypoints JSON to write"),
+    format: Format = typer.Option(Format.auto, "--format", "-f", help="dataset format (auto: detect)"),
+    schema: str | None = typer.Option(None, "--schema", help="keypoint schema (default: the dataset's)"),
+    category: list[str] = typer.Option([], "--category", help="keep this species (repeatable), e.g. horse"),
+    split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
+                                           help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
+    split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
+) -> None:
+    """Write the selected instances as one COCO keypoints file (absolute image paths, [x, y, w, h] boxes),
+    checked first, so that any config, flow or `demo --target` can take the selection as a plain file.
+
+    e.g. `animalpose data subset ../shared/data/real/animal-pose --category horse --split-file
+    ../shared/data/real/animal-pose/splits.json --split test --out horse_test.json`"""
+    from animalpose.data.coco_writer import write_coco
+    from animalpose.data.readers import dataset_schema
+    from animalpose.data.validate import validate_dataset
+
+    dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
+                           split_file=split_file)
+    own = dataset_schema(dataset)
+    if own is None:
+        typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to subset", err=True)
+        raise typer.Exit(2)
+    records = validate_dataset(dataset, own).records
+    if not records:
+        typer.echo(f"error: {path}: no instance left after the selection", err=True)
+        raise typer.Exit(2)
+    written = write_coco(records, out.resolve(), own, info={"source": str(path), "split": split,
+                                                           "categories": list(category)})
+    typer.echo(json.dumps({"out": str(written), "instances": len(records), "schema": own.name,
+                           "images": len({(r.image, r.frame_index) for r in records})}))

@@ -6,6 +6,8 @@ table and the command that opens the MLflow UI on those runs. ``--json`` makes t
 JSON object with ``source_only``, ``rounds``, ``oracle``, ``gap_recovery`` (PCK@0.05 crop fractions),
 ``seconds`` and ``peak_rss_mb``. ``--seed K`` runs the flow with base seed K instead of the preset's
 (:func:`flows.ccssl.seed_plan`); ``animalpose bench ccssl`` runs the same flow over several seeds.
+``--target``/``--test``/``--target-val``/``--schema`` run it on a real target instead (e.g. Animal-Pose
+horses written by ``animalpose data subset``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import typer
 
@@ -37,15 +40,31 @@ def demo(
     rounds: int = typer.Option(None, help="CC-SSL rounds (default: the preset's)."),
     seed: int = typer.Option(None, help="Base seed of the generated datasets and of training (default: the "
                              "preset's; see flows.ccssl.seed_plan)."),
+    target: list[Path] = typer.Option(None, "--target", help="A real target instead of the generated `photo` "
+                                      "one (used unlabelled; repeatable), e.g. a `data subset` of Animal-Pose's "
+                                      "horse train split."),
+    test: Path = typer.Option(None, "--test", help="Labelled target test set (needed with --target)."),
+    target_val: Path = typer.Option(None, "--target-val", help="Labelled target set on which the oracle chooses "
+                                    "its epoch (never the test set)."),
+    schema: str = typer.Option(None, "--schema", help="Keypoint schema to train and score in (e.g. animalpose "
+                               "for Animal-Pose photographs; default: the preset's)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
 ) -> None:
     quiet_environment()
     from flows.ccssl import ccssl_flow, results_rows
 
+    if target and test is None:
+        raise typer.BadParameter("a real target needs its labelled test set", param_hint="--test")
     t0 = time.perf_counter()
     kwargs = {"species": species, "preset": preset, "rounds": rounds}
     if seed is not None:  # otherwise the flow's default (the preset's seed), as before
         kwargs["seed"] = seed
+    if target:
+        kwargs.update(target_data=[p.resolve() for p in target], test_data=test.resolve())
+    if target_val is not None:
+        kwargs["target_val_data"] = target_val.resolve()
+    if schema:
+        kwargs["schema"] = schema
     summary = ccssl_flow(**kwargs)
     seconds = time.perf_counter() - t0
     rows = results_rows(summary)

@@ -62,3 +62,16 @@ def test_oracle_chooses_its_epoch_on_target_val_never_on_the_test_set(prefect_ha
     assert oracle_selection_set("horse", smoke, seeds, source_val, given_target=True) == source_val
     plain = smoke.model_copy(update={"target_val": None})
     assert oracle_selection_set("horse", plain, seeds, source_val) == source_val
+
+
+def test_a_given_target_val_is_the_oracle_selection_set(tmp_path):
+    from flows.ccssl import oracle_selection_set, seed_plan
+    from flows.presets import load_preset
+
+    p = load_preset("smoke")
+    val = tmp_path / "horse_val.json"
+    chosen = oracle_selection_set("horse", p, seed_plan(p.seed), [tmp_path / "source_val"], given_target=True,
+                                  target_val=val)
+    assert chosen == [val]
+    fallback = oracle_selection_set("horse", p, seed_plan(p.seed), [tmp_path / "sv"], given_target=True)
+    assert fallback == [tmp_path / "sv"]
