@@ -329,6 +329,35 @@ def gap_recovery(baseline: float, adapted: float, oracle: float | None) -> float
     return (adapted - baseline) / (oracle - baseline)
 
 
+@dataclass
+class PixelError:
+    """Euclidean keypoint error in original-image pixels over the labelled joints (visibility > 0), the
+    figures DeepLabCut and Lightning Pose lead with: ``mean``, ``median``, ``rmse`` (root of the mean
+    squared distance) over all labelled joints; ``per_joint_mean`` (K,), NaN for a joint never labelled."""
+
+    mean: float
+    median: float
+    rmse: float
+    per_joint_mean: np.ndarray
+    count: int
+
+
+def pixel_errors(pred_keypoints: np.ndarray, gt_keypoints: np.ndarray) -> PixelError:
+    """Pixel errors of predictions against labels, both (N, K, 2+) in the same (original) pixels.
+
+    Raises ValueError when no joint is labelled."""
+    pred = np.asarray(pred_keypoints, dtype=np.float64)
+    gt = np.asarray(gt_keypoints, dtype=np.float64)
+    err = np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1)  # (N, K)
+    valid = gt[..., 2] > 0
+    if not valid.any():
+        raise ValueError("no labelled joint to measure a pixel error on")
+    e = err[valid]
+    counts = valid.sum(0)
+    per_joint = np.where(counts > 0, np.where(valid, err, 0.0).sum(0) / np.maximum(counts, 1), np.nan)
+    return PixelError(float(e.mean()), float(np.median(e)), float(np.sqrt((e ** 2).mean())), per_joint, int(e.size))
+
+
 def per_joint_table(schema: KeypointSchema, values: np.ndarray) -> dict[str, float]:
     """Joint name → value (NaN kept as None-friendly float)."""
     values = np.asarray(values, dtype=np.float64)

@@ -163,3 +163,22 @@ def test_gap_recovery_by_hand():
     # undefined: no oracle, an oracle that is not a number, no gap, a negative gap
     for oracle in (None, float("nan"), float("inf"), 0.40, 0.40 + 1e-10, 0.30):
         assert gap_recovery(0.40, 0.50, oracle) is None
+
+
+def test_pixel_errors_by_hand():
+    from animalpose.evaluation import pixel_errors
+
+    # two instances, three joints; errors 3-4-5 triangles: (0,0)->(3,4) = 5, (1,1)->(1,1) = 0,
+    # (10,10)->(16,18) = 10; the third joint of the second instance is unlabelled, the second joint never
+    gt = np.array([[[0, 0, 2], [5, 5, 0], [10, 10, 1]],
+                   [[2, 2, 2], [7, 7, 0], [0, 0, 0]]], dtype=np.float64)
+    pred = np.array([[[3, 4, 1], [0, 0, 1], [16, 18, 1]],
+                     [[2, 2, 1], [9, 9, 1], [50, 50, 1]]], dtype=np.float64)
+    px = pixel_errors(pred, gt)
+    assert px.count == 3
+    assert px.mean == pytest.approx((5 + 10 + 0) / 3) and px.median == pytest.approx(5.0)
+    assert px.rmse == pytest.approx(np.sqrt((25 + 100 + 0) / 3))
+    assert px.per_joint_mean[0] == pytest.approx(2.5) and np.isnan(px.per_joint_mean[1])
+    assert px.per_joint_mean[2] == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="no labelled joint"):
+        pixel_errors(pred, np.zeros_like(gt))

@@ -8,6 +8,8 @@ Metrics (fractions in [0, 1]):
 - ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition) and ``pck_crop@0.05_ref`` (the
   reference's batch-averaged number, batch 6 unless told otherwise);
 - ``pck_bbox@α`` for α in 0.05, 0.1, 0.2 in original-image pixels;
+- ``pixel_error_mean`` / ``_median`` / ``_rmse``: the distance to the label in original-image pixels
+  over the labelled joints (what DeepLabCut and Lightning Pose report; per joint in ``per_joint_tables``);
 - ``pckh@0.5`` when the schema has ``head_top`` and ``upper_neck`` (MPII) — head box when known,
   else the head-top–neck distance (:func:`animalpose.evaluation.head_sizes`);
 - ``AP``, ``AP50``, ... ``AR`` (OKS, pycocotools) when the schema has sigmas; instance score = mean
@@ -55,6 +57,7 @@ from animalpose.evaluation import (
     pck_from_distances,
     pckh,
     per_joint_table,
+    pixel_errors,
 )
 from animalpose.keypoints import KeypointSchema, SchemaMapping, load_mapping, load_schema, mapping_from_file
 
@@ -219,6 +222,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics[f"pck_bbox@{a}"] = rb.mean
         tables[f"pck_bbox@{a}"] = per_joint_table(schema, rb.per_joint)
     metrics[f"pck_crop@0.05_ref_b{ref_batch_size}"] = pck_batch_averaged(d, 0.05, ref_batch_size)
+    px = pixel_errors(pred, gt)
+    metrics.update({"pixel_error_mean": px.mean, "pixel_error_median": px.median, "pixel_error_rmse": px.rmse})
+    tables["pixel_error_mean"] = per_joint_table(schema, px.per_joint_mean)
     if "head_top" in schema.joints and "upper_neck" in schema.joints:
         sizes, how = head_sizes(recs, schema)
         rh = pckh(pred, gt, sizes, 0.5)

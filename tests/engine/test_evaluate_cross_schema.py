@@ -87,6 +87,10 @@ def test_shared_joints_scored_by_name(tigdog_ckpt, animalpose_json, centre_peaks
     assert scored("pck_bbox@0.1") == {"L_Eye": 1.0, "L_F_Hoof": 1.0, "R_F_Hoof": 0.0, "L_B_Hoof": 1.0}
     assert out["metrics"]["pck_bbox@0.05"] == pytest.approx(2 / 4)
     assert out["metrics"]["pck_bbox@0.1"] == pytest.approx(3 / 4)
+    # pixel errors of the four scored joints: 0, 0, |(100, 100) - (50, 50)| = 70.71, |(57, 50) - (50, 50)| = 7
+    assert out["metrics"]["pixel_error_mean"] == pytest.approx((0 + 0 + 50 * 2 ** 0.5 + 7) / 4, abs=0.05)
+    assert out["metrics"]["pixel_error_median"] == pytest.approx(3.5, abs=0.05)
+    assert out["per_joint_tables"]["pixel_error_mean"]["R_F_Hoof"] == pytest.approx(50 * 2 ** 0.5, abs=0.05)
     assert set(out["per_joint"]) == set(out["common_joints"])
     crop = scored("pck_crop@0.2")  # 1.5x padded crop: R_F_Paw is 21 input px (0.33 of 64) off
     assert (crop["L_Eye"], crop["L_F_Hoof"], crop["R_F_Hoof"]) == (1.0, 1.0, 0.0)
