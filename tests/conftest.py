@@ -9,9 +9,23 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ["ANIMALPOSE_HOME"] = tempfile.mkdtemp(prefix="animalpose-test-home-")
 # removed when the session ends (every session used to leave one behind in the temporary folder)
 atexit.register(shutil.rmtree, os.environ["ANIMALPOSE_HOME"], ignore_errors=True)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread during the test (figures that do not depend on the machine's thread count, and no
+    oversubscription of a 2-core machine); files request it with an autouse ``_one_thread(one_thread)``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -51,7 +51,16 @@ from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.evaluation import gap_recovery
 from animalpose.keypoints import load_mapping
 from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
+from flows.benchmarks.harness import (
+    SEEDS_HELP,
+    SeedFolder,
+    Stopwatch,
+    echo_result,
+    key_values,
+    paired,
+    parse_seeds,
+    stats,
+)
 
 SCHEMA = "animalpose"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
@@ -319,13 +328,10 @@ def bench_command(
 ) -> None:
     """Synthetic -> real Animal-Pose: source-only, CC-SSL, its lambda = 0 control and the oracle on test."""
     seed_list = parse_seeds(seeds)
-    for hint, given in (("--set", overrides), ("--ccssl", ccssl)):
-        bad = [a for a in given or [] if "=" not in a]
-        if bad:
-            raise typer.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint=hint)
+    overrides, ccssl = key_values(overrides, "--set"), key_values(ccssl, "--ccssl")
     torch.set_num_threads(threads)
-    settings = BenchSettings(species=species, preset=preset, data=data, overrides=tuple(overrides or ()),
-                             ccssl_overrides=tuple(ccssl or ()))
+    settings = BenchSettings(species=species, preset=preset, data=data, overrides=overrides,
+                             ccssl_overrides=ccssl)
     result = run_bench(out, seed_list, settings, progress=progress)
     echo_result(result, as_json, format_table(result),
                 f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "

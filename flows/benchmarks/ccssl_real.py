@@ -57,7 +57,16 @@ from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
 from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import SEEDS_HELP, SeedFolder, Stopwatch, echo_result, paired, parse_seeds, stats
+from flows.benchmarks.harness import (
+    SEEDS_HELP,
+    SeedFolder,
+    Stopwatch,
+    echo_result,
+    key_values,
+    paired,
+    parse_seeds,
+    stats,
+)
 from flows.benchmarks.inference import Loaded, crop_outputs
 
 SCHEMA = "mirror_mouse"
@@ -355,13 +364,10 @@ def bench_command(
     seed_list = parse_seeds(seeds)
     if frame_step < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--frame-step")
-    for hint, given in (("--set", overrides), ("--adapt", adapt)):
-        bad = [a for a in given or [] if "=" not in a]
-        if bad:
-            raise typer.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint=hint)
+    overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
     settings = BenchSettings(data=data, frame_step=frame_step, max_frames=max_frames or None,
-                             overrides=tuple(overrides or ()), adapt_overrides=tuple(adapt or ()))
+                             overrides=overrides, adapt_overrides=adapt)
     result = run_bench(out, seed_list, settings, progress=progress)
     echo_result(result, as_json, format_table(result),
                 f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "

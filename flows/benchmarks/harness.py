@@ -50,6 +50,15 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def key_values(given: Sequence[str] | None, hint: str) -> tuple[str, ...]:
+    """A repeatable ``key=value`` option (config overrides) as a tuple; BadParameter on ``hint`` for an
+    entry without ``=``."""
+    bad = [a for a in given or [] if "=" not in a]
+    if bad:
+        raise typer.BadParameter(f"expected key=value, got {bad[0]!r}", param_hint=hint)
+    return tuple(given or ())
+
+
 # --------------------------------------------------------------------------------------------------
 # statistics over seeds
 

@@ -32,11 +32,8 @@ BATCH = 3
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here runs torch on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from animalpose.config import load_config
 from animalpose.engine.build import build_data, make_model, pick_device
@@ -38,11 +37,8 @@ COCO_FIXTURE = ROOT / ".." / "shared" / "data" / "real" / "mmpose-tests" / "coco
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here runs torch on one thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")

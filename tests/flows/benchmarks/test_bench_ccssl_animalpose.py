@@ -15,11 +15,8 @@ RELEASE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    """Every test here runs torch on one thread (tests/conftest.py)."""
 
 
 def test_every_arm_is_scored_on_the_real_test_split_and_a_rerun_resumes(tmp_path):
