@@ -71,3 +71,45 @@ def test_malformed_csv(tmp_path):
     with pytest.raises(DataError, match="not a number") as err:
         read_dlc(path)
     assert err.value.field == "row 4.nose"
+
+
+def _same_records(a, b):
+    assert len(a.records) == len(b.records)
+    for x, y in zip(a.records, b.records, strict=True):
+        assert (x.image, x.instance_id) == (y.image, y.instance_id)
+        np.testing.assert_allclose(x.keypoints, y.keypoints)
+
+
+def test_h5_labels_read_as_their_csv_export(tmp_path, real):
+    """DLC also saves its labels as a pandas HDF store (CollectedData_<scorer>.h5, key df_with_missing):
+    the same frame written as .h5 reads to exactly the CSV's records, single- and multi-animal."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("tables")
+    # single animal, one index column: the real mirror-mouse labels
+    frame = pd.read_csv(real / "mirror-mouse" / "CollectedData.csv", header=[0, 1, 2], index_col=0)
+    csv_path = real / "mirror-mouse" / "CollectedData.csv"
+    proj = tmp_path / "mouse"
+    proj.mkdir()
+    (proj / "labeled-data").symlink_to(real / "mirror-mouse" / "labeled-data")
+    frame.to_hdf(proj / "CollectedData_me.h5", key="df_with_missing", mode="w")
+    assert detect_format(proj) == "dlc" and detect_format(proj / "CollectedData_me.h5") == "dlc"
+    from_h5, from_csv = read_dataset(proj), read_dataset(csv_path)
+    assert from_h5.meta["schema_def"].joints == from_csv.meta["schema_def"].joints
+    assert [r.image.split("/")[-1] for r in from_h5.records] == [r.image.split("/")[-1] for r in from_csv.records]
+    for x, y in zip(from_h5.records, from_csv.records, strict=True):
+        np.testing.assert_allclose(x.keypoints, y.keypoints)
+    # multi-animal, three index columns
+    path = tmp_path / "proj" / "CollectedData_me.csv"
+    path.parent.mkdir()
+    path.write_text(MULTI)
+    multi = pd.read_csv(path, header=[0, 1, 2, 3], index_col=[0, 1, 2])
+    multi.to_hdf(path.with_suffix(".h5"), key="df_with_missing", mode="w")
+    _same_records(read_dlc(path.with_suffix(".h5")), read_dlc(path))
+
+
+def test_a_broken_h5_is_named(tmp_path):
+    path = tmp_path / "CollectedData_me.h5"
+    path.write_bytes(b"\x89HDF not really")
+    with pytest.raises(DataError, match="not a DeepLabCut HDF5 label file") as err:
+        read_dlc(path)
+    assert err.value.file == str(path)

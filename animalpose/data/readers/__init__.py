@@ -63,7 +63,7 @@ def detect_format(path: str | Path) -> str:
     """The format of a dataset file or folder (one of :data:`FORMATS`), from names and a peek at JSON.
 
     Folders are tried in this order: TigDog (ranges/ + landmarks/), CC-SSL (species render folders),
-    SLEAP (*.slp), DeepLabCut (CollectedData*.csv), the Animal-Pose release (keypoints.json with
+    SLEAP (*.slp), DeepLabCut (CollectedData*.csv or .h5), the Animal-Pose release (keypoints.json with
     ``images`` as an id -> file-name object), COCO (annotations/*.json or a COCO JSON),
     MPII (a JSON list with joints), raw video (video files only).
     """
@@ -81,7 +81,7 @@ def detect_format(path: str | Path) -> str:
                 return "coco"
             raise DataError(str(path), "<root>", "JSON is neither COCO keypoints (an object with annotations) "
                             "nor MPII (a list of entries with joints)")
-        if suffix == ".csv":
+        if suffix == ".csv" or (suffix in (".h5", ".hdf5") and path.name.startswith("CollectedData")):
             return "dlc"
         if suffix == ".slp":
             return "slp"
@@ -98,7 +98,8 @@ def detect_format(path: str | Path) -> str:
             return "ccssl"
     if any(path.glob("*.slp")):
         return "slp"
-    if any(path.glob("CollectedData*.csv")) or any(path.glob("labeled-data/*/CollectedData*.csv")):
+    if any(p for pattern in ("CollectedData*.csv", "labeled-data/*/CollectedData*.csv", "CollectedData*.h5",
+                             "labeled-data/*/CollectedData*.h5") for p in path.glob(pattern)):
         return "dlc"
     if (path / "keypoints.json").is_file() and is_animalpose_release(path / "keypoints.json"):
         return "animalpose-release"

@@ -1,4 +1,4 @@
-"""DeepLabCut ``CollectedData*.csv``: labelled frames, the schema taken from the header.
+"""DeepLabCut ``CollectedData*.csv`` or ``.h5``: labelled frames, the schema taken from the header.
 
 Header rows: ``scorer``, optionally ``individuals`` (multi-animal projects), ``bodyparts`` and
 ``coords`` (x, y, and in some exports likelihood). Then one row per image: the image path in the
@@ -32,10 +32,57 @@ _COORDS = ("x", "y", "likelihood")
 
 
 def find_dlc_csv(folder: Path) -> Path:
-    found = sorted(folder.glob("CollectedData*.csv")) or sorted(folder.glob("labeled-data/*/CollectedData*.csv"))
-    if not found:
-        raise DataError(str(folder), "<folder>", "no CollectedData*.csv found")
-    return found[0]
+    """The labels of a DLC folder or project: ``CollectedData*.csv``, else ``CollectedData*.h5``, in the
+    folder or in ``labeled-data/*/``."""
+    for pattern in ("CollectedData*.csv", "labeled-data/*/CollectedData*.csv", "CollectedData*.h5",
+                    "labeled-data/*/CollectedData*.h5"):
+        found = sorted(folder.glob(pattern))
+        if found:
+            return found[0]
+    raise DataError(str(folder), "<folder>", "no CollectedData*.csv or CollectedData*.h5 found")
+
+
+def _h5_rows(path: Path, where: str) -> list[list[str]]:
+    """A DLC ``.h5`` label file as the rows its CSV export would have (header rows named by the column
+    levels, then one row per image: the index cells, then x / y cells, empty where not labelled).
+
+    DLC writes a pandas DataFrame (``to_hdf``, key ``df_with_missing``) with (scorer, [individuals,]
+    bodyparts, coords) columns and the image path, or (labeled-data, video, image), as index."""
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas comes with the dependencies
+        raise DataError(where, "<file>", "reading DeepLabCut .h5 labels needs pandas") from None
+    try:
+        frame = pd.read_hdf(path)
+    except ImportError as exc:
+        raise DataError(where, "<file>", f"reading DeepLabCut .h5 labels needs PyTables (pip install tables): "
+                                         f"{exc}") from None
+    except Exception as exc:  # not an HDF5 file, or no pandas object in it
+        raise DataError(where, "<file>", f"not a DeepLabCut HDF5 label file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(frame, pd.DataFrame) or frame.columns.nlevels < 3:
+        raise DataError(where, "<file>", "expected a DataFrame with (scorer, [individuals,] bodyparts, coords) "
+                                         "columns")
+    n_index = frame.index.nlevels
+    rows = []
+    for level, name in enumerate(frame.columns.names):
+        label = str(name or ("scorer", "individuals", "bodyparts", "coords")[level])
+        rows.append([label] + [""] * (n_index - 1) + [str(c[level]) for c in frame.columns])
+    for idx, values in zip(frame.index, frame.to_numpy(dtype=np.float64), strict=True):
+        cells = [str(i) for i in (idx if n_index > 1 else (idx,))]
+        rows.append(cells + ["" if not np.isfinite(v) else repr(float(v)) for v in values])
+    return rows
+
+
+def _read_rows(path: Path, where: str) -> list[list[str]]:
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return _h5_rows(path, where)
+    try:
+        with path.open(newline="") as fh:
+            return list(csv.reader(fh))
+    except FileNotFoundError:
+        raise DataError(where, "<file>", "file not found") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(where, "<file>", f"malformed CSV: {exc}") from exc
 
 
 def _header(rows: list[list[str]], where: str) -> tuple[dict[str, list[str]], int, int]:
@@ -73,18 +120,15 @@ def _resolve_image(csv_path: Path, rel: str) -> Path:
 
 
 def read_dlc(path: str | Path, schema: str | KeypointSchema | None = None) -> PoseDataset:
-    """Read a DeepLabCut CollectedData CSV (or the folder holding it) into one record per animal per image."""
+    """Read a DeepLabCut CollectedData CSV or .h5 (or the folder or project holding it) into one record per
+    animal per image."""
     path = Path(path)
     if path.is_dir():
         path = find_dlc_csv(path)
     where = str(path)
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise DataError(where, "<file>", "file not found") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise DataError(where, "<file>", f"malformed CSV: {exc}") from exc
+    if not path.exists():
+        raise DataError(where, "<file>", "file not found")
+    rows = _read_rows(path, where)
     header, n_header, n_index = _header(rows, where)
     width = len(header["coords"])
     bodyparts, coords = header["bodyparts"], header["coords"]
