@@ -91,24 +91,33 @@ def hrnet_w48(num_joints: int = 17, **kw: Any) -> HRNet:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A listed variant: its factory, default input (H, W), default joints, and the input multiple."""
+    """A listed variant: its factory, default input (H, W), default joints, and the input multiple.
+
+    ``hourglass_stacks``: the stack count that the experiment config's ``model.stacks`` must match and
+    whose width ``model.channels`` sets (hourglass1/2/4/8), else None. ``flip_shift``: whether the
+    reference code of the family shifts flipped heatmaps one pixel in the flip test (MSRA-style code:
+    SimpleBaseline, HRNet, CPN) or not (pytorch-pose's ``flip_back``: hourglass, PyraNet).
+    """
 
     factory: Callable[..., nn.Module]
     input_size: tuple[int, int]
     num_joints: int
     input_multiple: int
     description: str
+    hourglass_stacks: int | None = None
+    flip_shift: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {
-    "hourglass1": ModelSpec(hourglass1, (256, 256), 18, 64, "stacked hourglass, 1 stack, 256 ch (CC-SSL)"),
-    "hourglass2": ModelSpec(hourglass2, (256, 256), 18, 64, "stacked hourglass, 2 stacks, 256 ch"),
-    "hourglass4": ModelSpec(hourglass4, (256, 256), 18, 64, "stacked hourglass, 4 stacks (CC-SSL results)"),
-    "hourglass8": ModelSpec(hourglass8, (256, 256), 18, 64, "stacked hourglass, 8 stacks (Newell et al.)"),
-    "hourglass_quick": ModelSpec(hourglass_quick, (128, 128), 18, 64, "CPU quick: 2 stacks, 128 ch"),
-    "pyranet4": ModelSpec(pyranet4, (256, 256), 18, 64, "PyraNet PRM-B, 4 stacks"),
-    "pyranet": ModelSpec(pyranet8, (256, 256), 18, 64, "PyraNet PRM-B, 8 stacks (Yang et al.)"),
-    "pyranet_quick": ModelSpec(pyranet_quick_net, (128, 128), 18, 64, "CPU quick PyraNet: 2 stacks, 128 ch"),
+    "hourglass1": ModelSpec(hourglass1, (256, 256), 18, 64, "stacked hourglass, 1 stack, 256 ch (CC-SSL)", 1, False),
+    "hourglass2": ModelSpec(hourglass2, (256, 256), 18, 64, "stacked hourglass, 2 stacks, 256 ch", 2, False),
+    "hourglass4": ModelSpec(hourglass4, (256, 256), 18, 64, "stacked hourglass, 4 stacks (CC-SSL results)", 4, False),
+    "hourglass8": ModelSpec(hourglass8, (256, 256), 18, 64, "stacked hourglass, 8 stacks (Newell et al.)", 8, False),
+    "hourglass_quick": ModelSpec(hourglass_quick, (128, 128), 18, 64, "CPU quick: 2 stacks, 128 ch", flip_shift=False),
+    "pyranet4": ModelSpec(pyranet4, (256, 256), 18, 64, "PyraNet PRM-B, 4 stacks", flip_shift=False),
+    "pyranet": ModelSpec(pyranet8, (256, 256), 18, 64, "PyraNet PRM-B, 8 stacks (Yang et al.)", flip_shift=False),
+    "pyranet_quick": ModelSpec(pyranet_quick_net, (128, 128), 18, 64, "CPU quick PyraNet: 2 stacks, 128 ch",
+                                   flip_shift=False),
     "simplebaseline18": ModelSpec(simplebaseline18, (256, 192), 17, 32, "SimpleBaseline ResNet-18"),
     "simplebaseline34": ModelSpec(simplebaseline34, (256, 192), 17, 32, "SimpleBaseline ResNet-34"),
     "simplebaseline50": ModelSpec(simplebaseline50, (256, 192), 17, 32, "SimpleBaseline ResNet-50"),
