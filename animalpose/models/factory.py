@@ -16,6 +16,7 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
@@ -86,6 +87,18 @@ def hrnet_w48(num_joints: int = 17, **kw: Any) -> HRNet:
     return hrnet(num_joints, width=48, **kw)
 
 
+def cpn50(num_joints: int = 17, **kw: Any) -> CPN:
+    return cpn(num_joints, depth=50, **kw)
+
+
+def cpn101(num_joints: int = 17, **kw: Any) -> CPN:
+    return cpn(num_joints, depth=101, **kw)
+
+
+def cpn_quick_net(num_joints: int = 17) -> CPN:
+    return cpn_quick(num_joints)
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -125,6 +138,9 @@ MODELS: dict[str, ModelSpec] = {
     "simplebaseline152": ModelSpec(simplebaseline152, (256, 192), 17, 32, "SimpleBaseline ResNet-152"),
     "hrnet_w32": ModelSpec(hrnet_w32, (256, 192), 17, 32, "HRNet-W32"),
     "hrnet_w48": ModelSpec(hrnet_w48, (256, 192), 17, 32, "HRNet-W48"),
+    "cpn50": ModelSpec(cpn50, (256, 192), 17, 32, "CPN ResNet-50, GlobalNet + RefineNet, OHKM (Chen et al.)"),
+    "cpn101": ModelSpec(cpn101, (256, 192), 17, 32, "CPN ResNet-101"),
+    "cpn_quick": ModelSpec(cpn_quick_net, (128, 96), 17, 32, "CPU quick CPN: ResNet-18, 64-ch pyramid"),
 }
 
 
