@@ -129,10 +129,12 @@ def make_head(codec: str = "heatmap", beta: float = 1.0) -> HeatmapHead | DSNTHe
 
 def make_loss(head: nn.Module, net: nn.Module) -> PoseLoss:
     """The loss that trains ``net`` read out by ``head``: the head's own for "dsnt" and "integral";
-    for "heatmap", the architecture's ``heatmap_loss()`` when it declares one, else heatmap MSE."""
-    if head.codec == "dsnt":
+    for "heatmap" (or a head that declares no codec), the architecture's ``heatmap_loss()`` when it
+    declares one, else heatmap MSE."""
+    codec = getattr(head, "codec", "heatmap")
+    if codec == "dsnt":
         return DSNTLoss()
-    if head.codec == "integral":
+    if codec == "integral":
         return IntegralL1Loss(head.beta)
     own = getattr(net, "heatmap_loss", None)
     return own() if callable(own) else HeatmapMSELoss()
