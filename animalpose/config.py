@@ -192,11 +192,17 @@ class DataConfig(Section):
         return self
 
 
-ModelName = Literal[
-    "hourglass1", "hourglass2", "hourglass4", "hourglass8", "hourglass_quick", "pyranet",
-    "simplebaseline18", "simplebaseline34", "simplebaseline50", "simplebaseline101", "simplebaseline152",
-    "hrnet_w32", "hrnet_w48",
-]
+def _known_model(name: str) -> str:
+    """A key of :data:`animalpose.models.factory.MODELS`, the one table of model names (imported here,
+    not at module import, so that reading a config does not load torch until a model name is checked)."""
+    from animalpose.models.factory import MODELS
+
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(_known_model)]
 
 
 class ModelConfig(Section):

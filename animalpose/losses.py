@@ -7,15 +7,32 @@
   joints by loss count, per sample.
 - :func:`dsnt_loss`: DSNT (Nibali et al. 2018): Euclidean distance of the normalised coordinates plus
   Jensen–Shannon divergence of the normalised heatmap to a Gaussian around the target.
+- :func:`integral_l1`: integral regression (Sun et al. 2018): L1 distance of the soft-argmax coordinates.
+
+A built model carries its loss (:attr:`animalpose.models.heads.PoseModel.criterion`), one of the
+:class:`PoseLoss` callables at the end of this module; the trainer calls ``model.loss(outputs, target,
+weight, coords)`` and never picks a loss itself. Every :class:`PoseLoss` takes the stage outputs, the
+codec's heatmap targets, the per-joint weights and the target coordinates in heatmap pixels (None when
+the loss does not read them).
 
 Losses compute in float32 whatever the dtype of the predictions (autocast-safe).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Protocol
+
 import torch
 
-from animalpose.ops.soft_argmax import normalized_to_pixels, pixel_grids
+from animalpose.ops.soft_argmax import (
+    expected_coordinates,
+    normalized_to_pixels,
+    pixel_grids,
+    pixels_to_normalized,
+    soft_argmax,
+    spatial_softmax,
+)
 
 
 def _as_list(outputs: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
@@ -130,3 +147,119 @@ def dsnt_loss(
     reg = js_divergence(heatmap_probs.float(), gaussian_probs(target_norm, h, w, sigma))
     per_joint = euclid + reg_weight * reg
     return (wt * per_joint).sum() / wt.sum().clamp_min(1e-12)
+
+
+def integral_l1(coords_norm: torch.Tensor, target_norm: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Integral regression loss (Sun et al., "Integral Human Pose Regression", ECCV 2018, Sec. 3.2):
+    the weighted mean over joints of ‖μ̂ − μ‖₁, coordinates in the (−1, 1) range so that the loss does
+    not depend on the heatmap size.
+
+    Args:
+        coords_norm, target_norm: (N, K, 2) predicted and target (x, y) in (−1, 1).
+        weight: (N, K) or (N, K, 1) per-joint weights.
+    """
+    n, k = coords_norm.shape[:2]
+    wt = _joint_weights(weight, n, k)
+    per_joint = (coords_norm.float() - target_norm.float()).abs().sum(-1)
+    return (wt * per_joint).sum() / wt.sum().clamp_min(1e-12)
+
+
+# --- the losses a model carries ----------------------------------------------------------------------
+
+
+class PoseLoss(Protocol):
+    """``loss(outputs, target, weight, coords) -> scalar``.
+
+    outputs: one (N, K, h, w) score map per supervised stage, the last the final prediction;
+    target: (N, K, h, w) codec heatmaps; weight: (N, K) or (N, K, 1); coords: (N, K, 2) target (x, y)
+    in heatmap pixels, or None (only the coordinate losses read it, and they refuse None).
+    """
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+def _need_coords(coords: torch.Tensor | None, loss: str) -> torch.Tensor:
+    if coords is None:
+        raise ValueError(f"{loss} needs the target coordinates (N, K, 2); the batch has no crop keypoints")
+    return coords
+
+
+@dataclass(frozen=True)
+class HeatmapMSELoss:
+    """:func:`heatmap_mse` summed over every stage (intermediate supervision)."""
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        return heatmap_mse(outputs, target, weight)
+
+
+@dataclass(frozen=True)
+class OHKMLoss:
+    """:func:`ohkm_mse` summed over every stage; CPN keeps the top 8 of 17 COCO joints."""
+
+    topk: int = 8
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        return ohkm_mse(outputs, target, weight, min(self.topk, target.shape[1]))
+
+
+@dataclass(frozen=True)
+class IntermediateFinalLoss:
+    """One loss on the intermediate stages, another on the last (CPN: L2 on GlobalNet's pyramid
+    levels, OHKM on RefineNet's output). Both are summed."""
+
+    intermediate: PoseLoss
+    final: PoseLoss
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        outputs = _as_list(outputs)
+        loss = self.final(outputs[-1:], target, weight, coords)
+        if len(outputs) > 1:
+            loss = loss + self.intermediate(outputs[:-1], target, weight, coords)
+        return loss
+
+
+@dataclass(frozen=True)
+class DSNTLoss:
+    """:func:`dsnt_loss` of the DSNT readout (softmax, expectation) of every stage, summed.
+
+    Attributes:
+        sigma: σ of the JS target Gaussian in heatmap pixels (the DSNT paper's σ = 1).
+        reg_weight: λ of the JS regulariser (the paper's λ = 1).
+    """
+
+    sigma: float = 1.0
+    reg_weight: float = 1.0
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        coords = _need_coords(coords, "the DSNT loss")
+        total = torch.zeros((), device=target.device)
+        for out in _as_list(outputs):
+            h, w = out.shape[-2:]
+            probs = spatial_softmax(out.float())
+            pred_norm = pixels_to_normalized(expected_coordinates(probs), h, w)
+            target_norm = pixels_to_normalized(coords.float(), h, w)
+            total = total + dsnt_loss(pred_norm, probs, target_norm, weight, self.sigma, self.reg_weight)
+        return total
+
+
+@dataclass(frozen=True)
+class IntegralL1Loss:
+    """:func:`integral_l1` of the β-soft-argmax readout of every stage, summed."""
+
+    beta: float = 1.0
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        coords = _need_coords(coords, "the integral loss")
+        total = torch.zeros((), device=target.device)
+        for out in _as_list(outputs):
+            h, w = out.shape[-2:]
+            pred, _ = soft_argmax(out.float(), self.beta)
+            total = total + integral_l1(pixels_to_normalized(pred, h, w),
+                                        pixels_to_normalized(coords.float(), h, w), weight)
+        return total

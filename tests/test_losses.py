@@ -113,3 +113,25 @@ def test_dsnt_loss_backpropagates_to_logits():
     loss = dsnt_loss(coords, probs, torch.zeros(2, 3, 2), torch.ones(2, 3), sigma=1.0)
     loss.backward()
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_integral_l1_hand_computed():
+    from animalpose.losses import integral_l1
+
+    pred = torch.tensor([[[0.5, 0.0], [0.0, 0.0]]])
+    target = torch.tensor([[[0.0, 0.25], [1.0, 1.0]]])
+    # joint 0: |0.5| + |−0.25| = 0.75; joint 1 has weight 0
+    assert integral_l1(pred, target, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.75)
+    assert integral_l1(pred, target, torch.tensor([[1.0, 1.0]])).item() == pytest.approx((0.75 + 2.0) / 2)
+
+
+def test_coordinate_losses_need_coordinates():
+    from animalpose.losses import DSNTLoss, IntegralL1Loss
+
+    maps, weight = torch.zeros(1, 2, 4, 4), torch.ones(1, 2)
+    for loss in (DSNTLoss(), IntegralL1Loss()):
+        with pytest.raises(ValueError, match="coordinates"):
+            loss([maps], maps, weight, None)
+    # uniform maps read out at the centre (1.5, 1.5) px = (0, 0) normalised; the integral loss is L1 there
+    coords = torch.tensor([[[1.5, 1.5], [3.5, 1.5]]])
+    assert IntegralL1Loss()([maps], maps, weight, coords).item() == pytest.approx((0 + 1.0) / 2)

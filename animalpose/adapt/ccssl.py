@@ -397,14 +397,14 @@ class CCSSLRun:
         data = build_data(cfg)
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
-        self.udp = cfg.codec.kind == "udp"
+        self.udp = codec.udp
         self.target_records, self.pad = _read_target(cfg.data.target, schema, cfg, video_step=c.video_step)
         self.tv_set = _target_val_set(c.target_val, schema, codec, cfg, self.pad, self.norm, self.udp)
         val_sets = dict(data.val)
         if cfg.train.select_on == TARGET_VAL:
             val_sets[TARGET_VAL] = self.tv_set
         self.flip_perm = flip_permutation_or_none(schema) if cfg.train.flip_test else None
-        self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+        self.flip_shift = flip_shift_for(cfg.model.name, codec)
         if self._owns_tracker:
             self.tracker = Tracker(cfg.tracking.experiment, "ccssl", uri=cfg.tracking.uri,
                                    resume_run_id=state.get("run_id")).start()

@@ -44,7 +44,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from animalpose.adapt.temporal import FlowParams, refine_sequence
-from animalpose.codecs import Codec, UDPHeatmapCodec
+from animalpose.codecs import Codec
 from animalpose.data.consistency import BatchedGeometric, GeometricParams, apply_photometric, sample_photometric
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
@@ -210,7 +210,7 @@ def consistency_predict(
     n = images.shape[0]
     params = view_params(cfg, rng)
     geo = BatchedGeometric(params, codec.input_size, codec.heatmap_size, flip_permutation,
-                           udp=isinstance(codec, UDPHeatmapCodec))
+                           udp=codec.udp)
     g = len(params)
     kinds = ["identity"] + ["geometric"] * cfg.num_geometric + ["flip"] * int(cfg.flip)
     views = [images[None]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -19,6 +19,8 @@ class Codec(Protocol):
 
     input_size: tuple[int, int]
     heatmap_size: tuple[int, int]
+    #: True for the UDP grid (crops must be warped UDP-consistently); ask the codec, not the config
+    udp: bool
 
     def encode(self, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, 3) -> heatmaps (K, h, w) float32, target weights (K,) float32."""
@@ -33,8 +35,11 @@ class GridMapping:
     """Input-crop pixels <-> heatmap pixels as a per-axis scale (mixin for the codec dataclasses).
 
     The standard top-down grid (MSRA, DARK, soft-argmax) scales by w / W; UDP overrides
-    :attr:`scale` with (w - 1) / (W - 1). Needs ``input_size`` and ``heatmap_size`` as (W, H), (w, h).
+    :attr:`scale` with (w - 1) / (W - 1) and sets :attr:`udp`. Needs ``input_size`` and ``heatmap_size``
+    as (W, H), (w, h).
     """
+
+    udp: ClassVar[bool] = False
 
     @property
     def scale(self) -> np.ndarray:

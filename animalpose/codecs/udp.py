@@ -10,6 +10,7 @@ DARK modulation + Taylor step followed by the inverse UDP scaling, as in the UDP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -27,6 +28,8 @@ class UDPHeatmapCodec(DarkCodec):
         sigma: Gaussian σ in heatmap pixels.
         blur_kernel: modulation kernel size; default from σ.
     """
+
+    udp: ClassVar[bool] = True
 
     @property
     def scale(self) -> np.ndarray:

@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from animalpose.atomic import write_json_atomic
-from animalpose.codecs import Codec, UDPHeatmapCodec
+from animalpose.codecs import Codec
 from animalpose.data import transforms as T
 from animalpose.data.augment import Augmenter
 from animalpose.data.images import read_image
@@ -156,7 +156,7 @@ class TopDownDataset(Dataset):
         self.schema = schema
         self.codec = codec
         self.input_size = tuple(codec.input_size)
-        codec_udp = isinstance(codec, UDPHeatmapCodec)
+        codec_udp = codec.udp
         self.udp = codec_udp if udp is None else udp
         if self.udp != codec_udp:
             raise ConfigError("<dataset>", "udp", f"udp={self.udp} does not match the {type(codec).__name__}")

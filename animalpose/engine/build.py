@@ -24,10 +24,9 @@ from animalpose.data.transforms import PADDING_REAL
 from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.errors import ConfigError, DataError
 from animalpose.keypoints import KeypointSchema, load_schema
+from animalpose.models.factory import MODELS
 from animalpose.models.factory import build_model as factory_build_model
 from animalpose.models.heads import PoseModel
-
-HOURGLASS_STACKS = {"hourglass1": 1, "hourglass2": 2, "hourglass4": 4, "hourglass8": 8}
 
 
 @dataclass
@@ -175,11 +174,11 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
     train_set = None
     if train:
         augment = None if cfg.augment.preset == "none" else build_augmenter(
-            cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=cfg.codec.kind == "udp",
+            cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=codec.udp,
             **augment_overrides(cfg))
         train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad,
-                                   udp=cfg.codec.kind == "udp", normalization=norm, seed=seed)
-    val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=cfg.codec.kind == "udp",
+                                   udp=codec.udp, normalization=norm, seed=seed)
+    val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=codec.udp,
                                      normalization=norm, seed=seed)
                 for name, (recs, vpad) in val_records.items()}
     return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val], skipped)
@@ -230,10 +229,10 @@ def make_model(cfg: ExperimentConfig, schema: KeypointSchema) -> PoseModel:
         raise ConfigError("<config>", "model.num_joints", f"{k} joints but schema {schema.name!r} has "
                                                           f"{schema.num_joints}")
     arch: dict = {}
-    if name in HOURGLASS_STACKS:
-        if cfg.model.stacks is not None and cfg.model.stacks != HOURGLASS_STACKS[name]:
-            raise ConfigError("<config>", "model.stacks", f"{name} has {HOURGLASS_STACKS[name]} stacks, "
-                                                          f"got {cfg.model.stacks}")
+    stacks = MODELS[name].hourglass_stacks
+    if stacks is not None:
+        if cfg.model.stacks is not None and cfg.model.stacks != stacks:
+            raise ConfigError("<config>", "model.stacks", f"{name} has {stacks} stacks, got {cfg.model.stacks}")
         if cfg.model.channels != 256:
             arch["num_feats"] = cfg.model.channels // 2
     w, h = cfg.data.input_size

@@ -166,11 +166,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
                         + (" on the joints both schemas share" if common is not None else ""))
     padding = crop_padding(ds, cfg)
     codec = make_codec(cfg)
-    tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=cfg.codec.kind == "udp",
+    tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=codec.udp,
                          normalization=norm)
     loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
     perm = flip_permutation_or_none(schema) if flip else None
-    shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+    shift = flip_shift_for(cfg.model.name, codec)
     dists, preds, gts, boxes, used = [], [], [], [], []
     t0 = time.perf_counter()
     bar = None

@@ -6,7 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from animalpose.codecs import Codec
 from animalpose.data.flip import flip_heatmaps
+from animalpose.models.factory import MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -17,13 +19,16 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def flip_shift_for(model_name: str, codec_kind: str) -> bool:
+def flip_shift_for(model_name: str, codec: Codec | str) -> bool:
     """Whether flipped heatmaps are shifted one pixel when averaged.
 
     The MSRA/SimpleBaseline/HRNet code shifts (its heatmap grid is not symmetric about the mirror
     axis); UDP needs no shift; the CC-SSL hourglass code (pytorch-pose ``flip_back``) does not shift.
+    The model's side is its :class:`~animalpose.models.factory.ModelSpec` ``flip_shift``; the codec's
+    is ``codec.udp`` (a ``codec.kind`` string is still accepted).
     """
-    return codec_kind != "udp" and not model_name.startswith(("hourglass", "pyranet"))
+    udp = codec == "udp" if isinstance(codec, str) else codec.udp
+    return not udp and MODELS[model_name].flip_shift
 
 
 @torch.no_grad()

@@ -131,7 +131,7 @@ class Predictor:
         self.codec = make_codec(self.cfg)
         self.input_size = tuple(self.cfg.data.input_size)
         self.perm = flip_permutation_or_none(self.schema) if flip else None
-        self.shift = flip_shift_for(self.cfg.model.name, self.cfg.codec.kind)
+        self.shift = flip_shift_for(self.cfg.model.name, self.codec)
         self.batch_size = batch_size
         self.padding = self.cfg.data.bbox_padding_real
 
@@ -145,7 +145,7 @@ class Predictor:
                                                     self.input_size[0] / self.input_size[1], padding=1.0)
             else:
                 center, scale = box_to_center_scale(box, self.input_size[0] / self.input_size[1], self.padding)
-            m = crop_matrix(center, scale, self.input_size, 0.0, self.cfg.codec.kind == "udp")
+            m = crop_matrix(center, scale, self.input_size, 0.0, self.codec.udp)
             tensors.append(self.norm(warp_image(frame, m, self.input_size)))
             mats.append(m)
         out = []

@@ -3,7 +3,9 @@ best-model selection, early stopping, exact resume, DDP, checkpoints and MLflow 
 
 Defaults follow the papers: RMSprop lr 2.5e-4 for the stacked hourglass (Newell et al. 2016; CC-SSL),
 Adam lr 1e-3 for SimpleBaseline (Xiao et al. 2018) and HRNet (Sun et al. 2019). Every stage output
-of the network is supervised (intermediate supervision): the loss is ``heatmap_mse`` over the list.
+of the network is supervised (intermediate supervision). The loss is the one the model declares
+(``model.loss``, :class:`animalpose.models.heads.PoseModel`): heatmap MSE, DSNT, integral L1, CPN's
+L2 + OHKM; a bare network without ``loss`` is trained with heatmap MSE.
 
 Exact resume: the sample order of epoch ``e`` depends only on ``seed + e`` (:class:`EpochSampler`),
 augmentation on (seed, epoch, index) (the dataset), so a run restarted from a checkpoint written at
@@ -78,6 +80,17 @@ def lr_factor(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> float:
     return warm * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+def target_coords(batch: dict, codec, device: torch.device) -> torch.Tensor | None:
+    """The batch's crop keypoints in heatmap pixels (N, K, 2), for coordinate losses (DSNT, integral);
+    None when the batch carries none (e.g. pseudo-label batches)."""
+    crop_kp = batch.get("meta", {}).get("crop_keypoints")
+    if crop_kp is None:
+        return None
+    scale = torch.as_tensor(codec.scale, dtype=torch.float32)
+    # unlabelled joints (weight 0) may hold NaN, which a zero weight would not cancel
+    return torch.nan_to_num(crop_kp[..., :2].float() * scale).to(device, non_blocking=True)
+
+
 class ModelEMA:
     """Exponential moving average of parameters (buffers copied): ``ema = d · ema + (1 - d) · w``."""
 
@@ -130,13 +143,13 @@ class Trainer:
                  val_sets: dict[str, TopDownDataset], out_dir: Path, *, device: torch.device,
                  tracker: Tracker | None = None, dist: DistInfo | None = None, progress: bool = True,
                  halt_after_steps: int | None = None, extra: dict | None = None, log_every: int = 10):
-        from animalpose.losses import heatmap_mse
+        from animalpose.losses import HeatmapMSELoss
 
         self.cfg, self.schema, self.out_dir = cfg, schema, Path(out_dir)
         self.device, self.dist = device, dist or DistInfo()
         self.tracker = tracker if self.dist.is_main else None
         self.train_set, self.val_sets = train_set, val_sets
-        self.loss_fn = heatmap_mse
+        self.loss_fn = getattr(model, "loss", HeatmapMSELoss())  # the loss the model declares (PoseModel.loss)
         self.progress = progress and self.dist.is_main
         self.halt_after_steps = halt_after_steps
         self.extra = dict(extra or {})
@@ -167,7 +180,7 @@ class Trainer:
         self.sampler = EpochSampler(len(train_set), shuffle=True, seed=t.seed, rank=self.dist.rank,
                                     world_size=self.dist.world_size)
         self.flip_perm = flip_permutation_or_none(schema) if t.flip_test else None
-        self.flip_shift = flip_shift_for(cfg.model.name, cfg.codec.kind)
+        self.flip_shift = flip_shift_for(cfg.model.name, train_set.codec)
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
         # {"score": s} while an improved epoch's best.ckpt is not on disk (its write was interrupted):
         # recorded in last.ckpt so that resume rebuilds best.ckpt from those very weights
@@ -271,7 +284,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
             outputs = self.train_forward(images)
         outputs = [o.float() for o in outputs]
-        return self.loss_fn(outputs, target, weight), outputs
+        coords = target_coords(batch, self.train_set.codec, self.device)
+        return self.loss_fn(outputs, target, weight, coords), outputs
 
     def train_epoch(self) -> dict:
         """One epoch (or its remainder after a resume). Returns mean loss and images/s."""
@@ -355,7 +369,7 @@ class Trainer:
                 if self.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 outputs = [o.float() for o in module(images)]
-                loss = self.loss_fn(outputs, target, weight)
+                loss = self.loss_fn(outputs, target, weight, target_coords(batch, ds.codec, self.device))
                 hm = outputs[-1]
                 if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
                     flipped = module(images.flip(-1))[-1].float()

@@ -1,4 +1,4 @@
-"""Pose networks: stacked hourglass, PyraNet, SimpleBaseline, HRNet; heads; factory; speed paths.
+"""Pose networks: stacked hourglass, PyraNet, SimpleBaseline, HRNet, CPN; heads; factory; speed paths.
 
 Contracts other packages rely on
 --------------------------------
@@ -6,13 +6,14 @@ Contracts other packages rely on
 **Building.** ``animalpose.models.factory.build_model(name, num_joints=None, *, head="heatmap", beta=1.0,
 input_size=None, pretrained=None, **arch_kw) -> PoseModel`` or ``build_model_from_config(ModelConfig)``;
 ``MODELS`` is the one table of names (``hourglass1/2/4/8``, ``hourglass_quick``, ``pyranet4``,
-``pyranet``, ``pyranet_quick``, ``simplebaseline18/34/50/101/152``, ``hrnet_w32``, ``hrnet_w48``).
+``pyranet``, ``pyranet_quick``, ``simplebaseline18/34/50/101/152``, ``hrnet_w32``, ``hrnet_w48``, ``cpn50``,
+``cpn101``, ``cpn_quick``); the experiment config's ``model.name`` is validated against it.
 Invalid names, heads, sizes or keywords raise :class:`animalpose.errors.ConfigError` naming the field.
 
 **Forward.** ``model(x)`` with x (N, 3, H, W) float32 returns ``list[Tensor]`` of score maps
 (N, K, H/4, W/4), one per supervised stage (hourglass/PyraNet: one per stack; others: a list of one);
-the last is the final prediction. H and W must be multiples of 64 (hourglass, PyraNet: stride 4 ×
-hourglass depth 4) or 32 (SimpleBaseline, HRNet).
+the last is the final prediction (CPN: GlobalNet's four levels, then RefineNet). H and W must be
+multiples of 64 (hourglass, PyraNet: stride 4 × hourglass depth 4) or 32 (SimpleBaseline, HRNet, CPN).
 
 **Attributes.** ``model.num_joints`` (K), ``model.stride`` (4), ``model.head_codec`` in
 {"heatmap", "dsnt", "integral"}, ``model.name``, ``model.input_size`` (H, W), ``model.net`` (the
@@ -21,9 +22,13 @@ architecture, which holds every parameter), ``model.head`` (parameter-free).
 scores (N, K), probs (N, K, h, w) or None)``: argmax for "heatmap", softmax expectation for "dsnt",
 β-soft-argmax for "integral" (both via :mod:`animalpose.ops.soft_argmax`).
 
-**Losses** (:mod:`animalpose.losses`): ``heatmap_mse(outputs, target, target_weight)``,
+**Losses.** The model carries its loss: ``model.criterion`` (a :class:`animalpose.losses.PoseLoss`) and
+``model.loss(outputs, target (N, K, h, w), weight (N, K), coords (N, K, 2) heatmap px or None) -> scalar``,
+which the trainer calls: heatmap MSE for the heatmap head, DSNT's Euclidean + JS for "dsnt", L1 on the
+soft-argmax coordinates for "integral", or the architecture's ``heatmap_loss()`` (CPN: L2 + OHKM top-8).
+Functions in :mod:`animalpose.losses`: ``heatmap_mse(outputs, target, target_weight)``,
 ``ohkm_mse(outputs, target, target_weight, topk)``, ``dsnt_loss(coords_norm, heatmap_probs,
-target_norm, weight, sigma, reg_weight)``.
+target_norm, weight, sigma, reg_weight)``, ``integral_l1(coords_norm, target_norm, weight)``.
 
 **Speed** (:mod:`animalpose.models.speed`): ``to_channels_last``, ``Autocast(model, dtype)``,
 ``compile_model``, ``fold_batchnorm``, ``optimize_for_inference``; all give the plain outputs within

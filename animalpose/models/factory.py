@@ -16,6 +16,7 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
@@ -86,29 +87,50 @@ def hrnet_w48(num_joints: int = 17, **kw: Any) -> HRNet:
     return hrnet(num_joints, width=48, **kw)
 
 
+def cpn50(num_joints: int = 17, **kw: Any) -> CPN:
+    return cpn(num_joints, depth=50, **kw)
+
+
+def cpn101(num_joints: int = 17, **kw: Any) -> CPN:
+    return cpn(num_joints, depth=101, **kw)
+
+
+def cpn_quick_net(num_joints: int = 17) -> CPN:
+    return cpn_quick(num_joints)
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A listed variant: its factory, default input (H, W), default joints, and the input multiple."""
+    """A listed variant: its factory, default input (H, W), default joints, and the input multiple.
+
+    ``hourglass_stacks``: the stack count that the experiment config's ``model.stacks`` must match and
+    whose width ``model.channels`` sets (hourglass1/2/4/8), else None. ``flip_shift``: whether the
+    reference code of the family shifts flipped heatmaps one pixel in the flip test (MSRA-style code:
+    SimpleBaseline, HRNet, CPN) or not (pytorch-pose's ``flip_back``: hourglass, PyraNet).
+    """
 
     factory: Callable[..., nn.Module]
     input_size: tuple[int, int]
     num_joints: int
     input_multiple: int
     description: str
+    hourglass_stacks: int | None = None
+    flip_shift: bool = True
 
 
 MODELS: dict[str, ModelSpec] = {
-    "hourglass1": ModelSpec(hourglass1, (256, 256), 18, 64, "stacked hourglass, 1 stack, 256 ch (CC-SSL)"),
-    "hourglass2": ModelSpec(hourglass2, (256, 256), 18, 64, "stacked hourglass, 2 stacks, 256 ch"),
-    "hourglass4": ModelSpec(hourglass4, (256, 256), 18, 64, "stacked hourglass, 4 stacks (CC-SSL results)"),
-    "hourglass8": ModelSpec(hourglass8, (256, 256), 18, 64, "stacked hourglass, 8 stacks (Newell et al.)"),
-    "hourglass_quick": ModelSpec(hourglass_quick, (128, 128), 18, 64, "CPU quick: 2 stacks, 128 ch"),
-    "pyranet4": ModelSpec(pyranet4, (256, 256), 18, 64, "PyraNet PRM-B, 4 stacks"),
-    "pyranet": ModelSpec(pyranet8, (256, 256), 18, 64, "PyraNet PRM-B, 8 stacks (Yang et al.)"),
-    "pyranet_quick": ModelSpec(pyranet_quick_net, (128, 128), 18, 64, "CPU quick PyraNet: 2 stacks, 128 ch"),
+    "hourglass1": ModelSpec(hourglass1, (256, 256), 18, 64, "stacked hourglass, 1 stack, 256 ch (CC-SSL)", 1, False),
+    "hourglass2": ModelSpec(hourglass2, (256, 256), 18, 64, "stacked hourglass, 2 stacks, 256 ch", 2, False),
+    "hourglass4": ModelSpec(hourglass4, (256, 256), 18, 64, "stacked hourglass, 4 stacks (CC-SSL results)", 4, False),
+    "hourglass8": ModelSpec(hourglass8, (256, 256), 18, 64, "stacked hourglass, 8 stacks (Newell et al.)", 8, False),
+    "hourglass_quick": ModelSpec(hourglass_quick, (128, 128), 18, 64, "CPU quick: 2 stacks, 128 ch", flip_shift=False),
+    "pyranet4": ModelSpec(pyranet4, (256, 256), 18, 64, "PyraNet PRM-B, 4 stacks", flip_shift=False),
+    "pyranet": ModelSpec(pyranet8, (256, 256), 18, 64, "PyraNet PRM-B, 8 stacks (Yang et al.)", flip_shift=False),
+    "pyranet_quick": ModelSpec(pyranet_quick_net, (128, 128), 18, 64, "CPU quick PyraNet: 2 stacks, 128 ch",
+                                   flip_shift=False),
     "simplebaseline18": ModelSpec(simplebaseline18, (256, 192), 17, 32, "SimpleBaseline ResNet-18"),
     "simplebaseline34": ModelSpec(simplebaseline34, (256, 192), 17, 32, "SimpleBaseline ResNet-34"),
     "simplebaseline50": ModelSpec(simplebaseline50, (256, 192), 17, 32, "SimpleBaseline ResNet-50"),
@@ -116,6 +138,9 @@ MODELS: dict[str, ModelSpec] = {
     "simplebaseline152": ModelSpec(simplebaseline152, (256, 192), 17, 32, "SimpleBaseline ResNet-152"),
     "hrnet_w32": ModelSpec(hrnet_w32, (256, 192), 17, 32, "HRNet-W32"),
     "hrnet_w48": ModelSpec(hrnet_w48, (256, 192), 17, 32, "HRNet-W48"),
+    "cpn50": ModelSpec(cpn50, (256, 192), 17, 32, "CPN ResNet-50, GlobalNet + RefineNet, OHKM (Chen et al.)"),
+    "cpn101": ModelSpec(cpn101, (256, 192), 17, 32, "CPN ResNet-101"),
+    "cpn_quick": ModelSpec(cpn_quick_net, (128, 96), 17, 32, "CPU quick CPN: ResNet-18, 64-ch pyramid"),
 }
 
 

@@ -14,6 +14,11 @@ training target and decoding, never the network or its parameter count.
   :func:`animalpose.losses.dsnt_loss`.
 - :class:`IntegralHead` (Sun et al., "Integral Human Pose Regression", 2018; β-soft-argmax as in LPN):
   softmax of β·maps, coordinates are the expectation in heatmap pixels.
+
+Each head also names the loss that trains it (:func:`make_loss`): heatmap MSE with target weights,
+DSNT's Euclidean + λ·JS (λ = 1, σ = 1 heatmap pixel, as in the DSNT paper), or L1 on the integral
+coordinates. An architecture trained with its own heatmap loss (CPN: L2 on GlobalNet, OHKM on
+RefineNet) declares it with a ``heatmap_loss()`` method, which the heatmap head then uses.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from animalpose.losses import DSNTLoss, HeatmapMSELoss, IntegralL1Loss, PoseLoss
 from animalpose.ops.soft_argmax import (
     expected_coordinates,
     pixels_to_normalized,
@@ -121,25 +127,42 @@ def make_head(codec: str = "heatmap", beta: float = 1.0) -> HeatmapHead | DSNTHe
     raise ValueError(f"unknown head codec {codec!r}; expected one of {HEAD_CODECS}")
 
 
+def make_loss(head: nn.Module, net: nn.Module) -> PoseLoss:
+    """The loss that trains ``net`` read out by ``head``: the head's own for "dsnt" and "integral";
+    for "heatmap" (or a head that declares no codec), the architecture's ``heatmap_loss()`` when it
+    declares one, else heatmap MSE."""
+    codec = getattr(head, "codec", "heatmap")
+    if codec == "dsnt":
+        return DSNTLoss()
+    if codec == "integral":
+        return IntegralL1Loss(head.beta)
+    own = getattr(net, "heatmap_loss", None)
+    return own() if callable(own) else HeatmapMSELoss()
+
+
 class PoseModel(nn.Module):
-    """A pose network plus its head; the object the engine trains.
+    """A pose network plus its head and its loss; the object the engine trains.
 
     ``forward(x (N, 3, H, W)) -> list[Tensor (N, K, H/4, W/4)]``, one per supervised stage, the last the
-    final prediction. ``readout(heatmaps)`` applies the head to one of them.
+    final prediction. ``readout(heatmaps)`` applies the head to one of them; ``loss(outputs, target,
+    weight, coords)`` is the training loss the model declares.
 
     Attributes:
         name: the factory name (e.g. "hourglass4").
         net: the architecture; its parameters are the model's parameters.
         head: parameter-free head declaring the codec.
+        criterion: the :class:`~animalpose.losses.PoseLoss` (default :func:`make_loss`).
         num_joints, stride (4), head_codec.
     """
 
-    def __init__(self, name: str, net: nn.Module, head: nn.Module, input_size: tuple[int, int]):
+    def __init__(self, name: str, net: nn.Module, head: nn.Module, input_size: tuple[int, int],
+                 criterion: PoseLoss | None = None):
         super().__init__()
         self.name = name
         self.net = net
         self.head = head
         self.input_size = tuple(input_size)
+        self.criterion = criterion if criterion is not None else make_loss(head, net)
 
     @property
     def num_joints(self) -> int:
@@ -158,3 +181,9 @@ class PoseModel(nn.Module):
 
     def readout(self, heatmaps: torch.Tensor) -> Readout:
         return self.head.readout(heatmaps)
+
+    def loss(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+             coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar training loss of ``forward``'s outputs: target (N, K, h, w) heatmaps, weight (N, K),
+        coords (N, K, 2) target (x, y) in heatmap pixels (needed by the DSNT and integral losses)."""
+        return self.criterion(outputs, target, weight, coords)

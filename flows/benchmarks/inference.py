@@ -65,7 +65,7 @@ def crop_outputs(loaded: Loaded, records: Sequence[PoseRecord], padding: float, 
     """
     codec = make_codec(loaded.cfg)
     ds = TopDownDataset(list(records), loaded.schema, codec, None, padding=padding,
-                        udp=loaded.cfg.codec.kind == "udp", normalization=loaded.normalization)
+                        udp=codec.udp, normalization=loaded.normalization)
     heatmaps, targets, keypoints = [], [], []
     for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
         if batch["skipped"] and not skip_unreadable:

@@ -3,9 +3,9 @@
 For each (model, input size) of :data:`CASES` and each execution mode:
 
 - forward: eval mode under ``torch.inference_mode``, a batch of ``batch`` images;
-- train: one training step in train mode (BatchNorm on batch statistics): forward,
-  :func:`animalpose.losses.heatmap_mse` over every stack, backward and an RMSprop update (lr 2.5e-4,
-  the CC-SSL optimiser), gradients cleared with ``set_to_none``.
+- train: one training step in train mode (BatchNorm on batch statistics): forward, the loss the model
+  carries (``model.loss``: heatmap MSE over every stack; CPN: L2 on GlobalNet + OHKM on RefineNet),
+  backward and an RMSprop update (lr 2.5e-4, the CC-SSL optimiser), gradients cleared with ``set_to_none``.
 
 The modes of one case are timed side by side: every mode is built and called once (its ``setup``
 time: for ``compile`` modes the compilation), then ``warmup`` untimed rounds, then ``repeats`` rounds
@@ -38,7 +38,6 @@ from typing import Any
 import torch
 import typer
 
-from animalpose.losses import heatmap_mse
 from animalpose.models.factory import build_model
 from animalpose.models.speed import Autocast, compile_model, fold_batchnorm, pointwise_convs_as_linear, to_channels_last
 from flows.benchmarks.harness import load_average, timed
@@ -47,6 +46,7 @@ CASES: list[tuple[str, tuple[int, int]]] = [
     ("hourglass4", (256, 256)),
     ("hourglass_quick", (128, 128)),
     ("simplebaseline50", (256, 192)),
+    ("cpn50", (256, 192)),
     ("hrnet_w32", (256, 192)),
 ]
 DEFAULT_MODES: tuple[str, ...] = ("plain", "channels_last", "bf16", "channels_last+bf16", "fused",
@@ -105,7 +105,7 @@ def _build(name: str, input_size: tuple[int, int], mode: str, batch: int) -> _Ru
         def train() -> None:
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            heatmap_mse(step_model(x), target, weight).backward()
+            model.loss(step_model(x), target, weight).backward()
             optimizer.step()
 
     r = _Runner(mode, params, forward, train)

@@ -57,6 +57,7 @@ from animalpose.adapt.pseudolabel import (
     finalize,
 )
 from animalpose.adapt.temporal import FlowParams
+from animalpose.codecs import Codec
 from animalpose.config import load_config
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
@@ -82,7 +83,7 @@ class Setup:
     cfg: CCSSLConfig
     model: torch.nn.Module
     schema: KeypointSchema
-    codec: object
+    codec: Codec
     normalization: Normalization
     records: list[PoseRecord]
     padding: float
@@ -94,7 +95,7 @@ class Setup:
 
     @property
     def udp(self) -> bool:
-        return self.cfg.codec.kind == "udp"
+        return self.codec.udp
 
     @property
     def batch_size(self) -> int:
