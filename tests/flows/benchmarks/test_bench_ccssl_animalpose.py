@@ -51,3 +51,18 @@ def test_every_arm_is_scored_on_the_real_test_split_and_a_rerun_resumes(tmp_path
     with pytest.raises(DataError, match="other settings"):
         run_bench(tmp_path, [0], BenchSettings(preset="smoke", data=RELEASE, max_images=12,
                                                ccssl_overrides=("ccssl.lambda_target=2",)))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(4800)
+def test_ccssl_beats_source_only_and_its_control_on_real_horses(tmp_path):
+    """Issue 27's end-to-end claim, on real photographs: from generated horses, CC-SSL on the unlabelled
+    Animal-Pose ``train`` horses beats source-only by at least 3 points PCK@0.05 on the ``test`` horses,
+    and beats the λ = 0 control with the same epochs by at least 2 (thresholds set before the run; seed 0 of
+    the quick preset measured 12.8 -> 19.0, control 13.6, BENCHMARKS.md). About 35 CPU-minutes."""
+    if not RELEASE.is_dir():
+        pytest.skip(f"real data not found at {RELEASE}")
+    result = run_bench(tmp_path, [0], BenchSettings(preset="quick", data=RELEASE))
+    test = {arm: result["per_seed"][0]["arms"][arm]["test"]["pck_crop@0.05"] for arm in ARMS}
+    assert test["ccssl"] - test["source_only"] >= 0.03, test
+    assert test["ccssl"] - test["control"] >= 0.02, test
