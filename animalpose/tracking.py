@@ -263,6 +263,12 @@ class Tracker:
         return Tracker(self.experiment, run_name, tags=tags, system_metrics=False, _parent=self,
                        enabled=self.active).start()
 
+    def adopt(self, run_id: str | None) -> None:
+        """Nest the existing run ``run_id`` (e.g. one ``engine.train`` created) under this run, as a child
+        run of the UI; nothing when either is missing or tracking is off."""
+        if run_id and self.active:
+            self._guard(lambda: self._client.set_tag(run_id, "mlflow.parentRunId", self.run_id))
+
     # -- guarded calls -----------------------------------------------------------------------------
 
     def _guard(self, fn, *args, **kwargs) -> Any:

@@ -173,6 +173,6 @@ def fresh(task, *outputs: Path | str | None):
 
 
 def adopt(parent: Tracker, run_id: str | None) -> None:
-    """Nest an MLflow run created by the library (e.g. ``engine.train``) under ``parent``."""
-    if run_id and parent.active:
-        parent._guard(lambda: parent._client.set_tag(run_id, "mlflow.parentRunId", parent.run_id))
+    """Nest an MLflow run created by the library (e.g. ``engine.train``) under ``parent``
+    (:meth:`animalpose.tracking.Tracker.adopt`)."""
+    parent.adopt(run_id)

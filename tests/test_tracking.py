@@ -116,3 +116,26 @@ def test_artifacts_of_any_sqlite_store_sit_beside_its_database_not_in_the_workin
         tr.log_artifact(ckpt, "model")
     assert list(cwd.iterdir()) == []
     assert len(list((tmp_path / "store" / "mlartifacts" / "elsewhere").rglob("model.ckpt"))) == 1
+
+
+def test_a_child_in_a_with_block_is_one_run_and_adopt_nests_a_library_run(tmp_path, monkeypatch):
+    """``with tracker.child(...)`` (already started) opens one run, not two; ``adopt`` nests a run the library
+    created on its own (engine.train's) under a flow's stage."""
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow import MlflowClient
+
+    with Tracker("unit", "parent", system_metrics=False) as parent:
+        with parent.child("round 0") as child:
+            child.log_metrics({"kept": 3})
+        with Tracker("unit", "trained alone", system_metrics=False) as alone:
+            pass
+        parent.adopt(alone.run_id)
+        parent.adopt(None)  # nothing to adopt: no error
+    client = MlflowClient(parent.uri)
+    runs = client.search_runs([parent.experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["parent", "round 0", "trained alone"]
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["round 0"].info.status == "FINISHED"
+    assert by_name["round 0"].data.tags["mlflow.parentRunId"] == parent.run_id
+    assert by_name["trained alone"].data.tags["mlflow.parentRunId"] == parent.run_id
