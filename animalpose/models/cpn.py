@@ -39,18 +39,10 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from animalpose.losses import HeatmapMSELoss, IntermediateFinalLoss, OHKMLoss, PoseLoss
-
-_RESNETS = {
-    18: torchvision.models.resnet18,
-    34: torchvision.models.resnet34,
-    50: torchvision.models.resnet50,
-    101: torchvision.models.resnet101,
-    152: torchvision.models.resnet152,
-}
+from animalpose.models.simple_baseline import RESNETS
 
 #: CPN's OHKM keeps the M = 8 hardest of the 17 COCO joints (paper Sec. 4.3, Table 4).
 OHKM_TOPK = 8
@@ -157,10 +149,10 @@ class CPN(nn.Module):
     def __init__(self, num_joints: int, depth: int = 50, channels: int = 256, refine_planes: int = 128,
                  ohkm_topk: int = OHKM_TOPK):
         super().__init__()
-        if depth not in _RESNETS:
-            raise ValueError(f"ResNet depth must be one of {sorted(_RESNETS)}, got {depth}")
+        if depth not in RESNETS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNETS)}, got {depth}")
         self.num_joints, self.depth, self.ohkm_topk = num_joints, depth, ohkm_topk
-        resnet = _RESNETS[depth](weights=None)
+        resnet = RESNETS[depth](weights=None)
         self.backbone = nn.Sequential(OrderedDict(
             (name, getattr(resnet, name))
             for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")))

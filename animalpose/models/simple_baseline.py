@@ -22,7 +22,8 @@ import torch
 import torchvision
 from torch import nn
 
-_RESNETS = {
+#: torchvision's ResNet constructors by depth (also CPN's trunk)
+RESNETS = {
     18: torchvision.models.resnet18,
     34: torchvision.models.resnet34,
     50: torchvision.models.resnet50,
@@ -49,11 +50,11 @@ class SimpleBaseline(nn.Module):
         final_kernel: int = 1,
     ):
         super().__init__()
-        if depth not in _RESNETS:
-            raise ValueError(f"ResNet depth must be one of {sorted(_RESNETS)}, got {depth}")
+        if depth not in RESNETS:
+            raise ValueError(f"ResNet depth must be one of {sorted(RESNETS)}, got {depth}")
         self.num_joints = num_joints
         self.depth = depth
-        resnet = _RESNETS[depth](weights=None)
+        resnet = RESNETS[depth](weights=None)
         self.backbone = nn.Sequential(
             OrderedDict(
                 (name, getattr(resnet, name))
