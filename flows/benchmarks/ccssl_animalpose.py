@@ -49,7 +49,7 @@ from animalpose.data.coco_writer import write_coco
 from animalpose.data.readers import read_dataset
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.evaluation import gap_recovery
-from animalpose.keypoints import load_mapping
+from animalpose.keypoints import load_mapping, load_schema
 from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import (
     SEEDS_HELP,
@@ -144,19 +144,19 @@ def engine_config(settings: BenchSettings, train: list[Path], val: list[Path], e
 
 def ccssl_config(settings: BenchSettings, base: ExperimentConfig, target: Path, target_val: Path, source: Path,
                  *, control: bool = False):
-    """CC-SSL from ``source`` on the unlabelled ``target``, ``target_val`` reported per round."""
-    from animalpose.adapt.ccssl import CCSSLConfig
+    """CC-SSL from ``source`` on the unlabelled ``target``, ``target_val`` reported per round: the flow's
+    round config (:func:`flows.ccssl.ccssl_config`) over ``base``, with the preset's ``ccssl:`` section."""
+    from flows.ccssl import ccssl_config as flow_ccssl_config
     from flows.presets import load_preset
 
     p = load_preset(settings.preset)
-    raw = base.model_dump(mode="json", by_alias=True)
-    raw["data"]["target"] = [str(target)]
-    raw["train"]["epochs"] = p.rounds * p.epochs_per_round
-    raw["ccssl"] = {**p.ccssl, "source_checkpoint": str(source), "regenerate_every": p.epochs_per_round,
-                    "target_val": [str(target_val)], "source_epochs": 0}
+    section = dict(p.ccssl)
     if control:  # no target loss, no consistency views: the same epochs on the source alone
-        raw["ccssl"].update(lambda_target=0.0, num_geometric=0, invariance=False, temporal=False, gallery=0)
-    cfg = parse_config(raw, CCSSLConfig)
+        section.update(lambda_target=0.0, num_geometric=0, invariance=False, temporal=False, gallery=0)
+    cfg = flow_ccssl_config(base.model_dump(mode="json", by_alias=True), str(p.train_config),
+                            source_checkpoint=source, target=[target], target_test=target_val,
+                            regenerate_every=p.epochs_per_round, epochs=p.rounds * p.epochs_per_round,
+                            section=section)
     return _override(cfg, settings.ccssl_overrides)
 
 
@@ -170,12 +170,12 @@ def _override(cfg, overrides: tuple[str, ...]):
 # scoring
 
 
-def score(checkpoint: Path, data: dict[str, Path]) -> dict:
-    """Test and val scores of a checkpoint (:func:`animalpose.engine.evaluate.evaluate`, flip test)."""
+def score(checkpoint: Path, data: dict[str, Path], splits: tuple[str, ...] = ("test", "val")) -> dict:
+    """Scores of a checkpoint on ``splits`` (:func:`animalpose.engine.evaluate.evaluate`, flip test)."""
     from animalpose.engine.evaluate import evaluate
 
     out = {"checkpoint": str(checkpoint), "epoch": int(load_checkpoint(checkpoint)["epoch"])}
-    for split in ("test", "val"):
+    for split in splits:
         res = evaluate(checkpoint, data[split], progress=False)
         m = {k: res["metrics"][k] for k in METRICS if k in res["metrics"]}
         m["pck_crop@0.05_tigdog14"] = tigdog14(res["per_joint_tables"]["pck_crop@0.05"])
@@ -187,8 +187,6 @@ def tigdog14(per_joint: dict[str, float | None]) -> float:
     """Mean of the per-joint PCK over the Animal-Pose joints that TigDog shares (the explicit mapping table
     ``animalpose -> tigdog``), joints without a labelled instance left out."""
     table = load_mapping(SCHEMA, "tigdog")
-    from animalpose.keypoints import load_schema
-
     joints = load_schema(SCHEMA).joints
     values = [per_joint.get(joints[a]) for a, _ in table.pairs]
     values = [v for v in values if v is not None]
@@ -213,7 +211,7 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
     cache.start()
     folder, p, clock = cache.folder, load_preset(settings.preset), Stopwatch()
     gen = generated(settings, seed)
-    arms, times, budgets = {}, {}, {}
+    arms, budgets = {}, {}
 
     def arm(name: str, make) -> dict:
         path = folder / f"arm_{name}.json"
@@ -243,11 +241,14 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         cfg = ccssl_config(settings, src_cfg, data["train"], data["val"], source, control=control)
         with CCSSLRun(cfg, folder / name, progress=progress) as run:
             rounds = [run.round(r) for r in range(run.num_rounds)]
+        last = len(rounds) - 1  # every round on test; the last, the arm's model, on val too
+        scores = [score(folder / name / f"round_{r}.ckpt", data, ("test", "val") if r == last else ("test",))
+                  for r in range(len(rounds))]
         per_round = [{"round": r, "pseudo_precision@0.05": m.get("pseudo/precision@0.05"),
                       "pseudo_coverage": m.get("pseudo/coverage"), "val_pck@0.05": m.get("target/pck@0.05"),
-                      **{f"test_{k}": v for k, v in score(folder / name / f"round_{r}.ckpt", data)["test"].items()}}
+                      **{f"test_{k}": v for k, v in scores[r]["test"].items()}}
                      for r, m in enumerate(rounds)]
-        return {**score(folder / name / f"round_{len(rounds) - 1}.ckpt", data), "rounds": per_round}
+        return {**scores[last], "rounds": per_round}
 
     extra = f"{p.rounds} x {p.epochs_per_round} epochs"
     budgets["ccssl"] = f"source-only + {extra} on generated + pseudo-labelled train photographs"
