@@ -565,17 +565,23 @@ def _load_chain(path: Path, cls: type[BaseModel], seen: tuple[Path, ...] = ()) -
     merged: dict = {}
     provenance: dict = {}
     if base_ref is not None:
-        if not isinstance(base_ref, str) or not base_ref:
-            raise ConfigError(str(path), "base", f"expected a path to a YAML file, got {base_ref!r}")
-        base_path = Path(os.path.expanduser(base_ref))
-        if not base_path.is_absolute():
-            base_path = path.parent / base_path
-        if not base_path.is_file():
-            raise ConfigError(str(path), "base", f"file not found: {base_path}")
-        merged, provenance = _load_chain(base_path, cls, (*seen, path))
+        merged, provenance = _load_chain(_base_file(path, base_ref), cls, (*seen, path))
     merged = _deep_merge(merged, raw)
     provenance.update({loc: str(path) for loc in _leaf_keys(raw)})
     return merged, provenance
+
+
+def _base_file(path: Path, base_ref: Any) -> Path:
+    """The file named by the ``base:`` entry of ``path`` (relative to ``path``'s folder); ConfigError naming
+    ``path`` and ``base`` when it is not a path to an existing file."""
+    if not isinstance(base_ref, str) or not base_ref:
+        raise ConfigError(str(path), "base", f"expected a path to a YAML file, got {base_ref!r}")
+    base_path = Path(os.path.expanduser(base_ref))
+    if not base_path.is_absolute():
+        base_path = path.parent / base_path
+    if not base_path.is_file():
+        raise ConfigError(str(path), "base", f"file not found: {base_path}")
+    return base_path
 
 
 def section_names(path: str | Path) -> set[str]:
@@ -587,11 +593,9 @@ def section_names(path: str | Path) -> set[str]:
         seen.add(path.resolve())
         raw = _read_yaml(path)
         names |= set(raw) - {"base"}
-        base = raw.get("base")
-        if not isinstance(base, str) or not base:
+        if raw.get("base") is None:
             break
-        base_path = Path(os.path.expanduser(base))
-        path = base_path if base_path.is_absolute() else path.parent / base_path
+        path = _base_file(path, raw["base"])
     return names
 
 
