@@ -40,12 +40,13 @@ def demo(
     rounds: int = typer.Option(None, help="CC-SSL rounds (default: the preset's)."),
     seed: int = typer.Option(None, help="Base seed of the generated datasets and of training (default: the "
                              "preset's; see flows.ccssl.seed_plan)."),
-    target: list[Path] = typer.Option(None, "--target", help="A real target instead of the generated `photo` "
-                                      "one (used unlabelled; repeatable), e.g. a `data subset` of Animal-Pose's "
-                                      "horse train split."),
-    test: Path = typer.Option(None, "--test", help="Labelled target test set (needed with --target)."),
-    target_val: Path = typer.Option(None, "--target-val", help="Labelled target set on which the oracle chooses "
-                                    "its epoch (never the test set)."),
+    target: list[Path] = typer.Option(None, "--target", exists=True,
+                                      help="A real target instead of the generated `photo` one (used unlabelled; "
+                                      "repeatable), e.g. a `data subset` of Animal-Pose's horse train split."),
+    test: Path = typer.Option(None, "--test", exists=True, help="Labelled target test set (needed with --target)."),
+    target_val: Path = typer.Option(None, "--target-val", exists=True,
+                                    help="Labelled target set on which the oracle chooses its epoch (never the "
+                                    "test set)."),
     schema: str = typer.Option(None, "--schema", help="Keypoint schema to train and score in (e.g. animalpose "
                                "for Animal-Pose photographs; default: the preset's)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),

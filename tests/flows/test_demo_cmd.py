@@ -131,3 +131,8 @@ def test_demo_on_real_horses_end_to_end(tmp_path):
     assert oracle, "no oracle checkpoint"
     ckpt = torch.load(oracle[0], weights_only=False, map_location="cpu")
     assert ckpt["schema"]["name"] == "animalpose" and ckpt["config"]["data"]["val"] == [str(data["val"])]
+
+
+def test_demo_names_a_missing_target_file(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--target", str(tmp_path / "nope.json"), "--test", str(tmp_path)])
+    assert result.exit_code != 0 and "nope.json" in result.output and "does not exist" in result.output
