@@ -54,6 +54,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
+from animalpose.data.transforms import transform_points_batched
 from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
@@ -294,10 +295,7 @@ def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalizati
     crops = [normalization.denormalize(ds[j]["image"]) for j in range(len(idx))]
     truth = None
     if labels.truth is not None:
-        m = labels.matrices[idx]
-        t = labels.truth[idx].astype(np.float64)
-        txy = np.einsum("nkj,nij->nki", t[..., :2], m[:, :, :2]) + m[:, None, :, 2]
-        truth = np.concatenate([txy, t[..., 2:]], -1)
+        truth = transform_points_batched(labels.truth[idx], labels.matrices[idx])
     kept = labels.weights[idx] > 0
     return diag.gallery_figure(crops, labels.crop_xy[idx], kept, truth,
                                title="accepted (green) / rejected (red) pseudo-labels")

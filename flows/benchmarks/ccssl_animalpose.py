@@ -85,11 +85,15 @@ class BenchSettings:
     # overrides of the oracle's config only, after ``overrides``: each arm may take the setting that is
     # best for it on ``val`` (e.g. the strong augmentation helps the synthetic source, not the real labels)
     oracle_overrides: tuple[str, ...] = ()
+    # the generator's style of the source horses (``cad``, ``photo``, ``wild``); None: the preset's. The
+    # richer styles (photographic backgrounds, coats, light) are still synthetic: no real pixel is used
+    source_style: str | None = None
 
     def key(self) -> dict:
         key = json.loads(json.dumps(asdict(self), default=str))
-        if not self.oracle_overrides:  # absent when unused, so that the folders of earlier runs stay valid
-            del key["oracle_overrides"]
+        for unused in ("oracle_overrides", "source_style"):  # absent when unused: earlier folders stay valid
+            if not key[unused]:
+                del key[unused]
         return key
 
 
@@ -125,6 +129,8 @@ def generated(settings: BenchSettings, seed: int) -> dict[str, Path]:
     seeds = seed_plan(p.seed, seed)
     out = {}
     for role, spec, s in (("source", p.source, seeds.source), ("source-val", p.source_val, seeds.source_val)):
+        if settings.source_style:
+            spec = spec.model_copy(update={"style": settings.source_style})
         if settings.max_images:
             spec = spec.model_copy(update={"n": min(spec.n, settings.max_images)})
         (folder,) = make_dataset(settings.species, spec, s, role)
@@ -372,6 +378,8 @@ def bench_command(
                                                                "--set (repeatable)."),
     screen: str = typer.Option("", help="Screen settings on val: only these arms (comma-separated, e.g. "
                                         "'ccssl'; source-only is trained when needed), scored on val alone."),
+    source_style: str = typer.Option(None, help="Generator style of the source horses (cad, photo, wild); "
+                                                "default: the preset's."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
@@ -381,7 +389,8 @@ def bench_command(
     overrides, ccssl = key_values(overrides, "--set"), key_values(ccssl, "--ccssl")
     torch.set_num_threads(threads)
     settings = BenchSettings(species=species, preset=preset, data=data, overrides=overrides,
-                             ccssl_overrides=ccssl, oracle_overrides=key_values(oracle, "--oracle-set"))
+                             ccssl_overrides=ccssl, oracle_overrides=key_values(oracle, "--oracle-set"),
+                             source_style=source_style)
     arms = tuple(a.strip() for a in screen.split(",") if a.strip())
     result = run_bench(out, seed_list, settings, progress=progress, screen=arms)
     echo_result(result, as_json, format_screen(result) if arms else format_table(result),
