@@ -78,3 +78,34 @@ def test_default_protocol_flip_tests_and_reference_refuses_it(trained, dots, cap
     with pytest.raises(SystemExit):
         main(["evaluate", "--checkpoint", str(trained), "--data", str(dots["val"]), "--protocol", "papers"])
     assert "protocol" in capsys.readouterr().err
+
+
+def test_import_reference_then_evaluate_with_the_reference_protocol(tmp_path, dots):
+    """A checkpoint in the reference's layout -> `models import-reference` -> `evaluate --protocol reference`."""
+    from animalpose.models.factory import build_model
+
+    torch.manual_seed(5)
+    source = build_model("hourglass1", 17).eval()
+    src = tmp_path / "checkpoint.pth.tar"  # the reference's names: DataParallel, the shortcut in a Sequential
+    torch.save({"epoch": 1, "arch": "hg", "state_dict": {"module." + k.replace(".downsample.", ".downsample.0."): v
+                                                        for k, v in source.net.state_dict().items()}}, src)
+    mean_file = tmp_path / "mean.pth.tar"
+    torch.save({"mean": torch.tensor([0.4, 0.5, 0.6]), "std": torch.tensor([0.2, 0.2, 0.2])}, mean_file)
+    out = tmp_path / "imported.ckpt"
+    runner = CliRunner()
+    res = runner.invoke(app, ["models", "import-reference", str(src), str(out), "--model", "hourglass1",
+                              "--schema", "coco", "--mean-file", str(mean_file)])
+    assert res.exit_code == 0, res.output
+    model, schema, cfg, norm, _ = load_model(out)
+    assert schema.name == "coco" and cfg.model.name == "hourglass1" and cfg.codec.sigma == 1.0
+    assert norm.mean == pytest.approx((0.4, 0.5, 0.6)) and norm.std == (1.0, 1.0, 1.0)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x)[-1], source(x)[-1])
+    res = runner.invoke(app, ["evaluate", "--checkpoint", str(out), "--data", str(dots["val"]), "--protocol",
+                              "reference", "--json"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["instances"] == 8 and 0.0 <= result["metrics"]["pck_crop@0.05_ref_b6"] <= 1.0
+    res = runner.invoke(app, ["models", "import-reference", str(src), str(out)])
+    assert res.exit_code == 2 and "mean" in res.output
