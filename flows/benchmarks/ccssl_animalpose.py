@@ -88,10 +88,14 @@ class BenchSettings:
     # the generator's style of the source horses (``cad``, ``photo``, ``wild``); None: the preset's. The
     # richer styles (photographic backgrounds, coats, light) are still synthetic: no real pixel is used
     source_style: str | None = None
+    # backgrounds of the generated horses cut from the unlabelled ``train`` photographs outside their
+    # horse boxes (synthetic.backgrounds): the target's scenery, no keypoint label
+    source_backgrounds: bool = False
 
     def key(self) -> dict:
         key = json.loads(json.dumps(asdict(self), default=str))
-        for unused in ("oracle_overrides", "source_style"):  # absent when unused: earlier folders stay valid
+        # absent when unused, so that the folders of earlier runs keep their settings
+        for unused in ("oracle_overrides", "source_style", "source_backgrounds"):
             if not key[unused]:
                 del key[unused]
         return key
@@ -119,8 +123,9 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     return paths
 
 
-def generated(settings: BenchSettings, seed: int) -> dict[str, Path]:
-    """The generated ``source`` and ``source_val`` horses of the preset (flow seeds: base, base + 1)."""
+def generated(settings: BenchSettings, seed: int, data: dict[str, Path] | None = None) -> dict[str, Path]:
+    """The generated ``source`` and ``source_val`` horses of the preset (flow seeds: base, base + 1); with
+    ``settings.source_backgrounds``, over backgrounds cut from ``data["train"]``'s photographs."""
     from flows.ccssl import seed_plan
     from flows.presets import load_preset
     from flows.pretrain import make_dataset
@@ -131,6 +136,8 @@ def generated(settings: BenchSettings, seed: int) -> dict[str, Path]:
     for role, spec, s in (("source", p.source, seeds.source), ("source-val", p.source_val, seeds.source_val)):
         if settings.source_style:
             spec = spec.model_copy(update={"style": settings.source_style})
+        if settings.source_backgrounds:
+            spec = spec.model_copy(update={"backgrounds": data["train"]})
         if settings.max_images:
             spec = spec.model_copy(update={"n": min(spec.n, settings.max_images)})
         (folder,) = make_dataset(settings.species, spec, s, role)
@@ -229,7 +236,7 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         return done
     cache.start()
     folder, p, clock = cache.folder, load_preset(settings.preset), Stopwatch()
-    gen = generated(settings, seed)
+    gen = generated(settings, seed, data)
     arms, budgets = {}, {}
     unknown = [a for a in screen if a not in ARMS]
     if unknown:
@@ -380,6 +387,8 @@ def bench_command(
                                         "'ccssl'; source-only is trained when needed), scored on val alone."),
     source_style: str = typer.Option(None, help="Generator style of the source horses (cad, photo, wild); "
                                                 "default: the preset's."),
+    source_backgrounds: bool = typer.Option(False, help="Cut the generated horses' backgrounds from the "
+                                                        "unlabelled train photographs, outside their boxes."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
@@ -390,7 +399,7 @@ def bench_command(
     torch.set_num_threads(threads)
     settings = BenchSettings(species=species, preset=preset, data=data, overrides=overrides,
                              ccssl_overrides=ccssl, oracle_overrides=key_values(oracle, "--oracle-set"),
-                             source_style=source_style)
+                             source_style=source_style, source_backgrounds=source_backgrounds)
     arms = tuple(a.strip() for a in screen.split(",") if a.strip())
     result = run_bench(out, seed_list, settings, progress=progress, screen=arms)
     echo_result(result, as_json, format_screen(result) if arms else format_table(result),
