@@ -111,6 +111,10 @@ class CCSSLSection(Section):
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
+    # `adapt ccssl` (animalpose.adapt.control.run_ccssl_with_control) also trains the supervised control
+    # (same epochs, lambda = 0), scores both on the labelled val frames and keeps the better as final.ckpt;
+    # run_ccssl and the per-round API run CC-SSL alone
+    control: bool = True
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -394,7 +398,7 @@ class CCSSLRun:
         cfg, c, state, progress = self.cfg, self.cfg.ccssl, self.state, self.progress
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.device = device = pick_device(cfg.train.device)
-        data = build_data(cfg)
+        self.data = data = build_data(cfg)
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
         self.udp = codec.udp
