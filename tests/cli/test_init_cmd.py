@@ -109,3 +109,27 @@ def test_init_from_sleap_keeps_each_frame_whole_and_crops_per_animal(tmp_path):
             assert r.bbox[2] < 300  # a fly's keypoint box, not the 1024-px frame
     assert len(frames) == 1500 and all(len(s) == 1 for s in frames.values())
     assert load_config(result.train_config).model.num_joints == 13
+
+
+def test_the_generated_adapt_config_runs_with_its_control(tmp_path, dlc_project):
+    """init, then `adapt ccssl` on the generated config as a user would run it (shrunk to a tiny network and
+    one epoch, every 100th video frame): the header schema flows through CC-SSL, the val split scores both
+    arms, and the report names the one kept."""
+    project = dlc_project(tmp_path / "mouse", sessions=3)
+    assert runner.invoke(app, ["init", "--from-dlc", str(project)]).exit_code == 0
+    cfg = project / "animalpose" / "adapt_ccssl.yaml"
+    ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(cfg), "--out", str(tmp_path / "run"), "--no-progress",
+                              "train.epochs=1", "ccssl.source_epochs=1", "ccssl.regenerate_every=1",
+                              "model.channels=16", "data.input_size=[64,64]", "data.heatmap_size=[16,16]",
+                              "ccssl.video_step=100", "ccssl.num_geometric=1", "ccssl.num_photometric=0",
+                              "tracking.enabled=false", "train.device=cpu"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.stdout.strip().splitlines()[-1])["keep_better"]
+    assert report["kept"] in ("adapted", "control") and report["final"] == str(tmp_path / "run" / "final.ckpt")
+    assert (report["adapted"] < report["control"]) == (report["kept"] == "adapted")
+    kept = json.loads((tmp_path / "run" / "keep_better.json").read_text())
+    assert kept["val"] == [str(project / "animalpose" / "data" / "val.json")]
+    import torch
+
+    ckpt = torch.load(tmp_path / "run" / "final.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["schema"]["name"] == "dlc:mirror" and len(ckpt["schema"]["joints"]) == 17
