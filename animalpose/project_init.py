@@ -34,7 +34,7 @@ from animalpose.atomic import write_text_atomic
 from animalpose.data.images import video_info
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.records import PoseDataset
-from animalpose.data.split import SplitBy, session_of, split_records, write_split
+from animalpose.data.split import SplitBy, one_per_frame, session_of, split_records, write_split
 from animalpose.data.validate import validate_dataset
 from animalpose.errors import DataError
 
@@ -65,7 +65,7 @@ def _dump(header: list[str], body: dict) -> str:
 
 
 def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
-                 test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool = True,
+                 test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
                  adapt: bool = True, notes: list[str] | None = None) -> InitResult:
     """Split ``dataset``, write the two configs into ``out`` and validate them.
 
@@ -74,9 +74,10 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         videos: the project's videos, the unlabelled target of ``adapt_ccssl.yaml``.
         source: what the configs were made from (named in their header).
         by: "video" or "frame"; None: by video when there are at least 3 videos with labels, else by frame.
-        whole_frame: crop each labelled frame whole (single-animal DLC frames); False: crop around each
-            instance's keypoints (multi-animal SLEAP instances).
-        adapt: write ``adapt_ccssl.yaml`` (needs a video; the video target is cropped whole-frame).
+        whole_frame: crop each labelled frame whole (DeepLabCut's way), or around each instance's keypoints
+            (False); None: whole-frame when every frame holds one animal.
+        adapt: write ``adapt_ccssl.yaml``; needs a video and whole-frame crops (CC-SSL crops the video target
+            whole-frame, so the labelled crops must look alike).
     """
     from animalpose.adapt.ccssl import CCSSLConfig
     from animalpose.config import load_config
@@ -89,6 +90,8 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     records = [r for r in validate_dataset(dataset, schema).records if (r.keypoints[:, 2] > 0).any()]
     if not records:
         raise DataError(dataset.source, "annotations", "no labelled frame")
+    if whole_frame is None:
+        whole_frame = one_per_frame(records)
     sessions = sorted({session_of(r) for r in records})
     if by is None:
         by = "video" if len(sessions) >= 3 else "frame"
@@ -122,6 +125,10 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     train_path = write_text_atomic(out / "train.yaml", _dump(header, train))
     load_config(train_path)  # validate now, not at the user's first run
     adapt_path = None
+    if adapt and not whole_frame:
+        adapt = False
+        notes.append("adapt_ccssl.yaml not written: the labelled animals are cropped around their keypoints "
+                     "(several per frame, or asked), while CC-SSL crops the video target whole-frame")
     if adapt and videos:
         frames = max(video_info(v)["frames"] for v in videos)
         step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
@@ -163,17 +170,9 @@ def init_from_dlc(project: str | Path, out: str | Path | None = None, **options)
 def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -> InitResult:
     """:func:`init_project` for a SLEAP ``.slp`` (default output: ``<folder>/<stem>-animalpose``).
 
-    Instances are cropped around their keypoints (SLEAP projects are often multi-animal). CC-SSL's video
-    target is cropped whole-frame, so ``adapt_ccssl.yaml`` is written only when every labelled frame holds
-    one animal."""
+    Instances are cropped around their keypoints (SLEAP arenas are large and often hold several animals);
+    CC-SSL crops its video target whole-frame, so no ``adapt_ccssl.yaml`` is written."""
     slp = Path(slp)
     dataset = read_dataset(slp, "slp")
-    frames = {}
-    for r in dataset.records:
-        frames[(r.image, r.frame_index)] = frames.get((r.image, r.frame_index), 0) + 1
-    single = max(frames.values(), default=0) <= 1
-    notes = [] if single else ["several animals per frame: adapt_ccssl.yaml not written (CC-SSL's video "
-                               "target is cropped whole-frame, one animal per crop)"]
     return init_project(dataset, [Path(v) for v in dataset.videos], out or slp.parent / f"{slp.stem}-animalpose",
-                        source=f"the SLEAP file {slp.resolve()}", whole_frame=False, adapt=single, notes=notes,
-                        **options)
+                        source=f"the SLEAP file {slp.resolve()}", whole_frame=False, **options)

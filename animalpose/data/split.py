@@ -97,6 +97,17 @@ def split_records(records: Sequence[PoseRecord], val: float = 0.1, test: float =
     return out
 
 
+def one_per_frame(records: Sequence[PoseRecord]) -> bool:
+    """True when no frame holds more than one labelled instance (a single-animal project)."""
+    seen: set[str] = set()
+    for r in records:
+        key = _frame_key(r)
+        if key in seen:
+            return False
+        seen.add(key)
+    return True
+
+
 def _portable(record: PoseRecord, folder: Path, whole_frame: bool) -> PoseRecord:
     """The record with its image path relative to ``folder`` and, with ``whole_frame``, a whole-image box
     where it has none (DeepLabCut labels whole frames; the COCO file would otherwise crop to the box around
@@ -117,11 +128,11 @@ def _portable(record: PoseRecord, folder: Path, whole_frame: bool) -> PoseRecord
 
 
 def write_split(splits: dict[str, list[PoseRecord]], schema: KeypointSchema, out_dir: str | Path, *,
-                manifest: dict | None = None, whole_frame: bool = True) -> dict[str, Path]:
+                manifest: dict | None = None, whole_frame: bool | None = None) -> dict[str, Path]:
     """Write each non-empty split as ``out_dir/<split>.json`` and ``out_dir/split.json``; returns the paths.
 
-    ``whole_frame``: a record without a box is cropped whole-frame (True), or around its keypoints (False:
-    several animals per frame).
+    ``whole_frame``: a record without a box is cropped whole-frame (True), or around its keypoints (False);
+    None: whole-frame when every frame holds one animal (:func:`one_per_frame`).
 
     ``manifest`` adds entries (source, seed, rule) to ``split.json``, which also lists each split's
     videos and its number of frames and instances.
@@ -130,6 +141,8 @@ def write_split(splits: dict[str, list[PoseRecord]], schema: KeypointSchema, out
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     summary: dict[str, dict] = {}
+    if whole_frame is None:
+        whole_frame = one_per_frame([r for recs in splits.values() for r in recs])
     for name in SPLITS:
         recs = splits.get(name, [])
         if not recs:

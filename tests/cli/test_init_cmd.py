@@ -93,14 +93,14 @@ SLEAP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" 
 def test_init_from_sleap_keeps_each_frame_whole_and_crops_per_animal(tmp_path):
     """The SLEAP clip: one video, 2 flies in each of 1,500 labelled frames. One video -> split by frame (with a
     note); both flies of a frame land in the same split; each fly is cropped around its own keypoints; no
-    CC-SSL config (its video target is cropped whole-frame, which fits one animal per frame only)."""
+    CC-SSL config (its video target is cropped whole-frame, unlike these crops)."""
     if not SLEAP.is_file():
         pytest.skip(f"real data not found at {SLEAP}")
     from animalpose.project_init import init_from_sleap
 
     result = init_from_sleap(SLEAP, tmp_path / "flies")
     assert result.schema == "sleap:clip" and len(result.bodyparts) == 13 and result.by == "frame"
-    assert result.adapt_config is None and any("several animals" in n for n in result.notes)
+    assert result.adapt_config is None and any("adapt_ccssl.yaml not written" in n for n in result.notes)
     frames = {}
     for name in ("train", "val", "test"):
         ds = read_dataset(result.split[name])

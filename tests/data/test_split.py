@@ -82,3 +82,29 @@ def test_written_split_reads_back_and_moves_with_its_folder(project, tmp_path):
         got, want = r.keypoints, truth[Path(r.image).resolve()]
         assert ((got[:, 2] > 0) == (want[:, 2] > 0)).all()
         assert abs(got[want[:, 2] > 0, :2] - want[want[:, 2] > 0, :2]).max() < 1e-3
+
+
+def test_frames_with_several_animals_are_cropped_per_animal(tmp_path):
+    """``write_split`` crops whole frames only when each frame holds one animal; two animals in a frame keep
+    the box around each one's keypoints (and both stay in one split)."""
+    import numpy as np
+
+    from animalpose.data.records import PoseRecord
+    from animalpose.data.split import one_per_frame
+    from animalpose.keypoints import schema_from_names
+
+    schema = schema_from_names("t", ["a", "b"])
+
+    def rec(frame, x):
+        kp = np.array([[x, 10, 2], [x + 20, 30, 2]], np.float32)
+        return PoseRecord(str(tmp_path / "v.mp4"), kp, "t", image_size=(200, 100), video_id="v", frame_index=frame)
+
+    pairs = [rec(f, x) for f in range(6) for x in (10.0, 100.0)]
+    assert not one_per_frame(pairs) and one_per_frame(pairs[::2])
+    splits = split_records(pairs, 0.2, 0.2, by="frame")
+    assert all(len({r.frame_index for r in v}) * 2 == len(v) for v in splits.values())  # both animals together
+    paths = write_split(splits, schema, tmp_path / "s")
+    boxes = {tuple(a["bbox"]) for a in json.loads(paths["train"].read_text())["annotations"]}
+    assert boxes == {(10, 10, 20, 20), (100, 10, 20, 20)}
+    single = write_split(split_records(pairs[::2], 0.2, 0.2, by="frame"), schema, tmp_path / "one")
+    assert {tuple(a["bbox"]) for a in json.loads(single["val"].read_text())["annotations"]} == {(0, 0, 200, 100)}
