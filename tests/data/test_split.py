@@ -108,3 +108,20 @@ def test_frames_with_several_animals_are_cropped_per_animal(tmp_path):
     assert boxes == {(10, 10, 20, 20), (100, 10, 20, 20)}
     single = write_split(split_records(pairs[::2], 0.2, 0.2, by="frame"), schema, tmp_path / "one")
     assert {tuple(a["bbox"]) for a in json.loads(single["val"].read_text())["annotations"]} == {(0, 0, 200, 100)}
+
+
+def test_a_project_with_h5_labels_only(tmp_path, dlc_project):
+    """DLC keeps CollectedData_<scorer>.h5 beside (or instead of) the CSV: a project of .h5 files reads to the
+    same records as its CSVs."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("tables")
+    project = dlc_project(tmp_path / "p", sessions=2, frames=20)
+    from_csv = read_dataset(project)
+    for csv in sorted(project.glob("labeled-data/*/CollectedData_*.csv")):
+        pd.read_csv(csv, header=[0, 1, 2], index_col=0).to_hdf(csv.with_suffix(".h5"), key="df_with_missing")
+        csv.unlink()
+    from_h5 = read_dataset(project)
+    assert from_h5.meta["label_files"][0].endswith(".h5") and len(from_h5.records) == len(from_csv.records) == 20
+    for a, b in zip(from_h5.records, from_csv.records, strict=True):
+        assert a.image == b.image and session_of(a) == session_of(b)
+        assert ((a.keypoints - b.keypoints) ** 2).max() < 1e-8
