@@ -195,7 +195,7 @@ class WSCDARun:
         self.target_plain = self._topdown(self.target_records, None, self.pad_target, cfg.train.seed)
         self.report_sets: dict[str, TopDownDataset] = dict(data.val)
         for path in w.target_val:
-            recs, _, vpad = load_records([path], cfg, self.schema.name)
+            recs, _, vpad = load_records([path], cfg, self.schema)
             self.report_sets[f"target_val/{Path(path).stem}"] = self._topdown(recs, None, vpad, cfg.train.seed)
 
         self.pose = make_model(cfg, self.schema)
