@@ -106,7 +106,7 @@ class BenchSettings:
     n_synthetic: int = 200
     render_size: int = 128
     style: str = "photo"
-    human_epochs: int = 4
+    human_epochs: int = 6
     max_images: int | None = None
 
     def key(self) -> dict:
