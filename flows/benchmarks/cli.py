@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import typer
 
-from flows.benchmarks import ccssl, ccssl_animalpose, ccssl_real, engine, loader, models, pseudolabel, synth, wscda, wscda_animalpose
+from flows.benchmarks import (
+    ccssl,
+    ccssl_animalpose,
+    ccssl_real,
+    engine,
+    loader,
+    models,
+    pseudolabel,
+    synth,
+    wscda,
+    wscda_animalpose,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks of BENCHMARKS.md: speed, and the methods over seeds.")
 app.command("synth")(synth.bench_command)

@@ -55,7 +55,7 @@ import torch
 import typer
 import yaml
 
-from animalpose.atomic import write_json_atomic
+from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.evaluation import gap_recovery
 from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import (
@@ -162,7 +162,7 @@ def plan_arms(human_epochs: int) -> list[Arm]:
 
 def arm_config(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: int,
                start: Path | None) -> dict:
-    """The YAML document of ``arm``'s run: the bench config as ``base`` and this arm's data and overrides.
+    """What ``arm``'s run sets over the bench config: its data, seed and ``wscda`` keys.
 
     ``data`` maps keys (``horse_train``, ``horse_val``, ``cow``, ``sheep``, ``human``, ``synthetic``) to
     files; ``start`` is the checkpoint of ``arm.start``'s chosen model."""
@@ -176,12 +176,30 @@ def arm_config(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: i
         wscda["labelled_per_species"] = n
     if start is not None:
         wscda["init_checkpoint"] = str(start)
-    return {"base": str(settings.config),
-            "data": {"train": [str(data[k]) for k in arm.animals], "val": [str(data[f"{TARGET}_val"])],
+    return {"data": {"train": [str(data[k]) for k in arm.animals], "val": [str(data[f"{TARGET}_val"])],
                      "target": [str(data[f"{TARGET}_train"])]},
             "train": {"seed": seed},
             "tracking": {"enabled": False},
             "wscda": wscda}
+
+
+def arm_document(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: int,
+                 start: Path | None) -> dict:
+    """The whole config of ``arm``'s run (written as ``seed_<s>/<run>.yaml``): the bench config with
+    ``settings.overrides`` (``--set``), then :func:`arm_config` on top, so an override reaches every arm that
+    does not set that key itself (``--set wscda.alpha=-0.5`` changes (c), not its α = 0 control)."""
+    from animalpose.adapt.wscda.run import WSCDAConfig
+    from animalpose.config import load_config, to_dict
+
+    return _merged(to_dict(load_config(settings.config, WSCDAConfig, overrides=list(settings.overrides))),
+                   arm_config(arm, settings, data, seed, start))
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,10 +305,10 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
             print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
         start = Path(arms[arm.start]["checkpoint"]) if arm.start else None
         config = folder / f"{arm.run}.yaml"
-        text = yaml.safe_dump(arm_config(arm, settings, files, seed, start), sort_keys=False)
+        text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
         if not config.is_file() or config.read_text() != text:
-            config.write_text(text)
-        cfg = load_config(config, WSCDAConfig, overrides=list(settings.overrides))
+            write_text_atomic(config, text)
+        cfg = load_config(config, WSCDAConfig)
         run_dir = folder / arm.run
         with WSCDARun(cfg, run_dir, progress=progress) as run:
             if arm.pplo:
@@ -304,7 +322,8 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         step, epoch, val = choose(curves)
         checkpoint = run_dir / f"{step}.best.ckpt"
         result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
-                  "val_curve": {s: c["epochs"] for s, c in curves.items()}, "test": score(checkpoint, data[f"{TARGET}_test"])}
+                  "val_curve": {s: c["epochs"] for s, c in curves.items()},
+                  "test": score(checkpoint, data[f"{TARGET}_test"])}
         if arm.pplo:
             result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
                                  or k.startswith("pseudo/")} for r in rounds]
