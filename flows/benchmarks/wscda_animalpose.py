@@ -62,10 +62,12 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
+    check_settings,
     echo_result,
     key_values,
     paired,
     parse_seeds,
+    read_json,
     stats,
 )
 
@@ -96,7 +98,8 @@ CONTRASTS = (("wscda", "alpha0"), ("wscda", "finetune"), ("wscda", "animals_only
 class BenchSettings:
     """What one seed runs: the WS-CDA config (network, budget, α, PPLO) with ``overrides`` on top, and the
     generated data. ``labelled_per_species``: cows and sheep kept per species (None: every one of ``train``);
-    ``human_epochs``: epochs of (a); ``max_images``: per real split, for tests (None: the whole split)."""
+    ``human_epochs``: epochs of (a); ``max_images``: the first photographs of each real split (None: the whole
+    split; the smoke preset's 16 keep a run to a minute or two)."""
 
     data: Path = DEFAULT_DATA
     config: Path = CONFIG
@@ -120,7 +123,7 @@ PRESETS: dict[str, BenchSettings] = {
         overrides=("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "train.batch_size=4", "train.epochs=1",
                    "wscda.steps_per_epoch=2", "wscda.pplo_rounds=1", "wscda.keep_fractions=[0.5]",
                    "wscda.discriminator_hidden=8"),
-        n_human=8, n_synthetic=4, render_size=64, human_epochs=1),
+        n_human=8, n_synthetic=4, render_size=64, human_epochs=1, max_images=16),
 }
 
 
@@ -214,6 +217,13 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     from animalpose.data.readers import read_dataset
 
     release, split_file = settings.data / "keypoints.json", settings.data / "splits.json"
+    # the files below are reused: refuse a folder prepared from another release or another subset
+    source = {"release": str(settings.data.resolve()), "max_images": settings.max_images}
+    marker = out / "data" / "prepared.json"
+    if marker.is_file():
+        check_settings(marker, read_json(marker), source)
+    else:
+        write_json_atomic(marker, source, indent=2)
     wanted = {f"{TARGET}_{s}": (TARGET, s) for s in ("train", "val", "test")}
     wanted.update({sp: (sp, "train") for sp in LABELLED})
     paths = {}

@@ -176,16 +176,16 @@ def test_cli_refuses_an_unknown_preset_before_any_work(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_smoke_preset_on_real_photographs_caches_every_arm_and_resumes(tmp_path):
-    """Every arm at the smoke preset on 12 photographs per real split: the JSON cache, the real splits, the
+    """Every arm at the smoke preset (16 photographs per real split): the JSON cache, the real splits, the
     epoch choice on val, and a second invocation that trains and scores nothing again."""
     if not RELEASE.is_dir():
         pytest.skip(f"real data not found at {RELEASE}")
-    settings = replace(PRESETS["smoke"], data=RELEASE, max_images=12)
+    settings = replace(PRESETS["smoke"], data=RELEASE)
     result = run_bench(tmp_path, [0], settings)
     seed = tmp_path / "seed_0"
     images = {k: {im["file_name"] for im in json.loads((tmp_path / "data" / f"{k}.json").read_text())["images"]}
               for k in ("horse_train", "horse_val", "horse_test", "cow_train", "sheep_train")}
-    assert all(0 < len(v) <= 12 for v in images.values())
+    assert all(0 < len(v) <= 16 for v in images.values())
     assert not images["horse_test"] & (images["horse_train"] | images["horse_val"])
     for arm in ARMS:
         doc = json.loads((seed / f"arm_{arm}.json").read_text())
@@ -212,3 +212,5 @@ def test_smoke_preset_on_real_photographs_caches_every_arm_and_resumes(tmp_path)
     assert {p: t for p, t in stamps().items() if p.name != "result.json"} == before
     with pytest.raises(DataError, match="other settings"):
         run_bench(tmp_path, [0], replace(settings, labelled_per_species=2))
+    with pytest.raises(DataError, match=r"prepared\.json.*max_images"):  # the real subset is refused too
+        run_bench(tmp_path, [0], replace(settings, max_images=8))
