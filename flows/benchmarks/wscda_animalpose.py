@@ -38,8 +38,9 @@ per-domain accuracy at the end of (c); PPLO's pseudo-label coverage and precisio
 = (d − b) / (e − b) of test PCK@0.05 (crop).
 
 Caching (hours on a CPU for three seeds): ``OUT/data`` holds the real splits as COCO files and the
-generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable from its checkpoints),
-``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
+generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable from its checkpoints;
+the training states, optimiser included, are removed once the folder's last arm is scored, the models
+stay), ``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
 same ``OUT`` and settings goes on where it stopped; other settings are refused
 (:class:`~flows.benchmarks.harness.SeedFolder`).
 """
@@ -306,7 +307,9 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
     folder, clock = cache.folder, Stopwatch()
     files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
     arms: dict[str, dict] = {}
-    for arm in plan_arms(settings.human_epochs):
+    plan = plan_arms(settings.human_epochs)
+    last_use = {a.run: a.name for a in plan}  # the last arm of each run folder
+    for arm in plan:
         path = folder / f"arm_{arm.name}.json"
         if path.is_file():
             arms[arm.name] = json.loads(path.read_text())
@@ -343,6 +346,9 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         result["seconds"] = clock.lap()
         write_json_atomic(path, result, indent=2)
         arms[arm.name] = result
+        if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
+            for spent in run_dir.glob("*.train.ckpt"):
+                spent.unlink()
     return cache.save({"seed": seed, "arms": arms,
                        "gap_recovery": gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK],
                                                     arms["oracle"]["test"][PCK])})

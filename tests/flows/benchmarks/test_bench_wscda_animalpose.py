@@ -199,6 +199,8 @@ def test_smoke_preset_on_real_photographs_caches_every_arm_and_resumes(tmp_path)
     assert arms["wscda_pplo"]["step"] == "round_0" and arms["wscda_pplo"]["rounds"][0]["coverage"] > 0
     assert arms["human_only"]["epoch"] == 1 and set(result["summary"]["rows"]) == set(ARMS)
     assert json.loads((seed / "result.json").read_text())["arms"] == arms
+    assert not list(seed.rglob("*.train.ckpt"))  # every arm scored: the resume states are gone, the models kept
+    assert all(Path(a["checkpoint"]).is_file() for a in arms.values())
 
     def stamps():
         return {p: p.stat().st_mtime_ns for p in seed.rglob("*") if p.suffix in (".ckpt", ".json")}
