@@ -55,10 +55,12 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
+    check_settings,
     echo_result,
     key_values,
     paired,
     parse_seeds,
+    read_json,
     stats,
 )
 
@@ -110,6 +112,16 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     as COCO ``[x, y, w, h]``, absolute image paths) under ``out/data``: every config then takes plain files."""
     release, split_file = settings.data / "keypoints.json", settings.data / "splits.json"
     folder = out / "data"
+    # the files below are reused: refuse a folder prepared from another release or another subset
+    source = {"release": str(Path(settings.data).resolve()), "species": settings.species,
+              "max_images": settings.max_images}
+    marker = folder / "prepared.json"
+    if marker.is_file():
+        check_settings(marker, read_json(marker), source)
+    elif any(folder.glob(f"{settings.species}_*.json")):  # written before the marker existed: adopted as is
+        pass
+    else:
+        write_json_atomic(marker, source, indent=2)
     paths = {}
     for split in SPLITS:
         path = folder / f"{settings.species}_{split}.json"

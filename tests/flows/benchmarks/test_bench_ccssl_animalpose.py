@@ -84,3 +84,15 @@ def test_a_screen_trains_only_its_arms_scores_val_alone_and_the_oracle_takes_its
     assert cfg["train"]["lr"] == pytest.approx(7e-4)
     with pytest.raises(ValueError, match="unknown arms"):
         run_bench(tmp_path, [0], settings, screen=("oracel",))
+
+
+def test_the_prepared_splits_are_not_reused_for_another_subset(tmp_path):
+    from flows.benchmarks.ccssl_animalpose import prepare
+
+    if not RELEASE.is_dir():
+        pytest.skip(f"real data not found at {RELEASE}")
+    paths = prepare(BenchSettings(data=RELEASE, max_images=3), tmp_path)
+    assert len(json.loads(paths["test"].read_text())["images"]) <= 3
+    assert prepare(BenchSettings(data=RELEASE, max_images=3), tmp_path) == paths
+    with pytest.raises(DataError, match="max_images"):
+        prepare(BenchSettings(data=RELEASE, max_images=5), tmp_path)
