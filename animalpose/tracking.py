@@ -38,13 +38,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from animalpose.paths import REPO_ROOT, data_home
+from animalpose.registry import CHAMPION
 
 log = logging.getLogger(__name__)
 
 # The experiment tag that opens MLflow 3's UI in its model-training view (runs, charts, compare)
 # instead of its GenAI view (traces, assistant); the UI reads it from the experiment's tags.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
-CHAMPION = "champion"
 
 
 def project_data_dir() -> Path:

@@ -1,5 +1,9 @@
 """The local stack: a Prefect server and a lean MLflow server on 127.0.0.1, started and stopped together.
 
+The MLflow server serves the project's own store (:func:`animalpose.tracking.default_tracking_uri`,
+``<data home>/mlflow.db`` with artifacts beside it), the store ``animalpose demo`` and the CLI write
+to: a deployment run after the demo adds to the same record, and the UI shows both.
+
 Both run as their own process groups, so stopping them ends every worker they spawned. Their PIDs
 and ports go to a state file (written atomically) that ``animalpose serve --stop`` reads. Telemetry
 is off for both; MLflow runs one worker without its job executor (the default starts 15 processes
@@ -86,14 +90,31 @@ def _spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def mlflow_server_command(store_uri: str, host: str, port: int) -> list[str]:
+    """``mlflow server`` on ``store_uri`` with one worker; artifacts of a SQLite store live beside its
+    database (``<db dir>/mlartifacts``, where :class:`~animalpose.tracking.Tracker` puts them too). Run
+    it with :data:`QUIET_ENV` (no job executor: 2 processes instead of 10)."""
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", host, "--port", str(port),
+           "--workers", "1", "--backend-store-uri", store_uri]
+    if store_uri.startswith("sqlite:///"):
+        cmd += ["--default-artifact-root", str(Path(store_uri[len("sqlite:///"):]).parent / "mlartifacts")]
+    return cmd
+
+
 def start_stack(
     home: Path,
     host: str = "127.0.0.1",
     prefect_port: int = 4200,
     mlflow_port: int = 5000,
     timeout: float = 120.0,
+    store_uri: str | None = None,
 ) -> StackState:
-    """Start both servers, wait for their health checks, record the state file; return the state."""
+    """Start both servers, wait for their health checks, record the state file; return the state.
+
+    ``store_uri``: the MLflow store the server serves (default: the project's,
+    :func:`animalpose.tracking.default_tracking_uri`)."""
+    from animalpose.tracking import default_tracking_uri
+
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     state_file = home / "stack.json"
@@ -113,24 +134,11 @@ def start_stack(
         env,
         home / "logs" / "prefect.log",
     )
-    mlflow = _spawn(
-        [
-            str(bindir / "mlflow"),
-            "server",
-            "--host",
-            host,
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{home / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(home / "mlartifacts"),
-        ],
-        env,
-        home / "logs" / "mlflow.log",
-    )
+    store_uri = store_uri or default_tracking_uri()
+    if store_uri.startswith("sqlite:///"):
+        Path(store_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow = _spawn(mlflow_server_command(store_uri, host, mlflow_port), env,
+                    home / "logs" / "mlflow.log")
     state = StackState(host, prefect_port, mlflow_port, prefect.pid, mlflow.pid, str(home))
     write_json_atomic(state_file, asdict(state))
     try:

@@ -63,10 +63,15 @@ def synth(
     )
 
 
-def ensure_dataset(out: Path, **config) -> Path:
-    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted."""
+def ensure_dataset(out: Path, role: str | None = None, **config) -> Path:
+    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted.
+
+    ``role`` (``source``, ``target``, ``test`` ...) names the task run ``synth-<role>-<style>``: the target
+    and the test set of one flow have the same species, style and size, so the default name repeats."""
     out = Path(out)
     runner = synth if out.exists() else synth.with_options(refresh_cache=True)
+    if role:
+        runner = runner.with_options(task_run_name=f"synth-{role}-{config['style']}")
     return runner(out=out, **config)
 
 
@@ -120,13 +125,14 @@ def generate(
     workers: int = 1,
     shards: int = 1,
     dask_workers: int = 0,
+    role: str | None = None,
 ) -> list[Path]:
     """One dataset folder (``shards == 1``) or its shard folders, generated in parallel.
 
     ``dask_workers > 0`` runs the shards on a local Dask cluster of that many worker processes.
     """
     if shards <= 1:
-        return [ensure_dataset(out, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
+        return [ensure_dataset(out, role, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
                                frames=frames, gap=gap, workers=workers)]
     sharded = with_runner(synth_sharded, dask_workers)
     return sharded(out=out, species=species, style=style, n=n, size=size, seed=seed, shards=shards, clips=clips,

@@ -8,8 +8,10 @@ from flows.stack import StackError, free_port, port_in_use, start_stack, stop_st
 
 def test_stack_starts_healthy_and_stops_cleanly(tmp_path):
     pp, mp = free_port(), free_port()
-    state = start_stack(tmp_path, prefect_port=pp, mlflow_port=mp)
+    store = tmp_path / "project" / "mlflow.db"
+    state = start_stack(tmp_path, prefect_port=pp, mlflow_port=mp, store_uri=f"sqlite:///{store}")
     try:
+        assert store.is_file()  # the server serves the store it was given (the project's by default)
         recorded = json.loads((tmp_path / "stack.json").read_text())
         assert recorded["prefect_port"] == pp and recorded["mlflow_port"] == mp
         assert port_in_use("127.0.0.1", pp) and port_in_use("127.0.0.1", mp)
