@@ -46,6 +46,7 @@ class StackState:
     prefect_pid: int
     mlflow_pid: int
     home: str
+    serve_pid: int = 0  # the `animalpose serve` process serving the deployments (0: none recorded)
 
     @property
     def prefect_api_url(self) -> str:
@@ -108,11 +109,12 @@ def start_stack(
     mlflow_port: int = 5000,
     timeout: float = 120.0,
     store_uri: str | None = None,
+    say=None,
 ) -> StackState:
     """Start both servers, wait for their health checks, record the state file; return the state.
 
     ``store_uri``: the MLflow store the server serves (default: the project's,
-    :func:`animalpose.tracking.default_tracking_uri`)."""
+    :func:`animalpose.tracking.default_tracking_uri`). ``say(text)``: told what the start waits for."""
     from animalpose.tracking import default_tracking_uri
 
     home = Path(home).resolve()
@@ -141,7 +143,10 @@ def start_stack(
                     home / "logs" / "mlflow.log")
     state = StackState(host, prefect_port, mlflow_port, prefect.pid, mlflow.pid, str(home))
     write_json_atomic(state_file, asdict(state))
+    say = say or (lambda text: None)
     try:
+        t0 = time.monotonic()
+        say(f"waiting for the Prefect server on {host}:{prefect_port} (log: {home / 'logs' / 'prefect.log'})")
         wait_healthy(
             f"http://{host}:{prefect_port}/api/health",
             prefect,
@@ -149,9 +154,11 @@ def start_stack(
             home / "logs" / "prefect.log",
             timeout,
         )
+        say(f"waiting for the MLflow server on {host}:{mlflow_port} (store: {store_uri})")
         wait_healthy(
             f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
         )
+        say(f"both servers up in {time.monotonic() - t0:.0f} s")
     except BaseException:
         stop_stack(home)
         raise
@@ -201,12 +208,49 @@ def _stop_group(pid: int, grace: float) -> None:
         pass
 
 
-def stop_stack(home: Path, grace: float = 15.0) -> bool:
-    """Stop both servers recorded under ``home``; return False when nothing was recorded."""
+def record_serving(home: Path, pid: int) -> None:
+    """Record ``pid`` as the process serving the deployments of the stack under ``home``."""
+    state_file = Path(home).resolve() / "stack.json"
+    state = load_state(state_file)
+    state.serve_pid = pid
+    write_json_atomic(state_file, asdict(state))
+
+
+def _stop_serving(pid: int, grace: float) -> None:
+    """Ask the serving process to stop (SIGTERM: it stops its runner, then the servers, and exits); SIGKILL
+    when it is still there after ``grace`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid) or _is_zombie(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
+def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 8.0) -> bool:
+    """Stop what the stack under ``home`` runs: the serving process first (from another process; its
+    runner must not outlive the API it talks to), then both servers. Returns False when nothing was
+    recorded."""
     state_file = Path(home).resolve() / "stack.json"
     if not state_file.exists():
         return False
     state = load_state(state_file)
+    if state.serve_pid and state.serve_pid != os.getpid() and _pid_alive(state.serve_pid):
+        _stop_serving(state.serve_pid, serve_grace)
     for pid in (state.prefect_pid, state.mlflow_pid):
         _stop_group(pid, grace)
     state_file.unlink(missing_ok=True)

@@ -459,9 +459,10 @@ class CCSSLRun:
         A finished round returns its recorded metrics; a round after an unfinished one is an error."""
         if not 0 <= r < self.num_rounds:
             raise ValueError(f"round {r} is not one of this run's {self.num_rounds} rounds")
-        if r < self.rounds_done:  # finished: a tracker of another store (a new flow run) still gets its record
+        if r < self.rounds_done:
             done = self.state["rounds"][r]
-            self.tracker.log_metrics(_scalars(done), step=r + 1)
+            if self._given_tracker is not None:  # a caller's run (a flow's round stage, maybe in another store)
+                self.tracker.log_metrics(_scalars(done), step=r + 1)  # still gets the finished round's record
             return done
         if r > self.rounds_done:
             raise RuntimeError(f"{self.out}: round {r} asked for, but only rounds 0..{self.rounds_done - 1} "
