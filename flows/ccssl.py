@@ -40,6 +40,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
+from animalpose.config import flatten
 from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
 from flows.common import (
@@ -337,6 +338,7 @@ def ccssl_flow(
                 source_ckpt = resolve_checkpoint(source_model, parent.uri)
                 st.set_tags({"reused": source_model})
             else:
+                st.log_params(flatten(cfg))  # the stage's own config, beside the rounds' (compare shows the diff)
                 pre = pretrain.with_options(task_run_name="pretrain-source")(
                     cfg, where, out / "pretrain", f"pretrain-{species}", register_as=f"{species}-source",
                     progress=live())
@@ -366,6 +368,7 @@ def ccssl_flow(
                 ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train,
                                        schema=schema)
+                st.log_params(flatten(ocfg))
                 orc = pretrain.with_options(task_run_name="pretrain-oracle")(
                     ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle",
                     progress=live())

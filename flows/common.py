@@ -54,12 +54,16 @@ def ui_command(uri: str) -> str:
     return f"animalpose ui --backend-store-uri {uri}"
 
 
+ML_VIEW = "workflowType=machine_learning"
+
+
 def run_link(tracker: Tracker, ui_url: str | None = None) -> str:
     """The URL of ``tracker``'s run in the MLflow UI (``ui_url`` defaults to the server URI or 127.0.0.1:5000)."""
     base = ui_url or (tracker.uri if tracker.uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
     if tracker.run_id is None:
         return f"{base.rstrip('/')} (tracking was off for this run)"
-    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{tracker.run_id}"
+    # workflowType: MLflow 3's UI opens in its GenAI view unless the link (or the user's toggle) says otherwise
+    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{tracker.run_id}?{ML_VIEW}"
 
 
 def first_line(exc: BaseException) -> str:
