@@ -72,7 +72,7 @@ from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Sect
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.records import PoseRecord
-from animalpose.data.transforms import crop_to_original
+from animalpose.data.transforms import crop_to_original, transform_points_batched
 from animalpose.engine.build import augment_overrides, build_data, load_records, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
@@ -195,7 +195,7 @@ class WSCDARun:
         self.target_plain = self._topdown(self.target_records, None, self.pad_target, cfg.train.seed)
         self.report_sets: dict[str, TopDownDataset] = dict(data.val)
         for path in w.target_val:
-            recs, _, vpad = load_records([path], cfg, self.schema.name)
+            recs, _, vpad = load_records([path], cfg, self.schema)
             self.report_sets[f"target_val/{Path(path).stem}"] = self._topdown(recs, None, vpad, cfg.train.seed)
 
         self.pose = make_model(cfg, self.schema)
@@ -402,9 +402,7 @@ class WSCDARun:
         """(N, K, 3) target truth in the crop pixels of ``mats`` (N, 2, 3), or None without target labels."""
         if self.target_truth is None:
             return None
-        truth = self.target_truth[idx].astype(np.float64)
-        return np.concatenate([np.einsum("nkj,nij->nki", truth[..., :2], mats[:, :, :2]) + mats[:, None, :, 2],
-                               truth[..., 2:]], axis=-1)
+        return transform_points_batched(self.target_truth[idx], mats)
 
     def _train_on_pseudo_labels(self, r: int, labels: PseudoLabels, mats: np.ndarray, idx: np.ndarray,
                                 child: Tracker) -> tuple[dict, Path]:
