@@ -102,6 +102,19 @@ def mlflow_server_command(store_uri: str, host: str, port: int) -> list[str]:
     return cmd
 
 
+def ui_process(store_uri: str | None, host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], dict[str, str]]:
+    """The lean MLflow UI's command line and environment for ``store_uri`` (None: the project's store,
+    :func:`animalpose.tracking.default_tracking_uri`; ``$MLFLOW_TRACKING_URI`` is not consulted, since it
+    may name a server rather than a store). ``mlflow ui`` with its defaults is 10 processes and about
+    1.35 GB; one worker without the job executor is 2 processes and about 530 MB."""
+    from animalpose.tracking import default_tracking_uri
+
+    uri = store_uri or default_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        raise StackError(f"{uri} is a tracking server, not a store: open it in a browser")
+    return mlflow_server_command(uri, host, port), {**os.environ, **QUIET_ENV}
+
+
 def start_stack(
     home: Path,
     host: str = "127.0.0.1",

@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> None:
                        cwd=REPO, check=True)
     experiment_id, parent, stages = flow_runs(store)
 
-    from animalpose.cli.ui_cmd import ui_process
-    from flows.stack import free_port
+    from flows.stack import free_port, ui_process
 
     port = args.port or free_port()
     cmd, ui_env = ui_process(store, "127.0.0.1", port)

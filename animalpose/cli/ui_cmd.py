@@ -1,7 +1,8 @@
 """`animalpose ui`: the MLflow UI on the project's store, lean (one worker, no job executor, 127.0.0.1).
 
 ``mlflow ui`` with its defaults starts 10 processes and about 1.35 GB; one worker without the job
-executor is 2 processes and about 530 MB. The command replaces itself with the server (Ctrl-C stops it).
+executor is 2 processes and about 530 MB (:func:`flows.stack.ui_process`). The command replaces itself
+with the server (Ctrl-C stops it).
 """
 
 from __future__ import annotations
@@ -13,20 +14,6 @@ import typer
 app = typer.Typer(help="Open the MLflow UI on the project's store (lean: 2 processes, 127.0.0.1).")
 
 
-def ui_process(store_uri: str | None, host: str, port: int) -> tuple[list[str], dict[str, str]]:
-    """The server's command line and environment for ``store_uri`` (None: the project's store,
-    :func:`animalpose.tracking.default_tracking_uri`; ``$MLFLOW_TRACKING_URI`` is not consulted, since
-    it may name a server rather than a store)."""
-    from animalpose.tracking import default_tracking_uri
-    from flows.stack import QUIET_ENV, mlflow_server_command
-
-    uri = store_uri or default_tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        raise typer.BadParameter(f"{uri} is a tracking server, not a store: open it in a browser",
-                                 param_hint="--backend-store-uri")
-    return mlflow_server_command(uri, host, port), {**os.environ, **QUIET_ENV}
-
-
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def ui(
     backend_store_uri: str = typer.Option(None, "--backend-store-uri",
@@ -35,6 +22,11 @@ def ui(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback unless you ask otherwise)."),
     port: int = typer.Option(5000, help="Port of the UI."),
 ) -> None:
-    cmd, env = ui_process(backend_store_uri, host, port)
+    from flows.stack import StackError, ui_process
+
+    try:
+        cmd, env = ui_process(backend_store_uri, host, port)
+    except StackError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--backend-store-uri") from exc
     typer.echo(f"MLflow UI on {cmd[cmd.index('--backend-store-uri') + 1]}: http://{host}:{port}  (Ctrl-C stops it)")
     os.execve(cmd[0], cmd, env)

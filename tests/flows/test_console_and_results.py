@@ -107,13 +107,15 @@ def test_task_runs_are_numbered_from_one():
 
 
 def test_ui_command_is_the_lean_server_on_the_project_store(monkeypatch, tmp_path):
-    from animalpose.cli.ui_cmd import ui_process
+    from flows.stack import StackError, ui_process
 
     monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path))
     cmd, env = ui_process(None, "127.0.0.1", 5001)
     assert cmd[1:] == ["server", "--host", "127.0.0.1", "--port", "5001", "--workers", "1", "--backend-store-uri",
                        f"sqlite:///{tmp_path / 'mlflow.db'}", "--default-artifact-root", str(tmp_path / "mlartifacts")]
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+    with pytest.raises(StackError, match="a tracking server, not a store"):
+        ui_process("http://127.0.0.1:5000")
 
 
 @pytest.mark.slow
