@@ -506,7 +506,7 @@ class CCSSLRun:
             state["params_logged"] = True
         if done:
             self.trainer.resume(self.out / f"round_{done - 1}.ckpt")
-            _log(f"resuming after round {done - 1} (epoch {self.trainer.epoch})", progress)
+            _log(f"resuming after round {done} (epoch {self.trainer.epoch})", progress)
         else:
             state["source_only"] = self.evaluate()
             self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
