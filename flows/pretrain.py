@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import INPUTS
 
 from animalpose.paths import data_home
-from flows.common import INPUT_FILES, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
+from flows.common import FileStamps, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.presets import FlowPreset, SynthSpec, engine_config, load_preset
 from flows.synth import generate
 
@@ -43,21 +44,23 @@ def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
 
 def make_dataset(species: str, spec: SynthSpec, seed: int, role: str, *, shards: int = 1,
                  dask_workers: int = 0) -> list[Path]:
-    """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s)."""
+    """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s). Its Prefect
+    task is named by role and style (``synth-target-photo``)."""
     style = spec.style_config()
     return generate(dataset_dir(species, spec, seed, role), species, spec.style, spec.n, spec.size, seed,
                     clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers,
-                    backgrounds=style.backgrounds, backgrounds_p=style.backgrounds_p)
+                    backgrounds=style.backgrounds, backgrounds_p=style.backgrounds_p, role=role)
 
 
-def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None) -> dict:
+def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None,
+           progress: bool = False) -> dict:
     """The library call: ``engine.train`` (resuming from ``out_dir/last.ckpt`` when present)."""
     from animalpose.config import parse_config
     from animalpose.engine.train import train
 
     cfg = parse_config(cfg_dict, where=where, base_dir=Path(where).parent)
     resume = (Path(out_dir) / "last.ckpt").is_file()
-    result = train(cfg, out_dir=out_dir, name=name, resume=resume, progress=False, register_as=register_as)
+    result = train(cfg, out_dir=out_dir, name=name, resume=resume, progress=progress, register_as=register_as)
     best = result.best_checkpoint or result.last_checkpoint
     return {"checkpoint": str(best), "best_score": result.best_score, "run_id": result.run_id,
             "epochs": len(result.history), "images_per_second": result.images_per_second}
@@ -93,18 +96,19 @@ def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_
             "images_per_second": r["images_per_s"]}
 
 
-@task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_transient)
+@task(name="pretrain", cache_policy=(INPUTS - "progress") + FileStamps(), persist_result=True, retries=1,
+      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="{name}")
 def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None,
-             nproc_per_node: int = 1) -> dict:
+             nproc_per_node: int = 1, progress: bool = False) -> dict:
     """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``.
 
     ``nproc_per_node > 1`` launches the engine with torchrun (DDP, one process per GPU); the model
-    is then registered under the engine's default name ``<experiment>-<model>``.
+    is then registered under the engine's default name ``<experiment>-<model>``. ``progress``: the
+    trainer's live bar (a terminal); not part of the cache key.
     """
     if nproc_per_node > 1:
         return _train_torchrun(cfg_dict, where, out_dir, name, nproc_per_node)
-    return _train(cfg_dict, where, out_dir, name, register_as)
+    return _train(cfg_dict, where, out_dir, name, register_as, progress)
 
 
 def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,

@@ -66,10 +66,15 @@ def synth(
     )
 
 
-def ensure_dataset(out: Path, **config) -> Path:
-    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted."""
+def ensure_dataset(out: Path, role: str | None = None, **config) -> Path:
+    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted.
+
+    ``role`` (``source``, ``target``, ``test`` ...) names the task run ``synth-<role>-<style>``: the target
+    and the test set of one flow have the same species, style and size, so the default name repeats."""
     out = Path(out)
     runner = synth if out.exists() else synth.with_options(refresh_cache=True)
+    if role:
+        runner = runner.with_options(task_run_name=f"synth-{role}-{config['style']}")
     return runner(out=out, **config)
 
 
@@ -128,13 +133,14 @@ def generate(
     dask_workers: int = 0,
     backgrounds: str | None = None,
     backgrounds_p: float = 0.9,
+    role: str | None = None,
 ) -> list[Path]:
     """One dataset folder (``shards == 1``) or its shard folders, generated in parallel.
 
     ``dask_workers > 0`` runs the shards on a local Dask cluster of that many worker processes.
     """
     if shards <= 1:
-        return [ensure_dataset(out, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
+        return [ensure_dataset(out, role, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
                                frames=frames, gap=gap, workers=workers, backgrounds=backgrounds,
                                backgrounds_p=backgrounds_p)]
     sharded = with_runner(synth_sharded, dask_workers)

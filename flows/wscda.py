@@ -84,8 +84,13 @@ def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
     return {"checkpoint": str(checkpoint), "metrics": dict(metrics)}
 
 
+def _pplo_run_name(parameters: dict) -> str:
+    """``pplo-round-<n>``, numbered from 1 like the MLflow stage (``round_index`` is 0-based)."""
+    return f"pplo-round-{parameters['round_index'] + 1}"
+
+
 @task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="pplo-round-{round_index}")
+      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name=_pplo_run_name)
 def pplo_round(cfg_dict: dict, where: str, out_dir: Path, round_index: int, tracker=None) -> dict:
     """PPLO round ``round_index``: pseudo-label the target, keep the most confident joints, train on them."""
     with _run(cfg_dict, where, out_dir, tracker) as run:

@@ -499,12 +499,14 @@ class CCSSLRun:
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad,
                                                       self.udp))
         done = self.rounds_done
-        if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
+        # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
+        # round stage, one per round) gets them with every round, so each round's run shows its config
+        if self._given_tracker is not None or (not done and not state.get("params_logged")):
             self.tracker.log_params(flatten(cfg))
             state["params_logged"] = True
         if done:
             self.trainer.resume(self.out / f"round_{done - 1}.ckpt")
-            _log(f"resuming after round {done - 1} (epoch {self.trainer.epoch})", progress)
+            _log(f"resuming after round {done} (epoch {self.trainer.epoch})", progress)
         else:
             state["source_only"] = self.evaluate()
             self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
@@ -542,18 +544,23 @@ class CCSSLRun:
         if not 0 <= r < self.num_rounds:
             raise ValueError(f"round {r} is not one of this run's {self.num_rounds} rounds")
         if r < self.rounds_done:
-            return self.state["rounds"][r]
+            done = self.state["rounds"][r]
+            if self._given_tracker is not None:  # a caller's run (a flow's round stage, maybe in another store)
+                self.tracker.log_metrics(_scalars(done), step=r + 1)  # still gets the finished round's record
+            return done
         if r > self.rounds_done:
             raise RuntimeError(f"{self.out}: round {r} asked for, but only rounds 0..{self.rounds_done - 1} "
                                "have finished (rounds run in order)")
         self.prepare()
         cfg, c, trainer = self.cfg, self.cfg.ccssl, self.trainer
         start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
-        with self.tracker.child(f"round {r}", tags={"round": str(r)}) as child:
+        # rounds are numbered from 1 wherever a person reads them (MLflow, console); r is the 0-based index
+        # of the API and of the files (round_<r>.ckpt, round_<r>/)
+        with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
             labels = select(self._pseudo_labels(r), keep_percentile(cfg, r))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
-            _log(f"round {r}: kept {summary['num_kept']}/{summary['num_joints']} joints"
+            _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
                     else ""), self.progress)
             trainer.set_target(self._target_set(labels, r))
@@ -563,11 +570,11 @@ class CCSSLRun:
             metrics = {"round": r, "epochs": [start, end], **{f"pseudo/{k}": v for k, v in summary.items()
                                                                if not isinstance(v, dict | list)}}
             metrics.update({f"target/{k}": v for k, v in self.evaluate().items()})
-            metrics.update({k: v for k, v in (trainer.history[-1] if trainer.history else {}).items()
+            metrics.update({k: v for k, v in trainer.tracked(trainer.history[-1] if trainer.history else {}).items()
                             if k.startswith("val/")})
-            scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            scalars = _scalars(metrics)
             child.log_metrics(scalars, step=end)
-        self.tracker.log_metrics(scalars, step=r)
+        self.tracker.log_metrics(scalars, step=r + 1)
         trainer.save(self.out / f"round_{r}.ckpt", scalars)
         self.state["rounds"].append(metrics)
         self._save_state()
@@ -655,7 +662,7 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     diag.write_json(summary, folder / "summary.json")
     tracker.log_artifact(folder / "pseudo_labels.json", "pseudo_labels")
     tracker.log_dict(summary, "pseudo_labels/summary.json")
-    fig = diag.curves_figure(summary, f"round {r}: precision vs coverage per check")
+    fig = diag.curves_figure(summary, f"round {r + 1}: precision vs coverage per check")
     if fig is not None:
         save_figure(fig, folder / "curves.png")
         tracker.log_figure(fig, "pseudo_labels/curves.png")
@@ -663,5 +670,10 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     if g is not None:
         save_figure(g, folder / "gallery.png")
         tracker.log_figure(g, "pseudo_labels/gallery.png")
-    tracker.log_metrics({f"pseudo/{k}": v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
+    tracker.log_metrics({f"pseudo/{k}": v for k, v in summary.items() if isinstance(v, int | float)}, step=r + 1)
     return summary
+
+
+def _scalars(metrics: dict) -> dict:
+    """A round's numeric metrics for MLflow (its 0-based ``round`` index is the run's tag and step instead)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "round"}

@@ -19,6 +19,7 @@ from animalpose.cli import (
     serve_cmd,
     synth_cmd,
     train_cmd,
+    ui_cmd,
 )
 from animalpose.errors import AnimalposeError
 from flows.benchmarks.cli import app as bench_app
@@ -42,6 +43,7 @@ app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(predict_cmd.app, name="predict")
 app.add_typer(adapt_cmd.app, name="adapt")
 app.add_typer(demo_cmd.app, name="demo")
+app.add_typer(ui_cmd.app, name="ui")
 app.command("init")(init_cmd.init)
 
 

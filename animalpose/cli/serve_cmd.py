@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -24,21 +25,25 @@ def serve(
     deployments: bool = typer.Option(True, help="Serve the deployments after the servers are up."),
     activate_schedules: bool = typer.Option(False, help="Make the weekly retraining schedules active."),
 ) -> None:
-    from flows.stack import start_stack, stop_stack
+    from flows.stack import record_serving, start_stack, stop_stack
 
     home = Path(home) if home else data_home() / "stack"
     if stop:
         typer.echo("stopped" if stop_stack(home) else f"no stack recorded under {home}")
         return
-    state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port)
+    state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port, say=typer.echo)
     typer.echo(f"Prefect UI and API: http://{host}:{prefect_port}  (export PREFECT_API_URL={state.prefect_api_url})")
     typer.echo(f"MLflow UI:          {state.mlflow_url}")
     os.environ["PREFECT_API_URL"] = state.prefect_api_url
     os.environ["MLFLOW_TRACKING_URI"] = state.mlflow_url
     try:
+        signal.signal(signal.SIGTERM, _interrupt)
+        record_serving(home, os.getpid())  # `serve --stop` from another terminal stops this process first
         if deployments:
-            from flows.deployments import serve_deployments
+            from flows.deployments import deployment_specs, serve_deployments
 
+            typer.echo(f"Registering {len(deployment_specs())} deployments with the Prefect server "
+                       "(about a minute on 2 cores)...")
             typer.echo("Serving deployments; in another terminal: prefect deployment run ccssl/horse")
             serve_deployments(active=activate_schedules)
         else:
@@ -50,5 +55,12 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_stack(home)
         typer.echo("stack stopped")
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (``serve --stop``) ends the serving process the way Ctrl-C does."""
+    raise KeyboardInterrupt

@@ -434,7 +434,7 @@ class Trainer:
                     self._save_best(best_path, metrics, before)
                 self.save(last_path, metrics)
                 if self.tracker:
-                    self.tracker.log_metrics(metrics, step=self.epoch)
+                    self.tracker.log_metrics(self.tracked(metrics), step=self.epoch)
                 self._print_epoch(metrics, improved)
             if t.early_stop_patience is not None and self.bad_epochs >= t.early_stop_patience:
                 stopped_early = True
@@ -442,6 +442,14 @@ class Trainer:
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.best_score,
                            self.history, self.tracker.run_id if self.tracker else None,
                            float(np.median(ips)) if ips else float("nan"), stopped_early, halted)
+
+    def tracked(self, metrics: dict) -> dict:
+        """The epoch metrics worth a line in MLflow: with one validation set its named copies
+        (``val/<file stem>/...``, the stem holding a dataset hash) repeat the pooled ``val/...`` ones."""
+        if len(self.val_sets) != 1:
+            return metrics
+        (name,) = self.val_sets
+        return {k: v for k, v in metrics.items() if not k.startswith(f"val/{name}/")}
 
     def _save_best(self, path: Path, metrics: dict, before: tuple[float | None, int]) -> None:
         """Write best.ckpt; if that fails (Ctrl-C, full disk), roll the best score back so that a last.ckpt
