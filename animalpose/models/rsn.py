@@ -17,12 +17,18 @@ Representations for Multi-Person Pose Estimation", ECCV 2020), as mmpose's ``RSN
   sigmoid) give α (N, K, 1, 1) and β (N, 1, h, w); the output is F·(1 + α·β).
 
 Where the numbers come from. GFLOPs: the authors' README (caiyuanhao1998/RSN, "Results on COCO val",
-256×192) lists RSN-18 at 2.5 and RSN-50 at 6.4 GFLOPs; :mod:`animalpose.flops` counts 2.32 G and 5.94 G
-multiply-adds (both 7 % under; the README does not say what its counter counts). Parameters: neither the
-paper nor mmpose's model zoo publishes a count, so they are computed from the architecture and tested term
-by term (tests/models/test_rsn.py): with 17 joints ``rsn18`` 9,281,018, ``rsn50`` 17,809,614.
-``rsn_quick`` is ours (RSN-18 blocks, 64-channel upsampling; 128×96 input). The mmpose RSN configs leave the
-PRM out (``use_prm`` False); the paper's networks have it, so it is on here (2,125 parameters for K = 17).
+256×192) lists RSN-18 at 2.5 and RSN-50 at 6.4 GFLOPs. :mod:`animalpose.flops` counts 2.26 G multiply-adds
+for ``rsn18`` (10 % under the README; tested) and 4.08 G for ``rsn50`` (36 % under). The architecture is
+mmpose's, whose RSB has expansion 1 (unit widths 64..512). The authors' released ``exps/RSN50.coco`` and
+``exps/RSN18.coco`` network.py use expansion 4 with branches of 26·C_in/64 channels (up to 832 in the
+last unit), which counts 48.6 G for RSN-50 (``RSN(..., blocks=(3, 4, 6, 3), expansion=4)``): neither layout
+gives 6.4 G, and without the authors' counter we keep mmpose's, which reproduces RSN-18's figure.
+Parameters: neither the paper nor mmpose's model zoo publishes a count, so they are computed from the
+architecture and tested term by term (tests/models/test_rsn.py): with 17 joints ``rsn18`` 9,150,004 and
+``rsn50`` 19,333,652, PRM 5,068 of them. ``rsn_quick`` is ours (RSN-18 blocks, 64-channel upsampling;
+128×96 input): 8,413,876 parameters, 0.39 G. mmpose's RSN configs leave the PRM out (``use_prm`` False)
+and so do the authors' released COCO network files; the paper's networks have it, so it is on here
+(``prm=False`` removes it).
 """
 
 from __future__ import annotations
