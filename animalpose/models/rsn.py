@@ -96,6 +96,16 @@ def rsb_layers(blocks: tuple[int, ...], expansion: int = 1, base_channels: int =
     return nn.ModuleList(layers)
 
 
+class _ChannelBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d over (N, K) pooled channels; a training batch of one has no batch statistics (PyTorch
+    raises), so it is normalised with the running ones instead of failing the step."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
 class PoseRefineMachine(nn.Module):
     """PRM: (N, K, h, w) -> (N, K, h, w) = F·(1 + α·β), channel attention α and spatial attention β."""
 
@@ -103,8 +113,8 @@ class PoseRefineMachine(nn.Module):
         super().__init__()
         k = num_joints
         self.conv = conv_bn(k, k, 3)
-        self.channel = nn.Sequential(nn.Linear(k, k), nn.BatchNorm1d(k), nn.ReLU(inplace=True),
-                                     nn.Linear(k, k), nn.BatchNorm1d(k), nn.ReLU(inplace=True), nn.Sigmoid())
+        self.channel = nn.Sequential(nn.Linear(k, k), _ChannelBatchNorm(k), nn.ReLU(inplace=True),
+                                     nn.Linear(k, k), _ChannelBatchNorm(k), nn.ReLU(inplace=True), nn.Sigmoid())
         self.spatial = nn.Sequential(
             conv_bn(k, k, 1),
             nn.Conv2d(k, k, 9, padding=4, groups=k, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True),

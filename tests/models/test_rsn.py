@@ -112,6 +112,15 @@ def test_prm_is_identity_plus_attention():
         assert torch.all(alpha >= 0.5)  # sigmoid after ReLU, as the reference code
 
 
+def test_prm_trains_on_a_batch_of_one():
+    """BN1d cannot take batch statistics of one sample; the channel path falls back to its running ones."""
+    m = PoseRefineMachine(3).train()
+    out = m(torch.randn(1, 3, 8, 6))
+    out.sum().backward()
+    assert out.shape == (1, 3, 8, 6) and m.channel[0].weight.grad is not None
+    assert m(torch.randn(2, 3, 8, 6)).shape == (2, 3, 8, 6)
+
+
 def test_forward_and_prm_only_on_the_final_output():
     net = rsn_quick(5).eval()
     with torch.no_grad():
