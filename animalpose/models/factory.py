@@ -125,8 +125,8 @@ def rsn50(num_joints: int = 17, **kw: Any) -> RSN:
     return rsn(num_joints, depth=50, **kw)
 
 
-def rsn_quick_net(num_joints: int = 17) -> RSN:
-    return rsn_quick(num_joints)
+def rsn_quick_net(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn_quick(num_joints, **kw)
 
 
 # --- the table ---------------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ MODELS: dict[str, ModelSpec] = {
     "mspn_4stg": ModelSpec(mspn_4stg, (256, 192), 17, 32, "MSPN, 4 ResNet-50 stages", flip_shift=False),
     "mspn_quick": ModelSpec(mspn_quick_net, (128, 96), 17, 32, "CPU quick MSPN: 2 ResNet-18 stages, 64 ch",
                             flip_shift=False),
-    "rsn18": ModelSpec(rsn18, (256, 192), 17, 32, "RSN-18, residual steps blocks + PRM (Cai et al.)",
+    "rsn18": ModelSpec(rsn18, (256, 192), 17, 32, "RSN-18, residual steps blocks (Cai et al.; PRM: prm=True)",
                        flip_shift=False),
     "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
     "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),

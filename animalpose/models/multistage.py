@@ -34,15 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from animalpose.losses import CoarseToFineLoss, kernel_sigma
-from animalpose.models.cpn import conv_bn
+from animalpose.models.cpn import conv_bn, upsample_like  # bilinear, align_corners=True as mmpose
 
 #: Gaussian kernel sizes of the coarse-to-fine targets, coarsest level first (MSPN's code, mmpose configs).
 KERNELS = (15, 11, 9, 7, 5)
 OHKM_TOPK = 8
-
-
-def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)  # as mmpose's Upsample_unit
 
 
 class UpsampleUnit(nn.Module):
@@ -62,7 +58,7 @@ class UpsampleUnit(nn.Module):
     def forward(self, x: torch.Tensor, coarser: torch.Tensor | None):
         out = self.in_skip(x)
         if self.up_conv is not None:
-            out = out + self.up_conv(_upsample(coarser, tuple(x.shape[-2:])))
+            out = out + self.up_conv(upsample_like(coarser, x))
         out = F.relu(out)
         skips = (self.out_skip1(x), self.out_skip2(out)) if self.out_skip1 is not None else None
         cross = self.cross_conv(out) if self.cross_conv is not None else None
@@ -104,7 +100,7 @@ class Stage(nn.Module):
 
 class PredictHeatmap(nn.Module):
     """(N, U, h, w) -> (N, K, H/4, W/4): 1×1 conv + BN + ReLU, 3×3 conv to K + BN, bilinear upsampling to
-    ``size``, then ``refine`` (RSN's PRM on the final output, else nothing)."""
+    the size of ``ref`` (N, ·, H/4, W/4), then ``refine`` (RSN's PRM on the final output, else nothing)."""
 
     def __init__(self, unit_channels: int, num_joints: int, refine: nn.Module | None = None):
         super().__init__()
@@ -112,8 +108,8 @@ class PredictHeatmap(nn.Module):
                                   conv_bn(unit_channels, num_joints, 3, relu=False))
         self.refine = refine if refine is not None else nn.Identity()
 
-    def forward(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return self.refine(_upsample(self.conv(x), size))
+    def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        return self.refine(upsample_like(self.conv(x), ref))
 
 
 class MultiStageNet(nn.Module):
@@ -144,11 +140,11 @@ class MultiStageNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
-        size = tuple(x.shape[-2:])
+        ref = x  # stride 4: the size of every prediction
         skips, outputs = None, []
         for s, stage in enumerate(self.stages):
             feats, skips, x = stage(x, skips)
-            outputs += [self.predict[s * self.levels + j](f, size) for j, f in enumerate(feats)]
+            outputs += [self.predict[s * self.levels + j](f, ref) for j, f in enumerate(feats)]
         return outputs
 
 

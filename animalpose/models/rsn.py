@@ -1,7 +1,8 @@
 """Residual Steps Network (Cai, Wang, Luo, Yin, Du, Wang, Zhang, Zhou, Zhou & Sun, "Learning Delicate Local
 Representations for Multi-Person Pose Estimation", ECCV 2020), as mmpose's ``RSN`` backbone (configs
 ``td-hm_rsn18`` / ``td-hm_rsn50_8xb32-210e_coco-256x192``) on the skeleton of
-:mod:`animalpose.models.multistage`, with the paper's Pose Refine Machine on the final output.
+:mod:`animalpose.models.multistage`; the paper's Pose Refine Machine on the final output is an option
+(``prm=True``, e.g. ``build_model("rsn18", prm=True)``).
 
 - Residual steps block (RSB, mmpose ``RSB``, expansion 1): 1×1 conv (stride s) C_in→4b + BN + ReLU, split
   into four branches of b = ⌊26·C_in/64⌋ channels; branch i runs i + 1 3×3 convs (+ BN + ReLU), the j-th
@@ -17,18 +18,22 @@ Representations for Multi-Person Pose Estimation", ECCV 2020), as mmpose's ``RSN
   sigmoid) give α (N, K, 1, 1) and β (N, 1, h, w); the output is F·(1 + α·β).
 
 Where the numbers come from. GFLOPs: the authors' README (caiyuanhao1998/RSN, "Results on COCO val",
-256×192) lists RSN-18 at 2.5 and RSN-50 at 6.4 GFLOPs. :mod:`animalpose.flops` counts 2.26 G multiply-adds
-for ``rsn18`` (10 % under the README; tested) and 4.08 G for ``rsn50`` (36 % under). The architecture is
+256×192) lists RSN-18 at 2.5 and RSN-50 at 6.4 GFLOPs. :mod:`animalpose.flops` counts 2.25 G multiply-adds
+for ``rsn18`` (10 % under the README; tested) and 4.07 G for ``rsn50`` (36 % under). The architecture is
 mmpose's, whose RSB has expansion 1 (unit widths 64..512). The authors' released ``exps/RSN50.coco`` and
 ``exps/RSN18.coco`` network.py use expansion 4 with branches of 26·C_in/64 channels (up to 832 in the
 last unit), which counts 48.6 G for RSN-50 (``RSN(..., blocks=(3, 4, 6, 3), expansion=4)``): neither layout
 gives 6.4 G, and without the authors' counter we keep mmpose's, which reproduces RSN-18's figure.
 Parameters: neither the paper nor mmpose's model zoo publishes a count, so they are computed from the
-architecture and tested term by term (tests/models/test_rsn.py): with 17 joints ``rsn18`` 9,150,004 and
-``rsn50`` 19,333,652, PRM 5,068 of them. ``rsn_quick`` is ours (RSN-18 blocks, 64-channel upsampling;
-128×96 input): 8,413,876 parameters, 0.39 G. mmpose's RSN configs leave the PRM out (``use_prm`` False)
-and so do the authors' released COCO network files; the paper's networks have it, so it is on here
-(``prm=False`` removes it).
+architecture and tested term by term (tests/models/test_rsn.py): with 17 joints ``rsn18`` 9,144,936 and
+``rsn50`` 19,328,584; the PRM adds 5,068. ``rsn_quick`` is ours (RSN-18 blocks, 64-channel upsampling;
+128×96 input): 8,408,808 parameters, 0.39 G.
+
+Why the PRM is off by default: the authors' released COCO networks (``exps/RSN18.coco``, ``RSN50.coco``,
+``4XRSN18.coco``) and mmpose's RSN configs (``use_prm`` False) train without it; and in our quick learning
+setting (tests/human/test_multistage_learning.py: 5 epochs from scratch on 200 generated humans)
+``rsn_quick`` with the PRM reached val PCK@0.1 0.105 against 0.559 without it (one run each, 2026-12-05):
+the ReLU'd 3×3 conv at its input learns slowly from scratch.
 """
 
 from __future__ import annotations
@@ -96,16 +101,6 @@ def rsb_layers(blocks: tuple[int, ...], expansion: int = 1, base_channels: int =
     return nn.ModuleList(layers)
 
 
-class _ChannelBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over (N, K) pooled channels; a training batch of one has no batch statistics (PyTorch
-    raises), so it is normalised with the running ones instead of failing the step."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and x.shape[0] == 1:
-            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        return super().forward(x)
-
-
 class PoseRefineMachine(nn.Module):
     """PRM: (N, K, h, w) -> (N, K, h, w) = F·(1 + α·β), channel attention α and spatial attention β."""
 
@@ -113,21 +108,35 @@ class PoseRefineMachine(nn.Module):
         super().__init__()
         k = num_joints
         self.conv = conv_bn(k, k, 3)
-        self.channel = nn.Sequential(nn.Linear(k, k), _ChannelBatchNorm(k), nn.ReLU(inplace=True),
-                                     nn.Linear(k, k), _ChannelBatchNorm(k), nn.ReLU(inplace=True), nn.Sigmoid())
+        self.channel = nn.Sequential(nn.Linear(k, k), nn.BatchNorm1d(k), nn.ReLU(inplace=True),
+                                     nn.Linear(k, k), nn.BatchNorm1d(k), nn.ReLU(inplace=True), nn.Sigmoid())
         self.spatial = nn.Sequential(
             conv_bn(k, k, 1),
             nn.Conv2d(k, k, 9, padding=4, groups=k, bias=False), nn.BatchNorm2d(k), nn.ReLU(inplace=True),
             conv_bn(k, 1, 1), nn.Sigmoid())
 
+    def _channel_attention(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(N, K) -> (N, K). A training batch of one has no batch statistics for BN1d (PyTorch raises), so
+        that step normalises with the running ones."""
+        if not (self.training and pooled.shape[0] == 1):
+            return self.channel(pooled)
+        norms = [m for m in self.channel if isinstance(m, nn.BatchNorm1d)]
+        for m in norms:
+            m.eval()
+        try:
+            return self.channel(pooled)
+        finally:
+            for m in norms:
+                m.train()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.conv(x)
-        alpha = self.channel(f.mean(dim=(2, 3)))[:, :, None, None]
+        alpha = self._channel_attention(f.mean(dim=(2, 3)))[:, :, None, None]
         return f * (1 + alpha * self.spatial(f))
 
 
 class RSN(MultiStageNet):
-    """RSN: (N, 3, H, W) -> num_stages·4 × (N, K, H/4, W/4), the last refined by the PRM.
+    """RSN: (N, 3, H, W) -> num_stages·4 × (N, K, H/4, W/4), the last refined by the PRM if ``prm``.
 
     Args:
         num_joints: K.
@@ -136,11 +145,11 @@ class RSN(MultiStageNet):
         unit_channels: width of the upsampling path (256).
         num_steps: branches of an RSB (4).
         expansion: RSB output channels over 64·2^l (mmpose's 1; the authors' released network.py has 4).
-        prm: the Pose Refine Machine on the final output.
+        prm: the Pose Refine Machine on the final output (off by default: see the module docstring).
     """
 
     def __init__(self, num_joints: int, blocks: tuple[int, ...] = RSN_BLOCKS[18], num_stages: int = 1,
-                 unit_channels: int = 256, num_steps: int = 4, expansion: int = 1, prm: bool = True,
+                 unit_channels: int = 256, num_steps: int = 4, expansion: int = 1, prm: bool = False,
                  ohkm_topk: int = OHKM_TOPK):
         if len(blocks) != 4:
             raise ValueError(f"RSN has 4 downsampling units, got blocks={blocks}")
@@ -163,6 +172,7 @@ def rsn(num_joints: int = 17, depth: int = 18, **kw) -> RSN:
     return RSN(num_joints, blocks=RSN_BLOCKS[depth], **kw)
 
 
-def rsn_quick(num_joints: int = 17) -> RSN:
-    """CPU quick RSN: RSN-18 blocks, one stage, 64-channel upsampling (ours, not published)."""
-    return RSN(num_joints, blocks=RSN_BLOCKS[18], unit_channels=64)
+def rsn_quick(num_joints: int = 17, **kw) -> RSN:
+    """CPU quick RSN: RSN-18 blocks, one stage, 64-channel upsampling (ours, not published); keywords as
+    :class:`RSN`."""
+    return RSN(num_joints, blocks=RSN_BLOCKS[18], **{"unit_channels": 64, **kw})

@@ -164,3 +164,19 @@ def test_coco_config_builds_mspn_4stg():
     assert cfg.codec.sigma == pytest.approx(kernel_sigma(5))
     assert cfg.train.optimizer == "adam" and cfg.train.lr == pytest.approx(5e-3 * 32 / 256)  # mmpose, batch 256
     assert cfg.train.milestones == [170, 200] and cfg.train.warmup_steps == 500
+
+
+def test_imagenet_weights_load_into_the_stem_and_first_body(tmp_path):
+    import torchvision
+
+    from animalpose.models.weights import load_backbone_weights
+
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(state, tmp_path / "r18.pth")
+    model = build_model("mspn_quick")
+    report = load_backbone_weights(model, tmp_path / "r18.pth")
+    assert report.unexpected == ["fc.weight", "fc.bias"] and report.missing == []
+    net = model.net
+    assert torch.equal(net.stem.conv1.weight, state["conv1.weight"])
+    assert torch.equal(net.stages[0].down[3][1].conv2.weight, state["layer4.1.conv2.weight"])
+    assert not torch.equal(net.stages[1].down[3][1].conv2.weight, state["layer4.1.conv2.weight"])
