@@ -164,6 +164,13 @@ def test_coco_config_builds_mspn_4stg():
     assert cfg.codec.sigma == pytest.approx(kernel_sigma(5))
     assert cfg.train.optimizer == "adam" and cfg.train.lr == pytest.approx(5e-3 * 32 / 256)  # mmpose, batch 256
     assert cfg.train.milestones == [170, 200] and cfg.train.warmup_steps == 500
+    from animalpose.engine.build import make_model
+    from animalpose.keypoints import load_schema
+
+    with torch.device("meta"):
+        model = make_model(cfg, load_schema("coco"))
+        out = model(torch.zeros(1, 3, 256, 192))
+    assert model.name == "mspn_4stg" and [tuple(o.shape) for o in out] == [(1, 17, 64, 48)] * 16
 
 
 def test_imagenet_weights_load_into_the_stem_and_first_body(tmp_path):

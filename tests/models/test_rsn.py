@@ -160,3 +160,10 @@ def test_coco_config_builds_rsn18():
     cfg = load_config(REPO_ROOT / "configs" / "experiments" / "rsn_coco.yaml")
     assert cfg.model.name == "rsn18" and tuple(cfg.data.input_size) == (192, 256)
     assert cfg.train.lr == pytest.approx(2e-2 * 32 / 256) and cfg.train.milestones == [170, 190, 200]
+    from animalpose.engine.build import make_model
+    from animalpose.keypoints import load_schema
+
+    with torch.device("meta"):
+        model = make_model(cfg, load_schema("coco"))
+        out = model(torch.zeros(1, 3, 256, 192))
+    assert model.name == "rsn18" and [tuple(o.shape) for o in out] == [(1, 17, 64, 48)] * 4
