@@ -12,9 +12,11 @@ feature (1×1 conv to 64 channels) is the next stage's input. Every stage and le
 (coarse-to-fine: Gaussian kernels 15/11/9/7, the last stage 11/9/7/5, OHKM top 8 on the finest level;
 :func:`animalpose.models.multistage.coarse_to_fine_loss`).
 
-Where the numbers come from. Neither the MSPN paper nor mmpose's model zoo (mspn_coco.md lists AP only)
-publishes a parameter count, and we found no published GFLOPs for these variants in the stored sources,
-so both are computed from the architecture above and tested term by term (tests/models/test_mspn.py).
+Where the numbers come from. Neither the MSPN paper, nor the authors' README (megvii-research/MSPN, AP
+tables only), nor mmpose's model zoo (mspn_coco.md, AP only) publishes a parameter count or GFLOPs for
+these variants that we found, so both are computed from the architecture above and tested term by term
+(tests/models/test_mspn.py). Convolutions are bias-free before BN, as mmpose's; the authors' code gives
+every conv a (redundant) bias, which adds a few thousand parameters.
 With 17 joints at 256×192 (multiply-adds by :mod:`animalpose.flops`): one stage (mmpose's ``mspn50``)
 25,112,264 parameters, 5.07 G; ``mspn_2stg`` 56,800,464, 11.26 G; ``mspn_3stg`` 88,488,664, 17.45 G;
 ``mspn_4stg`` 120,176,864, 23.64 G. A stage before the last: 31,688,200 = ResNet-50 body 23,498,496 +
