@@ -16,7 +16,8 @@ Where the numbers come from. Neither the MSPN paper, nor the authors' README (me
 tables only), nor mmpose's model zoo (mspn_coco.md, AP only) publishes a parameter count or GFLOPs for
 these variants that we found, so both are computed from the architecture above and tested term by term
 (tests/models/test_mspn.py). Convolutions are bias-free before BN, as mmpose's; the authors' code gives
-every conv a (redundant) bias, which adds a few thousand parameters.
+every conv a (redundant) bias: one per output channel, 66,568 more for ``mspn_2stg``, 140,816 for
+``mspn_4stg``.
 With 17 joints at 256×192 (multiply-adds by :mod:`animalpose.flops`): one stage (mmpose's ``mspn50``)
 25,112,264 parameters, 5.07 G; ``mspn_2stg`` 56,800,464, 11.26 G; ``mspn_3stg`` 88,488,664, 17.45 G;
 ``mspn_4stg`` 120,176,864, 23.64 G. A stage before the last: 31,688,200 = ResNet-50 body 23,498,496 +
