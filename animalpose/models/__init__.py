@@ -26,8 +26,9 @@ scores (N, K), probs (N, K, h, w) or None)``: argmax for "heatmap", softmax expe
 
 **Losses.** The model carries its loss: ``model.criterion`` (a :class:`animalpose.losses.PoseLoss`) and
 ``model.loss(outputs, target (N, K, h, w), weight (N, K), coords (N, K, 2) heatmap px or None) -> scalar``,
-which the trainer calls: heatmap MSE for the heatmap head, DSNT's Euclidean + JS for "dsnt", L1 on the
-soft-argmax coordinates for "integral", or the architecture's ``heatmap_loss()`` (CPN: L2 + OHKM top-8;
+which the trainer calls (building coords only when ``model.needs_coords``): heatmap MSE for the heatmap
+head, DSNT's Euclidean + JS for "dsnt", L1 on the soft-argmax coordinates for "integral", or the
+architecture's ``heatmap_loss()`` (CPN: L2 + OHKM top-8;
 MSPN/RSN: coarse-to-fine per-output Gaussians, :class:`animalpose.losses.CoarseToFineLoss`).
 Functions in :mod:`animalpose.losses`: ``heatmap_mse(outputs, target, target_weight)``,
 ``ohkm_mse(outputs, target, target_weight, topk)``, ``dsnt_loss(coords_norm, heatmap_probs,
