@@ -65,14 +65,17 @@ def annotations_for(data: Path, schema: str | None) -> Path:
 
 @task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None) -> dict:
+def evaluate(checkpoint: Path, data: Path, batch_size: int | None = None, schema: str | None = None,
+             protocol: str = "default") -> dict:
     """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
 
-    ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder.
+    ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder;
+    ``protocol="reference"`` scores as the CC-SSL reference's evaluation/test.py (no flip, batch 6 unless
+    ``batch_size`` says otherwise, its batch-averaged PCK); ``batch_size`` None takes the protocol's.
     """
     from animalpose.engine.evaluate import evaluate as run
 
-    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, progress=False)
+    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, protocol=protocol, progress=False)
 
 
 PCK = "pck_crop@0.05"

@@ -32,10 +32,9 @@ def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
     sizes, seed, format): the synth task is cached on its inputs, so whatever changes the data must
     change the folder, or a flow would get the cached folder of the old distribution back.
     """
-    from synthetic.styles import StyleConfig
     from synthetic.writers import DEFAULT_FPS, config_hash, dataset_config, default_format
 
-    style = StyleConfig.make(spec.style, spec.gap)
+    style = spec.style_config()
     frames = spec.frames if spec.clips else 0
     digest = config_hash(dataset_config(species, style, spec.n, spec.size, seed, spec.clips, frames, False,
                                         DEFAULT_FPS, default_format(style)))[:8]
@@ -45,8 +44,10 @@ def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
 def make_dataset(species: str, spec: SynthSpec, seed: int, role: str, *, shards: int = 1,
                  dask_workers: int = 0) -> list[Path]:
     """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s)."""
+    style = spec.style_config()
     return generate(dataset_dir(species, spec, seed, role), species, spec.style, spec.n, spec.size, seed,
-                    clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers)
+                    clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers,
+                    backgrounds=style.backgrounds, backgrounds_p=style.backgrounds_p)
 
 
 def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None) -> dict:

@@ -55,11 +55,14 @@ def synth(
     frames: int = 0,
     gap: float | None = None,
     workers: int = 1,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
 ) -> Path:
-    """Generate ``n`` images (plus ``clips`` × ``frames`` video frames) of ``species`` in ``style`` into ``out``."""
+    """Generate ``n`` images (plus ``clips`` × ``frames`` video frames) of ``species`` in ``style`` into ``out``
+    (``backgrounds``: photographs to cut backgrounds from, :mod:`synthetic.backgrounds`)."""
     return _generate(
         out=Path(out), species=species, style=style, n=n, size=size, seed=seed, clips=clips, frames=frames,
-        workers=workers, gap=gap,
+        workers=workers, gap=gap, backgrounds=backgrounds, backgrounds_p=backgrounds_p,
     )
 
 
@@ -90,6 +93,8 @@ def synth_sharded(
     clips: int = 0,
     frames: int = 0,
     gap: float | None = None,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
 ) -> list[Path]:
     """Generate ``shards`` shard datasets in parallel on this flow's task runner; returns their folders."""
     out = Path(out)
@@ -100,7 +105,8 @@ def synth_sharded(
         futures.append(
             runner.submit(
                 out=shard, species=species, style=style, n=n_i, size=size, seed=seed + SHARD_SEED_STRIDE * i,
-                clips=clips_i, frames=frames if clips_i else 0, gap=gap, workers=1,
+                clips=clips_i, frames=frames if clips_i else 0, gap=gap, workers=1, backgrounds=backgrounds,
+                backgrounds_p=backgrounds_p,
             )
         )
     return [f.result() for f in futures]
@@ -120,6 +126,8 @@ def generate(
     workers: int = 1,
     shards: int = 1,
     dask_workers: int = 0,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
 ) -> list[Path]:
     """One dataset folder (``shards == 1``) or its shard folders, generated in parallel.
 
@@ -127,7 +135,8 @@ def generate(
     """
     if shards <= 1:
         return [ensure_dataset(out, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
-                               frames=frames, gap=gap, workers=workers)]
+                               frames=frames, gap=gap, workers=workers, backgrounds=backgrounds,
+                               backgrounds_p=backgrounds_p)]
     sharded = with_runner(synth_sharded, dask_workers)
     return sharded(out=out, species=species, style=style, n=n, size=size, seed=seed, shards=shards, clips=clips,
-                   frames=frames, gap=gap)
+                   frames=frames, gap=gap, backgrounds=backgrounds, backgrounds_p=backgrounds_p)

@@ -42,14 +42,18 @@ if TYPE_CHECKING:
 
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
-                 rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int) -> tuple[dict, str]:
-    """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file."""
+                 rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int,
+                 val: Path | None = None) -> tuple[dict, str]:
+    """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file.
+
+    ``val`` (e.g. a real ``val`` split) is ``data.val``, reported after every stage, with ``test`` reported
+    beside it as ``wscda.target_val``; without it ``test`` is both."""
     from animalpose.adapt.wscda.run import WSCDAConfig
     from animalpose.config import to_dict
 
     if preset.wscda_config is None:
         raise ConfigError("<flow preset>", "wscda_config", "this flow preset names no WS-CDA config")
-    values: dict = {"data.train": list(animals), "data.val": [test], "data.target": list(target),
+    values: dict = {"data.train": list(animals), "data.val": [val or test], "data.target": list(target),
                     "wscda.human": list(human), "wscda.pplo_rounds": rounds, "wscda.target_val": [test],
                     "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
     if model:
@@ -103,6 +107,7 @@ def wscda_flow(
     animal_data: list[Path] | None = None,
     target_data: list[Path] | None = None,
     test_data: Path | None = None,
+    val_data: Path | None = None,
     model: str | None = None,
     tracking_uri: str | None = None,
     experiment: str = "wscda",
@@ -110,7 +115,15 @@ def wscda_flow(
     out_dir: Path | None = None,
     dask_workers: int = 0,
 ) -> dict:
-    """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds."""
+    """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
+
+    Real data through parameters (each replaces its generated set; COCO keypoints files or folders):
+    ``human_data`` (labelled humans, ``coco``), ``animal_data`` (labelled animals; the config's
+    ``labelled_per_species`` of each), ``target_data`` (the unseen species, used unlabelled), ``test_data``
+    (labelled target, scored at the end) and ``val_data`` (labelled target reported after every stage).
+    E.g. the Animal-Pose protocol of ``animalpose bench wscda-animalpose``: ``-p 'animal_data=[cow_train.json,
+    sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``.
+    """
     p = load_preset(preset)
     n_rounds = rounds or p.rounds
     out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem
@@ -126,7 +139,8 @@ def wscda_flow(
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
-                                  model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                                  model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
+                                  val=Path(val_data) if val_data else None)
         with stage(parent, "wscda") as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
         round_metrics = []

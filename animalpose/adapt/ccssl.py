@@ -11,6 +11,10 @@ Mu et al., "Learning from Synthetic Animals" (CVPR 2020), Alg. 1, as its referen
 3. train on ``L_source + λ · L_target`` (λ = 10), one source and one target batch per step, the
    model and optimiser continued, not reinitialised.
 
+Optional, for video targets: Lightning Pose's temporal-difference loss on a clip of consecutive target
+frames joins every step (``ccssl.temporal_loss_weight`` · L_temporal, :mod:`animalpose.adapt.temporal_loss`),
+with or without the pseudo-labels (λ = 0: the temporal term alone).
+
 Model selection: by default the best epoch is chosen on the *source* validation set
 (``train.select_on: source-val``), so no target label is ever used. ``train.select_on: target-val``
 selects on ``ccssl.target_val`` instead, which is what the reference did (it picked its best epoch
@@ -48,12 +52,14 @@ from animalpose.adapt.selection import (
 )
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
+from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
+from animalpose.data.transforms import transform_points_batched
 from animalpose.data.validate import validate_dataset
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
@@ -111,6 +117,20 @@ class CCSSLSection(Section):
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
+    # `adapt ccssl` (animalpose.adapt.control.run_ccssl_with_control) also trains the supervised control
+    # (same epochs, lambda = 0), scores both on the labelled val frames and keeps the better as final.ckpt;
+    # run_ccssl and the per-round API run CC-SSL alone
+    control: bool = True
+    # Lightning Pose's temporal-difference loss (animalpose.adapt.temporal_loss) on clips of temporal_loss_clip
+    # consecutive target video frames, added to every step with this weight (0: off; with lambda_target 0
+    # it is the only unsupervised term). epsilon: the jump each keypoint may make between consecutive
+    # target frames free of cost, in video pixels (one number or one per keypoint); pairs with a heatmap
+    # maximum below temporal_loss_threshold count 0; beta: soft-argmax inverse temperature of the readout
+    temporal_loss_weight: float = Field(default=0.0, ge=0)
+    temporal_loss_epsilon: float | list[float] = 5.0
+    temporal_loss_clip: int = Field(default=8, ge=2)
+    temporal_loss_threshold: float = Field(default=0.0, ge=0)
+    temporal_loss_beta: float = Field(default=160.0, gt=0)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -189,6 +209,47 @@ def select(labels: PseudoLabelSet, percentile: float) -> PseudoLabelSet:
 # training
 
 
+@dataclass
+class TemporalClips:
+    """The temporal-difference term's data: plain crops of the target records, the windows of consecutive
+    frames (:func:`~animalpose.adapt.temporal_loss.clip_windows`) and the loss settings."""
+
+    dataset: TopDownDataset
+    windows: list[list[int]]
+    weight: float
+    epsilon: torch.Tensor  # (K,) video pixels
+    threshold: float = 0.0
+    beta: float = 160.0
+    cache: dict = field(default_factory=dict)
+
+    def item(self, i: int) -> dict:
+        if i not in self.cache:
+            self.cache[i] = self.dataset[i]
+        return self.cache[i]
+
+
+def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
+                   normalization: Normalization, padding: float, udp: bool) -> TemporalClips | None:
+    """The clips of ``ccssl.temporal_loss_*`` over the target ``records`` (None when the weight is 0).
+
+    Raises ConfigError naming the key when the target has no clip of that many consecutive video frames or
+    the tolerances do not match the joints."""
+    c = cfg.ccssl
+    if c.temporal_loss_weight <= 0:
+        return None
+    windows = clip_windows(records, c.temporal_loss_clip, c.video_step)
+    if not windows:
+        raise ConfigError("<config>", "ccssl.temporal_loss_weight", f"the temporal loss needs clips of "
+                          f"{c.temporal_loss_clip} consecutive frames (video_step {c.video_step}) of a video "
+                          "target; data.target has none")
+    try:
+        eps = epsilon_tensor(c.temporal_loss_epsilon, schema.num_joints)
+    except ValueError as exc:
+        raise ConfigError("<config>", "ccssl.temporal_loss_epsilon", f"{exc} of schema {schema.name!r}") from None
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold, c.temporal_loss_beta)
+
+
 class CCSSLTrainer(Trainer):
     """The engine's trainer with a second, pseudo-labelled target stream: each step draws one source
     and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``)."""
@@ -198,9 +259,29 @@ class CCSSLTrainer(Trainer):
         self.lambda_target = float(lambda_target)
         self.target_set: TopDownDataset | None = None
         self._target_iter: Iterator[dict] | None = None
+        self.clips: TemporalClips | None = None
 
     def set_target(self, dataset: TopDownDataset | None) -> None:
         self.target_set = dataset
+
+    def set_temporal_loss(self, clips: TemporalClips | None) -> None:
+        """Add ``clips.weight`` · L_temporal of one clip of consecutive target frames to every step."""
+        self.clips = clips
+
+    def temporal_term(self, window: list[int]) -> torch.Tensor:
+        """L_temporal (:func:`~animalpose.adapt.temporal_loss.temporal_difference`) of the frames ``window`` of
+        ``clips.dataset``, predicted by the model in its current mode; crops are cached (they are plain,
+        unaugmented crops, the same every time)."""
+        c = self.clips
+        items = [c.item(i) for i in window]
+        images = torch.stack([it["image"] for it in items]).to(self.device)
+        matrices = torch.stack([it["meta"]["matrix"] for it in items])
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
+            outputs = self.train_forward(images)
+        coords, conf = original_coordinates(outputs[-1], matrices, tuple(self.cfg.data.input_size), c.beta)
+        return temporal_difference(coords, c.epsilon.to(coords.device), conf, c.threshold)
 
     def _target_batches(self) -> Iterator[dict]:
         """Endless full target batches: each pass is a fresh permutation cut to whole batches (a set
@@ -230,6 +311,10 @@ class CCSSLTrainer(Trainer):
             if "image" in tb:
                 t_loss, _ = super()._forward_loss(tb)
                 loss = loss + self.lambda_target * t_loss
+        if self.clips is not None and self.clips.weight > 0:
+            rng = np.random.default_rng((self.cfg.train.seed, self.step))
+            window = self.clips.windows[int(rng.integers(len(self.clips.windows)))]
+            loss = loss + self.clips.weight * self.temporal_term(window)
         return loss, outputs
 
 
@@ -294,10 +379,7 @@ def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalizati
     crops = [normalization.denormalize(ds[j]["image"]) for j in range(len(idx))]
     truth = None
     if labels.truth is not None:
-        m = labels.matrices[idx]
-        t = labels.truth[idx].astype(np.float64)
-        txy = np.einsum("nkj,nij->nki", t[..., :2], m[:, :, :2]) + m[:, None, :, 2]
-        truth = np.concatenate([txy, t[..., 2:]], -1)
+        truth = transform_points_batched(labels.truth[idx], labels.matrices[idx])
     kept = labels.weights[idx] > 0
     return diag.gallery_figure(crops, labels.crop_xy[idx], kept, truth,
                                title="accepted (green) / rejected (red) pseudo-labels")
@@ -394,7 +476,7 @@ class CCSSLRun:
         cfg, c, state, progress = self.cfg, self.cfg.ccssl, self.state, self.progress
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.device = device = pick_device(cfg.train.device)
-        data = build_data(cfg)
+        self.data = data = build_data(cfg)
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
         self.udp = codec.udp
@@ -414,6 +496,8 @@ class CCSSLRun:
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
+        self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad,
+                                                      self.udp))
         done = self.rounds_done
         if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
             self.tracker.log_params(flatten(cfg))

@@ -49,7 +49,7 @@ from animalpose.data.consistency import BatchedGeometric, GeometricParams, apply
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.images import read_image
-from animalpose.data.transforms import crop_to_original
+from animalpose.data.transforms import crop_to_original, transform_points_batched
 from animalpose.errors import ConfigError, DataError
 
 CONFIDENCE_MODES = ("peak", "peak_agreement")
@@ -305,9 +305,7 @@ class PseudoLabelSet:
     @property
     def crop_xy(self) -> np.ndarray:
         """(N, K, 2) pseudo-labels in crop pixels."""
-        m = np.asarray(self.matrices, dtype=np.float64)
-        return (np.einsum("nkj,nij->nki", self.xy.astype(np.float64), m[:, :, :2]) + m[:, None, :, 2]).astype(
-            np.float32)
+        return transform_points_batched(self.xy, self.matrices).astype(np.float32)
 
     def to_records(self) -> list:
         """Training records: kept joints labelled visible (2) at the pseudo-label, the others 0."""

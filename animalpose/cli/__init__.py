@@ -12,6 +12,7 @@ from animalpose.cli import (
     data_cmd,
     demo_cmd,
     evaluate_cmd,
+    init_cmd,
     models_cmd,
     predict_cmd,
     schemas_cmd,
@@ -41,6 +42,7 @@ app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(predict_cmd.app, name="predict")
 app.add_typer(adapt_cmd.app, name="adapt")
 app.add_typer(demo_cmd.app, name="demo")
+app.command("init")(init_cmd.init)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,23 +19,34 @@ def ccssl(
     select_on: str = typer.Option(None, "--select-on", help="Model selection: source-val (default, no target "
                                                             "labels) or target-val (the reference's choice, "
                                                             "which uses labelled target data)."),
+    control: bool = typer.Option(None, "--control/--no-control",
+                                 help="Also train the supervised control (same epochs, λ = 0), score both on the "
+                                      "labelled val frames and keep the better as final.ckpt (default: "
+                                      "ccssl.control, on)."),
     progress: bool = typer.Option(True, help="Progress bars and round lines."),
 ) -> None:
-    """CC-SSL rounds (Mu et al., CVPR 2020): pseudo-label, select, train on source + λ·target; resumable."""
-    from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
+    """CC-SSL rounds (Mu et al., CVPR 2020): pseudo-label, select, train on source + λ·target; resumable. Then
+    the supervised control and the keep-the-better rule (animalpose.adapt.control)."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.adapt.control import run_ccssl_with_control
     from animalpose.config import load_config
     from animalpose.paths import data_home
 
     extra = [f"train.select_on={select_on}"] if select_on else []
+    extra += [f"ccssl.control={str(control).lower()}"] if control is not None else []
     cfg = load_config(config, CCSSLConfig, overrides=[*(overrides or []), *extra])
     out_dir = out or cfg.ccssl.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
-    result = run_ccssl(cfg, out_dir, progress=progress)
+    result, kept = run_ccssl_with_control(cfg, out_dir, progress=progress)
     typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
                            "source_only": result.source_only,
                            "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
                                      if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
                            "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))
+                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
+                           "keep_better": None if kept is None else {
+                               "kept": kept.kept, "final": kept.final, "metric": kept.metric,
+                               "adapted": kept.adapted["score"], "control": kept.control["score"],
+                               "margin": kept.margin, "sentence": kept.sentence()}}))
 
 
 @app.command("wscda")

@@ -128,3 +128,40 @@ def subset(
                                                            "categories": list(category)})
     typer.echo(json.dumps({"out": str(written), "instances": len(records), "schema": own.name,
                            "images": len({(r.image, r.frame_index) for r in records})}))
+
+
+class SplitBy(StrEnum):
+    video = "video"
+    frame = "frame"
+
+
+@app.command("split")
+def split(
+    path: Path = typer.Argument(..., help="labelled dataset: a DLC project or CSV/.h5, a SLEAP .slp, a COCO JSON"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for train.json, val.json, test.json and split.json"),
+    val: float = typer.Option(0.1, "--val", help="share of the frames for validation (choosing epochs/models)"),
+    test: float = typer.Option(0.1, "--test", help="share of the frames for the final test (never for choosing)"),
+    by: SplitBy = typer.Option(SplitBy.video, "--by", help="video: whole videos per split (no near-duplicate "
+                                                            "frames across splits); frame: frames drawn freely"),
+    seed: int = typer.Option(0, "--seed", help="the same seed gives the same split"),
+    format: Format = typer.Option(Format.auto, "--format", "-f", help="dataset format (auto: detect)"),
+    schema: str | None = typer.Option(None, "--schema", help="keypoint schema (default: the dataset's)"),
+) -> None:
+    """A fixed, seeded train/val/test split of a labelled set, each split a COCO keypoints file whose image
+    paths are relative to --out (written atomically), e.g. `animalpose data split PROJECT --out
+    PROJECT/animalpose/data --val 0.1 --test 0.2`."""
+    from animalpose.data.readers import dataset_schema
+    from animalpose.data.split import split_records, write_split
+    from animalpose.data.validate import validate_dataset
+
+    dataset = read_dataset(path, format.value, schema=schema)
+    own = dataset_schema(dataset)
+    if own is None:
+        typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to split", err=True)
+        raise typer.Exit(2)
+    records = [r for r in validate_dataset(dataset, own).records if (r.keypoints[:, 2] > 0).any()]
+    splits = split_records(records, val, test, by=by.value, seed=seed, where=str(path))
+    paths = write_split(splits, own, out, manifest={"source": str(Path(path).resolve()), "seed": seed,
+                                                    "by": by.value, "val": val, "test": test})
+    summary = json.loads(paths["manifest"].read_text())["splits"]
+    typer.echo(json.dumps({"out": str(out), "schema": own.name, "splits": summary}))

@@ -22,6 +22,7 @@ from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_q
 from animalpose.models.hrnet import HRNet, hrnet
 from animalpose.models.mspn import MSPN, mspn, mspn_quick
 from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
+from animalpose.models.reference_weights import load_reference_hourglass
 from animalpose.models.rsn import RSN, rsn, rsn_quick
 from animalpose.models.simple_baseline import SimpleBaseline, simple_baseline
 from animalpose.models.weights import load_backbone_weights
@@ -198,7 +199,8 @@ class ModelConfig:
         head: "heatmap", "dsnt" or "integral".
         beta: inverse temperature of the integral head.
         input_size: (H, W); None takes the variant's default; must be a multiple of its input multiple.
-        pretrained: local path of ImageNet backbone weights, or None.
+        pretrained: local path of ImageNet backbone weights (ResNet, HRNet), or of a CC-SSL reference
+            checkpoint (``checkpoint.pth.tar``) for a stacked hourglass, which gives the whole network; or None.
         arch: extra keyword arguments for the variant's factory (e.g. {"num_blocks": 2}).
     """
 
@@ -252,7 +254,8 @@ class ModelConfig:
 
 
 def build_model_from_config(cfg: ModelConfig, source: str = "<model config>") -> PoseModel:
-    """Build the network, wrap it with its head, and load local ImageNet weights if configured."""
+    """Build the network, wrap it with its head, and load local weights if configured: an ImageNet backbone,
+    or for a stacked hourglass a CC-SSL reference checkpoint (:mod:`animalpose.models.reference_weights`)."""
     cfg.validate(source)
     spec = MODELS[cfg.name]
     num_joints = cfg.num_joints if cfg.num_joints is not None else spec.num_joints
@@ -261,7 +264,9 @@ def build_model_from_config(cfg: ModelConfig, source: str = "<model config>") ->
     except TypeError as exc:
         raise ConfigError(source, "model.arch", f"{cfg.name}: {exc}") from exc
     model = PoseModel(cfg.name, net, make_head(cfg.head, cfg.beta), cfg.input_size or spec.input_size)
-    if cfg.pretrained:
+    if cfg.pretrained and isinstance(net, HourglassNet):  # no ImageNet backbone: the reference's whole network
+        load_reference_hourglass(model, cfg.pretrained)
+    elif cfg.pretrained:
         load_backbone_weights(model, cfg.pretrained)
     return model
 

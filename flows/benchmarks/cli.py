@@ -7,7 +7,18 @@ from __future__ import annotations
 
 import typer
 
-from flows.benchmarks import ccssl, ccssl_animalpose, ccssl_real, engine, loader, models, pseudolabel, synth, wscda
+from flows.benchmarks import (
+    ccssl,
+    ccssl_animalpose,
+    ccssl_real,
+    engine,
+    loader,
+    models,
+    pseudolabel,
+    synth,
+    wscda,
+    wscda_animalpose,
+)
 
 app = typer.Typer(no_args_is_help=True, help="Benchmarks of BENCHMARKS.md: speed, and the methods over seeds.")
 app.command("synth")(synth.bench_command)
@@ -21,3 +32,4 @@ app.command("ccssl")(ccssl.bench_command)
 app.command("wscda")(wscda.bench_command)
 app.command("ccssl-real")(ccssl_real.bench_command)
 app.command("ccssl-animalpose")(ccssl_animalpose.bench_command)
+app.command("wscda-animalpose")(wscda_animalpose.bench_command)
