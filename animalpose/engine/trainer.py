@@ -150,6 +150,8 @@ class Trainer:
         self.tracker = tracker if self.dist.is_main else None
         self.train_set, self.val_sets = train_set, val_sets
         self.loss_fn = getattr(model, "loss", HeatmapMSELoss())  # the loss the model declares (PoseModel.loss)
+        # the target coordinates are built only for a loss that reads them (DSNT, integral, coarse-to-fine)
+        self.needs_coords = bool(getattr(model, "needs_coords", False))
         self.progress = progress and self.dist.is_main
         self.halt_after_steps = halt_after_steps
         self.extra = dict(extra or {})
@@ -284,7 +286,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
             outputs = self.train_forward(images)
         outputs = [o.float() for o in outputs]
-        coords = target_coords(batch, self.train_set.codec, self.device)
+        coords = target_coords(batch, self.train_set.codec, self.device) if self.needs_coords else None
         return self.loss_fn(outputs, target, weight, coords), outputs
 
     def train_epoch(self) -> dict:
@@ -369,7 +371,8 @@ class Trainer:
                 if self.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 outputs = [o.float() for o in module(images)]
-                loss = self.loss_fn(outputs, target, weight, target_coords(batch, ds.codec, self.device))
+                coords = target_coords(batch, ds.codec, self.device) if self.needs_coords else None
+                loss = self.loss_fn(outputs, target, weight, coords)
                 hm = outputs[-1]
                 if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
                     flipped = module(images.flip(-1))[-1].float()

@@ -20,8 +20,10 @@ from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
+from animalpose.models.mspn import MSPN, mspn, mspn_quick
 from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
 from animalpose.models.reference_weights import load_reference_hourglass
+from animalpose.models.rsn import RSN, rsn, rsn_quick
 from animalpose.models.simple_baseline import SimpleBaseline, simple_baseline
 from animalpose.models.weights import load_backbone_weights
 
@@ -100,6 +102,34 @@ def cpn_quick_net(num_joints: int = 17) -> CPN:
     return cpn_quick(num_joints)
 
 
+def mspn_2stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=2, **kw)
+
+
+def mspn_3stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=3, **kw)
+
+
+def mspn_4stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=4, **kw)
+
+
+def mspn_quick_net(num_joints: int = 17) -> MSPN:
+    return mspn_quick(num_joints)
+
+
+def rsn18(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn(num_joints, depth=18, **kw)
+
+
+def rsn50(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn(num_joints, depth=50, **kw)
+
+
+def rsn_quick_net(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn_quick(num_joints, **kw)
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -142,6 +172,17 @@ MODELS: dict[str, ModelSpec] = {
     "cpn50": ModelSpec(cpn50, (256, 192), 17, 32, "CPN ResNet-50, GlobalNet + RefineNet, OHKM (Chen et al.)"),
     "cpn101": ModelSpec(cpn101, (256, 192), 17, 32, "CPN ResNet-101"),
     "cpn_quick": ModelSpec(cpn_quick_net, (128, 96), 17, 32, "CPU quick CPN: ResNet-18, 64-ch pyramid"),
+    # MSPN / RSN: mmpose's configs flip-test without the shift (shift_heatmap=False)
+    "mspn_2stg": ModelSpec(mspn_2stg, (256, 192), 17, 32, "MSPN, 2 ResNet-50 stages, coarse-to-fine (Li et al.)",
+                           flip_shift=False),
+    "mspn_3stg": ModelSpec(mspn_3stg, (256, 192), 17, 32, "MSPN, 3 ResNet-50 stages", flip_shift=False),
+    "mspn_4stg": ModelSpec(mspn_4stg, (256, 192), 17, 32, "MSPN, 4 ResNet-50 stages", flip_shift=False),
+    "mspn_quick": ModelSpec(mspn_quick_net, (128, 96), 17, 32, "CPU quick MSPN: 2 ResNet-18 stages, 64 ch",
+                            flip_shift=False),
+    "rsn18": ModelSpec(rsn18, (256, 192), 17, 32, "RSN-18, residual steps blocks (Cai et al.; PRM: prm=True)",
+                       flip_shift=False),
+    "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
+    "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),
 }
 
 

@@ -32,8 +32,8 @@ def _env() -> dict:
 
 def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int = 1, amp: bool = False,
                channels_last: bool = False, optimizer: str = "rmsprop") -> dict:
-    """Forward + backward + optimiser step on random input (the network's share of training)."""
-    from animalpose.losses import heatmap_mse
+    """Forward + backward + optimiser step on random input (the network's share of training), with the loss
+    the model carries (``model.loss``: heatmap MSE, CPN's OHKM, MSPN's coarse-to-fine targets, DSNT...)."""
     from animalpose.models.factory import build_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -47,6 +47,7 @@ def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int =
     h = size // 4
     target = torch.rand(batch, 18, h, h, device=device)
     weight = torch.ones(batch, 18, device=device)
+    coords = torch.rand(batch, 18, 2, device=device) * (h - 1) if model.needs_coords else None
     times = []
     for i in range(warmup + steps):
         if device.type == "cuda":
@@ -55,7 +56,7 @@ def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int =
         with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
                             enabled=amp):
             out = model(x)
-        loss = heatmap_mse([o.float() for o in out], target, weight)
+        loss = model.loss([o.float() for o in out], target, weight, coords)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -67,7 +67,7 @@ from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
 from animalpose.adapt.wscda.mixing import MixedBatchSampler, select_few_labelled
-from animalpose.adapt.wscda.network import export_pose_network, wscda_from_pose_network
+from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda, wscda_from_pose_network
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
@@ -80,6 +80,7 @@ from animalpose.engine.build import augment_overrides, build_data, load_records,
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
 from animalpose.errors import ConfigError
+from animalpose.models.factory import MODELS
 from animalpose.tracking import Tracker
 
 
@@ -169,9 +170,11 @@ class WSCDARun:
         self.out.mkdir(parents=True, exist_ok=True)
         if not w.human:
             raise ConfigError("<config>", "wscda.human", "no labelled human data given")
-        if not cfg.model.name.startswith("simplebaseline"):
-            raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network "
-                                                        f"(simplebaseline18..152), got {cfg.model.name}")
+        with torch.device("meta"):  # ask the architecture (no weights allocated), not its name
+            splittable = splits_for_wscda(MODELS[cfg.model.name].factory())
+        if not splittable:
+            raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network (backbone, "
+                                                        f"deconv_layers, final_layer), got {cfg.model.name}")
         # the order below (seed, data, augmenter, datasets, network) fixes every RNG draw: keep it
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.device = pick_device(cfg.train.device)
@@ -182,7 +185,7 @@ class WSCDARun:
             raise ConfigError("<config>", "wscda.human_schema",
                               f"{w.human_schema} joints without a {self.schema.name} counterpart would need extra "
                               f"heatmap channels ({', '.join(space.joints[self.schema.num_joints:])}); not supported")
-        self.udp = cfg.codec.kind == "udp"
+        self.udp = self.codec.udp
         # one augmenter for every stream (humans, few labelled animals, target, pseudo-labels): the preset with
         # the config's own ranges, as in the engine
         self.augment = None if cfg.augment.preset == "none" else build_augmenter(
