@@ -161,7 +161,8 @@ class DataConfig(Section):
     input_size: PositiveSize = (256, 256)  # [W, H]
     heatmap_size: PositiveSize = (64, 64)  # [W, H]
     normalisation: Literal["imagenet", "dataset"] = "imagenet"
-    workers: int = Field(default=2, ge=0)
+    # loader worker processes; None: chosen from the free cores (animalpose.threads)
+    workers: int | None = Field(default=None, ge=0)
     categories: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
     split_file: ExistingPath | None = None
     train_split: str = "train"

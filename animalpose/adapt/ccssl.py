@@ -62,6 +62,7 @@ from animalpose.engine.trainer import Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 TARGET_VAL = "target-val"
@@ -499,7 +500,7 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
-                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers,
+                                          seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)

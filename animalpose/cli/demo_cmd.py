@@ -20,6 +20,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from flows.env import quiet_environment
 
 app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
@@ -50,8 +51,12 @@ def demo(
     schema: str = typer.Option(None, "--schema", help="Keypoint schema to train and score in (e.g. animalpose "
                                "for Animal-Pose photographs; default: the preset's)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
+    threads: int = threads_option(),
 ) -> None:
     quiet_environment()
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from flows.ccssl import ccssl_flow, results_rows
 
     if target and test is None:

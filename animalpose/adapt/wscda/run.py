@@ -77,6 +77,7 @@ from animalpose.engine.build import augment_overrides, build_data, load_records,
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
 from animalpose.errors import ConfigError
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 
@@ -365,7 +366,7 @@ class WSCDARun:
         sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
-                            num_workers=cfg.data.workers)
+                            num_workers=loader_workers(cfg.data.workers))
 
         def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
