@@ -194,12 +194,12 @@ class DataConfig(Section):
 
 
 def _known_model(name: str) -> str:
-    """A key of :data:`animalpose.models.factory.MODELS`, the one table of model names (imported here,
-    not at module import, so that reading a config does not load torch until a model name is checked)."""
-    from animalpose.models.factory import MODELS
+    """A key of :data:`animalpose.models.factory.MODELS`, whose names :mod:`animalpose.model_names` lists
+    without torch (reading a config never loads torch)."""
+    from animalpose.model_names import MODEL_NAMES
 
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     return name
 
 

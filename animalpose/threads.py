@@ -151,11 +151,12 @@ _current: ThreadPlan | None = None
 
 
 def configure_threads(threads: int | None = None, workers: int | None = None, *,
-                      stream: TextIO | None = sys.stderr) -> ThreadPlan:
+                      stream: TextIO | None = None) -> ThreadPlan:
     """Choose this process's plan, set torch's intra-op threads to it, warn on ``stream`` when needed.
 
     Called by each command and flow entry point. A second call without a request (a flow run by a
-    command that already chose) keeps the first plan and prints nothing.
+    command that already chose) keeps the first plan and prints nothing. ``stream`` None: the current
+    ``sys.stderr``.
     """
     global _current
     if _current is not None and threads is None and workers is None:
@@ -165,8 +166,8 @@ def configure_threads(threads: int | None = None, workers: int | None = None, *,
     plan = machine_plan(threads, workers)
     if torch.get_num_threads() != plan.threads:
         torch.set_num_threads(plan.threads)
-    if plan.warning and stream is not None:
-        print(f"warning: {plan.warning}", file=stream, flush=True)
+    if plan.warning:
+        print(f"warning: {plan.warning}", file=stream or sys.stderr, flush=True)
     _current = plan
     return plan
 

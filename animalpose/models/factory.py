@@ -16,6 +16,7 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.model_names import MODEL_NAMES
 from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
@@ -142,6 +143,8 @@ MODELS: dict[str, ModelSpec] = {
     "cpn101": ModelSpec(cpn101, (256, 192), 17, 32, "CPN ResNet-101"),
     "cpn_quick": ModelSpec(cpn_quick_net, (128, 96), 17, 32, "CPU quick CPN: ResNet-18, 64-ch pyramid"),
 }
+if tuple(MODELS) != MODEL_NAMES:  # configs are checked against the torch-free list
+    raise RuntimeError(f"animalpose.model_names.MODEL_NAMES {MODEL_NAMES} differs from MODELS {tuple(MODELS)}")
 
 
 # --- typed config and building -----------------------------------------------------------------------
