@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                "Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."),
     "pseudolabel": ("pseudolabel", "bench_command", "Pseudo-labelling images/s against plain inference and the "
                                                     "V-view forward passes (overhead goal 25%)."),
+    "pseudolabel-views": ("pseudolabel_views", "bench_command",
+                          "Pseudo-labelling with 7 views against 5, plain and BN-folded channels-last, side by side."),
     "train-step": ("engine", "train_step_command", "Forward + backward + optimiser step on random input: images/s "
                                                    "of the network's share of training."),
     "quick-epoch": ("engine", "quick_epoch_command",

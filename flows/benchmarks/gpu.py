@@ -16,7 +16,9 @@ timed steps after warm-up steps, cuDNN autotuning on), the model FLOP utilisatio
 forward multiply-adds of :func:`animalpose.flops.count_macs` per image x images/s, against the device's
 dense peak for that precision from :data:`PEAK_TFLOPS`; None for a device not in the table and on a
 CPU), the peak GPU memory of the mode, the pseudo-labelling images/s (the 7 views of the CC-SSL
-consistency check, :func:`animalpose.adapt.pseudolabel.consistency_predict`, in eval mode) and, for
+consistency check, :func:`animalpose.adapt.pseudolabel.consistency_predict`, through the BN-folded
+channels-last copy pseudo-labelling uses; in fp32 also with the reference's 5 views, and their cost ratio
+``seven_over_five_views``) and, for
 hourglass4 at the paper's batch, the extrapolated time of the paper's 100-epoch pretraining
 (``--paper-images`` images per epoch, default 10,000 as rendered by ``animalpose synth --n 10000``;
 give the size of your set) at the faster mode's rate. ``speedup`` is bf16_cl images/s over fp32.
@@ -157,27 +159,28 @@ def train_rate(case: NetCase, device: torch.device, mode: str, warmup: int, step
 
 
 @torch.no_grad()
-def pseudo_label_rate(case: NetCase, device: torch.device, mode: str, images: int, warmup: int, steps: int) -> float:
-    """Pseudo-labelling images/s: the CC-SSL check's 7 views (identity, 4 geometric, 2 photometric)."""
-    from animalpose.adapt.pseudolabel import ConsistencyConfig, consistency_predict
+def pseudo_label_rate(case: NetCase, device: torch.device, mode: str, images: int, warmup: int, steps: int,
+                      views: int = 7) -> float:
+    """Pseudo-labelling images/s with the CC-SSL check's views: 7 (identity, 4 geometric, 2 photometric) or
+    the reference's 5 (no photometric), through the BN-folded channels-last copy that run_ccssl uses
+    (:func:`~animalpose.adapt.pseudolabel.view_model`; ``bf16_cl``: that copy under bf16 autocast), every view
+    of the batch in one forward on a GPU."""
+    from animalpose.adapt.ccssl import CPU_VIEW_BATCH
+    from animalpose.adapt.pseudolabel import ConsistencyConfig, consistency_predict, view_model
     from animalpose.codecs import build_codec
     from animalpose.models.factory import build_model
 
     torch.manual_seed(0)
-    model = build_model(case.model).to(device).eval()
-    channels_last = mode == "bf16_cl"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    fast = view_model(build_model(case.model).to(device), fast=True)
     h, w = case.size
     codec = build_codec("gaussian", (w, h), (w // 4, h // 4), 2.0)
     x = torch.rand(images, 3, h, w, device=device)
-    cfg = ConsistencyConfig(max_batch=7 * images if device.type == "cuda" else 8)
+    chunk = views * images if device.type == "cuda" else CPU_VIEW_BATCH
+    cfg = ConsistencyConfig(invariance=views == 7, max_batch=chunk)
 
     def fn(v: torch.Tensor) -> torch.Tensor:
-        if channels_last:
-            v = v.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16_cl"):
-            return _outputs(model(v))[-1].float()
+            return fast(v).float()
 
     sec = _median_seconds(lambda: consistency_predict(fn, x, cfg, codec), device, warmup, steps)
     return images / sec
@@ -219,6 +222,10 @@ def run_gpu_bench(device: str = "auto", paper_images: int = 10_000, cases: tuple
                          "peak_memory_mib": None if r["peak_memory_mib"] is None else round(r["peak_memory_mib"]),
                          "pseudo_label_images_per_s": round(pseudo_label_rate(case, dev, mode, pseudo_images,
                                                                               min(warmup, 2), max(1, steps // 4)), 2)}
+            if mode == "fp32":  # the reference's 5 views beside the 7, on the path run_ccssl runs
+                five = pseudo_label_rate(case, dev, mode, pseudo_images, min(warmup, 2), max(1, steps // 4), views=5)
+                row[mode]["pseudo_label_5_views_images_per_s"] = round(five, 2)
+                row[mode]["seven_over_five_views"] = round(five / row[mode]["pseudo_label_images_per_s"], 3)
         row["speedup"] = round(row["bf16_cl"]["train_images_per_s"] / row["fp32"]["train_images_per_s"], 3)
         if case.paper:  # the fallback's tiny inputs say nothing about the paper's 256-px run
             best = max(row["fp32"]["train_images_per_s"], row["bf16_cl"]["train_images_per_s"])

@@ -51,7 +51,7 @@ def test_cpu_fallback_json(monkeypatch):
 
     res = CliRunner().invoke(app, ["bench", "gpu", "--device", "cpu", "--json"])
     assert res.exit_code == 0, res.output
-    r = json.loads(res.output.strip().splitlines()[-1])
+    r = json.loads(res.stdout.strip().splitlines()[-1])
     assert r["bench"] == "gpu" and r["fallback"] is True and r["device"] == "cpu"
     assert r["peak_table_entry"] is None and r["paper_epochs"] == 100 and r["paper_images"] == 10_000
     assert [c["case"] for c in r["cases"]] == ["hourglass_quick@64x64/b2", "cpn_quick@64x64/b2"]
@@ -62,6 +62,11 @@ def test_cpu_fallback_json(monkeypatch):
             assert m["train_images_per_s"] > 0 and m["pseudo_label_images_per_s"] > 0
             assert m["train_images_per_s"] == pytest.approx(2 / m["step_s"], rel=0.01)
             assert m["mfu"] is None and m["peak_tflops"] is None and m["peak_memory_mib"] is None
+        f = c["fp32"]
+        assert f["pseudo_label_5_views_images_per_s"] > 0
+        assert f["seven_over_five_views"] == pytest.approx(
+            f["pseudo_label_5_views_images_per_s"] / f["pseudo_label_images_per_s"], rel=0.01)
+        assert "seven_over_five_views" not in c["bf16_cl"]
         assert c["speedup"] == pytest.approx(c["bf16_cl"]["train_images_per_s"] / c["fp32"]["train_images_per_s"],
                                              rel=0.01)
     # hourglass_quick at 64 px: a quarter of its 0.57 GMACs at 128
