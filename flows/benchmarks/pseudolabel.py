@@ -29,6 +29,9 @@ which is part of its cost):
 and, as a breakdown, ``load`` (reading and cropping alone) and ``temporal_select`` (finalize + select
 on the pre-temporal labels).
 
+Every mode runs the network as pseudo-labelling does (:attr:`Setup.view_fn`: the BN-folded channels-last
+copy of :func:`~animalpose.adapt.pseudolabel.view_model`; ``Setup.fast = False`` for the plain network).
+
 ``overhead`` = pseudo_label / forward_views − 1 (end to end) and ``machinery_overhead`` = the same on
 preloaded crops; both from wall-clock medians, their ``cpu_`` twins from process CPU time.
 """
