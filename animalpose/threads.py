@@ -16,8 +16,8 @@ threads + loader worker processes) never exceed the cores that are free:
 
 ``--threads N`` (train, evaluate, predict, adapt, demo), ``OMP_NUM_THREADS`` and ``data.workers`` in a
 config override the choice; a choice that puts more runnable threads than free cores is kept but
-warned about. When the load makes the plan smaller than on a quiet machine, one line on stderr says so
-and what is used instead.
+warned about. When the load makes the plan smaller than on a quiet machine, or exceeds the usable cores,
+one line on stderr says so and what is used.
 
 :func:`plan_threads` is the pure policy (tested with a fake affinity and load); :func:`configure_threads`
 reads the machine, applies the plan to torch once per process and prints the warning;
@@ -113,10 +113,11 @@ def plan_threads(cores: int, load: float, *, total_cores: int | None = None, thr
         warning = (f"{t} torch thread{'s' * (t != 1)} + {w} loader worker{'s' * (w != 1)} on {free} free "
                    f"core{'s' * (free != 1)} (load {load:.1f}, {cores} usable): the machine {what} fewer cores "
                    f"than runnable threads, so expect slow steps; --threads / data.workers lower it")
-    elif (t, w) != (qt, qw):
+    elif (t, w) != (qt, qw) or share > cores:  # fewer than on an idle machine, or more jobs than cores
+        instead = f" instead of {qt} and {qw}" if (t, w) != (qt, qw) else " (expect slower steps)"
         warning = (f"the machine is busy (load {load:.1f} on {cores} usable core{'s' * (cores != 1)}): using "
-                   f"{t} torch thread{'s' * (t != 1)} and {w} loader worker{'s' * (w != 1)} instead of {qt} and "
-                   f"{qw}; --threads / data.workers override")
+                   f"{t} torch thread{'s' * (t != 1)} and {w} loader worker{'s' * (w != 1)}{instead}; "
+                   f"--threads / data.workers override")
     return ThreadPlan(cores, round(share, 2), free, t, w, qt, qw, warning)
 
 

@@ -53,6 +53,13 @@ def test_one_core():
     assert (p.threads, p.workers, p.warning) == (1, 0, None)
 
 
+def test_one_core_under_load_still_warns():
+    p = plan_threads(1, 3.0)
+    assert (p.threads, p.workers) == (1, 0)
+    assert p.warning == ("the machine is busy (load 3.0 on 1 usable core): using 1 torch thread and 0 loader "
+                         "workers (expect slower steps); --threads / data.workers override")
+
+
 def test_explicit_workers_leave_the_rest_to_torch():
     p = plan_threads(8, 0.0, workers=0)
     assert (p.threads, p.workers) == (8, 0)
@@ -77,7 +84,7 @@ def test_default_never_runs_more_threads_than_free_cores(cores, load):
     p = plan_threads(cores, load)
     assert p.runnable == p.free <= cores
     assert p.threads >= 1 and p.workers <= threads.MAX_WORKERS
-    assert (p.warning is None) == (p.free == cores)
+    assert (p.warning is None) == (p.free == cores and load <= cores)
 
 
 @pytest.mark.parametrize("kwargs", [{"cores": 0, "load": 0.0}, {"cores": 2, "load": -1.0},
