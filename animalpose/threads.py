@@ -57,6 +57,7 @@ class ThreadPlan:
     quiet_threads: int
     quiet_workers: int
     warning: str | None = None
+    auto_threads: bool = True  # threads chosen here (no --threads / OMP_NUM_THREADS): may be rebalanced
 
     @property
     def runnable(self) -> int:
@@ -118,7 +119,7 @@ def plan_threads(cores: int, load: float, *, total_cores: int | None = None, thr
         warning = (f"the machine is busy (load {load:.1f} on {cores} usable core{'s' * (cores != 1)}): using "
                    f"{t} torch thread{'s' * (t != 1)} and {w} loader worker{'s' * (w != 1)}{instead}; "
                    f"--threads / data.workers override")
-    return ThreadPlan(cores, round(share, 2), free, t, w, qt, qw, warning)
+    return ThreadPlan(cores, round(share, 2), free, t, w, qt, qw, warning, auto_threads=threads is None)
 
 
 def usable_cores() -> int:
@@ -174,7 +175,22 @@ def configure_threads(threads: int | None = None, workers: int | None = None, *,
 
 
 def loader_workers(configured: int | None) -> int:
-    """``data.workers`` when a config sets it, else the plan's workers (the current one, or one for now)."""
-    if configured is not None:
-        return configured
-    return (_current or machine_plan()).workers
+    """``data.workers`` when a config sets it, else the plan's workers (the current one, or one for now).
+
+    A config that sets another number of workers than the current plan's moves the difference to or from
+    torch's threads when they were chosen here (``data.workers: 0`` on 2 free cores: 2 threads, not 1 and an
+    idle core); a setting that then puts more runnable threads than free cores is warned about.
+    """
+    global _current
+    if configured is None:
+        return (_current or machine_plan()).workers
+    if _current is not None and _current.auto_threads and configured != _current.workers:
+        plan = plan_threads(_current.cores, _current.load, workers=configured)
+        if plan.threads != _current.threads:
+            import torch
+
+            torch.set_num_threads(plan.threads)
+        if plan.warning and plan.runnable > plan.free:
+            print(f"warning: {plan.warning}", file=sys.stderr, flush=True)
+        _current = plan
+    return configured

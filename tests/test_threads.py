@@ -121,6 +121,21 @@ def test_configure_threads_sets_torch_and_warns_once(fake_machine):
     assert loader_workers(None) == 1 and loader_workers(3) == 3
 
 
+def test_a_config_without_workers_gets_their_cores_as_threads(fake_machine):
+    err = io.StringIO()
+    plan = threads.configure_threads(stream=err)  # quiet 4 cores: 2 threads + 2 workers
+    assert (plan.threads, plan.workers) == (2, 2) and err.getvalue() == ""
+    assert loader_workers(0) == 0
+    assert torch.get_num_threads() == 4 and threads._current.runnable == 4
+    assert loader_workers(None) == 0  # the rebalanced plan from now on
+
+
+def test_requested_threads_are_not_rebalanced(fake_machine, capsys):
+    threads.configure_threads(1, stream=io.StringIO())
+    assert loader_workers(0) == 0 and torch.get_num_threads() == 1
+    assert loader_workers(6) == 6 and torch.get_num_threads() == 1  # explicit both: kept
+
+
 def test_configure_threads_explicit_request_and_env(fake_machine, monkeypatch):
     err = io.StringIO()
     assert threads.configure_threads(3, stream=err).threads == 3
