@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from flows.benchmarks import gpu
@@ -73,3 +74,20 @@ def test_cpu_fallback_json(monkeypatch):
     assert r["cases"][0]["gmacs_per_image"] == pytest.approx(0.57 / 4, rel=0.05)
     assert r["cases"][0]["paper_pretraining_hours"] is None  # tiny CPU inputs say nothing about the paper's run
     assert "paper_pretraining_hours" not in r["cases"][1]
+
+
+def test_a_case_out_of_memory_is_reported_and_the_others_run(monkeypatch):
+    calls = []
+
+    def measure(case, *args):
+        calls.append(case.model)
+        if case.model == "hourglass4":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return {"fp32": {"train_images_per_s": 2.0}, "bf16_cl": {"train_images_per_s": 3.0}, "speedup": 1.5}
+
+    monkeypatch.setattr(gpu, "_measure_case", measure)
+    cases = (NetCase("hourglass4", (64, 64), 2, paper=True), NetCase("hourglass_quick", (64, 64), 2))
+    r = gpu.run_gpu_bench("cpu", cases=cases)
+    assert calls == ["hourglass4", "hourglass_quick"]
+    assert r["cases"][0]["error"].startswith("out of memory: CUDA out of memory")
+    assert "fp32" not in r["cases"][0] and r["cases"][1]["speedup"] == 1.5
