@@ -43,6 +43,7 @@ from prefect.cache_policies import INPUTS, NO_CACHE
 from animalpose.config import flatten
 from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.common import (
     FileStamps,
     adopt,
@@ -263,6 +264,7 @@ def ccssl_flow(
     dask_workers: int = 0,
     dask_address: str | None = None,
     seed: int | None = None,
+    threads: int | None = None,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -295,6 +297,7 @@ def ccssl_flow(
 
     Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     seeds = seed_plan(p.seed, seed)
     n_rounds = rounds or p.rounds

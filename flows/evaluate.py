@@ -16,6 +16,7 @@ from prefect import flow, task
 
 from animalpose.errors import DataError
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from animalpose.tracking import resolve_uri
 from flows.common import INPUT_FILES, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 
@@ -88,8 +89,10 @@ def evaluate_flow(
     model_uri: str | None = None,
     tracking_uri: str | None = None,
     experiment: str = "evaluate",
+    threads: int | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` (or the registered ``model_uri``) on the labelled dataset ``data``."""
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     if (checkpoint is None) == (model_uri is None):
         raise DataError("<evaluate flow>", "checkpoint", "give exactly one of checkpoint and model_uri")
     parent = parent_tracker(experiment, f"evaluate-{Path(data).name}", tracking_uri,

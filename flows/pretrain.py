@@ -21,6 +21,7 @@ from prefect import flow, task
 from prefect.cache_policies import INPUTS
 
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.common import FileStamps, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.presets import FlowPreset, SynthSpec, engine_config, load_preset
 from flows.synth import generate
@@ -145,11 +146,13 @@ def pretrain_flow(
     out_dir: Path | None = None,
     dask_workers: int = 0,
     nproc_per_node: int = 1,
+    threads: int | None = None,
 ) -> dict:
     """Pretrain on synthetic ``species`` (or on ``train_data``) and register the model ``<species>-source``.
 
     ``nproc_per_node > 1`` trains with torchrun on that many processes (GPUs) of this machine.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     parent = parent_tracker(experiment, f"pretrain-{species}", tracking_uri, {"species": species, "preset": preset})
     try:

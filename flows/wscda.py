@@ -31,6 +31,7 @@ from prefect.cache_policies import INPUTS
 
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.ccssl import seed_plan
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate
@@ -119,6 +120,7 @@ def wscda_flow(
     register_as: str | None = None,
     out_dir: Path | None = None,
     dask_workers: int = 0,
+    threads: int | None = None,
 ) -> dict:
     """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
 
@@ -129,6 +131,7 @@ def wscda_flow(
     E.g. the Animal-Pose protocol of ``animalpose bench wscda-animalpose``: ``-p 'animal_data=[cow_train.json,
     sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     n_rounds = rounds or p.rounds
     out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem

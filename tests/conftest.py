@@ -19,6 +19,20 @@ os.environ["ANIMALPOSE_HOME"] = tempfile.mkdtemp(prefix="animalpose-test-home-")
 atexit.register(shutil.rmtree, os.environ["ANIMALPOSE_HOME"], ignore_errors=True)
 
 
+def _fix_thread_plan() -> None:
+    """One torch thread and no loader workers for the whole session, whatever the load: results never depend
+    on how busy the machine is, and no busy-machine warning lands in a command's output (tests/test_threads.py
+    tests the policy itself on fake machines)."""
+    import io
+
+    from animalpose.threads import configure_threads
+
+    configure_threads(1, 0, stream=io.StringIO())
+
+
+_fix_thread_plan()
+
+
 @pytest.fixture
 def one_thread():
     """torch on one thread during the test (figures that do not depend on the machine's thread count, and no

@@ -68,6 +68,7 @@ from animalpose.engine.trainer import Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 TARGET_VAL = "target-val"
@@ -112,8 +113,8 @@ class CCSSLSection(Section):
     video_step: int = Field(default=1, ge=1)
     target_truth: bool = True
     pseudo_batch_size: int = Field(default=16, ge=1)
-    # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else
-    # 4 x pseudo_batch_size. Results do not depend on it beyond float rounding.
+    # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else all the
+    # views of a batch (views x pseudo_batch_size). Results do not depend on it beyond float rounding.
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
@@ -139,11 +140,17 @@ class CCSSLSection(Section):
                               "the epoch); remove it or set schedule: rounds")
         return self
 
+    @property
+    def views(self) -> int:
+        """Consistency views per image: identity, geometric, flip, photometric."""
+        return 1 + self.num_geometric + int(self.flip) + (self.num_photometric if self.invariance else 0)
+
     def view_chunk(self, device: str | torch.device) -> int:
-        """Views × images per forward pass on ``device`` (``view_batch`` or the device's default)."""
+        """Views × images per forward pass on ``device`` (``view_batch`` or the device's default): on a GPU
+        every view of a batch in one pass (7 views then cost a pass, like 5, while the device is not full)."""
         if self.view_batch is not None:
             return self.view_batch
-        return CPU_VIEW_BATCH if torch.device(device).type == "cpu" else 4 * self.pseudo_batch_size
+        return CPU_VIEW_BATCH if torch.device(device).type == "cpu" else self.views * self.pseudo_batch_size
 
     def consistency(self, device: str | torch.device) -> ConsistencyConfig:
         """The consistency check's settings for pseudo-labelling on ``device``."""
@@ -184,18 +191,19 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
                            normalization: Normalization, consistency: ConsistencyConfig,
                            flow: FlowParams | None, device: torch.device, *, batch_size: int = 16,
                            padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True,
-                           workers: int = 0, progress: bool = False) -> PseudoLabelSet:
+                           workers: int = 0, progress: bool = False, fast: bool = True) -> PseudoLabelSet:
     """Pseudo-labels with their evidence for every readable target record (unselected: weights 0).
 
     The consistency views of every batch (:func:`~animalpose.adapt.pseudolabel.label_records`, the
     step that :mod:`animalpose.adapt.shards` splits over workers), then, on the whole set, the
     temporal refinement of video frames with ``flow`` (None: no temporal step;
     :func:`~animalpose.adapt.pseudolabel.finalize`). ``truth`` keeps the records' own labels, where
-    they have any, for diagnostics only.
+    they have any, for diagnostics only. ``fast``: the views run through a BN-folded channels-last copy
+    of ``model`` (:func:`~animalpose.adapt.pseudolabel.view_model`; same labels within float rounding).
     """
     labels = label_records(model, records, schema, codec, normalization, consistency, device,
                            batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers,
-                           progress=progress)
+                           progress=progress, fast=fast)
     return finalize(labels, flow, where=records[0].image if records else "<target>")
 
 
@@ -590,7 +598,7 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
-                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers,
+                                          seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)

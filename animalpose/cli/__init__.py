@@ -1,4 +1,10 @@
-"""The ``animalpose`` command. Each command group lives in its own module; this file only assembles them."""
+"""The ``animalpose`` command. Each command group lives in its own module; this file only assembles them.
+
+Nothing here, nor at the top of a command module, imports torch, MLflow or Prefect: the commands import
+what they need when they run, so ``--help``, ``--version``, ``schemas``, ``config show`` and argument
+errors answer in the time Python and typer take to start (``animalpose bench cli``;
+``tests/cli/test_lazy_cli.py``). The benchmark modules are imported by their command only
+(:class:`flows.benchmarks.cli.LazyBenchGroup`)."""
 
 from __future__ import annotations
 
@@ -31,6 +37,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from animalpose import __version__
+
+        typer.echo(f"animalpose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Pose estimation for unlabelled animals: synthetic pretraining, CC-SSL and WS-CDA adaptation."""
+
+
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
+
 app = typer.Typer(no_args_is_help=True, help="Adapt a synthetic-trained model to an unlabelled target domain.")
 
 
@@ -24,9 +26,13 @@ def ccssl(
                                       "labelled val frames and keep the better as final.ckpt (default: "
                                       "ccssl.control, on)."),
     progress: bool = typer.Option(True, help="Progress bars and round lines."),
+    threads: int = threads_option(),
 ) -> None:
     """CC-SSL rounds (Mu et al., CVPR 2020): pseudo-label, select, train on source + λ·target; resumable. Then
     the supervised control and the keep-the-better rule (animalpose.adapt.control)."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.adapt.ccssl import CCSSLConfig
     from animalpose.adapt.control import run_ccssl_with_control
     from animalpose.config import load_config
@@ -56,8 +62,12 @@ def wscda(
     out: Path = typer.Option(None, help="Output folder (default: wscda.out_dir, else "
                                         "<data home>/runs/<experiment>/<config name>). Rerun to resume."),
     progress: bool = typer.Option(True, help="Progress bars and stage lines."),
+    threads: int = threads_option(),
 ) -> None:
     """WS-CDA (Cao et al., ICCV 2019): humans + few labelled animals + unlabelled target, then PPLO; resumable."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.adapt.wscda.run import WSCDAConfig, run_wscda
     from animalpose.config import load_config
     from animalpose.paths import data_home

@@ -6,11 +6,12 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from animalpose.data.check import CheckReport, check_dataset
-from animalpose.data.readers import read_dataset
+if TYPE_CHECKING:
+    from animalpose.data.check import CheckReport
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and validate datasets.")
 
@@ -41,6 +42,9 @@ def check(
     split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
 ) -> None:
     """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
+    from animalpose.data.check import check_dataset
+    from animalpose.data.readers import read_dataset
+
     options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file, **options)
@@ -111,7 +115,7 @@ def subset(
     e.g. `animalpose data subset ../shared/data/real/animal-pose --category horse --split-file
     ../shared/data/real/animal-pose/splits.json --split test --out horse_test.json`"""
     from animalpose.data.coco_writer import write_coco
-    from animalpose.data.readers import dataset_schema
+    from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.validate import validate_dataset
 
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
@@ -150,7 +154,7 @@ def split(
     """A fixed, seeded train/val/test split of a labelled set, each split a COCO keypoints file whose image
     paths are relative to --out (written atomically), e.g. `animalpose data split PROJECT --out
     PROJECT/animalpose/data --val 0.1 --test 0.2`."""
-    from animalpose.data.readers import dataset_schema
+    from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.split import split_records, write_split
     from animalpose.data.validate import validate_dataset
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from flows.env import quiet_environment
 
 app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
@@ -55,11 +56,15 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results (and no live "
                                  "bars: one line per stage)."),
     verbose: bool = typer.Option(False, "--verbose", help="Keep MLflow's and Prefect's INFO log lines."),
+    threads: int = threads_option(),
 ) -> None:
     from flows.console import configure
 
     configure(json_output=as_json, verbose=verbose)  # before quiet_environment: --verbose keeps INFO
     quiet_environment()
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from flows.ccssl import ccssl_flow, results_rows
 
     if target and test is None:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
+
 app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bbox, PCKh, OKS AP).")
 
 
@@ -50,8 +52,12 @@ def evaluate(
     tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip records that fail validation (NaN, bad "
                                   "visibility, empty box, missing image, ...) and report them, instead of stopping."),
+    threads: int = threads_option(),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.engine.evaluate import evaluate as run_eval
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
+
 app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
 
 
@@ -24,8 +26,12 @@ def predict(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     progress: bool = typer.Option(True, help="Progress bar with frames per second."),
     tracking: bool = typer.Option(False, help="Record the prediction as an MLflow run (CSV/JSON as artifacts)."),
+    threads: int = threads_option(),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.engine.predict import predict as run_predict
 
     result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,

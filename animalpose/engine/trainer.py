@@ -48,6 +48,7 @@ from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
 from animalpose.models.speed import compile_model, pointwise_convs_as_linear
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 
@@ -272,7 +273,7 @@ class Trainer:
     # -- loops -------------------------------------------------------------------------------------
 
     def _loader(self, dataset, sampler, batch_size: int) -> DataLoader:
-        workers = self.cfg.data.workers
+        workers = loader_workers(self.cfg.data.workers)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate_skip, generator=torch.Generator().manual_seed(self.cfg.train.seed),
                           persistent_workers=False, pin_memory=self.device.type == "cuda")

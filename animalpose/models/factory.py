@@ -16,6 +16,7 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.model_names import MODEL_NAMES
 from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
@@ -184,6 +185,8 @@ MODELS: dict[str, ModelSpec] = {
     "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
     "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),
 }
+if tuple(MODELS) != MODEL_NAMES:  # configs are checked against the torch-free list
+    raise RuntimeError(f"animalpose.model_names.MODEL_NAMES {MODEL_NAMES} differs from MODELS {tuple(MODELS)}")
 
 
 # --- typed config and building -----------------------------------------------------------------------

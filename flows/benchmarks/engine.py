@@ -74,6 +74,7 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     """The quick preset (configs/presets/quick.yaml) on generated horses: seconds per epoch, images/s."""
     from animalpose.config import load_config
     from animalpose.engine.train import train
+    from animalpose.threads import loader_workers
     from synthetic.writers import generate_dataset
 
     generate_dataset(data_dir / "train", "horse", "cad", n_train, 128, 0)
@@ -90,7 +91,8 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     return {"bench": "quick-epoch", "train_images": n_train, "val_images": n_val, "epochs": epochs,
             "median_epoch_train_s": statistics.median(per_epoch),
             "median_images_per_s": statistics.median(h["train/images_per_s"] for h in result.history),
-            "wall_s_including_validation_and_setup": wall, "workers": cfg.data.workers, **_env()}
+            "wall_s_including_validation_and_setup": wall, "workers": loader_workers(cfg.data.workers),
+            **_env()}
 
 
 def predict_fps(video: Path, model_name: str = "hourglass_quick", size: int = 128, video_scale: float = 0.5) -> dict:

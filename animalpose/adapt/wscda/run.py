@@ -81,6 +81,7 @@ from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_r
 from animalpose.engine.trainer import seed_everything
 from animalpose.errors import ConfigError
 from animalpose.models.factory import MODELS
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 
@@ -382,7 +383,7 @@ class WSCDARun:
         sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
-                            num_workers=cfg.data.workers)
+                            num_workers=loader_workers(cfg.data.workers))
 
         def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
