@@ -8,4 +8,6 @@ MODEL_NAMES: tuple[str, ...] = (
     "simplebaseline18", "simplebaseline34", "simplebaseline50", "simplebaseline101", "simplebaseline152",
     "hrnet_w32", "hrnet_w48",
     "cpn50", "cpn101", "cpn_quick",
+    "mspn_2stg", "mspn_3stg", "mspn_4stg", "mspn_quick",
+    "rsn18", "rsn50", "rsn_quick",
 )
