@@ -43,3 +43,23 @@ class DataError(AnimalposeError, ValueError):
 
 class ConfigError(DataError):
     """A configuration file or override that does not validate."""
+
+
+class OutputError(AnimalposeError, OSError):
+    """An output that cannot be written: ``file`` is the path, ``field`` the option that named it."""
+
+    def __init__(self, file: str, field: str, reason: str):
+        self.problem = Problem(str(file), field, reason)
+        self.reason = reason
+        Exception.__init__(self, f"cannot write {file} ({field}): {reason}")
+
+    @property
+    def file(self) -> str:
+        return self.problem.file
+
+    @property
+    def field(self) -> str:
+        return self.problem.field
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -20,7 +21,10 @@ from animalpose.cli import (
     train_cmd,
 )
 from animalpose.errors import AnimalposeError
+from animalpose.outputs import describe_os_error
 from flows.benchmarks.cli import app as bench_app
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 app = typer.Typer(
     name="animalpose",
@@ -49,4 +53,10 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=True)
     except AnimalposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        # a write that fails where no check caught it first (disk filled up mid-run): one line, not a traceback
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or '(unknown file)'}: {describe_os_error(exc)}", file=sys.stderr)
         sys.exit(2)

@@ -113,7 +113,9 @@ def subset(
     from animalpose.data.coco_writer import write_coco
     from animalpose.data.readers import dataset_schema
     from animalpose.data.validate import validate_dataset
+    from animalpose.outputs import check_output_file
 
+    check_output_file(out, "--out")  # before the (possibly long) read and check
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file)
     own = dataset_schema(dataset)

@@ -14,12 +14,16 @@ Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem
   coloured by confidence from red (0) to green (1).
 
 Inputs are all checked before work starts: a missing file or a video whose first frame does not
-decode is a DataError naming it.
+decode is a DataError naming it; an output folder that cannot be written (a file in its place, a
+read-only or full file system) is an OutputError naming it. Everything is written into a hidden
+staging folder under ``out`` and moved into place only when the whole pass succeeded
+(:func:`animalpose.outputs.staged_folder`): a failure or a kill adds no half-written output.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import sys
 import time
@@ -40,6 +44,7 @@ from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.errors import DataError
+from animalpose.outputs import check_output_dir, output_errors, staged_folder
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -219,13 +224,22 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
     Returns:
         ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
     """
-    predictor = Predictor(checkpoint, device, flip, batch_size)
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out, "--out")
+    predictor = Predictor(checkpoint, device, flip, batch_size)
+    with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
+        result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,
+                               video_scale=video_scale, write_video=write_video, batch_size=batch_size,
+                               progress=progress)
+    result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]
+    return result
+
+
+def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: list[Path], dets, *, scorer: str,
+                  video_scale: float, write_video: bool, batch_size: int, progress: bool) -> dict:
+    """The prediction pass of :func:`predict`, writing into ``out`` (the staging folder)."""
     schema = predictor.schema
-    scorer = Path(checkpoint).stem
     outputs: list[Path] = []
     t0, n_frames = time.perf_counter(), 0
     bar = None
@@ -256,7 +270,9 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             for p in poses:
                 draw_pose(canvas, p, schema.skeleton)
-            cv2.imwrite(str(out / "labelled" / f"{path.stem}.png"), canvas)
+            png = out / "labelled" / f"{path.stem}.png"
+            if not cv2.imwrite(str(png), canvas):  # OpenCV reports a failed write only by its return value
+                raise OSError(errno.EIO, "cv2.imwrite failed", str(png))
             n_frames += 1
             tick()
         outputs += w.close()

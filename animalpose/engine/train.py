@@ -21,6 +21,7 @@ from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
 from animalpose.evaluation import per_joint_table
+from animalpose.outputs import check_output_dir
 from animalpose.paths import data_home
 from animalpose.tracking import Tracker, data_tags
 
@@ -52,6 +53,8 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, name)
+    if dist.is_main:  # before any data is read: a folder that cannot take a checkpoint stops the run now
+        check_output_dir(out, "--out")
     try:
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         data = build_data(cfg)
