@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Adapt a synthetic-trained model to an unlabelled target domain.")
 
@@ -30,7 +31,7 @@ def ccssl(
     cfg = load_config(config, CCSSLConfig, overrides=[*(overrides or []), *extra])
     out_dir = out or cfg.ccssl.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result = run_ccssl(cfg, out_dir, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
+    typer.echo(dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
                            "source_only": result.source_only,
                            "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
                                      if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
@@ -54,7 +55,6 @@ def wscda(
     cfg = load_config(config, WSCDAConfig, overrides=list(overrides or []))
     out_dir = out or cfg.wscda.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result = run_wscda(cfg, out_dir, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds), "wscda": result.wscda,
+    typer.echo(dumps({"out": str(result.out_dir), "rounds": len(result.rounds), "wscda": result.wscda,
                            "final": result.rounds[-1] if result.rounds else result.wscda,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
-                          default=float))
+                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +10,7 @@ import typer
 
 from animalpose.data.check import CheckReport, check_dataset
 from animalpose.data.readers import read_dataset
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and validate datasets.")
 
@@ -46,7 +46,7 @@ def check(
                            split_file=split_file, **options)
     report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty())
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
     if report.errors:
@@ -128,5 +128,5 @@ def subset(
         raise typer.Exit(2)
     written = write_coco(records, out.resolve(), own, info={"source": str(path), "split": split,
                                                            "categories": list(category)})
-    typer.echo(json.dumps({"out": str(written), "instances": len(records), "schema": own.name,
+    typer.echo(dumps({"out": str(written), "instances": len(records), "schema": own.name,
                            "images": len({(r.image, r.frame_index) for r in records})}))

@@ -12,7 +12,6 @@ horses written by ``animalpose data subset``).
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.jsonout import dumps
 from flows.env import quiet_environment
 
 app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
@@ -86,4 +86,4 @@ def demo(
         if "seed" in summary:
             out["seed"] = summary["seed"]
         out.update(seconds=round(seconds, 1), peak_rss_mb=round(peak_rss_mb(), 1))
-        typer.echo(json.dumps(out))
+        typer.echo(dumps(out))

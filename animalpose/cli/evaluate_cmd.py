@@ -8,21 +8,14 @@ Animal-Pose release, horse test split, a TigDog-schema checkpoint scored on the 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import typer
 
+from animalpose.jsonout import dumps
+
 app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bbox, PCKh, OKS AP).")
-
-
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    return v
 
 
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
@@ -41,7 +34,8 @@ def evaluate(
     batch_size: int = typer.Option(16, help="Evaluation batch size."),
     ref_batch_size: int = typer.Option(6, help="Batch size of the reference's batch-averaged PCK."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...); a metric with "
+                                 "nothing to score (NaN) is null."),
     tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip records that fail validation (NaN, bad "
                                   "visibility, empty box, missing image, ...) and report them, instead of stopping."),
@@ -64,7 +58,7 @@ def evaluate(
             for name, table in result["per_joint_tables"].items():
                 tr.log_table(table, f"tables/{name.replace('@', '_at_')}.json")
     if as_json:
-        typer.echo(json.dumps(_clean(result)))
+        typer.echo(dumps(result))
         return
     from animalpose.evaluation import format_table
 

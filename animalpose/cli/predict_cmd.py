@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
 
@@ -40,4 +41,4 @@ def predict(
             for path in result["outputs"]:
                 if not path.endswith(".mp4"):
                     tr.log_artifact(path, "predictions")
-    typer.echo(json.dumps(result))
+    typer.echo(dumps(result))

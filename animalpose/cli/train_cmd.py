@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Train a pose model from a configuration file.")
 
@@ -25,7 +26,7 @@ def train(
 
     cfg = load_config(config, overrides=overrides or [])
     result = run_train(cfg, out_dir=out, name=name or config.stem, resume=resume, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "best_checkpoint": str(result.best_checkpoint),
+    typer.echo(dumps({"out": str(result.out_dir), "best_checkpoint": str(result.best_checkpoint),
                            "best_score": result.best_score, "epochs": len(result.history),
                            "images_per_s": result.images_per_second, "run_id": result.run_id,
                            "stopped_early": result.stopped_early, "data_skipped": result.data_skipped}))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animalpose.atomic import write_json_atomic
+from animalpose.atomic import write_text_atomic
 from animalpose.config import ExperimentConfig, flatten, to_dict
 from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
@@ -21,6 +21,7 @@ from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
 from animalpose.evaluation import per_joint_table
+from animalpose.jsonout import dumps
 from animalpose.outputs import check_output_dir
 from animalpose.paths import data_home
 from animalpose.tracking import Tracker, data_tags
@@ -32,7 +33,7 @@ def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    write_json_atomic(path, data, indent=2, default=lambda v: None if v != v else str(v))
+    write_text_atomic(path, dumps(data, indent=2))  # strict JSON: a NaN score is null
 
 
 def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,
