@@ -63,3 +63,13 @@ class OutputError(AnimalposeError, OSError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+def missing_file_reason(path, what: str = "file") -> str:
+    """Why ``path`` cannot be read as a file: "is a folder, not a file" or "<what> not found"."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        return f"is a folder; a {what} is needed here"
+    return f"{what} not found"

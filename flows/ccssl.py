@@ -210,6 +210,7 @@ def ccssl_flow(
     dask_workers: int = 0,
     dask_address: str | None = None,
     seed: int | None = None,
+    allow_outside_root: bool = False,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -239,6 +240,8 @@ def ccssl_flow(
             datasets (``source_data`` ...) are used as they are. Without ``out_dir``, a seed other
             than the preset's works in ``<preset>-seed<seed>`` beside the preset's folder (so its
             checkpoints never resume another seed's). ``seed=None`` runs exactly as before.
+        allow_outside_root: read given datasets whose image paths lie outside their image root (files
+            written by ``animalpose data subset`` hold absolute paths to the source's images).
 
     Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
     """
@@ -266,7 +269,8 @@ def ccssl_flow(
                                               target_val=target_val_data) if do_oracle else None
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema)
+                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema,
+                                  allow_outside_root=allow_outside_root)
         schema = cfg["data"]["schema"]
         with stage(parent, "pretrain") as st:
             if source_model:
@@ -278,7 +282,7 @@ def ccssl_flow(
                 source_ckpt = Path(pre["checkpoint"])
 
         with stage(parent, "evaluate-source-only") as st:
-            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size, schema))
+            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size, schema, allow_outside_root))
             st.log_metrics({PCK: source_only})
         parent.log_metrics({f"source_only/{PCK}": source_only})
 
@@ -290,7 +294,7 @@ def ccssl_flow(
                                   n_rounds, section=p.ccssl, tracker=st, dask_workers=dask_workers,
                                   dask_address=dask_address)
                 ckpt = Path(res["checkpoint"])
-                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size, schema)))
+                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size, schema, allow_outside_root)))
                 st.log_metrics({PCK: round_pck[-1]}, step=r + 1)
             parent.log_metrics({f"round/{PCK}": round_pck[-1]}, step=r + 1)
 
@@ -299,10 +303,11 @@ def ccssl_flow(
             with stage(parent, "oracle") as st:
                 ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train,
-                                       schema=schema)
+                                       schema=schema, allow_outside_root=allow_outside_root)
                 orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
                 adopt(st, orc["run_id"])
-                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema))
+                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema,
+                                           allow_outside_root))
                 st.log_metrics({PCK: oracle_pck})
             parent.log_metrics({f"oracle/{PCK}": oracle_pck})
 

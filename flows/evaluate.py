@@ -65,14 +65,17 @@ def annotations_for(data: Path, schema: str | None) -> Path:
 
 @task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None) -> dict:
+def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None,
+             allow_outside_root: bool = False) -> dict:
     """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
 
-    ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder.
+    ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder;
+    ``allow_outside_root`` reads images outside the dataset's image root (e.g. a `data subset` file).
     """
     from animalpose.engine.evaluate import evaluate as run
 
-    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, progress=False)
+    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, progress=False,
+               allow_outside_root=allow_outside_root)
 
 
 PCK = "pck_crop@0.05"

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
-                 rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int) -> tuple[dict, str]:
+                 rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int,
+                 allow_outside_root: bool = False) -> tuple[dict, str]:
     """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file."""
     from animalpose.adapt.wscda.run import WSCDAConfig
     from animalpose.config import to_dict
@@ -54,6 +55,8 @@ def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], 
                     "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
     if model:
         values["model.name"] = model
+    if allow_outside_root:
+        values["data.allow_outside_root"] = True
     cfg = config_with(preset.wscda_config, WSCDAConfig, preset.wscda_overrides, values)
     return to_dict(cfg), str(preset.wscda_config)
 
@@ -109,8 +112,11 @@ def wscda_flow(
     register_as: str | None = None,
     out_dir: Path | None = None,
     dask_workers: int = 0,
+    allow_outside_root: bool = False,
 ) -> dict:
-    """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds."""
+    """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
+
+    ``allow_outside_root``: read given datasets whose image paths lie outside their image root."""
     p = load_preset(preset)
     n_rounds = rounds or p.rounds
     out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem
@@ -126,7 +132,8 @@ def wscda_flow(
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
-                                  model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                                  model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
+                                  allow_outside_root=allow_outside_root)
         with stage(parent, "wscda") as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
         round_metrics = []
@@ -136,7 +143,7 @@ def wscda_flow(
             ckpt = Path(res["checkpoint"])
             round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"])
+            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"], allow_outside_root)
             pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})

@@ -54,7 +54,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
-from animalpose.data.validate import validate_dataset
+from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -274,7 +274,7 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
         ds = read_dataset(path, "auto", schema, **options)
         padding = crop_padding(ds, cfg)
         # unlabelled target: no joint-count rule, but NaN, visibility, boxes and images are checked
-        for r in validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records:
+        for r in validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
             records.append(r)
@@ -540,7 +540,7 @@ def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig,
     for path in paths:
         ds = read_dataset(path, "auto", schema)
         tv_pad = crop_padding(ds, cfg)
-        checked = validate_dataset(ds, schema, skip_bad=cfg.data.skip_bad)
+        checked = validate_dataset(ds, schema, **validation_options(cfg.data))
         recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not recs:
             raise DataError(str(path), "annotations", "target validation data has no labels")

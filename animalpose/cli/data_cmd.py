@@ -39,12 +39,15 @@ def check(
     split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
                                            help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
     split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="check images whose paths resolve "
+                                            "outside the dataset's image root (else each is an error, not opened)"),
 ) -> None:
     """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
     options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file, **options)
-    report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty())
+    report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty(),
+                           allow_outside_root=allow_outside_root)
     if as_json:
         typer.echo(dumps(report.to_dict(), indent=2))
     else:
@@ -104,6 +107,8 @@ def subset(
     split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
                                            help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
     split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="keep images whose paths resolve "
+                                            "outside the dataset's image root"),
 ) -> None:
     """Write the selected instances as one COCO keypoints file (absolute image paths, [x, y, w, h] boxes),
     checked first, so that any config, flow or `demo --target` can take the selection as a plain file.
@@ -122,7 +127,7 @@ def subset(
     if own is None:
         typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to subset", err=True)
         raise typer.Exit(2)
-    records = validate_dataset(dataset, own).records
+    records = validate_dataset(dataset, own, allow_outside_root=allow_outside_root).records
     if not records:
         typer.echo(f"error: {path}: no instance left after the selection", err=True)
         raise typer.Exit(2)

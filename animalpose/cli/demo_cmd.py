@@ -50,6 +50,9 @@ def demo(
     schema: str = typer.Option(None, "--schema", help="Keypoint schema to train and score in (e.g. animalpose "
                                "for Animal-Pose photographs; default: the preset's)."),
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read --target/--test/--target-val "
+                                            "files whose images lie outside their folder (`data subset` files "
+                                            "hold absolute paths to the source's images)."),
 ) -> None:
     quiet_environment()
     from flows.ccssl import ccssl_flow, results_rows
@@ -66,6 +69,8 @@ def demo(
         kwargs["target_val_data"] = target_val.resolve()
     if schema:
         kwargs["schema"] = schema
+    if allow_outside_root:
+        kwargs["allow_outside_root"] = True
     summary = ccssl_flow(**kwargs)
     seconds = time.perf_counter() - t0
     rows = results_rows(summary)

@@ -39,13 +39,17 @@ def evaluate(
     tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip records that fail validation (NaN, bad "
                                   "visibility, empty box, missing image, ...) and report them, instead of stopping."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read images whose paths resolve "
+                                            "outside the dataset's image root (.., absolute, symbolic links; e.g. "
+                                            "a `data subset` file)."),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
     from animalpose.engine.evaluate import evaluate as run_eval
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
                       ref_batch_size=ref_batch_size, device=device, progress=not as_json,
-                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad)
+                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
+                      allow_outside_root=allow_outside_root)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 

@@ -161,7 +161,8 @@ def load_checkpoint(path: str | Path, *, schema: KeypointSchema | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(str(path), "checkpoint", "no such file")
+        raise DataError(str(path), "checkpoint", "is a folder; a checkpoint file is needed here" if path.is_dir()
+                        else "no such file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files

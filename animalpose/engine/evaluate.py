@@ -129,13 +129,15 @@ def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: Ke
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
              workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
-             split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False) -> dict:
+             split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
+             allow_outside_root: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
 
     ``categories``/``split_file`` select species and images as in :func:`~animalpose.data.readers.read_dataset`;
     ``mapping`` admits a dataset of another schema (module docstring). ``skip_bad``: drop the records that
     fail validation (:mod:`animalpose.data.validate`) instead of stopping with a DataError; what was
-    dropped is in the result's ``skipped``.
+    dropped is in the result's ``skipped``. ``allow_outside_root``: read images whose paths resolve outside the
+    dataset's image root (refused otherwise).
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
@@ -148,7 +150,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
                        mapping=mapping)
     own_schema = dataset_schema(ds)
-    checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad)
+    checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
     records = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
     common: dict[str, str] | None = None
     if own_schema is not None and own_schema.joints != schema.joints:  # read_labelled checked the mapping is given

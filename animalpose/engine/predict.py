@@ -37,7 +37,7 @@ import torch
 
 from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.data.flip import flip_permutation_or_none
-from animalpose.data.images import read_image
+from animalpose.data.images import check_pixels, header_size, read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
@@ -65,6 +65,9 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
                 check_video(q)
                 videos.append(q)
             elif q.suffix.lower() in IMAGE_SUFFIXES:
+                size = header_size(q) if q.is_file() else None
+                if size is not None:  # a decompression bomb stops the run before any work
+                    check_pixels(q, *size)
                 images.append(q)
             else:
                 raise DataError(str(q), "input", f"not an image or video ({q.suffix or 'no suffix'})")
@@ -78,6 +81,7 @@ def check_video(path: Path) -> dict:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
             raise DataError(str(path), "video", "cannot decode video (no readable first frame)")
+        check_pixels(path, frame.shape[1], frame.shape[0])
         return {"fps": cap.get(cv2.CAP_PROP_FPS) or 30.0, "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
                 "width": frame.shape[1], "height": frame.shape[0]}
     finally:
