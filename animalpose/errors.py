@@ -66,10 +66,9 @@ class OutputError(AnimalposeError, OSError):
 
 
 def missing_file_reason(path, what: str = "file") -> str:
-    """Why ``path`` cannot be read as a file: "is a folder, not a file" or "<what> not found"."""
+    """Why ``path`` cannot be read as a file: "is a folder; a file is needed here" or "<what> not found"."""
     from pathlib import Path
 
-    p = Path(path)
-    if p.is_dir():
-        return f"is a folder; a {what} is needed here"
+    if Path(path).is_dir():
+        return "is a folder; a file is needed here"
     return f"{what} not found"
