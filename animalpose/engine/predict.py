@@ -230,7 +230,7 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
     """
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
-    out = check_output_dir(out, "--out")
+    out = check_output_dir(out, "--out", create=False)
     predictor = Predictor(checkpoint, device, flip, batch_size)
     with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
         result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,

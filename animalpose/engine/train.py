@@ -55,7 +55,7 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         torch.cuda.set_device(device)
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, name)
     if dist.is_main:  # before any data is read: a folder that cannot take a checkpoint stops the run now
-        check_output_dir(out, "--out")
+        check_output_dir(out, "--out", create=False)  # nothing is created before the data checks pass
     try:
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         data = build_data(cfg)
