@@ -50,7 +50,7 @@ from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
-from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
@@ -256,6 +256,7 @@ class CCSSLResult:
     source_only: dict = field(default_factory=dict)
     best_checkpoint: Path | None = None
     last_checkpoint: Path | None = None
+    skipped_images: list[dict] = field(default_factory=list)  # target/source images that did not decode
 
 
 def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
@@ -466,7 +467,9 @@ class CCSSLRun:
         cfg, c, trainer = self.cfg, self.cfg.ccssl, self.trainer
         start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
         with self.tracker.child(f"round {r}", tags={"round": str(r)}) as child:
-            labels = select(self._pseudo_labels(r), keep_percentile(cfg, r))
+            raw_labels = self._pseudo_labels(r)
+            missed = images_not_labelled(self.target_records, raw_labels.records)
+            labels = select(raw_labels, keep_percentile(cfg, r))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
             _log(f"round {r}: kept {summary['num_kept']}/{summary['num_joints']} joints"
@@ -481,6 +484,14 @@ class CCSSLRun:
             metrics.update({f"target/{k}": v for k, v in self.evaluate().items()})
             metrics.update({k: v for k, v in (trainer.history[-1] if trainer.history else {}).items()
                             if k.startswith("val/")})
+            # images that did not decode: recorded (state.json, MLflow, --json), not only logged
+            skipped = SkippedImages(self.state.get("skipped_images"))
+            skipped.add({"skipped_images": missed + trainer.skipped_images.to_list()})
+            self.state["skipped_images"] = skipped.to_list()
+            metrics["pseudo/skipped_images"] = len(missed)
+            metrics["data/skipped_images"] = len(skipped)
+            if missed or len(skipped):
+                child.log_dict({"count": len(skipped), "images": skipped.to_list()}, "data/skipped_images.json")
             scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
             child.log_metrics(scalars, step=end)
         self.tracker.log_metrics(scalars, step=r)
@@ -529,7 +540,16 @@ class CCSSLRun:
         rounds = self.state["rounds"]
         best = self.out / "train" / "best.ckpt"
         last = self.out / f"round_{len(rounds) - 1}.ckpt" if rounds else None
-        return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last)
+        return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last,
+                           list(self.state.get("skipped_images", [])))
+
+
+def images_not_labelled(records: list[PoseRecord], labelled: list[PoseRecord]) -> list[dict]:
+    """The target images of ``records`` that pseudo-labelling dropped (they did not decode), each once."""
+    done = {(r.image, r.frame_index) for r in labelled}
+    missed = {(r.image, r.frame_index) for r in records} - done
+    return [{"image": image, "frame_index": frame, "reason": "did not decode (pseudo-labelling skipped it)"}
+            for image, frame in sorted(missed, key=lambda k: (k[0], -1 if k[1] is None else k[1]))]
 
 
 def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,

@@ -31,12 +31,11 @@ def ccssl(
     cfg = load_config(config, CCSSLConfig, overrides=[*(overrides or []), *extra])
     out_dir = out or cfg.ccssl.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result = run_ccssl(cfg, out_dir, progress=progress)
-    typer.echo(dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
-                           "source_only": result.source_only,
-                           "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
-                                     if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
-                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))
+    typer.echo(dumps({"out": result.out_dir, "rounds": len(result.rounds), "source_only": result.source_only,
+                      "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
+                                if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
+                      "best_checkpoint": result.best_checkpoint, "last_checkpoint": result.last_checkpoint,
+                      "skipped_images": result.skipped_images}))
 
 
 @app.command("wscda")

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from animalpose.config import ExperimentConfig, parse_config
-from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
@@ -181,8 +181,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
 
         bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
     undecodable = 0
+    failed = SkippedImages()
     for batch in loader:
         undecodable += int(batch["skipped"])
+        failed.add(batch)
         if "image" not in batch:
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
@@ -198,9 +200,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         bar.close()
     skipped = checked.skipped
     if undecodable:  # passed the header/end-marker check but did not decode: never a silent drop
-        files = sorted({records[i].image for i in tds.skipped})  # known when decoded in this process
-        problems = [Problem(f, "image", "does not decode") for f in files] or [
-            Problem(str(data), "image", f"{undecodable} images do not decode (see the log)")]
+        problems = [Problem(s["image"], "image" if s["frame_index"] is None else f"frame {s['frame_index']}",
+                            s["reason"]) for s in failed.to_list()]
+        files = sorted({p.file for p in problems})
         if not skip_bad:
             raise DataError(problems[0].file, "image", f"{undecodable} image(s) of {data} do not decode "
                                                        f"({', '.join(files[:5]) or 'see the log'}); --skip-bad "

@@ -103,6 +103,7 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                 tracker.end("FAILED")
             raise
         result.data_skipped = data.skipped.to_dict()
+        log_skipped_images(tracker, result.images_skipped)
         if dist.is_main and not result.halted:
             _finish(cfg, trainer, result, tracker, register_as)
         if tracker:
@@ -130,6 +131,16 @@ def log_skipped(tracker: Tracker | None, skipped: SkipReport) -> None:
     tracker.log_dict(skipped.to_dict(), "data/skipped.json")
 
 
+def log_skipped_images(tracker: Tracker | None, images: list[dict]) -> None:
+    """Record in MLflow the images skipped because they did not decode: the metric ``data/skipped_images``
+    (0 included, so a clean run says so) and, when there are any, the list as ``data/skipped_images.json``."""
+    if tracker is None:
+        return
+    tracker.log_metrics({"data/skipped_images": float(len(images))})
+    if images:
+        tracker.log_dict({"count": len(images), "images": images}, "data/skipped_images.json")
+
+
 def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
             register_as: str | None) -> None:
     """Per-joint table, figures, the best checkpoint as an artifact and a registered model version."""
@@ -139,7 +150,7 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     schema = trainer.schema
     summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
                "images_per_s": result.images_per_second, "history": result.history,
-               "data_skipped": result.data_skipped}
+               "data_skipped": result.data_skipped, "images_skipped": result.images_skipped}
     if trainer.last_per_joint is not None:
         summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
     _write_json(out / "summary.json", summary)
@@ -178,7 +189,7 @@ def _prediction_pictures(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
     if not trainer.val_sets:
         return None
     ds = next(iter(trainer.val_sets.values()))
-    samples = [s for s in (ds[i] for i in range(min(n, len(ds)))) if s is not None]
+    samples = [s for s in (ds[i] for i in range(min(n, len(ds)))) if s]  # skipped images are falsy
     if not samples:
         return None
     module = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)

@@ -42,8 +42,8 @@ class Tagged(Dataset):
 
     def __getitem__(self, index: int) -> dict | None:
         sample = self.base[index]
-        if sample is None:
-            return None
+        if not sample:  # an image that did not decode (SkippedSample)
+            return sample
         if not self.labelled:
             sample["target_weight"] = torch.zeros_like(sample["target_weight"])
         sample["y"], sample["z"] = self.y, self.z
