@@ -42,6 +42,7 @@ class StackState:
     prefect_pid: int
     mlflow_pid: int
     home: str
+    serve_pid: int | None = None  # the `animalpose serve` process serving the deployments (stopped first)
 
     @property
     def prefect_api_url(self) -> str:
@@ -193,12 +194,41 @@ def _stop_group(pid: int, grace: float) -> None:
         pass
 
 
-def stop_stack(home: Path, grace: float = 15.0) -> bool:
-    """Stop both servers recorded under ``home``; return False when nothing was recorded."""
+def record_serve_pid(home: Path, pid: int) -> None:
+    """Note in the state file the process serving the deployments, so that `serve --stop` ends it too."""
     state_file = Path(home).resolve() / "stack.json"
-    if not state_file.exists():
-        return False
     state = load_state(state_file)
+    state.serve_pid = int(pid)
+    write_json_atomic(state_file, asdict(state))
+
+
+def _stop_process(pid: int, grace: float) -> None:
+    """SIGTERM ``pid`` and wait until it is gone (at most ``grace`` s; it ends its own children)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and _pid_alive(pid):
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+
+
+def stop_stack(home: Path, grace: float = 15.0) -> bool:
+    """Stop the serving process and both servers recorded under ``home``; False when nothing was recorded.
+
+    The serving process goes first (it would otherwise print connection errors once the servers are
+    gone); it is skipped when it is this process or its supervisor (stopping from inside `serve`)."""
+    state_file = Path(home).resolve() / "stack.json"
+    try:
+        state = load_state(state_file)
+    except StackError:  # no state file (never started, or another stop got there first)
+        return False
+    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()):
+        _stop_process(state.serve_pid, grace)
     for pid in (state.prefect_pid, state.mlflow_pid):
         _stop_group(pid, grace)
     state_file.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from pathlib import Path
 
 import typer
 
@@ -20,6 +21,7 @@ from animalpose.cli import (
     synth_cmd,
     train_cmd,
 )
+from animalpose.cli.supervise import is_supervised, run_supervised
 from animalpose.errors import AnimalposeError
 from animalpose.outputs import describe_os_error
 from flows.benchmarks.cli import app as bench_app
@@ -47,10 +49,40 @@ app.add_typer(adapt_cmd.app, name="adapt")
 app.add_typer(demo_cmd.app, name="demo")
 
 
+SUPERVISED_COMMANDS = ("serve", "demo")
+
+
+def _supervise(args: list[str]) -> bool:
+    """`serve` and `demo` run under :mod:`animalpose.cli.supervise` (not `serve --stop`, not --help)."""
+    return (bool(args) and args[0] in SUPERVISED_COMMANDS and not is_supervised()
+            and not {"--stop", "--help", "-h"} & set(args))
+
+
+def _serve_home(args: list[str]) -> Path:
+    for i, a in enumerate(args):
+        if a == "--home" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if a.startswith("--home="):
+            return Path(a.split("=", 1)[1])
+    from animalpose.paths import data_home
+
+    return data_home() / "stack"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: library errors become one clear line on stderr and exit code 2."""
+    """Entry point: library errors become one clear line on stderr and exit code 2; `serve` and `demo`
+    run supervised, so that SIGTERM, Ctrl-C and `serve --stop` end them and their children."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if _supervise(args):
+        on_exit = None
+        if args[0] == "serve":
+            from flows.stack import stop_stack
+
+            home = _serve_home(args)
+            on_exit = lambda: stop_stack(home)  # noqa: E731  (servers live in process groups of their own)
+        sys.exit(run_supervised(args, on_exit=on_exit))
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except AnimalposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -10,6 +11,10 @@ import typer
 from animalpose.paths import data_home
 
 app = typer.Typer(help="Start (or --stop) a local Prefect server and MLflow server and serve the deployments.")
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
@@ -24,13 +29,17 @@ def serve(
     deployments: bool = typer.Option(True, help="Serve the deployments after the servers are up."),
     activate_schedules: bool = typer.Option(False, help="Make the weekly retraining schedules active."),
 ) -> None:
-    from flows.stack import start_stack, stop_stack
+    from animalpose.cli.supervise import is_supervised
+    from flows.stack import record_serve_pid, start_stack, stop_stack
 
     home = Path(home) if home else data_home() / "stack"
     if stop:
         typer.echo("stopped" if stop_stack(home) else f"no stack recorded under {home}")
         return
     state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port)
+    # `serve --stop` signals the process the user started (the supervisor, which ends this one and its children)
+    record_serve_pid(home, os.getppid() if is_supervised() else os.getpid())
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: the finally below stops the servers
     typer.echo(f"Prefect UI and API: http://{host}:{prefect_port}  (export PREFECT_API_URL={state.prefect_api_url})")
     typer.echo(f"MLflow UI:          {state.mlflow_url}")
     os.environ["PREFECT_API_URL"] = state.prefect_api_url
