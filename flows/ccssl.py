@@ -119,7 +119,8 @@ def _outside_task_run(fn, *args):
 
 
 @task(name="ccssl-round", cache_policy=(INPUTS - "tracker" - "dask_workers" - "dask_address") + FileStamps(),
-      persist_result=True, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      persist_result=True, result_serializer="json",
+      retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
       task_run_name="round-{round_index}")
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
                 out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,

@@ -63,7 +63,8 @@ def annotations_for(data: Path, schema: str | None) -> Path:
     return candidate if schema and data.is_dir() and candidate.is_file() else data
 
 
-@task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
+@task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
+      retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
 def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None,
              allow_outside_root: bool = False) -> dict:

@@ -92,7 +92,8 @@ def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_
             "images_per_second": r["images_per_s"]}
 
 
-@task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
+@task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
+      retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
 def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None,
              nproc_per_node: int = 1) -> dict:

@@ -70,7 +70,8 @@ def _run(cfg_dict: dict, where: str, out_dir: Path, tracker) -> WSCDARun:
     return WSCDARun(cfg, out_dir, tracker=tracker, progress=False)
 
 
-@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, result_serializer="json",
+      retries=1,
       retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
     """Adversarial WS-CDA training on humans, the few labelled animals and the unlabelled target."""
@@ -83,7 +84,8 @@ def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
     return {"checkpoint": str(checkpoint), "metrics": dict(metrics)}
 
 
-@task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+@task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True,
+      result_serializer="json", retries=1,
       retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="pplo-round-{round_index}")
 def pplo_round(cfg_dict: dict, where: str, out_dir: Path, round_index: int, tracker=None) -> dict:
     """PPLO round ``round_index``: pseudo-label the target, keep the most confident joints, train on them."""
