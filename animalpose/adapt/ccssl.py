@@ -50,7 +50,7 @@ from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
-from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
@@ -468,7 +468,7 @@ class CCSSLRun:
         start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
         with self.tracker.child(f"round {r}", tags={"round": str(r)}) as child:
             raw_labels = self._pseudo_labels(r)
-            missed = images_not_labelled(self.target_records, raw_labels.records)
+            missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
             labels = select(raw_labels, keep_percentile(cfg, r))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
@@ -542,14 +542,6 @@ class CCSSLRun:
         last = self.out / f"round_{len(rounds) - 1}.ckpt" if rounds else None
         return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last,
                            list(self.state.get("skipped_images", [])))
-
-
-def images_not_labelled(records: list[PoseRecord], labelled: list[PoseRecord]) -> list[dict]:
-    """The target images of ``records`` that pseudo-labelling dropped (they did not decode), each once."""
-    done = {(r.image, r.frame_index) for r in labelled}
-    missed = {(r.image, r.frame_index) for r in records} - done
-    return [{"image": image, "frame_index": frame, "reason": "did not decode (pseudo-labelling skipped it)"}
-            for image, frame in sorted(missed, key=lambda k: (k[0], -1 if k[1] is None else k[1]))]
 
 
 def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,

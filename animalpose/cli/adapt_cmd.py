@@ -54,6 +54,6 @@ def wscda(
     cfg = load_config(config, WSCDAConfig, overrides=list(overrides or []))
     out_dir = out or cfg.wscda.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result = run_wscda(cfg, out_dir, progress=progress)
-    typer.echo(dumps({"out": str(result.out_dir), "rounds": len(result.rounds), "wscda": result.wscda,
-                           "final": result.rounds[-1] if result.rounds else result.wscda,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None}))
+    typer.echo(dumps({"out": result.out_dir, "rounds": len(result.rounds), "wscda": result.wscda,
+                      "final": result.rounds[-1] if result.rounds else result.wscda,
+                      "last_checkpoint": result.last_checkpoint, "skipped_images": result.skipped_images}))

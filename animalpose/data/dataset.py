@@ -246,6 +246,15 @@ def collate_skip(samples: list[dict | SkippedSample | None]) -> dict:
     return batch
 
 
+def images_left_out(records: Sequence[PoseRecord], kept: Sequence[PoseRecord], stage: str) -> list[dict]:
+    """The images of ``records`` with no record in ``kept`` (a pass that drops what does not decode, e.g.
+    pseudo-labelling), each once, as :meth:`SkippedSample.to_dict` entries."""
+    done = {(r.image, r.frame_index) for r in kept}
+    missed = {(r.image, r.frame_index) for r in records} - done
+    return [{"image": image, "frame_index": frame, "reason": f"did not decode ({stage} skipped it)"}
+            for image, frame in sorted(missed, key=lambda k: (k[0], -1 if k[1] is None else k[1]))]
+
+
 class SkippedImages:
     """The images a loop skipped because they did not decode, each once: ``add(batch)`` per batch."""
 

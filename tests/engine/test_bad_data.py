@@ -340,7 +340,7 @@ def test_collate_lists_skipped_images_once_each():
 
 
 def test_ccssl_lists_target_images_pseudo_labelling_dropped():
-    from animalpose.adapt.ccssl import images_not_labelled
+    from animalpose.data.dataset import images_left_out
     from animalpose.data.records import PoseRecord
 
     def rec(image, frame=None):
@@ -348,7 +348,7 @@ def test_ccssl_lists_target_images_pseudo_labelling_dropped():
 
     records = [rec("/t/a.png"), rec("/t/a.png"), rec("/t/b.png"), rec("/t/v.mp4", 3), rec("/t/v.mp4", 4)]
     labelled = [records[0], records[1], records[3]]
-    missed = images_not_labelled(records, labelled)
+    missed = images_left_out(records, labelled, "pseudo-labelling")
     assert [(m["image"], m["frame_index"]) for m in missed] == [("/t/b.png", None), ("/t/v.mp4", 4)]
     assert all("did not decode" in m["reason"] for m in missed)
-    assert images_not_labelled(records, records) == []
+    assert images_left_out(records, records, "pseudo-labelling") == []
