@@ -8,7 +8,7 @@ export DO_NOT_TRACK := true
 export MLFLOW_DISABLE_TELEMETRY := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 
-.PHONY: test test-slow lint demo bench
+.PHONY: test test-slow lint demo bench ui-screenshot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,3 +35,8 @@ bench: $(STAMP)
 	$(BIN)/animalpose bench synth
 	$(BIN)/animalpose bench loader
 	$(BIN)/animalpose bench models
+
+# The MLflow UI comparing a smoke demo's stages, shot by headless Chromium into docs/ (runs the smoke demo
+# into a temporary data home first; needs chromium on PATH).
+ui-screenshot: $(STAMP)
+	$(BIN)/python -m flows.ui_screenshot --out docs/mlflow_compare.png

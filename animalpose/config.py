@@ -161,7 +161,8 @@ class DataConfig(Section):
     input_size: PositiveSize = (256, 256)  # [W, H]
     heatmap_size: PositiveSize = (64, 64)  # [W, H]
     normalisation: Literal["imagenet", "dataset"] = "imagenet"
-    workers: int = Field(default=2, ge=0)
+    # loader worker processes; None: chosen from the free cores (animalpose.threads)
+    workers: int | None = Field(default=None, ge=0)
     categories: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
     split_file: ExistingPath | None = None
     train_split: str = "train"
@@ -199,12 +200,12 @@ class DataConfig(Section):
 
 
 def _known_model(name: str) -> str:
-    """A key of :data:`animalpose.models.factory.MODELS`, the one table of model names (imported here,
-    not at module import, so that reading a config does not load torch until a model name is checked)."""
-    from animalpose.models.factory import MODELS
+    """A key of :data:`animalpose.models.factory.MODELS`, whose names :mod:`animalpose.model_names` lists
+    without torch (reading a config never loads torch)."""
+    from animalpose.model_names import MODEL_NAMES
 
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
     return name
 
 

@@ -5,16 +5,18 @@ CVPR 2020, evaluation code inherited from pytorch-pose): the predicted joint is 
 predicted heatmap, the ground truth the argmax of the ground-truth heatmap; a joint is correct when
 their distance is at most α × the heatmap width (α = 0.05 on a 64-px heatmap of a 256-px input is
 3.2 heatmap px = 12.8 input px). Joints whose ground-truth map is empty (maximum ≤ 0) are excluded.
-The reference writes this as ``dist / (W / 10) <= 0.5``; both are the same test.
+This pooled number (every valid joint of every image counted once) is our headline.
+
+The reference's own number (:func:`pck_batch_averaged`, :class:`ReferencePCKMeter`, rules and line
+citations in :mod:`animalpose.evaluation_reference`) differs from it in four rules: it counts
+``dist / (W / 10) < 0.5`` (strict, where ours is ``<=``), sets the prediction of a map whose maximum
+is ≤ 0 to (0, 0) (ours keeps its argmax), drops a joint whose ground-truth argmax is in the first row
+or column (ours keeps it), and averages per batch (per joint over the batch, then over joints, then
+over batches weighted by their size), so it depends on the batch size and the sample order. On
+ordinary predictions the two agree closely; only the reference mode is set beside published numbers.
 
 PCK@α, ``bbox`` normalisation: distance in the original image at most α × the longer side of the
 box around the labelled ground-truth keypoints of that instance.
-
-The reference averages per batch: for each batch it takes the mean over joints of each joint's
-accuracy in that batch (joints with no valid sample skipped), then averages batches weighted by
-batch size. :func:`pck_batch_averaged` reproduces that so numbers can be set beside published ones;
-the default headline number pools every valid joint of every image instead (independent of the
-batch size).
 
 PCKh@0.5 (Andriluka et al., CVPR 2014): threshold 0.5 × head size, head size = 0.6 × the diagonal of
 the head box. Where no head box is known the stated fallback is the head-top–upper-neck distance.
@@ -37,6 +39,11 @@ import numpy as np
 
 from animalpose.data.records import PoseRecord
 from animalpose.errors import DataError
+from animalpose.evaluation_reference import (  # noqa: F401 - the reference mode, importable from here too
+    ReferencePCKMeter,
+    pck_batch_averaged,
+    reference_distances,
+)
 from animalpose.keypoints import KeypointSchema
 
 COCO_STAT_NAMES = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
@@ -129,36 +136,8 @@ def pck_from_distances(distances: np.ndarray, alpha: float) -> PCKResult:
 
 
 def pck_crop(pred_heatmaps: np.ndarray, gt_heatmaps: np.ndarray, alpha: float = 0.05) -> PCKResult:
-    """PCK@α with crop normalisation (CC-SSL): argmax vs ground-truth argmax, ≤ α × heatmap width."""
+    """PCK@α with crop normalisation (CC-SSL), pooled: argmax vs ground-truth argmax, ≤ α × heatmap width."""
     return pck_from_distances(crop_distances(pred_heatmaps, gt_heatmaps), alpha)
-
-
-def pck_batch_averaged(distances: np.ndarray, alpha: float = 0.05, batch_size: int = 6,
-                       joints: Sequence[int] | None = None) -> float:
-    """The reference's reported accuracy: per-batch mean over joints, averaged over batches by batch size.
-
-    Args:
-        distances: (N, K) normalised distances in evaluation order (NaN = not evaluated).
-        batch_size: the evaluation batch size the reference used (the last batch may be smaller).
-        joints: joint indices averaged (the reference's ``idxs``), all by default.
-
-    Returns:
-        The value the reference prints as ``Acc``, as a fraction (not percent); NaN when no batch
-        has a valid joint.
-    """
-    d = np.asarray(distances, dtype=np.float64)
-    if joints is not None:
-        d = d[:, list(joints)]
-    total, weight = 0.0, 0
-    for start in range(0, len(d), batch_size):
-        batch = d[start:start + batch_size]
-        r = pck_from_distances(batch, alpha)
-        pj = r.per_joint
-        # acc[0] stays 0 in the reference when no joint of the batch is valid; the meter still counts it.
-        acc0 = float(np.nanmean(pj)) if np.isfinite(pj).any() else 0.0
-        total += acc0 * len(batch)
-        weight += len(batch)
-    return total / weight if weight else float("nan")
 
 
 def bbox_normalisers(gt_keypoints: np.ndarray, boxes: np.ndarray | None = None) -> np.ndarray:

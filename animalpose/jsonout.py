@@ -17,8 +17,6 @@ import math
 from pathlib import PurePath
 from typing import Any
 
-import numpy as np
-
 __all__ = ["NAN_NOTE", "dumps", "to_jsonable"]
 
 NAN_NOTE = "a metric that could not be computed (NaN, e.g. no labelled joint) is written as null"
@@ -32,9 +30,7 @@ def to_jsonable(value: Any) -> Any:
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, np.ndarray):
+    if _from_module(value, "numpy") and hasattr(value, "tolist"):  # numpy scalars and arrays
         return to_jsonable(value.tolist())
     if isinstance(value, PurePath):
         return str(value)
@@ -46,14 +42,15 @@ def to_jsonable(value: Any) -> Any:
         return sorted((to_jsonable(v) for v in value), key=repr)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(dataclasses.asdict(value))
-    if _is_tensor(value):
+    if _from_module(value, "torch") and hasattr(value, "detach"):
         return to_jsonable(value.detach().cpu().tolist())
     raise TypeError(f"cannot write a {type(value).__name__} as JSON: {value!r}")
 
 
-def _is_tensor(value: Any) -> bool:
-    """A torch tensor (checked by module name, so that writing JSON never imports torch)."""
-    return type(value).__module__.split(".")[0] == "torch" and hasattr(value, "detach")
+def _from_module(value: Any, package: str) -> bool:
+    """Whether ``value``'s type comes from ``package`` (checked by name, so that writing JSON imports neither
+    numpy nor torch: the CLI's light commands stay light)."""
+    return type(value).__module__.split(".")[0] == package
 
 
 def dumps(value: Any, **kwargs: Any) -> str:

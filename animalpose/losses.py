@@ -8,6 +8,8 @@
 - :func:`dsnt_loss`: DSNT (Nibali et al. 2018): Euclidean distance of the normalised coordinates plus
   Jensen–Shannon divergence of the normalised heatmap to a Gaussian around the target.
 - :func:`integral_l1`: integral regression (Sun et al. 2018): L1 distance of the soft-argmax coordinates.
+- :class:`CoarseToFineLoss`: MSPN's / RSN's coarse-to-fine supervision: one Gaussian width, one weight and
+  plain or OHKM L2 per output, the targets drawn by :func:`gaussian_heatmaps` at the target coordinates.
 
 A built model carries its loss (:attr:`animalpose.models.heads.PoseModel.criterion`), one of the
 :class:`PoseLoss` callables at the end of this module; the trainer calls ``model.loss(outputs, target,
@@ -111,6 +113,26 @@ def gaussian_probs(centres_norm: torch.Tensor, height: int, width: int, sigma: f
     return torch.softmax(logits.flatten(2), dim=-1).reshape(*logits.shape)
 
 
+def kernel_sigma(kernel: int) -> float:
+    """σ that OpenCV's ``GaussianBlur`` gives a ``kernel``-pixel kernel when called with σ = 0
+    (``getGaussianKernel``: σ = 0.3·((k − 1)/2 − 1) + 0.8); MSPN and RSN blur their targets so, with kernels
+    15, 11, 9, 7, 5 -> σ 2.6, 2.0, 1.7, 1.4, 1.1 heatmap pixels."""
+    if kernel < 3 or kernel % 2 == 0:
+        raise ValueError(f"Gaussian kernel size must be odd and >= 3, got {kernel}")
+    return 0.3 * ((kernel - 1) / 2 - 1) + 0.8
+
+
+def gaussian_heatmaps(coords: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
+    """Unnormalised Gaussians of peak 1 at sub-pixel centres: (N, K, 2) (x, y) heatmap pixels (pixel centres
+    at integers) -> (N, K, h, w) float32, exp(−d²/2σ²), σ in heatmap pixels. Not truncated, not snapped
+    to the pixel grid."""
+    xs, ys = pixel_grids(height, width, coords.device, torch.float32)
+    c = coords.float()
+    gx = torch.exp(-((xs[None, None, :] - c[..., 0:1]) ** 2) / (2.0 * sigma**2))  # (N, K, w)
+    gy = torch.exp(-((ys[None, None, :] - c[..., 1:2]) ** 2) / (2.0 * sigma**2))  # (N, K, h)
+    return gy[..., :, None] * gx[..., None, :]
+
+
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     """Jensen–Shannon divergence (natural log) of maps (N, K, h, w) that each sum to 1 -> (N, K)."""
     m = 0.5 * (p + q)
@@ -168,12 +190,15 @@ def integral_l1(coords_norm: torch.Tensor, target_norm: torch.Tensor, weight: to
 
 
 class PoseLoss(Protocol):
-    """``loss(outputs, target, weight, coords) -> scalar``.
+    """``loss(outputs, target, weight, coords) -> scalar``; ``needs_coords`` says whether it reads coords
+    (the trainer computes them only then).
 
     outputs: one (N, K, h, w) score map per supervised stage, the last the final prediction;
     target: (N, K, h, w) codec heatmaps; weight: (N, K) or (N, K, 1); coords: (N, K, 2) target (x, y)
     in heatmap pixels, or None (only the coordinate losses read it, and they refuse None).
     """
+
+    needs_coords: bool
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor: ...
@@ -189,6 +214,8 @@ def _need_coords(coords: torch.Tensor | None, loss: str) -> torch.Tensor:
 class HeatmapMSELoss:
     """:func:`heatmap_mse` summed over every stage (intermediate supervision)."""
 
+    needs_coords = False
+
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
         return heatmap_mse(outputs, target, weight)
@@ -199,6 +226,7 @@ class OHKMLoss:
     """:func:`ohkm_mse` summed over every stage; CPN keeps the top 8 of 17 COCO joints."""
 
     topk: int = 8
+    needs_coords = False
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
@@ -212,6 +240,10 @@ class IntermediateFinalLoss:
 
     intermediate: PoseLoss
     final: PoseLoss
+
+    @property
+    def needs_coords(self) -> bool:
+        return self.intermediate.needs_coords or self.final.needs_coords
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
@@ -233,6 +265,7 @@ class DSNTLoss:
 
     sigma: float = 1.0
     reg_weight: float = 1.0
+    needs_coords = True
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,6 +285,7 @@ class IntegralL1Loss:
     """:func:`integral_l1` of the β-soft-argmax readout of every stage, summed."""
 
     beta: float = 1.0
+    needs_coords = True
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
@@ -262,4 +296,55 @@ class IntegralL1Loss:
             pred, _ = soft_argmax(out.float(), self.beta)
             total = total + integral_l1(pixels_to_normalized(pred, h, w),
                                         pixels_to_normalized(coords.float(), h, w), weight)
+        return total
+
+
+@dataclass(frozen=True)
+class CoarseToFineLoss:
+    """Coarse-to-fine supervision of MSPN (Li et al. 2019, Sec. 3.3) and RSN: output i is trained against
+    its own Gaussian target, with its own weight, by L2 or OHKM L2:
+
+        L = Σ_i w_i · ℓ_i(P_i, G(σ_i)),   ℓ_i = ``ohkm_mse`` (top ``topk`` joints) if ohkm[i] else ``heatmap_mse``
+
+    G(σ_i) is :func:`gaussian_heatmaps` at the target coordinates; σ_i = None takes the codec's target (the
+    trainer's ``target``) instead, so the final output is trained on what the codec decodes.
+
+    Attributes:
+        sigmas: one σ (heatmap pixels) or None per output, in ``forward``'s order.
+        weights: one weight per output.
+        ohkm: one flag per output.
+        topk: M of the OHKM outputs.
+    """
+
+    sigmas: tuple[float | None, ...]
+    weights: tuple[float, ...]
+    ohkm: tuple[bool, ...]
+    topk: int = 8
+
+    def __post_init__(self):
+        if not len(self.sigmas) == len(self.weights) == len(self.ohkm):
+            raise ValueError(f"sigmas, weights and ohkm need one entry per output, got "
+                             f"{len(self.sigmas)}, {len(self.weights)}, {len(self.ohkm)}")
+
+    @property
+    def needs_coords(self) -> bool:
+        return any(s is not None for s in self.sigmas)
+
+    def targets(self, target: torch.Tensor, coords: torch.Tensor | None) -> list[torch.Tensor]:
+        """The (N, K, h, w) target of every output: the codec's where σ is None, else G(σ_i) at ``coords``."""
+        h, w = target.shape[-2:]
+        if self.needs_coords:
+            coords = _need_coords(coords, "the coarse-to-fine loss (per-stage Gaussian targets)")
+        return [target if s is None else gaussian_heatmaps(coords, h, w, s) for s in self.sigmas]
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        outputs = _as_list(outputs)
+        if len(outputs) != len(self.sigmas):
+            raise ValueError(f"the coarse-to-fine loss is set for {len(self.sigmas)} outputs, got {len(outputs)}")
+        k = target.shape[1]
+        total = torch.zeros((), device=target.device)
+        for out, tgt, w, hard in zip(outputs, self.targets(target, coords), self.weights, self.ohkm, strict=True):
+            part = ohkm_mse(out, tgt, weight, min(self.topk, k)) if hard else heatmap_mse(out, tgt, weight)
+            total = total + w * part
         return total

@@ -57,6 +57,29 @@ def per_joint_figure(values: Mapping[str, float], title: str = "PCK per joint") 
     return fig
 
 
+def stage_comparison_figure(series: Mapping[str, Sequence[float | None]], stages: Sequence[str],
+                            title: str = "PCK@0.05 by stage") -> Figure:
+    """One line per data set over the stages in order (e.g. source-only, round 1..N, oracle); values are
+    fractions drawn in %, None leaves a gap; each point is labelled with its value."""
+    fig = Figure(figsize=(max(4.5, 1.1 * len(stages) + 1.5), 3.6))
+    ax = fig.add_subplot()
+    x = np.arange(len(stages))
+    for name, values in series.items():
+        y = np.array([np.nan if v is None else 100 * float(v) for v in values], dtype=float)
+        ax.plot(x, y, marker="o", label=name)
+        for xi, yi in zip(x, y, strict=True):
+            if np.isfinite(yi):
+                ax.annotate(f"{yi:.1f}", (xi, yi), textcoords="offset points", xytext=(0, 5), ha="center",
+                            fontsize=7)
+    ax.set_xticks(x, list(stages), fontsize=8)
+    ax.set_ylabel("%")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if series:
+        ax.legend(fontsize=8)
+    return fig
+
+
 def learning_curve_figure(history: Mapping[str, Sequence[tuple[int, float]]], title: str = "learning curves") -> Figure:
     """Each series is a list of (step or epoch, value); losses and scores get separate axes."""
     fig = Figure(figsize=(6, 4))

@@ -21,6 +21,7 @@ unreachable server costs seconds, not minutes.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -37,6 +38,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 from animalpose.paths import REPO_ROOT, data_home
+from animalpose.registry import CHAMPION
+
+log = logging.getLogger(__name__)
+
+# The experiment tag that opens MLflow 3's UI in its model-training view (runs, charts, compare)
+# instead of its GenAI view (traces, assistant); the UI reads it from the experiment's tags.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def project_data_dir() -> Path:
@@ -150,7 +158,9 @@ class Tracker:
         enabled: False gives a tracker that does nothing (e.g. non-zero DDP ranks).
         tags: extra run tags; the git commit is always added as ``git.commit``.
         system_metrics: sample CPU / memory / GPU usage with psutil every ``system_interval`` s.
-        resume_run_id: reopen this existing run instead of creating one (``--resume``).
+        resume_run_id: reopen this existing run instead of creating one (``--resume``). A run id this
+            store does not hold (resume state written against another store) starts a new run, says so
+            at WARNING and sets :attr:`resume_missed`, so the caller can log what the new run lacks.
     """
 
     def __init__(self, experiment: str = "animalpose", run_name: str | None = None, *, uri: str | None = None,
@@ -166,6 +176,7 @@ class Tracker:
         self.run_id: str | None = None
         self.resume_run_id = resume_run_id
         self.experiment_id: str | None = None
+        self.resume_missed = False
         self._parent = _parent
         self._shared = _parent._shared if _parent else _Shared(self.uri)
         self._client = None
@@ -193,20 +204,27 @@ class Tracker:
             Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self._client = self._parent._client if self._parent else MlflowClient(tracking_uri=self.uri)
         if self.resume_run_id:
-            run = self._client.get_run(self.resume_run_id)
-            self.experiment_id, self.run_id = run.info.experiment_id, run.info.run_id
-            self._client.update_run(self.run_id, status="RUNNING")
-            self._start_monitor()
-            return
+            run = self._find_run(self.resume_run_id)
+            if run is not None:
+                self.experiment_id, self.run_id = run.info.experiment_id, run.info.run_id
+                self._client.update_run(self.run_id, status="RUNNING")
+                self._start_monitor()
+                return
+            self.resume_missed = True
+            log.warning("MLflow run %s is not in the store at %s (resume state from another store?): "
+                        "starting a new run %r there", self.resume_run_id, self.uri, self.run_name)
         if self._parent is not None:
             self.experiment_id = self._parent.experiment_id
         else:
             exp = self._client.get_experiment_by_name(self.experiment)
             if exp is None:
                 location = local_artifact_location(self.uri, self.experiment)
-                self.experiment_id = self._client.create_experiment(self.experiment, artifact_location=location)
+                self.experiment_id = self._client.create_experiment(self.experiment, artifact_location=location,
+                                                                    tags=dict([EXPERIMENT_KIND]))
             else:
                 self.experiment_id = exp.experiment_id
+                if EXPERIMENT_KIND[0] not in exp.tags:  # made by an older version or by hand
+                    self._client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
         tags = {"git.commit": git_commit(), "mlflow.source.name": " ".join(sys.argv[:1]) or "python",
                 **self.tags}
         if self._parent is not None:
@@ -214,6 +232,17 @@ class Tracker:
         run = self._client.create_run(self.experiment_id, tags=tags, run_name=self.run_name)
         self.run_id = run.info.run_id
         self._start_monitor()
+
+    def _find_run(self, run_id: str):
+        """The run ``run_id`` of this store, None when the store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return None
 
     def _start_monitor(self) -> None:
         if self.system_metrics:
@@ -343,8 +372,14 @@ class Tracker:
         if self.active:
             self._guard(lambda: self._client.log_artifact(self.run_id, str(path), artifact_path))
 
-    def register_model(self, artifact_path: str, name: str, tags: Mapping[str, str] | None = None) -> str | None:
+    def register_model(self, artifact_path: str, name: str, tags: Mapping[str, str] | None = None,
+                       description: str | None = None) -> str | None:
         """Register the logged artifact folder/file ``artifact_path`` of this run as a new version of ``name``.
+
+        ``description``: the version's text in the registry (its scores and the data they were measured
+        on). The first version of a model that has no ``champion`` alias yet gets it, so
+        ``models:/<name>@champion`` resolves from the first registration on; later versions leave the
+        alias where a person put it.
 
         Returns the version number as a string, or None when tracking is off or failed.
         """
@@ -362,7 +397,10 @@ class Tracker:
             run = self._client.get_run(self.run_id)
             source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
             mv = self._client.create_model_version(name, source=source, run_id=self.run_id,
-                                                   tags=dict(tags or {}), await_creation_for=0)
+                                                   tags=dict(tags or {}), description=description,
+                                                   await_creation_for=0)
+            if CHAMPION not in self._client.get_registered_model(name).aliases:
+                self._client.set_registered_model_alias(name, CHAMPION, mv.version)
             return str(mv.version)
 
         return self._guard(register)

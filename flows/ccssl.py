@@ -40,12 +40,15 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
+from animalpose.config import flatten
 from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.common import (
     FileStamps,
     adopt,
     markdown_table,
+    markdown_text,
     parent_tracker,
     publish,
     retry_transient,
@@ -53,6 +56,7 @@ from flows.common import (
     stage,
     ui_command,
 )
+from flows.console import live, percent, timed_stage
 from flows.evaluate import PCK, evaluate, resolve_checkpoint
 from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
@@ -73,9 +77,14 @@ def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target:
     return parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
 
 
+def _shard_run_name(parameters: dict) -> str:
+    """``pseudo-label-round-<n>-batch-<first batch>`` (rounds numbered from 1)."""
+    request = parameters["request"]
+    return f"pseudo-label-round-{request.round_index + 1}-batch-{request.first_batch}"
+
+
 @task(name="pseudo-label-shard", cache_policy=NO_CACHE, persist_result=False, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_transient, task_run_name="pseudo-label-round-{request.round_index}-"
-                                                         "batch-{request.first_batch}")
+      retry_condition_fn=retry_transient, task_run_name=_shard_run_name)
 def pseudo_label_shard(request):
     """Consistency pseudo-labels of one shard of a round's target records (runs on a Dask worker)."""
     from animalpose.adapt.shards import label_shard
@@ -118,24 +127,31 @@ def _outside_task_run(fn, *args):
     return contextvars.copy_context().run(run)
 
 
-@task(name="ccssl-round", cache_policy=(INPUTS - "tracker" - "dask_workers" - "dask_address") + FileStamps(),
-      persist_result=True, result_serializer="json",
-      retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
-      task_run_name="round-{round_index}")
+def _round_run_name(parameters: dict) -> str:
+    """``ccssl-round-<n>``: rounds are numbered from 1 wherever they are shown (``round_index`` is 0-based)."""
+    return f"ccssl-round-{parameters['round_index'] + 1}"
+
+
+@task(name="ccssl-round",
+      cache_policy=(INPUTS - "tracker" - "dask_workers" - "dask_address" - "progress") + FileStamps(),
+      persist_result=True, result_serializer="json", retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient, task_run_name=_round_run_name)
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
                 out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
-                tracker=None, dask_workers: int = 0, dask_address: str | None = None) -> dict:
-    """Pseudo-label, select and train for round ``round_index``; returns its metrics and checkpoint.
+                tracker=None, dask_workers: int = 0, dask_address: str | None = None,
+                progress: bool = False) -> dict:
+    """Pseudo-label, select and train for round ``round_index`` (0-based); returns its metrics and checkpoint.
 
     ``dask_workers > 0`` or ``dask_address``: the pseudo-labels are made in shards on Dask
-    (:func:`dask_labeler`); the result is the same as in process, so neither is part of the cache key.
+    (:func:`dask_labeler`); the result is the same as in process, so neither is part of the cache key,
+    nor is ``progress`` (the live bars of a terminal).
     """
     from animalpose.adapt import ccssl as lib
 
     cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
                        regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round, section=section)
     labeler = dask_labeler(dask_workers, dask_address) if dask_workers > 0 or dask_address else None
-    with lib.CCSSLRun(cfg, out_dir, tracker=tracker, progress=False, labeler=labeler) as run:
+    with lib.CCSSLRun(cfg, out_dir, tracker=tracker, progress=progress, labeler=labeler) as run:
         metrics = run.round(round_index)
     # this round's checkpoint, not the library's last: a flow re-run after a crash past the rounds (say in
     # the oracle) misses this task's cache, and finds every round already finished
@@ -180,15 +196,54 @@ def oracle_selection_set(species: str, p: FlowPreset, seeds: SeedPlan, source_va
     (e.g. Animal-Pose's ``val`` split), else the preset's generated ``target_val`` (seed
     ``seeds.target_val``), else ``source_val`` (no target_val in the preset, or a target the user gave,
     which a generated set would not match). Never the test set."""
+    found = target_val_set(species, p, seeds, given_target=given_target, target_val=target_val)
+    return list(source_val) if found is None else [found]
+
+
+def target_val_set(species: str, p: FlowPreset, seeds: SeedPlan, *, given_target: bool = False,
+                   target_val: Path | None = None) -> Path | None:
+    """The labelled target-val set: the user's ``target_val``, else the preset's generated one (not for a
+    target the user gave, which it would not match), else None."""
     if target_val is not None:
-        return [Path(target_val)]
+        return Path(target_val)
     if p.target_val is None or given_target:
-        return list(source_val)
-    return make_dataset(species, p.target_val, seeds.target_val, "target-val")
+        return None
+    return make_dataset(species, p.target_val, seeds.target_val, "target-val")[0]
 
 
-def _pck(result: dict) -> float:
-    return float(result["metrics"][PCK])
+# The data sets every model stage (source-only, each round, the oracle) is scored on, by the names its
+# MLflow metrics carry: ``target_test/pck_crop@0.05`` (logged as ``target_test/pck_crop_at_0.05``: MLflow
+# keys allow no ``@``). Only target_test is the measure; the others show what each stage fits.
+DATA_SETS = ("target_test", "source_val", "target_val")
+# the columns of the parent run's results table
+TABLE_METRICS = ("pck_crop@0.05", "pck_crop@0.1", "AP")
+
+
+def score(role: str, checkpoint: Path, sets: dict[str, Path | None], batch_size: int, schema: str,
+          allow_outside_root: bool = False) -> dict:
+    """``{data set: engine.evaluate result}`` of ``checkpoint`` on each named set that exists; one
+    ``evaluate-<role>-<data set>`` task each (cached on the checkpoint's and the data's content).
+    ``allow_outside_root``: the sets may name images outside their folder (`data subset` files)."""
+    return {name: evaluate.with_options(task_run_name=f"evaluate-{role}-{name.replace('_', '-')}")(
+                checkpoint, path, batch_size, schema, allow_outside_root=allow_outside_root)
+            for name, path in sets.items() if path is not None}
+
+
+def scored_metrics(results: dict) -> dict[str, float]:
+    """The stage run's evaluation metrics: ``<data set>/<metric>`` for every data set scored."""
+    return {f"{name}/{k}": v for name, res in results.items() for k, v in res["metrics"].items()
+            if isinstance(v, int | float)}
+
+
+def log_scores(run, results: dict) -> None:
+    """Every evaluation metric and the per-joint table on target test, into one stage run."""
+    run.log_metrics(scored_metrics(results))
+    if "target_test" in results:
+        run.log_table(results["target_test"]["per_joint"], "tables/target_test_pck_per_joint.json")
+
+
+def _pck(results: dict) -> float:
+    return float(results["target_test"]["metrics"][PCK])
 
 
 @flow(name="ccssl", log_prints=True)
@@ -212,6 +267,7 @@ def ccssl_flow(
     dask_address: str | None = None,
     seed: int | None = None,
     allow_outside_root: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -246,6 +302,7 @@ def ccssl_flow(
 
     Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     seeds = seed_plan(p.seed, seed)
     n_rounds = rounds or p.rounds
@@ -259,79 +316,135 @@ def ccssl_flow(
                        "source_model": source_model, "epochs_per_round": p.epochs_per_round,
                        "seed": seeds.train})
     try:
-        with stage(parent, "synth"):
+        with stage(parent, "synth", tags={"stage": "synth"}), timed_stage("synth"):
             source = list(source_data) if source_data else make_dataset(species, p.source, seeds.source, "source",
                                                                         dask_workers=dask_workers)
             source_val = make_dataset(species, p.source_val, seeds.source_val, "source-val")
             target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
-            oracle_val = oracle_selection_set(species, p, seeds, source_val, given_target=bool(target_data),
-                                              target_val=target_val_data) if do_oracle else None
+            target_val = target_val_set(species, p, seeds, given_target=bool(target_data),
+                                        target_val=target_val_data)
+            oracle_val = [target_val] if target_val is not None else list(source_val)
+        sets = {"target_test": test, "source_val": source_val[0] if len(source_val) == 1 else None,
+                "target_val": target_val}
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
                                   tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema,
                                   allow_outside_root=allow_outside_root)
         schema = cfg["data"]["schema"]
-        with stage(parent, "pretrain") as st:
+        scores: dict[str, dict] = {}  # stage label -> {data set: evaluate result}
+
+        def model_stage(label: str, results: dict, st, line) -> float:
+            log_scores(st, results)
+            scores[label] = results
+            line.headline = percent("target test PCK@0.05", _pck(results))
+            return _pck(results)
+
+        with stage(parent, "source-only", tags={"stage": "source-only", "round": "0"}) as st, \
+                timed_stage("source-only") as line:
             if source_model:
                 source_ckpt = resolve_checkpoint(source_model, parent.uri)
                 st.set_tags({"reused": source_model})
             else:
-                pre = pretrain(cfg, where, out / "pretrain", f"pretrain-{species}", register_as=f"{species}-source")
+                st.log_params(flatten(cfg))  # the stage's own config, beside the rounds' (compare shows the diff)
+                pre = pretrain.with_options(task_run_name="pretrain-source")(
+                    cfg, where, out / "pretrain", f"pretrain-{species}", register_as=f"{species}-source",
+                    progress=live())
                 adopt(st, pre["run_id"])
                 source_ckpt = Path(pre["checkpoint"])
-
-        with stage(parent, "evaluate-source-only") as st:
-            source_only = _pck(evaluate(source_ckpt, test, p.eval_batch_size, schema, allow_outside_root))
-            st.log_metrics({PCK: source_only})
-        parent.log_metrics({f"source_only/{PCK}": source_only})
+            source_only = model_stage("source-only", score("source-only", source_ckpt, sets, p.eval_batch_size,
+                                                           schema, allow_outside_root), st, line)
+        parent.log_metrics({f"source_only/target_test/{PCK}": source_only})
 
         round_pck: list[float] = []
         ckpt = source_ckpt
         for r in range(n_rounds):
-            with stage(parent, f"round-{r + 1}", {"round": r + 1}) as st:
+            label = f"round-{r + 1}"
+            with stage(parent, label, {"round": r + 1}, tags={"stage": "round", "round": str(r + 1)}) as st, \
+                    timed_stage(label) as line:
                 res = ccssl_round(cfg, where, source_ckpt, target, test, out / "ccssl", r, p.epochs_per_round,
                                   n_rounds, section=p.ccssl, tracker=st, dask_workers=dask_workers,
-                                  dask_address=dask_address)
+                                  dask_address=dask_address, progress=live())
                 ckpt = Path(res["checkpoint"])
-                round_pck.append(_pck(evaluate(ckpt, test, p.eval_batch_size, schema, allow_outside_root)))
-                st.log_metrics({PCK: round_pck[-1]}, step=r + 1)
-            parent.log_metrics({f"round/{PCK}": round_pck[-1]}, step=r + 1)
+                round_pck.append(model_stage(label, score(label, ckpt, sets, p.eval_batch_size, schema,
+                                                          allow_outside_root), st, line))
+            parent.log_metrics({f"round/target_test/{PCK}": round_pck[-1]}, step=r + 1)
 
         oracle_pck = None
         if do_oracle:
-            with stage(parent, "oracle") as st:
+            with stage(parent, "oracle", tags={"stage": "oracle", "round": str(n_rounds + 1)}) as st, \
+                    timed_stage("oracle") as line:
                 ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train,
                                        schema=schema, allow_outside_root=allow_outside_root)
-                orc = pretrain(ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle")
+                st.log_params(flatten(ocfg))
+                orc = pretrain.with_options(task_run_name="pretrain-oracle")(
+                    ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle",
+                    progress=live())
                 adopt(st, orc["run_id"])
-                oracle_pck = _pck(evaluate(Path(orc["checkpoint"]), test, p.eval_batch_size, schema,
-                                           allow_outside_root))
-                st.log_metrics({PCK: oracle_pck})
-            parent.log_metrics({f"oracle/{PCK}": oracle_pck})
-
-        with stage(parent, "register") as st:
-            parent.log_artifact(ckpt, "model")
-            version = parent.register_model(f"model/{ckpt.name}", name,
-                                            tags={"species": species, "method": "ccssl", "rounds": str(n_rounds)})
-            st.set_tags({"registered_model": f"{name}/{version}"})
+                oracle_pck = model_stage("oracle", score("oracle", Path(orc["checkpoint"]), sets, p.eval_batch_size,
+                                                         schema, allow_outside_root), st, line)
+            parent.log_metrics({f"oracle/target_test/{PCK}": oracle_pck})
 
         recovery = gap_recovery(source_only, round_pck[-1], oracle_pck)
+        with stage(parent, "register", tags={"stage": "register"}) as st, timed_stage("register") as line:
+            parent.log_artifact(ckpt, "model")
+            description = registry_description(species, str(preset), scores, sets, recovery)
+            version = parent.register_model(f"model/{ckpt.name}", name, description=description,
+                                            tags={"species": species, "method": "ccssl", "rounds": str(n_rounds)})
+            st.set_tags({"registered_model": f"{name}/{version}"})
+            line.headline = f"{name} version {version}"
+
         summary = {"species": species, "preset": str(preset), "source_only": source_only, "rounds": round_pck,
                    "oracle": oracle_pck, "gap_recovery": recovery, "model_name": name, "model_version": version,
                    "checkpoint": str(ckpt), "mlflow_run_id": parent.run_id, "mlflow_run_url": run_link(parent),
-                   "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri), "seed": seeds.train}
+                   "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri), "seed": seeds.train,
+                   "scores": {label: scored_metrics(res) for label, res in scores.items()}}
         if recovery is not None:
             parent.log_metrics({"gap_recovery": recovery})
         parent.log_dict(summary, "summary.json")
+        log_comparison(parent, summary["scores"])
         publish(f"ccssl-{species}", results_markdown(summary), description=f"CC-SSL {species} ({preset})")
         parent.end("FINISHED")
         return summary
     except BaseException as exc:
         parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+
+
+def registry_description(species: str, preset: str, scores: dict, sets: dict, recovery: float | None) -> str:
+    """The registered version's text: its scores beside source-only and the oracle, and the data they
+    were measured on (paths and content fingerprints)."""
+    from animalpose.tracking import fingerprint
+
+    labels = list(scores)
+    final = next((label for label in reversed(labels) if label.startswith("round-")), labels[-1])
+    pck = ", ".join(f"{label} {100 * float(res['target_test']['metrics'][PCK]):.1f} %"
+                    for label, res in scores.items())
+    data = "; ".join(f"{name}: {path} (fingerprint {fingerprint(path)})" for name, path in sets.items()
+                     if path is not None)
+    gap = "" if recovery is None else f" Gap recovery {100 * recovery:.1f} %."
+    return (f"CC-SSL {species} ({preset}): the model after {final}. PCK@0.05 (crop) on target test: {pck}.{gap} "
+            f"Evaluated on {data}.")
+
+
+def comparison_rows(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{stage: {"<data set>/<metric>": value}}`` for the results table (:data:`TABLE_METRICS` only)."""
+    return {label: {f"{ds}/{m}": metrics[f"{ds}/{m}"] for ds in DATA_SETS for m in TABLE_METRICS
+                    if f"{ds}/{m}" in metrics} for label, metrics in scores.items()}
+
+
+def log_comparison(parent, scores: dict[str, dict[str, float]]) -> None:
+    """The parent run's results table (``results/results_table.json``, an MLflow table) and its chart of
+    PCK@0.05 from source-only through the rounds to the oracle on each data set (``results/stages.png``)."""
+    from animalpose.plots import stage_comparison_figure
+
+    parent.log_table(comparison_rows(scores), "results/results_table.json", key="stage")
+    series = {ds.replace("_", " "): [m.get(f"{ds}/{PCK}") for m in scores.values()] for ds in DATA_SETS
+              if any(f"{ds}/{PCK}" in m for m in scores.values())}
+    fig = stage_comparison_figure(series, list(scores), "PCK@0.05 (crop) by stage")
+    parent.log_figure(fig, "results/stages.png")
 
 
 def results_rows(summary: dict) -> list[list[object]]:
@@ -345,7 +458,9 @@ def results_rows(summary: dict) -> list[list[object]]:
 
 
 def results_markdown(summary: dict) -> str:
+    """The flow run's Prefect artifact: the results table, the registered model, the MLflow run (``@``
+    escaped outside code spans, so no renderer makes ``PCK@0.05`` a mailto link)."""
     table = markdown_table(["model", "PCK@0.05 (crop) on target test"], results_rows(summary))
-    return (f"# CC-SSL {summary['species']} ({summary['preset']})\n\n{table}\n"
+    return (f"# CC-SSL {summary['species']} ({markdown_text(summary['preset'])})\n\n{table}\n"
             f"Registered model: `{summary['model_name']}` version {summary['model_version']}\n\n"
             f"MLflow run: {summary['mlflow_run_url']}\n\nOpen the MLflow UI: `{summary['mlflow_ui']}`\n")

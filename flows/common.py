@@ -47,10 +47,14 @@ def parent_tracker(experiment: str, run_name: str, uri: str | None, tags: Mappin
 
 
 def ui_command(uri: str) -> str:
-    """The shell command that opens the MLflow UI on the store at ``uri`` (a server URL needs none)."""
+    """The shell command that opens the MLflow UI on the store at ``uri`` (a server URL needs none): the
+    lean ``animalpose ui`` (2 processes), not ``mlflow ui`` (10)."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return f"animalpose ui --backend-store-uri {uri}"
+
+
+ML_VIEW = "workflowType=machine_learning"
 
 
 def run_link(tracker: Tracker, ui_url: str | None = None) -> str:
@@ -58,7 +62,8 @@ def run_link(tracker: Tracker, ui_url: str | None = None) -> str:
     base = ui_url or (tracker.uri if tracker.uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000")
     if tracker.run_id is None:
         return f"{base.rstrip('/')} (tracking was off for this run)"
-    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{tracker.run_id}"
+    # workflowType: MLflow 3's UI opens in its GenAI view unless the link (or the user's toggle) says otherwise
+    return f"{base.rstrip('/')}/#/experiments/{tracker.experiment_id}/runs/{tracker.run_id}?{ML_VIEW}"
 
 
 def first_line(exc: BaseException) -> str:
@@ -67,13 +72,15 @@ def first_line(exc: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def stage(parent: Tracker, name: str, params: Mapping[str, object] | None = None) -> Iterator[Tracker]:
+def stage(parent: Tracker, name: str, params: Mapping[str, object] | None = None,
+          tags: Mapping[str, str] | None = None) -> Iterator[Tracker]:
     """A nested MLflow run for one stage; a failure tags it and the parent, then re-raises.
 
-    The nested run ends ``FAILED`` (``KILLED`` on Ctrl-C); the parent gets ``failed_stage=<name>`` and
-    ``error=<type: first line>``, the same text Prefect shows for the failed task.
+    ``tags``: e.g. ``{"stage": "round", "round": "2"}``, by which the MLflow UI groups and orders the
+    stage runs. The nested run ends ``FAILED`` (``KILLED`` on Ctrl-C); the parent gets
+    ``failed_stage=<name>`` and ``error=<type: first line>``, the same text Prefect shows for the failed task.
     """
-    child = parent.child(name, tags={"animalpose.stage": name})
+    child = parent.child(name, tags={"animalpose.stage": name, **(tags or {})})
     if params:
         child.log_params(params)
     try:
@@ -87,6 +94,12 @@ def stage(parent: Tracker, name: str, params: Mapping[str, object] | None = None
     child.end("FINISHED")
 
 
+def markdown_text(text: str) -> str:
+    """``text`` safe in markdown: ``@`` escaped, so ``PCK@0.05`` is not turned into a ``mailto:`` link
+    (GitHub-flavoured renderers autolink ``word@word.word`` as an e-mail address)."""
+    return text.replace("@", "\\@")
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A GitHub-flavoured markdown table; floats with 4 decimals, None as an em dash."""
 
@@ -95,9 +108,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
             return "—"
         if isinstance(v, float):
             return f"{v:.4f}"
-        return str(v).replace("|", "\\|")
+        return markdown_text(str(v).replace("|", "\\|"))
 
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = ["| " + " | ".join(markdown_text(h) for h in header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 

@@ -105,10 +105,14 @@ def build_deployments(active: bool | None = None, cron: str | None = None, timez
 
 
 def serve_deployments(active: bool = False, cron: str | None = None, limit: int | None = None) -> None:
-    """Serve every deployment from this process until interrupted (blocks; Ctrl-C stops)."""
+    """Serve every deployment from this process until interrupted (blocks; Ctrl-C or SIGTERM stops).
+
+    Schedules are not paused on shutdown: pausing is one API call per deployment after the signal (a
+    Ctrl-C hung for over a minute on it), and the next ``serve`` sets every schedule's state anyway.
+    """
     from prefect import serve
 
-    serve(*build_deployments(active=active, cron=cron), limit=limit)
+    serve(*build_deployments(active=active, cron=cron), limit=limit, pause_on_shutdown=False)
 
 
 if __name__ == "__main__":  # python -m flows.deployments [--active]

@@ -16,6 +16,7 @@ from prefect import flow, task
 
 from animalpose.errors import DataError
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from animalpose.tracking import resolve_uri
 from flows.common import INPUT_FILES, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 
@@ -66,16 +67,18 @@ def annotations_for(data: Path, schema: str | None) -> Path:
 @task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
       retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
-def evaluate(checkpoint: Path, data: Path, batch_size: int = 16, schema: str | None = None,
-             allow_outside_root: bool = False) -> dict:
+def evaluate(checkpoint: Path, data: Path, batch_size: int | None = None, schema: str | None = None,
+             protocol: str = "default", allow_outside_root: bool = False) -> dict:
     """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
 
     ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder;
+    ``protocol="reference"`` scores as the CC-SSL reference's evaluation/test.py (no flip, batch 6 unless
+    ``batch_size`` says otherwise, its batch-averaged PCK); ``batch_size`` None takes the protocol's.
     ``allow_outside_root`` reads images outside the dataset's image root (e.g. a `data subset` file).
     """
     from animalpose.engine.evaluate import evaluate as run
 
-    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, progress=False,
+    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, protocol=protocol, progress=False,
                allow_outside_root=allow_outside_root)
 
 
@@ -89,8 +92,10 @@ def evaluate_flow(
     model_uri: str | None = None,
     tracking_uri: str | None = None,
     experiment: str = "evaluate",
+    threads: int | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` (or the registered ``model_uri``) on the labelled dataset ``data``."""
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     if (checkpoint is None) == (model_uri is None):
         raise DataError("<evaluate flow>", "checkpoint", "give exactly one of checkpoint and model_uri")
     parent = parent_tracker(experiment, f"evaluate-{Path(data).name}", tracking_uri,

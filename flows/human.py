@@ -14,6 +14,7 @@ from prefect import flow
 
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.common import adopt, markdown_table, parent_tracker, publish, run_link, stage
 from flows.evaluate import evaluate
 from flows.presets import load_preset
@@ -31,8 +32,10 @@ def human_flow(
     tracking_uri: str | None = None,
     experiment: str = "human",
     out_dir: Path | None = None,
+    threads: int | None = None,
 ) -> dict:
     """Train and evaluate a human pose model on ``train_data`` (default: generated humans, coco schema)."""
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     if dataset != "coco" and not (train_data and val_data):
         raise ConfigError("<human flow>", "train_data", f"the generator emits coco keypoints only: give "
                           f"{dataset} train_data and val_data")

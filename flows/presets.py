@@ -39,6 +39,17 @@ class SynthSpec(Section):
     clips: int = Field(default=0, ge=0)
     frames: int = Field(default=0, ge=0)
     gap: float | None = None
+    # photographs to cut backgrounds from (a folder, or a COCO file whose animal boxes are avoided), e.g.
+    # the unlabelled target images; for a fraction ``backgrounds_p`` of the images (synthetic.backgrounds)
+    backgrounds: ExistingPath | None = None
+    backgrounds_p: float = Field(default=0.9, ge=0, le=1)
+
+    def style_config(self):
+        """The generator's :class:`synthetic.styles.StyleConfig` of this dataset."""
+        from synthetic.styles import StyleConfig
+
+        bg = None if self.backgrounds is None else str(Path(self.backgrounds).resolve())
+        return StyleConfig.make(self.style, self.gap, bg, self.backgrounds_p)
 
 
 class FlowPreset(Section):

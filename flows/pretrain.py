@@ -18,9 +18,11 @@ import sys
 from pathlib import Path
 
 from prefect import flow, task
+from prefect.cache_policies import INPUTS
 
 from animalpose.paths import data_home
-from flows.common import INPUT_FILES, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
+from animalpose.threads import configure_threads
+from flows.common import FileStamps, adopt, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.presets import FlowPreset, SynthSpec, engine_config, load_preset
 from flows.synth import generate
 
@@ -32,10 +34,9 @@ def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
     sizes, seed, format): the synth task is cached on its inputs, so whatever changes the data must
     change the folder, or a flow would get the cached folder of the old distribution back.
     """
-    from synthetic.styles import StyleConfig
     from synthetic.writers import DEFAULT_FPS, config_hash, dataset_config, default_format
 
-    style = StyleConfig.make(spec.style, spec.gap)
+    style = spec.style_config()
     frames = spec.frames if spec.clips else 0
     digest = config_hash(dataset_config(species, style, spec.n, spec.size, seed, spec.clips, frames, False,
                                         DEFAULT_FPS, default_format(style)))[:8]
@@ -44,19 +45,23 @@ def dataset_dir(species: str, spec: SynthSpec, seed: int, role: str) -> Path:
 
 def make_dataset(species: str, spec: SynthSpec, seed: int, role: str, *, shards: int = 1,
                  dask_workers: int = 0) -> list[Path]:
-    """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s)."""
+    """Generate (or reuse) one synthetic dataset described by ``spec``; returns its folder(s). Its Prefect
+    task is named by role and style (``synth-target-photo``)."""
+    style = spec.style_config()
     return generate(dataset_dir(species, spec, seed, role), species, spec.style, spec.n, spec.size, seed,
-                    clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers)
+                    clips=spec.clips, frames=spec.frames, gap=spec.gap, shards=shards, dask_workers=dask_workers,
+                    backgrounds=style.backgrounds, backgrounds_p=style.backgrounds_p, role=role)
 
 
-def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None) -> dict:
+def _train(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None,
+           progress: bool = False) -> dict:
     """The library call: ``engine.train`` (resuming from ``out_dir/last.ckpt`` when present)."""
     from animalpose.config import parse_config
     from animalpose.engine.train import train
 
     cfg = parse_config(cfg_dict, where=where, base_dir=Path(where).parent)
     resume = (Path(out_dir) / "last.ckpt").is_file()
-    result = train(cfg, out_dir=out_dir, name=name, resume=resume, progress=False, register_as=register_as)
+    result = train(cfg, out_dir=out_dir, name=name, resume=resume, progress=progress, register_as=register_as)
     best = result.best_checkpoint or result.last_checkpoint
     return {"checkpoint": str(best), "best_score": result.best_score, "run_id": result.run_id,
             "epochs": len(result.history), "images_per_second": result.images_per_second}
@@ -92,19 +97,20 @@ def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_
             "images_per_second": r["images_per_s"]}
 
 
-@task(name="pretrain", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
-      retries=1, retry_delay_seconds=5,
-      retry_condition_fn=retry_transient)
+@task(name="pretrain", cache_policy=(INPUTS - "progress") + FileStamps(), persist_result=True,
+      result_serializer="json", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      task_run_name="{name}")
 def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None,
-             nproc_per_node: int = 1) -> dict:
+             nproc_per_node: int = 1, progress: bool = False) -> dict:
     """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``.
 
     ``nproc_per_node > 1`` launches the engine with torchrun (DDP, one process per GPU); the model
-    is then registered under the engine's default name ``<experiment>-<model>``.
+    is then registered under the engine's default name ``<experiment>-<model>``. ``progress``: the
+    trainer's live bar (a terminal); not part of the cache key.
     """
     if nproc_per_node > 1:
         return _train_torchrun(cfg_dict, where, out_dir, name, nproc_per_node)
-    return _train(cfg_dict, where, out_dir, name, register_as)
+    return _train(cfg_dict, where, out_dir, name, register_as, progress)
 
 
 def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,
@@ -144,11 +150,13 @@ def pretrain_flow(
     out_dir: Path | None = None,
     dask_workers: int = 0,
     nproc_per_node: int = 1,
+    threads: int | None = None,
 ) -> dict:
     """Pretrain on synthetic ``species`` (or on ``train_data``) and register the model ``<species>-source``.
 
     ``nproc_per_node > 1`` trains with torchrun on that many processes (GPUs) of this machine.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     parent = parent_tracker(experiment, f"pretrain-{species}", tracking_uri, {"species": species, "preset": preset})
     try:

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from animalpose.data.watch import TargetWatcher
 from animalpose.paths import data_home
 from animalpose.registry import GateDecision, current_champion, promote_if_better
+from animalpose.threads import configure_threads
 from animalpose.tracking import resolve_uri
 from flows.common import parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate, resolve_checkpoint
@@ -142,6 +143,7 @@ def retrain_flow(
     min_delta: float = 0.0,
     tracking_uri: str | None = None,
     experiment: str = "retrain",
+    threads: int | None = None,
 ) -> dict:
     """Adapt on new target data when there is some, and promote the result only if it beats the champion.
 
@@ -154,6 +156,7 @@ def retrain_flow(
 
     Returns ``{"status": "no-new-data" | "kept" | "promoted", "decision": {...}, ...}``.
     """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     uri = resolve_uri(tracking_uri)
     folder = Path(target_folder) if target_folder else default_folder(species)
     state = Path(state_file) if state_file else default_state_file(method, species)

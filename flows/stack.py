@@ -1,5 +1,9 @@
 """The local stack: a Prefect server and a lean MLflow server on 127.0.0.1, started and stopped together.
 
+The MLflow server serves the project's own store (:func:`animalpose.tracking.default_tracking_uri`,
+``<data home>/mlflow.db`` with artifacts beside it), the store ``animalpose demo`` and the CLI write
+to: a deployment run after the demo adds to the same record, and the UI shows both.
+
 Both run as their own process groups, so stopping them ends every worker they spawned. Their PIDs
 and ports go to a state file (written atomically) that ``animalpose serve --stop`` reads. Telemetry
 is off for both; MLflow runs one worker without its job executor (the default starts 15 processes
@@ -42,7 +46,7 @@ class StackState:
     prefect_pid: int
     mlflow_pid: int
     home: str
-    serve_pid: int | None = None  # the `animalpose serve` process serving the deployments (stopped first)
+    serve_pid: int = 0  # the `animalpose serve` process serving the deployments (0: none recorded)
 
     @property
     def prefect_api_url(self) -> str:
@@ -87,14 +91,45 @@ def _spawn(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def mlflow_server_command(store_uri: str, host: str, port: int) -> list[str]:
+    """``mlflow server`` on ``store_uri`` with one worker; artifacts of a SQLite store live beside its
+    database (``<db dir>/mlartifacts``, where :class:`~animalpose.tracking.Tracker` puts them too). Run
+    it with :data:`QUIET_ENV` (no job executor: 2 processes instead of 10)."""
+    cmd = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", host, "--port", str(port),
+           "--workers", "1", "--backend-store-uri", store_uri]
+    if store_uri.startswith("sqlite:///"):
+        cmd += ["--default-artifact-root", str(Path(store_uri[len("sqlite:///"):]).parent / "mlartifacts")]
+    return cmd
+
+
+def ui_process(store_uri: str | None, host: str = "127.0.0.1", port: int = 5000) -> tuple[list[str], dict[str, str]]:
+    """The lean MLflow UI's command line and environment for ``store_uri`` (None: the project's store,
+    :func:`animalpose.tracking.default_tracking_uri`; ``$MLFLOW_TRACKING_URI`` is not consulted, since it
+    may name a server rather than a store). ``mlflow ui`` with its defaults is 10 processes and about
+    1.35 GB; one worker without the job executor is 2 processes and about 530 MB."""
+    from animalpose.tracking import default_tracking_uri
+
+    uri = store_uri or default_tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        raise StackError(f"{uri} is a tracking server, not a store: open it in a browser")
+    return mlflow_server_command(uri, host, port), {**os.environ, **QUIET_ENV}
+
+
 def start_stack(
     home: Path,
     host: str = "127.0.0.1",
     prefect_port: int = 4200,
     mlflow_port: int = 5000,
     timeout: float = 120.0,
+    store_uri: str | None = None,
+    say=None,
 ) -> StackState:
-    """Start both servers, wait for their health checks, record the state file; return the state."""
+    """Start both servers, wait for their health checks, record the state file; return the state.
+
+    ``store_uri``: the MLflow store the server serves (default: the project's,
+    :func:`animalpose.tracking.default_tracking_uri`). ``say(text)``: told what the start waits for."""
+    from animalpose.tracking import default_tracking_uri
+
     home = Path(home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     state_file = home / "stack.json"
@@ -114,27 +149,17 @@ def start_stack(
         env,
         home / "logs" / "prefect.log",
     )
-    mlflow = _spawn(
-        [
-            str(bindir / "mlflow"),
-            "server",
-            "--host",
-            host,
-            "--port",
-            str(mlflow_port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{home / 'mlflow.db'}",
-            "--default-artifact-root",
-            str(home / "mlartifacts"),
-        ],
-        env,
-        home / "logs" / "mlflow.log",
-    )
+    store_uri = store_uri or default_tracking_uri()
+    if store_uri.startswith("sqlite:///"):
+        Path(store_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow = _spawn(mlflow_server_command(store_uri, host, mlflow_port), env,
+                    home / "logs" / "mlflow.log")
     state = StackState(host, prefect_port, mlflow_port, prefect.pid, mlflow.pid, str(home))
     write_json_atomic(state_file, asdict(state))
+    say = say or (lambda text: None)
     try:
+        t0 = time.monotonic()
+        say(f"waiting for the Prefect server on {host}:{prefect_port} (log: {home / 'logs' / 'prefect.log'})")
         wait_healthy(
             f"http://{host}:{prefect_port}/api/health",
             prefect,
@@ -142,9 +167,11 @@ def start_stack(
             home / "logs" / "prefect.log",
             timeout,
         )
+        say(f"waiting for the MLflow server on {host}:{mlflow_port} (store: {store_uri})")
         wait_healthy(
             f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
         )
+        say(f"both servers up in {time.monotonic() - t0:.0f} s")
     except BaseException:
         stop_stack(home)
         raise
@@ -194,41 +221,56 @@ def _stop_group(pid: int, grace: float) -> None:
         pass
 
 
-def record_serve_pid(home: Path, pid: int) -> None:
-    """Note in the state file the process serving the deployments, so that `serve --stop` ends it too."""
+def record_serving(home: Path, pid: int) -> None:
+    """Record ``pid`` as the process serving the deployments of the stack under ``home``."""
     state_file = Path(home).resolve() / "stack.json"
     state = load_state(state_file)
-    state.serve_pid = int(pid)
+    state.serve_pid = pid
     write_json_atomic(state_file, asdict(state))
 
 
-def _stop_process(pid: int, grace: float) -> None:
-    """SIGTERM ``pid`` and wait until it is gone (at most ``grace`` s; it ends its own children)."""
+def _stop_serving(pid: int, grace: float) -> None:
+    """Ask the serving process to stop (SIGTERM: it stops its runner, then the servers, and exits); SIGKILL
+    when it is still there after ``grace`` seconds."""
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _pid_alive(pid):
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid) or _is_zombie(pid):
+            return
         time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
-def stop_stack(home: Path, grace: float = 15.0) -> bool:
-    """Stop the serving process and both servers recorded under ``home``; False when nothing was recorded.
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
 
-    The serving process goes first (it would otherwise print connection errors once the servers are
-    gone); it is skipped when it is this process or its supervisor (stopping from inside `serve`)."""
+
+def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 16.0) -> bool:
+    """Stop what the stack under ``home`` runs: the serving process first (from another process; its
+    runner must not outlive the API it talks to), then both servers. Returns False when nothing was
+    recorded.
+
+    The serving process recorded is the one the user started: under :mod:`animalpose.cli.supervise` the
+    supervisor, which passes the stop on to `serve` and kills its group after 15 s, so ``serve_grace``
+    waits longer than that before a SIGKILL (which would leave that group to itself); it returns as soon as
+    the process is gone."""
     state_file = Path(home).resolve() / "stack.json"
     try:
         state = load_state(state_file)
     except StackError:  # no state file (never started, or another stop got there first)
         return False
-    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()):
-        _stop_process(state.serve_pid, grace)
+    # not this process, nor its supervisor (the stop from inside a supervised `serve`'s clean-up)
+    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and _pid_alive(state.serve_pid):
+        _stop_serving(state.serve_pid, serve_grace)
     for pid in (state.prefect_pid, state.mlflow_pid):
         _stop_group(pid, grace)
     state_file.unlink(missing_ok=True)

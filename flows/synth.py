@@ -56,18 +56,26 @@ def synth(
     frames: int = 0,
     gap: float | None = None,
     workers: int = 1,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
 ) -> Path:
-    """Generate ``n`` images (plus ``clips`` × ``frames`` video frames) of ``species`` in ``style`` into ``out``."""
+    """Generate ``n`` images (plus ``clips`` × ``frames`` video frames) of ``species`` in ``style`` into ``out``
+    (``backgrounds``: photographs to cut backgrounds from, :mod:`synthetic.backgrounds`)."""
     return _generate(
         out=Path(out), species=species, style=style, n=n, size=size, seed=seed, clips=clips, frames=frames,
-        workers=workers, gap=gap,
+        workers=workers, gap=gap, backgrounds=backgrounds, backgrounds_p=backgrounds_p,
     )
 
 
-def ensure_dataset(out: Path, **config) -> Path:
-    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted."""
+def ensure_dataset(out: Path, role: str | None = None, **config) -> Path:
+    """Call the cached :func:`synth` task; refresh its cache entry when the folder has been deleted.
+
+    ``role`` (``source``, ``target``, ``test`` ...) names the task run ``synth-<role>-<style>``: the target
+    and the test set of one flow have the same species, style and size, so the default name repeats."""
     out = Path(out)
     runner = synth if out.exists() else synth.with_options(refresh_cache=True)
+    if role:
+        runner = runner.with_options(task_run_name=f"synth-{role}-{config['style']}")
     return runner(out=out, **config)
 
 
@@ -91,6 +99,8 @@ def synth_sharded(
     clips: int = 0,
     frames: int = 0,
     gap: float | None = None,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
 ) -> list[Path]:
     """Generate ``shards`` shard datasets in parallel on this flow's task runner; returns their folders."""
     out = Path(out)
@@ -101,7 +111,8 @@ def synth_sharded(
         futures.append(
             runner.submit(
                 out=shard, species=species, style=style, n=n_i, size=size, seed=seed + SHARD_SEED_STRIDE * i,
-                clips=clips_i, frames=frames if clips_i else 0, gap=gap, workers=1,
+                clips=clips_i, frames=frames if clips_i else 0, gap=gap, workers=1, backgrounds=backgrounds,
+                backgrounds_p=backgrounds_p,
             )
         )
     return [f.result() for f in futures]
@@ -121,14 +132,18 @@ def generate(
     workers: int = 1,
     shards: int = 1,
     dask_workers: int = 0,
+    backgrounds: str | None = None,
+    backgrounds_p: float = 0.9,
+    role: str | None = None,
 ) -> list[Path]:
     """One dataset folder (``shards == 1``) or its shard folders, generated in parallel.
 
     ``dask_workers > 0`` runs the shards on a local Dask cluster of that many worker processes.
     """
     if shards <= 1:
-        return [ensure_dataset(out, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
-                               frames=frames, gap=gap, workers=workers)]
+        return [ensure_dataset(out, role, species=species, style=style, n=n, size=size, seed=seed, clips=clips,
+                               frames=frames, gap=gap, workers=workers, backgrounds=backgrounds,
+                               backgrounds_p=backgrounds_p)]
     sharded = with_runner(synth_sharded, dask_workers)
     return sharded(out=out, species=species, style=style, n=n, size=size, seed=seed, shards=shards, clips=clips,
-                   frames=frames, gap=gap)
+                   frames=frames, gap=gap, backgrounds=backgrounds, backgrounds_p=backgrounds_p)

@@ -31,6 +31,7 @@ from prefect.cache_policies import INPUTS
 
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
+from animalpose.threads import configure_threads
 from flows.ccssl import seed_plan
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate
@@ -43,14 +44,18 @@ if TYPE_CHECKING:
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
                  rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int,
-                 allow_outside_root: bool = False) -> tuple[dict, str]:
-    """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file."""
+                 val: Path | None = None, allow_outside_root: bool = False) -> tuple[dict, str]:
+    """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file.
+
+    ``val`` (e.g. a real ``val`` split) is ``data.val``, reported after every stage, with ``test`` reported
+    beside it as ``wscda.target_val``; without it ``test`` is both. ``allow_outside_root``: the given
+    datasets may name images outside their folder (`data subset` files)."""
     from animalpose.adapt.wscda.run import WSCDAConfig
     from animalpose.config import to_dict
 
     if preset.wscda_config is None:
         raise ConfigError("<flow preset>", "wscda_config", "this flow preset names no WS-CDA config")
-    values: dict = {"data.train": list(animals), "data.val": [test], "data.target": list(target),
+    values: dict = {"data.train": list(animals), "data.val": [val or test], "data.target": list(target),
                     "wscda.human": list(human), "wscda.pplo_rounds": rounds, "wscda.target_val": [test],
                     "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
     if model:
@@ -84,9 +89,14 @@ def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
     return {"checkpoint": str(checkpoint), "metrics": dict(metrics)}
 
 
+def _pplo_run_name(parameters: dict) -> str:
+    """``pplo-round-<n>``, numbered from 1 like the MLflow stage (``round_index`` is 0-based)."""
+    return f"pplo-round-{parameters['round_index'] + 1}"
+
+
 @task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True,
-      result_serializer="json", retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="pplo-round-{round_index}")
+      result_serializer="json", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      task_run_name=_pplo_run_name)
 def pplo_round(cfg_dict: dict, where: str, out_dir: Path, round_index: int, tracker=None) -> dict:
     """PPLO round ``round_index``: pseudo-label the target, keep the most confident joints, train on them."""
     with _run(cfg_dict, where, out_dir, tracker) as run:
@@ -108,6 +118,7 @@ def wscda_flow(
     animal_data: list[Path] | None = None,
     target_data: list[Path] | None = None,
     test_data: Path | None = None,
+    val_data: Path | None = None,
     model: str | None = None,
     tracking_uri: str | None = None,
     experiment: str = "wscda",
@@ -115,10 +126,20 @@ def wscda_flow(
     out_dir: Path | None = None,
     dask_workers: int = 0,
     allow_outside_root: bool = False,
+    threads: int | None = None,
 ) -> dict:
     """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
 
-    ``allow_outside_root``: read given datasets whose image paths lie outside their image root."""
+    Real data through parameters (each replaces its generated set; COCO keypoints files or folders):
+    ``human_data`` (labelled humans, ``coco``), ``animal_data`` (labelled animals; the config's
+    ``labelled_per_species`` of each), ``target_data`` (the unseen species, used unlabelled), ``test_data``
+    (labelled target, scored at the end) and ``val_data`` (labelled target reported after every stage).
+    E.g. the Animal-Pose protocol of ``animalpose bench wscda-animalpose``: ``-p 'animal_data=[cow_train.json,
+    sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``
+    (with ``-p allow_outside_root=true``: `data subset` files name the release's images by absolute path).
+    ``allow_outside_root``: read given datasets whose image paths lie outside their image root.
+    """
+    configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     n_rounds = rounds or p.rounds
     out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem
@@ -135,7 +156,7 @@ def wscda_flow(
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
-                                  allow_outside_root=allow_outside_root)
+                                  val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root)
         with stage(parent, "wscda") as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
         round_metrics = []
@@ -145,7 +166,8 @@ def wscda_flow(
             ckpt = Path(res["checkpoint"])
             round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"], allow_outside_root)
+            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"],
+                          allow_outside_root=allow_outside_root)
             pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})

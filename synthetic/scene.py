@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from synthetic import appearance as ap
+from synthetic.backgrounds import scenery_background
 from synthetic.render import Camera, _boxes, rasterise, surface
 from synthetic.sampling import Alpha, mirror_alpha, pose_angles, sample_alpha
 from synthetic.styles import StyleConfig
@@ -405,10 +406,17 @@ def render_scene(
     keypoints = label(tpl, geo, zbuf, prim, alpha.scale)
     rng = np.random.default_rng(child_seed(ss, 1))
     p = style.params
-    if rng.random() < p["photo_bg"]:
+    scenery, tried = None, style.backgrounds is not None and rng.random() < style.backgrounds_p
+    if tried:
+        scenery = scenery_background(rng, size, style.backgrounds)
+    if scenery is not None:
+        bg, bg_info = scenery
+    elif rng.random() < p["photo_bg"]:
         bg, bg_info = ap.photo_background(rng, size)
     else:
         bg, bg_info = ap.procedural_background(rng, size)
+    if tried and scenery is None:  # no clear square in the photographs drawn: said in the factors
+        bg_info = {**bg_info, "scenery_miss": True}
     image, shade_info = shade(tpl, geo, zbuf, prim, bg, style, rng, np.random.default_rng(child_seed(ss, 2)))
     image, cam_info = ap.camera_effects(image, np.random.default_rng(child_seed(ss, 4, frame_index)), p)
     factors = {

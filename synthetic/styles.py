@@ -78,16 +78,25 @@ class StyleConfig:
 
     name: str
     gap: float = DEFAULT_GAP
+    # photographs to cut backgrounds from (a folder, or a COCO file whose boxes are kept out of the crops;
+    # :mod:`synthetic.backgrounds`), used for a fraction ``backgrounds_p`` of the images instead of the
+    # style's own backgrounds; None: the style's
+    backgrounds: str | None = None
+    backgrounds_p: float = 0.9
 
     def __post_init__(self) -> None:
         if self.name not in STYLES:
             raise ConfigError("<style>", "style", f"unknown style {self.name!r} (expected one of {', '.join(STYLES)})")
         if not 0.0 <= float(self.gap) <= 1.0:
             raise ConfigError("<style>", "gap", f"must lie in [0, 1], got {self.gap}")
+        if not 0.0 <= float(self.backgrounds_p) <= 1.0:
+            raise ConfigError("<style>", "backgrounds_p", f"must lie in [0, 1], got {self.backgrounds_p}")
 
     @classmethod
-    def make(cls, name: str, gap: float | None = None) -> StyleConfig:
-        return cls(name, DEFAULT_GAP if gap is None else float(gap))
+    def make(cls, name: str, gap: float | None = None, backgrounds: str | None = None,
+             backgrounds_p: float = 0.9) -> StyleConfig:
+        return cls(name, DEFAULT_GAP if gap is None else float(gap),
+                   None if backgrounds is None else str(backgrounds), float(backgrounds_p))
 
     @property
     def params(self) -> dict[str, float]:
@@ -105,7 +114,10 @@ class StyleConfig:
         return {m: p[f"w_{m}"] for m in MODES}
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "gap": float(self.gap) if self.name in TARGETS else 0.0}
+        out = {"name": self.name, "gap": float(self.gap) if self.name in TARGETS else 0.0}
+        if self.backgrounds is not None:  # only when set: the hashes of every other dataset stay as they were
+            out |= {"backgrounds": self.backgrounds, "backgrounds_p": float(self.backgrounds_p)}
+        return out
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.params, sort_keys=True).encode()).hexdigest()[:16]

@@ -135,6 +135,15 @@ def _job(args: tuple) -> list[dict]:
     return [_write_item(out, first_id + k, r, masks, video, k, fmt, resume) for k, r in enumerate(rendered)]
 
 
+def _background_counts(style: StyleConfig, items: list[dict]) -> dict:
+    """``{"backgrounds": {source, used, missed}}`` when the style cuts backgrounds from photographs."""
+    if style.backgrounds is None:
+        return {}
+    kinds = [it["factors"]["beta"]["background"] for it in items]
+    return {"backgrounds": {"source": style.backgrounds, "used": sum(k["kind"] == "scenery" for k in kinds),
+                            "missed": sum(bool(k.get("scenery_miss")) for k in kinds)}}
+
+
 def _complete(out: Path, manifest: dict) -> bool:
     counts = manifest.get("counts", {})
     total = counts.get("images", -1)
@@ -147,8 +156,13 @@ def generate_dataset(
     out: str | Path, species: str, style: str | StyleConfig, n: int, size: int, seed: int,
     clips: int = 0, frames: int = 0, workers: int = 1, gap: float | None = None, masks: bool = False,
     progress: bool = False, fps: float = DEFAULT_FPS, image_format: str | None = None,
+    backgrounds: str | Path | None = None, backgrounds_p: float = 0.9,
 ) -> Path:
     """Render ``n`` stills and ``clips`` clips of ``frames`` frames into ``out``; returns ``out``.
+
+    ``backgrounds``: photographs to cut the backgrounds of a fraction ``backgrounds_p`` of the images from
+    (:mod:`synthetic.backgrounds`; a ``StyleConfig`` passed as ``style`` carries its own); the manifest
+    counts the images whose draw found no clear square (``backgrounds.missed``).
 
     Images are PNG for ``cad`` and JPEG (quality 95) for ``photo`` unless ``image_format`` says.
 
@@ -158,7 +172,8 @@ def generate_dataset(
     out = Path(out)
     if species not in list_species():
         raise ConfigError("<synth>", "species", f"unknown species {species!r} (known: {list_species()})")
-    style = style if isinstance(style, StyleConfig) else StyleConfig.make(style, gap)
+    style = style if isinstance(style, StyleConfig) else StyleConfig.make(
+        style, gap, None if backgrounds is None else str(Path(backgrounds).resolve()), backgrounds_p)
     for field, value, lo in (("n", n, 0), ("size", size, 32), ("clips", clips, 0), ("workers", workers, 1)):
         if int(value) < lo:
             raise ConfigError("<synth>", field, f"must be >= {lo}, got {value}")
@@ -285,7 +300,7 @@ def _generate_into(stage: Path, out: Path, digest: str, config: dict, species: s
     manifest = {"generator_version": GENERATOR_VERSION, "species": species, "style": style.name,
                 "gap": style.to_dict()["gap"], "seed": int(seed), "n": int(n), "size": int(size),
                 "clips": int(clips), "frames": int(frames if clips else 0), "fps": float(fps), "masks": bool(masks),
-                "image_format": fmt,
+                "image_format": fmt, **_background_counts(style, items),
                 "schemas": list(tpl.keypoints), "counts": {"images": len(items), "stills": int(n),
                 "clip_frames": len(items) - int(n), "clips": int(clips)},
                 "config": config, "config_hash": digest}

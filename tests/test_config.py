@@ -49,7 +49,7 @@ def test_ccssl_paper_config_is_the_reference_setting():
     assert cfg.model.name == "hourglass4" and cfg.model.stacks == 4 and cfg.model.num_joints == 18
     assert cfg.data.input_size == (256, 256) and cfg.data.heatmap_size == (64, 64)
     assert cfg.codec.kind == "gaussian" and cfg.codec.sigma == 1.0
-    assert cfg.train.batch_size == 6
+    assert cfg.train.batch_size == 6 and not cfg.train.flip_test  # the reference never flip-tests
     assert cfg.train.optimizer == "rmsprop" and cfg.train.lr == 2.5e-4
     assert cfg.train.epochs == 100 and cfg.train.milestones == [60, 90] and cfg.train.gamma == 0.1
     assert cfg.data.bbox_padding_synthetic == 1.25 and cfg.data.bbox_padding_real == 1.5

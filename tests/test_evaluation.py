@@ -63,19 +63,21 @@ def test_pck_crop_hand_computed():
 
 
 def test_pooled_joint_mean_and_reference_batch_average_differ_as_computed_by_hand():
-    # 3 images x 2 joints; NaN = excluded.
-    d = np.array([[0.01, 0.2], [0.01, np.nan], [0.2, 0.01]])
-    r = pck_from_distances(d, 0.05)
+    # 3 images x 2 joints on 64-px maps (threshold 3.2 px); an empty ground-truth map is not evaluated.
+    gt = np.concatenate([_maps([(20, 20), (30, 30)]), _maps([(20, 20), (30, 30)], empty=(1,)),
+                         _maps([(20, 20), (30, 30)])])
+    pred = np.concatenate([_maps([(21, 20), (40, 30)]), _maps([(20, 21), (5, 5)]), _maps([(40, 20), (30, 31)])])
+    r = pck_crop(pred, gt, 0.05)
     assert r.per_joint.tolist() == [2 / 3, 1 / 2]
     assert r.mean == pytest.approx(3 / 5)
     assert r.joint_mean == pytest.approx((2 / 3 + 1 / 2) / 2)
     # batch size 2: batch 1 joints (1.0, 0.0) -> 0.5 (x2 imgs); batch 2 joints (0, 1) -> 0.5 (x1 img)
-    assert pck_batch_averaged(d, 0.05, batch_size=2) == pytest.approx(0.5)
+    assert pck_batch_averaged(pred, gt, batch_size=2) == pytest.approx(0.5)
     # batch size 1: 0.5, 1.0, 0.5 -> 2/3
-    assert pck_batch_averaged(d, 0.05, batch_size=1) == pytest.approx(2 / 3)
+    assert pck_batch_averaged(pred, gt, batch_size=1) == pytest.approx(2 / 3)
     # a batch with no valid joint counts as 0 in the reference's meter
-    assert pck_batch_averaged(np.array([[np.nan], [0.0]]), 0.05, batch_size=1) == pytest.approx(0.5)
-    assert pck_batch_averaged(d, 0.05, batch_size=1, joints=[1]) == pytest.approx((0 + 0 + 1) / 3)
+    assert pck_batch_averaged(gt[1:3, 1:], gt[1:3, 1:], batch_size=1) == pytest.approx(0.5)
+    assert pck_batch_averaged(pred, gt, batch_size=1, joints=[1]) == pytest.approx((0 + 0 + 1) / 3)
 
 
 def test_pck_bbox_uses_longer_side_of_keypoint_box():

@@ -135,3 +135,23 @@ def test_coordinate_losses_need_coordinates():
     # uniform maps read out at the centre (1.5, 1.5) px = (0, 0) normalised; the integral loss is L1 there
     coords = torch.tensor([[[1.5, 1.5], [3.5, 1.5]]])
     assert IntegralL1Loss()([maps], maps, weight, coords).item() == pytest.approx((0 + 1.0) / 2)
+
+
+def test_losses_declare_whether_they_read_coordinates():
+    from animalpose.losses import (
+        CoarseToFineLoss,
+        DSNTLoss,
+        HeatmapMSELoss,
+        IntegralL1Loss,
+        IntermediateFinalLoss,
+        OHKMLoss,
+    )
+
+    assert not HeatmapMSELoss().needs_coords and not OHKMLoss().needs_coords
+    assert DSNTLoss().needs_coords and IntegralL1Loss().needs_coords
+    assert not IntermediateFinalLoss(HeatmapMSELoss(), OHKMLoss()).needs_coords
+    assert IntermediateFinalLoss(HeatmapMSELoss(), DSNTLoss()).needs_coords
+    assert CoarseToFineLoss((2.0, None), (0.25, 1.0), (False, True)).needs_coords
+    assert not CoarseToFineLoss((None,), (1.0,), (True,)).needs_coords
+    with pytest.raises(ValueError, match="one entry per output"):
+        CoarseToFineLoss((2.0, None), (1.0,), (False, True))

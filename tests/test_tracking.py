@@ -139,3 +139,44 @@ def test_a_child_in_a_with_block_is_one_run_and_adopt_nests_a_library_run(tmp_pa
     assert by_name["round 0"].info.status == "FINISHED"
     assert by_name["round 0"].data.tags["mlflow.parentRunId"] == parent.run_id
     assert by_name["trained alone"].data.tags["mlflow.parentRunId"] == parent.run_id
+
+
+def test_a_resume_run_id_from_another_store_starts_a_new_run_and_warns(tmp_path, caplog):
+    """Resume state written against store A, replayed against store B: the run id is not in B, so B gets a
+    new run (tracking stays on) and a WARNING names the id; store A's own id still resumes in A."""
+    from mlflow import MlflowClient
+
+    a, b = (f"sqlite:///{tmp_path / name / 'mlflow.db'}" for name in ("a", "b"))
+    with Tracker("unit", "first", uri=a, system_metrics=False) as first:
+        first.log_metrics({"loss": 1.0})
+    with caplog.at_level("WARNING", logger="animalpose.tracking"):
+        moved = Tracker("unit", "first", uri=b, resume_run_id=first.run_id, system_metrics=False).start()
+    assert moved.active and moved.resume_missed and moved.run_id != first.run_id
+    assert any(first.run_id in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    moved.log_metrics({"loss": 0.5})
+    moved.end()
+    assert MlflowClient(b).get_run(moved.run_id).data.metrics == {"loss": 0.5}
+    again = Tracker("unit", "first", uri=a, resume_run_id=first.run_id, system_metrics=False).start()
+    assert again.run_id == first.run_id and not again.resume_missed
+    again.end()
+
+
+def test_experiments_open_in_model_training_mode_and_the_first_version_is_champion(tmp_path):
+    """MLflow 3's UI shows an experiment in its model-training view when the experiment carries
+    ``mlflow.experimentKind = custom_model_development``; the first registered version gets ``champion``
+    and keeps it when a second is registered; each version carries its description."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ckpt = tmp_path / "m.ckpt"
+    ckpt.write_bytes(b"w")
+    versions = []
+    for text in ("first: PCK 40 % on test.json", "second: PCK 50 % on test.json"):
+        with Tracker("kind", "run", uri=uri, system_metrics=False) as tr:
+            tr.log_artifact(ckpt, "model")
+            versions.append(tr.register_model("model/m.ckpt", "kind-model", description=text))
+    client = MlflowClient(uri)
+    assert client.get_experiment_by_name("kind").tags["mlflow.experimentKind"] == "custom_model_development"
+    assert versions == ["1", "2"]
+    assert str(client.get_model_version_by_alias("kind-model", "champion").version) == "1"
+    assert client.get_model_version("kind-model", "2").description == "second: PCK 50 % on test.json"

@@ -11,6 +11,10 @@ Mu et al., "Learning from Synthetic Animals" (CVPR 2020), Alg. 1, as its referen
 3. train on ``L_source + λ · L_target`` (λ = 10), one source and one target batch per step, the
    model and optimiser continued, not reinitialised.
 
+Optional, for video targets: Lightning Pose's temporal-difference loss on a clip of consecutive target
+frames joins every step (``ccssl.temporal_loss_weight`` · L_temporal, :mod:`animalpose.adapt.temporal_loss`),
+with or without the pseudo-labels (λ = 0: the temporal term alone).
+
 Model selection: by default the best epoch is chosen on the *source* validation set
 (``train.select_on: source-val``), so no target label is ever used. ``train.select_on: target-val``
 selects on ``ccssl.target_val`` instead, which is what the reference did (it picked its best epoch
@@ -48,12 +52,14 @@ from animalpose.adapt.selection import (
 )
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
+from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
+from animalpose.data.transforms import transform_points_batched
 from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
@@ -62,6 +68,7 @@ from animalpose.engine.trainer import Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 TARGET_VAL = "target-val"
@@ -106,11 +113,25 @@ class CCSSLSection(Section):
     video_step: int = Field(default=1, ge=1)
     target_truth: bool = True
     pseudo_batch_size: int = Field(default=16, ge=1)
-    # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else
-    # 4 x pseudo_batch_size. Results do not depend on it beyond float rounding.
+    # views x images per forward pass while pseudo-labelling; None: CPU_VIEW_BATCH on a CPU, else all the
+    # views of a batch (views x pseudo_batch_size). Results do not depend on it beyond float rounding.
     view_batch: int | None = Field(default=None, ge=1)
     gallery: int = Field(default=8, ge=0)
     out_dir: ResolvedPath | None = None
+    # `adapt ccssl` (animalpose.adapt.control.run_ccssl_with_control) also trains the supervised control
+    # (same epochs, lambda = 0), scores both on the labelled val frames and keeps the better as final.ckpt;
+    # run_ccssl and the per-round API run CC-SSL alone
+    control: bool = True
+    # Lightning Pose's temporal-difference loss (animalpose.adapt.temporal_loss) on clips of temporal_loss_clip
+    # consecutive target video frames, added to every step with this weight (0: off; with lambda_target 0
+    # it is the only unsupervised term). epsilon: the jump each keypoint may make between consecutive
+    # target frames free of cost, in video pixels (one number or one per keypoint); pairs with a heatmap
+    # maximum below temporal_loss_threshold count 0; beta: soft-argmax inverse temperature of the readout
+    temporal_loss_weight: float = Field(default=0.0, ge=0)
+    temporal_loss_epsilon: float | list[float] = 5.0
+    temporal_loss_clip: int = Field(default=8, ge=2)
+    temporal_loss_threshold: float = Field(default=0.0, ge=0)
+    temporal_loss_beta: float = Field(default=160.0, gt=0)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -119,11 +140,17 @@ class CCSSLSection(Section):
                               "the epoch); remove it or set schedule: rounds")
         return self
 
+    @property
+    def views(self) -> int:
+        """Consistency views per image: identity, geometric, flip, photometric."""
+        return 1 + self.num_geometric + int(self.flip) + (self.num_photometric if self.invariance else 0)
+
     def view_chunk(self, device: str | torch.device) -> int:
-        """Views × images per forward pass on ``device`` (``view_batch`` or the device's default)."""
+        """Views × images per forward pass on ``device`` (``view_batch`` or the device's default): on a GPU
+        every view of a batch in one pass (7 views then cost a pass, like 5, while the device is not full)."""
         if self.view_batch is not None:
             return self.view_batch
-        return CPU_VIEW_BATCH if torch.device(device).type == "cpu" else 4 * self.pseudo_batch_size
+        return CPU_VIEW_BATCH if torch.device(device).type == "cpu" else self.views * self.pseudo_batch_size
 
     def consistency(self, device: str | torch.device) -> ConsistencyConfig:
         """The consistency check's settings for pseudo-labelling on ``device``."""
@@ -164,18 +191,19 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
                            normalization: Normalization, consistency: ConsistencyConfig,
                            flow: FlowParams | None, device: torch.device, *, batch_size: int = 16,
                            padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True,
-                           workers: int = 0, progress: bool = False) -> PseudoLabelSet:
+                           workers: int = 0, progress: bool = False, fast: bool = True) -> PseudoLabelSet:
     """Pseudo-labels with their evidence for every readable target record (unselected: weights 0).
 
     The consistency views of every batch (:func:`~animalpose.adapt.pseudolabel.label_records`, the
     step that :mod:`animalpose.adapt.shards` splits over workers), then, on the whole set, the
     temporal refinement of video frames with ``flow`` (None: no temporal step;
     :func:`~animalpose.adapt.pseudolabel.finalize`). ``truth`` keeps the records' own labels, where
-    they have any, for diagnostics only.
+    they have any, for diagnostics only. ``fast``: the views run through a BN-folded channels-last copy
+    of ``model`` (:func:`~animalpose.adapt.pseudolabel.view_model`; same labels within float rounding).
     """
     labels = label_records(model, records, schema, codec, normalization, consistency, device,
                            batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers,
-                           progress=progress)
+                           progress=progress, fast=fast)
     return finalize(labels, flow, where=records[0].image if records else "<target>")
 
 
@@ -189,6 +217,47 @@ def select(labels: PseudoLabelSet, percentile: float) -> PseudoLabelSet:
 # training
 
 
+@dataclass
+class TemporalClips:
+    """The temporal-difference term's data: plain crops of the target records, the windows of consecutive
+    frames (:func:`~animalpose.adapt.temporal_loss.clip_windows`) and the loss settings."""
+
+    dataset: TopDownDataset
+    windows: list[list[int]]
+    weight: float
+    epsilon: torch.Tensor  # (K,) video pixels
+    threshold: float = 0.0
+    beta: float = 160.0
+    cache: dict = field(default_factory=dict)
+
+    def item(self, i: int) -> dict:
+        if i not in self.cache:
+            self.cache[i] = self.dataset[i]
+        return self.cache[i]
+
+
+def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
+                   normalization: Normalization, padding: float, udp: bool) -> TemporalClips | None:
+    """The clips of ``ccssl.temporal_loss_*`` over the target ``records`` (None when the weight is 0).
+
+    Raises ConfigError naming the key when the target has no clip of that many consecutive video frames or
+    the tolerances do not match the joints."""
+    c = cfg.ccssl
+    if c.temporal_loss_weight <= 0:
+        return None
+    windows = clip_windows(records, c.temporal_loss_clip, c.video_step)
+    if not windows:
+        raise ConfigError("<config>", "ccssl.temporal_loss_weight", f"the temporal loss needs clips of "
+                          f"{c.temporal_loss_clip} consecutive frames (video_step {c.video_step}) of a video "
+                          "target; data.target has none")
+    try:
+        eps = epsilon_tensor(c.temporal_loss_epsilon, schema.num_joints)
+    except ValueError as exc:
+        raise ConfigError("<config>", "ccssl.temporal_loss_epsilon", f"{exc} of schema {schema.name!r}") from None
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold, c.temporal_loss_beta)
+
+
 class CCSSLTrainer(Trainer):
     """The engine's trainer with a second, pseudo-labelled target stream: each step draws one source
     and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``)."""
@@ -198,9 +267,29 @@ class CCSSLTrainer(Trainer):
         self.lambda_target = float(lambda_target)
         self.target_set: TopDownDataset | None = None
         self._target_iter: Iterator[dict] | None = None
+        self.clips: TemporalClips | None = None
 
     def set_target(self, dataset: TopDownDataset | None) -> None:
         self.target_set = dataset
+
+    def set_temporal_loss(self, clips: TemporalClips | None) -> None:
+        """Add ``clips.weight`` · L_temporal of one clip of consecutive target frames to every step."""
+        self.clips = clips
+
+    def temporal_term(self, window: list[int]) -> torch.Tensor:
+        """L_temporal (:func:`~animalpose.adapt.temporal_loss.temporal_difference`) of the frames ``window`` of
+        ``clips.dataset``, predicted by the model in its current mode; crops are cached (they are plain,
+        unaugmented crops, the same every time)."""
+        c = self.clips
+        items = [c.item(i) for i in window]
+        images = torch.stack([it["image"] for it in items]).to(self.device)
+        matrices = torch.stack([it["meta"]["matrix"] for it in items])
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
+            outputs = self.train_forward(images)
+        coords, conf = original_coordinates(outputs[-1], matrices, tuple(self.cfg.data.input_size), c.beta)
+        return temporal_difference(coords, c.epsilon.to(coords.device), conf, c.threshold)
 
     def _target_batches(self) -> Iterator[dict]:
         """Endless full target batches: each pass is a fresh permutation cut to whole batches (a set
@@ -230,6 +319,10 @@ class CCSSLTrainer(Trainer):
             if "image" in tb:
                 t_loss, _ = super()._forward_loss(tb)
                 loss = loss + self.lambda_target * t_loss
+        if self.clips is not None and self.clips.weight > 0:
+            rng = np.random.default_rng((self.cfg.train.seed, self.step))
+            window = self.clips.windows[int(rng.integers(len(self.clips.windows)))]
+            loss = loss + self.clips.weight * self.temporal_term(window)
         return loss, outputs
 
 
@@ -295,10 +388,7 @@ def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalizati
     crops = [normalization.denormalize(ds[j]["image"]) for j in range(len(idx))]
     truth = None
     if labels.truth is not None:
-        m = labels.matrices[idx]
-        t = labels.truth[idx].astype(np.float64)
-        txy = np.einsum("nkj,nij->nki", t[..., :2], m[:, :, :2]) + m[:, None, :, 2]
-        truth = np.concatenate([txy, t[..., 2:]], -1)
+        truth = transform_points_batched(labels.truth[idx], labels.matrices[idx])
     kept = labels.weights[idx] > 0
     return diag.gallery_figure(crops, labels.crop_xy[idx], kept, truth,
                                title="accepted (green) / rejected (red) pseudo-labels")
@@ -395,7 +485,7 @@ class CCSSLRun:
         cfg, c, state, progress = self.cfg, self.cfg.ccssl, self.state, self.progress
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.device = device = pick_device(cfg.train.device)
-        data = build_data(cfg)
+        self.data = data = build_data(cfg)
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
         self.udp = codec.udp
@@ -415,13 +505,17 @@ class CCSSLRun:
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
+        self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad,
+                                                      self.udp))
         done = self.rounds_done
-        if not done and not state.get("params_logged"):  # MLflow params are write-once: log them once
+        # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
+        # round stage, one per round) gets them with every round, so each round's run shows its config
+        if self._given_tracker is not None or (not done and not state.get("params_logged")):
             self.tracker.log_params(flatten(cfg))
             state["params_logged"] = True
         if done:
             self.trainer.resume(self.out / f"round_{done - 1}.ckpt")
-            _log(f"resuming after round {done - 1} (epoch {self.trainer.epoch})", progress)
+            _log(f"resuming after round {done} (epoch {self.trainer.epoch})", progress)
         else:
             state["source_only"] = self.evaluate()
             self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
@@ -459,20 +553,25 @@ class CCSSLRun:
         if not 0 <= r < self.num_rounds:
             raise ValueError(f"round {r} is not one of this run's {self.num_rounds} rounds")
         if r < self.rounds_done:
-            return self.state["rounds"][r]
+            done = self.state["rounds"][r]
+            if self._given_tracker is not None:  # a caller's run (a flow's round stage, maybe in another store)
+                self.tracker.log_metrics(_scalars(done), step=r + 1)  # still gets the finished round's record
+            return done
         if r > self.rounds_done:
             raise RuntimeError(f"{self.out}: round {r} asked for, but only rounds 0..{self.rounds_done - 1} "
                                "have finished (rounds run in order)")
         self.prepare()
         cfg, c, trainer = self.cfg, self.cfg.ccssl, self.trainer
         start, end = r * c.regenerate_every, min((r + 1) * c.regenerate_every, cfg.train.epochs)
-        with self.tracker.child(f"round {r}", tags={"round": str(r)}) as child:
+        # rounds are numbered from 1 wherever a person reads them (MLflow, console); r is the 0-based index
+        # of the API and of the files (round_<r>.ckpt, round_<r>/)
+        with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
             raw_labels = self._pseudo_labels(r)
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
             labels = select(raw_labels, keep_percentile(cfg, r))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
-            _log(f"round {r}: kept {summary['num_kept']}/{summary['num_joints']} joints"
+            _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
                     else ""), self.progress)
             trainer.set_target(self._target_set(labels, r))
@@ -482,7 +581,7 @@ class CCSSLRun:
             metrics = {"round": r, "epochs": [start, end], **{f"pseudo/{k}": v for k, v in summary.items()
                                                                if not isinstance(v, dict | list)}}
             metrics.update({f"target/{k}": v for k, v in self.evaluate().items()})
-            metrics.update({k: v for k, v in (trainer.history[-1] if trainer.history else {}).items()
+            metrics.update({k: v for k, v in trainer.tracked(trainer.history[-1] if trainer.history else {}).items()
                             if k.startswith("val/")})
             # images that did not decode: recorded (state.json, MLflow, --json), not only logged
             skipped = SkippedImages(self.state.get("skipped_images"))
@@ -492,9 +591,9 @@ class CCSSLRun:
             metrics["data/skipped_images"] = len(skipped)
             if missed or len(skipped):
                 child.log_dict({"count": len(skipped), "images": skipped.to_list()}, "data/skipped_images.json")
-            scalars = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            scalars = _scalars(metrics)
             child.log_metrics(scalars, step=end)
-        self.tracker.log_metrics(scalars, step=r)
+        self.tracker.log_metrics(scalars, step=r + 1)
         trainer.save(self.out / f"round_{r}.ckpt", scalars)
         self.state["rounds"].append(metrics)
         self._save_state()
@@ -510,7 +609,7 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
-                                          seed=seed, truth=c.target_truth, workers=cfg.data.workers,
+                                          seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
@@ -583,7 +682,7 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     diag.write_json(summary, folder / "summary.json")
     tracker.log_artifact(folder / "pseudo_labels.json", "pseudo_labels")
     tracker.log_dict(summary, "pseudo_labels/summary.json")
-    fig = diag.curves_figure(summary, f"round {r}: precision vs coverage per check")
+    fig = diag.curves_figure(summary, f"round {r + 1}: precision vs coverage per check")
     if fig is not None:
         save_figure(fig, folder / "curves.png")
         tracker.log_figure(fig, "pseudo_labels/curves.png")
@@ -591,5 +690,10 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     if g is not None:
         save_figure(g, folder / "gallery.png")
         tracker.log_figure(g, "pseudo_labels/gallery.png")
-    tracker.log_metrics({f"pseudo/{k}": v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
+    tracker.log_metrics({f"pseudo/{k}": v for k, v in summary.items() if isinstance(v, int | float)}, step=r + 1)
     return summary
+
+
+def _scalars(metrics: dict) -> dict:
+    """A round's numeric metrics for MLflow (its 0-based ``round`` index is the run's tag and step instead)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and k != "round"}

@@ -28,6 +28,7 @@ import numpy as np
 
 from animalpose.adapt.pseudolabel import PseudoLabelSet
 from animalpose.atomic import write_json_atomic
+from animalpose.data.transforms import transform_points_batched
 from animalpose.keypoints import KeypointSchema
 
 CHECKS = ("equivariance", "invariance", "temporal", "combined")
@@ -68,9 +69,8 @@ def crop_errors(labels: PseudoLabelSet) -> np.ndarray:
     """(N, K) distance to the truth in crop pixels / crop width; NaN where no labelled truth."""
     if labels.truth is None:
         return np.full(labels.confidence.shape, np.nan)
-    m = np.asarray(labels.matrices, dtype=np.float64)
     truth = np.asarray(labels.truth, dtype=np.float64)
-    t_crop = np.einsum("nkj,nij->nki", truth[..., :2], m[:, :, :2]) + m[:, None, :, 2]
+    t_crop = transform_points_batched(truth[..., :2], labels.matrices)
     d = np.linalg.norm(labels.crop_xy.astype(np.float64) - t_crop, axis=-1) / float(labels.input_size[0])
     w, h = labels.input_size
     inside = (t_crop[..., 0] >= 0) & (t_crop[..., 0] <= w - 1) & (t_crop[..., 1] >= 0) & (t_crop[..., 1] <= h - 1)

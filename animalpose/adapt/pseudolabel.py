@@ -49,7 +49,7 @@ from animalpose.data.consistency import BatchedGeometric, GeometricParams, apply
 from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.images import read_image
-from animalpose.data.transforms import crop_to_original
+from animalpose.data.transforms import crop_to_original, transform_points_batched
 from animalpose.errors import ConfigError, DataError
 
 CONFIDENCE_MODES = ("peak", "peak_agreement")
@@ -173,6 +173,35 @@ class ConsistencyOutput:
     view_coords: np.ndarray
     view_kind: list[str]
     params: GeometricParams
+
+
+_UNTRACEABLE: set[str] = set()  # networks already reported as run without BN folding
+
+
+def view_model(model: torch.nn.Module, fast: bool = True) -> Callable[[Tensor], Tensor]:
+    """(B, 3, H, W) views -> (B, K, h, w) final heatmaps of ``model`` (its last output), in eval mode.
+
+    ``fast``: through an eval copy with every conv -> BN pair folded and channels-last weights and inputs
+    (:func:`animalpose.models.speed.optimize_for_inference`): float32 throughout, the same heatmaps within
+    float rounding (tests/adapt/test_pseudolabel.py), and on a CPU about 30 % less time per view for the
+    quick hourglass, which pays for the two photometric views (BENCHMARKS.md, pseudo-labelling 7 vs 5
+    views). A network torch.fx cannot trace runs as it is.
+    """
+    model.eval()
+    if fast:
+        from animalpose.models.speed import optimize_for_inference
+
+        try:
+            fused = optimize_for_inference(model)
+        except Exception as exc:  # torch.fx cannot trace data-dependent control flow: same maths, plain speed
+            name = type(getattr(model, "net", model)).__name__
+            if name not in _UNTRACEABLE:
+                _UNTRACEABLE.add(name)
+                print(f"note: pseudo-labelling {name} without BN folding (torch.fx: {str(exc).splitlines()[0][:80]})",
+                      file=sys.stderr)
+        else:
+            return lambda x: fused(x.contiguous(memory_format=torch.channels_last))[-1].contiguous()
+    return lambda x: model(x)[-1]
 
 
 def _run_model(model_fn: Callable[[Tensor], Tensor], x: Tensor, max_batch: int) -> Tensor:
@@ -305,9 +334,7 @@ class PseudoLabelSet:
     @property
     def crop_xy(self) -> np.ndarray:
         """(N, K, 2) pseudo-labels in crop pixels."""
-        m = np.asarray(self.matrices, dtype=np.float64)
-        return (np.einsum("nkj,nij->nki", self.xy.astype(np.float64), m[:, :, :2]) + m[:, None, :, 2]).astype(
-            np.float32)
+        return transform_points_batched(self.xy, self.matrices).astype(np.float32)
 
     def to_records(self) -> list:
         """Training records: kept joints labelled visible (2) at the pseudo-label, the others 0."""
@@ -369,7 +396,7 @@ def batch_rng(seed: int, batch_index: int) -> np.random.Generator:
 def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Codec, normalization: Normalization,
                   consistency: ConsistencyConfig, device: torch.device, *, batch_size: int = 16,
                   padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True, workers: int = 0,
-                  first_batch: int = 0, progress: bool = False) -> PseudoLabelSet:
+                  first_batch: int = 0, progress: bool = False, fast: bool = True) -> PseudoLabelSet:
     """Consistency pseudo-labels of a slice of target records: no temporal step, unselected (weights 0).
 
     Records are read and cropped as the training crops are (``padding``, ``udp``, ``normalization``)
@@ -384,12 +411,14 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
             diagnostics; :func:`finalize` drops them when no record has a label.
         workers: DataLoader worker processes.
         progress: a progress bar on stderr (a round over a long video takes minutes).
+        fast: the views go through :func:`view_model`'s BN-folded channels-last copy (same labels within
+            float rounding).
 
     Returns:
         a :class:`PseudoLabelSet` of the readable records in their order (unreadable ones skipped;
         empty when none is readable); ``flow_conf`` NaN and ``replaced`` False.
     """
-    model.eval()
+    model_fn = view_model(model, fast)
     ds = TopDownDataset(list(records), schema, codec, None, padding=padding, udp=udp, normalization=normalization)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
     flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
@@ -403,7 +432,7 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
     for b, batch in enumerate(loader):
         if "image" not in batch:
             continue
-        out = consistency_predict(lambda x: model(x)[-1], batch["image"].to(device), cons, codec,
+        out = consistency_predict(model_fn, batch["image"].to(device), cons, codec,
                                   batch_rng(seed, first_batch + b), flip_perm, normalization.mean, normalization.std)
         idx.append(batch["meta"]["index"].numpy())
         coords.append(out.coords)

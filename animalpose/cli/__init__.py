@@ -1,4 +1,10 @@
-"""The ``animalpose`` command. Each command group lives in its own module; this file only assembles them."""
+"""The ``animalpose`` command. Each command group lives in its own module; this file only assembles them.
+
+Nothing here, nor at the top of a command module, imports torch, MLflow or Prefect: the commands import
+what they need when they run, so ``--help``, ``--version``, ``schemas``, ``config show`` and argument
+errors answer in the time Python and typer take to start (``animalpose bench cli``;
+``tests/cli/test_lazy_cli.py``). The benchmark modules are imported by their command only
+(:class:`flows.benchmarks.cli.LazyBenchGroup`)."""
 
 from __future__ import annotations
 
@@ -14,12 +20,14 @@ from animalpose.cli import (
     data_cmd,
     demo_cmd,
     evaluate_cmd,
+    init_cmd,
     models_cmd,
     predict_cmd,
     schemas_cmd,
     serve_cmd,
     synth_cmd,
     train_cmd,
+    ui_cmd,
 )
 from animalpose.cli.supervise import is_supervised, run_supervised
 from animalpose.errors import AnimalposeError
@@ -35,6 +43,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from animalpose import __version__
+
+        typer.echo(f"animalpose {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                       help="Print the version and exit.")) -> None:
+    """Pose estimation for unlabelled animals: synthetic pretraining, CC-SSL and WS-CDA adaptation."""
+
+
 app.add_typer(schemas_cmd.app, name="schemas")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(data_cmd.app, name="data")
@@ -47,6 +71,8 @@ app.add_typer(evaluate_cmd.app, name="evaluate")
 app.add_typer(predict_cmd.app, name="predict")
 app.add_typer(adapt_cmd.app, name="adapt")
 app.add_typer(demo_cmd.app, name="demo")
+app.add_typer(ui_cmd.app, name="ui")
+app.command("init")(init_cmd.init)
 
 
 SUPERVISED_COMMANDS = ("serve", "demo")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from animalpose.data.check import CheckReport, check_dataset
-from animalpose.data.readers import read_dataset
 from animalpose.jsonout import dumps
+
+if TYPE_CHECKING:
+    from animalpose.data.check import CheckReport
 
 app = typer.Typer(no_args_is_help=True, help="Inspect and validate datasets.")
 
@@ -43,6 +46,9 @@ def check(
                                             "outside the dataset's image root (else each is an error, not opened)"),
 ) -> None:
     """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
+    from animalpose.data.check import check_dataset
+    from animalpose.data.readers import read_dataset
+
     options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file, **options)
@@ -116,7 +122,7 @@ def subset(
     e.g. `animalpose data subset ../shared/data/real/animal-pose --category horse --split-file
     ../shared/data/real/animal-pose/splits.json --split test --out horse_test.json`"""
     from animalpose.data.coco_writer import write_coco
-    from animalpose.data.readers import dataset_schema
+    from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.validate import validate_dataset
     from animalpose.outputs import check_output_file
 
@@ -135,3 +141,44 @@ def subset(
                                                            "categories": list(category)})
     typer.echo(dumps({"out": str(written), "instances": len(records), "schema": own.name,
                            "images": len({(r.image, r.frame_index) for r in records})}))
+
+
+class SplitBy(StrEnum):
+    video = "video"
+    frame = "frame"
+
+
+@app.command("split")
+def split(
+    path: Path = typer.Argument(..., help="labelled dataset: a DLC project or CSV/.h5, a SLEAP .slp, a COCO JSON"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for train.json, val.json, test.json and split.json"),
+    val: float = typer.Option(0.1, "--val", help="share of the frames for validation (choosing epochs/models)"),
+    test: float = typer.Option(0.1, "--test", help="share of the frames for the final test (never for choosing)"),
+    by: SplitBy = typer.Option(SplitBy.video, "--by", help="video: whole videos per split (no near-duplicate "
+                                                            "frames across splits); frame: frames drawn freely"),
+    seed: int = typer.Option(0, "--seed", help="the same seed gives the same split"),
+    format: Format = typer.Option(Format.auto, "--format", "-f", help="dataset format (auto: detect)"),
+    schema: str | None = typer.Option(None, "--schema", help="keypoint schema (default: the dataset's)"),
+) -> None:
+    """A fixed, seeded train/val/test split of a labelled set, each split a COCO keypoints file whose image
+    paths are relative to --out (written atomically), e.g. `animalpose data split PROJECT --out
+    PROJECT/animalpose/data --val 0.1 --test 0.2`."""
+    from animalpose.data.readers import dataset_schema, read_dataset
+    from animalpose.data.split import images_outside, split_records, write_split
+    from animalpose.data.validate import validate_dataset
+
+    dataset = read_dataset(path, format.value, schema=schema)
+    own = dataset_schema(dataset)
+    if own is None:
+        typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to split", err=True)
+        raise typer.Exit(2)
+    records = [r for r in validate_dataset(dataset, own).records if (r.keypoints[:, 2] > 0).any()]
+    splits = split_records(records, val, test, by=by.value, seed=seed, where=str(path))
+    paths = write_split(splits, own, out, manifest={"source": str(Path(path).resolve()), "seed": seed,
+                                                    "by": by.value, "val": val, "test": test})
+    summary = json.loads(paths["manifest"].read_text())["splits"]
+    outside = images_outside(splits, out)
+    if outside:
+        typer.echo(f"note: the images lie outside {out} (the files name them with ../): read the splits with "
+                   "data.allow_outside_root=true (evaluate, data check: --allow-outside-root)", err=True)
+    typer.echo(dumps({"out": out, "schema": own.name, "splits": summary, "allow_outside_root": outside}))

@@ -4,7 +4,10 @@ Runs the ``ccssl`` flow (synthetic ``cad`` source → ``photo`` target, pretrain
 oracle) in Prefect's ephemeral mode with MLflow in the local SQLite store, then prints the results
 table and the command that opens the MLflow UI on those runs. ``--json`` makes the last line one
 JSON object with ``source_only``, ``rounds``, ``oracle``, ``gap_recovery`` (PCK@0.05 crop fractions),
-``seconds`` and ``peak_rss_mb``. ``--seed K`` runs the flow with base seed K instead of the preset's
+``seconds`` and ``peak_rss_mb``. In a terminal each stage shows a live bar (epoch, loss, images/s, ETA;
+pseudo-labelling: images) and a line when it finishes; with ``--json`` or without a terminal only the
+stage lines (:mod:`flows.console`). MLflow's and Prefect's INFO lines are off unless ``--verbose``.
+``--seed K`` runs the flow with base seed K instead of the preset's
 (:func:`flows.ccssl.seed_plan`); ``animalpose bench ccssl`` runs the same flow over several seeds.
 ``--target``/``--test``/``--target-val``/``--schema`` run it on a real target instead (e.g. Animal-Pose
 horses written by ``animalpose data subset``).
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from animalpose.jsonout import dumps
 from flows.env import quiet_environment
 
@@ -49,12 +53,21 @@ def demo(
                                     "test set)."),
     schema: str = typer.Option(None, "--schema", help="Keypoint schema to train and score in (e.g. animalpose "
                                "for Animal-Pose photographs; default: the preset's)."),
-    as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results."),
+    as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results (and no live "
+                                 "bars: one line per stage)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Keep MLflow's and Prefect's INFO log lines."),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read --target/--test/--target-val "
                                             "files whose images lie outside their folder (`data subset` files "
                                             "hold absolute paths to the source's images)."),
+    threads: int = threads_option(),
 ) -> None:
+    from flows.console import configure
+
+    configure(json_output=as_json, verbose=verbose)  # before quiet_environment: --verbose keeps INFO
     quiet_environment()
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from flows.ccssl import ccssl_flow, results_rows
 
     if target and test is None:

@@ -1,9 +1,12 @@
-"""`animalpose evaluate --checkpoint CKPT --data PATH [--json]`.
+"""`animalpose evaluate --checkpoint CKPT --data PATH [--protocol reference] [--json]`.
 
 Animal-Pose release, horse test split, a TigDog-schema checkpoint scored on the shared joints::
 
     animalpose evaluate --checkpoint best.ckpt --data animal-pose/keypoints.json --category horse \
         --split-file animal-pose/splits.json --split test --mapping auto --json
+
+A number to set beside the CC-SSL reference's published PCK: ``--protocol reference`` (no flip test,
+batches of 6, the reference's batch-averaged PCK@0.05 as ``pck_crop@0.05_ref_b6``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bbox, PCKh, OKS AP).")
@@ -30,9 +34,11 @@ def evaluate(
                                            help="{species: {split: [image ids]}} (Animal-Pose splits.json)."),
     mapping: str | None = typer.Option(None, "--mapping", help="Score a dataset of another schema on the joints "
                                        "a table maps: 'auto' (configs/keypoints/mappings) or a table's path."),
-    flip: bool = typer.Option(True, help="Flip test."),
-    batch_size: int = typer.Option(16, help="Evaluation batch size."),
-    ref_batch_size: int = typer.Option(6, help="Batch size of the reference's batch-averaged PCK."),
+    protocol: str = typer.Option("default", help="default: flip test, batch 16, pooled PCK. reference: the CC-SSL "
+                                 "reference's evaluation/test.py (no flip, batch 6, every instance kept, its "
+                                 "batch-averaged PCK as pck_crop@0.05_ref_b<batch>)."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Flip test (default: the protocol's)."),
+    batch_size: int | None = typer.Option(None, help="Evaluation batch size (default: the protocol's, 16 or 6)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...); a metric with "
                                  "nothing to score (NaN) is null."),
@@ -42,19 +48,24 @@ def evaluate(
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read images whose paths resolve "
                                             "outside the dataset's image root (.., absolute, symbolic links; e.g. "
                                             "a `data subset` file)."),
+    threads: int = threads_option(),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.engine.evaluate import evaluate as run_eval
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
-                      ref_batch_size=ref_batch_size, device=device, progress=not as_json,
+                      protocol=protocol, device=device, progress=not as_json,
                       categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
                       allow_outside_root=allow_outside_root)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 
         with Tracker("evaluate", f"{checkpoint.stem}@{data.name}",
-                     tags={"stage": "evaluate", "checkpoint": str(checkpoint), **data_tags([data])}) as tr:
+                     tags={"stage": "evaluate", "checkpoint": str(checkpoint), "protocol": protocol,
+                           **data_tags([data])}) as tr:
             tr.log_metrics(result["metrics"])
             if result["skipped"]["records"] or result["skipped"]["problems"]:
                 tr.log_metrics({"data/skipped_records": float(result["skipped"]["records"])})

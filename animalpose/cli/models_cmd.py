@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from animalpose.errors import AnimalposeError
@@ -73,3 +75,24 @@ def summary(
     typer.echo("  parameters per block:")
     for k, v in info["blocks"].items():
         typer.echo(f"    {k:<{width}}  {v:>12,}")
+
+
+@app.command("import-reference")
+def import_reference_cmd(
+    checkpoint: Path = typer.Argument(..., help="the CC-SSL reference's checkpoint.pth.tar / model_best.pth.tar"),
+    out: Path = typer.Argument(..., help="animalpose checkpoint to write"),
+    model: str = typer.Option("hourglass4", help="hourglass1/2/4/8: the reference's --stacks"),
+    schema: str = typer.Option("tigdog", help="keypoint schema of its heatmap channels"),
+    mean: list[float] = typer.Option([], "--mean", help="RGB mean in [0, 1] it subtracts (repeat 3 times)"),
+    mean_file: Path | None = typer.Option(None, "--mean-file", help="the reference's mean.pth.tar instead"),
+) -> None:
+    """Convert a CC-SSL reference checkpoint (DataParallel names, downsample.0.*) into an animalpose checkpoint
+    that `animalpose evaluate --protocol reference` scores."""
+    from animalpose.engine.import_reference import import_reference, read_reference_mean
+
+    if (mean_file is None) == (not mean):
+        typer.echo("error: give the input mean: --mean R --mean G --mean B, or --mean-file mean.pth.tar", err=True)
+        raise typer.Exit(2)
+    rgb = read_reference_mean(mean_file) if mean_file is not None else tuple(mean)
+    path = import_reference(checkpoint, out, model=model, schema=schema, mean=rgb)
+    typer.echo(f"wrote {path} ({model}, schema {schema}, mean {', '.join(f'{v:.4f}' for v in rgb)}, std 1)")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
@@ -27,8 +28,12 @@ def predict(
     tracking: bool = typer.Option(False, help="Record the prediction as an MLflow run (CSV/JSON as artifacts)."),
     max_pixels: int = typer.Option(None, "--max-pixels", min=1, help="Refuse images and video frames larger than "
                                    "this many pixels (default 100 million, or $ANIMALPOSE_MAX_IMAGE_PIXELS)."),
+    threads: int = threads_option(),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.data.images import set_max_image_pixels
     from animalpose.engine.predict import predict as run_predict
 

@@ -13,10 +13,6 @@ from animalpose.paths import data_home
 app = typer.Typer(help="Start (or --stop) a local Prefect server and MLflow server and serve the deployments.")
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def serve(
     home: Path = typer.Option(
@@ -30,24 +26,27 @@ def serve(
     activate_schedules: bool = typer.Option(False, help="Make the weekly retraining schedules active."),
 ) -> None:
     from animalpose.cli.supervise import is_supervised
-    from flows.stack import record_serve_pid, start_stack, stop_stack
+    from flows.stack import record_serving, start_stack, stop_stack
 
     home = Path(home) if home else data_home() / "stack"
     if stop:
         typer.echo("stopped" if stop_stack(home) else f"no stack recorded under {home}")
         return
-    state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port)
-    # `serve --stop` signals the process the user started (the supervisor, which ends this one and its children)
-    record_serve_pid(home, os.getppid() if is_supervised() else os.getpid())
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops like Ctrl-C: the finally below stops the servers
+    state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port, say=typer.echo)
     typer.echo(f"Prefect UI and API: http://{host}:{prefect_port}  (export PREFECT_API_URL={state.prefect_api_url})")
     typer.echo(f"MLflow UI:          {state.mlflow_url}")
     os.environ["PREFECT_API_URL"] = state.prefect_api_url
     os.environ["MLFLOW_TRACKING_URI"] = state.mlflow_url
     try:
+        signal.signal(signal.SIGTERM, _interrupt)
+        # `serve --stop` from another terminal stops this process first: through its supervisor (the process
+        # the user started, which passes the stop on and ends every process this one started) when it has one
+        record_serving(home, os.getppid() if is_supervised() else os.getpid())
         if deployments:
-            from flows.deployments import serve_deployments
+            from flows.deployments import deployment_specs, serve_deployments
 
+            typer.echo(f"Registering {len(deployment_specs())} deployments with the Prefect server "
+                       "(about a minute on 2 cores)...")
             typer.echo("Serving deployments; in another terminal: prefect deployment run ccssl/horse")
             serve_deployments(active=activate_schedules)
         else:
@@ -59,5 +58,12 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_stack(home)
         typer.echo("stack stopped")
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM (``serve --stop``) ends the serving process the way Ctrl-C does."""
+    raise KeyboardInterrupt

@@ -29,6 +29,10 @@ def synth(
     workers: int = typer.Option(1, help="Worker processes."),
     gap: float = typer.Option(None, help="photo / wild only: domain gap in [0, 1] (default 1.0)."),
     masks: bool = typer.Option(False, help="Also write part-id masks (masks/)."),
+    backgrounds: Path = typer.Option(None, help="Cut backgrounds from these photographs: a folder, or a COCO "
+                                                "file whose boxes (the animals) are kept out of the crops, e.g. "
+                                                "your unlabelled target images."),
+    backgrounds_p: float = typer.Option(0.9, help="Fraction of the images over --backgrounds."),
 ) -> None:
     if ctx.invoked_subcommand is not None:
         return
@@ -37,7 +41,8 @@ def synth(
     from synthetic import generate_dataset
 
     path = generate_dataset(out, species, style, n, size, seed, clips=clips, frames=frames, workers=workers,
-                            gap=gap, masks=masks, progress=True, fps=fps)
+                            gap=gap, masks=masks, progress=True, fps=fps, backgrounds=backgrounds,
+                            backgrounds_p=backgrounds_p)
     typer.echo(f"wrote {path}")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from animalpose.cli.options import threads_option
 from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Train a pose model from a configuration file.")
@@ -19,8 +20,12 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue exactly from OUT/last.ckpt."),
     name: str = typer.Option(None, help="Run name (default: the config file's stem)."),
     progress: bool = typer.Option(True, help="Progress bars."),
+    threads: int = threads_option(),
 ) -> None:
     """Train; checkpoints to OUT/last.ckpt and OUT/best.ckpt; an MLflow run records everything."""
+    from animalpose.threads import configure_threads
+
+    configure_threads(threads)
     from animalpose.config import load_config
     from animalpose.engine.train import train as run_train
 

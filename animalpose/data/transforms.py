@@ -158,6 +158,22 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return out.astype(pts.dtype if np.issubdtype(pts.dtype, np.floating) else np.float64)
 
 
+def transform_points_batched(points: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+    """Apply each sample's (2, 3) affine to its points.
+
+    Args:
+        points: (N, K, 2) x, y, or (N, K, 3+) with visibility etc. carried over unchanged.
+        matrices: (N, 2, 3).
+
+    Returns:
+        (N, K, 2) or (N, K, 3+) float64.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    m = np.asarray(matrices, dtype=np.float64)
+    xy = np.einsum("nkj,nij->nki", pts[..., :2], m[:, :, :2]) + m[:, None, :, 2]
+    return np.concatenate([xy, pts[..., 2:]], axis=-1) if pts.shape[-1] > 2 else xy
+
+
 def warp_image(
     image: np.ndarray,
     matrix: np.ndarray,
@@ -190,9 +206,7 @@ def crop_to_original(coords: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     Returns:
         (N, K, 2) float64 in original image pixels.
     """
-    inv = invert_affine(np.asarray(matrices, dtype=np.float64))
-    xy = np.asarray(coords, dtype=np.float64)
-    return np.einsum("nkj,nij->nki", xy, inv[:, :, :2]) + inv[:, None, :, 2]
+    return transform_points_batched(coords, invert_affine(np.asarray(matrices, dtype=np.float64)))
 
 
 def center_scale_to_original(

@@ -61,8 +61,8 @@ def make_codec(cfg: ExperimentConfig) -> Codec:
                        cfg.codec.sigma, beta=cfg.codec.beta)
 
 
-def _read(path: Path, cfg: ExperimentConfig, schema: str | None, role: Literal["train", "val"] | None = None,
-          ) -> PoseDataset:
+def _read(path: Path, cfg: ExperimentConfig, schema: str | KeypointSchema | None,
+          role: Literal["train", "val"] | None = None) -> PoseDataset:
     """Read one ``data.train``/``data.val`` entry with the species and split selection of ``cfg.data``."""
     d = cfg.data
     fmt = detect_format(path) if d.format == "auto" else d.format
@@ -90,10 +90,14 @@ def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
     return cfg.data.bbox_padding_synthetic if is_synthetic(dataset) else cfg.data.bbox_padding_real
 
 
-def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | None,
+def load_records(paths: list[Path], cfg: ExperimentConfig, schema: str | KeypointSchema | None,
                  role: Literal["train", "val"] | None = None, skipped: SkipReport | None = None,
                  ) -> tuple[list[PoseRecord], KeypointSchema | None, float]:
     """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use.
+
+    ``schema`` is a shipped schema's name or a schema object: one built from a dataset's own header
+    (``dlc:<folder>``, ``sleap:<file>``) has no file to look its name up in, so it travels as the object
+    (None: each dataset's own).
 
     ``role`` picks the split of ``data.split_file`` (``train_split`` or ``val_split``); None reads whole.
     Every dataset is validated first (:func:`~animalpose.data.validate.validate_dataset`): a bad record
@@ -101,10 +105,11 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema_name: str | No
     ``skipped``.
     """
     records: list[PoseRecord] = []
-    schema: KeypointSchema | None = load_schema(schema_name) if schema_name else None
+    given = schema
+    schema = load_schema(schema) if isinstance(schema, str) else schema
     padding = PADDING_REAL
     for path in paths:
-        ds = _read(path, cfg, schema_name, role)
+        ds = _read(path, cfg, given, role)
         own = dataset_schema(ds)
         if own is None:
             raise DataError(str(path), "schema", "dataset has no keypoint labels (unlabelled video?)")
@@ -155,8 +160,8 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
         train_records, schema, pad = load_records(list(cfg.data.train), cfg, schema_name, "train", skipped)
     val_records: dict[str, tuple[list[PoseRecord], float]] = {}
     for path in cfg.data.val:
-        recs, vschema, vpad = load_records([path], cfg, schema_name or (schema.name if schema else None), "val",
-                                           skipped)
+        # the train set's schema object (a header-derived one has no file to load by name)
+        recs, vschema, vpad = load_records([path], cfg, schema_name or schema, "val", skipped)
         if schema is None:
             schema = vschema
         elif vschema.joints != schema.joints:

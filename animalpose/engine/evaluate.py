@@ -2,11 +2,22 @@
 
 The checkpoint is opened first (a corrupt file or a checkpoint of another schema is a DataError
 naming it), then the dataset is read and validated (:mod:`animalpose.data.validate`: a bad record
-is a DataError unless ``skip_bad``), then the model runs with flip test.
+is a DataError unless ``skip_bad``), then the model runs.
+
+Two protocols:
+
+- ``"default"``: flip test, batches of 16, instances without any labelled joint left out before
+  batching; the PCKs are pooled over every valid joint (the headline).
+- ``"reference"``: what the CC-SSL reference's ``evaluation/test.py`` does to print its published
+  numbers: no flip test (its ``--flip`` is off there, and its flip path would crash: ``flip_back`` is
+  called with one argument and defined with two), batches of ``--test-batch`` = 6 in dataset order,
+  every instance kept, the last stack's heatmaps scored batch by batch with the reference's PCK
+  (:mod:`animalpose.evaluation_reference`), which adds ``pck_crop@0.05_ref_b<batch>`` and the per-joint
+  table ``pck_crop@0.05_ref``. Only this protocol's number is set beside the reference's.
+
 Metrics (fractions in [0, 1]):
 
-- ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition) and ``pck_crop@0.05_ref`` (the
-  reference's batch-averaged number, batch 6 unless told otherwise);
+- ``pck_crop@α`` for α in 0.05, 0.1, 0.2 (CC-SSL definition, pooled);
 - ``pck_bbox@α`` for α in 0.05, 0.1, 0.2 in original-image pixels;
 - ``pixel_error_mean`` / ``_median`` / ``_rmse``: the distance to the label in original-image pixels
   over the labelled joints (what DeepLabCut and Lightning Pose report; per joint in ``per_joint_tables``);
@@ -46,22 +57,42 @@ from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
-from animalpose.errors import DataError, Problem
+from animalpose.errors import ConfigError, DataError, Problem
 from animalpose.evaluation import (
     bbox_normalisers,
     crop_distances,
     head_sizes,
     oks_ap,
-    pck_batch_averaged,
     pck_bbox,
     pck_from_distances,
     pckh,
     per_joint_table,
     pixel_errors,
 )
+from animalpose.evaluation_reference import REFERENCE_TEST_BATCH, ReferencePCKMeter
 from animalpose.keypoints import KeypointSchema, SchemaMapping, load_mapping, load_schema, mapping_from_file
 
 ALPHAS = (0.05, 0.1, 0.2)
+PROTOCOLS = ("default", "reference")
+DEFAULT_BATCH = 16
+
+
+def protocol_settings(protocol: str, flip: bool | None, batch_size: int | None) -> tuple[bool, int]:
+    """(flip, batch size) of ``protocol``, with the caller's explicit choices where the protocol allows them.
+
+    Raises:
+        ConfigError: an unknown protocol, flip test asked of the reference protocol, or a batch size < 1.
+    """
+    if protocol not in PROTOCOLS:
+        raise ConfigError("<evaluate>", "protocol", f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    if protocol == "reference" and flip:
+        raise ConfigError("<evaluate>", "flip", "the reference protocol does not flip-test (its evaluation/test.py "
+                                                "runs without --flip)")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError("<evaluate>", "batch_size", f"expected a positive integer, got {batch_size}")
+    if protocol == "reference":
+        return False, batch_size or REFERENCE_TEST_BATCH
+    return (True if flip is None else flip), batch_size or DEFAULT_BATCH
 
 
 def config_from_checkpoint(ckpt: dict, where: str) -> ExperimentConfig:
@@ -127,12 +158,14 @@ def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: Ke
 
 @torch.no_grad()
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
-             batch_size: int = 16, flip: bool = True, ref_batch_size: int = 6, device: str = "auto",
+             batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
              workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
              allow_outside_root: bool = False) -> dict:
-    """Evaluate ``checkpoint`` on the labelled dataset at ``data``.
+    """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
+    ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
+    ``"reference"``, which refuses ``flip=True`` and takes another batch size as its ``--test-batch``).
     ``categories``/``split_file`` select species and images as in :func:`~animalpose.data.readers.read_dataset`;
     ``mapping`` admits a dataset of another schema (module docstring). ``skip_bad``: drop the records that
     fail validation (:mod:`animalpose.data.validate`) instead of stopping with a DataError; what was
@@ -141,17 +174,21 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "checkpoint": str, "data": str, "seconds": float, "skipped": {...}}``, plus
+        "instances": n, "protocol": str, "flip": bool, "batch_size": int, "checkpoint": str, "data": str,
+        "seconds": float, "skipped": {...}}``, plus
         ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
         through a mapping.
     """
+    flip, batch_size = protocol_settings(protocol, flip, batch_size)
+    reference = protocol == "reference"
     dev = pick_device(device)
     model, schema, cfg, norm, _ = load_model(checkpoint, dev)
     ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
                        mapping=mapping)
     own_schema = dataset_schema(ds)
     checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
-    records = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
+    # the reference batches every instance of its test list; dropping unlabelled ones would change its batches
+    records = [r for r in checked.records if reference or (r.keypoints[:, 2] > 0).any()]
     common: dict[str, str] | None = None
     if own_schema is not None and own_schema.joints != schema.joints:  # read_labelled checked the mapping is given
         assert mapping is not None
@@ -162,8 +199,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
                     for r in records}
         mapped = [replace(r, keypoints=table.apply(r.keypoints), schema=schema.name) for r in records]
         sizes_by_record = {id(m): own_size[id(r)] for m, r in zip(mapped, records, strict=True)}
-        records = [m for m in mapped if (m.keypoints[:, 2] > 0).any()]
-    if not records:
+        records = [m for m in mapped if reference or (m.keypoints[:, 2] > 0).any()]
+    if not any((r.keypoints[:, 2] > 0).any() for r in records):
         raise DataError(str(data), "annotations", "no labelled instances to evaluate"
                         + (" on the joints both schemas share" if common is not None else ""))
     padding = crop_padding(ds, cfg)
@@ -174,6 +211,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     perm = flip_permutation_or_none(schema) if flip else None
     shift = flip_shift_for(cfg.model.name, codec)
     dists, preds, gts, boxes, used = [], [], [], [], []
+    ref_meter = ReferencePCKMeter() if reference else None
     t0 = time.perf_counter()
     bar = None
     if progress:
@@ -189,6 +227,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
         dists.append(crop_distances(hm.numpy(), batch["target"].numpy()))
+        if ref_meter is not None:
+            ref_meter.update(hm.numpy(), batch["target"].numpy())
         coords, maxvals = codec.decode(hm)
         orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
         preds.append(np.concatenate([orig, maxvals[..., None]], -1))
@@ -225,7 +265,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64), normalisers=sizes)
         metrics[f"pck_bbox@{a}"] = rb.mean
         tables[f"pck_bbox@{a}"] = per_joint_table(schema, rb.per_joint)
-    metrics[f"pck_crop@0.05_ref_b{ref_batch_size}"] = pck_batch_averaged(d, 0.05, ref_batch_size)
+    if ref_meter is not None:
+        metrics[f"pck_crop@0.05_ref_b{batch_size}"] = ref_meter.value
+        tables["pck_crop@0.05_ref"] = per_joint_table(schema, ref_meter.per_joint)
     px = pixel_errors(pred, gt)
     metrics.update({"pixel_error_mean": px.mean, "pixel_error_median": px.median, "pixel_error_rmse": px.rmse})
     tables["pixel_error_mean"] = per_joint_table(schema, px.per_joint_mean)
@@ -249,7 +291,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
                    for r, p in zip(recs, pred, strict=True)]
         metrics.update(oks_ap(recs, results, schema, str(data)))
     result = {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
-              "instances": len(recs), "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
+              "instances": len(recs), "protocol": protocol, "flip": flip, "batch_size": batch_size,
+              "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
               "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
     if common is not None:
         result.update(dataset_schema=own_schema.name, common_joints=common)

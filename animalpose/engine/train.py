@@ -89,6 +89,10 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                           dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
         if resume:
             trainer.resume(last)
+            if tracker is not None and tracker.resume_missed:  # a new run in another store: give it the record
+                tracker.log_params(flatten(cfg))
+                for epoch_metrics in trainer.history:
+                    tracker.log_metrics(trainer.tracked(epoch_metrics), step=int(epoch_metrics["epoch"]))
         try:
             result = trainer.fit()
         except KeyboardInterrupt:
@@ -175,9 +179,23 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
         tracker.log_artifact(best, "model")
         tracker.log_artifact(out / "summary.json")
         name = register_as or f"{cfg.tracking.experiment}-{cfg.model.name}"
-        version = tracker.register_model(f"model/{best.name}", name, tags={"schema": schema.name})
+        version = tracker.register_model(f"model/{best.name}", name, tags={"schema": schema.name},
+                                         description=version_description(cfg, trainer, result))
         if version:
             tracker.set_tags({"registered_model": f"{name}/{version}"})
+
+
+def version_description(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult) -> str:
+    """The registry text of a trained model: its validation scores and the data behind them."""
+    last = result.history[-1] if result.history else {}
+    scores = ", ".join(f"{k.removeprefix('val/').replace('pck@', 'PCK@')} {100 * v:.1f} %" for k, v in last.items()
+                       if k.startswith("val/") and "pck@" in k and v == v)
+    selection = (f"best epoch by {trainer.select_key} = {100 * result.best_score:.1f} %"
+                 if trainer.select_key and result.best_score is not None else "last epoch kept")
+    return (f"{cfg.model.name} ({trainer.schema.name}), {len(result.history)} epochs; {selection}. "
+            f"Last epoch on validation: {scores or 'no validation set'}. "
+            f"Trained on: {', '.join(str(p) for p in cfg.data.train)}. "
+            f"Validated on: {', '.join(str(p) for p in cfg.data.val) or 'none'}.")
 
 
 @torch.no_grad()

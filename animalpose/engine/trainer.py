@@ -48,6 +48,7 @@ from animalpose.engine.inference import flip_shift_for, unwrap
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
 from animalpose.models.speed import compile_model, pointwise_convs_as_linear
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 
@@ -152,6 +153,8 @@ class Trainer:
         self.tracker = tracker if self.dist.is_main else None
         self.train_set, self.val_sets = train_set, val_sets
         self.loss_fn = getattr(model, "loss", HeatmapMSELoss())  # the loss the model declares (PoseModel.loss)
+        # the target coordinates are built only for a loss that reads them (DSNT, integral, coarse-to-fine)
+        self.needs_coords = bool(getattr(model, "needs_coords", False))
         self.progress = progress and self.dist.is_main
         self.halt_after_steps = halt_after_steps
         self.extra = dict(extra or {})
@@ -275,7 +278,7 @@ class Trainer:
     # -- loops -------------------------------------------------------------------------------------
 
     def _loader(self, dataset, sampler, batch_size: int) -> DataLoader:
-        workers = self.cfg.data.workers
+        workers = loader_workers(self.cfg.data.workers)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate_skip, generator=torch.Generator().manual_seed(self.cfg.train.seed),
                           persistent_workers=False, pin_memory=self.device.type == "cuda")
@@ -289,7 +292,7 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
             outputs = self.train_forward(images)
         outputs = [o.float() for o in outputs]
-        coords = target_coords(batch, self.train_set.codec, self.device)
+        coords = target_coords(batch, self.train_set.codec, self.device) if self.needs_coords else None
         return self.loss_fn(outputs, target, weight, coords), outputs
 
     def train_epoch(self) -> dict:
@@ -376,7 +379,8 @@ class Trainer:
                 if self.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 outputs = [o.float() for o in module(images)]
-                loss = self.loss_fn(outputs, target, weight, target_coords(batch, ds.codec, self.device))
+                coords = target_coords(batch, ds.codec, self.device) if self.needs_coords else None
+                loss = self.loss_fn(outputs, target, weight, coords)
                 hm = outputs[-1]
                 if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
                     flipped = module(images.flip(-1))[-1].float()
@@ -441,7 +445,7 @@ class Trainer:
                     self._save_best(best_path, metrics, before)
                 self.save(last_path, metrics)
                 if self.tracker:
-                    self.tracker.log_metrics(metrics, step=self.epoch)
+                    self.tracker.log_metrics(self.tracked(metrics), step=self.epoch)
                 self._print_epoch(metrics, improved)
             if t.early_stop_patience is not None and self.bad_epochs >= t.early_stop_patience:
                 stopped_early = True
@@ -450,6 +454,14 @@ class Trainer:
                            self.history, self.tracker.run_id if self.tracker else None,
                            float(np.median(ips)) if ips else float("nan"), stopped_early, halted,
                            images_skipped=self.skipped_images.to_list())
+
+    def tracked(self, metrics: dict) -> dict:
+        """The epoch metrics worth a line in MLflow: with one validation set its named copies
+        (``val/<file stem>/...``, the stem holding a dataset hash) repeat the pooled ``val/...`` ones."""
+        if len(self.val_sets) != 1:
+            return metrics
+        (name,) = self.val_sets
+        return {k: v for k, v in metrics.items() if not k.startswith(f"val/{name}/")}
 
     def _save_best(self, path: Path, metrics: dict, before: tuple[float | None, int]) -> None:
         """Write best.ckpt; if that fails (Ctrl-C, full disk), roll the best score back so that a last.ckpt

@@ -48,9 +48,13 @@ from animalpose.models.simple_baseline import RESNETS
 OHKM_TOPK = 8
 
 
-def _upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    # align_corners=True as pytorch-cpn's nn.Upsample
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+def upsample_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize of x (N, C, h, w) to ref's (H, W), align_corners=True as pytorch-cpn's nn.Upsample.
+    A leaf for torch.fx (the size is read inside), so BN folding can trace CPN, MSPN and RSN."""
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=True)
+
+
+torch.fx.wrap("upsample_like")
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int, relu: bool = True) -> nn.Sequential:
@@ -96,16 +100,15 @@ class GlobalNet(nn.Module):
         self.predict_bn = nn.ModuleList(nn.BatchNorm2d(num_joints) for _ in in_channels)
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        size = tuple(feats[0].shape[-2:])
         fms: list[torch.Tensor] = []  # built C5 first (top-down), returned C2 first
         outs: list[torch.Tensor] = []
         for level in reversed(range(len(feats))):
             fm = self.lateral[level](feats[level])
             if fms:
-                fm = fm + self.merge[level](_upsample(fms[-1], tuple(fm.shape[-2:])))
+                fm = fm + self.merge[level](upsample_like(fms[-1], fm))
             fms.append(fm)
             hm = self.predict_heatmaps[level](self.predict_features[level](fm))
-            outs.append(self.predict_bn[level](_upsample(hm, size)))  # BN after the upsampling, as pytorch-cpn
+            outs.append(self.predict_bn[level](upsample_like(hm, feats[0])))  # BN after the upsampling, as pytorch-cpn
         return fms[::-1], outs[::-1]
 
 
@@ -125,8 +128,7 @@ class RefineNet(nn.Module):
         self.final_layer = conv_bn(channels, num_joints, 3, relu=False)
 
     def forward(self, fms: list[torch.Tensor]) -> torch.Tensor:
-        size = tuple(fms[0].shape[-2:])
-        refined = [_upsample(stage(fm), size) for stage, fm in zip(self.cascade, fms, strict=True)]
+        refined = [upsample_like(stage(fm), fms[0]) for stage, fm in zip(self.cascade, fms, strict=True)]
         return self.final_layer(self.final_bottleneck(torch.cat(refined, dim=1)))
 
 

@@ -16,11 +16,15 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
+from animalpose.model_names import MODEL_NAMES
 from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
+from animalpose.models.mspn import MSPN, mspn, mspn_quick
 from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
+from animalpose.models.reference_weights import load_reference_hourglass
+from animalpose.models.rsn import RSN, rsn, rsn_quick
 from animalpose.models.simple_baseline import SimpleBaseline, simple_baseline
 from animalpose.models.weights import load_backbone_weights
 
@@ -99,6 +103,34 @@ def cpn_quick_net(num_joints: int = 17) -> CPN:
     return cpn_quick(num_joints)
 
 
+def mspn_2stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=2, **kw)
+
+
+def mspn_3stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=3, **kw)
+
+
+def mspn_4stg(num_joints: int = 17, **kw: Any) -> MSPN:
+    return mspn(num_joints, num_stages=4, **kw)
+
+
+def mspn_quick_net(num_joints: int = 17) -> MSPN:
+    return mspn_quick(num_joints)
+
+
+def rsn18(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn(num_joints, depth=18, **kw)
+
+
+def rsn50(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn(num_joints, depth=50, **kw)
+
+
+def rsn_quick_net(num_joints: int = 17, **kw: Any) -> RSN:
+    return rsn_quick(num_joints, **kw)
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -141,7 +173,20 @@ MODELS: dict[str, ModelSpec] = {
     "cpn50": ModelSpec(cpn50, (256, 192), 17, 32, "CPN ResNet-50, GlobalNet + RefineNet, OHKM (Chen et al.)"),
     "cpn101": ModelSpec(cpn101, (256, 192), 17, 32, "CPN ResNet-101"),
     "cpn_quick": ModelSpec(cpn_quick_net, (128, 96), 17, 32, "CPU quick CPN: ResNet-18, 64-ch pyramid"),
+    # MSPN / RSN: mmpose's configs flip-test without the shift (shift_heatmap=False)
+    "mspn_2stg": ModelSpec(mspn_2stg, (256, 192), 17, 32, "MSPN, 2 ResNet-50 stages, coarse-to-fine (Li et al.)",
+                           flip_shift=False),
+    "mspn_3stg": ModelSpec(mspn_3stg, (256, 192), 17, 32, "MSPN, 3 ResNet-50 stages", flip_shift=False),
+    "mspn_4stg": ModelSpec(mspn_4stg, (256, 192), 17, 32, "MSPN, 4 ResNet-50 stages", flip_shift=False),
+    "mspn_quick": ModelSpec(mspn_quick_net, (128, 96), 17, 32, "CPU quick MSPN: 2 ResNet-18 stages, 64 ch",
+                            flip_shift=False),
+    "rsn18": ModelSpec(rsn18, (256, 192), 17, 32, "RSN-18, residual steps blocks (Cai et al.; PRM: prm=True)",
+                       flip_shift=False),
+    "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
+    "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),
 }
+if tuple(MODELS) != MODEL_NAMES:  # configs are checked against the torch-free list
+    raise RuntimeError(f"animalpose.model_names.MODEL_NAMES {MODEL_NAMES} differs from MODELS {tuple(MODELS)}")
 
 
 # --- typed config and building -----------------------------------------------------------------------
@@ -157,7 +202,8 @@ class ModelConfig:
         head: "heatmap", "dsnt" or "integral".
         beta: inverse temperature of the integral head.
         input_size: (H, W); None takes the variant's default; must be a multiple of its input multiple.
-        pretrained: local path of ImageNet backbone weights, or None.
+        pretrained: local path of ImageNet backbone weights (ResNet, HRNet), or of a CC-SSL reference
+            checkpoint (``checkpoint.pth.tar``) for a stacked hourglass, which gives the whole network; or None.
         arch: extra keyword arguments for the variant's factory (e.g. {"num_blocks": 2}).
     """
 
@@ -211,7 +257,8 @@ class ModelConfig:
 
 
 def build_model_from_config(cfg: ModelConfig, source: str = "<model config>") -> PoseModel:
-    """Build the network, wrap it with its head, and load local ImageNet weights if configured."""
+    """Build the network, wrap it with its head, and load local weights if configured: an ImageNet backbone,
+    or for a stacked hourglass a CC-SSL reference checkpoint (:mod:`animalpose.models.reference_weights`)."""
     cfg.validate(source)
     spec = MODELS[cfg.name]
     num_joints = cfg.num_joints if cfg.num_joints is not None else spec.num_joints
@@ -220,7 +267,9 @@ def build_model_from_config(cfg: ModelConfig, source: str = "<model config>") ->
     except TypeError as exc:
         raise ConfigError(source, "model.arch", f"{cfg.name}: {exc}") from exc
     model = PoseModel(cfg.name, net, make_head(cfg.head, cfg.beta), cfg.input_size or spec.input_size)
-    if cfg.pretrained:
+    if cfg.pretrained and isinstance(net, HourglassNet):  # no ImageNet backbone: the reference's whole network
+        load_reference_hourglass(model, cfg.pretrained)
+    elif cfg.pretrained:
         load_backbone_weights(model, cfg.pretrained)
     return model
 

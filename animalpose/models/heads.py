@@ -176,6 +176,11 @@ class PoseModel(nn.Module):
     def head_codec(self) -> str:
         return self.head.codec
 
+    @property
+    def needs_coords(self) -> bool:
+        """Whether :meth:`loss` reads the target coordinates (DSNT, integral, coarse-to-fine targets)."""
+        return bool(getattr(self.criterion, "needs_coords", False))
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.net(x)
 

@@ -237,6 +237,6 @@ def bench_command(
                    + (" (reused)" if s["reused"] else " (resumed)" if s["resumed"] else ""))
     typer.echo(f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU in all, "
                f"{result['torch_threads']} torch thread(s), load average {result['load_average']}; "
-               f"MLflow: mlflow ui --backend-store-uri {result['tracking_uri']}")
+               f"MLflow: animalpose ui --backend-store-uri {result['tracking_uri']}")
     if as_json:
         typer.echo(json.dumps(result))

@@ -55,10 +55,12 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
+    check_settings,
     echo_result,
     key_values,
     paired,
     parse_seeds,
+    read_json,
     stats,
 )
 
@@ -66,6 +68,7 @@ SCHEMA = "animalpose"
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
 SPLITS = ("train", "val", "test")
 ARMS = ("source_only", "ccssl", "control", "oracle")
+NEEDS = {"source_only": (), "ccssl": ("source_only",), "control": ("source_only",), "oracle": ()}
 PCK = "pck_crop@0.05"
 METRICS = ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "pck_bbox@0.1", "AP", "pck_crop@0.05_tigdog14")
 
@@ -81,9 +84,23 @@ class BenchSettings:
     overrides: tuple[str, ...] = ()
     ccssl_overrides: tuple[str, ...] = ()
     max_images: int | None = None  # per split, for tests; None: the whole split
+    # overrides of the oracle's config only, after ``overrides``: each arm may take the setting that is
+    # best for it on ``val`` (e.g. the strong augmentation helps the synthetic source, not the real labels)
+    oracle_overrides: tuple[str, ...] = ()
+    # the generator's style of the source horses (``cad``, ``photo``, ``wild``); None: the preset's. The
+    # richer styles (photographic backgrounds, coats, light) are still synthetic: no real pixel is used
+    source_style: str | None = None
+    # backgrounds of the generated horses cut from the unlabelled ``train`` photographs outside their
+    # horse boxes (synthetic.backgrounds): the target's scenery, no keypoint label
+    source_backgrounds: bool = False
 
     def key(self) -> dict:
-        return json.loads(json.dumps(asdict(self), default=str))
+        key = json.loads(json.dumps(asdict(self), default=str))
+        # absent when unused, so that the folders of earlier runs keep their settings
+        for unused in ("oracle_overrides", "source_style", "source_backgrounds"):
+            if not key[unused]:
+                del key[unused]
+        return key
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,6 +112,16 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     as COCO ``[x, y, w, h]``, absolute image paths) under ``out/data``: every config then takes plain files."""
     release, split_file = settings.data / "keypoints.json", settings.data / "splits.json"
     folder = out / "data"
+    # the files below are reused: refuse a folder prepared from another release or another subset
+    source = {"release": str(Path(settings.data).resolve()), "species": settings.species,
+              "max_images": settings.max_images}
+    marker = folder / "prepared.json"
+    if marker.is_file():
+        check_settings(marker, read_json(marker), source)
+    elif any(folder.glob(f"{settings.species}_*.json")):  # written before the marker existed: adopted as is
+        pass
+    else:
+        write_json_atomic(marker, source, indent=2)
     paths = {}
     for split in SPLITS:
         path = folder / f"{settings.species}_{split}.json"
@@ -108,8 +135,9 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     return paths
 
 
-def generated(settings: BenchSettings, seed: int) -> dict[str, Path]:
-    """The generated ``source`` and ``source_val`` horses of the preset (flow seeds: base, base + 1)."""
+def generated(settings: BenchSettings, seed: int, data: dict[str, Path] | None = None) -> dict[str, Path]:
+    """The generated ``source`` and ``source_val`` horses of the preset (flow seeds: base, base + 1); with
+    ``settings.source_backgrounds``, over backgrounds cut from ``data["train"]``'s photographs."""
     from flows.ccssl import seed_plan
     from flows.presets import load_preset
     from flows.pretrain import make_dataset
@@ -118,6 +146,10 @@ def generated(settings: BenchSettings, seed: int) -> dict[str, Path]:
     seeds = seed_plan(p.seed, seed)
     out = {}
     for role, spec, s in (("source", p.source, seeds.source), ("source-val", p.source_val, seeds.source_val)):
+        if settings.source_style:
+            spec = spec.model_copy(update={"style": settings.source_style})
+        if settings.source_backgrounds:
+            spec = spec.model_copy(update={"backgrounds": data["train"]})
         if settings.max_images:
             spec = spec.model_copy(update={"n": min(spec.n, settings.max_images)})
         (folder,) = make_dataset(settings.species, spec, s, role)
@@ -199,8 +231,14 @@ def tigdog14(per_joint: dict[str, float | None]) -> float:
 
 
 def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
-             progress: bool = False) -> dict:
-    """Every arm of one seed (each resumes, and each scored arm is cached); returns the seed's result."""
+             progress: bool = False, screen: tuple[str, ...] = ()) -> dict:
+    """Every arm of one seed (each resumes, and each scored arm is cached); returns the seed's result.
+
+    ``screen``: a screen of settings on ``val``: only these arms (and the source-only model they start
+    from) are trained, each is scored on ``val`` alone (no test figure is computed, so none can steer the
+    choice), cached as ``screen_<arm>.json``, and the seed's ``result.json`` is not written. Training
+    folders are the full run's, so a later full run with the same settings reuses the training.
+    """
     from animalpose.adapt.ccssl import CCSSLRun
     from animalpose.engine.train import train
     from flows.presets import load_preset
@@ -211,11 +249,16 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         return done
     cache.start()
     folder, p, clock = cache.folder, load_preset(settings.preset), Stopwatch()
-    gen = generated(settings, seed)
+    gen = generated(settings, seed, data)
     arms, budgets = {}, {}
+    unknown = [a for a in screen if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; known: {', '.join(ARMS)}")
+    wanted = set(ARMS) if not screen else {*screen, *(n for a in screen for n in NEEDS[a])}
+    splits = ("val",) if screen else ("test", "val")
 
     def arm(name: str, make) -> dict:
-        path = folder / f"arm_{name}.json"
+        path = folder / f"{'screen' if screen else 'arm'}_{name}.json"
         if path.is_file():
             return json.loads(path.read_text())
         if progress:
@@ -235,31 +278,38 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
 
     src_cfg = engine_config(settings, [gen["source"]], [gen["source-val"]], p.pretrain_epochs, seed)
     budgets["source_only"] = f"{p.pretrain_epochs} epochs on generated horses, best on generated val"
-    arms["source_only"] = arm("source_only", lambda: score(trained(src_cfg, "source_only"), data))
-    source = Path(arms["source_only"]["checkpoint"])
+    if "source_only" in wanted:
+        arms["source_only"] = arm("source_only", lambda: score(trained(src_cfg, "source_only"), data, splits))
+        source = Path(arms["source_only"]["checkpoint"])
 
     def adapted(name: str, control: bool) -> dict:
         cfg = ccssl_config(settings, src_cfg, data["train"], data["val"], source, control=control)
         with CCSSLRun(cfg, folder / name, progress=progress) as run:
             rounds = [run.round(r) for r in range(run.num_rounds)]
         last = len(rounds) - 1  # every round on test; the last, the arm's model, on val too
-        scores = [score(folder / name / f"round_{r}.ckpt", data, ("test", "val") if r == last else ("test",))
+        scores = [score(folder / name / f"round_{r}.ckpt", data, splits if r == last else splits[:-1])
                   for r in range(len(rounds))]
         per_round = [{"round": r, "pseudo_precision@0.05": m.get("pseudo/precision@0.05"),
                       "pseudo_coverage": m.get("pseudo/coverage"), "val_pck@0.05": m.get("target/pck@0.05"),
-                      **{f"test_{k}": v for k, v in scores[r]["test"].items()}}
+                      **{f"test_{k}": v for k, v in scores[r].get("test", {}).items()}}
                      for r, m in enumerate(rounds)]
         return {**scores[last], "rounds": per_round}
 
     extra = f"{p.rounds} x {p.epochs_per_round} epochs"
     budgets["ccssl"] = f"source-only + {extra} on generated + pseudo-labelled train photographs"
-    arms["ccssl"] = arm("ccssl", lambda: adapted("ccssl", False))
+    if "ccssl" in wanted:
+        arms["ccssl"] = arm("ccssl", lambda: adapted("ccssl", False))
     budgets["control"] = f"source-only + {extra} on generated horses, lambda = 0"
-    arms["control"] = arm("control", lambda: adapted("control", True))
+    if "control" in wanted:
+        arms["control"] = arm("control", lambda: adapted("control", True))
     oracle_epochs = p.pretrain_epochs + p.rounds * p.epochs_per_round
     budgets["oracle"] = f"{oracle_epochs} epochs on the labelled train photographs, best on val"
-    orc_cfg = engine_config(settings, [data["train"]], [data["val"]], oracle_epochs, seed)
-    arms["oracle"] = arm("oracle", lambda: score(trained(orc_cfg, "oracle"), data))
+    orc_cfg = _override(engine_config(settings, [data["train"]], [data["val"]], oracle_epochs, seed),
+                        settings.oracle_overrides)
+    if "oracle" in wanted:
+        arms["oracle"] = arm("oracle", lambda: score(trained(orc_cfg, "oracle"), data, splits))
+    if screen:
+        return {"seed": seed, "screen": True, "arms": arms, "budgets": budgets}
     times = {name: a.get("seconds") for name, a in arms.items()}
     return cache.save({"seed": seed, "arms": arms, "budgets": budgets, "times": times,
                        "gap_recovery": gap_recovery(arms["source_only"]["test"][PCK], arms["ccssl"]["test"][PCK],
@@ -300,14 +350,34 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_screen(result: dict) -> str:
+    """The ``val`` figures of a screen, per seed and arm (PCK@0.05 crop; CC-SSL arms per round too)."""
+    lines = ["| seed | arm | val PCK@0.05 crop | val PCK@0.1 crop | val OKS AP | per round (val PCK@0.05, "
+             "pseudo-label precision) |", "|" + "---|" * 6]
+    for s in result["per_seed"]:
+        for name, a in s["arms"].items():
+            v = a["val"]
+            rounds = " / ".join(f"{100 * r['val_pck@0.05']:.1f} ({100 * (r['pseudo_precision@0.05'] or 0):.1f})"
+                                for r in a.get("rounds", []) if r.get("val_pck@0.05") is not None)
+            lines.append(f"| {s['seed']} | {name} | {100 * v[PCK]:.1f} | {100 * v['pck_crop@0.1']:.1f} "
+                         f"| {100 * v['AP']:.1f} | {rounds or '-'} |")
+    return "\n".join(lines)
+
+
 def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *,
-              progress: bool = False) -> dict:
-    """Prepare the real splits, run every seed, summarise; writes ``out/ccssl_animalpose_bench.json``."""
+              progress: bool = False, screen: tuple[str, ...] = ()) -> dict:
+    """Prepare the real splits, run every seed, summarise; writes ``out/ccssl_animalpose_bench.json``
+    (``out/ccssl_animalpose_screen.json`` for a ``screen`` on val: see :func:`run_seed`)."""
     settings = settings or BenchSettings()
     out = Path(out).resolve()
     clock = Stopwatch()
     data = prepare(settings, out)
-    per_seed = [run_seed(s, settings, data, out, progress=progress) for s in seeds]
+    per_seed = [run_seed(s, settings, data, out, progress=progress, screen=screen) for s in seeds]
+    if screen:
+        result = {"benchmark": "ccssl-animalpose", "screen": list(screen), "settings": settings.key(),
+                  "seeds": list(seeds), "per_seed": per_seed, **clock.total(), "threads": torch.get_num_threads()}
+        write_json_atomic(out / "ccssl_animalpose_screen.json", result, indent=2)
+        return result
     result = {"benchmark": "ccssl-animalpose", "species": settings.species, "dataset": str(settings.data),
               "preset": settings.preset, "seeds": list(seeds), "per_seed": per_seed,
               "summary": summarise(per_seed), **clock.total(), "threads": torch.get_num_threads()}
@@ -324,6 +394,14 @@ def bench_command(
     overrides: list[str] = typer.Option(None, "--set", help="Override of every training config key=value "
                                                             "(repeatable); use a new --out for other settings."),
     ccssl: list[str] = typer.Option(None, "--ccssl", help="Override of the CC-SSL config only (repeatable)."),
+    oracle: list[str] = typer.Option(None, "--oracle-set", help="Override of the oracle's config only, after "
+                                                               "--set (repeatable)."),
+    screen: str = typer.Option("", help="Screen settings on val: only these arms (comma-separated, e.g. "
+                                        "'ccssl'; source-only is trained when needed), scored on val alone."),
+    source_style: str = typer.Option(None, help="Generator style of the source horses (cad, photo, wild); "
+                                                "default: the preset's."),
+    source_backgrounds: bool = typer.Option(False, help="Cut the generated horses' backgrounds from the "
+                                                        "unlabelled train photographs, outside their boxes."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
@@ -333,8 +411,10 @@ def bench_command(
     overrides, ccssl = key_values(overrides, "--set"), key_values(ccssl, "--ccssl")
     torch.set_num_threads(threads)
     settings = BenchSettings(species=species, preset=preset, data=data, overrides=overrides,
-                             ccssl_overrides=ccssl)
-    result = run_bench(out, seed_list, settings, progress=progress)
-    echo_result(result, as_json, format_table(result),
+                             ccssl_overrides=ccssl, oracle_overrides=key_values(oracle, "--oracle-set"),
+                             source_style=source_style, source_backgrounds=source_backgrounds)
+    arms = tuple(a.strip() for a in screen.split(",") if a.strip())
+    result = run_bench(out, seed_list, settings, progress=progress, screen=arms)
+    echo_result(result, as_json, format_screen(result) if arms else format_table(result),
                 f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
                 f"{result['threads']} thread(s), load average {result['load_average']}")

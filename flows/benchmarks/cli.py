@@ -1,23 +1,87 @@
 """`animalpose bench`: the one command group of every benchmark (speed, and the methods over seeds).
 
-Each benchmark module keeps its command next to what it measures; this module only names them.
+Each benchmark module keeps its command next to what it measures; this module only names them. The
+modules import torch (and some Prefect and MLflow) at the top, so they are imported only when their
+command runs or shows its own help: ``animalpose --help`` and ``animalpose bench --help`` list the
+commands from the short help given here (``tests/flows/benchmarks/test_bench_cli.py`` checks that it is
+each command's own first docstring line).
 """
 
 from __future__ import annotations
 
+import importlib
+
+import click
 import typer
+from typer.core import TyperGroup
 
-from flows.benchmarks import ccssl, ccssl_animalpose, ccssl_real, engine, loader, models, pseudolabel, synth, wscda
+#: command name -> (module under flows.benchmarks, function, short help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "synth": ("synth", "bench_command",
+              "Images per second per process of the synthetic generator (cad, photo stills; clips)."),
+    "loader": ("loader", "bench_command",
+               "Loader samples/s (strong preset, 256² and 128²) next to the quick model's training samples/s."),
+    "models": ("models", "bench_command",
+               "Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."),
+    "pseudolabel": ("pseudolabel", "bench_command", "Pseudo-labelling images/s against plain inference and the "
+                                                    "V-view forward passes (overhead goal 25%)."),
+    "pseudolabel-views": ("pseudolabel_views", "bench_command",
+                          "Pseudo-labelling with 7 views against 5, plain and BN-folded channels-last, side by side."),
+    "train-step": ("engine", "train_step_command", "Forward + backward + optimiser step on random input: images/s "
+                                                   "of the network's share of training."),
+    "quick-epoch": ("engine", "quick_epoch_command",
+                    "The quick preset end to end on generated horses: seconds per epoch, images/s."),
+    "predict": ("engine", "predict_command", "`predict` on a video: frames per second end to end."),
+    "cli": ("clitime", "bench_command", "Wall time of `animalpose --help` as a ratio to `python -c pass`."),
+    "gpu": ("gpu", "bench_command",
+            "Training and pseudo-labelling speed on one GPU: fp32, bf16 + channels-last, MFU, memory."),
+    "ccssl": ("ccssl", "bench_command", "CC-SSL on generated data over seeds (the demo's flow): source-only, "
+                                        "rounds, oracle, gap recovery."),
+    "wscda": ("wscda", "bench_command", "WS-CDA on generated data: (a) human-only, (b) few animals, (c) WS-CDA, "
+                                        "(d) + PPLO, (e) oracle."),
+    "ccssl-real": ("ccssl_real", "bench_command",
+                   "Mirror-mouse: supervised on img01-60 vs + CC-SSL on the unlabelled video; test on img61-90."),
+    "ccssl-animalpose": ("ccssl_animalpose", "bench_command", "Synthetic -> real Animal-Pose: source-only, "
+                                                              "CC-SSL, its lambda = 0 control and the oracle on test."),
+    "wscda-animalpose": ("wscda_animalpose", "bench_command", "WS-CDA on real Animal-Pose horses from cows, sheep "
+                                                              "and generated humans: arms, controls, oracle."),
+}
 
-app = typer.Typer(no_args_is_help=True, help="Benchmarks of BENCHMARKS.md: speed, and the methods over seeds.")
-app.command("synth")(synth.bench_command)
-app.command("loader")(loader.bench_command)
-app.command("models")(models.bench_command)
-app.command("pseudolabel")(pseudolabel.bench_command)
-app.command("train-step")(engine.train_step_command)
-app.command("quick-epoch")(engine.quick_epoch_command)
-app.command("predict")(engine.predict_command)
-app.command("ccssl")(ccssl.bench_command)
-app.command("wscda")(wscda.bench_command)
-app.command("ccssl-real")(ccssl_real.bench_command)
-app.command("ccssl-animalpose")(ccssl_animalpose.bench_command)
+
+class _LazyCommand(click.Command):
+    """A listed command whose module is imported only when the command is parsed (run or its ``--help``)."""
+
+    def __init__(self, name: str, module: str, function: str, short_help: str) -> None:
+        super().__init__(name, help=short_help, short_help=short_help)
+        self._target = (module, function)
+        self._real: click.Command | None = None
+
+    def real(self) -> click.Command:
+        if self._real is None:
+            module, function = self._target
+            fn = getattr(importlib.import_module(f"flows.benchmarks.{module}"), function)
+            single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+            single.command(self.name)(fn)
+            self._real = typer.main.get_command(single)
+            self._real.name = self.name
+        return self._real
+
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        return self.real().make_context(info_name, args, parent=parent, **extra)
+
+
+class LazyBenchGroup(TyperGroup):
+    """The ``bench`` group: its commands come from :data:`COMMANDS`, imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in COMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, function, short_help = COMMANDS[cmd_name]
+            self.commands[cmd_name] = _LazyCommand(cmd_name, module, function, short_help)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(no_args_is_help=True, cls=LazyBenchGroup,
+                  help="Benchmarks of BENCHMARKS.md: speed, and the methods over seeds.")

@@ -32,8 +32,8 @@ def _env() -> dict:
 
 def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int = 1, amp: bool = False,
                channels_last: bool = False, optimizer: str = "rmsprop") -> dict:
-    """Forward + backward + optimiser step on random input (the network's share of training)."""
-    from animalpose.losses import heatmap_mse
+    """Forward + backward + optimiser step on random input (the network's share of training), with the loss
+    the model carries (``model.loss``: heatmap MSE, CPN's OHKM, MSPN's coarse-to-fine targets, DSNT...)."""
     from animalpose.models.factory import build_model
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -47,6 +47,7 @@ def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int =
     h = size // 4
     target = torch.rand(batch, 18, h, h, device=device)
     weight = torch.ones(batch, 18, device=device)
+    coords = torch.rand(batch, 18, 2, device=device) * (h - 1) if model.needs_coords else None
     times = []
     for i in range(warmup + steps):
         if device.type == "cuda":
@@ -55,7 +56,7 @@ def train_step(model_name: str, size: int, batch: int, steps: int, warmup: int =
         with torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16,
                             enabled=amp):
             out = model(x)
-        loss = heatmap_mse([o.float() for o in out], target, weight)
+        loss = model.loss([o.float() for o in out], target, weight, coords)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -73,6 +74,7 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     """The quick preset (configs/presets/quick.yaml) on generated horses: seconds per epoch, images/s."""
     from animalpose.config import load_config
     from animalpose.engine.train import train
+    from animalpose.threads import loader_workers
     from synthetic.writers import generate_dataset
 
     generate_dataset(data_dir / "train", "horse", "cad", n_train, 128, 0)
@@ -89,7 +91,8 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     return {"bench": "quick-epoch", "train_images": n_train, "val_images": n_val, "epochs": epochs,
             "median_epoch_train_s": statistics.median(per_epoch),
             "median_images_per_s": statistics.median(h["train/images_per_s"] for h in result.history),
-            "wall_s_including_validation_and_setup": wall, "workers": cfg.data.workers, **_env()}
+            "wall_s_including_validation_and_setup": wall, "workers": loader_workers(cfg.data.workers),
+            **_env()}
 
 
 def predict_fps(video: Path, model_name: str = "hourglass_quick", size: int = 128, video_scale: float = 0.5) -> dict:

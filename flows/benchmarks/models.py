@@ -4,7 +4,8 @@ For each (model, input size) of :data:`CASES` and each execution mode:
 
 - forward: eval mode under ``torch.inference_mode``, a batch of ``batch`` images;
 - train: one training step in train mode (BatchNorm on batch statistics): forward, the loss the model
-  carries (``model.loss``: heatmap MSE over every stack; CPN: L2 on GlobalNet + OHKM on RefineNet),
+  carries (``model.loss``: heatmap MSE over every stack; CPN: L2 on GlobalNet + OHKM on RefineNet; MSPN/RSN:
+  coarse-to-fine targets at random coordinates),
   backward and an RMSprop update (lr 2.5e-4, the CC-SSL optimiser), gradients cleared with ``set_to_none``.
 
 The modes of one case are timed side by side: every mode is built and called once (its ``setup``
@@ -47,6 +48,8 @@ CASES: list[tuple[str, tuple[int, int]]] = [
     ("hourglass_quick", (128, 128)),
     ("simplebaseline50", (256, 192)),
     ("cpn50", (256, 192)),
+    ("mspn_2stg", (256, 192)),
+    ("rsn18", (256, 192)),
     ("hrnet_w32", (256, 192)),
 ]
 DEFAULT_MODES: tuple[str, ...] = ("plain", "channels_last", "bf16", "channels_last+bf16", "fused",
@@ -80,6 +83,8 @@ def _build(name: str, input_size: tuple[int, int], mode: str, batch: int) -> _Ru
     x = torch.randn(batch, 3, h, w)
     target = torch.rand(batch, k, h // model.stride, w // model.stride)
     weight = torch.ones(batch, k)
+    grid = torch.tensor([w // model.stride - 1, h // model.stride - 1], dtype=torch.float32)
+    coords = torch.rand(batch, k, 2) * grid if model.needs_coords else None  # (x, y) heatmap px
     if "channels_last" in parts or mode == "fused":
         to_channels_last(model)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -105,7 +110,7 @@ def _build(name: str, input_size: tuple[int, int], mode: str, batch: int) -> _Ru
         def train() -> None:
             model.train()
             optimizer.zero_grad(set_to_none=True)
-            model.loss(step_model(x), target, weight).backward()
+            model.loss(step_model(x), target, weight, coords).backward()
             optimizer.step()
 
     r = _Runner(mode, params, forward, train)

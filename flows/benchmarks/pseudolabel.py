@@ -29,6 +29,9 @@ which is part of its cost):
 and, as a breakdown, ``load`` (reading and cropping alone) and ``temporal_select`` (finalize + select
 on the pre-temporal labels).
 
+Every mode runs the network as pseudo-labelling does (:attr:`Setup.view_fn`: the BN-folded channels-last
+copy of :func:`~animalpose.adapt.pseudolabel.view_model`; ``Setup.fast = False`` for the plain network).
+
 ``overhead`` = pseudo_label / forward_views − 1 (end to end) and ``machinery_overhead`` = the same on
 preloaded crops; both from wall-clock medians, their ``cpu_`` twins from process CPU time.
 """
@@ -55,6 +58,7 @@ from animalpose.adapt.pseudolabel import (
     batch_rng,
     consistency_predict,
     finalize,
+    view_model,
 )
 from animalpose.adapt.temporal import FlowParams
 from animalpose.codecs import Codec
@@ -92,6 +96,12 @@ class Setup:
     percentile: float
     seed: int
     device: torch.device
+    fast: bool = True  # the views through a BN-folded channels-last copy, as label_records runs them
+
+    @property
+    def view_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The model as pseudo-labelling runs it: (B, 3, H, W) -> final heatmaps."""
+        return view_model(self.model, self.fast)
 
     @property
     def udp(self) -> bool:
@@ -161,14 +171,15 @@ def preload(s: Setup) -> list[dict]:
 
 
 @torch.no_grad()
-def _forward(s: Setup, images: torch.Tensor, views: int) -> None:
+def _forward(s: Setup, images: torch.Tensor, views: int, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``views`` copies of ``images`` through ``fn`` (:attr:`Setup.view_fn`) in the chunks pseudo-labelling uses."""
     x = images.to(s.device)
     if views > 1:
         x = x.repeat(views, 1, 1, 1)  # view-major, as consistency_predict stacks its views
         for chunk in torch.split(x, s.consistency.max_batch):
-            s.model(chunk)[-1]
+            fn(chunk)
     else:
-        s.model(x)[-1]
+        fn(x)
 
 
 @torch.no_grad()
@@ -178,8 +189,9 @@ def label_preloaded(s: Setup, batches: list[dict]) -> PseudoLabelSet:
     flip_perm = flip_permutation_or_none(s.schema) if s.consistency.flip else None
     cons = replace(s.consistency, flip=s.consistency.flip and flip_perm is not None)
     coords, conf, comps = [], [], []
+    fn = s.view_fn
     for b, batch in enumerate(batches):
-        out = consistency_predict(lambda x: s.model(x)[-1], batch["image"].to(s.device), cons, s.codec,
+        out = consistency_predict(fn, batch["image"].to(s.device), cons, s.codec,
                                   batch_rng(s.seed, b), flip_perm, s.normalization.mean, s.normalization.std)
         coords.append(out.coords)
         conf.append(out.confidence)
@@ -200,7 +212,7 @@ def pseudo_label_step(s: Setup) -> PseudoLabelSet:
     """One round's pseudo-labels exactly as ``run_ccssl`` makes them in process (generate, then select)."""
     labels = generate_pseudo_labels(s.model, s.records, s.schema, s.codec, s.normalization, s.consistency, s.flow,
                                     s.device, batch_size=s.batch_size, padding=s.padding, udp=s.udp, seed=s.seed,
-                                    truth=s.cfg.ccssl.target_truth, workers=0)
+                                    truth=s.cfg.ccssl.target_truth, workers=0, fast=s.fast)
     return select(labels, s.percentile)
 
 
@@ -211,18 +223,19 @@ def pseudo_label_preloaded(s: Setup, batches: list[dict]) -> PseudoLabelSet:
 
 def _runners(s: Setup, batches: list[dict], pre_temporal: PseudoLabelSet) -> dict[str, Callable[[], object]]:
     v = s.views
+    fn = s.view_fn  # built once here; the pseudo_label modes build theirs per call, as a round does
 
     def over_loader(views: int) -> Callable[[], None]:
         def run() -> None:
             for b in _loader(s):
                 if "image" in b:
-                    _forward(s, b["image"], views)
+                    _forward(s, b["image"], views, fn)
         return run
 
     def over_preloaded(views: int) -> Callable[[], None]:
         def run() -> None:
             for b in batches:
-                _forward(s, b["image"], views)
+                _forward(s, b["image"], views, fn)
         return run
 
     def load() -> None:

@@ -22,8 +22,9 @@ def test_paper_config_is_the_reference_setting():
     assert [round(1 - keep_percentile(cfg, r), 6) for r in range(6)] == [0.2, 0.4, 0.6, 0.8, 0.8, 0.8]
     c = cfg.ccssl.consistency("cuda")
     assert (c.num_geometric, c.scale_sigma, c.rotation_sigma, c.flip) == (4, 0.25, 30.0, False)
-    # views x images per forward pass: 4 x pseudo_batch_size on a GPU, 8 on a CPU, or ccssl.view_batch
-    assert (c.max_batch, cfg.ccssl.consistency("cpu").max_batch) == (4 * cfg.ccssl.pseudo_batch_size, 8)
+    # views x images per forward pass: all 7 views of a batch on a GPU, 8 on a CPU, or ccssl.view_batch
+    assert cfg.ccssl.views == 1 + 4 + 2
+    assert (c.max_batch, cfg.ccssl.consistency("cpu").max_batch) == (7 * cfg.ccssl.pseudo_batch_size, 8)
     fixed = cfg.ccssl.model_copy(update={"view_batch": 5})
     assert (fixed.consistency("cuda").max_batch, fixed.consistency("cpu").max_batch) == (5, 5)
     f = cfg.ccssl.flow()

@@ -192,3 +192,29 @@ def test_gaussian_blur_keeps_mass_and_identity_at_zero():
     torch.testing.assert_close(y[0], x[0])
     assert y[1].sum().item() == pytest.approx(1.0, abs=1e-5)
     assert y[1, 0, 0, 4, 4] < 0.2 and y[1, 0, 0].argmax().item() == 4 * 9 + 4
+
+
+def test_fast_views_give_the_labels_of_the_plain_network_one_view_at_a_time(capsys):
+    """The pseudo-labelling forward (BN folded, channels-last, all views batched) against the plain network
+    run one view at a time: the same labels within float rounding, and the fast path really ran."""
+    from animalpose.adapt.pseudolabel import view_model
+    from animalpose.models.factory import build_model
+
+    torch.manual_seed(0)
+    net = build_model("hourglass1", 4, num_feats=8, stem_channels=8)
+    with torch.no_grad():  # running statistics far from (0, 1), so that folding them changes the weights
+        for _ in range(3):
+            net.train()(torch.rand(4, 3, SIZE, SIZE) * 3 + 1)
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = torch.rand(3, 3, SIZE, SIZE)
+    plain = consistency_predict(view_model(net, fast=False), img, ConsistencyConfig(max_batch=1), codec,
+                                np.random.default_rng(5))
+    fast = consistency_predict(view_model(net, fast=True), img, ConsistencyConfig(max_batch=7 * 3), codec,
+                               np.random.default_rng(5))
+    assert "without BN folding" not in capsys.readouterr().err
+    assert fast.heatmaps.shape == (3, 4, HM, HM)
+    np.testing.assert_allclose(fast.heatmaps, plain.heatmaps, atol=1e-5 * np.abs(plain.heatmaps).max())
+    np.testing.assert_allclose(fast.coords, plain.coords, atol=1e-3)
+    np.testing.assert_allclose(fast.confidence, plain.confidence, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fast.view_coords, plain.view_coords, atol=1e-3)
+    assert net.training is False  # view_model leaves the network in eval mode, as label_records did

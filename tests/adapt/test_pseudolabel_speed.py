@@ -79,8 +79,9 @@ def test_preloaded_path_gives_the_labels_of_generate_and_select(setup):
 
 
 def test_every_mode_runs_the_forward_work_it_claims(setup):
-    """Plain inference sees each image once; the V-view forwards and both pseudo-label paths V times."""
-    counted = replace(setup, model=_Counting(setup.model))
+    """Plain inference sees each image once; the V-view forwards and both pseudo-label paths V times (the
+    plain model: a BN-folded copy would not count)."""
+    counted = replace(setup, model=_Counting(setup.model), fast=False)
     batches = pl.preload(counted)
     runners = pl._runners(counted, batches, pl.label_preloaded(counted, batches))
     seen = {}
@@ -143,3 +144,12 @@ def test_cli_prints_one_json_object_last(target, monkeypatch):
                 "machinery_overhead", "load_average"):
         assert key in doc
     assert doc["views"] == 3 and math.isfinite(doc["overhead"]) and doc["images"] == 8
+
+
+def test_fast_views_keep_the_round_labels(setup):
+    """label_records through the BN-folded channels-last copy (the default) selects the same joints as the
+    plain network, with the same labels within float rounding."""
+    fast, plain = pl.pseudo_label_step(setup), pl.pseudo_label_step(replace(setup, fast=False))
+    np.testing.assert_allclose(fast.xy, plain.xy, atol=1e-3)
+    np.testing.assert_allclose(fast.confidence, plain.confidence, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(fast.weights, plain.weights)

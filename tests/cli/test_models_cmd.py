@@ -64,6 +64,14 @@ def test_bench_measure_case_and_report_shapes(one_thread):
     assert fused["train_images_per_s"] is None and fused["params"] == 1_701_220
 
 
+def test_bench_measures_a_coarse_to_fine_model_plain_and_fused(one_thread):
+    """rsn_quick's loss reads coordinates (the bench makes them) and its BN folding traces."""
+    row = measure_case("rsn_quick", (64, 64), "plain", batch=2, repeats=1, warmup=0)
+    assert row["params"] == 8_408_808 and row["train_s_per_image"] > 0
+    fused = measure_case("rsn_quick", (64, 64), "fused", batch=2, repeats=1, warmup=0)
+    assert fused["forward_images_per_s"] > 0
+
+
 def test_anchor_ratio_arithmetic_and_table():
     rows = [
         {

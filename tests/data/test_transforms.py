@@ -74,3 +74,16 @@ def test_hflip_matrix_is_an_involution():
     f = T.hflip_matrix(64)
     np.testing.assert_allclose(f @ f, np.eye(3))
     np.testing.assert_allclose(T.transform_points(np.array([[0.0, 5.0], [63.0, 1.0]]), f[:2]), [[63, 5], [0, 1]])
+
+
+def test_transform_points_batched_applies_each_samples_affine_and_carries_visibility():
+    from animalpose.data.transforms import transform_points_batched
+
+    pts = np.array([[[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]], [[1.0, 2.0, 1.0], [3.0, -1.0, 2.0]]])
+    mats = np.array([[[2.0, 0.0, 1.0], [0.0, 2.0, -1.0]],   # scale 2, shift (1, -1)
+                     [[0.0, -1.0, 0.0], [1.0, 0.0, 5.0]]])  # rotate 90 degrees, shift (0, 5)
+    out = transform_points_batched(pts, mats)
+    np.testing.assert_allclose(out, [[[3.0, 3.0, 2.0], [1.0, -1.0, 0.0]], [[-2.0, 6.0, 1.0], [1.0, 8.0, 2.0]]])
+    assert transform_points_batched(pts[..., :2], mats).shape == (2, 2, 2)
+    for n in range(2):  # the same as one affine at a time
+        np.testing.assert_allclose(out[n], T.transform_points(pts[n], mats[n]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from animalpose.config import parse_config
@@ -30,3 +32,34 @@ def test_model_width_and_joint_checks():
     assert model.num_joints == 18 and model.net.hg[0] is not None
     with pytest.raises(ConfigError, match="num_joints"):
         make_model(parse_config({"model": {"name": "hourglass1", "num_joints": 17}}), load_schema("tigdog"))
+
+
+MOUSE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+
+
+def test_a_header_schema_reaches_the_val_sets(tmp_path):
+    """A DLC project's schema comes from its CSV header (``dlc:mirror-mouse``, no file under configs/keypoints):
+    the val sets must get it as the object. ``load_records`` used to look its name up among the shipped
+    schema files ("unknown keypoint schema 'dlc:mirror-mouse'")."""
+    if not MOUSE.is_dir():
+        pytest.skip(f"real data not found at {MOUSE}")
+    from animalpose.data.readers import read_dataset
+    from animalpose.data.subset import write_subset
+    from animalpose.engine.build import build_data
+
+    ds = read_dataset(MOUSE / "CollectedData.csv")
+    schema = ds.meta["schema_def"]
+    train, _ = write_subset(ds.records, tmp_path / "train.json", schema, "img01", "img60")
+    val, n_val = write_subset(ds.records, tmp_path / "val.json", schema, "img61", "img90")
+    cfg = parse_config({"data": {"train": [str(train)], "val": [str(val), str(MOUSE / "CollectedData.csv")],
+                                 "input_size": [64, 64], "heatmap_size": [16, 16], "workers": 0},
+                        "augment": {"preset": "none"}})
+    data = build_data(cfg)
+    assert data.schema.name == "dlc:mirror-mouse" and data.schema.num_joints == 17
+    assert sorted(data.val) == ["CollectedData", "val"]
+    assert len(data.val["val"]) == n_val == 30
+    assert all(v.schema == data.schema for v in data.val.values())
+    # a val set may also name the train set's header schema when only it is labelled (val only, no train)
+    only_val = build_data(parse_config({"data": {"val": [str(val)], "input_size": [64, 64],
+                                                 "heatmap_size": [16, 16], "workers": 0}}), train=False)
+    assert only_val.schema.joints == data.schema.joints

@@ -71,13 +71,35 @@ def test_heatmap_models_keep_heatmap_mse(dots, tiny_config, tmp_path):
         heatmap_mse(outputs, batch["target"], batch["target_weight"]).item())
 
 
+def test_target_coords_only_for_a_loss_that_reads_them(dots, tiny_config, tmp_path, monkeypatch):
+    """A heatmap-MSE model's step never builds the coordinates; a DSNT model's does, every batch."""
+    import animalpose.engine.trainer as trainer_module
+
+    calls = []
+    real = trainer_module.target_coords
+    monkeypatch.setattr(trainer_module, "target_coords", lambda *a: calls.append(1) or real(*a))
+    cfg = tiny_config(dots["train"], dots["val"], train={"flip_test": False})
+    data = build_data(cfg)
+    heatmap = Trainer(cfg, make_model(cfg, data.schema), data.schema, data.train, data.val, tmp_path / "h",
+                      device=torch.device("cpu"), progress=False)
+    batch = collate_skip([data.train[i] for i in range(2)])
+    assert not heatmap.needs_coords
+    heatmap._forward_loss(batch)
+    heatmap.validate()
+    assert calls == []
+    dsnt = _dsnt_trainer(dots, tiny_config, tmp_path)
+    assert dsnt.needs_coords and dsnt.model.needs_coords
+    dsnt._forward_loss(batch)
+    assert calls == [1]
+
+
 def test_every_listed_model_is_reachable_from_a_config():
-    for name in ("pyranet4", "pyranet_quick", "cpn_quick"):
+    for name in ("pyranet4", "pyranet_quick", "cpn_quick", "mspn_quick", "mspn_4stg", "rsn18", "rsn_quick"):
         assert parse_config({"model": {"name": name}}).model.name == name
     with pytest.raises(ConfigError) as err:
         parse_config({"model": {"name": "resnet9000"}})
     assert err.value.field == "model.name" and "cpn50" in str(err.value)
-    assert set(MODELS) >= {"hourglass4", "pyranet", "simplebaseline50", "hrnet_w32", "cpn50"}
+    assert set(MODELS) >= {"hourglass4", "pyranet", "simplebaseline50", "hrnet_w32", "cpn50", "mspn_2stg", "rsn50"}
 
 
 def test_udp_is_asked_of_the_codec():

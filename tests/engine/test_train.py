@@ -80,6 +80,30 @@ def test_train_command_records_an_mlflow_run_with_a_registered_model(dots, tiny_
     assert (tmp_path / "out" / "best.ckpt").is_file() and (tmp_path / "out" / "summary.json").is_file()
 
 
+def test_resume_state_from_another_store_gives_that_store_the_whole_run(dots, tiny_config, tmp_path):
+    """A finished run's folder resumed against a second store (its run id is not there): a new run in the
+    second store with the params, every epoch's metrics, no hash-named val copies, and a registered
+    version that is ``champion`` and says what it was validated on."""
+    from mlflow import MlflowClient
+
+    stores = [f"sqlite:///{tmp_path / name / 'mlflow.db'}" for name in ("a", "b")]
+    cfg_a = tiny_config(dots["train"], dots["val"], train={"epochs": 2},
+                        tracking={"enabled": True, "uri": stores[0], "experiment": "moved"})
+    first = train(cfg_a, out_dir=tmp_path / "out", progress=False, register_as="moved-model")
+    cfg_b = cfg_a.model_copy(update={"tracking": cfg_a.tracking.model_copy(update={"uri": stores[1]})})
+    again = train(cfg_b, out_dir=tmp_path / "out", progress=False, resume=True, register_as="moved-model")
+    assert again.run_id not in (None, first.run_id)
+    client = MlflowClient(stores[1])
+    run = client.get_run(again.run_id)
+    assert run.data.params["train.epochs"] == "2"
+    history = client.get_metric_history(again.run_id, "val/pck_at_0.05")
+    assert [m.step for m in history] == [1, 2]
+    assert [m.value for m in history] == pytest.approx([h["val/pck@0.05"] for h in first.history])
+    assert not [k for k in run.data.metrics if k.startswith("val/") and k.count("/") > 1]
+    mv = client.get_model_version_by_alias("moved-model", "champion")
+    assert mv.run_id == again.run_id and str(dots["val"]) in mv.description and "2 epochs" in mv.description
+
+
 def test_training_survives_an_unreachable_tracking_server(dots, tiny_config, tmp_path, capsys):
     cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1},
                       tracking={"enabled": True, "uri": "http://127.0.0.1:9"})

@@ -70,7 +70,7 @@ def _shard_task_runs(flow_run_id) -> list:
     with get_client(sync_client=True) as client:
         return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="pseudo-label-round-0")))
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="pseudo-label-round-1")))
 
 
 def _labels(out_dir: Path) -> dict:
@@ -98,6 +98,6 @@ def test_round_pseudo_labelled_on_two_dask_workers_matches_in_process(prefect_ha
 
     # the Dask round really ran two shard tasks (batches 0-1 and 2 of 3), the in-process one none
     runs = _shard_task_runs(sharded.state_details.flow_run_id)
-    assert sorted(r.name for r in runs) == ["pseudo-label-round-0-batch-0", "pseudo-label-round-0-batch-2"]
+    assert sorted(r.name for r in runs) == ["pseudo-label-round-1-batch-0", "pseudo-label-round-1-batch-2"]
     assert all(r.state.is_completed() for r in runs)
     assert _shard_task_runs(local.state_details.flow_run_id) == []

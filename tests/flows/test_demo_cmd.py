@@ -14,7 +14,7 @@ SUMMARY = {"species": "horse", "preset": "smoke", "source_only": 0.40, "rounds":
            "gap_recovery": 0.6, "model_name": "ccssl-horse", "model_version": "3", "checkpoint": "/x/round_1.ckpt",
            "mlflow_run_id": "abc123", "mlflow_run_url": "http://127.0.0.1:5000/#/experiments/1/runs/abc123",
            "tracking_uri": "sqlite:////tmp/m.db",
-           "mlflow_ui": "mlflow ui --backend-store-uri sqlite:////tmp/m.db --host 127.0.0.1 --port 5000"}
+           "mlflow_ui": "animalpose ui --backend-store-uri sqlite:////tmp/m.db"}
 
 
 def test_demo_prints_the_table_the_ui_command_and_a_json_last_line(monkeypatch):
@@ -36,7 +36,7 @@ def test_demo_prints_the_table_the_ui_command_and_a_json_last_line(monkeypatch):
     for label, value in (("source-only", "40.0"), ("CC-SSL round 1", "45.0"), ("CC-SSL round 2", "52.0"),
                          ("oracle (target labels)", "60.0"), ("gap recovery", "60.0%")):
         assert any(label in line and value in line for line in lines), (label, text)
-    assert "mlflow ui --backend-store-uri sqlite:////tmp/m.db" in text
+    assert "animalpose ui --backend-store-uri sqlite:////tmp/m.db" in text
 
 
 @pytest.mark.slow
@@ -52,7 +52,7 @@ def test_demo_smoke_end_to_end(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(out["rounds"]) == 2 and all(0 <= v <= 1 for v in [out["source_only"], *out["rounds"], out["oracle"]])
     assert out["tracking_uri"] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
-    assert "mlflow ui --backend-store-uri" in proc.stdout
+    assert "animalpose ui --backend-store-uri" in proc.stdout
 
 
 RELEASE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "animal-pose"

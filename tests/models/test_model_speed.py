@@ -9,11 +9,14 @@ import pytest
 import torch
 from torch import nn
 
+from animalpose.models.cpn import CPN
 from animalpose.models.factory import build_model
 from animalpose.models.heads import PoseModel
 from animalpose.models.hourglass import HourglassNet
 from animalpose.models.hrnet import HRNet, HRNetConfig
+from animalpose.models.mspn import MSPN
 from animalpose.models.pyranet import PyraNet
+from animalpose.models.rsn import RSN
 from animalpose.models.simple_baseline import SimpleBaseline
 from animalpose.models.speed import (
     Autocast,
@@ -32,6 +35,9 @@ def _tiny(kind: str) -> PoseModel:
         "pyranet": lambda: PyraNet(4, num_stacks=2, num_feats=8, depth=2, stem_channels=4),
         "simplebaseline": lambda: SimpleBaseline(4, depth=18, deconv_channels=8),
         "hrnet": lambda: HRNet(4, HRNetConfig(width=4, num_modules=(1, 1, 1), num_blocks=1, stem_blocks=1)),
+        "cpn": lambda: CPN(4, depth=18, channels=16, refine_planes=8),
+        "mspn": lambda: MSPN(4, num_stages=2, depth=18, unit_channels=16),
+        "rsn": lambda: RSN(4, blocks=(1, 1, 1, 1), unit_channels=16),
     }
     model = PoseModel(kind, nets[kind](), nn.Identity(), (64, 64))
     model.head.codec = "heatmap"
@@ -51,7 +57,7 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-@pytest.mark.parametrize("kind", ["hourglass", "pyranet", "simplebaseline", "hrnet"])
+@pytest.mark.parametrize("kind", ["hourglass", "pyranet", "simplebaseline", "hrnet", "cpn", "mspn", "rsn"])
 def test_batchnorm_folding_matches_and_removes_post_conv_bns(kind):
     model = _tiny(kind)
     x = torch.randn(2, 3, 64, 64)

@@ -209,6 +209,15 @@ class WSCDANetwork(nn.Module):
         return self.forward(images, discriminate=False).heatmaps[-1]
 
 
+#: what a pose network needs for :func:`wscda_from_pose_network` to split it (SimpleBaseline's layout)
+SPLIT_PARTS = ("backbone", "deconv_layers", "final_layer", "num_joints")
+
+
+def splits_for_wscda(net: nn.Module) -> bool:
+    """Whether ``net`` has the extractor / estimator layout that :func:`wscda_from_pose_network` splits."""
+    return all(hasattr(net, name) for name in SPLIT_PARTS)
+
+
 def wscda_from_pose_network(
     net: nn.Module,
     *,
@@ -227,7 +236,7 @@ def wscda_from_pose_network(
     """
     if adapter not in ADAPTERS:
         raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
-    for name in ("backbone", "deconv_layers", "final_layer", "num_joints"):
+    for name in SPLIT_PARTS:
         if not hasattr(net, name):
             raise ValueError(f"{type(net).__name__} has no {name!r}: expected a SimpleBaseline-style network")
     deconvs = [m for m in net.deconv_layers.modules() if isinstance(m, nn.ConvTranspose2d)]

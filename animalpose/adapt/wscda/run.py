@@ -29,7 +29,9 @@ Resumable: ``state.json`` lists the finished steps and each step's training resu
 checkpoint; a new :class:`WSCDARun` on the folder continues after the last finished step exactly as an
 uninterrupted run would. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <r>`` with the
 per-epoch losses and the discriminator's per-domain accuracy. ``data.val`` (and ``wscda.target_val``)
-are only *reported* (PCK@0.05/0.1 after every stage), never used to select.
+are *reported* (PCK@0.05/0.1 after every stage); only with ``wscda.select_on_val`` is the first ``data.val``
+set also scored after every epoch, the best epoch of each step kept as ``<step>.best.ckpt`` (its curve in
+``<step>.best.json``). The steps themselves always continue from their last epoch.
 
 Limitation: the joint keypoint space must equal the animal schema (true for ``coco`` → ``animalpose``,
 where every COCO joint has an Animal-Pose counterpart), because the exported checkpoint predicts the
@@ -38,6 +40,7 @@ animal schema.
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Iterator
@@ -64,7 +67,7 @@ from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
 from animalpose.adapt.wscda.losses import WSCDALossWeights
 from animalpose.adapt.wscda.mixing import MixedBatchSampler, select_few_labelled
-from animalpose.adapt.wscda.network import export_pose_network, wscda_from_pose_network
+from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda, wscda_from_pose_network
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
@@ -72,11 +75,13 @@ from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Sect
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
-from animalpose.data.transforms import crop_to_original
+from animalpose.data.transforms import crop_to_original, transform_points_batched
 from animalpose.engine.build import augment_overrides, build_data, load_records, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
 from animalpose.errors import ConfigError
+from animalpose.models.factory import MODELS
+from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 
@@ -85,7 +90,8 @@ class WSCDASection(Section):
 
     human: list[ExistingPath] = Field(default_factory=list)
     human_schema: str = "coco"
-    labelled_per_species: int = Field(default=10, ge=1)
+    # None: every labelled animal of data.train; a {species: count} table (a count of None: all of that species)
+    labelled_per_species: Annotated[int, Field(ge=1)] | dict[str, Annotated[int, Field(ge=0)] | None] | None = 10
     ratio: list[float] = Field(default_factory=lambda: [2.0, 1.0, 1.0], min_length=3, max_length=3)
     scheme: Literal["alternating", "grl"] = "alternating"
     alpha: float = -1.0
@@ -104,6 +110,7 @@ class WSCDASection(Section):
     keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
         default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
     target_val: list[ExistingPath] = Field(default_factory=list)
+    select_on_val: bool = False
     out_dir: ResolvedPath | None = None
 
     def loss_weights(self) -> WSCDALossWeights:
@@ -165,9 +172,11 @@ class WSCDARun:
         self.out.mkdir(parents=True, exist_ok=True)
         if not w.human:
             raise ConfigError("<config>", "wscda.human", "no labelled human data given")
-        if not cfg.model.name.startswith("simplebaseline"):
-            raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network "
-                                                        f"(simplebaseline18..152), got {cfg.model.name}")
+        with torch.device("meta"):  # ask the architecture (no weights allocated), not its name
+            splittable = splits_for_wscda(MODELS[cfg.model.name].factory())
+        if not splittable:
+            raise ConfigError("<config>", "model.name", f"WS-CDA splits a SimpleBaseline-style network (backbone, "
+                                                        f"deconv_layers, final_layer), got {cfg.model.name}")
         # the order below (seed, data, augmenter, datasets, network) fixes every RNG draw: keep it
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         self.device = pick_device(cfg.train.device)
@@ -178,15 +187,20 @@ class WSCDARun:
             raise ConfigError("<config>", "wscda.human_schema",
                               f"{w.human_schema} joints without a {self.schema.name} counterpart would need extra "
                               f"heatmap channels ({', '.join(space.joints[self.schema.num_joints:])}); not supported")
-        self.udp = cfg.codec.kind == "udp"
+        self.udp = self.codec.udp
         # one augmenter for every stream (humans, few labelled animals, target, pseudo-labels): the preset with
         # the config's own ranges, as in the engine
         self.augment = None if cfg.augment.preset == "none" else build_augmenter(
             cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.udp, **augment_overrides(cfg))
 
         animals = data.train.records
-        self.few = [animals[i] for i in select_few_labelled([species_of(r) for r in animals], w.labelled_per_species,
-                                                            cfg.train.seed, where="wscda.labelled_per_species")]
+        species = [species_of(r) for r in animals]
+        per_species = w.labelled_per_species
+        if isinstance(per_species, dict):
+            per_species = {k: species.count(k) if v is None else v for k, v in per_species.items()}
+        self.few = list(animals) if per_species is None else [
+            animals[i] for i in select_few_labelled(species, per_species, cfg.train.seed,
+                                                    where="wscda.labelled_per_species")]
         human_records, _, human_pad = load_records(list(w.human), cfg, w.human_schema)
         self.humans = [replace(r, keypoints=space.lift(r.keypoints, "human").astype(np.float32),
                                schema=self.schema.name) for r in human_records]
@@ -195,8 +209,12 @@ class WSCDARun:
         self.few_set = self._topdown(self.few, self.augment, data.train.padding, cfg.train.seed + 1)
         self.target_plain = self._topdown(self.target_records, None, self.pad_target, cfg.train.seed)
         self.report_sets: dict[str, TopDownDataset] = dict(data.val)
+        if w.select_on_val and not data.val:
+            raise ConfigError("<config>", "wscda.select_on_val", "choosing epochs on validation needs data.val")
+        # the set each epoch is scored on when choosing epochs: the first of data.val
+        self.select_set = next(iter(data.val.values()), None) if w.select_on_val else None
         for path in w.target_val:
-            recs, _, vpad = load_records([path], cfg, self.schema.name)
+            recs, _, vpad = load_records([path], cfg, self.schema)
             self.report_sets[f"target_val/{Path(path).stem}"] = self._topdown(recs, None, vpad, cfg.train.seed)
 
         self.pose = make_model(cfg, self.schema)
@@ -375,7 +393,7 @@ class WSCDARun:
         sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
-                            num_workers=cfg.data.workers)
+                            num_workers=loader_workers(cfg.data.workers))
 
         def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
@@ -385,10 +403,38 @@ class WSCDARun:
                 if "image" in b:
                     yield WSCDABatch(b["image"], b["target"], b["target_weight"], b["y"], b["z"])
 
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            child.log_metrics(metrics, step=epoch)
+            if self.select_set is not None:
+                child.log_metrics(self._score_epoch(name, epoch), step=epoch)
+
         fit = WSCDAFitConfig(w.scheme, epochs, w.steps_per_epoch, cfg.train.lr, w.discriminator_lr, w.loss_weights())
         return fit_wscda(self.model, batches, fit, schema=self.schema, checkpoint=self.out / f"{name}.train.ckpt",
                          resume=True, config=self.config_dict, device=self.device, progress=self.progress,
-                         on_epoch=lambda e, m: child.log_metrics(m, step=e))
+                         on_epoch=on_epoch)
+
+    def _score_epoch(self, name: str, epoch: int) -> dict[str, float]:
+        """``wscda.select_on_val``: score the network after ``epoch`` (0-based) of step ``name`` on the first
+        ``data.val`` set and keep it as ``<name>.best.ckpt`` when its PCK@0.05 beats the step's earlier epochs
+        (the curve is ``<name>.best.json``). Works on a folded copy, under a forked RNG, so training goes on
+        exactly as without it. An interruption between an epoch's training checkpoint and this leaves that
+        epoch out of the choice."""
+        curve_path = self.out / f"{name}.best.json"
+        curve = json.loads(curve_path.read_text()) if curve_path.is_file() else {"epochs": [], "best_epoch": None}
+        pose, model = copy.deepcopy((self.pose, self.model))  # one memo: the copy keeps the shared modules shared
+        export_pose_network(model, pose.net)
+        with torch.random.fork_rng(devices=[]):
+            scores = report_pck(pose, self.select_set, self.device, self.cfg.train.batch_size)
+        entry = {"epoch": epoch + 1, **scores}
+        curve["epochs"] = [e for e in curve["epochs"] if e["epoch"] != epoch + 1] + [entry]
+        best = next((e for e in curve["epochs"] if e["epoch"] == curve["best_epoch"]), None)
+        if best is None or scores.get("pck@0.05", -1.0) > best.get("pck@0.05", -1.0):
+            save_checkpoint(self.out / f"{name}.best.ckpt", model=pose.state_dict(), schema=self.schema,
+                            config=self.config_dict, epoch=epoch + 1, step=epoch + 1,
+                            metrics={f"val/{k}": v for k, v in scores.items()}, extra=self.extra)
+            curve["best_epoch"] = epoch + 1
+        write_json_atomic(curve_path, curve, indent=2)
+        return {f"val/{k}": v for k, v in scores.items()}
 
     def _report(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
@@ -412,9 +458,7 @@ class WSCDARun:
         """(N, K, 3) target truth in the crop pixels of ``mats`` (N, 2, 3), or None without target labels."""
         if self.target_truth is None:
             return None
-        truth = self.target_truth[idx].astype(np.float64)
-        return np.concatenate([np.einsum("nkj,nij->nki", truth[..., :2], mats[:, :, :2]) + mats[:, None, :, 2],
-                               truth[..., 2:]], axis=-1)
+        return transform_points_batched(self.target_truth[idx], mats)
 
     def _train_on_pseudo_labels(self, r: int, labels: PseudoLabels, mats: np.ndarray, idx: np.ndarray,
                                 child: Tracker) -> tuple[dict, Path]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -120,9 +121,11 @@ def _resolve_image(csv_path: Path, rel: str) -> Path:
 
 
 def read_dlc(path: str | Path, schema: str | KeypointSchema | None = None) -> PoseDataset:
-    """Read a DeepLabCut CollectedData CSV or .h5 (or the folder or project holding it) into one record per
-    animal per image."""
+    """Read a DeepLabCut CollectedData CSV or .h5 (or the folder holding it) into one record per animal per
+    image; a project folder (``config.yaml`` + ``labeled-data/``) is read whole (:func:`read_dlc_project`)."""
     path = Path(path)
+    if path.is_dir() and (path / "config.yaml").is_file() and (path / "labeled-data").is_dir():
+        return read_dlc_project(path, schema)
     if path.is_dir():
         path = find_dlc_csv(path)
     where = str(path)
@@ -195,3 +198,101 @@ def read_dlc(path: str | Path, schema: str | KeypointSchema | None = None) -> Po
     meta = {"annotation_file": where, "unique_bodyparts_skipped": skipped_unique,
             "individuals": [a for a in animals if a], "schema_def": resolved}
     return PoseDataset(records, resolved.name, "dlc", where, videos=videos, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# a whole project
+
+
+@dataclass
+class DLCProject:
+    """What a DeepLabCut project's ``config.yaml`` declares.
+
+    Attributes:
+        root: the project folder.
+        task: ``Task`` (names the schema ``dlc:<task>``).
+        bodyparts: the labelled body parts in order (``multianimalbodyparts`` in a multi-animal project).
+        skeleton: (name, name) pairs of ``skeleton``.
+        videos: the ``video_sets`` that exist here (the listed path, else ``videos/<file name>``).
+        missing_videos: the listed videos found nowhere.
+        label_files: one ``CollectedData_*.csv`` (else ``.h5``) per ``labeled-data/<video>/`` folder.
+    """
+
+    root: Path
+    task: str
+    bodyparts: list[str]
+    skeleton: list[tuple[str, str]]
+    videos: list[Path]
+    missing_videos: list[str]
+    label_files: list[Path]
+
+
+def read_dlc_config(root: str | Path) -> DLCProject:
+    """Parse ``root/config.yaml`` and find the label files; DataError naming the file and field on bad input."""
+    import yaml
+
+    root = Path(root)
+    where = str(root / "config.yaml")
+    try:
+        raw = yaml.safe_load((root / "config.yaml").read_text())
+    except FileNotFoundError:
+        raise DataError(where, "<file>", "not a DeepLabCut project (no config.yaml)") from None
+    except yaml.YAMLError as exc:
+        raise DataError(where, "<file>", f"malformed YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise DataError(where, "<root>", "expected a mapping")
+    key = "multianimalbodyparts" if raw.get("multianimalproject") else "bodyparts"
+    parts = raw.get(key)
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+        raise DataError(where, key, f"expected a non-empty list of body-part names, got {parts!r}")
+    skeleton = [tuple(e) for e in raw.get("skeleton") or [] if isinstance(e, list | tuple) and len(e) == 2]
+    videos, missing = [], []
+    sets = raw.get("video_sets") or {}
+    if not isinstance(sets, dict):
+        raise DataError(where, "video_sets", "expected a mapping of video paths")
+    for listed in sets:
+        cands = [Path(str(listed)), root / str(listed), root / "videos" / Path(str(listed)).name]
+        found = next((c for c in cands if c.is_file()), None)
+        if found is None:
+            missing.append(str(listed))
+        else:
+            videos.append(found)
+    if not sets and (root / "videos").is_dir():
+        videos = sorted(p for p in (root / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    labels = []
+    for folder in sorted(p for p in (root / "labeled-data").iterdir() if p.is_dir()):
+        files = sorted(folder.glob("CollectedData*.csv")) or sorted(folder.glob("CollectedData*.h5"))
+        if files:
+            labels.append(files[0])
+    if not labels:
+        raise DataError(str(root / "labeled-data"), "<folder>", "no labeled-data/<video>/CollectedData*.csv or .h5")
+    task = str(raw.get("Task") or root.name)
+    return DLCProject(root, task, list(parts), skeleton, videos, missing, labels)
+
+
+def read_dlc_project(root: str | Path, schema: str | KeypointSchema | None = None) -> PoseDataset:
+    """Every ``labeled-data/<video>/`` label file of a DeepLabCut project as one dataset.
+
+    The schema is ``config.yaml``'s body parts (named ``dlc:<Task>``, its skeleton as edges) unless one is
+    given; every label file must have exactly these body parts (a DataError names the file otherwise).
+    Each record's ``meta["video"]`` is its ``labeled-data`` folder (the video the frame was taken from),
+    which is what :func:`animalpose.data.split.session_of` splits by. ``videos`` lists ``video_sets``.
+    """
+    project = read_dlc_config(root)
+    resolved = (schema_from_names(f"dlc:{project.task}", project.bodyparts, project.skeleton) if schema is None
+                else schema_by_name(schema))
+    records: list[PoseRecord] = []
+    skipped = 0
+    for file in project.label_files:
+        ds = read_dlc(file)
+        if list(ds.meta["schema_def"].joints) != list(resolved.joints):
+            raise DataError(str(file), "header.bodyparts", f"body parts {list(ds.meta['schema_def'].joints)} differ "
+                            f"from {project.root / 'config.yaml'}'s {list(resolved.joints)}")
+        skipped += ds.meta["unique_bodyparts_skipped"]
+        for r in ds.records:
+            records.append(replace(r, schema=resolved.name, meta={**r.meta, "video": file.parent.name}))
+    videos = {str(v): video_info(v)["frames"] for v in project.videos}
+    meta = {"annotation_file": str(project.root / "config.yaml"), "unique_bodyparts_skipped": skipped,
+            "label_files": [str(f) for f in project.label_files], "missing_videos": project.missing_videos,
+            "schema_def": resolved}
+    return PoseDataset(records, resolved.name, "dlc", str(project.root), videos=videos, meta=meta)

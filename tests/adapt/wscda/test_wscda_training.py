@@ -213,6 +213,16 @@ def test_wscda_around_a_pretrained_simple_baseline_predicts_what_it_did():
         wscda_from_pose_network(torch.nn.Linear(2, 2))
 
 
+def test_which_listed_models_wscda_can_split():
+    """The run asks the architecture, not its name: every SimpleBaseline splits, no other family does."""
+    from animalpose.adapt.wscda.network import splits_for_wscda
+    from animalpose.models.factory import MODELS
+
+    with torch.device("meta"):
+        splittable = {name for name, spec in MODELS.items() if splits_for_wscda(spec.factory())}
+    assert splittable == {f"simplebaseline{d}" for d in (18, 34, 50, 101, 152)}
+
+
 class _TinySimpleBaseline(torch.nn.Module):
     """The SimpleBaseline layout (backbone, deconv_layers, final_layer) at toy size."""
 

@@ -66,3 +66,33 @@ def test_ccssl_beats_source_only_and_its_control_on_real_horses(tmp_path):
     test = {arm: result["per_seed"][0]["arms"][arm]["test"]["pck_crop@0.05"] for arm in ARMS}
     assert test["ccssl"] - test["source_only"] >= 0.03, test
     assert test["ccssl"] - test["control"] >= 0.02, test
+
+
+def test_a_screen_trains_only_its_arms_scores_val_alone_and_the_oracle_takes_its_own_overrides(tmp_path):
+    if not RELEASE.is_dir():
+        pytest.skip(f"real data not found at {RELEASE}")
+    assert "oracle_overrides" not in BenchSettings().key()  # earlier runs' folders keep their settings
+    settings = BenchSettings(preset="smoke", data=RELEASE, max_images=6, oracle_overrides=("train.lr=7e-4",))
+    result = run_bench(tmp_path, [0], settings, screen=("oracle",))
+    seed = result["per_seed"][0]
+    assert set(seed["arms"]) == {"oracle"} and set(seed["arms"]["oracle"]) >= {"val", "checkpoint"}
+    assert "test" not in seed["arms"]["oracle"]  # no test figure exists to steer a screen
+    assert not (tmp_path / "seed_0" / "source_only").exists()
+    assert not (tmp_path / "seed_0" / "result.json").exists()  # a screen never completes a seed
+    assert (tmp_path / "seed_0" / "screen_oracle.json").is_file()
+    cfg = torch.load(tmp_path / "seed_0" / "oracle" / "last.ckpt", weights_only=False)["config"]
+    assert cfg["train"]["lr"] == pytest.approx(7e-4)
+    with pytest.raises(ValueError, match="unknown arms"):
+        run_bench(tmp_path, [0], settings, screen=("oracel",))
+
+
+def test_the_prepared_splits_are_not_reused_for_another_subset(tmp_path):
+    from flows.benchmarks.ccssl_animalpose import prepare
+
+    if not RELEASE.is_dir():
+        pytest.skip(f"real data not found at {RELEASE}")
+    paths = prepare(BenchSettings(data=RELEASE, max_images=3), tmp_path)
+    assert len(json.loads(paths["test"].read_text())["images"]) <= 3
+    assert prepare(BenchSettings(data=RELEASE, max_images=3), tmp_path) == paths
+    with pytest.raises(DataError, match="max_images"):
+        prepare(BenchSettings(data=RELEASE, max_images=5), tmp_path)

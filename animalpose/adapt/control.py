@@ -1,0 +1,182 @@
+"""Keep the better model: every adaptation run beside its supervised control, scored on labelled val frames.
+
+On real lab video CC-SSL has made models worse (issue 23: mirror-mouse, 17.6 px after CC-SSL against
+13.2 px for the same epochs on the labels alone). So an adaptation run is never returned on its own:
+:func:`run_ccssl_with_control` runs CC-SSL (:class:`~animalpose.adapt.ccssl.CCSSLRun`), then trains the
+*control*, the same network from the same starting model for the same epochs at the same learning rate on
+the labelled source alone (λ = 0: no pseudo-labels), scores both on the held-out labelled frames with
+:func:`animalpose.engine.evaluate.evaluate` (mean pixel error in original-image pixels, the measure DLC and
+Lightning Pose lead with) and copies the better one to ``final.ckpt``. ``keep_better.json`` says which
+was kept and by how much; a tie keeps the control (the adaptation has to earn its place).
+
+The held-out frames are ``ccssl.target_val`` when given (labelled target frames: the synthetic → real
+case), else the real sets of ``data.val`` (a lab project's val split; a generated val set is not the
+target domain). Neither is used for training; with
+``train.select_on`` naming them they may also pick each arm's epoch, the same rule for both arms.
+
+Output (beside CC-SSL's own files in the run folder): ``control/`` (the control's trainer folder),
+``keep_better.json`` and ``final.ckpt``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from animalpose.adapt.ccssl import TARGET_VAL, CCSSLConfig, CCSSLResult, CCSSLRun
+from animalpose.adapt.diagnostics import write_json
+from animalpose.atomic import atomic_path
+from animalpose.data.readers import read_dataset
+from animalpose.engine.build import is_synthetic
+from animalpose.engine.evaluate import evaluate
+from animalpose.engine.trainer import Trainer, seed_everything
+from animalpose.errors import ConfigError
+from animalpose.tracking import Tracker
+
+METRIC = "pixel_error_mean"  # lower is better
+
+
+@dataclass
+class KeepBetter:
+    """What the keep-the-better rule found.
+
+    Attributes:
+        kept: "adapted" or "control".
+        adapted, control: each arm's checkpoint and its val metrics (``{file: {metric: value}}`` and the
+            mean of ``metric`` over the files).
+        metric: the deciding metric (mean pixel error, original pixels; lower is better).
+        margin: control's minus adapted's score (positive: the adaptation is better), in pixels.
+        relative: ``margin`` as a fraction of the control's score.
+        final: the copy of the kept checkpoint.
+    """
+
+    kept: Literal["adapted", "control"]
+    adapted: dict
+    control: dict
+    metric: str
+    margin: float
+    relative: float
+    final: str
+    val: list[str]
+
+    def sentence(self) -> str:
+        a, c = self.adapted["score"], self.control["score"]
+        if self.kept == "adapted":
+            return (f"kept the adapted model: val mean pixel error {a:.2f} px against {c:.2f} px for the supervised "
+                    f"control (better by {self.margin:.2f} px, {100 * self.relative:.1f} %)")
+        return (f"kept the supervised control: val mean pixel error {c:.2f} px against {a:.2f} px for the adapted "
+                f"model (the adaptation was worse by {-self.margin:.2f} px, {-100 * self.relative:.1f} %)")
+
+
+def choose(adapted: float, control: float) -> tuple[Literal["adapted", "control"], float, float]:
+    """(kept arm, margin = control - adapted, margin / control) for two mean pixel errors; a tie keeps the
+    control."""
+    margin = control - adapted
+    return ("adapted" if margin > 0 else "control"), margin, (margin / control if control > 0 else 0.0)
+
+
+def held_out_paths(cfg: CCSSLConfig) -> list[Path]:
+    """The labelled frames both arms are scored on: ``ccssl.target_val``, else ``data.val`` unless it is
+    synthetic (a generated source says nothing about the target domain). ConfigError when there are none:
+    the rule cannot run without them."""
+    if cfg.ccssl.target_val:
+        return list(cfg.ccssl.target_val)
+    real = [p for p in cfg.data.val if not is_synthetic(read_dataset(p, cfg.data.format))]
+    if not real:
+        raise ConfigError("<config>", "data.val", "keeping the better of CC-SSL and its supervised control needs "
+                          "labelled held-out frames of the target domain: set data.val (a lab project's val "
+                          "split) or ccssl.target_val, or turn the control off (ccssl.control: false / "
+                          "--no-control)" + (" (data.val is synthetic)" if cfg.data.val else ""))
+    return real
+
+
+def _delivered(folder: Path, fallback: Path | None = None) -> Path:
+    """The checkpoint a trainer folder delivers: ``best.ckpt`` (chosen by ``train.select_on``), else the last."""
+    best = folder / "best.ckpt"
+    if best.is_file():
+        return best
+    if fallback is not None and fallback.is_file():
+        return fallback
+    return folder / "last.ckpt"
+
+
+def train_control(run: CCSSLRun, progress: bool = True) -> Path:
+    """Train the control in ``run.out / "control"`` (once; a rerun finds it finished) and return the
+    checkpoint it delivers. ``run`` must be prepared: the control starts from the model CC-SSL started from
+    (``ccssl.source_checkpoint`` or the source-only training; a freshly initialised network otherwise,
+    seeded alike) and trains ``train.epochs`` epochs at the rounds' learning rate on ``data.train``."""
+    cfg, folder = run.cfg, run.out / "control"
+    if not run.state.get("control_done"):
+        seed_everything(cfg.train.seed, cfg.train.deterministic)
+        model = run._source_model(run.data, run.device)
+        ctrl_cfg = cfg if cfg.ccssl.lr is None else cfg.model_copy(
+            update={"train": cfg.train.model_copy(update={"lr": cfg.ccssl.lr})})
+        if progress:
+            print(f"supervised control: {cfg.train.epochs} epochs on the labels alone (lambda = 0)",
+                  file=sys.stderr, flush=True)
+        val_sets = dict(run.data.val)
+        if cfg.train.select_on == TARGET_VAL:  # the epoch chosen by the same rule as the adapted arm's
+            val_sets[TARGET_VAL] = run.tv_set
+        with run.tracker.child("control (lambda = 0)", tags={"arm": "control"}) as child:
+            Trainer(ctrl_cfg, model, run.schema, run.data.train, val_sets, folder, device=run.device,
+                    tracker=child, progress=progress).fit()
+        run.state["control_done"] = True
+        run._save_state()
+    return _delivered(folder)
+
+
+def _score(checkpoint: Path, paths: list[Path], cfg: CCSSLConfig) -> dict:
+    per = {}
+    for p in paths:
+        res = evaluate(checkpoint, p, flip=cfg.train.flip_test, device=cfg.train.device, progress=False,
+                       skip_bad=cfg.data.skip_bad, allow_outside_root=cfg.data.allow_outside_root)
+        per[str(p)] = {k: v for k, v in res["metrics"].items() if k.startswith(("pixel_error", "pck_crop@0.05",
+                                                                                  "pck_bbox@0.1"))}
+    score = sum(m[METRIC] for m in per.values()) / len(per)
+    return {"checkpoint": str(checkpoint), "score": score, "per_file": per}
+
+
+def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path) -> KeepBetter:
+    """Score the adapted run's delivered checkpoint and the control's on the held-out frames, copy the better
+    to ``final.ckpt`` (atomically), write ``keep_better.json`` and log both to the run's tracker."""
+    cfg = run.cfg
+    paths = held_out_paths(cfg)
+    adapted_ckpt = result.best_checkpoint or result.last_checkpoint
+    adapted, control = _score(adapted_ckpt, paths, cfg), _score(control_ckpt, paths, cfg)
+    kept, margin, relative = choose(adapted["score"], control["score"])
+    final = run.out / "final.ckpt"
+    with atomic_path(final) as tmp:
+        shutil.copyfile(adapted_ckpt if kept == "adapted" else control_ckpt, tmp)
+    decision = KeepBetter(kept, adapted, control, METRIC, margin, relative, str(final), [str(p) for p in paths])
+    write_json({**asdict(decision), "sentence": decision.sentence()}, run.out / "keep_better.json")
+    tracker: Tracker = run.tracker
+    tracker.log_metrics({f"keep/adapted_{METRIC}": adapted["score"], f"keep/control_{METRIC}": control["score"],
+                         f"keep/margin_{METRIC}": margin})
+    tracker.set_tags({"kept": kept})
+    tracker.log_artifact(final, "model")
+    tracker.register_model("model/final.ckpt", cfg.tracking.experiment, tags={"kept": kept, "method": "ccssl"})
+    return decision
+
+
+def run_ccssl_with_control(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
+                           progress: bool = True, labeler=None) -> tuple[CCSSLResult, KeepBetter | None]:
+    """CC-SSL (every round, resumable), then, with ``ccssl.control`` (the default), its supervised control and
+    the keep-the-better rule; returns CC-SSL's result and the decision (None with the control off).
+
+    The held-out frames are checked before any training (a ConfigError when there are none)."""
+    if cfg.ccssl.control:
+        held_out_paths(cfg)
+    with CCSSLRun(cfg, out_dir, tracker=tracker, progress=progress, labeler=labeler) as run:
+        for r in range(run.num_rounds):
+            run.round(r)
+        result = run.result()
+        if not cfg.ccssl.control:
+            return result, None
+        run.prepare()
+        decision = keep_better(run, result, train_control(run, progress))
+        if progress:
+            print(decision.sentence(), file=sys.stderr, flush=True)
+    return result, decision

@@ -1,0 +1,39 @@
+"""`animalpose init --from-dlc PROJECT` / `--from-sleap FILE.slp`: a lab's project to ready-to-run configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def init(
+    from_dlc: Path = typer.Option(None, "--from-dlc", help="DeepLabCut project folder (config.yaml, labeled-data/)"),
+    from_sleap: Path = typer.Option(None, "--from-sleap", help="SLEAP labels file (.slp; videos beside it)"),
+    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: PROJECT/animalpose, or "
+                                                       "<stem>-animalpose beside the .slp)"),
+    val: float = typer.Option(0.1, "--val", help="share of the labelled frames for validation"),
+    test: float = typer.Option(0.1, "--test", help="share of the labelled frames for the final test"),
+    by: str = typer.Option(None, "--by", help="split by 'video' or 'frame' (default: video with >= 3 videos)"),
+    seed: int = typer.Option(0, "--seed", help="split seed"),
+) -> None:
+    """Split the labelled frames (data/train|val|test.json) and write train.yaml and adapt_ccssl.yaml, with
+    the project's body parts and videos filled in and paths relative to the output folder."""
+    from animalpose.project_init import init_from_dlc, init_from_sleap
+
+    if (from_dlc is None) == (from_sleap is None):
+        typer.echo("error: give one of --from-dlc PROJECT or --from-sleap FILE.slp", err=True)
+        raise typer.Exit(2)
+    if by not in (None, "video", "frame"):
+        typer.echo(f"error: --by: expected video or frame, got {by!r}", err=True)
+        raise typer.Exit(2)
+    options = {"val": val, "test": test, "by": by, "seed": seed}
+    result = (init_from_dlc(from_dlc, out, **options) if from_dlc is not None
+              else init_from_sleap(from_sleap, out, **options))
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(json.dumps({"out": str(result.out), "schema": result.schema, "joints": len(result.bodyparts),
+                           "split_by": result.by, "train_config": str(result.train_config),
+                           "adapt_config": str(result.adapt_config) if result.adapt_config else None,
+                           "videos": [str(v) for v in result.videos]}))

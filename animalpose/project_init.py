@@ -1,0 +1,182 @@
+"""A lab's own project to ready-to-run configs: ``animalpose init --from-dlc PROJECT`` / ``--from-sleap FILE``.
+
+Reads the labelled frames (a DeepLabCut project: ``config.yaml`` + ``labeled-data/<video>/CollectedData_*``,
+:func:`~animalpose.data.readers.dlc.read_dlc_project`; a SLEAP ``.slp``), makes a seeded train / val /
+test split (:mod:`animalpose.data.split`: by video when the project has at least three, else by frame),
+and writes into the output folder::
+
+    data/train.json, data/val.json, data/test.json, data/split.json    the split (paths relative to data/)
+    train.yaml          supervised training on data/train.json, the epoch chosen on data/val.json
+    adapt_ccssl.yaml    CC-SSL on the project's videos (base: train.yaml), supervised training first
+
+Every path in them is relative to the file, so the folder works from any working directory and moves
+with the project. The schema is the project's own (its body parts, from the label files' header); the
+configs leave ``data.schema`` unset and carry the joint count (``model.num_joints``), the body-part names
+sit in the header comment. Both files are loaded and validated before this returns.
+
+The model settings are those of the mirror-mouse experiment (``configs/experiments/mirror_mouse.yaml``:
+a one-stack hourglass of 64 channels at 128 px, whole-frame crops for single-animal DLC frames, no flip
+augmentation: a flipped rig is not a view the camera ever sees).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from animalpose.atomic import write_text_atomic
+from animalpose.data.images import video_info
+from animalpose.data.readers import dataset_schema, read_dataset
+from animalpose.data.records import PoseDataset
+from animalpose.data.split import SplitBy, images_outside, one_per_frame, session_of, split_records, write_split
+from animalpose.data.validate import validate_dataset
+from animalpose.errors import DataError
+
+# CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
+TARGET_FRAMES_PER_VIDEO = 300
+
+
+@dataclass
+class InitResult:
+    out: Path
+    train_config: Path
+    adapt_config: Path | None
+    split: dict[str, Path]
+    schema: str
+    bodyparts: list[str]
+    videos: list[Path]
+    by: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _rel(path: Path, folder: Path) -> str:
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))).as_posix()
+
+
+def _dump(header: list[str], body: dict) -> str:
+    return "".join(f"# {line}\n" if line else "#\n" for line in header) + yaml.safe_dump(
+        body, sort_keys=False, default_flow_style=None, width=110)
+
+
+def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
+                 test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
+                 adapt: bool = True, notes: list[str] | None = None) -> InitResult:
+    """Split ``dataset``, write the two configs into ``out`` and validate them.
+
+    Args:
+        dataset: the labelled frames (their schema: the project's).
+        videos: the project's videos, the unlabelled target of ``adapt_ccssl.yaml``.
+        source: what the configs were made from (named in their header).
+        by: "video" or "frame"; None: by video when there are at least 3 videos with labels, else by frame.
+        whole_frame: crop each labelled frame whole (DeepLabCut's way), or around each instance's keypoints
+            (False); None: whole-frame when every frame holds one animal.
+        adapt: write ``adapt_ccssl.yaml``; needs a video and whole-frame crops (CC-SSL crops the video target
+            whole-frame, so the labelled crops must look alike).
+    """
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import load_config
+
+    out = Path(out)
+    notes = list(notes or [])
+    schema = dataset_schema(dataset)
+    if schema is None:
+        raise DataError(dataset.source, "schema", "no keypoint labels to train on")
+    records = [r for r in validate_dataset(dataset, schema).records if (r.keypoints[:, 2] > 0).any()]
+    if not records:
+        raise DataError(dataset.source, "annotations", "no labelled frame")
+    if whole_frame is None:
+        whole_frame = one_per_frame(records)
+    sessions = sorted({session_of(r) for r in records})
+    if by is None:
+        by = "video" if len(sessions) >= 3 else "frame"
+        if by == "frame":
+            notes.append(f"{len(sessions)} labelled video(s): split by frame, so val/test frames have neighbours "
+                         "in train; label frames of more videos for an honest held-out error")
+    splits = split_records(records, val, test, by=by, seed=seed, where=dataset.source)
+    data_dir = out / "data"
+    paths = write_split(splits, schema, data_dir, manifest={"source": source, "seed": seed, "by": by,
+                                                            "val": val, "test": test},
+                        whole_frame=whole_frame)
+    # the project's own images, outside data/ (labeled-data/ beside it): the configs opt in to reading them
+    outside = images_outside(splits, data_dir)
+    counts = {k: len(v) for k, v in splits.items()}
+    header = [f"{schema.name}: made by `animalpose init` from {source} on {date.today().isoformat()}.",
+              f"{schema.num_joints} body parts (the schema is the project's own, from its label files):",
+              *textwrap.wrap(", ".join(schema.joints), 100, initial_indent="  ", subsequent_indent="  "),
+              f"Split (data/split.json, seed {seed}, by {by}): train {counts['train']}, val {counts['val']}, "
+              f"test {counts['test']} labelled instances; the epoch is chosen on val, test is never looked at.",
+              "Run: animalpose train --config train.yaml",
+              "Score: animalpose evaluate --checkpoint CHECKPOINT --data data/test.json"
+              + (" --allow-outside-root" if outside else "")]
+    train = {
+        "data": {"train": [_rel(paths["train"], out)], "val": [_rel(paths["val"], out)] if "val" in paths else [],
+                 "input_size": [128, 128], "heatmap_size": [32, 32],
+                 **({"bbox_padding_real": 1.0} if whole_frame else {}),
+                 **({"allow_outside_root": True} if outside else {}), "workers": 0},
+        "model": {"name": "hourglass1", "channels": 64, "num_joints": schema.num_joints},
+        "codec": {"kind": "dark", "sigma": 1.5},
+        "augment": {"preset": "hourglass", "scale": [0.85, 1.15], "rotation": 20.0, "flip_prob": 0.0},
+        "train": {"optimizer": "adam", "lr": 2.0e-3, "epochs": 30, "milestones": [24], "batch_size": 8,
+                  "flip_test": False, "select_on": "val" if "val" in paths else "last", "device": "auto"},
+        "tracking": {"experiment": schema.name.replace(":", "-")},
+    }
+    train_path = write_text_atomic(out / "train.yaml", _dump(header, train))
+    load_config(train_path)  # validate now, not at the user's first run
+    adapt_path = None
+    if adapt and not whole_frame:
+        adapt = False
+        notes.append("adapt_ccssl.yaml not written: the labelled animals are cropped around their keypoints "
+                     "(several per frame, or asked), while CC-SSL crops the video target whole-frame")
+    if adapt and videos:
+        frames = max(video_info(v)["frames"] for v in videos)
+        step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
+        ada = {
+            "base": "train.yaml",
+            "data": {"target": [_rel(v, out) for v in videos]},
+            "train": {"lr": 5.0e-4, "epochs": 9, "milestones": []},
+            "ccssl": {"source_epochs": 30, "regenerate_every": 3, "lambda_target": 1.0,
+                      "keep_fractions": [0.2, 0.4, 0.6], "num_geometric": 4, "scale_sigma": 0.1,
+                      "rotation_sigma": 10.0, "num_photometric": 2, "temporal": True, "video_step": step,
+                      "gallery": 4},
+        }
+        ada_header = [f"CC-SSL on the unlabelled video(s) of {source}: 30 epochs of supervised training on "
+                      "data/train.json, then 9 epochs",
+                      "in 3 rounds of pseudo-labels on every "
+                      f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera).",
+                      "`animalpose adapt ccssl` also trains the supervised control (the same 9 epochs on the "
+                      "labels alone),",
+                      "scores both on data/val.json and keeps the better as final.ckpt (--no-control: CC-SSL only).",
+                      "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
+        adapt_path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(ada_header, ada))
+        load_config(adapt_path, CCSSLConfig)
+    elif adapt:
+        notes.append("no video found: adapt_ccssl.yaml not written")
+    return InitResult(out, train_path, adapt_path, paths, schema.name, list(schema.joints), list(videos), by, notes)
+
+
+def init_from_dlc(project: str | Path, out: str | Path | None = None, **options) -> InitResult:
+    """:func:`init_project` for a DeepLabCut project folder (default output: ``PROJECT/animalpose``)."""
+    from animalpose.data.readers.dlc import read_dlc_project
+
+    project = Path(project)
+    dataset = read_dlc_project(project)
+    notes = [f"video listed in config.yaml but not found: {v}" for v in dataset.meta["missing_videos"]]
+    return init_project(dataset, [Path(v) for v in dataset.videos], out or project / "animalpose",
+                        source=f"the DeepLabCut project {project.resolve()}", notes=notes, **options)
+
+
+def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -> InitResult:
+    """:func:`init_project` for a SLEAP ``.slp`` (default output: ``<folder>/<stem>-animalpose``).
+
+    Instances are cropped around their keypoints (SLEAP arenas are large and often hold several animals);
+    CC-SSL crops its video target whole-frame, so no ``adapt_ccssl.yaml`` is written."""
+    slp = Path(slp)
+    dataset = read_dataset(slp, "slp")
+    return init_project(dataset, [Path(v) for v in dataset.videos], out or slp.parent / f"{slp.stem}-animalpose",
+                        source=f"the SLEAP file {slp.resolve()}", whole_frame=False, **options)

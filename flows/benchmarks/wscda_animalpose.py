@@ -1,0 +1,446 @@
+"""`animalpose bench wscda-animalpose`: WS-CDA on its own dataset, real Animal-Pose photographs (issue 29).
+
+The paper's protocol (Cao et al., "Cross-Domain Adaptation for Animal Pose Estimation", ICCV 2019) on
+the real release in ``../shared/data/real/animal-pose`` with its fixed ``splits.json``: the **unseen
+species is the horse** (its 453 ``train`` images are the unlabelled target, its 90 ``val`` images
+choose epochs, its 180 ``test`` images give every figure); the **labelled animals are cows and sheep**
+(their ``train`` splits, all of them or ``--labelled-per-species N`` of each); the **human source** is
+generated ``coco``-template humans (the only human set with volume here). Every model predicts the
+``animalpose`` schema (20 joints) through the WS-CDA loop (:class:`~animalpose.adapt.wscda.run.WSCDARun`)
+on the network and budget of ``configs/adapt/wscda_animalpose.yaml``; the arms differ only in the data
+they draw (mixing ratio humans : labelled animals : unlabelled horses), in α and in their start:
+
+- **(a) human_only**: humans only (1 : 0 : 0), α = 0, ``human_epochs`` epochs from scratch;
+- **(b) animals_only**: the labelled cows and sheep only (0 : 1 : 0), α = 0, from scratch;
+- **(c) wscda**: humans, cows + sheep and unlabelled horses at the config's ratio (2 : 1 : 1) with the
+  paper's α = −1, β = 500, from (a) (the paper starts from a human-pretrained model);
+- **(d) wscda_pplo**: (c) followed by ``pplo_rounds`` PPLO rounds (progressive pseudo-labels on the
+  horse ``train`` images) in the same run folder;
+- **(e) oracle**: the horse ``train`` images *with* their labels (0 : 1 : 0), α = 0, from scratch;
+- controls from (a), each with the steps of (c): **alpha0** (the batches of (c), α = 0: isolates the
+  adversarial term) and **finetune** ((a) fine-tuned on cows + sheep, 0 : 1 : 0: plain transfer);
+- **synthetic** (issue 29 item 2, the part the code allows cheaply): (d) with generated horses (the
+  generator's ``animalpose`` schema) added to the labelled animals. The discriminator still tells
+  human / animal and source / target (the generated horses are labelled source animals); a third,
+  synthetic / real output and CC-SSL's consistency filter as PPLO's selection are not built.
+
+**Epoch choice** (``wscda.select_on_val``): after every epoch of every step the network is scored on the
+horse ``val`` crops (crop PCK@0.05, no flip) and each step keeps its best epoch; an arm's model is the
+best epoch of its step ((d) and synthetic: the best over their PPLO rounds). The steps themselves go on
+from their last epoch, so the curve of an arm is the one an uninterrupted run would have. (c), the
+controls and the synthetic arm start from (a)'s chosen model.
+
+**Metrics** on the horse ``test`` split, by :func:`animalpose.engine.evaluate.evaluate` (flip test):
+PCK@0.05/0.1 with crop and bbox normalisation and OKS AP (Animal-Pose sigmas of
+``configs/keypoints/animalpose.yaml``, mmpose's) on all 20 joints, and crop PCK@0.05 on the 17 joints
+with a COCO counterpart (the joints (a) is trained on); the val curve of each arm; the discriminator's
+per-domain accuracy at the end of (c); PPLO's pseudo-label coverage and precision per round. Gap recovery
+= (d − b) / (e − b) of test PCK@0.05 (crop).
+
+Caching (hours on a CPU for three seeds): ``OUT/data`` holds the real splits as COCO files and the
+generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable from its checkpoints;
+the training states, optimiser included, are removed once the folder's last arm is scored, the models
+stay), ``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
+same ``OUT`` and settings goes on where it stopped; other settings are refused
+(:class:`~flows.benchmarks.harness.SeedFolder`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import typer
+import yaml
+
+from animalpose.atomic import write_json_atomic, write_text_atomic
+from animalpose.evaluation import gap_recovery
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks.harness import (
+    SEEDS_HELP,
+    SeedFolder,
+    Stopwatch,
+    check_settings,
+    echo_result,
+    key_values,
+    paired,
+    parse_seeds,
+    read_json,
+    stats,
+)
+
+SCHEMA = "animalpose"
+TARGET = "horse"
+LABELLED = ("cow", "sheep")
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
+CONFIG = REPO_ROOT / "configs" / "adapt" / "wscda_animalpose.yaml"
+ARMS = ("human_only", "animals_only", "wscda", "wscda_pplo", "oracle", "alpha0", "finetune", "synthetic")
+ARM_TITLES = {
+    "human_only": "(a) human-only",
+    "animals_only": "(b) cow + sheep only",
+    "wscda": "(c) WS-CDA from (a)",
+    "wscda_pplo": "(d) WS-CDA + PPLO",
+    "oracle": "(e) oracle (horse train labels)",
+    "alpha0": "control: (c) with alpha = 0",
+    "finetune": "control: (a) fine-tuned on cow + sheep",
+    "synthetic": "(d) + generated horses as labelled animals",
+}
+PCK = "pck_crop@0.05"
+METRICS = ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "pck_bbox@0.1", "AP", "pck_crop@0.05_common17")
+#: per-seed differences reported with the table: (treated, control)
+CONTRASTS = (("wscda", "alpha0"), ("wscda", "finetune"), ("wscda", "animals_only"), ("wscda_pplo", "wscda"),
+             ("synthetic", "wscda_pplo"))
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one seed runs: the WS-CDA config (network, budget, α, PPLO) with ``overrides`` on top, and the
+    generated data. ``labelled_per_species``: cows and sheep kept per species (None: every one of ``train``);
+    ``human_epochs``: epochs of (a); ``max_images``: the first photographs of each real split (None: the whole
+    split; the smoke preset's 16 keep a run to a minute or two)."""
+
+    data: Path = DEFAULT_DATA
+    config: Path = CONFIG
+    overrides: tuple[str, ...] = ()
+    labelled_per_species: int | None = None
+    n_human: int = 400
+    n_synthetic: int = 200
+    render_size: int = 128
+    style: str = "photo"
+    human_epochs: int = 6
+    max_images: int | None = None
+
+    def key(self) -> dict:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+#: ``--preset``: ``quick`` is the defaults; ``smoke`` runs every arm in a minute or two (plumbing only)
+PRESETS: dict[str, BenchSettings] = {
+    "quick": BenchSettings(),
+    "smoke": BenchSettings(
+        overrides=("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "train.batch_size=4", "train.epochs=1",
+                   "wscda.steps_per_epoch=2", "wscda.pplo_rounds=1", "wscda.keep_fractions=[0.5]",
+                   "wscda.discriminator_hidden=8"),
+        n_human=8, n_synthetic=4, render_size=64, human_epochs=1, max_images=16),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# the arms
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: its WS-CDA run folder ``run`` ((c) and (d) share one), the labelled-animal stream
+    (``animals``: data keys), its overrides of the config (``wscda`` keys), the arm whose chosen model it
+    starts from (None: from scratch), and ``pplo``: scored on the PPLO rounds rather than the adversarial
+    step."""
+
+    name: str
+    run: str
+    animals: tuple[str, ...]
+    wscda: dict = field(default_factory=dict)
+    start: str | None = None
+    pplo: bool = False
+
+
+def plan_arms(human_epochs: int) -> list[Arm]:
+    """The arms in training order ((a) first: the adapted arms start from it)."""
+    labelled = tuple(LABELLED)
+    alone = {"ratio": [0.0, 1.0, 0.0], "alpha": 0.0, "pplo_rounds": 0}  # supervised, one stream
+    return [
+        Arm("human_only", "human_only", labelled, {"ratio": [1.0, 0.0, 0.0], "alpha": 0.0, "pplo_rounds": 0,
+                                                   "epochs": human_epochs}),
+        Arm("animals_only", "animals_only", labelled, alone),
+        Arm("wscda", "wscda", labelled, {}, start="human_only"),
+        Arm("wscda_pplo", "wscda", labelled, {}, start="human_only", pplo=True),
+        Arm("oracle", "oracle", (f"{TARGET}_train",), alone),
+        Arm("alpha0", "alpha0", labelled, {"alpha": 0.0, "pplo_rounds": 0}, start="human_only"),
+        Arm("finetune", "finetune", labelled, alone, start="human_only"),
+        Arm("synthetic", "synthetic", (*labelled, "synthetic"), {}, start="human_only", pplo=True),
+    ]
+
+
+def arm_config(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: int,
+               start: Path | None) -> dict:
+    """What ``arm``'s run sets over the bench config: its data, seed and ``wscda`` keys.
+
+    ``data`` maps keys (``horse_train``, ``horse_val``, ``cow``, ``sheep``, ``human``, ``synthetic``) to
+    files; ``start`` is the checkpoint of ``arm.start``'s chosen model."""
+    wscda = {"human": [str(data["human"])], **arm.wscda}
+    n = settings.labelled_per_species
+    if arm.animals == (f"{TARGET}_train",):
+        wscda["labelled_per_species"] = None  # the oracle: every labelled horse of train
+    elif "synthetic" in arm.animals:  # N (or all) cows and sheep, every generated horse
+        wscda["labelled_per_species"] = {**dict.fromkeys(LABELLED, n), TARGET: None}
+    elif n is not None:
+        wscda["labelled_per_species"] = n
+    if start is not None:
+        wscda["init_checkpoint"] = str(start)
+    # the prepared selection files name the release's images by absolute path, outside their own folder
+    return {"data": {"train": [str(data[k]) for k in arm.animals], "val": [str(data[f"{TARGET}_val"])],
+                     "target": [str(data[f"{TARGET}_train"])], "allow_outside_root": True},
+            "train": {"seed": seed},
+            "tracking": {"enabled": False},
+            "wscda": wscda}
+
+
+def arm_document(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: int,
+                 start: Path | None) -> dict:
+    """The whole config of ``arm``'s run (written as ``seed_<s>/<run>.yaml``): the bench config with
+    ``settings.overrides`` (``--set``), then :func:`arm_config` on top, so an override reaches every arm that
+    does not set that key itself (``--set wscda.alpha=-0.5`` changes (c), not its α = 0 control)."""
+    from animalpose.adapt.wscda.run import WSCDAConfig
+    from animalpose.config import load_config, to_dict
+
+    return _merged(to_dict(load_config(settings.config, WSCDAConfig, overrides=list(settings.overrides))),
+                   arm_config(arm, settings, data, seed, start))
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+
+
+def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
+    """The horse ``train`` / ``val`` / ``test`` and the cow and sheep ``train`` photographs as COCO files
+    (category = species, absolute image paths) under ``out/data``, keyed ``horse_train``, ``horse_val``,
+    ``horse_test``, ``cow``, ``sheep``."""
+    from animalpose.data.coco_writer import write_coco
+    from animalpose.data.readers import read_dataset
+
+    release, split_file = settings.data / "keypoints.json", settings.data / "splits.json"
+    # the files below are reused: refuse a folder prepared from another release or another subset
+    source = {"release": str(settings.data.resolve()), "max_images": settings.max_images}
+    marker = out / "data" / "prepared.json"
+    if marker.is_file():
+        check_settings(marker, read_json(marker), source)
+    else:
+        write_json_atomic(marker, source, indent=2)
+    wanted = {f"{TARGET}_{s}": (TARGET, s) for s in ("train", "val", "test")}
+    wanted.update({sp: (sp, "train") for sp in LABELLED})
+    paths = {}
+    for key, (species, split) in wanted.items():
+        path = out / "data" / f"{species}_{split}.json"
+        if not path.is_file():
+            ds = read_dataset(release, "auto", SCHEMA, categories=[species], split_file=split_file, split=split)
+            records = ds.records[: settings.max_images] if settings.max_images else ds.records
+            write_coco(records, path, SCHEMA, category=species, info={"source": str(release), "split": split})
+        paths[key] = path
+    return paths
+
+
+def generated(settings: BenchSettings, out: Path, seed: int) -> dict[str, Path]:
+    """The seed's generated humans (``coco`` template) and horses (``animalpose`` schema), cached."""
+    import synthetic
+
+    s = settings
+    return {"human": synthetic.generate_dataset(out / "human", "human", s.style, s.n_human, s.render_size,
+                                                seed=1000 * seed + 1),
+            "synthetic": synthetic.generate_dataset(out / "horse", TARGET, s.style, s.n_synthetic, s.render_size,
+                                                    seed=1000 * seed + 2)}
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring
+
+
+def common17() -> list[str]:
+    """The 17 Animal-Pose joints with a COCO counterpart (all but Throat, TailBase, Withers)."""
+    from animalpose.adapt.wscda.joint_space import build_joint_space
+    from animalpose.keypoints import load_schema
+
+    joints = load_schema(SCHEMA).joints
+    mask = build_joint_space("coco", SCHEMA).domain_mask("human")
+    return [j for j, m in zip(joints, mask, strict=True) if m]
+
+
+def score(checkpoint: Path, test: Path) -> dict:
+    """Test metrics of ``checkpoint`` (:func:`animalpose.engine.evaluate.evaluate`, flip test)."""
+    from animalpose.engine.evaluate import evaluate
+
+    res = evaluate(checkpoint, test, progress=False, allow_outside_root=True)  # the release's images
+    out = {k: res["metrics"][k] for k in METRICS if k in res["metrics"]}
+    per_joint = res["per_joint_tables"][PCK]
+    values = [per_joint[j] for j in common17() if per_joint.get(j) is not None]
+    out["pck_crop@0.05_common17"] = sum(values) / len(values) if values else None
+    out["instances"] = res["instances"]
+    return out
+
+
+def choose(curves: dict[str, dict]) -> tuple[str, int, dict]:
+    """The best epoch on val over the steps ``curves`` ({step: ``<step>.best.json``}): (step, epoch, its val
+    scores); the first step wins a tie."""
+    best: tuple[str, int, dict] | None = None
+    for step, curve in curves.items():
+        entry = next(e for e in curve["epochs"] if e["epoch"] == curve["best_epoch"])
+        if best is None or entry["pck@0.05"] > best[2]["pck@0.05"]:
+            best = (step, entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+    if best is None:
+        raise ValueError("no step to choose from")
+    return best
+
+
+# --------------------------------------------------------------------------------------------------
+# one seed
+
+
+def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
+             progress: bool = False) -> dict:
+    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
+    from animalpose.adapt.wscda.run import WSCDAConfig, WSCDARun
+    from animalpose.config import load_config
+
+    cache = SeedFolder(out / f"seed_{seed}", settings.key())
+    done = cache.finished()
+    if done is not None:
+        return done
+    cache.start()
+    folder, clock = cache.folder, Stopwatch()
+    files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
+    arms: dict[str, dict] = {}
+    plan = plan_arms(settings.human_epochs)
+    last_use = {a.run: a.name for a in plan}  # the last arm of each run folder
+    for arm in plan:
+        path = folder / f"arm_{arm.name}.json"
+        if path.is_file():
+            arms[arm.name] = json.loads(path.read_text())
+            continue
+        if progress:
+            print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
+        start = Path(arms[arm.start]["checkpoint"]) if arm.start else None
+        config = folder / f"{arm.run}.yaml"
+        text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
+        if not config.is_file() or config.read_text() != text:
+            write_text_atomic(config, text)
+        cfg = load_config(config, WSCDAConfig)
+        run_dir = folder / arm.run
+        with WSCDARun(cfg, run_dir, progress=progress) as run:
+            if arm.pplo:
+                run.adversarial()
+                rounds = [run.pplo_round(r) for r in range(run.num_rounds)]
+                steps = [f"round_{r}" for r in range(run.num_rounds)]
+            else:
+                stage = run.adversarial()
+                steps = ["wscda"]
+        curves = {s: json.loads((run_dir / f"{s}.best.json").read_text()) for s in steps}
+        step, epoch, val = choose(curves)
+        checkpoint = run_dir / f"{step}.best.ckpt"
+        result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
+                  "val_curve": {s: c["epochs"] for s, c in curves.items()},
+                  "test": score(checkpoint, data[f"{TARGET}_test"])}
+        if arm.pplo:
+            result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
+                                 or k.startswith("pseudo/")} for r in rounds]
+        else:
+            result["discriminator"] = {k.removeprefix("train/"): v for k, v in stage.items()
+                                       if k.startswith("train/disc_acc")}
+        result["seconds"] = clock.lap()
+        write_json_atomic(path, result, indent=2)
+        arms[arm.name] = result
+        if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
+            for spent in run_dir.glob("*.train.ckpt"):
+                spent.unlink()
+    return cache.save({"seed": seed, "arms": arms,
+                       "gap_recovery": gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK],
+                                                    arms["oracle"]["test"][PCK])})
+
+
+# --------------------------------------------------------------------------------------------------
+# summary
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """Mean ± std over seeds of each arm's test metrics; per-seed differences of :data:`CONTRASTS` (and in
+    how many seeds the treated arm is above); the paper's ordering (b) < (c) < (d) per seed; gap recovery
+    (d − b) / (e − b) of the means and per seed."""
+    rows = {a: {m: stats([s["arms"][a]["test"].get(m) for s in per_seed], std_of_one=0.0) for m in METRICS}
+            for a in ARMS}
+    contrasts = {}
+    for treated, control in CONTRASTS:
+        t = [s["arms"][treated]["test"][PCK] for s in per_seed]
+        c = [s["arms"][control]["test"][PCK] for s in per_seed]
+        contrasts[f"{treated} - {control}"] = {**paired(t, c, std_of_one=0.0),
+                                              "seeds_above": sum(x > y for x, y in zip(t, c, strict=True))}
+    means = {a: rows[a][PCK]["mean"] for a in ARMS}
+    ordered = [s["arms"]["animals_only"]["test"][PCK] < s["arms"]["wscda"]["test"][PCK]
+               < s["arms"]["wscda_pplo"]["test"][PCK] for s in per_seed]
+    return {"rows": rows, "contrasts": contrasts,
+            "paper_ordering_b_c_d": {"seeds": len(per_seed), "seeds_holding": sum(ordered)},
+            "gap_recovery_of_means": gap_recovery(means["animals_only"], means["wscda_pplo"], means["oracle"]),
+            "gap_recovery_per_seed": [s["gap_recovery"] for s in per_seed],
+            "discriminator_wscda": {k: stats([s["arms"]["wscda"]["discriminator"].get(k) for s in per_seed],
+                                             std_of_one=0.0)
+                                    for k in per_seed[0]["arms"]["wscda"]["discriminator"]}}
+
+
+def format_table(summary: dict) -> str:
+    """Markdown: mean ± std (points) of every arm on the horse test split, then the contrasts."""
+    lines = ["| model (real horse test photographs) | PCK@0.05 crop | PCK@0.1 crop | PCK@0.05 bbox | OKS AP "
+             "| PCK@0.05 crop, 17 common joints |", "|" + "---|" * 6]
+    for arm in ARMS:
+        r = summary["rows"][arm]
+        cells = [f"{100 * r[m]['mean']:.1f} ± {100 * (r[m]['std'] or 0):.1f}" if r[m]["mean"] is not None else "-"
+                 for m in ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "AP", "pck_crop@0.05_common17")]
+        lines.append(f"| {ARM_TITLES[arm]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name, d in summary["contrasts"].items():
+        lines.append(f"{name} (paired per seed): {100 * d['mean']:+.1f} ± {100 * (d['std'] or 0):.1f} points "
+                     f"PCK@0.05, above in {d['seeds_above']} of {d['n']} seeds")
+    o, g = summary["paper_ordering_b_c_d"], summary["gap_recovery_of_means"]
+    lines.append(f"(b) < (c) < (d) holds in {o['seeds_holding']} of {o['seeds']} seeds; gap recovery of (d), "
+                 f"(d - b) / (e - b) of the means: {'-' if g is None else f'{100 * g:.1f} %'}")
+    return "\n".join(lines)
+
+
+def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *,
+              progress: bool = False) -> dict:
+    """Prepare the real splits, run every seed, summarise; writes ``out/wscda_animalpose_bench.json``."""
+    settings = settings or BenchSettings()
+    out = Path(out).resolve()
+    clock = Stopwatch()
+    data = prepare(settings, out)
+    per_seed = [run_seed(s, settings, data, out, progress=progress) for s in seeds]
+    result = {"benchmark": "wscda-animalpose", "target": TARGET, "labelled": list(LABELLED),
+              "dataset": str(settings.data), "settings": settings.key(), "seeds": list(seeds), "per_seed": per_seed,
+              "summary": summarise(per_seed), **clock.total(), "threads": torch.get_num_threads()}
+    write_json_atomic(out / "wscda_animalpose_bench.json", result, indent=2)
+    return result
+
+
+def bench_command(
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
+    preset: str = typer.Option("quick", help=f"Budget: {', '.join(PRESETS)} (smoke: plumbing only)."),
+    out: Path = typer.Option(Path("runs/bench/wscda_animalpose"), help="Output folder (data, runs, JSON)."),
+    data: Path = typer.Option(DEFAULT_DATA, help="The Animal-Pose release (keypoints.json, splits.json, images/)."),
+    labelled_per_species: int = typer.Option(0, help="Labelled cows and sheep kept per species (0: every one "
+                                                     "of their train splits)."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override of every arm's WS-CDA config key=value "
+                                                            "(repeatable); use a new --out for other settings."),
+    threads: int = typer.Option(1, help="torch threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    progress: bool = typer.Option(False, help="Show training progress."),
+) -> None:
+    """WS-CDA on real Animal-Pose horses: human-only, cow + sheep, WS-CDA, + PPLO, oracle, controls."""
+    seed_list = parse_seeds(seeds)
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
+    if labelled_per_species < 0:
+        raise typer.BadParameter("must be >= 0", param_hint="--labelled-per-species")
+    base = PRESETS[preset]
+    settings = replace(base, data=data, labelled_per_species=labelled_per_species or None,
+                       overrides=base.overrides + key_values(overrides, "--set"))
+    torch.set_num_threads(threads)
+    result = run_bench(out, seed_list, settings, progress=progress)
+    echo_result(result, as_json, format_table(result["summary"]),
+                f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
+                f"{result['threads']} thread(s), load average {result['load_average']}")

@@ -1,0 +1,120 @@
+"""The keep-the-better rule: CC-SSL beside its supervised control (λ = 0, same epochs), both scored on the
+labelled val frames, the better kept as final.ckpt (animalpose.adapt.control). Tiny generated dots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from animalpose.adapt.ccssl import CCSSLConfig
+from animalpose.adapt.control import choose, run_ccssl_with_control
+from animalpose.config import parse_config
+from animalpose.data.coco_writer import write_coco
+from animalpose.data.records import PoseRecord
+from animalpose.engine.evaluate import evaluate
+from animalpose.errors import ConfigError
+
+SIZE = 64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """torch on one thread (tests/conftest.py)."""
+
+
+def _dots(out: Path, name: str, n: int, seed: int, generated: bool = False) -> Path:
+    """``n`` 64-px images of 17 coloured dots (COCO joints) at random places, as a COCO file; ``generated``
+    marks them as our generator's output (records carry generator ``factors``)."""
+    rng = np.random.default_rng(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    colours = [((37 * k) % 256, (91 * k + 60) % 256, (151 * k + 120) % 256) for k in range(17)]
+    records = []
+    for i in range(n):
+        kp = np.zeros((17, 3), np.float32)
+        kp[:, :2], kp[:, 2] = rng.uniform(8, SIZE - 8, size=(17, 2)), 2
+        img = rng.integers(0, 60, size=(SIZE, SIZE, 3), dtype=np.uint8)
+        for k in range(17):
+            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, colours[k], -1)
+        path = out / "images" / f"{name}_{i:03d}.png"
+        cv2.imwrite(str(path), img)
+        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, float(SIZE), float(SIZE)),
+                                  image_size=(SIZE, SIZE), image_id=i + 1,
+                                  meta={"factors": {"seed": i}} if generated else {}))
+    return write_coco(records, out / "annotations" / f"{name}.json", "coco")
+
+
+@pytest.fixture(scope="module")
+def dots(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("control_dots")
+    return {"train": _dots(root, "train", 12, 0), "val": _dots(root, "val", 6, 1),
+            "target": _dots(root, "target", 8, 2), "synthetic_val": _dots(root, "sval", 4, 3, generated=True)}
+
+
+def _config(dots, **data) -> CCSSLConfig:
+    raw = {
+        "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],
+                 "schema": "coco", "input_size": [SIZE, SIZE], "heatmap_size": [16, 16], "workers": 0, **data},
+        "model": {"name": "hourglass1", "channels": 16},
+        "codec": {"sigma": 1.0},
+        "augment": {"preset": "none"},
+        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "lr": 2e-3, "deterministic": True,
+                  "flip_test": False, "select_on": "last"},
+        "tracking": {"enabled": False},
+        "ccssl": {"source_epochs": 1, "regenerate_every": 1, "num_geometric": 1, "num_photometric": 0,
+                  "temporal": False, "pseudo_batch_size": 8, "gallery": 0, "lambda_target": 5.0},
+    }
+    return parse_config(raw, CCSSLConfig)
+
+
+def test_the_rule_by_hand():
+    assert choose(10.0, 12.0) == ("adapted", 2.0, pytest.approx(2.0 / 12.0))
+    assert choose(12.0, 10.0) == ("control", -2.0, pytest.approx(-0.2))
+    assert choose(10.0, 10.0)[0] == "control"  # a tie keeps the control: the adaptation has to earn its place
+
+
+def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
+    cfg = _config(dots)
+    _, kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
+    report = json.loads((tmp_path / "keep_better.json").read_text())
+    a, c = report["adapted"], report["control"]
+    assert report["metric"] == "pixel_error_mean" and report["val"] == [str(dots["val"])]
+    # each arm delivers its trainer's best.ckpt (train.select_on: last -> the last epoch's weights)
+    assert a["checkpoint"] == str(tmp_path / "train" / "best.ckpt")
+    assert c["checkpoint"] == str(tmp_path / "control" / "best.ckpt")
+    assert a["score"] != c["score"]  # two different models (the control saw no pseudo-label)
+    better = "adapted" if a["score"] < c["score"] else "control"
+    assert report["kept"] == kept.kept == better
+    assert report["margin"] == pytest.approx(c["score"] - a["score"])
+    assert ("kept the adapted model" if better == "adapted" else "kept the supervised control") in report["sentence"]
+    # final.ckpt is the kept arm's file, and scoring it again gives the kept score
+    final = tmp_path / "final.ckpt"
+    assert final.read_bytes() == Path(report[better]["checkpoint"]).read_bytes()
+    again = evaluate(final, dots["val"], flip=False, device="cpu", progress=False)["metrics"]["pixel_error_mean"]
+    assert again == pytest.approx(min(a["score"], c["score"]), rel=1e-5)
+    # the control trained the same epochs from the same source model, at the same learning rate
+    ctrl = torch.load(tmp_path / "control" / "last.ckpt", weights_only=False, map_location="cpu")
+    ada = torch.load(tmp_path / "round_1.ckpt", weights_only=False, map_location="cpu")
+    assert ctrl["epoch"] == ada["epoch"] == 2
+    assert ctrl["optimizer"]["param_groups"][0]["lr"] == ada["optimizer"]["param_groups"][0]["lr"]
+    # a rerun finds both arms finished and decides the same
+    _, again_kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
+    assert again_kept.kept == kept.kept and again_kept.margin == pytest.approx(kept.margin)
+
+
+def test_no_held_out_frames_is_an_error_before_training_and_the_control_can_be_turned_off(dots, tmp_path):
+    with pytest.raises(ConfigError, match=r"data\.val.*--no-control"):
+        run_ccssl_with_control(_config(dots, val=[]), tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    # a generated val set is not the target domain: it cannot decide either
+    with pytest.raises(ConfigError, match=r"data\.val is synthetic"):
+        run_ccssl_with_control(_config(dots, val=[str(dots["synthetic_val"])]), tmp_path / "s", progress=False)
+    cfg = _config(dots, val=[])
+    cfg.ccssl.control = False
+    cfg.train.epochs = 1
+    result, kept = run_ccssl_with_control(cfg, tmp_path / "b", progress=False)
+    assert kept is None and len(result.rounds) == 1 and not (tmp_path / "b" / "final.ckpt").exists()

@@ -1,0 +1,137 @@
+"""`animalpose init --from-dlc` and `animalpose data split` through the real CLI app, on a DeepLabCut
+project made of the real mirror-mouse labels and video (tests/conftest.py: make_dlc_project)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from animalpose.adapt.ccssl import CCSSLConfig
+from animalpose.cli import app
+from animalpose.config import load_config
+from animalpose.data.readers import read_dataset
+from animalpose.errors import DataError
+
+runner = CliRunner()
+
+
+def test_init_from_dlc_writes_configs_that_load_from_anywhere_and_train(tmp_path, dlc_project, monkeypatch):
+    project = dlc_project(tmp_path / "lab" / "mirror-rick-2026-12-05", sessions=3)
+    result = runner.invoke(app, ["init", "--from-dlc", str(project)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    out = project / "animalpose"
+    assert report["out"] == str(out) and report["schema"] == "dlc:mirror" and report["joints"] == 17
+    assert report["split_by"] == "video" and report["videos"] == [str(project / "videos" / "test_vid.mp4")]
+    # the files use relative paths (inside the project) and validate from another working directory
+    train_raw = yaml.safe_load((out / "train.yaml").read_text())
+    adapt_raw = yaml.safe_load((out / "adapt_ccssl.yaml").read_text())
+    assert train_raw["data"]["train"] == ["data/train.json"] and train_raw["model"]["num_joints"] == 17
+    assert adapt_raw["base"] == "train.yaml" and adapt_raw["data"]["target"] == ["../videos/test_vid.mp4"]
+    assert "paw1LH_top, paw2LF_top" in (out / "train.yaml").read_text()  # the body parts, named in the header
+    moved = tmp_path / "moved"
+    shutil.move(str(project.parent), moved)  # the project folder moves with its configs
+    out = moved / project.name / "animalpose"
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(out / "adapt_ccssl.yaml", CCSSLConfig)
+    assert cfg.data.target == [out / ".." / "videos" / "test_vid.mp4"]
+    assert cfg.ccssl.video_step == 4 and cfg.ccssl.source_epochs == 30  # 994 frames -> every 4th (<= 300)
+    shown = runner.invoke(app, ["config", "show", str(out / "adapt_ccssl.yaml")])
+    assert shown.exit_code == 0, shown.output
+    assert yaml.safe_load(shown.stdout)["ccssl"]["lambda_target"] == 1.0
+    # the three splits: whole sessions, every labelled frame once
+    split = json.loads((out / "data" / "split.json").read_text())
+    assert sorted(v for s in split["splits"].values() for v in s["videos"]) == ["session0", "session1", "session2"]
+    assert sum(s["frames"] for s in split["splits"].values()) == 90
+    test_set = read_dataset(out / "data" / "test.json")
+    assert test_set.schema == "dlc:mirror" and all(Path(r.image).is_file() for r in test_set.records)
+    # data/ sits beside labeled-data/: the split files say ../, so the configs opt in to reading outside data/
+    assert load_config(out / "train.yaml").data.allow_outside_root and cfg.data.allow_outside_root
+    # a tiny run of the generated train config (smaller network and crops: the plumbing, not the accuracy)
+    ran = runner.invoke(app, ["train", "--config", str(out / "train.yaml"), "--out", str(tmp_path / "run"),
+                              "train.epochs=1", "train.device=cpu", "model.channels=16", "data.input_size=[64,64]",
+                              "data.heatmap_size=[16,16]", "tracking.enabled=false", "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    assert (tmp_path / "run" / "last.ckpt").is_file()
+
+
+def test_init_refuses_two_sources_and_a_project_without_labels(tmp_path, dlc_project):
+    bad = runner.invoke(app, ["init", "--from-dlc", "a", "--from-sleap", "b.slp"])
+    assert bad.exit_code == 2 and "one of --from-dlc" in bad.output
+    project = dlc_project(tmp_path / "p", sessions=1, frames=10)
+    shutil.rmtree(project / "labeled-data" / "session0")
+    from animalpose.project_init import init_from_dlc
+
+    with pytest.raises(DataError, match="labeled-data"):
+        init_from_dlc(project)
+
+
+def test_data_split_command(tmp_path, dlc_project):
+    project = dlc_project(tmp_path / "p", sessions=5, frames=90)
+    args = ["data", "split", str(project), "--val", "0.2", "--test", "0.2", "--seed", "7"]
+    first = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    second = runner.invoke(app, [*args, "--out", str(tmp_path / "b")])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    a, b = (json.loads(r.stdout)["splits"] for r in (first, second))
+    assert a == b and sum(s["frames"] for s in a.values()) == 90  # seeded: the same split twice
+    assert {s: a[s]["frames"] for s in a} == {"train": 54, "val": 18, "test": 18}
+    assert sorted(os.listdir(tmp_path / "a")) == ["split.json", "test.json", "train.json", "val.json"]
+    one_video = runner.invoke(app, ["data", "split", str(project / "labeled-data" / "session0" /
+                                                        "CollectedData_rick.csv"), "--out", str(tmp_path / "c")])
+    # (main() turns the DataError into one line on stderr and exit code 2)
+    assert isinstance(one_video.exception, DataError) and "--by frame" in str(one_video.exception)
+    assert "CollectedData_rick.csv: split" in str(one_video.exception)
+
+
+SLEAP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "sleap-clip" / "clip.slp"
+
+
+def test_init_from_sleap_keeps_each_frame_whole_and_crops_per_animal(tmp_path):
+    """The SLEAP clip: one video, 2 flies in each of 1,500 labelled frames. One video -> split by frame (with a
+    note); both flies of a frame land in the same split; each fly is cropped around its own keypoints; no
+    CC-SSL config (its video target is cropped whole-frame, unlike these crops)."""
+    if not SLEAP.is_file():
+        pytest.skip(f"real data not found at {SLEAP}")
+    from animalpose.project_init import init_from_sleap
+
+    result = init_from_sleap(SLEAP, tmp_path / "flies")
+    assert result.schema == "sleap:clip" and len(result.bodyparts) == 13 and result.by == "frame"
+    assert result.adapt_config is None and any("adapt_ccssl.yaml not written" in n for n in result.notes)
+    frames = {}
+    for name in ("train", "val", "test"):
+        ds = read_dataset(result.split[name])
+        for r in ds.records:
+            frames.setdefault(r.frame_index, set()).add(name)
+            assert r.bbox[2] < 300  # a fly's keypoint box, not the 1024-px frame
+    assert len(frames) == 1500 and all(len(s) == 1 for s in frames.values())
+    assert load_config(result.train_config).model.num_joints == 13
+
+
+def test_the_generated_adapt_config_runs_with_its_control(tmp_path, dlc_project):
+    """init, then `adapt ccssl` on the generated config as a user would run it (shrunk to a tiny network and
+    one epoch, every 100th video frame): the header schema flows through CC-SSL, the val split scores both
+    arms, and the report names the one kept."""
+    project = dlc_project(tmp_path / "mouse", sessions=3)
+    assert runner.invoke(app, ["init", "--from-dlc", str(project)]).exit_code == 0
+    cfg = project / "animalpose" / "adapt_ccssl.yaml"
+    ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(cfg), "--out", str(tmp_path / "run"), "--no-progress",
+                              "train.epochs=1", "ccssl.source_epochs=1", "ccssl.regenerate_every=1",
+                              "model.channels=16", "data.input_size=[64,64]", "data.heatmap_size=[16,16]",
+                              "ccssl.video_step=100", "ccssl.num_geometric=1", "ccssl.num_photometric=0",
+                              "tracking.enabled=false", "train.device=cpu"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.stdout.strip().splitlines()[-1])["keep_better"]
+    assert report["kept"] in ("adapted", "control") and report["final"] == str(tmp_path / "run" / "final.ckpt")
+    assert (report["adapted"] < report["control"]) == (report["kept"] == "adapted")
+    kept = json.loads((tmp_path / "run" / "keep_better.json").read_text())
+    assert kept["val"] == [str(project / "animalpose" / "data" / "val.json")]
+    import torch
+
+    ckpt = torch.load(tmp_path / "run" / "final.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["schema"]["name"] == "dlc:mirror" and len(ckpt["schema"]["joints"]) == 17
