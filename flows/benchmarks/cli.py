@@ -43,8 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                    "Mirror-mouse: supervised on img01-60 vs + CC-SSL on the unlabelled video; test on img61-90."),
     "ccssl-animalpose": ("ccssl_animalpose", "bench_command", "Synthetic -> real Animal-Pose: source-only, "
                                                               "CC-SSL, its lambda = 0 control and the oracle on test."),
-    "wscda-animalpose": ("wscda_animalpose", "bench_command", "WS-CDA on real Animal-Pose horses from cows, sheep "
-                                                              "and generated humans: arms, controls, oracle."),
+    "wscda-animalpose": ("wscda_animalpose", "bench_command", "WS-CDA on real Animal-Pose horses: human-only, "
+                                                              "cow + sheep, WS-CDA, + PPLO, oracle, controls."),
 }
 
 

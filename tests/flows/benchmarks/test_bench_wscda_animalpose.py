@@ -168,9 +168,9 @@ def test_summary_by_hand():
 
 
 def test_cli_refuses_an_unknown_preset_before_any_work(tmp_path):
-    from flows.benchmarks.cli import app
+    from animalpose.cli import app
 
-    res = CliRunner().invoke(app, ["wscda-animalpose", "--preset", "paper", "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(app, ["bench", "wscda-animalpose", "--preset", "paper", "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "--preset" in res.output
     assert not (tmp_path / "o").exists()
 
