@@ -9,6 +9,7 @@ errors answer in the time Python and typer take to start (``animalpose bench cli
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from pathlib import Path
 
@@ -95,6 +96,36 @@ def _serve_home(args: list[str]) -> Path:
     return data_home() / "stack"
 
 
+def _own_stack_stopper(home: Path):
+    """The supervisor's clean-up for `serve`: stop the stack under ``home`` if its child started it (the
+    servers live in process groups of their own), never one another `serve` runs (a second `serve` is
+    refused and exits; stopping on its way out would end the first one's stack)."""
+    from flows.stack import StackError, load_state, stop_stack
+
+    def servers(state_file: Path) -> tuple[int, int] | None:
+        try:
+            state = load_state(state_file)
+        except StackError:
+            return None
+        return state.prefect_pid, state.mlflow_pid
+
+    state_file = home.resolve() / "stack.json"
+    before = servers(state_file)
+
+    def stop() -> None:
+        try:
+            state = load_state(state_file)
+        except StackError:  # stopped already (the child's own clean-up, or `serve --stop`)
+            return
+        # serve_pid: recorded by the child as this process; 0: the child died between starting the servers
+        # and recording itself, so servers other than those found before the start are its own
+        if state.serve_pid == os.getpid() or (state.serve_pid == 0 and (state.prefect_pid, state.mlflow_pid)
+                                               != before):
+            stop_stack(home)
+
+    return stop
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: library errors become one clear line on stderr and exit code 2; `serve` and `demo`
     run supervised, so that SIGTERM, Ctrl-C and `serve --stop` end them and their children."""
@@ -102,10 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     if _supervise(args):
         on_exit = None
         if args[0] == "serve":
-            from flows.stack import stop_stack
-
-            home = _serve_home(args)
-            on_exit = lambda: stop_stack(home)  # noqa: E731  (servers live in process groups of their own)
+            on_exit = _own_stack_stopper(_serve_home(args))
         sys.exit(run_supervised(args, on_exit=on_exit))
     try:
         app(args=args, standalone_mode=True)

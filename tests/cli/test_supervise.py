@@ -143,3 +143,43 @@ def test_main_runs_serve_and_demo_supervised(monkeypatch, args, supervised):
     seen.clear()
     cli.main(args)
     assert "app" in seen and "argv" not in seen
+
+
+def _state(home, prefect, mlflow, serve_pid):
+    state = stack.StackState("127.0.0.1", 1, 2, prefect.pid, mlflow.pid, str(home), serve_pid)
+    (home / "stack.json").write_text(json.dumps(state.__dict__))
+
+
+def test_a_refused_second_serve_leaves_the_running_stack_alone(tmp_path):
+    """The supervisor of a second `serve` (refused: a stack runs) must not stop the first one's stack on
+    its way out; the supervisor whose child started the stack does stop it."""
+    from animalpose.cli import _own_stack_stopper
+
+    prefect, mlflow, first = _sleeper(), _sleeper(), _sleeper()
+    try:
+        _state(tmp_path, prefect, mlflow, first.pid)  # the first serve's stack, recorded before we start
+        _own_stack_stopper(tmp_path)()  # the second one's clean-up
+        assert prefect.poll() is None and mlflow.poll() is None and (tmp_path / "stack.json").exists()
+        _state(tmp_path, prefect, mlflow, os.getpid())  # a stack this supervisor's child recorded
+        _own_stack_stopper(tmp_path)()
+        assert prefect.wait(timeout=10) is not None and mlflow.wait(timeout=10) is not None
+        assert not (tmp_path / "stack.json").exists()
+    finally:
+        for p in (prefect, mlflow, first):
+            p.kill()
+            p.wait()
+
+
+def test_servers_started_by_a_child_that_died_before_recording_itself_are_stopped(tmp_path):
+    from animalpose.cli import _own_stack_stopper
+
+    prefect, mlflow = _sleeper(), _sleeper()
+    try:
+        stop = _own_stack_stopper(tmp_path)  # nothing recorded when the supervisor starts
+        _state(tmp_path, prefect, mlflow, 0)  # the child started the servers, then died
+        stop()
+        assert prefect.wait(timeout=10) is not None and mlflow.wait(timeout=10) is not None
+    finally:
+        for p in (prefect, mlflow):
+            p.kill()
+            p.wait()
