@@ -170,6 +170,12 @@ class DataConfig(Section):
     # Records with a problem (NaN coordinates, bad visibility, empty box, missing or truncated image, ...)
     # stop every command before work starts; true drops them instead and records what was dropped.
     skip_bad: bool = False
+    # Image paths that resolve outside the dataset's image root ("..", absolute, symbolic links) are refused
+    # unless this is true (files written by `data subset` hold absolute paths to the source's images).
+    allow_outside_root: bool = False
+    # Images and video frames over this many pixels are refused before decoding (decompression bombs);
+    # animalpose.data.images.DEFAULT_MAX_PIXELS, 12 times a 4K frame.
+    max_image_pixels: int = Field(default=100_000_000, ge=1)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

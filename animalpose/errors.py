@@ -43,3 +43,32 @@ class DataError(AnimalposeError, ValueError):
 
 class ConfigError(DataError):
     """A configuration file or override that does not validate."""
+
+
+class OutputError(AnimalposeError, OSError):
+    """An output that cannot be written: ``file`` is the path, ``field`` the option that named it."""
+
+    def __init__(self, file: str, field: str, reason: str):
+        self.problem = Problem(str(file), field, reason)
+        self.reason = reason
+        Exception.__init__(self, f"cannot write {file} ({field}): {reason}")
+
+    @property
+    def file(self) -> str:
+        return self.problem.file
+
+    @property
+    def field(self) -> str:
+        return self.problem.field
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def missing_file_reason(path, what: str = "file") -> str:
+    """Why ``path`` cannot be read as a file: "is a folder; a file is needed here" or "<what> not found"."""
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        return "is a folder; a file is needed here"
+    return f"{what} not found"

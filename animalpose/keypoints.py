@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from animalpose.errors import DataError
+from animalpose.errors import DataError, missing_file_reason
 
 CONFIG_ROOT = Path(os.environ.get("ANIMALPOSE_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
 SCHEMA_DIR = CONFIG_ROOT / "keypoints"
@@ -284,7 +284,7 @@ def mapping_from_file(path: str | Path) -> SchemaMapping:
     """A mapping table given by path (same layout as ``configs/keypoints/mappings/*.yaml``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(str(path), "<file>", "mapping file not found")
+        raise DataError(str(path), "<file>", missing_file_reason(path, "mapping file"))
     return _read_mapping(path)
 
 

@@ -34,7 +34,7 @@ from animalpose.atomic import write_text_atomic
 from animalpose.data.images import video_info
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.records import PoseDataset
-from animalpose.data.split import SplitBy, one_per_frame, session_of, split_records, write_split
+from animalpose.data.split import SplitBy, images_outside, one_per_frame, session_of, split_records, write_split
 from animalpose.data.validate import validate_dataset
 from animalpose.errors import DataError
 
@@ -103,6 +103,8 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     paths = write_split(splits, schema, data_dir, manifest={"source": source, "seed": seed, "by": by,
                                                             "val": val, "test": test},
                         whole_frame=whole_frame)
+    # the project's own images, outside data/ (labeled-data/ beside it): the configs opt in to reading them
+    outside = images_outside(splits, data_dir)
     counts = {k: len(v) for k, v in splits.items()}
     header = [f"{schema.name}: made by `animalpose init` from {source} on {date.today().isoformat()}.",
               f"{schema.num_joints} body parts (the schema is the project's own, from its label files):",
@@ -110,11 +112,13 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
               f"Split (data/split.json, seed {seed}, by {by}): train {counts['train']}, val {counts['val']}, "
               f"test {counts['test']} labelled instances; the epoch is chosen on val, test is never looked at.",
               "Run: animalpose train --config train.yaml",
-              "Score: animalpose evaluate --checkpoint CHECKPOINT --data data/test.json"]
+              "Score: animalpose evaluate --checkpoint CHECKPOINT --data data/test.json"
+              + (" --allow-outside-root" if outside else "")]
     train = {
         "data": {"train": [_rel(paths["train"], out)], "val": [_rel(paths["val"], out)] if "val" in paths else [],
                  "input_size": [128, 128], "heatmap_size": [32, 32],
-                 **({"bbox_padding_real": 1.0} if whole_frame else {}), "workers": 0},
+                 **({"bbox_padding_real": 1.0} if whole_frame else {}),
+                 **({"allow_outside_root": True} if outside else {}), "workers": 0},
         "model": {"name": "hourglass1", "channels": 64, "num_joints": schema.num_joints},
         "codec": {"kind": "dark", "sigma": 1.5},
         "augment": {"preset": "hourglass", "scale": [0.85, 1.15], "rotation": 20.0, "flip_prob": 0.0},

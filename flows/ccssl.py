@@ -134,8 +134,8 @@ def _round_run_name(parameters: dict) -> str:
 
 @task(name="ccssl-round",
       cache_policy=(INPUTS - "tracker" - "dask_workers" - "dask_address" - "progress") + FileStamps(),
-      persist_result=True, retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
-      task_run_name=_round_run_name)
+      persist_result=True, result_serializer="json", retries=1, retry_delay_seconds=5,
+      retry_condition_fn=retry_transient, task_run_name=_round_run_name)
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
                 out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
                 tracker=None, dask_workers: int = 0, dask_address: str | None = None,
@@ -219,11 +219,13 @@ DATA_SETS = ("target_test", "source_val", "target_val")
 TABLE_METRICS = ("pck_crop@0.05", "pck_crop@0.1", "AP")
 
 
-def score(role: str, checkpoint: Path, sets: dict[str, Path | None], batch_size: int, schema: str) -> dict:
+def score(role: str, checkpoint: Path, sets: dict[str, Path | None], batch_size: int, schema: str,
+          allow_outside_root: bool = False) -> dict:
     """``{data set: engine.evaluate result}`` of ``checkpoint`` on each named set that exists; one
-    ``evaluate-<role>-<data set>`` task each (cached on the checkpoint's and the data's content)."""
+    ``evaluate-<role>-<data set>`` task each (cached on the checkpoint's and the data's content).
+    ``allow_outside_root``: the sets may name images outside their folder (`data subset` files)."""
     return {name: evaluate.with_options(task_run_name=f"evaluate-{role}-{name.replace('_', '-')}")(
-                checkpoint, path, batch_size, schema)
+                checkpoint, path, batch_size, schema, allow_outside_root=allow_outside_root)
             for name, path in sets.items() if path is not None}
 
 
@@ -264,6 +266,7 @@ def ccssl_flow(
     dask_workers: int = 0,
     dask_address: str | None = None,
     seed: int | None = None,
+    allow_outside_root: bool = False,
     threads: int | None = None,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
@@ -294,6 +297,8 @@ def ccssl_flow(
             datasets (``source_data`` ...) are used as they are. Without ``out_dir``, a seed other
             than the preset's works in ``<preset>-seed<seed>`` beside the preset's folder (so its
             checkpoints never resume another seed's). ``seed=None`` runs exactly as before.
+        allow_outside_root: read given datasets whose image paths lie outside their image root (files
+            written by ``animalpose data subset`` hold absolute paths to the source's images).
 
     Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
     """
@@ -325,7 +330,8 @@ def ccssl_flow(
                 "target_val": target_val}
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema)
+                                  tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema,
+                                  allow_outside_root=allow_outside_root)
         schema = cfg["data"]["schema"]
         scores: dict[str, dict] = {}  # stage label -> {data set: evaluate result}
 
@@ -348,7 +354,7 @@ def ccssl_flow(
                 adopt(st, pre["run_id"])
                 source_ckpt = Path(pre["checkpoint"])
             source_only = model_stage("source-only", score("source-only", source_ckpt, sets, p.eval_batch_size,
-                                                           schema), st, line)
+                                                           schema, allow_outside_root), st, line)
         parent.log_metrics({f"source_only/target_test/{PCK}": source_only})
 
         round_pck: list[float] = []
@@ -361,7 +367,8 @@ def ccssl_flow(
                                   n_rounds, section=p.ccssl, tracker=st, dask_workers=dask_workers,
                                   dask_address=dask_address, progress=live())
                 ckpt = Path(res["checkpoint"])
-                round_pck.append(model_stage(label, score(label, ckpt, sets, p.eval_batch_size, schema), st, line))
+                round_pck.append(model_stage(label, score(label, ckpt, sets, p.eval_batch_size, schema,
+                                                          allow_outside_root), st, line))
             parent.log_metrics({f"round/target_test/{PCK}": round_pck[-1]}, step=r + 1)
 
         oracle_pck = None
@@ -370,14 +377,14 @@ def ccssl_flow(
                     timed_stage("oracle") as line:
                 ocfg, _ = train_config(p, target, oracle_val, epochs=p.oracle_epochs or p.pretrain_epochs, model=model,
                                        tracking_uri=parent.uri, experiment=experiment, seed=seeds.train,
-                                       schema=schema)
+                                       schema=schema, allow_outside_root=allow_outside_root)
                 st.log_params(flatten(ocfg))
                 orc = pretrain.with_options(task_run_name="pretrain-oracle")(
                     ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle",
                     progress=live())
                 adopt(st, orc["run_id"])
                 oracle_pck = model_stage("oracle", score("oracle", Path(orc["checkpoint"]), sets, p.eval_batch_size,
-                                                         schema), st, line)
+                                                         schema, allow_outside_root), st, line)
             parent.log_metrics({f"oracle/target_test/{PCK}": oracle_pck})
 
         recovery = gap_recovery(source_only, round_pck[-1], oracle_pck)

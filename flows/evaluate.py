@@ -64,19 +64,22 @@ def annotations_for(data: Path, schema: str | None) -> Path:
     return candidate if schema and data.is_dir() and candidate.is_file() else data
 
 
-@task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, retries=1, retry_delay_seconds=5,
+@task(name="evaluate", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
+      retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
 def evaluate(checkpoint: Path, data: Path, batch_size: int | None = None, schema: str | None = None,
-             protocol: str = "default") -> dict:
+             protocol: str = "default", allow_outside_root: bool = False) -> dict:
     """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
 
     ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder;
     ``protocol="reference"`` scores as the CC-SSL reference's evaluation/test.py (no flip, batch 6 unless
     ``batch_size`` says otherwise, its batch-averaged PCK); ``batch_size`` None takes the protocol's.
+    ``allow_outside_root`` reads images outside the dataset's image root (e.g. a `data subset` file).
     """
     from animalpose.engine.evaluate import evaluate as run
 
-    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, protocol=protocol, progress=False)
+    return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, protocol=protocol, progress=False,
+               allow_outside_root=allow_outside_root)
 
 
 PCK = "pck_crop@0.05"

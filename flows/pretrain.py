@@ -97,8 +97,9 @@ def _train_torchrun(cfg_dict: dict, where: str, out_dir: Path, name: str, nproc_
             "images_per_second": r["images_per_s"]}
 
 
-@task(name="pretrain", cache_policy=(INPUTS - "progress") + FileStamps(), persist_result=True, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name="{name}")
+@task(name="pretrain", cache_policy=(INPUTS - "progress") + FileStamps(), persist_result=True,
+      result_serializer="json", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      task_run_name="{name}")
 def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: str | None = None,
              nproc_per_node: int = 1, progress: bool = False) -> dict:
     """Train on the labelled source domain; returns ``{checkpoint, best_score, run_id, epochs, ...}``.
@@ -114,11 +115,12 @@ def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: 
 
 def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,
                  tracking_uri: str | None, experiment: str, seed: int,
-                 schema: str | None = None) -> tuple[dict, str]:
+                 schema: str | None = None, allow_outside_root: bool = False) -> tuple[dict, str]:
     """The engine config for one training stage, as a plain dict (a stable task cache key) and its source.
 
     ``schema``: train in this keypoint schema instead of the preset's (e.g. ``animalpose``, which the
-    generator also writes, for a real Animal-Pose target); the head then takes its joint count."""
+    generator also writes, for a real Animal-Pose target); the head then takes its joint count.
+    ``allow_outside_root``: ``data.allow_outside_root`` (given files whose images lie elsewhere)."""
     from animalpose.config import to_dict
 
     values: dict = {"data.train": list(train), "data.val": list(val), "train.epochs": epochs,
@@ -129,6 +131,8 @@ def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epoc
         values["model.name"] = model
     if tracking_uri:
         values["tracking.uri"] = tracking_uri
+    if allow_outside_root:
+        values["data.allow_outside_root"] = True
     cfg = engine_config(preset, values)
     return to_dict(cfg), str(preset.train_config)
 

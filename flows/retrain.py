@@ -90,12 +90,13 @@ def adapt_challenger(method: Method, species: str, preset: str, folder: Path, mo
         from flows.ccssl import ccssl_flow
 
         result = ccssl_flow(species=species, preset=preset, target_data=target, source_model=source_model,
-                            oracle=False, tracking_uri=tracking_uri, register_as=model_name, out_dir=out)
+                            oracle=False, tracking_uri=tracking_uri, register_as=model_name, out_dir=out,
+                            allow_outside_root=True)
     else:
         from flows.wscda import wscda_flow
 
         result = wscda_flow(species=species, preset=preset, target_data=target, tracking_uri=tracking_uri,
-                            register_as=model_name, out_dir=out)
+                            register_as=model_name, out_dir=out, allow_outside_root=True)
     if result.get("model_version") is None:
         raise RuntimeError(f"the {method} flow registered no model version (is tracking at {tracking_uri} up?)")
     return str(result["model_version"])

@@ -254,15 +254,22 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
-def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 8.0) -> bool:
+def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 16.0) -> bool:
     """Stop what the stack under ``home`` runs: the serving process first (from another process; its
     runner must not outlive the API it talks to), then both servers. Returns False when nothing was
-    recorded."""
+    recorded.
+
+    The serving process recorded is the one the user started: under :mod:`animalpose.cli.supervise` the
+    supervisor, which passes the stop on to `serve` and kills its group after 15 s, so ``serve_grace``
+    waits longer than that before a SIGKILL (which would leave that group to itself); it returns as soon as
+    the process is gone."""
     state_file = Path(home).resolve() / "stack.json"
-    if not state_file.exists():
+    try:
+        state = load_state(state_file)
+    except StackError:  # no state file (never started, or another stop got there first)
         return False
-    state = load_state(state_file)
-    if state.serve_pid and state.serve_pid != os.getpid() and _pid_alive(state.serve_pid):
+    # not this process, nor its supervisor (the stop from inside a supervised `serve`'s clean-up)
+    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and _pid_alive(state.serve_pid):
         _stop_serving(state.serve_pid, serve_grace)
     for pid in (state.prefect_pid, state.mlflow_pid):
         _stop_group(pid, grace)

@@ -39,6 +39,7 @@ def _generate(**kwargs) -> Path:
     name="synth",
     cache_policy=INPUTS - "workers",
     persist_result=True,
+    result_serializer="json",  # no pickle is written or read back on a cache hit
     retries=2,
     retry_delay_seconds=5,
     retry_condition_fn=retry_transient,

@@ -44,11 +44,12 @@ if TYPE_CHECKING:
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
                  rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int,
-                 val: Path | None = None) -> tuple[dict, str]:
+                 val: Path | None = None, allow_outside_root: bool = False) -> tuple[dict, str]:
     """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file.
 
     ``val`` (e.g. a real ``val`` split) is ``data.val``, reported after every stage, with ``test`` reported
-    beside it as ``wscda.target_val``; without it ``test`` is both."""
+    beside it as ``wscda.target_val``; without it ``test`` is both. ``allow_outside_root``: the given
+    datasets may name images outside their folder (`data subset` files)."""
     from animalpose.adapt.wscda.run import WSCDAConfig
     from animalpose.config import to_dict
 
@@ -59,6 +60,8 @@ def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], 
                     "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
     if model:
         values["model.name"] = model
+    if allow_outside_root:
+        values["data.allow_outside_root"] = True
     cfg = config_with(preset.wscda_config, WSCDAConfig, preset.wscda_overrides, values)
     return to_dict(cfg), str(preset.wscda_config)
 
@@ -72,7 +75,8 @@ def _run(cfg_dict: dict, where: str, out_dir: Path, tracker) -> WSCDARun:
     return WSCDARun(cfg, out_dir, tracker=tracker, progress=False)
 
 
-@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
+@task(name="wscda", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, result_serializer="json",
+      retries=1,
       retry_delay_seconds=5, retry_condition_fn=retry_transient)
 def wscda(cfg_dict: dict, where: str, out_dir: Path, tracker=None) -> dict:
     """Adversarial WS-CDA training on humans, the few labelled animals and the unlabelled target."""
@@ -90,8 +94,9 @@ def _pplo_run_name(parameters: dict) -> str:
     return f"pplo-round-{parameters['round_index'] + 1}"
 
 
-@task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True, retries=1,
-      retry_delay_seconds=5, retry_condition_fn=retry_transient, task_run_name=_pplo_run_name)
+@task(name="pplo-round", cache_policy=(INPUTS - "tracker") + FileStamps(), persist_result=True,
+      result_serializer="json", retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient,
+      task_run_name=_pplo_run_name)
 def pplo_round(cfg_dict: dict, where: str, out_dir: Path, round_index: int, tracker=None) -> dict:
     """PPLO round ``round_index``: pseudo-label the target, keep the most confident joints, train on them."""
     with _run(cfg_dict, where, out_dir, tracker) as run:
@@ -120,6 +125,7 @@ def wscda_flow(
     register_as: str | None = None,
     out_dir: Path | None = None,
     dask_workers: int = 0,
+    allow_outside_root: bool = False,
     threads: int | None = None,
 ) -> dict:
     """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
@@ -129,7 +135,9 @@ def wscda_flow(
     ``labelled_per_species`` of each), ``target_data`` (the unseen species, used unlabelled), ``test_data``
     (labelled target, scored at the end) and ``val_data`` (labelled target reported after every stage).
     E.g. the Animal-Pose protocol of ``animalpose bench wscda-animalpose``: ``-p 'animal_data=[cow_train.json,
-    sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``.
+    sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``
+    (with ``-p allow_outside_root=true``: `data subset` files name the release's images by absolute path).
+    ``allow_outside_root``: read given datasets whose image paths lie outside their image root.
     """
     configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
@@ -148,7 +156,7 @@ def wscda_flow(
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
-                                  val=Path(val_data) if val_data else None)
+                                  val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root)
         with stage(parent, "wscda") as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
         round_metrics = []
@@ -158,7 +166,8 @@ def wscda_flow(
             ckpt = Path(res["checkpoint"])
             round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"])
+            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"],
+                          allow_outside_root=allow_outside_root)
             pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})

@@ -10,8 +10,13 @@ Layout of ``OUT``::
 Sample i of a dataset draws from ``SeedSequence([seed, crc32(species)], spawn_key=(i,))`` (clips from key
 ``(n + c,)``), so the bytes written depend on the seed and the config only, never on the number of
 worker processes. Generation is idempotent: when ``manifest.json`` holds the same config hash and
-every file is present, :func:`generate_dataset` returns at once; an interrupted run of the same
-config resumes (``.partial`` holds its hash; images already written are kept).
+every file is present, :func:`generate_dataset` returns at once.
+
+Nothing half-written: the dataset is built in a staging folder ``.<OUT name>.partial`` beside ``OUT``
+and renamed to ``OUT`` only when complete (an older dataset in ``OUT`` is replaced whole). A failed or
+killed run leaves ``OUT`` as it was; rerunning the same config resumes in the staging folder (its
+``.partial`` file holds the config hash; images already written are kept). ``OUT`` must be new, empty
+or a dataset written here before: another folder is refused rather than replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
+import secrets
+import shutil
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,7 +37,8 @@ import numpy as np
 from animalpose.atomic import write_bytes_atomic
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
-from animalpose.errors import ConfigError
+from animalpose.errors import ConfigError, OutputError
+from animalpose.outputs import check_output_dir, output_errors
 from synthetic.scene import Rendered, render_clip, render_scene
 from synthetic.styles import StyleConfig
 from synthetic.template import list_species, load_template
@@ -177,26 +186,78 @@ def generate_dataset(
         raise ConfigError("<synth>", "image_format", f"expected one of {FORMATS}, got {fmt!r}")
     config = dataset_config(species, style, n, size, seed, clips, frames if clips else 0, masks, fps, fmt)
     digest = config_hash(config)
+    _check_target(out)
+    stage = out.parent / f".{out.name}.partial"
+    _finish_interrupted_swap(stage, out)
+    if _same_complete_dataset(out, digest):
+        return out
+    check_output_dir(out.parent, "--out")
+    with output_errors(out, "--out"):
+        _generate_into(stage, out, digest, config, species, style, n, size, seed, clips, frames, workers, masks,
+                       progress, fps, fmt)
+        _swap_into_place(stage, out)
+    return out
+
+
+def _same_complete_dataset(out: Path, digest: str) -> bool:
     manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("config_hash") == digest and _complete(out, old):
-            return out
+    if not manifest_path.is_file():
+        return False
+    try:
+        old = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return old.get("config_hash") == digest and _complete(out, old)
+
+
+def _check_target(out: Path) -> None:
+    """``out`` is new, empty, or a dataset written by the generator (it will be replaced whole)."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(str(out), "--out", "exists and is a file; a folder is needed here")
+    if out.is_dir() and any(out.iterdir()) and not ((out / "manifest.json").is_file() or (out / ".partial").is_file()):
+        raise OutputError(str(out), "--out", "exists and is not a dataset written by `animalpose synth` (no "
+                                             "manifest.json); it would be replaced: choose a new or empty folder")
+
+
+def _finish_interrupted_swap(stage: Path, out: Path) -> None:
+    """A kill between the two renames of :func:`_swap_into_place` left a complete staging folder and no
+    ``out``: finish the move. Old datasets moved aside are removed."""
+    for old in out.parent.glob(f".{out.name}.old-*"):
+        shutil.rmtree(old, ignore_errors=True)
+    if not out.exists() and (stage / "manifest.json").is_file() and not (stage / ".partial").exists():
+        os.rename(stage, out)
+
+
+def _swap_into_place(stage: Path, out: Path) -> None:
+    """Rename the finished ``stage`` to ``out``; an older ``out`` is moved aside first, then removed."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
+        os.rename(out, old)
+    os.rename(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _generate_into(stage: Path, out: Path, digest: str, config: dict, species: str, style: StyleConfig, n: int,
+                   size: int, seed: int, clips: int, frames: int, workers: int, masks: bool, progress: bool,
+                   fps: float, fmt: str) -> None:
+    """Render everything into ``stage``; image paths in the annotations are relative (valid once renamed)."""
     # An interrupted run of the same config left ``.partial`` with its hash: keep the images it wrote
-    # (samples are re-rendered for their labels, but not re-encoded).
-    partial = out / ".partial"
+    # (samples are re-rendered for their labels, but not re-encoded). Another config's leftovers go.
+    partial = stage / ".partial"
     resume = partial.is_file() and partial.read_text().strip() == digest
-    out.mkdir(parents=True, exist_ok=True)
+    if stage.exists() and not resume:
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True, exist_ok=True)
+    manifest_path = stage / "manifest.json"
     manifest_path.unlink(missing_ok=True)
     atomic_write_bytes(partial, digest.encode())
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (stage / "images").mkdir(parents=True, exist_ok=True)
+    (stage / "annotations").mkdir(parents=True, exist_ok=True)
     if masks:
-        (out / "masks").mkdir(parents=True, exist_ok=True)
-    common = (out, species, style, n, size, seed, frames, fps, masks, fmt, resume)
+        (stage / "masks").mkdir(parents=True, exist_ok=True)
+    common = (stage, species, style, n, size, seed, frames, fps, masks, fmt, resume)
     jobs = [("still", i, *common) for i in range(n)] + [("clip", n + c, *common) for c in range(clips)]
     items: list[dict] = []
     bar = None
@@ -229,12 +290,12 @@ def generate_dataset(
             "config_hash": digest}
     for schema in tpl.keypoints:
         records = [
-            PoseRecord(image=str(out / it["file"]), keypoints=np.asarray(it["keypoints"][schema], np.float32),
+            PoseRecord(image=str(stage / it["file"]), keypoints=np.asarray(it["keypoints"][schema], np.float32),
                        schema=schema, bbox=tuple(it["bbox"]), image_size=(size, size), video_id=it["video_id"],
                        frame_index=it["frame_index"], image_id=it["image_id"] + 1, meta={"factors": it["factors"]})
             for it in items
         ]
-        write_coco(records, out / "annotations" / f"{schema}.json", schema, image_root=out, category=species,
+        write_coco(records, stage / "annotations" / f"{schema}.json", schema, image_root=stage, category=species,
                    info=info)
     manifest = {"generator_version": GENERATOR_VERSION, "species": species, "style": style.name,
                 "gap": style.to_dict()["gap"], "seed": int(seed), "n": int(n), "size": int(size),
@@ -245,4 +306,3 @@ def generate_dataset(
                 "config": config, "config_hash": digest}
     atomic_write_bytes(manifest_path, json.dumps(manifest, indent=1, sort_keys=True).encode())
     partial.unlink(missing_ok=True)
-    return out

@@ -55,12 +55,12 @@ from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
-from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import transform_points_batched
-from animalpose.data.validate import validate_dataset
+from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -349,6 +349,7 @@ class CCSSLResult:
     source_only: dict = field(default_factory=dict)
     best_checkpoint: Path | None = None
     last_checkpoint: Path | None = None
+    skipped_images: list[dict] = field(default_factory=list)  # target/source images that did not decode
 
 
 def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
@@ -367,7 +368,7 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
         ds = read_dataset(path, "auto", schema, **options)
         padding = crop_padding(ds, cfg)
         # unlabelled target: no joint-count rule, but NaN, visibility, boxes and images are checked
-        for r in validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records:
+        for r in validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
             records.append(r)
@@ -565,7 +566,9 @@ class CCSSLRun:
         # rounds are numbered from 1 wherever a person reads them (MLflow, console); r is the 0-based index
         # of the API and of the files (round_<r>.ckpt, round_<r>/)
         with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
-            labels = select(self._pseudo_labels(r), keep_percentile(cfg, r))
+            raw_labels = self._pseudo_labels(r)
+            missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
+            labels = select(raw_labels, keep_percentile(cfg, r))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
@@ -580,6 +583,14 @@ class CCSSLRun:
             metrics.update({f"target/{k}": v for k, v in self.evaluate().items()})
             metrics.update({k: v for k, v in trainer.tracked(trainer.history[-1] if trainer.history else {}).items()
                             if k.startswith("val/")})
+            # images that did not decode: recorded (state.json, MLflow, --json), not only logged
+            skipped = SkippedImages(self.state.get("skipped_images"))
+            skipped.add({"skipped_images": missed + trainer.skipped_images.to_list()})
+            self.state["skipped_images"] = skipped.to_list()
+            metrics["pseudo/skipped_images"] = len(missed)
+            metrics["data/skipped_images"] = len(skipped)
+            if missed or len(skipped):
+                child.log_dict({"count": len(skipped), "images": skipped.to_list()}, "data/skipped_images.json")
             scalars = _scalars(metrics)
             child.log_metrics(scalars, step=end)
         self.tracker.log_metrics(scalars, step=r + 1)
@@ -628,7 +639,8 @@ class CCSSLRun:
         rounds = self.state["rounds"]
         best = self.out / "train" / "best.ckpt"
         last = self.out / f"round_{len(rounds) - 1}.ckpt" if rounds else None
-        return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last)
+        return CCSSLResult(self.out, rounds, self.state["source_only"], best if best.is_file() else None, last,
+                           list(self.state.get("skipped_images", [])))
 
 
 def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,
@@ -639,7 +651,7 @@ def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig,
     for path in paths:
         ds = read_dataset(path, "auto", schema)
         tv_pad = crop_padding(ds, cfg)
-        checked = validate_dataset(ds, schema, skip_bad=cfg.data.skip_bad)
+        checked = validate_dataset(ds, schema, **validation_options(cfg.data))
         recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not recs:
             raise DataError(str(path), "annotations", "target validation data has no labels")

@@ -132,7 +132,7 @@ def _score(checkpoint: Path, paths: list[Path], cfg: CCSSLConfig) -> dict:
     per = {}
     for p in paths:
         res = evaluate(checkpoint, p, flip=cfg.train.flip_test, device=cfg.train.device, progress=False,
-                       skip_bad=cfg.data.skip_bad)
+                       skip_bad=cfg.data.skip_bad, allow_outside_root=cfg.data.allow_outside_root)
         per[str(p)] = {k: v for k, v in res["metrics"].items() if k.startswith(("pixel_error", "pck_crop@0.05",
                                                                                   "pck_bbox@0.1"))}
     score = sum(m[METRIC] for m in per.values()) / len(per)

@@ -8,7 +8,10 @@ errors answer in the time Python and typer take to start (``animalpose bench cli
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+from pathlib import Path
 
 import typer
 
@@ -27,8 +30,12 @@ from animalpose.cli import (
     train_cmd,
     ui_cmd,
 )
+from animalpose.cli.supervise import is_supervised, run_supervised
 from animalpose.errors import AnimalposeError
+from animalpose.outputs import describe_os_error
 from flows.benchmarks.cli import app as bench_app
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 app = typer.Typer(
     name="animalpose",
@@ -69,10 +76,73 @@ app.add_typer(ui_cmd.app, name="ui")
 app.command("init")(init_cmd.init)
 
 
+SUPERVISED_COMMANDS = ("serve", "demo")
+
+
+def _supervise(args: list[str]) -> bool:
+    """`serve` and `demo` run under :mod:`animalpose.cli.supervise` (not `serve --stop`, not --help)."""
+    return (bool(args) and args[0] in SUPERVISED_COMMANDS and not is_supervised()
+            and not {"--stop", "--help", "-h"} & set(args))
+
+
+def _serve_home(args: list[str]) -> Path:
+    for i, a in enumerate(args):
+        if a == "--home" and i + 1 < len(args):
+            return Path(args[i + 1])
+        if a.startswith("--home="):
+            return Path(a.split("=", 1)[1])
+    from animalpose.paths import data_home
+
+    return data_home() / "stack"
+
+
+def _own_stack_stopper(home: Path):
+    """The supervisor's clean-up for `serve`: stop the stack under ``home`` if its child started it (the
+    servers live in process groups of their own), never one another `serve` runs (a second `serve` is
+    refused and exits; stopping on its way out would end the first one's stack)."""
+    from flows.stack import StackError, load_state, stop_stack
+
+    def servers(state_file: Path) -> tuple[int, int] | None:
+        try:
+            state = load_state(state_file)
+        except StackError:
+            return None
+        return state.prefect_pid, state.mlflow_pid
+
+    state_file = home.resolve() / "stack.json"
+    before = servers(state_file)
+
+    def stop() -> None:
+        try:
+            state = load_state(state_file)
+        except StackError:  # stopped already (the child's own clean-up, or `serve --stop`)
+            return
+        # serve_pid: recorded by the child as this process; 0: the child died between starting the servers
+        # and recording itself, so servers other than those found before the start are its own
+        if state.serve_pid == os.getpid() or (state.serve_pid == 0 and (state.prefect_pid, state.mlflow_pid)
+                                               != before):
+            stop_stack(home)
+
+    return stop
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: library errors become one clear line on stderr and exit code 2."""
+    """Entry point: library errors become one clear line on stderr and exit code 2; `serve` and `demo`
+    run supervised, so that SIGTERM, Ctrl-C and `serve --stop` end them and their children."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if _supervise(args):
+        on_exit = None
+        if args[0] == "serve":
+            on_exit = _own_stack_stopper(_serve_home(args))
+        sys.exit(run_supervised(args, on_exit=on_exit))
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, standalone_mode=True)
     except AnimalposeError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        # a write that fails where no check caught it first (disk filled up mid-run): one line, not a traceback
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        print(f"error: cannot write {exc.filename or '(unknown file)'}: {describe_os_error(exc)}", file=sys.stderr)
         sys.exit(2)

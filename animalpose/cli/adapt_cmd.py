@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from animalpose.cli.options import threads_option
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Adapt a synthetic-trained model to an unlabelled target domain.")
 
@@ -43,16 +43,15 @@ def ccssl(
     cfg = load_config(config, CCSSLConfig, overrides=[*(overrides or []), *extra])
     out_dir = out or cfg.ccssl.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result, kept = run_ccssl_with_control(cfg, out_dir, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds),
-                           "source_only": result.source_only,
-                           "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
-                                     if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
-                           "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None,
-                           "keep_better": None if kept is None else {
-                               "kept": kept.kept, "final": kept.final, "metric": kept.metric,
-                               "adapted": kept.adapted["score"], "control": kept.control["score"],
-                               "margin": kept.margin, "sentence": kept.sentence()}}))
+    typer.echo(dumps({"out": result.out_dir, "rounds": len(result.rounds), "source_only": result.source_only,
+                      "final": {k: v for k, v in (result.rounds[-1] if result.rounds else {}).items()
+                                if k.startswith(("target/", "pseudo/precision", "pseudo/coverage"))},
+                      "best_checkpoint": result.best_checkpoint, "last_checkpoint": result.last_checkpoint,
+                      "skipped_images": result.skipped_images,
+                      "keep_better": None if kept is None else {
+                          "kept": kept.kept, "final": kept.final, "metric": kept.metric,
+                          "adapted": kept.adapted["score"], "control": kept.control["score"],
+                          "margin": kept.margin, "sentence": kept.sentence()}}))
 
 
 @app.command("wscda")
@@ -75,7 +74,6 @@ def wscda(
     cfg = load_config(config, WSCDAConfig, overrides=list(overrides or []))
     out_dir = out or cfg.wscda.out_dir or data_home() / "runs" / cfg.tracking.experiment / config.stem
     result = run_wscda(cfg, out_dir, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "rounds": len(result.rounds), "wscda": result.wscda,
-                           "final": result.rounds[-1] if result.rounds else result.wscda,
-                           "last_checkpoint": str(result.last_checkpoint) if result.last_checkpoint else None},
-                          default=float))
+    typer.echo(dumps({"out": result.out_dir, "rounds": len(result.rounds), "wscda": result.wscda,
+                      "final": result.rounds[-1] if result.rounds else result.wscda,
+                      "last_checkpoint": result.last_checkpoint, "skipped_images": result.skipped_images}))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from animalpose.errors import AnimalposeError
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Typed experiment configuration: inspect resolved configs.")
 
@@ -29,7 +29,7 @@ def show(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if as_json:
-        typer.echo(json.dumps(to_dict(cfg), indent=2))
+        typer.echo(dumps(to_dict(cfg), indent=2))
     else:
         typer.echo(to_yaml(cfg), nl=False)
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from animalpose.jsonout import dumps
+
 if TYPE_CHECKING:
     from animalpose.data.check import CheckReport
 
@@ -40,6 +42,8 @@ def check(
     split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
                                            help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
     split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="check images whose paths resolve "
+                                            "outside the dataset's image root (else each is an error, not opened)"),
 ) -> None:
     """Read a dataset, validate it and print a summary and every problem; exit 1 when there are errors."""
     from animalpose.data.check import check_dataset
@@ -48,9 +52,10 @@ def check(
     options = {"step": step} if format == Format.video or (format == Format.auto and _is_video(path)) else {}
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file, **options)
-    report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty())
+    report = check_dataset(dataset, decode_video=decode_video, progress=not as_json and sys.stderr.isatty(),
+                           allow_outside_root=allow_outside_root)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
     if report.errors:
@@ -108,6 +113,8 @@ def subset(
     split_file: Path | None = typer.Option(None, "--split-file", exists=True, dir_okay=False,
                                            help="{species: {split: [image ids]}} (Animal-Pose splits.json)"),
     split: str | None = typer.Option(None, "--split", help="keep this split (of --split-file or the file's own)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="keep images whose paths resolve "
+                                            "outside the dataset's image root"),
 ) -> None:
     """Write the selected instances as one COCO keypoints file (absolute image paths, [x, y, w, h] boxes),
     checked first, so that any config, flow or `demo --target` can take the selection as a plain file.
@@ -117,20 +124,22 @@ def subset(
     from animalpose.data.coco_writer import write_coco
     from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.validate import validate_dataset
+    from animalpose.outputs import check_output_file
 
+    check_output_file(out, "--out")  # before the (possibly long) read and check
     dataset = read_dataset(path, format.value, schema=schema, split=split, categories=category or None,
                            split_file=split_file)
     own = dataset_schema(dataset)
     if own is None:
         typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to subset", err=True)
         raise typer.Exit(2)
-    records = validate_dataset(dataset, own).records
+    records = validate_dataset(dataset, own, allow_outside_root=allow_outside_root).records
     if not records:
         typer.echo(f"error: {path}: no instance left after the selection", err=True)
         raise typer.Exit(2)
     written = write_coco(records, out.resolve(), own, info={"source": str(path), "split": split,
                                                            "categories": list(category)})
-    typer.echo(json.dumps({"out": str(written), "instances": len(records), "schema": own.name,
+    typer.echo(dumps({"out": str(written), "instances": len(records), "schema": own.name,
                            "images": len({(r.image, r.frame_index) for r in records})}))
 
 
@@ -155,7 +164,7 @@ def split(
     paths are relative to --out (written atomically), e.g. `animalpose data split PROJECT --out
     PROJECT/animalpose/data --val 0.1 --test 0.2`."""
     from animalpose.data.readers import dataset_schema, read_dataset
-    from animalpose.data.split import split_records, write_split
+    from animalpose.data.split import images_outside, split_records, write_split
     from animalpose.data.validate import validate_dataset
 
     dataset = read_dataset(path, format.value, schema=schema)
@@ -168,4 +177,8 @@ def split(
     paths = write_split(splits, own, out, manifest={"source": str(Path(path).resolve()), "seed": seed,
                                                     "by": by.value, "val": val, "test": test})
     summary = json.loads(paths["manifest"].read_text())["splits"]
-    typer.echo(json.dumps({"out": str(out), "schema": own.name, "splits": summary}))
+    outside = images_outside(splits, out)
+    if outside:
+        typer.echo(f"note: the images lie outside {out} (the files name them with ../): read the splits with "
+                   "data.allow_outside_root=true (evaluate, data check: --allow-outside-root)", err=True)
+    typer.echo(dumps({"out": out, "schema": own.name, "splits": summary, "allow_outside_root": outside}))

@@ -15,7 +15,6 @@ horses written by ``animalpose data subset``).
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import typer
 
 from animalpose.cli.options import threads_option
+from animalpose.jsonout import dumps
 from flows.env import quiet_environment
 
 app = typer.Typer(help="Run CC-SSL end to end on generated data (ephemeral Prefect, local MLflow); print the results.")
@@ -56,6 +56,9 @@ def demo(
     as_json: bool = typer.Option(False, "--json", help="End with one JSON line of the results (and no live "
                                  "bars: one line per stage)."),
     verbose: bool = typer.Option(False, "--verbose", help="Keep MLflow's and Prefect's INFO log lines."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read --target/--test/--target-val "
+                                            "files whose images lie outside their folder (`data subset` files "
+                                            "hold absolute paths to the source's images)."),
     threads: int = threads_option(),
 ) -> None:
     from flows.console import configure
@@ -79,6 +82,8 @@ def demo(
         kwargs["target_val_data"] = target_val.resolve()
     if schema:
         kwargs["schema"] = schema
+    if allow_outside_root:
+        kwargs["allow_outside_root"] = True
     summary = ccssl_flow(**kwargs)
     seconds = time.perf_counter() - t0
     rows = results_rows(summary)
@@ -99,4 +104,4 @@ def demo(
         if "seed" in summary:
             out["seed"] = summary["seed"]
         out.update(seconds=round(seconds, 1), peak_rss_mb=round(peak_rss_mb(), 1))
-        typer.echo(json.dumps(out))
+        typer.echo(dumps(out))

@@ -11,23 +11,15 @@ batches of 6, the reference's batch-averaged PCK@0.05 as ``pck_crop@0.05_ref_b6`
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import typer
 
 from animalpose.cli.options import threads_option
+from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bbox, PCKh, OKS AP).")
-
-
-def _clean(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    return v
 
 
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
@@ -48,10 +40,14 @@ def evaluate(
     flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Flip test (default: the protocol's)."),
     batch_size: int | None = typer.Option(None, help="Evaluation batch size (default: the protocol's, 16 or 6)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metrics, per_joint, ...); a metric with "
+                                 "nothing to score (NaN) is null."),
     tracking: bool = typer.Option(False, help="Record the evaluation as an MLflow run."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip records that fail validation (NaN, bad "
                                   "visibility, empty box, missing image, ...) and report them, instead of stopping."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read images whose paths resolve "
+                                            "outside the dataset's image root (.., absolute, symbolic links; e.g. "
+                                            "a `data subset` file)."),
     threads: int = threads_option(),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
@@ -62,7 +58,8 @@ def evaluate(
 
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
                       protocol=protocol, device=device, progress=not as_json,
-                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad)
+                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
+                      allow_outside_root=allow_outside_root)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 
@@ -76,7 +73,7 @@ def evaluate(
             for name, table in result["per_joint_tables"].items():
                 tr.log_table(table, f"tables/{name.replace('@', '_at_')}.json")
     if as_json:
-        typer.echo(json.dumps(_clean(result)))
+        typer.echo(dumps(result))
         return
     from animalpose.evaluation import format_table
 

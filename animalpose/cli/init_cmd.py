@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
+
+from animalpose.jsonout import dumps
 
 
 def init(
@@ -33,7 +34,6 @@ def init(
               else init_from_sleap(from_sleap, out, **options))
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(json.dumps({"out": str(result.out), "schema": result.schema, "joints": len(result.bodyparts),
-                           "split_by": result.by, "train_config": str(result.train_config),
-                           "adapt_config": str(result.adapt_config) if result.adapt_config else None,
-                           "videos": [str(v) for v in result.videos]}))
+    typer.echo(dumps({"out": result.out, "schema": result.schema, "joints": len(result.bodyparts),
+                      "split_by": result.by, "train_config": result.train_config,
+                      "adapt_config": result.adapt_config, "videos": result.videos}))

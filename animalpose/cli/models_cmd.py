@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from animalpose.errors import AnimalposeError
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Pose networks: parameters, input sizes, GFLOPs (multiply-adds).")
 
@@ -27,7 +27,7 @@ def list_(
         raise typer.Exit(2) from None
     if as_json:
         keys = ("name", "params", "input_size", "gflops", "num_joints", "head_codec", "description")
-        typer.echo(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+        typer.echo(dumps([{k: r[k] for k in keys} for r in rows], indent=2))
         return
     width = max(len(r["name"]) for r in rows)
     typer.echo(f"{'name':<{width}}  {'params':>12}  {'input':>9}  {'GFLOPs':>7}  {'K':>3}  description")
@@ -62,7 +62,7 @@ def summary(
     info["blocks"] = {k: v for k, v in blocks.items() if v}
     info["architecture"] = type(net).__name__
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(dumps(info, indent=2))
         return
     h, w = info["input_size"]
     typer.echo(f"{name}: {info['architecture']} — {info['description']}")

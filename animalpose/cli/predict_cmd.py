@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from animalpose.cli.options import threads_option
+from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Predict keypoints on images, folders and videos (CSV, COCO JSON, labelled MP4).")
 
@@ -26,13 +26,19 @@ def predict(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N."),
     progress: bool = typer.Option(True, help="Progress bar with frames per second."),
     tracking: bool = typer.Option(False, help="Record the prediction as an MLflow run (CSV/JSON as artifacts)."),
+    max_pixels: int = typer.Option(None, "--max-pixels", min=1, help="Refuse images and video frames larger than "
+                                   "this many pixels (default 100 million, or $ANIMALPOSE_MAX_IMAGE_PIXELS)."),
     threads: int = threads_option(),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
     from animalpose.threads import configure_threads
 
     configure_threads(threads)
+    from animalpose.data.images import set_max_image_pixels
     from animalpose.engine.predict import predict as run_predict
+
+    if max_pixels is not None:
+        set_max_image_pixels(max_pixels)
 
     result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,
                          flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
@@ -46,4 +52,4 @@ def predict(
             for path in result["outputs"]:
                 if not path.endswith(".mp4"):
                     tr.log_artifact(path, "predictions")
-    typer.echo(json.dumps(result))
+    typer.echo(dumps(result))

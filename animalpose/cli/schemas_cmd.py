@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from animalpose.errors import AnimalposeError
+from animalpose.jsonout import dumps
 
 app = typer.Typer(no_args_is_help=True, help="Keypoint schemas: joint names, flip pairs, sigmas, skeletons.")
 
@@ -27,7 +26,7 @@ def list_(as_json: bool = typer.Option(False, "--json", help="print a JSON list"
              "sigmas": s.sigmas is not None}
             for s in schemas
         ]
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(dumps(rows, indent=2))
         return
     width = max(len(s.name) for s in schemas)
     for s in schemas:
@@ -53,7 +52,7 @@ def show(
         data = schema.to_dict()
         if "original_order" in schema.extra:
             data["original_order"] = list(schema.extra["original_order"])
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(dumps(data, indent=2))
         return
     j = schema.joints
     typer.echo(f"{schema.name}: {schema.num_joints} joints")

@@ -25,6 +25,7 @@ def serve(
     deployments: bool = typer.Option(True, help="Serve the deployments after the servers are up."),
     activate_schedules: bool = typer.Option(False, help="Make the weekly retraining schedules active."),
 ) -> None:
+    from animalpose.cli.supervise import is_supervised
     from flows.stack import record_serving, start_stack, stop_stack
 
     home = Path(home) if home else data_home() / "stack"
@@ -38,7 +39,9 @@ def serve(
     os.environ["MLFLOW_TRACKING_URI"] = state.mlflow_url
     try:
         signal.signal(signal.SIGTERM, _interrupt)
-        record_serving(home, os.getpid())  # `serve --stop` from another terminal stops this process first
+        # `serve --stop` from another terminal stops this process first: through its supervisor (the process
+        # the user started, which passes the stop on and ends every process this one started) when it has one
+        record_serving(home, os.getppid() if is_supervised() else os.getpid())
         if deployments:
             from flows.deployments import deployment_specs, serve_deployments
 

@@ -55,6 +55,8 @@ def gallery(
     schema: str = typer.Option(None, help="Annotation file to draw (default: the first)."),
 ) -> None:
     """Grid of samples with skeleton overlays (occluded joints drawn as hollow rings)."""
+    from animalpose.outputs import check_output_file
     from synthetic.gallery import dataset_gallery
 
+    check_output_file(out, "--out")
     typer.echo(f"wrote {dataset_gallery(folder, out, count=count, cols=cols, schema=schema)}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 
 from animalpose.cli.options import threads_option
+from animalpose.jsonout import dumps
 
 app = typer.Typer(help="Train a pose model from a configuration file.")
 
@@ -31,7 +31,8 @@ def train(
 
     cfg = load_config(config, overrides=overrides or [])
     result = run_train(cfg, out_dir=out, name=name or config.stem, resume=resume, progress=progress)
-    typer.echo(json.dumps({"out": str(result.out_dir), "best_checkpoint": str(result.best_checkpoint),
-                           "best_score": result.best_score, "epochs": len(result.history),
-                           "images_per_s": result.images_per_second, "run_id": result.run_id,
-                           "stopped_early": result.stopped_early, "data_skipped": result.data_skipped}))
+    typer.echo(dumps({"out": result.out_dir, "best_checkpoint": result.best_checkpoint,
+                      "best_score": result.best_score, "epochs": len(result.history),
+                      "images_per_s": result.images_per_second, "run_id": result.run_id,
+                      "stopped_early": result.stopped_early, "data_skipped": result.data_skipped,
+                      "images_skipped": result.images_skipped}))

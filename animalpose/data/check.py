@@ -28,10 +28,10 @@ from animalpose.data.images import (
     video_info,
 )
 from animalpose.data.records import PoseDataset, PoseRecord
-from animalpose.data.validate import check_record, dataset_problems
+from animalpose.data.validate import _dedup, check_record, dataset_problems, outside_root_problems
 from animalpose.data.validate import image_field as _image_field
 from animalpose.data.validate import record_origin as _origin
-from animalpose.errors import DataError, Problem
+from animalpose.errors import DataError, Problem, missing_file_reason
 from animalpose.keypoints import KeypointSchema
 
 
@@ -113,6 +113,7 @@ def check_dataset(
     decode_video: bool = False,
     video_samples: int = 3,
     progress: bool = False,
+    allow_outside_root: bool = False,
 ) -> CheckReport:
     """Validate ``dataset`` and summarise it; never raises for bad data, every problem is reported.
 
@@ -123,6 +124,8 @@ def check_dataset(
         decode_video: decode every frame of every video and compare with the container's count
             (slow); otherwise ``video_samples`` referenced frames per video are decoded.
         progress: show a progress bar on stderr.
+        allow_outside_root: check (and open) images whose paths resolve outside the dataset's image root;
+            otherwise each is an error and is not opened.
     """
     if schema is None:
         from animalpose.data.readers import dataset_schema
@@ -133,9 +136,12 @@ def check_dataset(
     report.problems.extend(dataset.problems)
     report.problems.extend(dataset_problems(dataset))  # empty dataset, string image ids, duplicate ids
     report.notes.extend(dataset.meta.get("notes", []))
+    outside = {} if allow_outside_root else outside_root_problems(dataset)
+    report.problems.extend(_dedup(list(outside.values())))
     by_image: dict[tuple[str, int | None], list[PoseRecord]] = defaultdict(list)
-    for rec in dataset.records:
-        by_image[(rec.image, rec.frame_index)].append(rec)
+    for i, rec in enumerate(dataset.records):
+        if i not in outside:  # never opened
+            by_image[(rec.image, rec.frame_index)].append(rec)
     sizes: dict[tuple[str, int | None], tuple[int, int] | None] = {}
 
     # Videos: the ones records reference and the ones the dataset lists (e.g. DLC's videos/ folder).
@@ -188,7 +194,7 @@ def check_dataset(
         recs = by_image[key]
         size = None
         if not Path(image).is_file():
-            report.problems.append(Problem(image, _image_field(recs[0]), "image file not found"))
+            report.problems.append(Problem(image, _image_field(recs[0]), missing_file_reason(image, "image file")))
         else:
             try:
                 if decode_images:

@@ -8,8 +8,10 @@
   (K, 3) original-image keypoints, ``crop_keypoints`` (K, 3), ``index`` (record index), ``flipped``.
 
 Predictions map back with :func:`animalpose.data.transforms.crop_to_original` on ``meta["matrix"]``.
-A corrupt image does not stop an epoch: the sample comes back as None, is logged once with its
-path, and :func:`collate_skip` drops it and counts it in the batch's ``skipped`` field.
+A corrupt image does not stop an epoch: the sample comes back as a (falsy) :class:`SkippedSample`
+naming the image and the reason, is logged once, and :func:`collate_skip` drops it, counts it in the
+batch's ``skipped`` field and lists it in ``skipped_images``, so that the loops record what they
+skipped (summary.json, state.json, MLflow ``data/skipped_images``) instead of only logging it.
 """
 
 from __future__ import annotations
@@ -181,7 +183,7 @@ class TopDownDataset(Dataset):
         aspect = self.input_size[0] / self.input_size[1]
         return T.box_to_center_scale(bbox, aspect, self.padding)
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int) -> dict | SkippedSample:
         record = self.records[index]
         try:
             image = read_image(record.image, record.frame_index)
@@ -189,7 +191,7 @@ class TopDownDataset(Dataset):
             if index not in self.skipped:
                 log.warning("skipping corrupt sample %d: %s", index, exc)
                 self.skipped.add(index)
-            return None
+            return SkippedSample(index, str(record.image), record.frame_index, str(exc))
         center, scale = self.center_scale(record, image.shape)
         keypoints = record.keypoints
         if self.augment is not None:
@@ -217,12 +219,59 @@ class TopDownDataset(Dataset):
         }
 
 
-def collate_skip(samples: list[dict | None]) -> dict:
-    """Collate the readable samples of a batch; ``skipped`` (int) counts the corrupt ones dropped."""
-    good = [s for s in samples if s is not None]
+@dataclass(frozen=True)
+class SkippedSample:
+    """What :meth:`TopDownDataset.__getitem__` returns for an image that does not decode (falsy, so that
+    ``if sample:`` tells a sample from a skip)."""
+
+    index: int
+    image: str
+    frame_index: int | None
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+    def to_dict(self) -> dict:
+        return {"image": self.image, "frame_index": self.frame_index, "reason": self.reason}
+
+
+def collate_skip(samples: list[dict | SkippedSample | None]) -> dict:
+    """Collate the readable samples of a batch; ``skipped`` (int) counts the corrupt ones dropped and
+    ``skipped_images`` lists them (``SkippedSample.to_dict()``)."""
+    good = [s for s in samples if s]
     batch = default_collate(good) if good else {}
     batch["skipped"] = len(samples) - len(good)
+    batch["skipped_images"] = [s.to_dict() for s in samples if isinstance(s, SkippedSample)]
     return batch
+
+
+def images_left_out(records: Sequence[PoseRecord], kept: Sequence[PoseRecord], stage: str) -> list[dict]:
+    """The images of ``records`` with no record in ``kept`` (a pass that drops what does not decode, e.g.
+    pseudo-labelling), each once, as :meth:`SkippedSample.to_dict` entries."""
+    done = {(r.image, r.frame_index) for r in kept}
+    missed = {(r.image, r.frame_index) for r in records} - done
+    return [{"image": image, "frame_index": frame, "reason": f"did not decode ({stage} skipped it)"}
+            for image, frame in sorted(missed, key=lambda k: (k[0], -1 if k[1] is None else k[1]))]
+
+
+class SkippedImages:
+    """The images a loop skipped because they did not decode, each once: ``add(batch)`` per batch."""
+
+    def __init__(self, items: list[dict] | None = None):
+        self._items: dict[tuple[str, int | None], dict] = {}
+        for item in items or []:
+            self._items.setdefault((item["image"], item.get("frame_index")), dict(item))
+
+    def add(self, batch: dict) -> None:
+        for item in batch.get("skipped_images", ()):
+            self._items.setdefault((item["image"], item.get("frame_index")), item)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def to_list(self) -> list[dict]:
+        return [self._items[k] for k in sorted(self._items, key=lambda k: (k[0], -1 if k[1] is None else k[1]))]
 
 
 class VideoSequenceSampler(Sampler[list[int]]):

@@ -8,10 +8,16 @@ Readers only reference images; this module is the one place that opens them. Eve
 - :func:`image_trailer_ok` tells whether a PNG/JPEG file ends where its format says it must
   (a truncated download still decodes partially in OpenCV, so decoding alone does not catch it).
 - :class:`VideoFrameReader` keeps a few videos open and reads frames sequentially where it can.
+
+Pixel limit (decompression bombs: a 20000x20000 PNG of a few kB decodes to 1.2 GB): an image or video
+frame over :func:`max_image_pixels` (default 100 megapixels, 12 times a 4K frame) is a DataError
+naming the file, found from the PNG/JPEG header before any pixel is decoded. Raise it with
+``data.max_image_pixels``, ``predict --max-pixels`` or the ``ANIMALPOSE_MAX_IMAGE_PIXELS`` variable.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 from collections import OrderedDict
@@ -21,7 +27,7 @@ import cv2
 import numpy as np
 
 from animalpose.data.records import VIDEO_SUFFIXES
-from animalpose.errors import DataError
+from animalpose.errors import DataError, missing_file_reason
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"IEND\xaeB`\x82"
@@ -29,6 +35,53 @@ _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 # JPEG start-of-frame markers (baseline, extended, progressive, lossless, ...) that carry the size.
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+DEFAULT_MAX_PIXELS = 100_000_000
+MAX_PIXELS_ENV = "ANIMALPOSE_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$ANIMALPOSE_MAX_IMAGE_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
+    raw = os.environ.get(MAX_PIXELS_ENV)
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DataError(f"${MAX_PIXELS_ENV}", MAX_PIXELS_ENV, f"expected a positive whole number, got {raw!r}")
+    return value
+
+
+def set_max_image_pixels(limit: int) -> None:
+    """Set the limit for this process and the worker processes it starts (through the environment)."""
+    if int(limit) < 1:
+        raise DataError("<settings>", "max_image_pixels", f"expected a positive whole number, got {limit}")
+    os.environ[MAX_PIXELS_ENV] = str(int(limit))
+
+
+def check_pixels(path: str | Path, width: int, height: int, limit: int | None = None) -> None:
+    """DataError naming ``path`` when width x height exceeds ``limit`` (default :func:`max_image_pixels`)."""
+    limit = max_image_pixels() if limit is None else limit
+    if int(width) * int(height) > limit:
+        raise DataError(str(path), "image", f"{width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the "
+                        f"limit of {limit / 1e6:g} megapixels (a decompression bomb?); raise data.max_image_pixels, "
+                        f"predict --max-pixels or ${MAX_PIXELS_ENV} to read it")
+
+
+def header_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG IHDR or JPEG SOF header without decoding; None for other files."""
+    with Path(path).open("rb") as fh:
+        head = fh.read(32)
+        if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", head[16:24])
+            return int(width), int(height)
+        if head.startswith(_JPEG_SOI):
+            fh.seek(2)
+            return _jpeg_size(fh)
+    return None
 
 
 def is_video_path(path: str | Path) -> bool:
@@ -43,18 +96,11 @@ def probe_image_size(path: str | Path) -> tuple[int, int]:
     """
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            head = fh.read(32)
-            if head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
-                width, height = struct.unpack(">II", head[16:24])
-                return int(width), int(height)
-            if head.startswith(_JPEG_SOI):
-                fh.seek(2)
-                size = _jpeg_size(fh)
-                if size is not None:
-                    return size
-    except FileNotFoundError:
-        raise DataError(str(path), "image", "file not found") from None
+        size = header_size(path)
+        if size is not None:
+            return size
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(str(path), "image", missing_file_reason(path)) from None
     except OSError as exc:
         raise DataError(str(path), "image", f"cannot read: {exc}") from exc
     img = read_image(path)
@@ -119,13 +165,18 @@ def read_image(path: str | Path, frame_index: int | None = None) -> np.ndarray:
     if is_video_path(path):
         return _default_video_reader().read(path, 0 if frame_index is None else frame_index)
     if not path.is_file():
-        raise DataError(str(path), "image", "file not found")
+        raise DataError(str(path), "image", missing_file_reason(path))
     if not image_trailer_ok(path):
         raise DataError(str(path), "image", "truncated file (image data ends early)")
+    limit = max_image_pixels()
+    size = header_size(path)
+    if size is not None:  # before decoding: the bomb never reaches memory
+        check_pixels(path, *size, limit)
     buf = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
     if img is None:
         raise DataError(str(path), "image", "cannot decode image")
+    check_pixels(path, img.shape[1], img.shape[0], limit)  # formats without a header parser here
     return _to_rgb_uint8(img)
 
 
@@ -149,7 +200,7 @@ def video_info(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(str(path), "video", "file not found")
+        raise DataError(str(path), "video", missing_file_reason(path))
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -164,6 +215,7 @@ def video_info(path: str | Path) -> dict:
         cap.release()
     if info["frames"] <= 0 or info["width"] <= 0:
         raise DataError(str(path), "video", "container declares no frames (undecodable video?)")
+    check_pixels(path, info["width"], info["height"])
     return info
 
 
@@ -216,7 +268,7 @@ class VideoFrameReader:
             self._caps.move_to_end(key)
             return self._caps[key]
         if not Path(key).is_file():
-            raise DataError(key, "video", "file not found")
+            raise DataError(key, "video", missing_file_reason(key))
         cap = cv2.VideoCapture(key)
         if not cap.isOpened():
             raise DataError(key, "video", "cannot open video")

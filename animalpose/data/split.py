@@ -127,6 +127,15 @@ def _portable(record: PoseRecord, folder: Path, whole_frame: bool) -> PoseRecord
     return replace(record, image=Path(rel).as_posix())
 
 
+def images_outside(splits: dict[str, list[PoseRecord]], out_dir: str | Path) -> bool:
+    """Whether any image of ``splits`` lies outside ``out_dir`` (paths resolved as the containment rule of
+    :mod:`animalpose.data.validate` does): the split files then address it with ``../`` and are read with
+    ``data.allow_outside_root`` (`--allow-outside-root`), e.g. a DeepLabCut project's ``labeled-data/``
+    seen from ``PROJECT/animalpose/data``."""
+    base = os.path.realpath(out_dir).rstrip(os.sep) + os.sep
+    return any(not os.path.realpath(r.image).startswith(base) for recs in splits.values() for r in recs)
+
+
 def write_split(splits: dict[str, list[PoseRecord]], schema: KeypointSchema, out_dir: str | Path, *,
                 manifest: dict | None = None, whole_frame: bool | None = None) -> dict[str, Path]:
     """Write each non-empty split as ``out_dir/<split>.json`` and ``out_dir/split.json``; returns the paths.

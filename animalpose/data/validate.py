@@ -6,8 +6,11 @@ The rules (each problem a :class:`~animalpose.errors.Problem` naming the file an
   visibility in {0, 1, 2}, labelled keypoints inside the image, boxes of positive size inside it;
 - per dataset (:func:`dataset_problems`): at least one instance, integer image ids, no annotation
   id used twice; problems the reader found (duplicate image ids, ...) count too;
-- per image (:func:`image_problem`): the file exists, its header gives a size and a PNG/JPEG is not
-  cut short; per video frame, the frame lies within the video.
+- per image (:func:`image_problem`): the file exists, its header gives a size within the pixel limit
+  and a PNG/JPEG is not cut short; per video frame, the frame lies within the video;
+- containment (:func:`outside_root_problem`): an image path that resolves outside the dataset's image
+  root (``..``, an absolute path, a symbolic link) is refused, and the file is never opened, unless
+  ``allow_outside_root`` (``data.allow_outside_root``) is set.
 
 :func:`check_dataset <animalpose.data.check.check_dataset>` reports every problem (and decodes every
 image); :func:`validate_dataset` is what the training and evaluation entry points call before any
@@ -19,15 +22,24 @@ that the caller records (summary.json, ``--json`` output, MLflow).
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from animalpose.data.images import image_trailer_ok, is_video_path, probe_image_size, video_info
+from animalpose.data.images import (
+    check_pixels,
+    image_trailer_ok,
+    is_video_path,
+    max_image_pixels,
+    probe_image_size,
+    set_max_image_pixels,
+    video_info,
+)
 from animalpose.data.records import PoseDataset, PoseRecord
-from animalpose.errors import DataError, Problem
+from animalpose.errors import DataError, Problem, missing_file_reason
 from animalpose.keypoints import KeypointSchema
 
 log = logging.getLogger(__name__)
@@ -128,16 +140,44 @@ def dataset_problems(dataset: PoseDataset) -> list[Problem]:
     return out
 
 
-def image_problem(rec: PoseRecord) -> tuple[tuple[int, int] | None, Problem | None]:
+def outside_root_problem(rec: PoseRecord, root: str | Path) -> Problem | None:
+    """The problem of an image path that resolves (``..``, absolute, symbolic links) outside ``root``."""
+    real, base = os.path.realpath(rec.image), os.path.realpath(root)
+    if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
+        return None
+    file, _ = record_origin(rec)
+    return Problem(file, image_field(rec), f"image path {rec.image} resolves to {real}, outside the dataset's image "
+                                           f"root {base}; data.allow_outside_root=true (evaluate, data check: "
+                                           "--allow-outside-root) reads it")
+
+
+def outside_root_problems(dataset: PoseDataset) -> dict[int, Problem]:
+    """record index -> containment problem, for datasets whose reader knows the image root (COCO, MPII)."""
+    root = dataset.meta.get("image_root")
+    if not root:
+        return {}
+    out: dict[int, Problem] = {}
+    seen: dict[str, bool] = {}
+    for i, rec in enumerate(dataset.records):
+        if seen.get(rec.image) is False:
+            continue
+        problem = outside_root_problem(rec, root)
+        seen[rec.image] = problem is not None
+        if problem is not None:
+            out[i] = problem
+    return out
+
+
+def image_problem(rec: PoseRecord, max_pixels: int | None = None) -> tuple[tuple[int, int] | None, Problem | None]:
     """(width, height) of a still image from its header, or the problem: missing, unreadable, cut short.
 
     Cheap (no decode): the header and the last few kB. A declared size that differs from the file's is a
-    problem too.
+    problem too, and so is a size over ``max_pixels`` (default :func:`~animalpose.data.images.max_image_pixels`).
     """
     file, _ = record_origin(rec)
     path = Path(rec.image)
     if not path.is_file():
-        return None, Problem(rec.image, image_field(rec), "image file not found")
+        return None, Problem(rec.image, image_field(rec), missing_file_reason(path, "image file"))
     try:
         size = probe_image_size(path)
         complete = image_trailer_ok(path)
@@ -147,6 +187,10 @@ def image_problem(rec: PoseRecord) -> tuple[tuple[int, int] | None, Problem | No
         return None, Problem(rec.image, "image", f"cannot read: {exc}")
     if not complete:  # the field `data check` names for an image that does not decode
         return None, Problem(rec.image, "image", "truncated file (no end marker)")
+    try:
+        check_pixels(path, *size, max_pixels)
+    except DataError as exc:
+        return None, exc.problem
     if rec.image_size is not None and tuple(rec.image_size) != size:
         return size, Problem(file, rec.meta.get("image_field", "image_size"),
                              f"declares {rec.image_size[0]}x{rec.image_size[1]}, {rec.image} is "
@@ -222,7 +266,8 @@ def _error(problems: list[Problem], source: str, skippable: bool = True) -> Data
 
 
 def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, skip_bad: bool = False,
-                     check_images: bool = True, require_instances: bool = True) -> Validated:
+                     check_images: bool = True, require_instances: bool = True, allow_outside_root: bool = False,
+                     max_pixels: int | None = None) -> Validated:
     """Check every record of ``dataset`` (see the module docstring) before any work starts.
 
     Args:
@@ -230,6 +275,8 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
         skip_bad: drop the records with a problem and report them, instead of raising.
         check_images: check every referenced image (header and end marker) or video frame.
         require_instances: an empty dataset is a problem (always an error, skipping cannot help).
+        allow_outside_root: read images whose paths resolve outside the dataset's image root.
+        max_pixels: the pixel limit (default :func:`~animalpose.data.images.max_image_pixels`).
 
     Raises:
         DataError: naming the file and the field of the first problem (the others in ``.problems``),
@@ -240,9 +287,13 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
                      skippable=False)
     general = [p for p in dataset.problems if p.severity == "error"]  # reader-level, not tied to a record
     per_record = record_id_problems(dataset)
+    outside = {} if allow_outside_root else outside_root_problems(dataset)
+    for i, p in outside.items():
+        per_record.setdefault(i, []).append(p)
     sizes: dict[int, tuple[int, int] | None] = {}
     if check_images:
-        video = [(i, r) for i, r in enumerate(dataset.records) if r.frame_index is not None and is_video_path(r.image)]
+        video = [(i, r) for i, r in enumerate(dataset.records)
+                 if r.frame_index is not None and is_video_path(r.image) and i not in outside]
         vsizes, vproblems = _video_problems(video)
         sizes.update(vsizes)
         for i, p in vproblems.items():
@@ -250,10 +301,10 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
         by_image: dict[str, tuple[tuple[int, int] | None, Problem | None]] = {}
         video_ids = {i for i, _ in video}
         for i, rec in enumerate(dataset.records):
-            if i in video_ids:
+            if i in video_ids or i in outside:  # an image outside the root is never opened
                 continue
             if rec.image not in by_image:
-                by_image[rec.image] = image_problem(rec)
+                by_image[rec.image] = image_problem(rec, max_pixels)
             size, problem = by_image[rec.image]
             sizes[i] = size
             if problem is not None:
@@ -277,6 +328,16 @@ def validate_dataset(dataset: PoseDataset, schema: KeypointSchema | None, *, ski
                               f"no valid instances left after skipping {skipped.records} bad ones")], dataset.source,
                      skippable=False)
     return Validated(kept, skipped)
+
+
+def validation_options(data_cfg) -> dict:
+    """:func:`validate_dataset`'s options from a ``data`` config section (``skip_bad``, ``allow_outside_root``,
+    ``max_image_pixels``). A limit above the one in force is also set for this process and the workers it
+    starts (:func:`~animalpose.data.images.set_max_image_pixels`), so the images read later obey it too."""
+    if data_cfg.max_image_pixels > max_image_pixels():
+        set_max_image_pixels(data_cfg.max_image_pixels)
+    return {"skip_bad": data_cfg.skip_bad, "allow_outside_root": data_cfg.allow_outside_root,
+            "max_pixels": data_cfg.max_image_pixels}
 
 
 def _dedup(problems: list[Problem]) -> list[Problem]:

@@ -21,7 +21,7 @@ from animalpose.data.readers.animalpose_release import FORMAT as RELEASE_FORMAT
 from animalpose.data.readers.animalpose_release import load_split_file, select_categories
 from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.data.transforms import PADDING_REAL
-from animalpose.data.validate import SkipReport, validate_dataset
+from animalpose.data.validate import SkipReport, validate_dataset, validation_options
 from animalpose.errors import ConfigError, DataError
 from animalpose.keypoints import KeypointSchema, load_schema
 from animalpose.models.factory import MODELS
@@ -118,7 +118,7 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema: str | Keypoin
         elif own.joints != schema.joints:
             raise DataError(str(path), "schema", f"dataset schema {own.name!r} differs from {schema.name!r}")
         padding = crop_padding(ds, cfg)
-        checked = validate_dataset(ds, schema, skip_bad=cfg.data.skip_bad)
+        checked = validate_dataset(ds, schema, **validation_options(cfg.data))
         if skipped is not None:
             skipped.extend(checked.skipped)
         labelled = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]

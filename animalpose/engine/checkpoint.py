@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ import numpy as np
 import torch
 
 from animalpose.atomic import atomic_path
-from animalpose.errors import DataError
+from animalpose.errors import DataError, OutputError
 from animalpose.keypoints import KeypointSchema
+from animalpose.outputs import describe_os_error
 
 FORMAT_VERSION = 1
 # The temporary files atomic_path writes beside a checkpoint: .<stem>.<8 hex digits>.ckpt
@@ -91,9 +93,26 @@ def set_rng_state(state: dict) -> None:
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     path = Path(path)
-    with atomic_path(path, fsync=True) as tmp, tmp.open("wb") as fh:
-        torch.save(obj, fh)
+    try:
+        with atomic_path(path, fsync=True) as tmp, tmp.open("wb") as fh:
+            torch.save(obj, fh)
+    except OSError as exc:
+        raise OutputError(str(path), "checkpoint", describe_os_error(exc)) from exc
+    except RuntimeError as exc:  # torch's zip writer: "[enforce fail at inline_container.cc] ... file write failed"
+        if "inline_container" not in str(exc) and "write" not in str(exc):
+            raise
+        free = _free_bytes(path.parent)
+        room = f"; {free} bytes free on its file system" if free is not None else ""
+        raise OutputError(str(path), "checkpoint", f"write failed (disk full?{room}): "
+                                                   f"{str(exc).splitlines()[0]}") from exc
     return path
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def save_checkpoint(path: str | Path, *, model: Mapping, schema: KeypointSchema, config: Mapping,
@@ -142,7 +161,8 @@ def load_checkpoint(path: str | Path, *, schema: KeypointSchema | None = None,
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(str(path), "checkpoint", "no such file")
+        raise DataError(str(path), "checkpoint", "is a folder; a checkpoint file is needed here" if path.is_dir()
+                        else "no such file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated / foreign files

@@ -49,7 +49,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from animalpose.config import ExperimentConfig, parse_config
-from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_permutation_or_none
 from animalpose.data.readers import dataset_schema, read_dataset
 from animalpose.data.transforms import crop_to_original
@@ -160,7 +160,8 @@ def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: Ke
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
              workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
-             split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False) -> dict:
+             split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
+             allow_outside_root: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
     ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
@@ -168,7 +169,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ``categories``/``split_file`` select species and images as in :func:`~animalpose.data.readers.read_dataset`;
     ``mapping`` admits a dataset of another schema (module docstring). ``skip_bad``: drop the records that
     fail validation (:mod:`animalpose.data.validate`) instead of stopping with a DataError; what was
-    dropped is in the result's ``skipped``.
+    dropped is in the result's ``skipped``. ``allow_outside_root``: read images whose paths resolve outside the
+    dataset's image root (refused otherwise).
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
@@ -184,7 +186,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
                        mapping=mapping)
     own_schema = dataset_schema(ds)
-    checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad)
+    checked = validate_dataset(ds, own_schema or schema, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
     # the reference batches every instance of its test list; dropping unlabelled ones would change its batches
     records = [r for r in checked.records if reference or (r.keypoints[:, 2] > 0).any()]
     common: dict[str, str] | None = None
@@ -217,8 +219,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
 
         bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
     undecodable = 0
+    failed = SkippedImages()
     for batch in loader:
         undecodable += int(batch["skipped"])
+        failed.add(batch)
         if "image" not in batch:
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
@@ -236,9 +240,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         bar.close()
     skipped = checked.skipped
     if undecodable:  # passed the header/end-marker check but did not decode: never a silent drop
-        files = sorted({records[i].image for i in tds.skipped})  # known when decoded in this process
-        problems = [Problem(f, "image", "does not decode") for f in files] or [
-            Problem(str(data), "image", f"{undecodable} images do not decode (see the log)")]
+        problems = [Problem(s["image"], "image" if s["frame_index"] is None else f"frame {s['frame_index']}",
+                            s["reason"]) for s in failed.to_list()]
+        files = sorted({p.file for p in problems})
         if not skip_bad:
             raise DataError(problems[0].file, "image", f"{undecodable} image(s) of {data} do not decode "
                                                        f"({', '.join(files[:5]) or 'see the log'}); --skip-bad "

@@ -14,12 +14,16 @@ Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem
   coloured by confidence from red (0) to green (1).
 
 Inputs are all checked before work starts: a missing file or a video whose first frame does not
-decode is a DataError naming it.
+decode is a DataError naming it; an output folder that cannot be written (a file in its place, a
+read-only or full file system) is an OutputError naming it. Everything is written into a hidden
+staging folder under ``out`` and moved into place only when the whole pass succeeded
+(:func:`animalpose.outputs.staged_folder`): a failure or a kill adds no half-written output.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import sys
 import time
@@ -33,13 +37,14 @@ import torch
 
 from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.data.flip import flip_permutation_or_none
-from animalpose.data.images import read_image
+from animalpose.data.images import check_pixels, header_size, read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.errors import DataError
+from animalpose.outputs import check_output_dir, output_errors, staged_folder
 
 
 def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -60,6 +65,9 @@ def collect_inputs(inputs: list[str | Path]) -> tuple[list[Path], list[Path]]:
                 check_video(q)
                 videos.append(q)
             elif q.suffix.lower() in IMAGE_SUFFIXES:
+                size = header_size(q) if q.is_file() else None
+                if size is not None:  # a decompression bomb stops the run before any work
+                    check_pixels(q, *size)
                 images.append(q)
             else:
                 raise DataError(str(q), "input", f"not an image or video ({q.suffix or 'no suffix'})")
@@ -73,6 +81,7 @@ def check_video(path: Path) -> dict:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok or frame is None:
             raise DataError(str(path), "video", "cannot decode video (no readable first frame)")
+        check_pixels(path, frame.shape[1], frame.shape[0])
         return {"fps": cap.get(cv2.CAP_PROP_FPS) or 30.0, "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)),
                 "width": frame.shape[1], "height": frame.shape[0]}
     finally:
@@ -219,13 +228,22 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
     Returns:
         ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
     """
-    predictor = Predictor(checkpoint, device, flip, batch_size)
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out, "--out", create=False)
+    predictor = Predictor(checkpoint, device, flip, batch_size)
+    with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
+        result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,
+                               video_scale=video_scale, write_video=write_video, batch_size=batch_size,
+                               progress=progress)
+    result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]
+    return result
+
+
+def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: list[Path], dets, *, scorer: str,
+                  video_scale: float, write_video: bool, batch_size: int, progress: bool) -> dict:
+    """The prediction pass of :func:`predict`, writing into ``out`` (the staging folder)."""
     schema = predictor.schema
-    scorer = Path(checkpoint).stem
     outputs: list[Path] = []
     t0, n_frames = time.perf_counter(), 0
     bar = None
@@ -256,7 +274,9 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             for p in poses:
                 draw_pose(canvas, p, schema.skeleton)
-            cv2.imwrite(str(out / "labelled" / f"{path.stem}.png"), canvas)
+            png = out / "labelled" / f"{path.stem}.png"
+            if not cv2.imwrite(str(png), canvas):  # OpenCV reports a failed write only by its return value
+                raise OSError(errno.EIO, "cv2.imwrite failed", str(png))
             n_frames += 1
             tick()
         outputs += w.close()

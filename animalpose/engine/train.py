@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animalpose.atomic import write_json_atomic
+from animalpose.atomic import write_text_atomic
 from animalpose.config import ExperimentConfig, flatten, to_dict
 from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
@@ -21,6 +21,8 @@ from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
 from animalpose.evaluation import per_joint_table
+from animalpose.jsonout import dumps
+from animalpose.outputs import check_output_dir
 from animalpose.paths import data_home
 from animalpose.tracking import Tracker, data_tags
 
@@ -31,7 +33,7 @@ def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:
 
 
 def _write_json(path: Path, data) -> None:
-    write_json_atomic(path, data, indent=2, default=lambda v: None if v != v else str(v))
+    write_text_atomic(path, dumps(data, indent=2))  # strict JSON: a NaN score is null
 
 
 def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,
@@ -52,6 +54,8 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg, name)
+    if dist.is_main:  # before any data is read: a folder that cannot take a checkpoint stops the run now
+        check_output_dir(out, "--out", create=False)  # nothing is created before the data checks pass
     try:
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         data = build_data(cfg)
@@ -103,6 +107,7 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                 tracker.end("FAILED")
             raise
         result.data_skipped = data.skipped.to_dict()
+        log_skipped_images(tracker, result.images_skipped)
         if dist.is_main and not result.halted:
             _finish(cfg, trainer, result, tracker, register_as)
         if tracker:
@@ -130,6 +135,16 @@ def log_skipped(tracker: Tracker | None, skipped: SkipReport) -> None:
     tracker.log_dict(skipped.to_dict(), "data/skipped.json")
 
 
+def log_skipped_images(tracker: Tracker | None, images: list[dict]) -> None:
+    """Record in MLflow the images skipped because they did not decode: the metric ``data/skipped_images``
+    (0 included, so a clean run says so) and, when there are any, the list as ``data/skipped_images.json``."""
+    if tracker is None:
+        return
+    tracker.log_metrics({"data/skipped_images": float(len(images))})
+    if images:
+        tracker.log_dict({"count": len(images), "images": images}, "data/skipped_images.json")
+
+
 def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
             register_as: str | None) -> None:
     """Per-joint table, figures, the best checkpoint as an artifact and a registered model version."""
@@ -139,7 +154,7 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     schema = trainer.schema
     summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
                "images_per_s": result.images_per_second, "history": result.history,
-               "data_skipped": result.data_skipped}
+               "data_skipped": result.data_skipped, "images_skipped": result.images_skipped}
     if trainer.last_per_joint is not None:
         summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
     _write_json(out / "summary.json", summary)
@@ -192,7 +207,7 @@ def _prediction_pictures(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
     if not trainer.val_sets:
         return None
     ds = next(iter(trainer.val_sets.values()))
-    samples = [s for s in (ds[i] for i in range(min(n, len(ds)))) if s is not None]
+    samples = [s for s in (ds[i] for i in range(min(n, len(ds)))) if s]  # skipped images are falsy
     if not samples:
         return None
     module = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)

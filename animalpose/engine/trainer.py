@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from animalpose.config import ExperimentConfig, to_dict
-from animalpose.data.dataset import TopDownDataset, collate_skip
+from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip
 from animalpose.data.flip import flip_heatmaps, flip_permutation_or_none
 from animalpose.engine.checkpoint import (
     check_architecture,
@@ -123,6 +123,8 @@ class TrainResult:
     stopped_early: bool = False
     halted: bool = False
     data_skipped: dict = field(default_factory=dict)  # SkipReport.to_dict() of the records data.skip_bad dropped
+    # images that passed validation but did not decode when read (SkippedSample.to_dict()), each once
+    images_skipped: list[dict] = field(default_factory=list)
 
 
 class Trainer:
@@ -157,6 +159,7 @@ class Trainer:
         self.halt_after_steps = halt_after_steps
         self.extra = dict(extra or {})
         self.log_every = log_every
+        self.skipped_images = SkippedImages()  # on this rank; kept in the checkpoints, so a resume keeps them
         t = cfg.train
         self.channels_last = t.channels_last
         model = model.to(device)
@@ -227,6 +230,7 @@ class Trainer:
                                extra={**self.extra, "best_score": self.best_score, "bad_epochs": self.bad_epochs,
                                       "pending_best": self.pending_best,
                                       "history": self.history, "epoch_acc": self.epoch_acc,
+                                      "skipped_images": self.skipped_images.to_list(),
                                       "run_id": self.tracker.run_id if self.tracker else None})
 
     def resume(self, path: Path) -> None:
@@ -252,6 +256,7 @@ class Trainer:
         self.best_score, self.bad_epochs = extra.get("best_score"), int(extra.get("bad_epochs") or 0)
         self.history = list(extra.get("history") or [])
         self.epoch_acc = list(extra.get("epoch_acc") or [0.0, 0, 0.0, 0.0])
+        self.skipped_images = SkippedImages(extra.get("skipped_images"))
         if ckpt.get("rng"):
             set_rng_state(ckpt["rng"])
         if self.dist.is_main:
@@ -310,6 +315,7 @@ class Trainer:
         loss_sum, n_images, busy, wall_before = self.epoch_acc
         t_start = time.perf_counter()
         for batch in loader:
+            self.skipped_images.add(batch)
             if "image" not in batch:  # every sample of the batch was unreadable
                 continue
             t0 = time.perf_counter()
@@ -364,6 +370,7 @@ class Trainer:
             loader = self._loader(ds, indices, self.cfg.train.batch_size)
             dists, loss_sum, n = [], 0.0, 0
             for batch in loader:
+                self.skipped_images.add(batch)
                 if "image" not in batch:
                     continue
                 images = batch["image"].to(self.device)
@@ -445,7 +452,8 @@ class Trainer:
                 break
         return TrainResult(self.out_dir, last_path, best_path if best_path.is_file() else None, self.best_score,
                            self.history, self.tracker.run_id if self.tracker else None,
-                           float(np.median(ips)) if ips else float("nan"), stopped_early, halted)
+                           float(np.median(ips)) if ips else float("nan"), stopped_early, halted,
+                           images_skipped=self.skipped_images.to_list())
 
     def tracked(self, metrics: dict) -> dict:
         """The epoch metrics worth a line in MLflow: with one validation set its named copies

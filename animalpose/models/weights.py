@@ -53,7 +53,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict from ``path``; DataError naming the file if it is missing or not a state dict."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise DataError(path, "pretrained", "no such file (ImageNet weights are read from a local path only)")
+        reason = "no such file" if not os.path.isdir(path) else "is a folder; a weights file is needed here"
+        raise DataError(path, "pretrained", f"{reason} (ImageNet weights are read from a local path only)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or pickled-object files

@@ -169,7 +169,8 @@ def engine_config(settings: BenchSettings, train: list[Path], val: list[Path], e
 
     p = load_preset(settings.preset)
     values = {"data.train": [str(t) for t in train], "data.val": [str(v) for v in val], "data.schema": SCHEMA,
-              "model.num_joints": None, "train.epochs": epochs, "train.seed": seed, "tracking.enabled": False}
+              "model.num_joints": None, "train.epochs": epochs, "train.seed": seed, "tracking.enabled": False,
+              "data.allow_outside_root": True}  # the selection files point at the release's images
     cfg = preset_config(p, values)
     return _override(cfg, settings.overrides)
 
@@ -208,7 +209,7 @@ def score(checkpoint: Path, data: dict[str, Path], splits: tuple[str, ...] = ("t
 
     out = {"checkpoint": str(checkpoint), "epoch": int(load_checkpoint(checkpoint)["epoch"])}
     for split in splits:
-        res = evaluate(checkpoint, data[split], progress=False)
+        res = evaluate(checkpoint, data[split], progress=False, allow_outside_root=True)
         m = {k: res["metrics"][k] for k in METRICS if k in res["metrics"]}
         m["pck_crop@0.05_tigdog14"] = tigdog14(res["per_joint_tables"]["pck_crop@0.05"])
         out[split] = {**m, "instances": res["instances"]}

@@ -201,7 +201,9 @@ def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:
 
 
 def _configs(settings: BenchSettings, prep: Prepared, seed: int, source: Path | None):
-    common = [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false"]
+    # the label subsets point at the DLC project's images, outside the subsets' own folder
+    common = [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false",
+              "data.allow_outside_root=true"]
     sup = load_config(settings.experiment, ExperimentConfig, [*common, *settings.overrides])
     if source is None:
         return sup, None

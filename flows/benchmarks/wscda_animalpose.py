@@ -180,8 +180,9 @@ def arm_config(arm: Arm, settings: BenchSettings, data: dict[str, Path], seed: i
         wscda["labelled_per_species"] = n
     if start is not None:
         wscda["init_checkpoint"] = str(start)
+    # the prepared selection files name the release's images by absolute path, outside their own folder
     return {"data": {"train": [str(data[k]) for k in arm.animals], "val": [str(data[f"{TARGET}_val"])],
-                     "target": [str(data[f"{TARGET}_train"])]},
+                     "target": [str(data[f"{TARGET}_train"])], "allow_outside_root": True},
             "train": {"seed": seed},
             "tracking": {"enabled": False},
             "wscda": wscda}
@@ -267,7 +268,7 @@ def score(checkpoint: Path, test: Path) -> dict:
     """Test metrics of ``checkpoint`` (:func:`animalpose.engine.evaluate.evaluate`, flip test)."""
     from animalpose.engine.evaluate import evaluate
 
-    res = evaluate(checkpoint, test, progress=False)
+    res = evaluate(checkpoint, test, progress=False, allow_outside_root=True)  # the release's images
     out = {k: res["metrics"][k] for k in METRICS if k in res["metrics"]}
     per_joint = res["per_joint_tables"][PCK]
     values = [per_joint[j] for j in common17() if per_joint.get(j) is not None]

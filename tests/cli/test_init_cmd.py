@@ -51,6 +51,8 @@ def test_init_from_dlc_writes_configs_that_load_from_anywhere_and_train(tmp_path
     assert sum(s["frames"] for s in split["splits"].values()) == 90
     test_set = read_dataset(out / "data" / "test.json")
     assert test_set.schema == "dlc:mirror" and all(Path(r.image).is_file() for r in test_set.records)
+    # data/ sits beside labeled-data/: the split files say ../, so the configs opt in to reading outside data/
+    assert load_config(out / "train.yaml").data.allow_outside_root and cfg.data.allow_outside_root
     # a tiny run of the generated train config (smaller network and crops: the plumbing, not the accuracy)
     ran = runner.invoke(app, ["train", "--config", str(out / "train.yaml"), "--out", str(tmp_path / "run"),
                               "train.epochs=1", "train.device=cpu", "model.channels=16", "data.input_size=[64,64]",

@@ -109,7 +109,9 @@ def test_corrupt_image_is_skipped_with_a_count(horse10, tmp_path, caplog):
     assert sum(bt["image"].shape[0] for bt in batches) == 3
     assert any(str(bad) in r.getMessage() for r in caplog.records)
     assert data.skipped == {1}
-    assert collate_skip([None, None]) == {"skipped": 2}
+    (listed,) = [s for bt in batches for s in bt["skipped_images"]]  # recorded, not only logged
+    assert listed["image"] == str(bad) and "truncated" in listed["reason"]
+    assert collate_skip([None, None]) == {"skipped": 2, "skipped_images": []}
 
 
 def test_loader_with_a_worker_process(horse10):

@@ -4,12 +4,13 @@ mirror-mouse labels (tests/conftest.py: make_dlc_project)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from animalpose.data.readers import detect_format, read_dataset
-from animalpose.data.split import session_of, split_records, write_split
+from animalpose.data.split import images_outside, session_of, split_records, write_split
 from animalpose.errors import DataError
 
 
@@ -82,6 +83,27 @@ def test_written_split_reads_back_and_moves_with_its_folder(project, tmp_path):
         got, want = r.keypoints, truth[Path(r.image).resolve()]
         assert ((got[:, 2] > 0) == (want[:, 2] > 0)).all()
         assert abs(got[want[:, 2] > 0, :2] - want[want[:, 2] > 0, :2]).max() < 1e-3
+
+
+def test_split_files_outside_the_images_need_the_opt_in_and_say_so(project, tmp_path):
+    """Split files written away from the project's images address them with ../ (the containment rule
+    refuses those unless allow_outside_root); ``images_outside`` says which case a folder is."""
+    from animalpose.data.validate import validate_dataset
+
+    ds = read_dataset(project)
+    splits = split_records(ds.records, 0.2, 0.2, seed=1)
+    away = tmp_path / "elsewhere"
+    paths = write_split(splits, ds.meta["schema_def"], away)
+    assert images_outside(splits, away)
+    # the fixture's images are links to the real data: resolved like the containment rule, they lie outside
+    # the project too; a plain file under the folder does not
+    one = replace(ds.records[0], image=str(tmp_path / "data" / "labeled" / "a.png"))
+    assert not images_outside({"train": [one]}, tmp_path / "data") and images_outside({"train": [one]}, away)
+    test_set = read_dataset(paths["test"])
+    assert all(im["file_name"].startswith("../") for im in json.loads(paths["test"].read_text())["images"])
+    with pytest.raises(DataError, match="outside the dataset's image root"):
+        validate_dataset(test_set, None)
+    assert len(validate_dataset(test_set, None, allow_outside_root=True).records) == 30
 
 
 def test_frames_with_several_animals_are_cropped_per_animal(tmp_path):

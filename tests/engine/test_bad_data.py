@@ -291,3 +291,64 @@ def test_evaluate_does_not_drop_an_undecodable_image_silently(trained, tmp_path,
     result = json.loads(res.output)
     assert result["instances"] == N - 1
     assert result["skipped"]["records"] == 1 and result["skipped"]["files"] == [image]
+
+
+def test_train_records_an_image_that_does_not_decode(tmp_path, monkeypatch):
+    """An image that passes the up-front check but does not decode is skipped by the loader: the JSON line,
+    summary.json, the checkpoint (so a resume keeps it) and MLflow (data/skipped_images + its list) say so."""
+    monkeypatch.setenv("ANIMALPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _write(tmp_path / "data", _doc(tmp_path / "data"))
+    _corrupt_pixels(tmp_path / "data")
+    image = str(tmp_path / "data" / "images" / "im1.png")
+    config = _config_file(tmp_path, path)
+    # one batch of all four: the three readable images make a batch BatchNorm can train on
+    config.write_text(config.read_text().replace("enabled: false", "enabled: true").replace("batch_size: 3",
+                                                                                            "batch_size: 4"))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["train", "--config", str(config), "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    (skipped,) = json.loads(res.output.strip().splitlines()[-1])["images_skipped"]
+    assert skipped["image"] == image and skipped["frame_index"] is None and "cannot decode" in skipped["reason"]
+    assert json.loads((out / "summary.json").read_text())["images_skipped"] == [skipped]
+    from animalpose.engine.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out / "last.ckpt")["extra"]["skipped_images"] == [skipped]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("bad-data").experiment_id])
+    assert run.data.metrics["data/skipped_images"] == 1
+    assert "data/skipped_images.json" in [a.path for a in client.list_artifacts(run.info.run_id, "data")]
+
+
+def test_collate_lists_skipped_images_once_each():
+    import torch
+
+    from animalpose.data.dataset import SkippedImages, SkippedSample, collate_skip
+
+    bad = SkippedSample(3, "/d/a.png", None, "cannot decode image")
+    assert not bad  # falsy: `if sample:` tells a sample from a skip
+    batch = collate_skip([{"image": torch.zeros(1)}, bad, None])
+    assert batch["skipped"] == 2 and batch["image"].shape == (1, 1)
+    assert batch["skipped_images"] == [{"image": "/d/a.png", "frame_index": None, "reason": "cannot decode image"}]
+    seen = SkippedImages()
+    for b in (batch, batch, collate_skip([SkippedSample(0, "/d/v.mp4", 7, "frame 7 cut")])):
+        seen.add(b)
+    assert [(s["image"], s["frame_index"]) for s in seen.to_list()] == [("/d/a.png", None), ("/d/v.mp4", 7)]
+    assert len(SkippedImages(seen.to_list())) == 2  # round-trips through a checkpoint / state.json
+
+
+def test_ccssl_lists_target_images_pseudo_labelling_dropped():
+    from animalpose.data.dataset import images_left_out
+    from animalpose.data.records import PoseRecord
+
+    def rec(image, frame=None):
+        return PoseRecord(image, np.zeros((17, 3), np.float32), "coco", frame_index=frame)
+
+    records = [rec("/t/a.png"), rec("/t/a.png"), rec("/t/b.png"), rec("/t/v.mp4", 3), rec("/t/v.mp4", 4)]
+    labelled = [records[0], records[1], records[3]]
+    missed = images_left_out(records, labelled, "pseudo-labelling")
+    assert [(m["image"], m["frame_index"]) for m in missed] == [("/t/b.png", None), ("/t/v.mp4", 4)]
+    assert all("did not decode" in m["reason"] for m in missed)
+    assert images_left_out(records, records, "pseudo-labelling") == []

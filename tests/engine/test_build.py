@@ -51,8 +51,10 @@ def test_a_header_schema_reaches_the_val_sets(tmp_path):
     schema = ds.meta["schema_def"]
     train, _ = write_subset(ds.records, tmp_path / "train.json", schema, "img01", "img60")
     val, n_val = write_subset(ds.records, tmp_path / "val.json", schema, "img61", "img90")
+    # the subsets name the project's images by absolute path: read with the containment opt-in
     cfg = parse_config({"data": {"train": [str(train)], "val": [str(val), str(MOUSE / "CollectedData.csv")],
-                                 "input_size": [64, 64], "heatmap_size": [16, 16], "workers": 0},
+                                 "input_size": [64, 64], "heatmap_size": [16, 16], "workers": 0,
+                                 "allow_outside_root": True},
                         "augment": {"preset": "none"}})
     data = build_data(cfg)
     assert data.schema.name == "dlc:mirror-mouse" and data.schema.num_joints == 17
@@ -61,5 +63,6 @@ def test_a_header_schema_reaches_the_val_sets(tmp_path):
     assert all(v.schema == data.schema for v in data.val.values())
     # a val set may also name the train set's header schema when only it is labelled (val only, no train)
     only_val = build_data(parse_config({"data": {"val": [str(val)], "input_size": [64, 64],
-                                                 "heatmap_size": [16, 16], "workers": 0}}), train=False)
+                                                 "heatmap_size": [16, 16], "workers": 0,
+                                                 "allow_outside_root": True}}), train=False)
     assert only_val.schema.joints == data.schema.joints

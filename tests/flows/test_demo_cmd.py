@@ -65,9 +65,10 @@ def test_demo_takes_a_real_target(monkeypatch, tmp_path):
     for f in files.values():
         f.write_text("{}")
     args = ["demo", "--preset", "smoke", "--target", str(files["train"]), "--test", str(files["test"]),
-            "--target-val", str(files["val"]), "--schema", "animalpose"]
+            "--target-val", str(files["val"]), "--schema", "animalpose", "--allow-outside-root"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert seen["allow_outside_root"] is True
     assert seen["target_data"] == [files["train"]] and seen["test_data"] == files["test"]
     assert seen["target_val_data"] == files["val"] and seen["schema"] == "animalpose"
     refused = CliRunner().invoke(app, ["demo", "--target", str(files["train"])])
@@ -102,7 +103,14 @@ def test_data_subset_writes_a_split_of_the_release(tmp_path):
     splits = json.loads((RELEASE / "splits.json").read_text())["horse"]["test"]
     assert len(doc["images"]) == len(splits) == 180 and len(doc["annotations"]) == 235
     assert all(Path(im["file_name"]).is_absolute() for im in doc["images"])
-    checked = CliRunner().invoke(app, ["data", "check", str(out), "--json"])
+    # absolute paths to the release's images lie outside the subset file's folder: refused, never opened ...
+    refused = CliRunner().invoke(app, ["data", "check", str(out), "--json"])
+    errors = json.loads(refused.output)["errors"]
+    assert refused.exit_code == 1 and len(errors) == 180
+    assert errors[0]["file"] == str(out) and errors[0]["field"].endswith(".file_name")
+    assert "outside the dataset's image root" in errors[0]["message"]
+    # ... unless the user opts in
+    checked = CliRunner().invoke(app, ["data", "check", str(out), "--json", "--allow-outside-root"])
     assert checked.exit_code == 0 and json.loads(checked.output)["errors"] == []
 
 
@@ -120,7 +128,7 @@ def test_demo_on_real_horses_end_to_end(tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run([str(Path(sys.executable).parent / "animalpose"), "demo", "--preset", "smoke", "--json",
                            "--target", str(data["train"]), "--test", str(data["test"]),
-                           "--target-val", str(data["val"]), "--schema", "animalpose"],
+                           "--target-val", str(data["val"]), "--schema", "animalpose", "--allow-outside-root"],
                           env=env, capture_output=True, text=True, timeout=1400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -9,7 +9,7 @@ import pytest
 
 from animalpose.data.check import check_dataset
 from animalpose.data.readers.coco import read_coco
-from animalpose.errors import ConfigError
+from animalpose.errors import ConfigError, OutputError
 from animalpose.keypoints import load_schema
 from synthetic import generate_dataset
 from synthetic.template import load_template
@@ -92,18 +92,58 @@ def test_box_covers_visible_silhouette_and_labelled_keypoints():
     assert _bbox(np.zeros((4, 4), np.uint8), np.zeros((1, 3), np.float32)) == [0.0, 0.0, 0.0, 0.0]
 
 
-def test_interrupted_generation_resumes_without_rewriting_finished_images(tmp_path):
+def test_interrupted_generation_resumes_without_rewriting_finished_images(tmp_path, monkeypatch):
+    import synthetic.writers as writers
+
     kw = {"species": "tiger", "style": "cad", "n": 4, "size": 40, "seed": 5}
     fresh = _files(generate_dataset(tmp_path / "fresh", **kw))
-    out = generate_dataset(tmp_path / "run", **kw)
-    manifest = json.loads((out / "manifest.json").read_text())
-    # Simulate an interruption after two images: no manifest, the run's hash in .partial.
-    (out / "manifest.json").unlink()
-    (out / ".partial").write_text(manifest["config_hash"])
-    for name in ("000002.png", "000003.png"):
-        (out / "images" / name).unlink()
-    stamp = (out / "images" / "000000.png").stat().st_mtime_ns
+    real_write = writers._write_item
+    calls = {"n": 0}
+
+    def killed_after_two(*args):  # the run dies after two images
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_write(*args)
+
+    monkeypatch.setattr(writers, "_write_item", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(tmp_path / "run", **kw)
+    out = tmp_path / "run"
+    assert not out.exists()  # nothing half-written where the dataset goes
+    stage = tmp_path / ".run.partial"
+    assert sorted(p.name for p in (stage / "images").iterdir()) == ["000000.png", "000001.png"]
+    stamp = (stage / "images" / "000000.png").stat().st_mtime_ns
+    monkeypatch.setattr(writers, "_write_item", real_write)
     generate_dataset(tmp_path / "run", **kw)
-    assert (out / "images" / "000000.png").stat().st_mtime_ns == stamp
-    assert not (out / ".partial").exists()
+    assert (out / "images" / "000000.png").stat().st_mtime_ns == stamp  # kept, not re-encoded
+    assert not stage.exists() and not (out / ".partial").exists()
     assert _files(out) == fresh
+
+
+def test_a_failed_regeneration_keeps_the_previous_dataset_whole(tmp_path, monkeypatch):
+    import synthetic.writers as writers
+
+    out = generate_dataset(tmp_path / "ds", "tiger", "cad", 3, 40, 1)
+    before = _files(out)
+    monkeypatch.setattr(writers, "write_coco", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space")))
+    with pytest.raises(OutputError, match=r"ds \(--out\): no space left on device"):
+        generate_dataset(tmp_path / "ds", "tiger", "cad", 5, 40, 2)  # another config: would replace it
+    assert _files(out) == before
+    monkeypatch.undo()
+    new = _files(generate_dataset(tmp_path / "ds", "tiger", "cad", 5, 40, 2))
+    assert len([k for k in new if k.startswith("images/")]) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # no staging or old copy left
+
+
+def test_output_that_is_a_file_or_a_foreign_folder_is_refused(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match=r"file \(--out\): exists and is a file"):
+        generate_dataset(f, "tiger", "cad", 1, 40, 0)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(OutputError, match="not a dataset written by `animalpose synth`"):
+        generate_dataset(foreign, "tiger", "cad", 1, 40, 0)
+    assert (foreign / "notes.txt").read_text() == "keep"

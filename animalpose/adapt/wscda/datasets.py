@@ -20,7 +20,7 @@ from animalpose.config import ExperimentConfig
 from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
-from animalpose.data.validate import validate_dataset
+from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import crop_padding
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps
@@ -42,8 +42,8 @@ class Tagged(Dataset):
 
     def __getitem__(self, index: int) -> dict | None:
         sample = self.base[index]
-        if sample is None:
-            return None
+        if not sample:  # an image that did not decode (SkippedSample)
+            return sample
         if not self.labelled:
             sample["target_weight"] = torch.zeros_like(sample["target_weight"])
         sample["y"], sample["z"] = self.y, self.z
@@ -66,7 +66,7 @@ def read_unlabelled(paths: list[Path], schema: KeypointSchema, cfg: ExperimentCo
     for path in paths:
         ds = read_dataset(path, "auto", schema.name)
         padding = crop_padding(ds, cfg)
-        records.extend(validate_dataset(ds, None, skip_bad=cfg.data.skip_bad, require_instances=False).records)
+        records.extend(validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records)
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     truth = None

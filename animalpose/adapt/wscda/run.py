@@ -73,7 +73,7 @@ from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
 from animalpose.data.augment import Augmenter, build_augmenter
-from animalpose.data.dataset import TopDownDataset, collate_skip
+from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original, transform_points_batched
 from animalpose.engine.build import augment_overrides, build_data, load_records, make_codec, make_model, pick_device
@@ -129,6 +129,7 @@ class WSCDAResult:
     rounds: list[dict] = field(default_factory=list)
     wscda: dict = field(default_factory=dict)
     last_checkpoint: Path | None = None
+    skipped_images: list[dict] = field(default_factory=list)  # target images that did not decode
 
 
 def _log(msg: str, progress: bool) -> None:
@@ -301,6 +302,13 @@ class WSCDARun:
         with _child(self.tracker, f"pplo round {r}", tags={"round": str(r)}) as child:
             coords, conf, mats, idx = predict_crops(self.pose, self.target_plain, self.codec, self.device,
                                                      self.cfg.train.batch_size)
+            records = self.target_plain.records
+            missed = images_left_out(records, [records[i] for i in idx], "PPLO's prediction pass")
+            skipped = SkippedImages(self.state.get("skipped_images"))
+            skipped.add({"skipped_images": missed})
+            self.state["skipped_images"] = skipped.to_list()  # recorded (state.json, MLflow, --json), not logged
+            if missed:
+                child.log_dict({"count": len(skipped), "images": skipped.to_list()}, "data/skipped_images.json")
             truth = self._crop_truth(mats, idx)
             threshold = None if truth is None else 0.05 * self.cfg.data.input_size[0]
 
@@ -311,6 +319,7 @@ class WSCDARun:
                                threshold=threshold, start_round=r)
             sel = done.labels.selection
             summary = {"round": r, "kept": sel.num_kept, "coverage": sel.coverage, "threshold": sel.threshold,
+                       "pseudo/skipped_images": len(missed), "data/skipped_images": len(skipped),
                        **{f"pseudo/{k}": v for k, v in done.quality.items()}}
             metrics, _ = done.train_result
             child.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
@@ -334,7 +343,8 @@ class WSCDARun:
         self.tracker.log_dict(self.state, "wscda_state.json")
         last = self.last_step
         return WSCDAResult(self.out, self.state["rounds"], self.state.get("wscda", {}),
-                           None if last is None else self.out / f"{last}.ckpt")
+                           None if last is None else self.out / f"{last}.ckpt",
+                           list(self.state.get("skipped_images", [])))
 
     def close(self, status: str = "FINISHED") -> None:
         """End the MLflow run this object owns (a caller's tracker is left open)."""

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from animalpose.errors import DataError
+from animalpose.errors import DataError, missing_file_reason
 from animalpose.keypoints import KeypointSchema, list_schemas, load_schema, schema_from_names
 
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
@@ -31,8 +31,8 @@ def load_json(path: Path):
     try:
         with path.open("rb") as fh:
             return json.load(fh)
-    except FileNotFoundError:
-        raise DataError(str(path), "<file>", "file not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(str(path), "<file>", missing_file_reason(path)) from None
     except json.JSONDecodeError as exc:
         raise DataError(str(path), f"line {exc.lineno} column {exc.colno}", f"malformed JSON: {exc.msg}") from exc
     except UnicodeDecodeError as exc:

@@ -26,7 +26,7 @@ import numpy as np
 from animalpose.data.images import video_info
 from animalpose.data.readers.common import schema_by_name
 from animalpose.data.records import VIDEO_SUFFIXES, PoseDataset, PoseRecord
-from animalpose.errors import DataError
+from animalpose.errors import DataError, missing_file_reason
 from animalpose.keypoints import KeypointSchema, schema_from_names
 
 _COORDS = ("x", "y", "likelihood")
@@ -80,8 +80,8 @@ def _read_rows(path: Path, where: str) -> list[list[str]]:
     try:
         with path.open(newline="") as fh:
             return list(csv.reader(fh))
-    except FileNotFoundError:
-        raise DataError(where, "<file>", "file not found") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise DataError(where, "<file>", missing_file_reason(path)) from None
     except (csv.Error, UnicodeDecodeError) as exc:
         raise DataError(where, "<file>", f"malformed CSV: {exc}") from exc
 

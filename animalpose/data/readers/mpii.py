@@ -12,6 +12,7 @@ JSON; ``meta["head_size"]`` is None unless an entry carries ``head_size``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,11 @@ def find_mpii_json(folder: Path) -> Path:
     raise DataError(str(folder), "<folder>", "no MPII JSON (list of entries with joints) found")
 
 
-def _probe(path: Path) -> tuple[int, int] | None:
+def _probe(root: Path, image: str) -> tuple[int, int] | None:
+    path = root / image
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    if not real.startswith(base.rstrip(os.sep) + os.sep):
+        return None  # outside the image root: not opened here (validation refuses it unless allowed)
     try:
         return probe_image_size(path)
     except DataError:
@@ -89,7 +94,7 @@ def read_mpii(path: str | Path, schema: str | KeypointSchema | None = None,
         center = require(entry, "center", where, f"{field}.center")
         scale = float(require(entry, "scale", where, f"{field}.scale"))
         cx, cy = float(center[0]) - 1.0, float(center[1]) - 1.0
-        size = _probe(root / image)
+        size = _probe(root, image)
         bbox = _square_box(cx, cy, 200.0 * scale, size) if scale > 0 else None
         records.append(
             PoseRecord(
@@ -107,4 +112,4 @@ def read_mpii(path: str | Path, schema: str | KeypointSchema | None = None,
                 },
             )
         )
-    return PoseDataset(records, resolved.name, "mpii", where, meta={"annotation_file": where})
+    return PoseDataset(records, resolved.name, "mpii", where, meta={"annotation_file": where, "image_root": str(root)})

@@ -17,7 +17,7 @@ import numpy as np
 from animalpose.data.images import video_info
 from animalpose.data.readers.common import schema_by_name
 from animalpose.data.records import PoseDataset, PoseRecord
-from animalpose.errors import DataError
+from animalpose.errors import DataError, missing_file_reason
 from animalpose.keypoints import KeypointSchema, schema_from_names
 
 
@@ -44,7 +44,7 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
         path = found[0]
     where = str(path)
     if not path.is_file():
-        raise DataError(where, "<file>", "file not found")
+        raise DataError(where, "<file>", missing_file_reason(path))
     try:
         labels = sleap_io.load_slp(where, open_videos=False)
     except Exception as exc:  # h5py/sleap-io raise many types for a corrupt file

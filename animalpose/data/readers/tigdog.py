@@ -26,7 +26,7 @@ import numpy as np
 
 from animalpose.data.readers.common import held_out_every, schema_by_name
 from animalpose.data.records import PoseDataset, PoseRecord
-from animalpose.errors import DataError, Problem
+from animalpose.errors import DataError, Problem, missing_file_reason
 from animalpose.keypoints import KeypointSchema
 
 NUM_JOINTS = 18
@@ -45,7 +45,7 @@ def _loadmat(path: Path, key: str):
     from scipy.io import loadmat
 
     if not path.is_file():
-        raise DataError(str(path), key, "file not found")
+        raise DataError(str(path), key, missing_file_reason(path))
     try:
         data = loadmat(str(path))
     except Exception as exc:  # scipy raises ValueError/TypeError/OSError for corrupt files
