@@ -58,7 +58,7 @@ def cli_times(commands: tuple[str, ...] = DEFAULT_COMMANDS, repeats: int = 5, ch
         for c, (argv, root) in argvs.items():
             times[c].append(_run(argv, root))
     python_s = statistics.median(floor)
-    return {"bench": "cli", "python_s": round(python_s, 3), "repeats": repeats,
+    return {"bench": "cli", "python_s": round(python_s, 4), "repeats": repeats,
             "commands": {c: {"median_s": round(statistics.median(t), 3),
                              "ratio": round(statistics.median(t) / python_s, 1),
                              "times": [round(x, 3) for x in t]} for c, t in times.items()},
