@@ -139,7 +139,8 @@ def output_errors(path: str | Path, field: str = "--out") -> Iterator[None]:
         raise OutputError(str(where), field, describe_os_error(exc)) from exc
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -156,7 +157,7 @@ def remove_dead_stagings(folder: Path, prefix: str) -> list[Path]:
         return removed
     for p in folder.glob(f".{prefix}.*.*"):
         parts = p.name.split(".")
-        if len(parts) == 4 and parts[2].isdigit() and p.is_dir() and not _pid_alive(int(parts[2])):
+        if len(parts) == 4 and parts[2].isdigit() and p.is_dir() and not pid_alive(int(parts[2])):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from animalpose.data.watch import write_json_atomic
 from animalpose.errors import AnimalposeError
+from animalpose.outputs import pid_alive
 
 QUIET_ENV = {
     "DO_NOT_TRACK": "true",
@@ -185,18 +186,8 @@ def load_state(state_file: Path) -> StackState:
         raise StackError(f"{state_file}: unreadable stack state: {exc}") from exc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _alive(state: StackState) -> bool:
-    return _pid_alive(state.prefect_pid) or _pid_alive(state.mlflow_pid)
+    return pid_alive(state.prefect_pid) or pid_alive(state.mlflow_pid)
 
 
 def _stop_group(pid: int, grace: float) -> None:
@@ -238,7 +229,7 @@ def _stop_serving(pid: int, grace: float) -> None:
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not _pid_alive(pid) or _is_zombie(pid):
+        if not pid_alive(pid) or _is_zombie(pid):
             return
         time.sleep(0.2)
     try:
@@ -269,7 +260,7 @@ def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 16.0) -> boo
     except StackError:  # no state file (never started, or another stop got there first)
         return False
     # not this process, nor its supervisor (the stop from inside a supervised `serve`'s clean-up)
-    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and _pid_alive(state.serve_pid):
+    if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and pid_alive(state.serve_pid):
         _stop_serving(state.serve_pid, serve_grace)
     for pid in (state.prefect_pid, state.mlflow_pid):
         _stop_group(pid, grace)

@@ -55,12 +55,11 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
-    check_settings,
+    claim_prepared,
     echo_result,
     key_values,
     paired,
     parse_seeds,
-    read_json,
     stats,
 )
 
@@ -115,13 +114,8 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     # the files below are reused: refuse a folder prepared from another release or another subset
     source = {"release": str(Path(settings.data).resolve()), "species": settings.species,
               "max_images": settings.max_images}
-    marker = folder / "prepared.json"
-    if marker.is_file():
-        check_settings(marker, read_json(marker), source)
-    elif any(folder.glob(f"{settings.species}_*.json")):  # written before the marker existed: adopted as is
-        pass
-    else:
-        write_json_atomic(marker, source, indent=2)
+    # files written before the marker existed are adopted as they are
+    claim_prepared(folder / "prepared.json", source, adopt=any(folder.glob(f"{settings.species}_*.json")))
     paths = {}
     for split in SPLITS:
         path = folder / f"{settings.species}_{split}.json"

@@ -114,6 +114,17 @@ def check_settings(path: Path, found: object, wanted: dict) -> None:
                                            f"or remove {path.parent}")
 
 
+def claim_prepared(marker: Path, source: dict, *, adopt: bool = False) -> None:
+    """Before prepared files beside ``marker`` are reused: check that ``marker`` names the same ``source``
+    (e.g. the release and the subset they were read from; DataError naming the file and each differing
+    key), or write it. ``adopt``: the folder holds files written before markers existed; they are taken as
+    they are and no marker is written."""
+    if marker.is_file():
+        check_settings(marker, read_json(marker), source)
+    elif not adopt:
+        write_json_atomic(marker, source, indent=2)
+
+
 @dataclass(frozen=True)
 class SeedFolder:
     """``folder/settings.json`` (before the work) and ``folder/result.json`` (after), keyed by ``settings``.

@@ -63,12 +63,11 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
-    check_settings,
+    claim_prepared,
     echo_result,
     key_values,
     paired,
     parse_seeds,
-    read_json,
     stats,
 )
 
@@ -221,11 +220,7 @@ def prepare(settings: BenchSettings, out: Path) -> dict[str, Path]:
     release, split_file = settings.data / "keypoints.json", settings.data / "splits.json"
     # the files below are reused: refuse a folder prepared from another release or another subset
     source = {"release": str(settings.data.resolve()), "max_images": settings.max_images}
-    marker = out / "data" / "prepared.json"
-    if marker.is_file():
-        check_settings(marker, read_json(marker), source)
-    else:
-        write_json_atomic(marker, source, indent=2)
+    claim_prepared(out / "data" / "prepared.json", source)
     wanted = {f"{TARGET}_{s}": (TARGET, s) for s in ("train", "val", "test")}
     wanted.update({sp: (sp, "train") for sp in LABELLED})
     paths = {}
