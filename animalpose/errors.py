@@ -25,41 +25,39 @@ class AnimalposeError(Exception):
     """Base class of every error the library raises on purpose."""
 
 
-class DataError(AnimalposeError, ValueError):
+class _Located:
+    """An error carrying a :class:`Problem`: ``file`` and ``field`` read from it."""
+
+    problem: Problem
+
+    @property
+    def file(self) -> str:
+        return self.problem.file
+
+    @property
+    def field(self) -> str:
+        return self.problem.field
+
+
+class DataError(_Located, AnimalposeError, ValueError):
     """Bad input data: ``file`` and ``field`` say where."""
 
     def __init__(self, file: str, field: str, message: str):
         self.problem = Problem(str(file), field, message)
         super().__init__(str(self.problem))
 
-    @property
-    def file(self) -> str:
-        return self.problem.file
-
-    @property
-    def field(self) -> str:
-        return self.problem.field
-
 
 class ConfigError(DataError):
     """A configuration file or override that does not validate."""
 
 
-class OutputError(AnimalposeError, OSError):
+class OutputError(_Located, AnimalposeError, OSError):
     """An output that cannot be written: ``file`` is the path, ``field`` the option that named it."""
 
     def __init__(self, file: str, field: str, reason: str):
         self.problem = Problem(str(file), field, reason)
         self.reason = reason
         Exception.__init__(self, f"cannot write {file} ({field}): {reason}")
-
-    @property
-    def file(self) -> str:
-        return self.problem.file
-
-    @property
-    def field(self) -> str:
-        return self.problem.field
 
     def __str__(self) -> str:
         return self.args[0]
