@@ -19,7 +19,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -76,20 +75,6 @@ def shoot(chrome: str, url: str, out: Path, size: str = "1600,1100", budget_ms: 
         raise SystemExit(f"error: chromium wrote no screenshot (exit {proc.returncode}): {proc.stderr[-1500:]}")
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"error: the MLflow UI exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"error: no MLflow UI at {url} after {timeout:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", type=Path, help="data home whose store to show (default: a temporary one)")
@@ -111,15 +96,20 @@ def main(argv: list[str] | None = None) -> None:
                        cwd=REPO, check=True)
     experiment_id, parent, stages = flow_runs(store)
 
-    from flows.stack import free_port, ui_process
+    from flows.stack import StackError, free_port, ui_process, wait_healthy
 
     port = args.port or free_port()
     cmd, ui_env = ui_process(store, "127.0.0.1", port)
-    ui = subprocess.Popen(cmd, env={**ui_env, "ANIMALPOSE_HOME": str(home)}, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
+    log = home / "ui.log"
+    with log.open("wb") as sink:
+        ui = subprocess.Popen(cmd, env={**ui_env, "ANIMALPOSE_HOME": str(home)}, stdout=sink,
+                              stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(f"{base}/health", ui)
+        try:
+            wait_healthy(f"{base}/health", ui, "the MLflow UI", log, timeout=180)
+        except StackError as exc:
+            raise SystemExit(f"error: {exc}") from None
         shoot(chrome, compare_url(base, experiment_id, stages), args.out, size="1600,2600")
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
