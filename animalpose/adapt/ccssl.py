@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -46,6 +46,7 @@ from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import (
     RoundSchedule,
+    collapsed_pair_mask,
     keep_fractions_validator,
     reference_percentile,
     select_by_percentile,
@@ -100,6 +101,10 @@ class CCSSLSection(Section):
     invariance: bool = True
     num_photometric: int = Field(default=2, ge=0)
     confidence: Literal["peak", "peak_agreement"] = "peak"
+    # left/right pairs whose pseudo-labels coincide (closer than collapse_distance x crop width): keep them
+    # (the reference), drop the less confident partner, or both (animalpose.adapt.selection.collapsed_pair_mask)
+    collapsed_pairs: Literal["keep", "drop_lower", "drop_both"] = "keep"
+    collapse_distance: float = Field(default=0.02, gt=0, lt=1)
     agreement_sigma: float = Field(default=2.0, gt=0)
     temporal: bool = True
     flow_window: int = Field(default=15, ge=3)
@@ -207,9 +212,14 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
     return finalize(labels, flow, where=records[0].image if records else "<target>")
 
 
-def select(labels: PseudoLabelSet, percentile: float) -> PseudoLabelSet:
-    """A copy of ``labels`` with ``weights`` / ``threshold`` from the percentile selection."""
-    sel = select_by_percentile(labels.confidence, percentile)
+def select(labels: PseudoLabelSet, percentile: float, *, flip_pairs: Sequence[tuple[int, int]] = (),
+           collapsed_pairs: str = "keep", collapse_distance: float = diag.COLLAPSE_DISTANCE) -> PseudoLabelSet:
+    """A copy of ``labels`` with ``weights`` / ``threshold`` from the percentile selection, among the joints
+    that the ``collapsed_pairs`` rule leaves eligible (:func:`~animalpose.adapt.selection.collapsed_pair_mask`;
+    ``collapse_distance``: fraction of the crop width)."""
+    eligible = collapsed_pair_mask(labels.crop_xy, labels.confidence, flip_pairs,
+                                   collapse_distance * float(labels.input_size[0]), collapsed_pairs)
+    sel = select_by_percentile(labels.confidence, percentile, eligible)
     return replace(labels, weights=sel.weights, threshold=sel.threshold)
 
 
@@ -568,7 +578,8 @@ class CCSSLRun:
         with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
             raw_labels = self._pseudo_labels(r)
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
-            labels = select(raw_labels, keep_percentile(cfg, r))
+            labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
+                            collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               self.udp, child, c.gallery)
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
@@ -677,7 +688,7 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     from animalpose.plots import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
-    summary = diag.summarize(labels)
+    summary = diag.summarize(labels, joints=schema.joints, flip_pairs=schema.flip_pairs)
     diag.write_json(diag.pseudo_label_coco(labels, schema, r), folder / "pseudo_labels.json")
     diag.write_json(summary, folder / "summary.json")
     tracker.log_artifact(folder / "pseudo_labels.json", "pseudo_labels")

@@ -11,6 +11,10 @@ the most confident ones, admitting more as training advances. Two schedules are 
   0.2, 0.4, 0.6, 0.8; the last repeats for later rounds).
 
 Selected joints get weight 1, the others weight 0 (the target loss ignores them).
+
+:func:`collapsed_pair_mask` takes left/right pairs whose two pseudo-labels coincide out of the ranking
+(a rule of ours, not the reference's): a model unsure which leg is which puts both on the same leg,
+and training on that pseudo-label teaches both channels the same leg.
 """
 
 from __future__ import annotations
@@ -152,6 +156,35 @@ def select_top_fraction(
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must lie in (0, 1], got {keep_fraction}")
     return select_by_percentile(confidence, 1.0 - keep_fraction, valid)
+
+
+def collapsed_pair_mask(xy: np.ndarray, confidence: np.ndarray, flip_pairs: Sequence[tuple[int, int]],
+                        distance: float, rule: str) -> np.ndarray:
+    """(N, K) bool: joints that may take part in the ranking under a collapsed-pair ``rule``.
+
+    Args:
+        xy: (N, K, 2) pseudo-labels (any pixel frame).
+        confidence: (N, K) their confidences.
+        flip_pairs: (left, right) joint index pairs.
+        distance: two partners closer than this (same pixels as ``xy``) are one point: collapsed.
+        rule: ``keep`` (every joint eligible), ``drop_lower`` (the less confident partner of a collapsed
+            pair leaves the ranking; on a tie the right one, the pair's second index) or ``drop_both``.
+    """
+    if rule not in ("keep", "drop_lower", "drop_both"):
+        raise ValueError(f"unknown collapsed-pair rule {rule!r} (keep, drop_lower, drop_both)")
+    xy, conf = np.asarray(xy, dtype=np.float64), np.asarray(confidence, dtype=np.float64)
+    eligible = np.ones(conf.shape, dtype=bool)
+    if rule == "keep":
+        return eligible
+    for i, j in flip_pairs:
+        near = np.linalg.norm(xy[:, i] - xy[:, j], axis=-1) < distance
+        if rule == "drop_both":
+            eligible[near, i] = eligible[near, j] = False
+        else:
+            lower_i = conf[:, i] < conf[:, j]
+            eligible[near & lower_i, i] = False
+            eligible[near & ~lower_i, j] = False
+    return eligible
 
 
 def keep_fractions_validator(value: list[float]) -> list[float]:

@@ -88,6 +88,8 @@ def test_round_schedule_from_config(dots):
     assert [keep_percentile(ref, r) for r in range(4)] == pytest.approx([0.8, 0.6, 0.4, 0.2])
     with pytest.raises(ConfigError):
         _config(dots, lambda_taret=1.0)  # misspelt key
+    with pytest.raises(ConfigError, match="collapsed_pairs"):
+        _config(dots, collapsed_pairs="swap")
 
 
 def test_target_loss_is_weighted_by_lambda(dots, tmp_path):
@@ -130,6 +132,7 @@ def test_rounds_write_diagnostics_select_more_each_round_and_resume(dots, tmp_pa
     assert any(v is not None for f, fr in zip(flows, frames, strict=True) if fr > 0 for v in f)
     summary = json.loads((tmp_path / "round_1" / "summary.json").read_text())
     assert set(summary["curves"]) >= {"equivariance", "invariance", "temporal", "combined"}
+    assert len(summary["per_joint"]) == 17 and 0.0 <= summary["collapsed_all"] <= 1.0  # coco: 8 L/R pairs
     for name in ("curves.png", "gallery.png"):
         assert (tmp_path / "round_0" / name).is_file()
     assert res.best_checkpoint is not None and res.last_checkpoint == tmp_path / "round_1.ckpt"

@@ -9,12 +9,14 @@ import pytest
 
 from animalpose.adapt.diagnostics import (
     check_scores,
+    collapsed,
     crop_errors,
     curves_figure,
     gallery_figure,
     precision_coverage,
     pseudo_label_coco,
     summarize,
+    swapped,
     verdicts,
     write_json,
 )
@@ -74,6 +76,47 @@ def test_crop_errors_and_summary_against_hand_values():
     assert set(s["curves"]) == {"equivariance", "invariance", "temporal", "combined"}
     assert s["curves"]["combined"][-1] == pytest.approx(3 / 5)  # full coverage = all valid joints
     assert "precision@0.05" not in summarize(_labels(truth=False))
+
+
+def test_left_right_collapse_swap_and_per_joint_table_against_hand_values():
+    lab = _labels()
+    # crop pixels are half the image's (0.5 scale); joints 0 and 1 form a pair
+    lab.xy[0, 1] = lab.xy[0, 0] + [1.0, 0.0]  # instance 0: the pair 0.5 crop px apart (< 0.02 x 50 = 1 px)
+    lab.truth[0, 1, :2] = [60.0, 60.0]
+    lab.truth[0, 0, :2] = lab.xy[0, 0] + [30.0, 0.0]  # joint 0 misses its truth by 15 crop px ...
+    lab.truth[0, 1, :2] = lab.xy[0, 0] + [0.0, 2.0]  # ... and lies 1 crop px from its partner's: swapped
+    lab.weights[:] = 0
+    lab.weights[0, :2] = 1  # kept: both collapsed joints of instance 0, and joint 1 of instance 1
+    lab.weights[1, 1] = 1
+    np.testing.assert_array_equal(collapsed(lab, [(0, 1)]), [[True, True, False], [False, False, False]])
+    sw = swapped(lab, [(0, 1)], 0.05)
+    # joint 0: own truth 15 px off, partner's truth 1 px: swapped; joint 1 of instance 0: own truth 1 px: right
+    np.testing.assert_array_equal(sw, [[True, False, False], [False, False, False]])
+    s = summarize(lab, 0.05, joints=("a", "b", "c"), flip_pairs=[(0, 1)])
+    assert s["collapsed"] == pytest.approx(2 / 3)  # kept paired joints: (0,0), (0,1) collapsed, (1,1) not
+    assert s["collapsed_all"] == pytest.approx(2 / 4)
+    # kept with truth: (0,0) swapped, (0,1) right and not swapped, (1,1) right (truth v=1)
+    assert s["swapped@0.05"] == pytest.approx(1 / 3)
+    assert s["precision@0.05"] == pytest.approx(2 / 3)
+    assert s["precision@0.1"] == pytest.approx(2 / 3)  # the swapped one is 15/50 = 0.3 off
+    assert s["per_joint"]["a"] == {"kept": 0.5, "precision@0.05": 0.0, "all_pck@0.05": 0.5}
+    assert s["per_joint"]["b"]["precision@0.05"] == pytest.approx(1.0)
+    assert s["per_joint"]["c"]["precision@0.05"] is None and s["per_joint"]["c"]["kept"] == 0.0
+    bare = summarize(_labels(truth=False), flip_pairs=[(0, 1)])
+    assert "collapsed" in bare and not any(k.startswith("swapped") for k in bare)
+
+
+def test_ccssl_selection_applies_the_collapsed_pair_rule():
+    from animalpose.adapt.ccssl import select
+
+    lab = _labels()
+    lab.xy[0, 1] = lab.xy[0, 0]  # instance 0: joints 0 and 1 coincide (peaks 0.9 and 0.2)
+    keep = select(lab, 0.0)  # percentile 0: every eligible joint kept
+    assert keep.weights.sum() == 6
+    lower = select(lab, 0.0, flip_pairs=[(0, 1)], collapsed_pairs="drop_lower")
+    np.testing.assert_array_equal(lower.weights, [[1, 0, 1], [1, 1, 1]])
+    both = select(lab, 0.0, flip_pairs=[(0, 1)], collapsed_pairs="drop_both")
+    np.testing.assert_array_equal(both.weights, [[0, 0, 1], [1, 1, 1]])
 
 
 def test_check_scores_and_verdicts():

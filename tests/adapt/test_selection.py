@@ -81,3 +81,34 @@ def test_select_more_as_percentile_falls():
     assert kept == sorted(kept)
     assert kept[0] == pytest.approx(0.2 * conf.size, abs=1)
     assert kept[3] == pytest.approx(0.8 * conf.size, abs=1)
+
+
+def test_collapsed_pair_mask_hand_cases():
+    from animalpose.adapt.selection import collapsed_pair_mask
+
+    # joints: 0 left, 1 right (a pair), 2 unpaired; instance 0's pair coincides (1 px apart), instance 1's not
+    xy = np.array([[[10, 10], [11, 10], [10, 10]], [[10, 10], [30, 10], [10, 10]]], dtype=float)
+    conf = np.array([[0.3, 0.5, 0.9], [0.1, 0.2, 0.9]])
+    pairs = [(0, 1)]
+    assert collapsed_pair_mask(xy, conf, pairs, 2.0, "keep").all()
+    lower = collapsed_pair_mask(xy, conf, pairs, 2.0, "drop_lower")
+    np.testing.assert_array_equal(lower, [[False, True, True], [True, True, True]])
+    both = collapsed_pair_mask(xy, conf, pairs, 2.0, "drop_both")
+    np.testing.assert_array_equal(both, [[False, False, True], [True, True, True]])
+    # a tie drops the pair's second (right) joint; a distance at the limit is not collapsed
+    tie = collapsed_pair_mask(xy, np.full((2, 3), 0.5), pairs, 2.0, "drop_lower")
+    np.testing.assert_array_equal(tie[0], [True, False, True])
+    assert collapsed_pair_mask(xy, conf, pairs, 1.0, "drop_both").all()
+    with pytest.raises(ValueError, match="drop_lower"):
+        collapsed_pair_mask(xy, conf, pairs, 2.0, "swap")
+
+
+def test_selection_ranks_only_the_joints_the_pair_rule_leaves():
+    from animalpose.adapt.selection import collapsed_pair_mask
+
+    xy = np.array([[[10, 10], [10, 10], [50, 50], [80, 80]]], dtype=float)  # pair (0, 1) collapsed
+    conf = np.array([[0.9, 0.8, 0.7, 0.6]])
+    eligible = collapsed_pair_mask(xy, conf, [(0, 1)], 2.0, "drop_lower")
+    sel = select_top_fraction(conf, 0.5, eligible)  # top half of the 3 eligible joints: 0.9, 0.7
+    np.testing.assert_array_equal(sel.weights, [[1, 0, 1, 0]])
+    assert sel.num_eligible == 3
