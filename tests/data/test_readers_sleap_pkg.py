@@ -106,7 +106,7 @@ def test_a_package_is_read_with_its_embedded_frames(tmp_path, channel_order):
     pkg = write_pkg(tmp_path / "labels.v001.pkg.slp", [3, 7, 12], channel_order=channel_order)
     assert read_dataset(pkg, "auto").format == "slp"
     ds = read_sleap(pkg)
-    assert ds.meta["schema_def"].joints == tuple(NODES)
+    assert ds.meta["schema_def"].joints == tuple(NODES) and ds.meta["schema_def"].name == "sleap:labels.v001"
     assert [(r.video_id, r.frame_index) for r in ds.records] == [("session1", 3), ("session1", 7), ("session1", 12)]
     for r in ds.records:
         assert r.image_size == (W, H) and r.meta["embedded"] == "video0/video" and Path(r.image).suffix == ".png"

@@ -63,7 +63,8 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
     names = list(skel.node_names)
     if schema is None:
         edges = [(names[a], names[b]) for a, b in skel.edge_inds]
-        resolved = schema_from_names(f"sleap:{path.stem}", names, edges)
+        # a package (labels.pkg.slp) names its schema like its labels file (labels.slp)
+        resolved = schema_from_names(f"sleap:{path.name.removesuffix('.slp').removesuffix('.pkg')}", names, edges)
     else:
         resolved = schema_by_name(schema)
         if resolved.num_joints != len(names):
