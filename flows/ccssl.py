@@ -11,6 +11,9 @@ Pseudo-code, one Prefect task per step:
         model = ccssl_round(r, model)   # pseudo-label target (invariance, equivariance, temporal),
                                         # keep the most consistent joints, train on source + target
         pck[r] = evaluate(model, target_test)
+    if target_val:                      # labelled held-out target frames: the keep-the-better rule
+        control = train(model_0, source, same epochs, lambda = 0)
+        model = the better of (model, control) by mean pixel error on target_val
     oracle = evaluate(pretrain(target with labels, best epoch on target_val), target_test)
     register(model)                     # only after every round finished
     gap recovery = (pck[-1] - source_only) / (oracle - source_only)
@@ -29,6 +32,13 @@ context managers whose ``submit`` runs a task on the runner; a sub-flow would ne
 weights as flow parameters, which Prefect records as JSON), so the shard tasks appear in the UI
 under the round. The temporal refinement and the selection run in the round task on the merged
 labels; the merged labels do not depend on the number of shards.
+
+The keep-the-better rule is the CLI's (:func:`animalpose.adapt.control.train_control` and
+:func:`~animalpose.adapt.control.keep_better`, the same functions ``animalpose adapt ccssl`` runs): with a
+labelled target-val set (the user's ``target_val_data`` or the preset's generated one) and ``control=True``,
+a ``control`` stage trains the supervised control and keeps the better of it and the adapted model on
+target-val (never the test set the rounds report on); the flow registers the kept one, and its result and
+MLflow run say which and by how much (``keep_better``, ``keep/*`` metrics, the ``kept`` tag).
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from animalpose.threads import configure_threads
 from flows.common import (
     FileStamps,
     adopt,
+    fresh,
     markdown_table,
     markdown_text,
     parent_tracker,
@@ -57,7 +68,7 @@ from flows.common import (
     ui_command,
 )
 from flows.console import live, percent, timed_stage
-from flows.evaluate import PCK, evaluate, resolve_checkpoint
+from flows.evaluate import PCK, annotations_for, evaluate, resolve_checkpoint
 from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
 from flows.runners import task_runner
@@ -159,6 +170,33 @@ def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: lis
     if not checkpoint.is_file():
         raise RuntimeError(f"CC-SSL round {round_index} in {out_dir} finished without {checkpoint.name}")
     return {"checkpoint": str(checkpoint), "metrics": metrics, "source_only": run.state["source_only"]}
+
+
+@task(name="keep-the-better", cache_policy=(INPUTS - "tracker" - "progress") + FileStamps(), persist_result=True,
+      result_serializer="json", task_run_name="keep-the-better")
+def keep_the_better(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
+                    target_val: Path, out_dir: Path, epochs_per_round: int, rounds: int, section: dict | None = None,
+                    tracker=None, progress: bool = False) -> dict:
+    """The supervised control (the rounds' starting model, epochs and learning rate; λ = 0) and the
+    keep-the-better rule of ``adapt ccssl`` on the finished rounds in ``out_dir``, scored on ``target_val``.
+
+    Returns the decision (:class:`animalpose.adapt.control.KeepBetter` as a dict, with its ``sentence``);
+    ``final`` is the kept checkpoint."""
+    from dataclasses import asdict
+
+    from animalpose.adapt import ccssl as lib
+    from animalpose.adapt import control
+
+    cfg = ccssl_config(cfg_dict, where, source_checkpoint=source_checkpoint, target=target, target_test=target_test,
+                       regenerate_every=epochs_per_round, epochs=rounds * epochs_per_round, section=section)
+    with lib.CCSSLRun(cfg, out_dir, tracker=tracker, progress=progress) as run:
+        if run.rounds_done < run.num_rounds:
+            raise RuntimeError(f"{out_dir}: {run.rounds_done} of {run.num_rounds} CC-SSL rounds finished; the "
+                               "keep-the-better rule runs after the last")
+        run.prepare()
+        decision = control.keep_better(run, run.result(), control.train_control(run, progress),
+                                       paths=[Path(target_val)], register=False)
+    return {**asdict(decision), "sentence": decision.sentence()}
 
 
 @dataclass(frozen=True)
@@ -268,6 +306,7 @@ def ccssl_flow(
     seed: int | None = None,
     allow_outside_root: bool = False,
     threads: int | None = None,
+    control: bool = True,
 ) -> dict:
     """CC-SSL for ``species``: synthetic source → target, rounds of consistent pseudo-labels.
 
@@ -299,8 +338,12 @@ def ccssl_flow(
             checkpoints never resume another seed's). ``seed=None`` runs exactly as before.
         allow_outside_root: read given datasets whose image paths lie outside their image root (files
             written by ``animalpose data subset`` hold absolute paths to the source's images).
+        control: with a labelled target-val set, train the supervised control and register the better of it
+            and the adapted model on target-val (:func:`keep_the_better`); False: the last round, as before.
 
-    Returns ``{"source_only", "rounds", "oracle", "gap_recovery", "model_version", "mlflow_run_id", "seed", ...}``.
+    Returns ``{"source_only", "rounds", "control", "keep_better", "oracle", "gap_recovery", "model_version",
+    "mlflow_run_id", "seed", ...}`` (``control``: the control's target-test PCK; ``keep_better``: the
+    decision, None without the rule).
     """
     configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
@@ -371,6 +414,28 @@ def ccssl_flow(
                                                           allow_outside_root), st, line))
             parent.log_metrics({f"round/target_test/{PCK}": round_pck[-1]}, step=r + 1)
 
+        decision, control_pck = None, None
+        if control and target_val is not None:
+            # tagged with the last round's number: the UI orders it beside the round it is the control of
+            with stage(parent, "control", tags={"stage": "control", "round": str(n_rounds)}) as st, \
+                    timed_stage("control") as line:
+                keep = fresh(keep_the_better, out / "ccssl" / "final.ckpt")
+                # a generated folder holds one annotation file per schema: the one the model predicts
+                val_file = annotations_for(target_val, schema)
+                decision = keep(cfg, where, source_ckpt, target, test, val_file, out / "ccssl", p.epochs_per_round,
+                                n_rounds, section=p.ccssl, tracker=st, progress=live())
+                control_pck = model_stage("control", score("control", Path(decision["control"]["checkpoint"]), sets,
+                                                           p.eval_batch_size, schema, allow_outside_root), st, line)
+                line.headline = decision["sentence"]
+            metric = decision["metric"]
+            parent.log_metrics({f"keep/adapted_{metric}": decision["adapted"]["score"],
+                                f"keep/control_{metric}": decision["control"]["score"],
+                                f"keep/margin_{metric}": decision["margin"],
+                                f"control/target_test/{PCK}": control_pck})
+            parent.set_tags({"kept": decision["kept"]})
+            print(decision["sentence"])
+            ckpt = Path(decision["final"])
+
         oracle_pck = None
         if do_oracle:
             with stage(parent, "oracle", tags={"stage": "oracle", "round": str(n_rounds + 1)}) as st, \
@@ -390,14 +455,17 @@ def ccssl_flow(
         recovery = gap_recovery(source_only, round_pck[-1], oracle_pck)
         with stage(parent, "register", tags={"stage": "register"}) as st, timed_stage("register") as line:
             parent.log_artifact(ckpt, "model")
-            description = registry_description(species, str(preset), scores, sets, recovery)
+            description = registry_description(species, str(preset), scores, sets, recovery, decision)
+            kept = {"kept": decision["kept"]} if decision else {}
             version = parent.register_model(f"model/{ckpt.name}", name, description=description,
-                                            tags={"species": species, "method": "ccssl", "rounds": str(n_rounds)})
+                                            tags={"species": species, "method": "ccssl", "rounds": str(n_rounds),
+                                                  **kept})
             st.set_tags({"registered_model": f"{name}/{version}"})
             line.headline = f"{name} version {version}"
 
         summary = {"species": species, "preset": str(preset), "source_only": source_only, "rounds": round_pck,
-                   "oracle": oracle_pck, "gap_recovery": recovery, "model_name": name, "model_version": version,
+                   "control": control_pck, "keep_better": decision, "oracle": oracle_pck, "gap_recovery": recovery,
+                   "model_name": name, "model_version": version,
                    "checkpoint": str(ckpt), "mlflow_run_id": parent.run_id, "mlflow_run_url": run_link(parent),
                    "tracking_uri": parent.uri, "mlflow_ui": ui_command(parent.uri), "seed": seeds.train,
                    "scores": {label: scored_metrics(res) for label, res in scores.items()}}
@@ -413,9 +481,11 @@ def ccssl_flow(
         raise
 
 
-def registry_description(species: str, preset: str, scores: dict, sets: dict, recovery: float | None) -> str:
+def registry_description(species: str, preset: str, scores: dict, sets: dict, recovery: float | None,
+                         decision: dict | None = None) -> str:
     """The registered version's text: its scores beside source-only and the oracle, and the data they
-    were measured on (paths and content fingerprints)."""
+    were measured on (paths and content fingerprints); with the keep-the-better ``decision``, which model it
+    is and why."""
     from animalpose.tracking import fingerprint
 
     labels = list(scores)
@@ -425,7 +495,10 @@ def registry_description(species: str, preset: str, scores: dict, sets: dict, re
     data = "; ".join(f"{name}: {path} (fingerprint {fingerprint(path)})" for name, path in sets.items()
                      if path is not None)
     gap = "" if recovery is None else f" Gap recovery {100 * recovery:.1f} %."
-    return (f"CC-SSL {species} ({preset}): the model after {final}. PCK@0.05 (crop) on target test: {pck}.{gap} "
+    what = f"the model after {final}"
+    if decision is not None:
+        what = f"{what} or its supervised control, whichever is better on target-val: {decision['sentence']}"
+    return (f"CC-SSL {species} ({preset}): {what}. PCK@0.05 (crop) on target test: {pck}.{gap} "
             f"Evaluated on {data}.")
 
 
@@ -451,6 +524,9 @@ def results_rows(summary: dict) -> list[list[object]]:
     """Rows (stage, PCK@0.05) of the results table: source-only, each round, oracle, gap recovery."""
     rows: list[list[object]] = [["source-only", summary["source_only"]]]
     rows += [[f"CC-SSL round {i + 1}", v] for i, v in enumerate(summary["rounds"])]
+    if summary.get("keep_better"):
+        rows.append(["supervised control (λ = 0)", summary["control"]])
+        rows.append(["kept (val pixel error)", summary["keep_better"]["kept"]])
     rows.append(["oracle (target labels)", summary["oracle"]])
     gr = summary["gap_recovery"]
     rows.append(["gap recovery", None if gr is None else f"{100 * gr:.1f}%"])
@@ -461,6 +537,8 @@ def results_markdown(summary: dict) -> str:
     """The flow run's Prefect artifact: the results table, the registered model, the MLflow run (``@``
     escaped outside code spans, so no renderer makes ``PCK@0.05`` a mailto link)."""
     table = markdown_table(["model", "PCK@0.05 (crop) on target test"], results_rows(summary))
-    return (f"# CC-SSL {summary['species']} ({markdown_text(summary['preset'])})\n\n{table}\n"
+    kept = summary.get("keep_better")
+    rule = f"Keep the better: {markdown_text(kept['sentence'])}\n\n" if kept else ""
+    return (f"# CC-SSL {summary['species']} ({markdown_text(summary['preset'])})\n\n{table}\n{rule}"
             f"Registered model: `{summary['model_name']}` version {summary['model_version']}\n\n"
             f"MLflow run: {summary['mlflow_run_url']}\n\nOpen the MLflow UI: `{summary['mlflow_ui']}`\n")

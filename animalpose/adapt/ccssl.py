@@ -13,7 +13,9 @@ Mu et al., "Learning from Synthetic Animals" (CVPR 2020), Alg. 1, as its referen
 
 Optional, for video targets: Lightning Pose's temporal-difference loss on a clip of consecutive target
 frames joins every step (``ccssl.temporal_loss_weight`` · L_temporal, :mod:`animalpose.adapt.temporal_loss`),
-with or without the pseudo-labels (λ = 0: the temporal term alone).
+with or without the pseudo-labels (λ = 0: the temporal term alone). Lightning Pose's pose-PCA loss
+(``ccssl.pca_loss_weight`` · L_pca, :mod:`animalpose.adapt.pca_loss`) does the same on target frames with the
+subspace of the labelled source poses; with both on, one forward pass of the step's clip serves the two.
 
 Model selection: by default the best epoch is chosen on the *source* validation set
 (``train.select_on: source-val``), so no target label is ever used. ``train.select_on: target-val``
@@ -43,6 +45,7 @@ from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
+from animalpose.adapt.pca_loss import PosePCA, fit_pose_pca, labelled_poses, pca_loss
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import (
     RoundSchedule,
@@ -137,6 +140,20 @@ class CCSSLSection(Section):
     temporal_loss_clip: int = Field(default=8, ge=2)
     temporal_loss_threshold: float = Field(default=0.0, ge=0)
     temporal_loss_beta: float = Field(default=160.0, gt=0)
+    # Lightning Pose's pose-PCA loss (animalpose.adapt.pca_loss): a PCA of the labelled source poses (data.train,
+    # original pixels, the frames with every selected keypoint labelled) keeps the axes explaining
+    # pca_loss_components of the variance (a fraction, or an integer count); predictions on target frames pay
+    # their reconstruction error beyond epsilon (pixels; None: the pca_loss_percentile-th percentile of the
+    # labelled poses' own errors). joints: names of the keypoints in the pose (None: all; Lightning Pose's
+    # columns_for_singleview_pca: leave out static or often occluded ones). frames: target frames per step when
+    # the temporal term is off (else the step's clip); beta: soft-argmax inverse temperature of the readout
+    pca_loss_weight: float = Field(default=0.0, ge=0)
+    pca_loss_components: int | float = Field(default=0.99, gt=0)
+    pca_loss_percentile: float = Field(default=90.0, ge=0, le=100)
+    pca_loss_epsilon: float | None = Field(default=None, ge=0)
+    pca_loss_joints: list[str] | None = None
+    pca_loss_frames: int = Field(default=8, ge=1)
+    pca_loss_beta: float = Field(default=160.0, gt=0)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -228,22 +245,39 @@ def select(labels: PseudoLabelSet, percentile: float, *, flip_pairs: Sequence[tu
 
 
 @dataclass
-class TemporalClips:
-    """The temporal-difference term's data: plain crops of the target records, the windows of consecutive
-    frames (:func:`~animalpose.adapt.temporal_loss.clip_windows`) and the loss settings."""
+class TargetFrames:
+    """Plain (unaugmented) crops of the target records for the unsupervised terms, each decoded once."""
 
     dataset: TopDownDataset
-    windows: list[list[int]]
-    weight: float
-    epsilon: torch.Tensor  # (K,) video pixels
-    threshold: float = 0.0
-    beta: float = 160.0
-    cache: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict, kw_only=True)
 
     def item(self, i: int) -> dict:
         if i not in self.cache:
             self.cache[i] = self.dataset[i]
         return self.cache[i]
+
+
+@dataclass
+class TemporalClips(TargetFrames):
+    """The temporal-difference term's data: the windows of consecutive frames
+    (:func:`~animalpose.adapt.temporal_loss.clip_windows`) and the loss settings."""
+
+    windows: list[list[int]]
+    weight: float
+    epsilon: torch.Tensor  # (K,) video pixels
+    threshold: float = 0.0
+    beta: float = 160.0
+
+
+@dataclass
+class PCATerm(TargetFrames):
+    """The pose-PCA term's data: the subspace of the labelled poses, the weight, the frames per step (when no
+    temporal clip is drawn) and the readout's β."""
+
+    pca: PosePCA
+    weight: float
+    frames: int = 8
+    beta: float = 160.0
 
 
 def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
@@ -268,6 +302,35 @@ def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: Keypoint
     return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold, c.temporal_loss_beta)
 
 
+def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
+             codec, normalization: Normalization, padding: float, udp: bool) -> PCATerm | None:
+    """The pose-PCA term of ``ccssl.pca_loss_*``: the subspace of the ``labelled`` (source) poses, applied to
+    the target ``records`` (None when the weight is 0).
+
+    Raises ConfigError naming the key for an unknown joint, too few fully labelled poses or a bad count."""
+    c = cfg.ccssl
+    if c.pca_loss_weight <= 0:
+        return None
+    if c.pca_loss_joints is None:
+        joints = tuple(range(schema.num_joints))
+    else:
+        unknown = [j for j in c.pca_loss_joints if j not in schema.joints]
+        if unknown or not c.pca_loss_joints:
+            raise ConfigError("<config>", "ccssl.pca_loss_joints", f"{unknown or 'no joints'}: not keypoints of "
+                              f"schema {schema.name!r} ({', '.join(schema.joints)})")
+        joints = tuple(schema.index(j) for j in c.pca_loss_joints)
+    poses = labelled_poses([r.keypoints for r in labelled], joints)
+    try:
+        pca = fit_pose_pca(poses, c.pca_loss_components, c.pca_loss_percentile, c.pca_loss_epsilon, joints)
+    except ValueError as exc:
+        key = "pca_loss_components" if "components" in str(exc) else "pca_loss_joints"
+        raise ConfigError("<config>", f"ccssl.{key}", f"data.train: {exc}") from None
+    if not records:
+        raise ConfigError("<config>", "ccssl.pca_loss_weight", "data.target has no frames for the PCA loss")
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, c.pca_loss_beta)
+
+
 class CCSSLTrainer(Trainer):
     """The engine's trainer with a second, pseudo-labelled target stream: each step draws one source
     and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``)."""
@@ -278,6 +341,7 @@ class CCSSLTrainer(Trainer):
         self.target_set: TopDownDataset | None = None
         self._target_iter: Iterator[dict] | None = None
         self.clips: TemporalClips | None = None
+        self.pose_pca: PCATerm | None = None
 
     def set_target(self, dataset: TopDownDataset | None) -> None:
         self.target_set = dataset
@@ -286,20 +350,59 @@ class CCSSLTrainer(Trainer):
         """Add ``clips.weight`` · L_temporal of one clip of consecutive target frames to every step."""
         self.clips = clips
 
-    def temporal_term(self, window: list[int]) -> torch.Tensor:
-        """L_temporal (:func:`~animalpose.adapt.temporal_loss.temporal_difference`) of the frames ``window`` of
-        ``clips.dataset``, predicted by the model in its current mode; crops are cached (they are plain,
-        unaugmented crops, the same every time)."""
-        c = self.clips
-        items = [c.item(i) for i in window]
+    def set_pca_loss(self, term: PCATerm | None) -> None:
+        """Add ``term.weight`` · L_pca of the step's target frames (its clip, else ``term.frames`` drawn)."""
+        self.pose_pca = term
+
+    def _heatmaps(self, frames: TargetFrames, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final heatmaps (N, K, h, w) of the target crops ``indices`` from the model in its current mode, and
+        their crop affines (N, 2, 3)."""
+        items = [frames.item(i) for i in indices]
         images = torch.stack([it["image"] for it in items]).to(self.device)
         matrices = torch.stack([it["meta"]["matrix"] for it in items])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
             outputs = self.train_forward(images)
-        coords, conf = original_coordinates(outputs[-1], matrices, tuple(self.cfg.data.input_size), c.beta)
+        return outputs[-1], matrices
+
+    def temporal_term(self, window: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> torch.Tensor:
+        """L_temporal (:func:`~animalpose.adapt.temporal_loss.temporal_difference`) of the frames ``window`` of
+        ``clips.dataset``, predicted by the model in its current mode (or from their given ``heatmaps``)."""
+        c = self.clips
+        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(c, window)
+        coords, conf = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), c.beta)
         return temporal_difference(coords, c.epsilon.to(coords.device), conf, c.threshold)
+
+    def pca_term(self, indices: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> torch.Tensor:
+        """L_pca (:func:`~animalpose.adapt.pca_loss.pca_loss`) of the target frames ``indices``, predicted by the
+        model in its current mode (or from their given ``heatmaps``)."""
+        p = self.pose_pca
+        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(p, indices)
+        coords, _ = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), p.beta)
+        return pca_loss(coords, p.pca)
+
+    def unsupervised_terms(self, rng: np.random.Generator) -> torch.Tensor | None:
+        """The weighted temporal and PCA terms of this step's target frames (None when both are off): a clip
+        drawn for the temporal term serves the PCA term too (one forward pass)."""
+        clips = self.clips if self.clips is not None and self.clips.weight > 0 else None
+        pca = self.pose_pca if self.pose_pca is not None and self.pose_pca.weight > 0 else None
+        if clips is None and pca is None:
+            return None
+        if clips is not None:
+            frames: TargetFrames = clips
+            indices = clips.windows[int(rng.integers(len(clips.windows)))]
+        else:
+            frames = pca
+            n = len(pca.dataset)
+            indices = rng.choice(n, size=min(pca.frames, n), replace=False).tolist()
+        heatmaps = self._heatmaps(frames, indices)
+        loss = clips.weight * self.temporal_term(indices, heatmaps) if clips is not None else 0.0
+        if pca is not None:
+            loss = loss + pca.weight * self.pca_term(indices, heatmaps)
+        return loss
 
     def _target_batches(self) -> Iterator[dict]:
         """Endless full target batches: each pass is a fresh permutation cut to whole batches (a set
@@ -329,10 +432,9 @@ class CCSSLTrainer(Trainer):
             if "image" in tb:
                 t_loss, _ = super()._forward_loss(tb)
                 loss = loss + self.lambda_target * t_loss
-        if self.clips is not None and self.clips.weight > 0:
-            rng = np.random.default_rng((self.cfg.train.seed, self.step))
-            window = self.clips.windows[int(rng.integers(len(self.clips.windows)))]
-            loss = loss + self.clips.weight * self.temporal_term(window)
+        unsupervised = self.unsupervised_terms(np.random.default_rng((self.cfg.train.seed, self.step)))
+        if unsupervised is not None:
+            loss = loss + unsupervised
         return loss, outputs
 
 
@@ -517,6 +619,8 @@ class CCSSLRun:
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad,
                                                       self.udp))
+        self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
+                                           self.pad, self.udp))
         done = self.rounds_done
         # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
         # round stage, one per round) gets them with every round, so each round's run shows its config

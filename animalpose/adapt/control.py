@@ -139,11 +139,16 @@ def _score(checkpoint: Path, paths: list[Path], cfg: CCSSLConfig) -> dict:
     return {"checkpoint": str(checkpoint), "score": score, "per_file": per}
 
 
-def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path) -> KeepBetter:
+def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths: list[Path] | None = None,
+                register: bool = True) -> KeepBetter:
     """Score the adapted run's delivered checkpoint and the control's on the held-out frames, copy the better
-    to ``final.ckpt`` (atomically), write ``keep_better.json`` and log both to the run's tracker."""
+    to ``final.ckpt`` (atomically), write ``keep_better.json`` and log both to the run's tracker.
+
+    ``paths``: the held-out labelled frames (default :func:`held_out_paths`; the ccssl flow gives its target-val
+    set, since its rounds' ``ccssl.target_val`` is the test set they report on). ``register``: also register
+    ``final.ckpt`` under the experiment's name (the flow registers the kept model in its own stage)."""
     cfg = run.cfg
-    paths = held_out_paths(cfg)
+    paths = held_out_paths(cfg) if paths is None else [Path(p) for p in paths]
     adapted_ckpt = result.best_checkpoint or result.last_checkpoint
     adapted, control = _score(adapted_ckpt, paths, cfg), _score(control_ckpt, paths, cfg)
     kept, margin, relative = choose(adapted["score"], control["score"])
@@ -156,8 +161,9 @@ def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path) -> KeepB
     tracker.log_metrics({f"keep/adapted_{METRIC}": adapted["score"], f"keep/control_{METRIC}": control["score"],
                          f"keep/margin_{METRIC}": margin})
     tracker.set_tags({"kept": kept})
-    tracker.log_artifact(final, "model")
-    tracker.register_model("model/final.ckpt", cfg.tracking.experiment, tags={"kept": kept, "method": "ccssl"})
+    if register:
+        tracker.log_artifact(final, "model")
+        tracker.register_model("model/final.ckpt", cfg.tracking.experiment, tags={"kept": kept, "method": "ccssl"})
     return decision
 
 

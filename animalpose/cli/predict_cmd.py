@@ -28,6 +28,15 @@ def predict(
     tracking: bool = typer.Option(False, help="Record the prediction as an MLflow run (CSV/JSON as artifacts)."),
     max_pixels: int = typer.Option(None, "--max-pixels", min=1, help="Refuse images and video frames larger than "
                                    "this many pixels (default 100 million, or $ANIMALPOSE_MAX_IMAGE_PIXELS)."),
+    smooth: str = typer.Option("none", "--smooth", help="Smooth each video's tracks: none, savgol "
+                               "(Savitzky-Golay) or kalman (constant-velocity Kalman smoother); writes "
+                               "<stem>_filtered.csv/.json beside the raw ones and draws the smoothed track."),
+    smooth_window: int = typer.Option(7, help="savgol: frames in the window (odd)."),
+    smooth_min_confidence: float = typer.Option(0.1, help="Frames whose likelihood is below this count as "
+                                                "missing (interpolated by savgol, skipped by kalman)."),
+    kalman_process_std: float = typer.Option(1.0, help="kalman: acceleration noise, pixels/frame^2."),
+    kalman_measurement_std: float = typer.Option(2.0, help="kalman: prediction noise at likelihood 1, pixels "
+                                                 "(divided by the likelihood)."),
     threads: int = threads_option(),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
@@ -36,13 +45,19 @@ def predict(
     configure_threads(threads)
     from animalpose.data.images import set_max_image_pixels
     from animalpose.engine.predict import predict as run_predict
+    from animalpose.engine.smoothing import SmoothingConfig
 
     if max_pixels is not None:
         set_max_image_pixels(max_pixels)
+    try:
+        smoothing = SmoothingConfig(smooth, window=smooth_window, min_confidence=smooth_min_confidence,
+                                    process_std=kalman_process_std, measurement_std=kalman_measurement_std)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--smooth") from None
 
     result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,
                          flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
-                         progress=progress)
+                         progress=progress, smoothing=smoothing)
     if tracking:
         from animalpose.tracking import Tracker, data_tags
 

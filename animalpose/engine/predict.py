@@ -10,8 +10,16 @@ Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem
   ``coords`` (x, y, likelihood), one row per frame or image (likelihood = heatmap maximum);
 - ``<stem>.json``: COCO keypoint results (``image_id`` = frame index for videos, per-image id for
   images), score = mean likelihood;
-- ``<stem>_labelled.mp4`` for videos (``labelled/`` PNGs for images): the skeleton drawn, joints
-  coloured by confidence from red (0) to green (1).
+- ``<stem>_labelled.mp4`` for videos (``labelled/`` PNGs for images): the skeleton drawn, each joint in its
+  own colour with a legend of the names, filled where its likelihood is at least 0.5, a ring below
+  (:mod:`animalpose.engine.drawing`).
+
+With ``smoothing`` (:mod:`animalpose.engine.smoothing`: Savitzky–Golay or a constant-velocity Kalman
+smoother, low-likelihood frames filled or down-weighted), each video also gets ``<stem>_filtered.csv`` /
+``<stem>_filtered.json`` (DeepLabCut's name for filtered predictions; ``<stem>.csv`` stays the raw one) and its
+labelled MP4 draws the smoothed track. The whole video is predicted first (a smoother needs the frames after
+the current one), then decoded again to draw. Smoothing follows one animal per frame: detections with
+several boxes in a frame are refused (no identity tracking).
 
 Inputs are all checked before work starts: a missing file or a video whose first frame does not
 decode is a DataError naming it; an output folder that cannot be written (a file in its place, a
@@ -41,8 +49,10 @@ from animalpose.data.images import check_pixels, header_size, read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
+from animalpose.engine.drawing import draw_legend, draw_pose, joint_colours
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.engine.smoothing import SmoothingConfig, smooth_track
 from animalpose.errors import DataError
 from animalpose.outputs import check_output_dir, output_errors, staged_folder
 
@@ -109,26 +119,6 @@ def load_detections(path: Path | None, min_score: float = 0.0) -> dict[int, list
 def _image_id(path: Path, fallback: int) -> int:
     digits = "".join(ch for ch in path.stem if ch.isdigit())
     return int(digits) if digits and path.stem.isdigit() else fallback
-
-
-def confidence_colour(c: float) -> tuple[int, int, int]:
-    """BGR from red (0) through yellow to green (1)."""
-    c = float(np.clip(c, 0.0, 1.0))
-    return (0, int(255 * min(1.0, 2 * c)), int(255 * min(1.0, 2 * (1 - c))))
-
-
-def draw_pose(frame_bgr: np.ndarray, keypoints: np.ndarray, skeleton, scale: float = 1.0) -> np.ndarray:
-    """Draw (K, 3) x, y, confidence on a BGR frame (in place); bones take the weaker joint's colour."""
-    r = max(2, round(3 * scale * max(frame_bgr.shape[:2]) / 512))
-    kp = keypoints.copy()
-    kp[:, :2] *= scale
-    for a, b in skeleton:
-        pa, pb = kp[a], kp[b]
-        cv2.line(frame_bgr, (int(pa[0]), int(pa[1])), (int(pb[0]), int(pb[1])),
-                 confidence_colour(min(pa[2], pb[2])), max(1, r // 2), cv2.LINE_AA)
-    for x, y, c in kp:
-        cv2.circle(frame_bgr, (int(x), int(y)), r, confidence_colour(c), -1, cv2.LINE_AA)
-    return frame_bgr
 
 
 class Predictor:
@@ -219,29 +209,37 @@ class _Writers:
 
 def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, detections: str | Path | None = None,
             min_score: float = 0.0, device: str = "auto", flip: bool = True, batch_size: int = 32,
-            video_scale: float = 1.0, write_video: bool = True, progress: bool = True) -> dict:
+            video_scale: float = 1.0, write_video: bool = True, progress: bool = True,
+            smoothing: SmoothingConfig | None = None) -> dict:
     """Predict keypoints on ``inputs`` and write CSV, COCO JSON and labelled media to ``out``.
 
     Args:
         video_scale: size of the labelled video relative to the input frames.
+        smoothing: how to smooth each video's tracks (None or method "none": raw predictions only).
 
     Returns:
         ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
     """
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
+    if smoothing is not None and smoothing.method != "none" and dets and videos:
+        crowded = next((i for i, boxes in sorted(dets.items()) if len(boxes) > 1), None)
+        if crowded is not None:
+            raise DataError(str(detections), "bbox", f"--smooth {smoothing.method} follows one animal per frame; "
+                            f"image_id {crowded} has {len(dets[crowded])} boxes (no identity tracking)")
     out = check_output_dir(out, "--out", create=False)
     predictor = Predictor(checkpoint, device, flip, batch_size)
     with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
         result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,
                                video_scale=video_scale, write_video=write_video, batch_size=batch_size,
-                               progress=progress)
+                               progress=progress, smoothing=smoothing)
     result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]
     return result
 
 
 def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: list[Path], dets, *, scorer: str,
-                  video_scale: float, write_video: bool, batch_size: int, progress: bool) -> dict:
+                  video_scale: float, write_video: bool, batch_size: int, progress: bool,
+                  smoothing: SmoothingConfig | None = None) -> dict:
     """The prediction pass of :func:`predict`, writing into ``out`` (the staging folder)."""
     schema = predictor.schema
     outputs: list[Path] = []
@@ -262,6 +260,7 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             bar.set_postfix(fps=f"{done[0] / max(time.perf_counter() - t0, 1e-9):.1f}")
 
     individuals = max((len(b) for b in dets.values()), default=1) if dets else 1
+    colours = joint_colours(schema.num_joints)
     if images:
         w = _Writers(out, "images", schema, individuals, scorer)
         (out / "labelled").mkdir(exist_ok=True)
@@ -273,7 +272,8 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             w.add(str(path), image_id, poses)
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             for p in poses:
-                draw_pose(canvas, p, schema.skeleton)
+                draw_pose(canvas, p, schema.skeleton, colours=colours)
+            draw_legend(canvas, schema.joints, colours)
             png = out / "labelled" / f"{path.stem}.png"
             if not cv2.imwrite(str(png), canvas):  # OpenCV reports a failed write only by its return value
                 raise OSError(errno.EIO, "cv2.imwrite failed", str(png))
@@ -281,8 +281,12 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             tick()
         outputs += w.close()
     for video in videos:
-        written, n = _predict_video(predictor, video, out, dets, individuals, scorer, video_scale, write_video,
-                                    batch_size, tick)
+        if smoothing is not None and smoothing.method != "none":
+            written, n = _predict_video_smoothed(predictor, video, out, dets, scorer, video_scale, write_video,
+                                                 batch_size, tick, smoothing)
+        else:
+            written, n = _predict_video(predictor, video, out, dets, individuals, scorer, video_scale, write_video,
+                                        batch_size, tick)
         outputs += written
         n_frames += n
     if bar is not None:
@@ -296,41 +300,88 @@ def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individua
                    video_scale: float, write_video: bool, batch_size: int, tick) -> tuple[list[Path], int]:
     """One video, streamed in batches of frames: CSV + JSON (+ labelled MP4). Returns (paths, frames)."""
     schema = predictor.schema
-    info = check_video(video)
     w = _Writers(out, video.stem, schema, individuals, scorer)
-    size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
-    mp4 = out / f"{video.stem}_labelled.mp4"
     n = 0
-    with ExitStack() as stack:  # on exit: release the MP4 writer, then rename its temporary file over ``mp4``
-        writer = None
-        if write_video:
-            tmp_mp4 = stack.enter_context(atomic_path(mp4))
-            writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
-            stack.callback(writer.release)
-            if not writer.isOpened():
-                raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
+    with ExitStack() as stack:
+        draw = _labelled_video(stack, video, out, schema, video_scale) if write_video else None
         for pending in _batches(_frames(video), batch_size):
-            crops, owners = [], []
-            for idx, frame in pending:
-                boxes = dets.get(idx, []) if dets is not None else [None]
-                crops += [(frame, b) for b in boxes]
-                owners += [idx] * len(boxes)
-            poses = predictor(crops) if crops else np.zeros((0, schema.num_joints, 3))
-            owners_arr = np.asarray(owners)
-            for idx, frame in pending:
-                mine = poses[owners_arr == idx] if len(owners) else poses
+            for (idx, frame), mine in zip(pending, _predict_frames(predictor, pending, dets), strict=True):
                 w.add(idx, idx, mine)
-                if writer is not None:
-                    canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
-                    if video_scale != 1.0:
-                        canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
-                    for p in mine:
-                        draw_pose(canvas, p, schema.skeleton, video_scale)
-                    writer.write(canvas)
+                if draw is not None:
+                    draw(frame, mine)
             n += len(pending)
             tick(len(pending))
-    paths = [mp4] if write_video else []
+    paths = [out / f"{video.stem}_labelled.mp4"] if write_video else []
     return paths + w.close(), n
+
+
+def _predict_frames(predictor: Predictor, pending: list[tuple[int, np.ndarray]], dets) -> list[np.ndarray]:
+    """The (n_i, K, 3) poses of each frame of a batch ``[(index, RGB frame)]`` (n_i: its boxes, 1 without
+    detections)."""
+    crops, owners = [], []
+    for idx, frame in pending:
+        boxes = dets.get(idx, []) if dets is not None else [None]
+        crops += [(frame, b) for b in boxes]
+        owners += [idx] * len(boxes)
+    poses = predictor(crops) if crops else np.zeros((0, predictor.schema.num_joints, 3))
+    owners_arr = np.asarray(owners)
+    return [poses[owners_arr == idx] if len(owners) else poses for idx, _ in pending]
+
+
+def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scale: float):
+    """A ``draw(RGB frame, poses)`` that appends the frame, poses drawn, to ``<stem>_labelled.mp4``; on the
+    stack's exit the MP4 writer is released and its temporary file renamed into place."""
+    info = check_video(video)
+    size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
+    mp4 = out / f"{video.stem}_labelled.mp4"
+    tmp_mp4 = stack.enter_context(atomic_path(mp4))
+    writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
+    stack.callback(writer.release)
+    if not writer.isOpened():
+        raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
+    colours = joint_colours(schema.num_joints)
+
+    def draw(frame: np.ndarray, poses: np.ndarray) -> None:
+        canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+        if video_scale != 1.0:
+            canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
+        for p in poses:
+            draw_pose(canvas, p, schema.skeleton, video_scale, colours)
+        draw_legend(canvas, schema.joints, colours)
+        writer.write(canvas)
+
+    return draw
+
+
+def _predict_video_smoothed(predictor: Predictor, video: Path, out: Path, dets, scorer: str, video_scale: float,
+                            write_video: bool, batch_size: int, tick,
+                            smoothing: SmoothingConfig) -> tuple[list[Path], int]:
+    """One video, smoothed: every frame predicted first, the track smoothed (:func:`smooth_track`), then
+    ``<stem>.csv/.json`` (raw), ``<stem>_filtered.csv/.json`` and the MP4 of the smoothed track (a second
+    decoding pass). One animal per frame; a frame without a box has no pose in either table."""
+    schema = predictor.schema
+    per_frame: list[np.ndarray] = []
+    for pending in _batches(_frames(video), batch_size):
+        per_frame += _predict_frames(predictor, pending, dets)
+        tick(len(pending))
+    track = np.full((len(per_frame), schema.num_joints, 3), np.nan)
+    for i, p in enumerate(per_frame):
+        if len(p):
+            track[i] = p[0]
+    smooth = smooth_track(track, smoothing)
+    raw = _Writers(out, video.stem, schema, 1, scorer)
+    filtered = _Writers(out, f"{video.stem}_filtered", schema, 1, scorer)
+    for i, p in enumerate(per_frame):
+        raw.add(i, i, p)
+        filtered.add(i, i, smooth[i:i + 1] if len(p) else p)
+    paths: list[Path] = []
+    if write_video:
+        with ExitStack() as stack:
+            draw = _labelled_video(stack, video, out, schema, video_scale)
+            for idx, frame in _frames(video):
+                draw(frame, smooth[idx:idx + 1] if idx < len(per_frame) and len(per_frame[idx]) else smooth[:0])
+        paths.append(out / f"{video.stem}_labelled.mp4")
+    return paths + raw.close() + filtered.close(), len(per_frame)
 
 
 def _batches(items, size: int):

@@ -19,7 +19,7 @@ from flows.presets import PRESET_DIR as PRESETS
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 MODEL_STAGES = {"source-only": ("source-only", "0"), "round-1": ("round", "1"), "round-2": ("round", "2"),
-                "oracle": ("oracle", "3")}
+                "control": ("control", "2"), "oracle": ("oracle", "3")}
 # the dataset folders' names, e.g. horse-cad-source-val-16x64-seed1-1a2b3c4d
 HASHED = re.compile(r"seed\d+-[0-9a-f]{8}")
 
@@ -71,12 +71,14 @@ def test_smoke_flow_record_names_tasks_console_and_a_second_store(prefect_harnes
     # console: exactly one line per stage, in order, each with its headline
     lines = [ln for ln in capsys.readouterr().err.splitlines() if " stage " in ln]
     assert [ln.split(" stage ")[1].split(":")[0] for ln in lines] == [
-        "synth", "source-only", "round-1", "round-2", "oracle", "register"]
-    for ln, key in zip(lines[1:5], ("source_only", None, None, "oracle"), strict=True):
-        assert "target test PCK@0.05" in ln and ln.rstrip().endswith(" s)")
+        "synth", "source-only", "round-1", "round-2", "control", "oracle", "register"]
+    for ln, key in zip(lines[1:6], ("source_only", None, None, None, "oracle"), strict=True):
+        assert ln.rstrip().endswith(" s)")
         if key:
-            assert f"{100 * summary[key]:.1f} %" in ln
+            assert "target test PCK@0.05" in ln and f"{100 * summary[key]:.1f} %" in ln
     assert f"{100 * summary['rounds'][1]:.1f} %" in lines[3]
+    # the keep-the-better rule (the smoke preset's target has labelled val frames): its sentence on the line
+    assert summary["keep_better"]["sentence"] in lines[4]
 
     client = MlflowClient(first)
     record = _flow_record(client, summary["mlflow_run_id"])
@@ -101,9 +103,9 @@ def test_smoke_flow_record_names_tasks_console_and_a_second_store(prefect_harnes
     table = json.loads(Path(client.download_artifacts(parent.info.run_id, "results/results_table.json",
                                                       str(tmp_path))).read_text())
     column = {name: [row[i] for row in table["data"]] for i, name in enumerate(table["columns"])}
-    assert column["stage"] == ["source-only", "round-1", "round-2", "oracle"]
+    assert column["stage"] == ["source-only", "round-1", "round-2", "control", "oracle"]
     assert column["target_test/pck_crop@0.05"] == pytest.approx(
-        [summary["source_only"], *summary["rounds"], summary["oracle"]])
+        [summary["source_only"], *summary["rounds"], summary["control"], summary["oracle"]])
     exp = client.get_experiment(parent.info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
 
@@ -118,9 +120,10 @@ def test_smoke_flow_record_names_tasks_console_and_a_second_store(prefect_harnes
     names = _task_run_names(parent.data.tags["prefect.flow_run_id"])
     assert {"pretrain-source", "pretrain-oracle", "ccssl-round-1", "ccssl-round-2", "evaluate-round-2-target-test",
             "evaluate-source-only-source-val", "evaluate-oracle-target-val", "synth-target-photo",
-            "synth-test-photo", "synth-source-cad"} <= set(names)
+            "synth-test-photo", "synth-source-cad", "keep-the-better", "evaluate-control-target-test"} <= set(names)
     role = re.compile(r"synth-(source|source-val|target|test|target-val)-(cad|photo)|pretrain-(source|oracle)"
-                      r"|ccssl-round-[12]|evaluate-(source-only|round-[12]|oracle)-(target-test|source-val|target-val)")
+                      r"|ccssl-round-[12]|keep-the-better"
+                      r"|evaluate-(source-only|round-[12]|control|oracle)-(target-test|source-val|target-val)")
     assert [n for n in names if not role.fullmatch(n)] == []  # nothing named by hash (evaluate-36c)
     art = read_artifact("ccssl-horse").data
     assert "PCK\\@0.05" in art and not re.search(r"[A-Za-z0-9]@", art)  # no bare "x@y" for a mailto autolink

@@ -6,6 +6,11 @@ the frame index; ``video_id`` is the video's file stem and ``instance_id`` the t
 (``meta["track"]`` its name). User-labelled instances are preferred over predicted ones: a predicted
 instance is kept only when no user instance of the same frame covers its track (or was made from it).
 Missing nodes (NaN in SLEAP) get visibility 0, labelled nodes 2.
+
+A labels package (``.pkg.slp``, the frames embedded in the file) is read too: its embedded frames are
+extracted once to PNG files (:mod:`animalpose.data.readers.sleap_embedded`) and each record points at its
+frame's PNG (``video_id`` and ``frame_index`` still name the source video and frame, ``meta["embedded"]``
+the dataset in the package).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from animalpose.data.images import video_info
 from animalpose.data.readers.common import schema_by_name
+from animalpose.data.readers.sleap_embedded import embedded_dataset, extract_embedded_frames
 from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.errors import DataError, missing_file_reason
 from animalpose.keypoints import KeypointSchema, schema_from_names
@@ -57,17 +63,24 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
     names = list(skel.node_names)
     if schema is None:
         edges = [(names[a], names[b]) for a, b in skel.edge_inds]
-        resolved = schema_from_names(f"sleap:{path.stem}", names, edges)
+        # a package (labels.pkg.slp) names its schema like its labels file (labels.slp)
+        resolved = schema_from_names(f"sleap:{path.name.removesuffix('.slp').removesuffix('.pkg')}", names, edges)
     else:
         resolved = schema_by_name(schema)
         if resolved.num_joints != len(names):
             raise DataError(where, "skeletons[0].nodes",
                             f"{len(names)} nodes but schema {resolved.name!r} has {resolved.num_joints}")
     tracks = list(labels.tracks)
-    video_paths = [_video_path(v, path) for v in labels.videos]
+    # a package's embedded frames: {video index: {frame index: (png, (w, h))}}, and the source video's stem
+    embedded = {v: extract_embedded_frames(path, ds) for v, video in enumerate(labels.videos)
+                if (ds := embedded_dataset(video)) is not None}
+    video_paths = [_video_path(v.source_video if i in embedded and v.source_video is not None else v, path)
+                   for i, v in enumerate(labels.videos)]
     videos: dict[str, int] = {}
     sizes: dict[str, tuple[int, int]] = {}
-    for vp in video_paths:
+    for i, vp in enumerate(video_paths):
+        if i in embedded:
+            continue  # its frames are the extracted PNGs; the source video need not exist
         try:
             info = video_info(vp)
         except DataError:
@@ -78,6 +91,13 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
     for f, lf in enumerate(labels.labeled_frames):
         v = labels.videos.index(lf.video)
         vp = str(video_paths[v])
+        image, size = vp, sizes.get(vp)
+        if v in embedded:
+            if int(lf.frame_idx) not in embedded[v]:
+                raise DataError(where, f"labeled_frames[{f}]", f"frame {lf.frame_idx} of video {v} is not embedded "
+                                "in the package")
+            png, size = embedded[v][int(lf.frame_idx)]
+            image = str(png)
         user = list(lf.user_instances)
         covered_tracks = {id(i.track) for i in user if i.track is not None}
         sources = {id(i.from_predicted) for i in user if getattr(i, "from_predicted", None) is not None}
@@ -96,8 +116,10 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
                     "track": inst.track.name if inst.track is not None else None, "predicted": predicted}
             if predicted and getattr(inst, "score", None) is not None:
                 meta["score"] = float(inst.score)
+            if v in embedded:
+                meta["embedded"] = embedded_dataset(labels.videos[v])
             records.append(PoseRecord(
-                image=vp, keypoints=kps, schema=resolved.name, image_size=sizes.get(vp),
+                image=image, keypoints=kps, schema=resolved.name, image_size=size,
                 video_id=Path(vp).stem, frame_index=int(lf.frame_idx),
                 instance_id=tracks.index(inst.track) if inst.track in tracks else None, meta=meta,
             ))
