@@ -9,6 +9,7 @@ frame offset renders the horizontally flipped image.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import numpy as np
 
@@ -58,15 +59,10 @@ class Alpha:
         }
 
 
+@cache
 def static_pose(tpl: Template, mode: str) -> np.ndarray:
     """(J, 3) angles of a named static pose of the template's motion file (cached per template)."""
-    cache = _POSE_CACHE.setdefault(tpl.path, {})
-    if mode not in cache:
-        cache[mode] = expand_pose(tpl, tpl.motion["poses"].get(mode) or {})
-    return cache[mode]
-
-
-_POSE_CACHE: dict[str, dict[str, np.ndarray]] = {}
+    return expand_pose(tpl, tpl.motion["poses"].get(mode) or {})
 
 
 def expand_pose(tpl: Template, table: dict) -> np.ndarray:
@@ -82,17 +78,9 @@ def expand_pose(tpl: Template, table: dict) -> np.ndarray:
     return out
 
 
+@cache
 def noise_std(tpl: Template) -> np.ndarray:
     """(J, 3) prior standard deviations of the per-joint angle noise (cached per template)."""
-    if tpl.path not in _NOISE_CACHE:
-        _NOISE_CACHE[tpl.path] = _noise_std(tpl)
-    return _NOISE_CACHE[tpl.path]
-
-
-_NOISE_CACHE: dict[str, np.ndarray] = {}
-
-
-def _noise_std(tpl: Template) -> np.ndarray:
     table = tpl.motion.get("noise", {})
     std = np.full((tpl.num_joints, 3), float(table.get("default", 4.0)))
     for j, name in enumerate(tpl.joints):
@@ -103,38 +91,33 @@ def _noise_std(tpl: Template) -> np.ndarray:
     return std
 
 
+@cache
 def _gait_tables(tpl: Template, gait: str) -> dict:
     """Per-template arrays of a gait: leg joints with their leg phase, sweep and bump (cached)."""
-    key = (tpl.path, gait)
-    if key not in _GAIT_CACHE:
-        g = tpl.motion["gaits"][gait]
-        index = {n: i for i, n in enumerate(tpl.joints)}
-        joints, phase, sweep, bump = [], [], [], []
-        for leg in LEGS:
-            if leg not in g["phase"]:
-                continue
-            for name, (sw, bu) in g["legs"].items():
-                j = index.get(leg[:2] + name)
-                if name.startswith(leg[2] + "_") and j is not None:
-                    joints.append(j)
-                    phase.append(float(g["phase"][leg]))
-                    sweep.append(float(sw))
-                    bump.append(float(bu))
-        body = [(index[n], float(a), float(ph), float(h)) for n, (a, ph, h) in g.get("body", {}).items() if n in index]
-        hip_key = next((k for k in g["legs"] if k.startswith("B_")), None)
-        stride = 0.0
-        if hip_key is not None and "L_" + hip_key in index:
-            height = tpl.rest[index["L_" + hip_key], 1]
-            stride = 2.0 * height * np.sin(np.deg2rad(g["legs"][hip_key][0])) / float(g["duty"])
-        _GAIT_CACHE[key] = {
-            "joints": np.array(joints, dtype=int), "phase": np.array(phase), "sweep": np.array(sweep),
-            "bump": np.array(bump), "duty": float(g["duty"]), "stride": float(stride),
-            "body": (np.array([b[0] for b in body], dtype=int), np.array([b[1:] for b in body]).reshape(-1, 3)),
-        }
-    return _GAIT_CACHE[key]
-
-
-_GAIT_CACHE: dict = {}
+    g = tpl.motion["gaits"][gait]
+    index = {n: i for i, n in enumerate(tpl.joints)}
+    joints, phase, sweep, bump = [], [], [], []
+    for leg in LEGS:
+        if leg not in g["phase"]:
+            continue
+        for name, (sw, bu) in g["legs"].items():
+            j = index.get(leg[:2] + name)
+            if name.startswith(leg[2] + "_") and j is not None:
+                joints.append(j)
+                phase.append(float(g["phase"][leg]))
+                sweep.append(float(sw))
+                bump.append(float(bu))
+    body = [(index[n], float(a), float(ph), float(h)) for n, (a, ph, h) in g.get("body", {}).items() if n in index]
+    hip_key = next((k for k in g["legs"] if k.startswith("B_")), None)
+    stride = 0.0
+    if hip_key is not None and "L_" + hip_key in index:
+        height = tpl.rest[index["L_" + hip_key], 1]
+        stride = 2.0 * height * np.sin(np.deg2rad(g["legs"][hip_key][0])) / float(g["duty"])
+    return {
+        "joints": np.array(joints, dtype=int), "phase": np.array(phase), "sweep": np.array(sweep),
+        "bump": np.array(bump), "duty": float(g["duty"]), "stride": float(stride),
+        "body": (np.array([b[0] for b in body], dtype=int), np.array([b[1:] for b in body]).reshape(-1, 3)),
+    }
 
 
 def gait_angles(tpl: Template, gait: str, cycles: float) -> tuple[np.ndarray, float]:
@@ -177,17 +160,9 @@ def available_modes(tpl: Template) -> list[str]:
     return [m for m in MODES if m in known and m not in tpl.skip_modes]
 
 
+@cache
 def _shape_groups(tpl: Template) -> tuple[np.ndarray, int]:
     """(J,) group index shared by a joint and its mirror (sorted by side-less name), and the group count."""
-    if tpl.path not in _GROUP_CACHE:
-        _GROUP_CACHE[tpl.path] = _groups(tpl)
-    return _GROUP_CACHE[tpl.path]
-
-
-_GROUP_CACHE: dict = {}
-
-
-def _groups(tpl: Template) -> tuple[np.ndarray, int]:
     keys = [n[2:] if n.startswith(("L_", "R_")) else n for n in tpl.joints]
     names = sorted(set(keys))
     return np.array([names.index(k) for k in keys]), len(names)
@@ -197,14 +172,15 @@ def proportions(tpl: Template, limb: float, neck: float) -> np.ndarray:
     """(J,) bone-length factors of a breed: ``limb`` for the bones below the shoulders and hips (joints
     named ``*_F_*`` / ``*_B_*`` other than the shoulder and hip themselves), ``neck`` for the neck and
     head bones, 1 elsewhere. The ``cad`` style's are 1 (the asset's proportions)."""
-    if tpl.path not in _LIMB_CACHE:
-        limbs = np.array([("_F_" in n or "_B_" in n) and not n.endswith(("shoulder", "hip")) for n in tpl.joints])
-        _LIMB_CACHE[tpl.path] = (limbs, np.isin(np.array(tpl.joints), ["neck", "head"]))
-    limbs, necks = _LIMB_CACHE[tpl.path]
+    limbs, necks = _limb_and_neck_joints(tpl)
     return np.where(limbs, limb, np.where(necks, neck, 1.0))
 
 
-_LIMB_CACHE: dict = {}
+@cache
+def _limb_and_neck_joints(tpl: Template) -> tuple[np.ndarray, np.ndarray]:
+    """(J,) bool masks of the joints that :func:`proportions` scales by ``limb`` and by ``neck``."""
+    limbs = np.array([("_F_" in n or "_B_" in n) and not n.endswith(("shoulder", "hip")) for n in tpl.joints])
+    return limbs, np.isin(np.array(tpl.joints), ["neck", "head"])
 
 
 def sample_alpha(tpl: Template, style: StyleConfig, rng: np.random.Generator, *, gait_only: bool = False) -> Alpha:

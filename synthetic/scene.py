@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -187,23 +188,18 @@ def label(tpl: Template, geo: Geometry, zbuf: np.ndarray, prim: np.ndarray, scal
     return out
 
 
+@cache
 def _label_tables(tpl: Template, names: tuple[str, ...]):
     """Cached per template: (L, parts) bool of each landmark's own parts, (L,) tolerances, schema indices."""
-    key = (tpl.path, names)
-    if key not in _LABEL_CACHE:
-        own = np.zeros((len(names), len(tpl.parts)), dtype=bool)
-        tol = np.zeros(len(names))
-        for i, name in enumerate(names):
-            _, _, parts, t = tpl.landmarks[name]
-            own[i, list(parts)] = True
-            tol[i] = t
-        lookup = {n: i for i, n in enumerate(names)}
-        index = {schema: np.array([lookup[n] for n in lm]) for schema, lm in tpl.keypoints.items()}
-        _LABEL_CACHE[key] = (own, tol, index)
-    return _LABEL_CACHE[key]
-
-
-_LABEL_CACHE: dict = {}
+    own = np.zeros((len(names), len(tpl.parts)), dtype=bool)
+    tol = np.zeros(len(names))
+    for i, name in enumerate(names):
+        _, _, parts, t = tpl.landmarks[name]
+        own[i, list(parts)] = True
+        tol[i] = t
+    lookup = {n: i for i, n in enumerate(names)}
+    index = {schema: np.array([lookup[n] for n in lm]) for schema, lm in tpl.keypoints.items()}
+    return own, tol, index
 
 
 def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: int, variety: float):
@@ -244,23 +240,19 @@ def _materials(tpl: Template, rng: np.random.Generator, detail: float, n_occ: in
     return fields, table, is_coat, coat
 
 
+@cache
 def _material_tables(tpl: Template) -> dict:
     """Per-template constants of the material step (cached): coat cdf, material names (sorted, as drawn),
     each volume's colour slot (0: coat colour, 1 + i: material i), palettes, coat and belly flags."""
-    if tpl.path not in _MATERIAL_CACHE:
-        w = np.array([float(c.get("w", 1)) for c in tpl.appearance["coats"]])
-        cdf = np.cumsum(w / w.sum())
-        is_coat = np.array([m == "coat" for m in tpl.vol_mat])
-        belly = np.array([tpl.parts[q] in BELLY_PARTS for q in tpl.vol_part]) & is_coat
-        materials = sorted(set(tpl.vol_mat) - {"coat"})
-        slot = np.array([0 if m == "coat" else 1 + materials.index(m) for m in tpl.vol_mat], dtype=np.intp)
-        palettes = {m: tpl.appearance.get("materials", {}).get(m, [0.5, 0.5, 0.5]) for m in materials}
-        _MATERIAL_CACHE[tpl.path] = {"cdf": cdf / cdf[-1], "materials": materials, "slot": slot,
-                                     "palettes": palettes, "is_coat": is_coat, "belly": belly}
-    return _MATERIAL_CACHE[tpl.path]
-
-
-_MATERIAL_CACHE: dict = {}
+    w = np.array([float(c.get("w", 1)) for c in tpl.appearance["coats"]])
+    cdf = np.cumsum(w / w.sum())
+    is_coat = np.array([m == "coat" for m in tpl.vol_mat])
+    belly = np.array([tpl.parts[q] in BELLY_PARTS for q in tpl.vol_part]) & is_coat
+    materials = sorted(set(tpl.vol_mat) - {"coat"})
+    slot = np.array([0 if m == "coat" else 1 + materials.index(m) for m in tpl.vol_mat], dtype=np.intp)
+    palettes = {m: tpl.appearance.get("materials", {}).get(m, [0.5, 0.5, 0.5]) for m in materials}
+    return {"cdf": cdf / cdf[-1], "materials": materials, "slot": slot,
+            "palettes": palettes, "is_coat": is_coat, "belly": belly}
 
 
 def shade(tpl, geo, zbuf, prim, background, style, rng, coat_rng) -> tuple[np.ndarray, dict]:

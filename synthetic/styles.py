@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cache
 
 from animalpose.errors import ConfigError
 
@@ -69,7 +70,13 @@ WILD: dict[str, float] = {
 TARGETS = {"photo": PHOTO, "wild": WILD}
 STYLES = ("cad", *TARGETS)
 DEFAULT_GAP = 1.0
-_PARAMS: dict[tuple[str, float], dict[str, float]] = {}
+
+
+@cache  # computed once per (style, gap): every rendered image reads it several times
+def _style_table(name: str, gap: float) -> dict[str, float]:
+    """The flat parameter table of style ``name`` at domain ``gap`` (callers copy it)."""
+    full = TARGETS.get(name)
+    return dict(CAD) if full is None else {k: CAD[k] + gap * (full[k] - CAD[k]) for k in CAD}
 
 
 @dataclass(frozen=True)
@@ -101,13 +108,7 @@ class StyleConfig:
     @property
     def params(self) -> dict[str, float]:
         """The style's flat parameter table (interpolated by ``gap`` for a target style); a fresh copy per call."""
-        key = (self.name, float(self.gap))
-        table = _PARAMS.get(key)
-        if table is None:  # computed once per (style, gap): every rendered image reads it several times
-            full = TARGETS.get(self.name)
-            table = dict(CAD) if full is None else {k: CAD[k] + self.gap * (full[k] - CAD[k]) for k in CAD}
-            _PARAMS[key] = table
-        return dict(table)
+        return dict(_style_table(self.name, float(self.gap)))
 
     def mode_weights(self) -> dict[str, float]:
         p = self.params

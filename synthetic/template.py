@@ -75,7 +75,7 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity equality and hash: the per-template caches key on the object
 class Template:
     """A loaded species template (all arrays in the canonical rest frame, metres).
 

@@ -33,10 +33,10 @@ def _fix_thread_plan() -> None:
 _fix_thread_plan()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """torch on one thread during the test (figures that do not depend on the machine's thread count, and no
-    oversubscription of a 2-core machine); files request it with an autouse ``_one_thread(one_thread)``."""
+    """Every test runs torch on one thread (figures that do not depend on the machine's thread count, and no
+    oversubscription of a 2-core machine), whatever an earlier test set; the count is restored afterwards."""
     import torch
 
     before = torch.get_num_threads()

@@ -212,7 +212,7 @@ def keep_percentile(cfg: CCSSLConfig, round_index: int) -> float:
 def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], schema: KeypointSchema, codec,
                            normalization: Normalization, consistency: ConsistencyConfig,
                            flow: FlowParams | None, device: torch.device, *, batch_size: int = 16,
-                           padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True,
+                           padding: float = 1.5, seed: int = 0, truth: bool = True,
                            workers: int = 0, progress: bool = False, fast: bool = True) -> PseudoLabelSet:
     """Pseudo-labels with their evidence for every readable target record (unselected: weights 0).
 
@@ -224,7 +224,7 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
     of ``model`` (:func:`~animalpose.adapt.pseudolabel.view_model`; same labels within float rounding).
     """
     labels = label_records(model, records, schema, codec, normalization, consistency, device,
-                           batch_size=batch_size, padding=padding, udp=udp, seed=seed, truth=truth, workers=workers,
+                           batch_size=batch_size, padding=padding, seed=seed, truth=truth, workers=workers,
                            progress=progress, fast=fast)
     return finalize(labels, flow, where=records[0].image if records else "<target>")
 
@@ -281,7 +281,7 @@ class PCATerm(TargetFrames):
 
 
 def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
-                   normalization: Normalization, padding: float, udp: bool) -> TemporalClips | None:
+                   normalization: Normalization, padding: float) -> TemporalClips | None:
     """The clips of ``ccssl.temporal_loss_*`` over the target ``records`` (None when the weight is 0).
 
     Raises ConfigError naming the key when the target has no clip of that many consecutive video frames or
@@ -298,12 +298,12 @@ def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: Keypoint
         eps = epsilon_tensor(c.temporal_loss_epsilon, schema.num_joints)
     except ValueError as exc:
         raise ConfigError("<config>", "ccssl.temporal_loss_epsilon", f"{exc} of schema {schema.name!r}") from None
-    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
     return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold, c.temporal_loss_beta)
 
 
 def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
-             codec, normalization: Normalization, padding: float, udp: bool) -> PCATerm | None:
+             codec, normalization: Normalization, padding: float) -> PCATerm | None:
     """The pose-PCA term of ``ccssl.pca_loss_*``: the subspace of the ``labelled`` (source) poses, applied to
     the target ``records`` (None when the weight is 0).
 
@@ -327,7 +327,7 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
         raise ConfigError("<config>", f"ccssl.{key}", f"data.train: {exc}") from None
     if not records:
         raise ConfigError("<config>", "ccssl.pca_loss_weight", "data.target has no frames for the PCA loss")
-    ds = TopDownDataset(records, schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
     return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, c.pca_loss_beta)
 
 
@@ -490,12 +490,12 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
 
 
 def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalization: Normalization, codec,
-             padding: float, udp: bool):
+             padding: float):
     """Gallery figure of ``n`` evenly spaced target crops (None when ``n`` is 0)."""
     if n <= 0:
         return None
     idx = np.unique(np.linspace(0, len(labels) - 1, min(n, len(labels))).round().astype(int))
-    ds = TopDownDataset([labels.records[i] for i in idx], schema, codec, None, padding=padding, udp=udp,
+    ds = TopDownDataset([labels.records[i] for i in idx], schema, codec, None, padding=padding,
                         normalization=normalization)
     crops = [normalization.denormalize(ds[j]["image"]) for j in range(len(idx))]
     truth = None
@@ -600,9 +600,8 @@ class CCSSLRun:
         self.data = data = build_data(cfg)
         schema, codec = data.schema, make_codec(cfg)
         self.schema, self.codec, self.norm = schema, codec, data.normalization
-        self.udp = codec.udp
         self.target_records, self.pad = _read_target(cfg.data.target, schema, cfg, video_step=c.video_step)
-        self.tv_set = _target_val_set(c.target_val, schema, codec, cfg, self.pad, self.norm, self.udp)
+        self.tv_set = _target_val_set(c.target_val, schema, codec, cfg, self.pad, self.norm)
         val_sets = dict(data.val)
         if cfg.train.select_on == TARGET_VAL:
             val_sets[TARGET_VAL] = self.tv_set
@@ -617,10 +616,9 @@ class CCSSLRun:
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
-        self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad,
-                                                      self.udp))
+        self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
-                                           self.pad, self.udp))
+                                           self.pad))
         done = self.rounds_done
         # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
         # round stage, one per round) gets them with every round, so each round's run shows its config
@@ -685,7 +683,7 @@ class CCSSLRun:
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
-                              self.udp, child, c.gallery)
+                              child, c.gallery)
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
                     else ""), self.progress)
@@ -723,7 +721,7 @@ class CCSSLRun:
         if self.labeler is None:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
-                                          batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
+                                          batch_size=c.pseudo_batch_size, padding=self.pad,
                                           seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
@@ -734,12 +732,12 @@ class CCSSLRun:
         """The pseudo-labelled target stream of round ``r`` (records with no kept joint left out)."""
         cfg = self.cfg
         augment = None if cfg.augment.preset == "none" else build_augmenter(
-            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.udp, **augment_overrides(cfg))
+            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.codec.udp, **augment_overrides(cfg))
         pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]
         if not pseudo:
             return None
-        return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, udp=self.udp,
-                              normalization=self.norm, seed=cfg.train.seed + r + 1)
+        return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, normalization=self.norm,
+                              seed=cfg.train.seed + r + 1)
 
     def evaluate(self) -> dict:
         """Target-val PCK@0.05 / 0.1 of the current model (reporting only); {} without labelled target."""
@@ -759,7 +757,7 @@ class CCSSLRun:
 
 
 def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,
-                    norm: Normalization, udp: bool) -> TopDownDataset | None:
+                    norm: Normalization) -> TopDownDataset | None:
     """The labelled target-val crops (``ccssl.target_val``), None without any; cropped by the padding rule
     of their own dataset (the target's, ``pad``, when there is none)."""
     records, tv_pad = [], pad
@@ -773,7 +771,7 @@ def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig,
         records += recs
     if not records:
         return None
-    return TopDownDataset(records, schema, codec, None, padding=tv_pad, udp=udp, normalization=norm)
+    return TopDownDataset(records, schema, codec, None, padding=tv_pad, normalization=norm)
 
 
 def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
@@ -786,7 +784,7 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
     return run.result()
 
 
-def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, pad, udp, tracker: Tracker,
+def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, pad, tracker: Tracker,
             gallery: int) -> dict:
     """Write and log one round's diagnostics; returns the summary."""
     from animalpose.plots import save_figure
@@ -801,7 +799,7 @@ def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, p
     if fig is not None:
         save_figure(fig, folder / "curves.png")
         tracker.log_figure(fig, "pseudo_labels/curves.png")
-    g = _gallery(labels, gallery, schema, norm, codec, pad, udp)
+    g = _gallery(labels, gallery, schema, norm, codec, pad)
     if g is not None:
         save_figure(g, folder / "gallery.png")
         tracker.log_figure(g, "pseudo_labels/gallery.png")

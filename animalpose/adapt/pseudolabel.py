@@ -395,11 +395,11 @@ def batch_rng(seed: int, batch_index: int) -> np.random.Generator:
 @torch.no_grad()
 def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Codec, normalization: Normalization,
                   consistency: ConsistencyConfig, device: torch.device, *, batch_size: int = 16,
-                  padding: float = 1.5, udp: bool = False, seed: int = 0, truth: bool = True, workers: int = 0,
+                  padding: float = 1.5, seed: int = 0, truth: bool = True, workers: int = 0,
                   first_batch: int = 0, progress: bool = False, fast: bool = True) -> PseudoLabelSet:
     """Consistency pseudo-labels of a slice of target records: no temporal step, unselected (weights 0).
 
-    Records are read and cropped as the training crops are (``padding``, ``udp``, ``normalization``)
+    Records are read and cropped as the training crops are (``padding``, ``normalization``, the codec's UDP)
     in batches of ``batch_size``; batch ``b`` of the slice draws its views from
     :func:`batch_rng` ``(seed, first_batch + b)``. A slice starting at record ``first_batch * batch_size``
     of the whole set therefore gets exactly the views it would get in one pass over the set.
@@ -419,7 +419,7 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
         empty when none is readable); ``flow_conf`` NaN and ``replaced`` False.
     """
     model_fn = view_model(model, fast)
-    ds = TopDownDataset(list(records), schema, codec, None, padding=padding, udp=udp, normalization=normalization)
+    ds = TopDownDataset(list(records), schema, codec, None, padding=padding, normalization=normalization)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
     flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
     cons = replace(consistency, flip=consistency.flip and flip_perm is not None)

@@ -113,7 +113,7 @@ def label_shard(request: LabelRequest) -> PseudoLabelSet:
     model.to(device)
     return label_records(model, request.records, schema, codec, request.normalization, cfg.ccssl.consistency(device),
                          device, batch_size=request.batch_size, padding=request.padding,
-                         udp=codec.udp, seed=request.seed, truth=cfg.ccssl.target_truth, workers=0,
+                         seed=request.seed, truth=cfg.ccssl.target_truth, workers=0,
                          first_batch=request.first_batch)
 
 

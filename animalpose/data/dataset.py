@@ -130,11 +130,10 @@ class TopDownDataset(Dataset):
         records: the instances; records without a bbox use their whole image (``image_size`` or
             the decoded size).
         schema: keypoint schema of the records.
-        codec: target codec (its ``input_size`` is the crop size).
-        augment: an :class:`Augmenter`, or None for the plain crop.
+        codec: target codec (its ``input_size`` is the crop size, its ``udp`` the crop's pixel convention).
+        augment: an :class:`Augmenter`, or None for the plain crop; one built for another input size or
+            pixel convention than the codec's is a ConfigError.
         padding: box padding factor (CC-SSL: 1.5 real, 1.25 synthetic).
-        udp: UDP-consistent crop; default: True exactly when the codec is the UDP codec. A mismatch
-            with the codec or the augmenter is a ConfigError.
         normalization: mean/std; default ImageNet.
         seed: base seed; sample i of epoch e draws from ``default_rng((seed, e, i))``.
     """
@@ -146,7 +145,6 @@ class TopDownDataset(Dataset):
         codec: Codec,
         augment: Augmenter | None = None,
         padding: float = T.PADDING_REAL,
-        udp: bool | None = None,
         normalization: Normalization | None = None,
         seed: int = 0,
     ):
@@ -158,10 +156,7 @@ class TopDownDataset(Dataset):
         self.schema = schema
         self.codec = codec
         self.input_size = tuple(codec.input_size)
-        codec_udp = codec.udp
-        self.udp = codec_udp if udp is None else udp
-        if self.udp != codec_udp:
-            raise ConfigError("<dataset>", "udp", f"udp={self.udp} does not match the {type(codec).__name__}")
+        self.udp = codec.udp  # the crop follows the codec's pixel convention (UDP or not)
         if augment is not None and (augment.udp != self.udp or tuple(augment.input_size) != self.input_size):
             raise ConfigError("<dataset>", "augment", "augmenter's input_size/udp differ from the codec's")
         self.augment = augment

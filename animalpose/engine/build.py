@@ -181,9 +181,8 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
         augment = None if cfg.augment.preset == "none" else build_augmenter(
             cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=codec.udp,
             **augment_overrides(cfg))
-        train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad,
-                                   udp=codec.udp, normalization=norm, seed=seed)
-    val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad, udp=codec.udp,
+        train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad, normalization=norm, seed=seed)
+    val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad,
                                      normalization=norm, seed=seed)
                 for name, (recs, vpad) in val_records.items()}
     return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val], skipped)

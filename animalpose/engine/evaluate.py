@@ -205,8 +205,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
                         + (" on the joints both schemas share" if common is not None else ""))
     padding = crop_padding(ds, cfg)
     codec = make_codec(cfg)
-    tds = TopDownDataset(records, schema, codec, None, padding=padding, udp=codec.udp,
-                         normalization=norm)
+    tds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=norm)
     loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
     perm = flip_permutation_or_none(schema) if flip else None
     shift = flip_shift_for(cfg.model.name, codec)

@@ -215,27 +215,6 @@ class ModelConfig:
     pretrained: str | None = None
     arch: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<model config>") -> ModelConfig:
-        """Validate a mapping (e.g. the ``model:`` section of a YAML file named ``source``)."""
-        if not isinstance(data, dict):
-            raise ConfigError(source, "model", f"expected a mapping, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ConfigError(source, f"model.{key}", f"unknown key; expected one of {sorted(known)}")
-        if "name" not in data:
-            raise ConfigError(source, "model.name", "missing")
-        kw = dict(data)
-        if kw.get("input_size") is not None:
-            size = kw["input_size"]
-            if not (isinstance(size, list | tuple) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-                raise ConfigError(source, "model.input_size", f"expected [H, W] integers, got {size!r}")
-            kw["input_size"] = (int(size[0]), int(size[1]))
-        cfg = cls(**kw)
-        cfg.validate(source)
-        return cfg
-
     def validate(self, source: str = "<model config>") -> None:
         """Raise ConfigError naming ``source`` and the field for any invalid value."""
         if self.name not in MODELS:

@@ -13,6 +13,9 @@ Architecture, for ``num_feats`` = 128 planes (256 = 2 × 128 feature channels):
   heatmaps) remap back into 256 channels and are added to the stack's input (intermediate
   supervision).
 
+The stem, the stack wiring and the supervision layers are :class:`StackedHourglass`, shared with
+PyraNet (:mod:`animalpose.models.pyranet`), which changes only the units.
+
 Residuals are pre-activation bottlenecks with expansion 2: BN-ReLU-1×1 conv (C_in→p), BN-ReLU-3×3 conv
 (p→p), BN-ReLU-1×1 conv (p→2p), convolutions with bias, and a 1×1 conv (with bias) on the shortcut
 when C_in ≠ 2p.
@@ -27,6 +30,8 @@ stacks. Input H and W must be multiples of 64 (stride 4 × 2^depth).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -60,29 +65,38 @@ class PreActBottleneck(nn.Module):
         return out + shortcut
 
 
-def _residual(in_channels: int, planes: int, num_blocks: int) -> nn.Sequential:
-    """``num_blocks`` bottlenecks, the first mapping in_channels -> 2·planes."""
+def preact_residual(in_channels: int, planes: int, num_blocks: int) -> nn.Sequential:
+    """``num_blocks`` pre-activation bottlenecks, the first mapping in_channels -> 2·planes:
+    (N, C_in, H, W) -> (N, 2·planes, H, W)."""
     blocks = [PreActBottleneck(in_channels, planes)]
     blocks += [PreActBottleneck(planes * 2, planes) for _ in range(num_blocks - 1)]
     return nn.Sequential(*blocks)
 
 
 class Hourglass(nn.Module):
-    """One hourglass of ``depth`` levels: (N, 2p, H, W) -> (N, 2p, H, W), H and W divisible by 2^depth.
+    """One hourglass of ``depth`` levels: (N, C, H, W) -> (N, C, H, W), H and W divisible by 2^depth.
 
-    ``hg[level]`` holds the residuals of one level: [upper branch, lower branch before the recursion,
-    lower branch after the recursion] and, at the innermost level, a fourth residual that replaces the
-    recursion.
+    ``hg[level]`` holds the units of one level: [upper branch, lower branch before the recursion,
+    lower branch after the recursion] and, at the innermost level (``hg[0]``), a fourth unit that
+    replaces the recursion. Units map (N, C, h, w) to the same shape.
+
+    Args:
+        depth: levels (4 -> lowest resolution H/16 inside the hourglass).
+        unit: builds every unit but the upper-branch ones.
+        skip_unit: builds the upper-branch unit, whose output is summed with the upsampled lower branch
+            (PyraNet puts variance control there); None: ``unit``.
     """
 
-    def __init__(self, planes: int, depth: int, num_blocks: int = 1):
+    def __init__(self, depth: int, unit: Callable[[], nn.Module], skip_unit: Callable[[], nn.Module] | None = None):
         super().__init__()
         self.depth = depth
-        channels = planes * PreActBottleneck.expansion
+        skip_unit = skip_unit or unit
         levels = []
         for level in range(depth):
-            n_res = 4 if level == 0 else 3
-            levels.append(nn.ModuleList([_residual(channels, planes, num_blocks) for _ in range(n_res)]))
+            units = [skip_unit(), unit(), unit()]
+            if level == 0:
+                units.append(unit())
+            levels.append(nn.ModuleList(units))
         self.hg = nn.ModuleList(levels)
 
     def _forward(self, n: int, x: torch.Tensor) -> torch.Tensor:
@@ -97,16 +111,21 @@ class Hourglass(nn.Module):
         return self._forward(self.depth, x)
 
 
-class HourglassNet(nn.Module):
-    """Stacked hourglass: (N, 3, H, W) -> list of ``num_stacks`` heatmaps (N, K, H/4, W/4).
+class StackedHourglass(nn.Module):
+    """Stem, stacked hourglasses, intermediate supervision: (N, 3, H, W) -> ``num_stacks`` × (N, K, H/4, W/4).
+
+    The base of :class:`HourglassNet` and :class:`~animalpose.models.pyranet.PyraNet`, which differ only
+    in the units inside the hourglass and in the residual after it. The stem, ``fc``, ``score`` and the
+    remapping layers (``fc_``, ``score_``) are built here, in this order, after the stacks' hourglasses
+    and residuals: the order fixes both the state-dict names and the draws of a seeded initialisation.
 
     Args:
         num_joints: K, heatmap channels.
         num_stacks: hourglasses in sequence, each supervised.
-        num_blocks: bottlenecks per residual (1 in CC-SSL).
-        num_feats: bottleneck planes p; feature channels are 2p (128 -> 256 channels).
-        depth: hourglass levels (4 -> lowest resolution H/64).
-        stem_channels: channels of the 7×7 stem conv (64).
+        num_feats: bottleneck planes p; feature channels are 2p.
+        stem_channels: channels of the 7×7 stem conv.
+        hourglass: builds one stack's hourglass, (N, 2p, H/4, W/4) -> same.
+        residual: builds the unit after one stack's hourglass, (N, 2p, H/4, W/4) -> same.
     """
 
     stride = 4
@@ -114,11 +133,11 @@ class HourglassNet(nn.Module):
     def __init__(
         self,
         num_joints: int,
-        num_stacks: int = 4,
-        num_blocks: int = 1,
-        num_feats: int = 128,
-        depth: int = 4,
-        stem_channels: int = 64,
+        num_stacks: int,
+        num_feats: int,
+        stem_channels: int,
+        hourglass: Callable[[], nn.Module],
+        residual: Callable[[], nn.Module],
     ):
         super().__init__()
         self.num_joints = num_joints
@@ -127,11 +146,11 @@ class HourglassNet(nn.Module):
         self.conv1 = nn.Conv2d(3, stem_channels, kernel_size=7, stride=2, padding=3, bias=True)
         self.bn1 = nn.BatchNorm2d(stem_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.layer1 = _residual(stem_channels, stem_channels, 1)
-        self.layer2 = _residual(stem_channels * 2, stem_channels * 2, 1)
-        self.layer3 = _residual(stem_channels * 4, num_feats, 1)
-        self.hg = nn.ModuleList([Hourglass(num_feats, depth, num_blocks) for _ in range(num_stacks)])
-        self.res = nn.ModuleList([_residual(ch, num_feats, num_blocks) for _ in range(num_stacks)])
+        self.layer1 = preact_residual(stem_channels, stem_channels, 1)
+        self.layer2 = preact_residual(stem_channels * 2, stem_channels * 2, 1)
+        self.layer3 = preact_residual(stem_channels * 4, num_feats, 1)
+        self.hg = nn.ModuleList([hourglass() for _ in range(num_stacks)])
+        self.res = nn.ModuleList([residual() for _ in range(num_stacks)])
         self.fc = nn.ModuleList(
             [
                 nn.Sequential(nn.Conv2d(ch, ch, 1, bias=True), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
@@ -155,6 +174,43 @@ class HourglassNet(nn.Module):
             if i < self.num_stacks - 1:
                 x = x + self.fc_[i](y) + self.score_[i](score)
         return outputs
+
+
+class HourglassNet(StackedHourglass):
+    """Stacked hourglass of pre-activation bottlenecks: (N, 3, H, W) -> list of ``num_stacks`` heatmaps
+    (N, K, H/4, W/4).
+
+    Args:
+        num_joints: K, heatmap channels.
+        num_stacks: hourglasses in sequence, each supervised.
+        num_blocks: bottlenecks per residual (1 in CC-SSL).
+        num_feats: bottleneck planes p; feature channels are 2p (128 -> 256 channels).
+        depth: hourglass levels (4 -> lowest resolution H/64).
+        stem_channels: channels of the 7×7 stem conv (64).
+    """
+
+    def __init__(
+        self,
+        num_joints: int,
+        num_stacks: int = 4,
+        num_blocks: int = 1,
+        num_feats: int = 128,
+        depth: int = 4,
+        stem_channels: int = 64,
+    ):
+        ch = num_feats * PreActBottleneck.expansion
+
+        def residual() -> nn.Sequential:
+            return preact_residual(ch, num_feats, num_blocks)
+
+        super().__init__(
+            num_joints,
+            num_stacks,
+            num_feats,
+            stem_channels,
+            hourglass=lambda: Hourglass(depth, residual),
+            residual=residual,
+        )
 
 
 def hourglass_net(num_joints: int = 18, num_stacks: int = 4, **kw) -> HourglassNet:

@@ -11,8 +11,10 @@ Estimation", CVPR 2019), the pose network: the final 1×1 conv reads only the hi
   highest-resolution branch;
 - final 1×1 conv (with bias) W → K.
 
-Module names follow the authors' code (conv1, bn1, conv2, bn2, layer1, transition1, stage2, ...), so
-an ImageNet HRNet state dict loads into it without renaming.
+The residual blocks are torchvision's ``BasicBlock`` and ``Bottleneck``, the same blocks as the authors'
+(post-activation, convs without bias, BN momentum 0.1). Module names follow the authors' code (conv1,
+bn1, conv2, bn2, layer1, transition1, stage2, ...), so an ImageNet HRNet state dict loads into it without
+renaming.
 
 Published (paper Table 1, COCO, 256×192, 17 joints): W32 28.5 M parameters, 7.10 GFLOPs; W48 63.6 M,
 14.6 GFLOPs. Ours: W32 28,536,113 parameters and 7.65 GFLOPs; W48 63,595,745 and 15.69 GFLOPs
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 BN_MOMENTUM = 0.1
 
@@ -34,52 +37,9 @@ def _conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3×3 conv-BN, ReLU between and after the residual sum; channels preserved."""
-
-    expansion = 1
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = _conv3x3(in_channels, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-class Bottleneck(nn.Module):
-    """ResNet bottleneck (expansion 4): 1×1, 3×3, 1×1 conv-BN, post-activation."""
-
-    expansion = 4
-
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.conv2 = _conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes, momentum=BN_MOMENTUM)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4, momentum=BN_MOMENTUM)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
 def _make_blocks(block: type[BasicBlock | Bottleneck], in_channels: int, planes: int, n: int) -> nn.Sequential:
+    """``n`` torchvision ResNet blocks (the authors' blocks: post-activation, BN momentum 0.1, convs without
+    bias); the first gets a 1×1 conv + BN shortcut when in_channels != planes · expansion."""
     out_channels = planes * block.expansion
     downsample = None
     if in_channels != out_channels:
@@ -146,6 +106,45 @@ class HighResolutionModule(nn.Module):
         return fused
 
 
+def _transition(previous: list[int], current: list[int]) -> nn.ModuleList:
+    """Per new-stage branch: adapt an existing branch (or identity) or open one from the lowest."""
+    layers: list[nn.Module] = []
+    for i, c in enumerate(current):
+        if i < len(previous):
+            if previous[i] == c:
+                layers.append(nn.Identity())
+            else:
+                layers.append(
+                    nn.Sequential(_conv3x3(previous[i], c), nn.BatchNorm2d(c, momentum=BN_MOMENTUM), nn.ReLU(True))
+                )
+        else:
+            steps = []
+            for k in range(i + 1 - len(previous)):
+                in_c = previous[-1]
+                out_c = c if k == i - len(previous) else in_c
+                steps.append(
+                    nn.Sequential(
+                        _conv3x3(in_c, out_c, stride=2),
+                        nn.BatchNorm2d(out_c, momentum=BN_MOMENTUM),
+                        nn.ReLU(inplace=True),
+                    )
+                )
+            layers.append(nn.Sequential(*steps))
+    return nn.ModuleList(layers)
+
+
+def _stage(channels: list[int], num_modules: int, num_blocks: int, multi_scale_output: bool = True) -> nn.Sequential:
+    """One stage: ``num_modules`` high-resolution modules on branches of ``channels``; with
+    ``multi_scale_output`` False, the last one fuses only into the highest-resolution branch (HRNet's
+    final stage)."""
+    return nn.Sequential(
+        *(
+            HighResolutionModule(channels, num_blocks, multi_scale_output or m < num_modules - 1)
+            for m in range(num_modules)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class HRNetConfig:
     """Stage layout; widths of stage s are ``width · 2^b`` for its branches b."""
@@ -173,48 +172,17 @@ class HRNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.layer1 = _make_blocks(Bottleneck, 64, 64, cfg.stem_blocks)
 
+        # Stage s has s branches of widths W·2^b; transition s-1 leads into it. Registered in this order
+        # (transition1, stage2, ...): the authors' names, and the order of the seeded initialisation.
         widths = [cfg.width * 2**b for b in range(4)]
-        previous = [64 * Bottleneck.expansion]
-        for stage, num_modules in zip((2, 3, 4), cfg.num_modules, strict=True):
-            current = widths[:stage]
-            setattr(self, f"transition{stage - 1}", self._transition(previous, current))
-            modules = [
-                HighResolutionModule(
-                    current, cfg.num_blocks, multi_scale_output=not (stage == 4 and m == num_modules - 1)
-                )
-                for m in range(num_modules)
-            ]
-            setattr(self, f"stage{stage}", nn.Sequential(*modules))
-            previous = current
+        self.transition1 = _transition([64 * Bottleneck.expansion], widths[:2])
+        self.stage2 = _stage(widths[:2], cfg.num_modules[0], cfg.num_blocks)
+        self.transition2 = _transition(widths[:2], widths[:3])
+        self.stage3 = _stage(widths[:3], cfg.num_modules[1], cfg.num_blocks)
+        self.transition3 = _transition(widths[:3], widths)
+        self.stage4 = _stage(widths, cfg.num_modules[2], cfg.num_blocks, multi_scale_output=False)
         self.final_layer = nn.Conv2d(widths[0], num_joints, 1)
         self._init_weights()
-
-    @staticmethod
-    def _transition(previous: list[int], current: list[int]) -> nn.ModuleList:
-        """Per new-stage branch: adapt an existing branch (or identity) or open one from the lowest."""
-        layers: list[nn.Module] = []
-        for i, c in enumerate(current):
-            if i < len(previous):
-                if previous[i] == c:
-                    layers.append(nn.Identity())
-                else:
-                    layers.append(
-                        nn.Sequential(_conv3x3(previous[i], c), nn.BatchNorm2d(c, momentum=BN_MOMENTUM), nn.ReLU(True))
-                    )
-            else:
-                steps = []
-                for k in range(i + 1 - len(previous)):
-                    in_c = previous[-1]
-                    out_c = c if k == i - len(previous) else in_c
-                    steps.append(
-                        nn.Sequential(
-                            _conv3x3(in_c, out_c, stride=2),
-                            nn.BatchNorm2d(out_c, momentum=BN_MOMENTUM),
-                            nn.ReLU(inplace=True),
-                        )
-                    )
-                layers.append(nn.Sequential(*steps))
-        return nn.ModuleList(layers)
 
     def _init_weights(self) -> None:
         """Authors' init: conv weights N(0, 0.001), zero biases, BN γ=1 β=0."""

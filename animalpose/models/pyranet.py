@@ -26,8 +26,8 @@ branches (C_o = C) and ``g`` reads the sum of C branches (C_i = C); all other la
 
 D = 2p / ``pyramid_ratio`` (ratio 8 here: D = 32 for 256 channels; our choice, the paper varies it) and
 C = 4, so a PRM has 264,544 parameters against a bottleneck's 214,528. The stem and per-stack layers are
-those of :mod:`animalpose.models.hourglass`. Parameters with 18 joints: 4 stacks 16,884,168; 8 stacks
-33,325,840 (tested via the per-PRM count in tests/models/test_pyranet.py).
+:class:`animalpose.models.hourglass.StackedHourglass`'s, shared with the stacked hourglass. Parameters
+with 18 joints: 4 stacks 16,884,168; 8 stacks 33,325,840 (tested via the per-PRM count in tests/models/test_pyranet.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
-from animalpose.models.hourglass import Hourglass, PreActBottleneck, _residual
+from animalpose.models.hourglass import Hourglass, PreActBottleneck, StackedHourglass
 
 
 def _resize_by(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -132,37 +132,13 @@ class PyramidResidual(nn.Module):
         return out + identity
 
 
-class PyraHourglass(Hourglass):
-    """Hourglass whose residuals are PRMs; (N, 2p, H, W) -> (N, 2p, H, W), H, W divisible by 2^depth.
-
-    The recursion (skip branch, pool, lower level, upsample) is :class:`Hourglass`'s; only the units differ.
-    """
-
-    def __init__(self, planes: int, depth: int, pyramid_channels: int, cardinality: int):
-        nn.Module.__init__(self)
-        self.depth = depth
-        ch = 2 * planes
-
-        def prm(variance_control: bool = False) -> PyramidResidual:
-            return PyramidResidual(ch, planes, pyramid_channels, cardinality, variance_control)
-
-        levels = []
-        for level in range(depth):
-            units = [prm(variance_control=True), prm(), prm()]
-            if level == 0:
-                units.append(prm())
-            levels.append(nn.ModuleList(units))
-        self.hg = nn.ModuleList(levels)
-
-
-class PyraNet(nn.Module):
+class PyraNet(StackedHourglass):
     """PyraNet (PRM-B): (N, 3, H, W) -> list of ``num_stacks`` heatmaps (N, K, H/4, W/4).
 
-    Same stem, per-stack residual, fc, score and remapping layers as :class:`HourglassNet`; the
-    hourglasses use PRMs.
+    :class:`StackedHourglass` (stem, stack wiring, fc, score and remapping layers, as in
+    :class:`~animalpose.models.hourglass.HourglassNet`) whose hourglass units and per-stack residuals
+    are PRMs, with variance control on the hourglasses' upper branches; multi-branch initialisation.
     """
-
-    stride = 4
 
     def __init__(
         self,
@@ -174,43 +150,21 @@ class PyraNet(nn.Module):
         cardinality: int = 4,
         pyramid_ratio: int = 8,
     ):
-        super().__init__()
-        self.num_joints = num_joints
-        self.num_stacks = num_stacks
         ch = 2 * num_feats
         d = max(1, ch // pyramid_ratio)
-        self.conv1 = nn.Conv2d(3, stem_channels, kernel_size=7, stride=2, padding=3, bias=True)
-        self.bn1 = nn.BatchNorm2d(stem_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.layer1 = _residual(stem_channels, stem_channels, 1)
-        self.layer2 = _residual(stem_channels * 2, stem_channels * 2, 1)
-        self.layer3 = _residual(stem_channels * 4, num_feats, 1)
-        self.hg = nn.ModuleList([PyraHourglass(num_feats, depth, d, cardinality) for _ in range(num_stacks)])
-        self.res = nn.ModuleList([PyramidResidual(ch, num_feats, d, cardinality) for _ in range(num_stacks)])
-        self.fc = nn.ModuleList(
-            [
-                nn.Sequential(nn.Conv2d(ch, ch, 1, bias=True), nn.BatchNorm2d(ch), nn.ReLU(inplace=True))
-                for _ in range(num_stacks)
-            ]
-        )
-        self.score = nn.ModuleList([nn.Conv2d(ch, num_joints, 1, bias=True) for _ in range(num_stacks)])
-        self.fc_ = nn.ModuleList([nn.Conv2d(ch, ch, 1, bias=True) for _ in range(num_stacks - 1)])
-        self.score_ = nn.ModuleList([nn.Conv2d(num_joints, ch, 1, bias=True) for _ in range(num_stacks - 1)])
-        multi_branch_init(self)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.layer1(x)
-        x = F.max_pool2d(x, kernel_size=2, stride=2)
-        x = self.layer3(self.layer2(x))
-        outputs = []
-        for i in range(self.num_stacks):
-            y = self.fc[i](self.res[i](self.hg[i](x)))
-            score = self.score[i](y)
-            outputs.append(score)
-            if i < self.num_stacks - 1:
-                x = x + self.fc_[i](y) + self.score_[i](score)
-        return outputs
+        def prm(variance_control: bool = False) -> PyramidResidual:
+            return PyramidResidual(ch, num_feats, d, cardinality, variance_control)
+
+        super().__init__(
+            num_joints,
+            num_stacks,
+            num_feats,
+            stem_channels,
+            hourglass=lambda: Hourglass(depth, prm, skip_unit=lambda: prm(variance_control=True)),
+            residual=prm,
+        )
+        multi_branch_init(self)
 
 
 def multi_branch_std(conv: nn.Conv2d, in_branches: int, out_branches: int, after_relu: bool) -> float:
@@ -263,7 +217,6 @@ def pyranet_quick(num_joints: int = 18) -> PyraNet:
 __all__ = [
     "BNReLUConv",
     "PreActBottleneck",
-    "PyraHourglass",
     "PyraNet",
     "PyramidResidual",
     "multi_branch_init",

@@ -64,8 +64,7 @@ def crop_outputs(loaded: Loaded, records: Sequence[PoseRecord], padding: float, 
     An unreadable image is a DataError naming it, unless ``skip_unreadable`` (then its crop is left out).
     """
     codec = make_codec(loaded.cfg)
-    ds = TopDownDataset(list(records), loaded.schema, codec, None, padding=padding,
-                        udp=codec.udp, normalization=loaded.normalization)
+    ds = TopDownDataset(list(records), loaded.schema, codec, None, padding=padding, normalization=loaded.normalization)
     heatmaps, targets, keypoints = [], [], []
     for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_skip):
         if batch["skipped"] and not skip_unreadable:

@@ -104,10 +104,6 @@ class Setup:
         return view_model(self.model, self.fast)
 
     @property
-    def udp(self) -> bool:
-        return self.codec.udp
-
-    @property
     def batch_size(self) -> int:
         return self.cfg.ccssl.pseudo_batch_size
 
@@ -159,8 +155,7 @@ def build_setup(target: Path, size: int, *, model_seed: int = 0, overrides: tupl
 
 def _loader(s: Setup) -> DataLoader:
     """The crops as :func:`~animalpose.adapt.pseudolabel.label_records` reads them."""
-    ds = TopDownDataset(list(s.records), s.schema, s.codec, None, padding=s.padding, udp=s.udp,
-                        normalization=s.normalization)
+    ds = TopDownDataset(list(s.records), s.schema, s.codec, None, padding=s.padding, normalization=s.normalization)
     return DataLoader(ds, batch_size=s.batch_size, shuffle=False, num_workers=0, collate_fn=collate_skip)
 
 
@@ -211,7 +206,7 @@ def label_preloaded(s: Setup, batches: list[dict]) -> PseudoLabelSet:
 def pseudo_label_step(s: Setup) -> PseudoLabelSet:
     """One round's pseudo-labels exactly as ``run_ccssl`` makes them in process (generate, then select)."""
     labels = generate_pseudo_labels(s.model, s.records, s.schema, s.codec, s.normalization, s.consistency, s.flow,
-                                    s.device, batch_size=s.batch_size, padding=s.padding, udp=s.udp, seed=s.seed,
+                                    s.device, batch_size=s.batch_size, padding=s.padding, seed=s.seed,
                                     truth=s.cfg.ccssl.target_truth, workers=0, fast=s.fast)
     return select(labels, s.percentile)
 

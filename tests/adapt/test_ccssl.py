@@ -59,11 +59,6 @@ def dots(tmp_path_factory) -> dict[str, Path]:
             "target": _dots(root, "target", 12, 2, videos=2), "target_val": _dots(root, "tval", 4, 3)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 def _config(dots, **ccssl) -> CCSSLConfig:
     raw = {
         "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],

@@ -22,11 +22,6 @@ from animalpose.errors import ConfigError
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """torch on one thread (tests/conftest.py)."""
-
-
 def _dots(out: Path, name: str, n: int, seed: int, generated: bool = False) -> Path:
     """``n`` 64-px images of 17 coloured dots (COCO joints) at random places, as a COCO file; ``generated``
     marks them as our generator's output (records carry generator ``factors``)."""

@@ -23,11 +23,6 @@ from flows.benchmarks import pseudolabel as pl
 SMALL = ("model.channels=8", "ccssl.num_geometric=1", "ccssl.num_photometric=1", "ccssl.pseudo_batch_size=4")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="module")
 def target(tmp_path_factory):
     return pl.make_target(tmp_path_factory.mktemp("plspeed"), 8, 64, clip_frames=4)[0]

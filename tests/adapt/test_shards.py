@@ -31,11 +31,6 @@ from animalpose.keypoints import load_schema
 BATCH = 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shards") / "horse"

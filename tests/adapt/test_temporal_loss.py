@@ -19,11 +19,6 @@ from animalpose.errors import ConfigError
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """torch on one thread (tests/conftest.py)."""
-
-
 def test_temporal_difference_by_hand():
     # 3 frames, 2 keypoints. Jumps: kp0 5 then 0 px, kp1 1 then 5 px.
     coords = torch.tensor([[[0.0, 0.0], [0.0, 0.0]],

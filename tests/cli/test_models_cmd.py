@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from animalpose.cli import app
@@ -46,15 +45,7 @@ def test_summary_blocks_add_up():
     assert text.exit_code == 0 and "6,732,452" in text.stdout and "score_" in text.stdout
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_bench_measure_case_and_report_shapes(one_thread):
+def test_bench_measure_case_and_report_shapes():
     row = measure_case("hourglass_quick", (64, 64), "channels_last+bf16", batch=2, repeats=1, warmup=0)
     assert row["params"] == 1_701_220 and row["forward_images_per_s"] > 0 and row["train_s_per_image"] > 0
     assert row["forward_ms_per_image"] * row["forward_images_per_s"] == pytest.approx(1000.0)
@@ -64,7 +55,7 @@ def test_bench_measure_case_and_report_shapes(one_thread):
     assert fused["train_images_per_s"] is None and fused["params"] == 1_701_220
 
 
-def test_bench_measures_a_coarse_to_fine_model_plain_and_fused(one_thread):
+def test_bench_measures_a_coarse_to_fine_model_plain_and_fused():
     """rsn_quick's loss reads coordinates (the bench makes them) and its BN folding traces."""
     row = measure_case("rsn_quick", (64, 64), "plain", batch=2, repeats=1, warmup=0)
     assert row["params"] == 8_408_808 and row["train_s_per_image"] > 0

@@ -57,9 +57,10 @@ def test_samples_map_back_to_original_keypoints(atrw, kind):
     udp = kind == "udp"
     codec = build_codec(kind, (96, 128), (24, 32), 1.5)
     data = TopDownDataset(atrw, load_schema("atrw"), codec, padding=1.25)
-    assert data.udp == udp
-    with pytest.raises(ConfigError, match="udp"):
-        TopDownDataset(atrw, load_schema("atrw"), codec, udp=not udp)
+    assert data.udp == udp  # the crop follows the codec's convention
+    with pytest.raises(ConfigError, match="augment"):  # an augmenter built for the other convention
+        TopDownDataset(atrw, load_schema("atrw"), codec, build_augmenter("hourglass", load_schema("atrw"), (96, 128),
+                                                                        udp=not udp))
     for i in range(len(data)):
         s = data[i]
         assert s["image"].shape == (3, 128, 96) and s["image"].dtype == torch.float32

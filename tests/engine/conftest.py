@@ -63,11 +63,6 @@ def tiny_config(train_json: Path, val_json: Path | None, **sections):
     return parse_config(raw)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="session")
 def trained(dots, tmp_path_factory) -> Path:
     """best.ckpt of a tiny model trained for one epoch on the dot dataset."""

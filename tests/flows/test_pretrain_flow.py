@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 from mlflow import MlflowClient
 
@@ -35,7 +37,7 @@ def test_dataset_folder_changes_with_the_style_definition(monkeypatch):
     assert dataset_dir("horse", spec, 0, "target") == before  # stable for the same definition
     assert dataset_dir("horse", SynthSpec(n=8, style="photo", size=64, gap=0.5), 0, "target") != before
     monkeypatch.setitem(styles.PHOTO, "occluder_p", styles.PHOTO["occluder_p"] + 0.1)
-    monkeypatch.setattr(styles, "_PARAMS", {})
+    monkeypatch.setattr(styles, "_style_table", functools.cache(styles._style_table.__wrapped__))  # empty cache
     assert dataset_dir("horse", spec, 0, "target") != before
     assert dataset_dir("horse", cad, 0, "source") == cad_before  # cad's data did not change: same folder
     assert dataset_dir("horse", SynthSpec(n=9, style="cad", size=64), 0, "source") != cad_before

@@ -36,11 +36,6 @@ QUICK_HUMAN = ROOT / "configs" / "experiments" / "quick_human.yaml"
 COCO_FIXTURE = ROOT / ".." / "shared" / "data" / "real" / "mmpose-tests" / "coco" / "test_coco.json"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory) -> Path:
     from synthetic.writers import generate_dataset

@@ -1,4 +1,5 @@
-"""Fixtures for the model tests: meta-device building (no memory, no compute), seeding, one thread."""
+"""Fixtures for the model tests: meta-device building (no memory, no compute), seeding (one thread for every
+test: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,6 @@ def meta():
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    """Seeded, single-threaded (small convs on a shared 2-core machine run far faster on one thread)."""
+def _seed():
+    """Every model test starts from torch's seed 0."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

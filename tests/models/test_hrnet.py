@@ -44,7 +44,7 @@ def test_small_width_shapes_both_inputs():
 def test_stage_layout_and_last_module_fuses_only_to_the_highest_resolution(meta):
     with meta:
         net = hrnet(17, width=32)
-    assert [len(getattr(net, f"stage{s}")) for s in (2, 3, 4)] == [1, 4, 3]
+    assert [len(stage) for stage in (net.stage2, net.stage3, net.stage4)] == [1, 4, 3]
     last = net.stage4[-1]
     assert isinstance(last, HighResolutionModule) and len(last.fuse_layers) == 1
     assert all(len(m.fuse_layers) == 4 for m in list(net.stage4)[:-1])

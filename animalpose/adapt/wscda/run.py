@@ -360,8 +360,7 @@ class WSCDARun:
     # -- inside the steps --------------------------------------------------------------------------
 
     def _topdown(self, records: list[PoseRecord], aug: Augmenter | None, pad: float, seed: int) -> TopDownDataset:
-        return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, udp=self.udp,
-                              normalization=self.norm, seed=seed)
+        return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, normalization=self.norm, seed=seed)
 
     def _save_state(self) -> None:
         write_json_atomic(self.state_path, self.state, indent=2)

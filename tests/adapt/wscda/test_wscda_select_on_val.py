@@ -13,11 +13,6 @@ from animalpose.errors import ConfigError
 synthetic = pytest.importorskip("synthetic")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     root = tmp_path_factory.mktemp("wscda_select_data")

@@ -7,16 +7,6 @@ import torch
 
 from animalpose.config import parse_config
 
-synthetic = pytest.importorskip("synthetic")
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wscda_steps_data")
-    specs = {"human": ("human", 8, 1), "few": ("horse", 6, 2), "target": ("dog", 8, 3), "test": ("dog", 6, 4)}
-    return {name: synthetic.generate_dataset(root / name, sp, "photo", n, 32, seed) for name, (sp, n, seed)
-            in specs.items()}
-
 
 def _cfg(generated, **tracking):
     from animalpose.adapt.wscda import WSCDAConfig

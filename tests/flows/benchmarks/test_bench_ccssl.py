@@ -4,6 +4,7 @@ The per-seed runner is injected (a fake flow that returns fixed summaries), so n
 model except the slow end-to-end run of the smoke preset.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -179,7 +180,7 @@ def test_a_changed_style_definition_refuses_the_old_seed(tmp_path, monkeypatch):
     fake = FakeFlow()
     bench.run_bench(tmp_path / "b", [0], preset="smoke", runner=fake)
     monkeypatch.setitem(styles.PHOTO, "detail", styles.PHOTO["detail"] + 0.5)
-    monkeypatch.setattr(styles, "_PARAMS", {})
+    monkeypatch.setattr(styles, "_style_table", functools.cache(styles._style_table.__wrapped__))  # empty cache
     with pytest.raises(DataError, match=r"result.json.*style_digests"):
         bench.run_bench(tmp_path / "b", [0], preset="smoke", runner=fake)
     assert len(fake.calls) == 1

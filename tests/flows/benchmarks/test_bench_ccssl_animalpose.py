@@ -14,11 +14,6 @@ from flows.benchmarks.ccssl_animalpose import ARMS, METRICS, BenchSettings, run_
 RELEASE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real" / "animal-pose"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 def test_every_arm_is_scored_on_the_real_test_split_and_a_rerun_resumes(tmp_path):
     if not RELEASE.is_dir():
         pytest.skip(f"real data not found at {RELEASE}")

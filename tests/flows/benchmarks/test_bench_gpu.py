@@ -10,11 +10,6 @@ from flows.benchmarks import gpu
 from flows.benchmarks.gpu import NetCase, device_peaks, mfu, pretraining_hours
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    pass
-
-
 @pytest.mark.parametrize("name, entry, bf16", [
     ("NVIDIA H100 80GB HBM3", "H100 SXM", 989.4),
     ("NVIDIA H100 PCIe", "H100 PCIe", 756.0),

@@ -6,11 +6,6 @@ import pytest
 from typer.testing import CliRunner
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    pass
-
-
 def test_views_side_by_side_json():
     from animalpose.cli import app
 

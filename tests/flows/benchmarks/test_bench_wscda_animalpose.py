@@ -30,11 +30,6 @@ RELEASE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real
 KEYS = ("horse_train", "horse_val", "horse_test", "cow", "sheep", "human", "synthetic")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    """Every test here runs torch on one thread (tests/conftest.py)."""
-
-
 @pytest.fixture
 def files(tmp_path):
     """Stand-ins for the bench's data files (configs only check that they exist)."""
