@@ -40,6 +40,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLSection
 from animalpose.config import flatten
 from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
@@ -62,19 +63,29 @@ from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
 from flows.runners import task_runner
 
+ROUND_KEYS = ("source_checkpoint", "regenerate_every", "target_val", "source_epochs")
+"""The keys of the ``ccssl:`` section that the flow sets itself, over the preset's."""
+
 
 def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target: list[Path], target_test: Path,
-                 regenerate_every: int, epochs: int, section: dict | None = None):
-    """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all."""
-    from animalpose.adapt.ccssl import CCSSLConfig
+                 regenerate_every: int, epochs: int, section: CCSSLSection | None = None) -> CCSSLConfig:
+    """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all.
+
+    ``section`` (the preset's, already validated) gives every other key of the ``ccssl:`` section;
+    the :data:`ROUND_KEYS` are validated here and replace its own.
+    """
     from animalpose.config import parse_config
 
     raw = dict(cfg_dict)
     raw["data"] = {**raw["data"], "target": [str(t) for t in target]}
     raw["train"] = {**raw["train"], "epochs": epochs}
-    raw["ccssl"] = {**(section or {}), "source_checkpoint": str(source_checkpoint),
-                    "regenerate_every": regenerate_every, "target_val": [str(target_test)], "source_epochs": 0}
-    return parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
+    raw["ccssl"] = {"source_checkpoint": str(source_checkpoint), "regenerate_every": regenerate_every,
+                    "target_val": [str(target_test)], "source_epochs": 0}
+    cfg = parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
+    if section is None:
+        return cfg
+    rounds = {key: getattr(cfg.ccssl, key) for key in ROUND_KEYS}
+    return cfg.model_copy(update={"ccssl": section.model_copy(update=rounds)})
 
 
 def _shard_run_name(parameters: dict) -> str:
@@ -137,7 +148,8 @@ def _round_run_name(parameters: dict) -> str:
       persist_result=True, result_serializer="json", retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient, task_run_name=_round_run_name)
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
-                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
+                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int,
+                section: CCSSLSection | None = None,
                 tracker=None, dask_workers: int = 0, dask_address: str | None = None,
                 progress: bool = False) -> dict:
     """Pseudo-label, select and train for round ``round_index`` (0-based); returns its metrics and checkpoint.
