@@ -33,7 +33,6 @@ labels; the merged labels do not depend on the number of shards.
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,23 +118,29 @@ def dask_labeler(dask_workers: int = 0, dask_address: str | None = None, shards:
             futures = [runner.submit(pseudo_label_shard, {"request": part}) for part in request.split(n)]
             return PseudoLabelSet.concat([f.result() for f in futures])
 
-    return lambda request: _outside_task_run(submit_all, request)
+    return lambda request: _shippable_task_run(submit_all, request)
 
 
-def _outside_task_run(fn, *args):
-    """``fn(*args)`` in a copy of the current context without the enclosing task run.
+LOCAL_PARAMETERS = frozenset({"tracker"})
+"""Parameters of the round task that stay in its process (an open MLflow run cannot be pickled)."""
+
+
+def _shippable_task_run(fn, *args):
+    """``fn(*args)`` inside a copy of the enclosing task run's context without its :data:`LOCAL_PARAMETERS`.
 
     Prefect's Dask client ships the submitting context with every task, the enclosing task run's
-    parameters included, and the round task's MLflow tracker cannot be pickled. Without the task
-    run, the shard tasks still belong to the flow run (its context is picklable).
+    parameters included, and the round task's MLflow tracker cannot be pickled. The copy
+    (``ContextModel.model_copy``, entered and left like any Prefect context) is what goes instead, so
+    the shard tasks run as children of the round task.
     """
     from prefect.context import TaskRunContext
 
-    def run():
-        TaskRunContext.__var__.set(None)
+    ctx = TaskRunContext.get()
+    if ctx is None:
         return fn(*args)
-
-    return contextvars.copy_context().run(run)
+    kept = {k: v for k, v in ctx.parameters.items() if k not in LOCAL_PARAMETERS}
+    with ctx.model_copy(update={"parameters": kept}):
+        return fn(*args)
 
 
 def _round_run_name(parameters: dict) -> str:
