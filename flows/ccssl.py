@@ -433,7 +433,7 @@ def ccssl_flow(
 def registry_description(species: str, preset: str, scores: dict, sets: dict, recovery: float | None) -> str:
     """The registered version's text: its scores beside source-only and the oracle, and the data they
     were measured on (paths and content fingerprints)."""
-    from animalpose.tracking import fingerprint
+    from animalpose.provenance import fingerprint
 
     labels = list(scores)
     final = next((label for label in reversed(labels) if label.startswith("round-")), labels[-1])
