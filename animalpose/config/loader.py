@@ -256,14 +256,23 @@ def _resolve_paths(raw: dict, cls: type[BaseModel], base_dir: Path) -> dict:
 
 
 def _known_keys(cls: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
-    """Keys allowed under ``loc`` in ``cls`` (None where the tree is not a model there)."""
-    node: type[BaseModel] | None = cls
+    """Keys allowed under ``loc`` in ``cls`` (None where the tree is not a model there); ``loc`` may pass
+    through the values of a ``dict[str, Model]`` or the items of a ``list[Model]``."""
+    types_here: list[Any] = [cls]
     for part in loc:
-        if node is None:
-            return None
-        info = _fields_by_key(node).get(str(part))
-        node = None if info is None else _submodel(info.annotation)
-    return None if node is None else list(_fields_by_key(node))
+        below = []
+        for alt in (a for tp in types_here for a in _unwrap(tp)):
+            origin, args = typing.get_origin(alt), typing.get_args(alt)
+            if isinstance(alt, type) and issubclass(alt, BaseModel):
+                info = _fields_by_key(alt).get(str(part))
+                below += [] if info is None else [info.annotation]
+            elif origin is dict and len(args) == 2:
+                below.append(args[1])
+            elif origin is list and args:
+                below.append(args[0])
+        types_here = below
+    models = [m for m in map(_submodel, types_here) if m is not None]
+    return list(_fields_by_key(models[0])) if models else None
 
 
 def _unknown_key_message(cls: type[BaseModel], loc: Sequence[str]) -> str:
