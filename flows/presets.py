@@ -27,6 +27,7 @@ from animalpose.config import (
 )
 from animalpose.errors import ConfigError
 from animalpose.paths import REPO_ROOT
+from synthetic.styles import StyleName
 
 PRESET_DIR = REPO_ROOT / "configs" / "flows"
 
@@ -35,7 +36,7 @@ class SynthSpec(Section):
     """One generated dataset: ``n`` stills (plus ``clips`` × ``frames`` video frames) at ``size`` px."""
 
     n: int = Field(ge=1)
-    style: str = "cad"
+    style: StyleName = "cad"
     size: int = Field(default=128, ge=16)
     clips: int = Field(default=0, ge=0)
     frames: int = Field(default=0, ge=0)

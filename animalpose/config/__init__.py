@@ -24,6 +24,7 @@ from animalpose.config.experiment import (
     DataConfig,
     ExperimentConfig,
     ModelConfig,
+    SchemaName,
     TrackingConfig,
     TrainConfig,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "KeyedError",
     "ModelConfig",
     "ResolvedPath",
+    "SchemaName",
     "Section",
     "TrackingConfig",
     "TrainConfig",

@@ -28,6 +28,19 @@ def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:
     return v
 
 
+def _known_schema(name: str) -> str:
+    """A keypoint schema of ``configs/keypoints`` (an open set: a project adds its own files there)."""
+    from animalpose.keypoints import list_schemas
+
+    known = list_schemas()
+    if name not in known:
+        raise ValueError(f"unknown keypoint schema {name!r} (known: {', '.join(known)})")
+    return name
+
+
+SchemaName = Annotated[str, AfterValidator(_known_schema)]
+
+
 class DataConfig(Section):
     """Datasets and the top-down crop.
 
@@ -46,7 +59,7 @@ class DataConfig(Section):
     val: Annotated[list[ExistingPath], BeforeValidator(as_list)] = Field(default_factory=list)
     target: Annotated[list[ExistingPath], BeforeValidator(as_list)] = Field(default_factory=list)
     format: DatasetFormat = "auto"
-    schema_name: str | None = Field(default=None, alias="schema")
+    schema_name: SchemaName | None = Field(default=None, alias="schema")
     bbox_padding_synthetic: float = Field(default=1.25, ge=1.0)
     bbox_padding_real: float = Field(default=1.5, ge=1.0)
     input_size: PositiveSize = (256, 256)  # [W, H]
@@ -69,18 +82,6 @@ class DataConfig(Section):
     max_image_pixels: int = Field(default=100_000_000, ge=1)
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
-
-    @field_validator("schema_name")
-    @classmethod
-    def _known_schema(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from animalpose.keypoints import list_schemas
-
-        known = list_schemas()
-        if v not in known:
-            raise ValueError(f"unknown keypoint schema {v!r} (known: {', '.join(known)})")
-        return v
 
     @model_validator(mode="after")
     def _heatmap_not_larger(self) -> DataConfig:

@@ -75,3 +75,18 @@ def test_a_given_target_val_is_the_oracle_selection_set(tmp_path):
     assert chosen == [val]
     fallback = oracle_selection_set("horse", p, seed_plan(p.seed), [tmp_path / "sv"], given_target=True)
     assert fallback == [tmp_path / "sv"]
+
+
+def test_a_preset_style_is_one_of_the_generator_styles(tmp_path):
+    from typing import get_args
+
+    from synthetic.styles import STYLES, StyleName
+
+    assert set(get_args(StyleName)) == set(STYLES)
+    bad = tmp_path / "bad.yaml"
+    base = (load_preset("smoke").train_config).resolve()
+    bad.write_text(f"train_config: {base}\nsource: {{n: 4, style: fotograph}}\nsource_val: {{n: 4}}\n"
+                   "target: {n: 4}\ntarget_test: {n: 4}\npretrain_epochs: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_preset(bad)
+    assert info.value.file == str(bad.resolve()) and info.value.field == "source.style" and "'wild'" in str(info.value)
