@@ -113,4 +113,5 @@ def test_a_motion_file_with_a_bad_key_names_the_motion_file(tmp_path, monkeypatc
     monkeypatch.setattr(template, "SPECIES_DIR", tmp_path)
     with pytest.raises(ConfigError) as err:
         load_template_file(SPECIES_DIR / "dog.yaml")
-    assert err.value.file == str(motion) and err.value.field == "gait_speed" and "did you mean 'gaits'" in str(err.value)
+    assert err.value.file == str(motion) and err.value.field == "gait_speed"
+    assert "did you mean 'gaits'" in str(err.value)
