@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from animalpose.config.loader import Section, parse_config, read_yaml
 from animalpose.errors import DataError, missing_file_reason
 
 CONFIG_ROOT = Path(os.environ.get("ANIMALPOSE_CONFIGS", Path(__file__).resolve().parents[1] / "configs"))
@@ -125,17 +125,22 @@ def _edges(raw, index: dict[str, int], where: str) -> tuple[tuple[int, int], ...
     return tuple(out)
 
 
+class SchemaFile(Section):
+    """The keys of a schema file (``configs/keypoints/<name>.yaml``), read by the careful loader
+    (:mod:`animalpose.config.loader`). Lists are checked item by item by :func:`schema_from_dict`."""
+
+    name: str
+    joints: list  # joint names, distinct, K >= 1
+    flip_pairs: list | None = None  # the published (i, j) pairs; they must agree with the names
+    sigmas: list | None = None  # (K,) positive OKS sigmas
+    skeleton: list | None = None  # [joint, joint] edges, by name or index
+    original_order: list | None = None  # the joints in the dataset's own order (a permutation)
+
+
 def schema_from_dict(data: dict, where: str = "<dict>", *, check_published: bool = True) -> KeypointSchema:
-    """Build and validate a schema from its YAML dict. ``where`` names the file in errors."""
-    if not isinstance(data, dict):
-        raise DataError(where, "<root>", f"expected a mapping with name and joints, got {type(data).__name__}")
-    known = {"name", "joints", "flip_pairs", "sigmas", "skeleton", "original_order"}
-    for key in data:
-        if key not in known:
-            raise DataError(where, key, f"unknown key (expected one of {sorted(known)})")
-    for key in ("name", "joints"):
-        if key not in data:
-            raise DataError(where, key, "missing")
+    """Build and validate a schema from its YAML dict. ``where`` names the file in errors: a
+    :class:`~animalpose.errors.ConfigError` (a DataError) naming it and the key."""
+    parse_config(data, SchemaFile, where=where)  # unknown / missing keys, a key of the wrong type
     joints = data["joints"]
     if not isinstance(joints, list) or not all(isinstance(j, str) for j in joints) or not joints:
         raise DataError(where, "joints", "expected a non-empty list of names")
@@ -212,11 +217,7 @@ def load_schema(name: str) -> KeypointSchema:
     path = SCHEMA_DIR / f"{name}.yaml"
     if not path.is_file():
         raise DataError(str(path), "name", f"unknown keypoint schema {name!r} (known: {list_schemas()})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataError(str(path), "<yaml>", f"malformed YAML: {exc}") from exc
-    schema = schema_from_dict(data, str(path))
+    schema = schema_from_dict(read_yaml(path), str(path))
     if schema.name != name:
         raise DataError(str(path), "name", f"file declares {schema.name!r}, expected {name!r}")
     return schema
@@ -288,17 +289,18 @@ def mapping_from_file(path: str | Path) -> SchemaMapping:
     return _read_mapping(path)
 
 
+class MappingFile(Section):
+    """The keys of a mapping file (``configs/keypoints/mappings/<source>__<target>.yaml``)."""
+
+    source: str  # schema names
+    target: str
+    pairs: list  # [source joint, target joint] name pairs; each joint at most once per side
+
+
 def _read_mapping(path: Path) -> SchemaMapping:
     where = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataError(where, "<yaml>", f"malformed YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DataError(where, "<root>", "expected a mapping with source, target and pairs")
-    for key in ("source", "target", "pairs"):
-        if key not in data:
-            raise DataError(where, key, "missing")
+    data = read_yaml(path)
+    parse_config(data, MappingFile, where=where)
     src, dst = load_schema(data["source"]), load_schema(data["target"])
     pairs = []
     for k, pair in enumerate(data["pairs"]):

@@ -8,8 +8,9 @@ runs (e.g. one per adaptation round).
 Where the store lives: an explicit URI (``tracking.uri`` in the config) wins, then the
 ``MLFLOW_TRACKING_URI`` environment variable, else a local SQLite database at the absolute path
 ``<data dir>/mlflow.db`` with artifacts under ``<data dir>/mlartifacts``; the data directory is
-``$ANIMALPOSE_HOME`` or ``<repository>/data``. Telemetry is off (``DO_NOT_TRACK`` and
-``MLFLOW_DISABLE_TELEMETRY`` are set before MLflow is imported).
+``$ANIMALPOSE_HOME`` or ``<repository>/data``. Telemetry is off: :meth:`Tracker.start` calls
+:func:`animalpose.telemetry.telemetry_off` before it imports MLflow (importing this module changes
+nothing). The git commit and data fingerprints come from :mod:`animalpose.provenance`.
 
 Outages: every call is guarded. The first failure prints one warning naming the URI and the error;
 the tracker then turns itself (and its children) off and the caller carries on. HTTP retries and
@@ -20,25 +21,19 @@ unreachable server costs seconds, not minutes.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
-import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-os.environ["DO_NOT_TRACK"] = "true"
-os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-from animalpose.paths import REPO_ROOT, data_home
+from animalpose.paths import data_home
+from animalpose.provenance import git_commit
 from animalpose.registry import CHAMPION
+from animalpose.telemetry import telemetry_off
 
 log = logging.getLogger(__name__)
 
@@ -71,67 +66,6 @@ def default_tracking_uri() -> str:
 def resolve_uri(uri: str | None = None) -> str:
     """The URI actually used: explicit, else ``$MLFLOW_TRACKING_URI``, else :func:`default_tracking_uri`."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
-
-
-def git_commit(repo: Path = REPO_ROOT) -> str:
-    """``<sha>`` (with ``-dirty`` when the tree has changes), or ``unknown`` outside a git checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def fingerprint(path: str | Path) -> str:
-    """A short content fingerprint of a dataset file or folder.
-
-    Files: SHA-256 of the whole content up to 64 MiB, else of size + first and last 4 MiB.
-    Folders: SHA-256 over the sorted (relative path, size, file fingerprint of annotation-like
-    files: .json .csv .yaml .txt .slp .h5 .mat) of every file; images count by name and size.
-    Returns the first 16 hex digits, or ``missing`` when the path does not exist.
-    """
-    p = Path(path)
-    if p.is_file():
-        return _file_digest(p)[:16]
-    if not p.is_dir():
-        return "missing"
-    h = hashlib.sha256()
-    for f in sorted(q for q in p.rglob("*") if q.is_file()):
-        h.update(f"{f.relative_to(p)}\0{f.stat().st_size}\0".encode())
-        if f.suffix.lower() in {".json", ".csv", ".yaml", ".yml", ".txt", ".slp", ".h5", ".mat"}:
-            h.update(_file_digest(f).encode())
-    return h.hexdigest()[:16]
-
-
-def _file_digest(p: Path, whole_up_to: int = 64 << 20, edge: int = 4 << 20) -> str:
-    h = hashlib.sha256()
-    size = p.stat().st_size
-    with p.open("rb") as fh:
-        if size <= whole_up_to:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            h.update(str(size).encode())
-            h.update(fh.read(edge))
-            fh.seek(size - edge)
-            h.update(fh.read(edge))
-    return h.hexdigest()
-
-
-def data_tags(paths: Iterable[str | Path], prefix: str = "data") -> dict[str, str]:
-    """``{"data.fingerprint.<name>": <fingerprint>}`` for each path (name = file or folder name)."""
-    tags = {}
-    for i, path in enumerate(paths):
-        name = Path(path).name or f"path{i}"
-        key = f"{prefix}.fingerprint.{name}"
-        if key in tags:
-            key = f"{key}.{i}"
-        tags[key] = fingerprint(path)
-        tags[f"{prefix}.path.{name}"] = str(path)
-    return tags
 
 
 def metric_key(name: str) -> str:
@@ -198,6 +132,7 @@ class Tracker:
         return self
 
     def _start(self) -> None:
+        telemetry_off()  # before MLflow's first import, which decides on its telemetry
         from mlflow import MlflowClient
 
         if self.uri.startswith("sqlite:///"):

@@ -43,13 +43,13 @@ MLflow run say which and by how much (``keep_better``, ``keep/*`` metrics, the `
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, NO_CACHE
 
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLSection
 from animalpose.config import flatten
 from animalpose.evaluation import gap_recovery  # the flow's summary figure; importable from here too
 from animalpose.paths import data_home
@@ -73,19 +73,29 @@ from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
 from flows.runners import task_runner
 
+ROUND_KEYS = ("source_checkpoint", "regenerate_every", "target_val", "source_epochs")
+"""The keys of the ``ccssl:`` section that the flow sets itself, over the preset's."""
+
 
 def ccssl_config(cfg_dict: dict, where: str, *, source_checkpoint: Path, target: list[Path], target_test: Path,
-                 regenerate_every: int, epochs: int, section: dict | None = None):
-    """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all."""
-    from animalpose.adapt.ccssl import CCSSLConfig
+                 regenerate_every: int, epochs: int, section: CCSSLSection | None = None) -> CCSSLConfig:
+    """The library's CCSSLConfig for rounds of ``regenerate_every`` epochs, ``epochs`` in all.
+
+    ``section`` (the preset's, already validated) gives every other key of the ``ccssl:`` section;
+    the :data:`ROUND_KEYS` are validated here and replace its own.
+    """
     from animalpose.config import parse_config
 
     raw = dict(cfg_dict)
     raw["data"] = {**raw["data"], "target": [str(t) for t in target]}
     raw["train"] = {**raw["train"], "epochs": epochs}
-    raw["ccssl"] = {**(section or {}), "source_checkpoint": str(source_checkpoint),
-                    "regenerate_every": regenerate_every, "target_val": [str(target_test)], "source_epochs": 0}
-    return parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
+    raw["ccssl"] = {"source_checkpoint": str(source_checkpoint), "regenerate_every": regenerate_every,
+                    "target_val": [str(target_test)], "source_epochs": 0}
+    cfg = parse_config(raw, CCSSLConfig, where=where, base_dir=Path(where).parent)
+    if section is None:
+        return cfg
+    rounds = {key: getattr(cfg.ccssl, key) for key in ROUND_KEYS}
+    return cfg.model_copy(update={"ccssl": section.model_copy(update=rounds)})
 
 
 def _shard_run_name(parameters: dict) -> str:
@@ -119,23 +129,29 @@ def dask_labeler(dask_workers: int = 0, dask_address: str | None = None, shards:
             futures = [runner.submit(pseudo_label_shard, {"request": part}) for part in request.split(n)]
             return PseudoLabelSet.concat([f.result() for f in futures])
 
-    return lambda request: _outside_task_run(submit_all, request)
+    return lambda request: _shippable_task_run(submit_all, request)
 
 
-def _outside_task_run(fn, *args):
-    """``fn(*args)`` in a copy of the current context without the enclosing task run.
+LOCAL_PARAMETERS = frozenset({"tracker"})
+"""Parameters of the round task that stay in its process (an open MLflow run cannot be pickled)."""
+
+
+def _shippable_task_run(fn, *args):
+    """``fn(*args)`` inside a copy of the enclosing task run's context without its :data:`LOCAL_PARAMETERS`.
 
     Prefect's Dask client ships the submitting context with every task, the enclosing task run's
-    parameters included, and the round task's MLflow tracker cannot be pickled. Without the task
-    run, the shard tasks still belong to the flow run (its context is picklable).
+    parameters included, and the round task's MLflow tracker cannot be pickled. The copy
+    (``ContextModel.model_copy``, entered and left like any Prefect context) is what goes instead, so
+    the shard tasks run as children of the round task.
     """
     from prefect.context import TaskRunContext
 
-    def run():
-        TaskRunContext.__var__.set(None)
+    ctx = TaskRunContext.get()
+    if ctx is None:
         return fn(*args)
-
-    return contextvars.copy_context().run(run)
+    kept = {k: v for k, v in ctx.parameters.items() if k not in LOCAL_PARAMETERS}
+    with ctx.model_copy(update={"parameters": kept}):
+        return fn(*args)
 
 
 def _round_run_name(parameters: dict) -> str:
@@ -148,7 +164,8 @@ def _round_run_name(parameters: dict) -> str:
       persist_result=True, result_serializer="json", retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient, task_run_name=_round_run_name)
 def ccssl_round(cfg_dict: dict, where: str, source_checkpoint: Path, target: list[Path], target_test: Path,
-                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int, section: dict | None = None,
+                out_dir: Path, round_index: int, epochs_per_round: int, rounds: int,
+                section: CCSSLSection | None = None,
                 tracker=None, dask_workers: int = 0, dask_address: str | None = None,
                 progress: bool = False) -> dict:
     """Pseudo-label, select and train for round ``round_index`` (0-based); returns its metrics and checkpoint.
@@ -486,7 +503,7 @@ def registry_description(species: str, preset: str, scores: dict, sets: dict, re
     """The registered version's text: its scores beside source-only and the oracle, and the data they
     were measured on (paths and content fingerprints); with the keep-the-better ``decision``, which model it
     is and why."""
-    from animalpose.tracking import fingerprint
+    from animalpose.provenance import fingerprint
 
     labels = list(scores)
     final = next((label for label in reversed(labels) if label.startswith("round-")), labels[-1])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 
+from animalpose.telemetry import TELEMETRY_OFF
+
 QUIET = {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
+    **TELEMETRY_OFF,
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     # the ephemeral Prefect server can take a while to start on a busy 2-core machine
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import Field
 
+from animalpose.adapt.ccssl import CCSSLSection
 from animalpose.config import (
     ExistingPath,
     ExperimentConfig,
@@ -26,6 +27,7 @@ from animalpose.config import (
 )
 from animalpose.errors import ConfigError
 from animalpose.paths import REPO_ROOT
+from synthetic.styles import StyleName
 
 PRESET_DIR = REPO_ROOT / "configs" / "flows"
 
@@ -34,7 +36,7 @@ class SynthSpec(Section):
     """One generated dataset: ``n`` stills (plus ``clips`` × ``frames`` video frames) at ``size`` px."""
 
     n: int = Field(ge=1)
-    style: str = "cad"
+    style: StyleName = "cad"
     size: int = Field(default=128, ge=16)
     clips: int = Field(default=0, ge=0)
     frames: int = Field(default=0, ge=0)
@@ -74,7 +76,9 @@ class FlowPreset(Section):
     rounds: int = Field(default=4, ge=1)
     epochs_per_round: int = Field(default=1, ge=1)
     oracle: bool = True
-    ccssl: dict[str, Any] = Field(default_factory=dict)  # keys of the library's ``ccssl:`` section
+    # the library's ``ccssl:`` section, validated with the preset (paths relative to the preset's folder); the
+    # flow sets the round keys (source_checkpoint, regenerate_every, target_val, source_epochs) itself
+    ccssl: CCSSLSection = Field(default_factory=CCSSLSection)
     wscda_config: ExistingPath | None = None  # a WS-CDA config (configs/adapt/wscda_*.yaml) for the wscda flow
     wscda_overrides: list[str] = Field(default_factory=list)
     eval_batch_size: int = Field(default=16, ge=1)
@@ -97,25 +101,7 @@ def load_preset(preset: str | Path) -> FlowPreset:
     path = preset_path(preset)
     if not path.is_file():
         raise ConfigError(str(path), "preset", f"no such flow preset (known: {', '.join(available_presets())})")
-    preset_cfg = load_config(path, FlowPreset)
-    check_ccssl_section(preset_cfg.ccssl, str(path.resolve()))
-    return preset_cfg
-
-
-def check_ccssl_section(section: dict[str, Any], where: str) -> None:
-    """Validate a preset's ``ccssl:`` keys against the library's section now, before any work starts."""
-    if not section:
-        return
-    from pydantic import ValidationError
-
-    from animalpose.adapt.ccssl import CCSSLSection
-
-    try:
-        CCSSLSection.model_validate(section)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in ("ccssl", *err["loc"]))
-        raise ConfigError(where, key, err["msg"]) from None
+    return load_config(path, FlowPreset)
 
 
 def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None) -> ExperimentConfig:

@@ -26,10 +26,10 @@ from pathlib import Path
 from animalpose.data.watch import write_json_atomic
 from animalpose.errors import AnimalposeError
 from animalpose.outputs import pid_alive
+from animalpose.telemetry import TELEMETRY_OFF
 
 QUIET_ENV = {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
+    **TELEMETRY_OFF,
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
 }

@@ -26,6 +26,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 from animalpose.errors import ConfigError
 
@@ -69,6 +70,8 @@ WILD: dict[str, float] = {
 
 TARGETS = {"photo": PHOTO, "wild": WILD}
 STYLES = ("cad", *TARGETS)
+StyleName = Literal["cad", "photo", "wild"]
+"""A style's name in a typed config (flow presets); the same set as :data:`STYLES` (tested)."""
 DEFAULT_GAP = 1.0
 
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
-import yaml
+from pydantic import BeforeValidator, Field
 
+from animalpose.config.loader import Section, parse_config, read_yaml
 from animalpose.errors import ConfigError
 from animalpose.keypoints import load_schema
 
@@ -266,6 +268,56 @@ def _flip_point(p: np.ndarray, flip: bool) -> np.ndarray:
     return p * np.array([1.0, 1.0, -1.0]) if flip else p
 
 
+class VolumeSpec(Section):
+    """One ``volumes:`` entry: a segment (``seg``, ``r: [ry, rz]``, ``ext``) or a blob (``c``, ``r: [rx, ry, rz]``,
+    ``rot``), carried by ``joint``; shapes and joint names are checked when the template is built."""
+
+    joint: str | None = None
+    seg: list | None = None
+    c: list | None = None
+    r: list | None = None
+    ext: float | None = None
+    rot: float | None = None
+    part: str | None = None
+    mat: str | None = None
+
+
+class LandmarkSpec(Section):
+    """One ``landmarks:`` entry (a bare joint name is ``{joint: name}``)."""
+
+    joint: str
+    at: list | None = None
+    parts: list[str] | None = None
+    tol: float | None = None
+
+
+Landmark = Annotated[LandmarkSpec, BeforeValidator(lambda v: {"joint": v} if isinstance(v, str) else v)]
+
+
+class TemplateFile(Section):
+    """The keys of a species template (see the module docstring), read by the careful loader
+    (:mod:`animalpose.config.loader`): unknown keys, missing keys and wrong types name the file and the key."""
+
+    name: str
+    schemas: list[str]
+    motion: str
+    skip_modes: list[str] | None = None
+    joints: dict[str, list]
+    limits: dict[str, list] | None = None
+    volumes: dict[str, VolumeSpec]
+    landmarks: dict[str, Landmark]
+    keypoints: dict[str, Any]
+    appearance: dict[str, Any]
+
+
+class MotionFile(Section):
+    """A shared motion file ``_motion_<name>.yaml``: per-joint pose noise (degrees), poses and gaits."""
+
+    noise: dict[str, float] = Field(default_factory=dict)
+    poses: dict[str, Any]
+    gaits: dict[str, Any]
+
+
 @cache
 def load_template(name: str) -> Template:
     """Load and validate ``synthetic/species/<name>.yaml``; errors name the file and the key."""
@@ -279,20 +331,8 @@ def load_template_file(path: str | Path) -> Template:
     """Load and validate a template file (motion files are looked up in ``SPECIES_DIR``)."""
     path = Path(path)
     where = str(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(where, "<yaml>", f"malformed YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(where, "<root>", "expected a mapping")
-    known = {"name", "schemas", "motion", "skip_modes", "joints", "limits", "volumes", "landmarks", "keypoints",
-             "appearance"}
-    for key in data:
-        if key not in known:
-            raise ConfigError(where, key, f"unknown key (expected one of {sorted(known)})")
-    for key in known - {"limits", "skip_modes"}:
-        if key not in data:
-            raise ConfigError(where, key, "missing")
+    data = read_yaml(path)
+    parse_config(data, TemplateFile, where=where)  # the keys and their types; the values are checked below
 
     joints, parents, rest = [], [], []
     for jname, (value, flip) in _mirrored(data["joints"]).items():
@@ -338,10 +378,6 @@ def load_template_file(path: str | Path) -> Template:
     keys = ("name", "joint", "kind", "a", "b", "aj", "bj", "frame", "radii", "part", "mat")
     vols: dict[str, list] = {k: [] for k in keys}
     for vname, (v, flip) in _mirrored(data["volumes"]).items():
-        vkeys = {"joint", "seg", "c", "r", "ext", "rot", "part", "mat"}
-        for key in v:
-            if key not in vkeys:
-                raise ConfigError(where, f"volumes.{vname}.{key}", f"unknown key (expected one of {sorted(vkeys)})")
         carrier = None
         if "joint" in v:
             cname = mirror_name(v["joint"]) if flip else v["joint"]
@@ -423,7 +459,8 @@ def load_template_file(path: str | Path) -> Template:
     motion_path = SPECIES_DIR / f"_motion_{data['motion']}.yaml"
     if not motion_path.is_file():
         raise ConfigError(where, "motion", f"no motion file {motion_path.name}")
-    motion = yaml.safe_load(motion_path.read_text())
+    motion = read_yaml(motion_path)
+    parse_config(motion, MotionFile, where=str(motion_path))
 
     return Template(
         name=str(data["name"]),

@@ -419,3 +419,34 @@ def test_milestones_given_with_the_epochs_are_never_scaled(tmp_path):
         load_config(f, overrides=["train.epochs=10", "train.milestones=[60]"])
     assert err.value.field == "train.milestones"
     assert load_config(f).train.milestones == [60, 90]  # no override: the file as written
+
+
+@pytest.mark.parametrize("value", ["source-val", "none", "last", "target-val", "horse_val"])
+def test_select_on_takes_a_set_name_or_a_special_value(value):
+    assert parse_config({"train": {"select_on": value}}).train.select_on == value
+
+
+@pytest.mark.parametrize(("value", "hint"), [("None", "write 'none'"), ("LAST", "write 'last'"),
+                                             ("", "the name of a validation set"),
+                                             (" last", "the name of a validation set")])
+def test_select_on_refuses_special_values_in_other_spellings(value, hint):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"train": {"select_on": value}}, where="exp.yaml")
+    assert err.value.file == "exp.yaml" and err.value.field == "train.select_on" and hint in str(err.value)
+
+
+def test_the_milestone_hook_belongs_to_the_experiment_schema_not_the_loader(tmp_path):
+    """The loader is general: a model without ``fit_overrides`` gets its overrides as they are."""
+    from animalpose.config import Section, loader
+
+    class Train(Section):
+        epochs: int = 1
+        milestones: list[int]
+
+    class Other(Section):
+        train: Train
+
+    cfg = loader.parse_config({"train": {"epochs": 30, "milestones": [24]}}, Other, overrides=["train.epochs=10"])
+    assert cfg.train.milestones == [24]
+    exp = parse_config({"train": {"epochs": 30, "milestones": [24]}}, overrides=["train.epochs=10"])
+    assert exp.train.milestones == [8]

@@ -400,3 +400,35 @@ def test_load_mapping_errors_name_the_file_and_pair(schema_dir):
     kp.load_mapping.cache_clear()
     m = load_mapping("b", "a")
     assert isinstance(m, SchemaMapping) and m.pairs == ((0, 0), (1, 1)) and m.num_source == 3
+
+
+# -- the careful loader serves schema and mapping files too ------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "field", "says"), [
+    ("name: toy\njoints: [a, b]\ncolour: red\n", "colour", "unknown key"),
+    ("name: toy\njoints: [a, b]\nsigma: [0.1, 0.1]\n", "sigma", "did you mean 'sigmas'"),
+    ("name: toy\njoints: [a, b]\nskeleton: a\n", "skeleton", "valid list"),
+    ("name: [toy]\njoints: [a, b]\n", "name", "valid string"),
+    ("name: toy\njoints: [a, b]\njoints: [c]\n", "line 3, column 1", "duplicate key 'joints'"),
+])
+def test_a_schema_file_with_a_bad_key_or_type_names_the_file_and_the_key(schema_dir, text, field, says):
+    (schema_dir / "toy.yaml").write_text(text)
+    with pytest.raises(DataError) as err:
+        load_schema("toy")
+    assert err.value.file == str(schema_dir / "toy.yaml") and err.value.field == field and says in str(err.value)
+
+
+@pytest.mark.parametrize(("text", "field", "says"), [
+    ("source: a\ntarget: b\npairs: [[left_paw, L_Paw]]\ntargets: c\n", "targets", "did you mean 'target'"),
+    ("source: [a]\ntarget: b\npairs: []\n", "source", "valid string"),
+    ("source: a\ntarget: b\npairs: {left_paw: L_Paw}\n", "pairs", "valid list"),
+])
+def test_a_mapping_file_with_a_bad_key_or_type_names_the_file_and_the_key(schema_dir, text, field, says):
+    (schema_dir / "a.yaml").write_text("name: a\njoints: [left_paw, right_paw]\n")
+    (schema_dir / "b.yaml").write_text("name: b\njoints: [L_Paw, R_Paw]\n")
+    path = schema_dir / "mappings" / "a__b.yaml"
+    path.write_text(text)
+    with pytest.raises(DataError) as err:
+        load_mapping("a", "b")
+    assert err.value.file == str(path) and err.value.field == field and says in str(err.value)

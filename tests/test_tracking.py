@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from matplotlib.figure import Figure
 
-from animalpose.tracking import Tracker, data_tags, default_tracking_uri, fingerprint, resolve_uri
+from animalpose.tracking import Tracker, default_tracking_uri, resolve_uri
 
 
 def test_default_store_is_absolute_sqlite_under_data_dir(tmp_path, monkeypatch):
@@ -19,20 +19,6 @@ def test_default_store_is_absolute_sqlite_under_data_dir(tmp_path, monkeypatch):
     import os
 
     assert os.environ["DO_NOT_TRACK"] == "true" and os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
-
-
-def test_fingerprints_change_with_content(tmp_path):
-    a = tmp_path / "ann.json"
-    a.write_text('{"a": 1}')
-    f1 = fingerprint(a)
-    a.write_text('{"a": 2}')
-    assert fingerprint(a) != f1 and len(f1) == 16
-    d1 = fingerprint(tmp_path)
-    (tmp_path / "img.png").write_bytes(b"123")
-    assert fingerprint(tmp_path) != d1
-    assert fingerprint(tmp_path / "nope") == "missing"
-    tags = data_tags([a])
-    assert tags["data.fingerprint.ann.json"] == fingerprint(a)
 
 
 def test_run_has_params_metrics_tables_artifacts_and_registered_model(tmp_path, monkeypatch):

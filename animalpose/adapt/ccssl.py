@@ -57,7 +57,7 @@ from animalpose.adapt.selection import (
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
+from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.flip import flip_permutation_or_none
@@ -158,7 +158,7 @@ class CCSSLSection(Section):
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
         if self.schedule == "reference" and "keep_fractions" in self.model_fields_set:
-            raise _KeyedError("keep_fractions", "not used by schedule 'reference' (its kept fraction follows "
+            raise KeyedError("keep_fractions", "not used by schedule 'reference' (its kept fraction follows "
                               "the epoch); remove it or set schedule: rounds")
         return self
 

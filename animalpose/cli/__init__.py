@@ -33,6 +33,7 @@ from animalpose.cli import (
 from animalpose.cli.supervise import is_supervised, run_supervised
 from animalpose.errors import AnimalposeError
 from animalpose.outputs import describe_os_error
+from animalpose.telemetry import telemetry_off
 from flows.benchmarks.cli import app as bench_app
 
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
@@ -58,6 +59,7 @@ def _version(value: bool) -> None:
 def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
                                        help="Print the version and exit.")) -> None:
     """Pose estimation for unlabelled animals: synthetic pretraining, CC-SSL and WS-CDA adaptation."""
+    telemetry_off()  # every command, before any of them imports MLflow or Prefect
 
 
 app.add_typer(schemas_cmd.app, name="schemas")

@@ -61,7 +61,8 @@ def evaluate(
                       categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
                       allow_outside_root=allow_outside_root)
     if tracking:
-        from animalpose.tracking import Tracker, data_tags
+        from animalpose.provenance import data_tags
+        from animalpose.tracking import Tracker
 
         with Tracker("evaluate", f"{checkpoint.stem}@{data.name}",
                      tags={"stage": "evaluate", "checkpoint": str(checkpoint), "protocol": protocol,

@@ -59,7 +59,8 @@ def predict(
                          flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
                          progress=progress, smoothing=smoothing)
     if tracking:
-        from animalpose.tracking import Tracker, data_tags
+        from animalpose.provenance import data_tags
+        from animalpose.tracking import Tracker
 
         with Tracker("predict", checkpoint.stem, tags={"stage": "predict", "checkpoint": str(checkpoint),
                                                        **data_tags(inputs)}) as tr:

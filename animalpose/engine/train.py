@@ -24,7 +24,8 @@ from animalpose.evaluation import per_joint_table
 from animalpose.jsonout import dumps
 from animalpose.outputs import check_output_dir
 from animalpose.paths import data_home
-from animalpose.tracking import Tracker, data_tags
+from animalpose.provenance import data_tags
+from animalpose.tracking import Tracker
 
 
 def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:

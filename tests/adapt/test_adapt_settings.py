@@ -50,3 +50,10 @@ def test_cli_stops_before_source_training(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "ccssl.keep_fractions" in err and "non-decreasing" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_wscda_human_schema_is_a_known_keypoint_schema():
+    assert parse_config({"wscda": {"human_schema": "mpii"}}, WSCDAConfig).wscda.human_schema == "mpii"
+    with pytest.raises(ConfigError) as err:
+        parse_config({"wscda": {"human_schema": "kocoa"}}, WSCDAConfig, where="w.yaml")
+    assert (err.value.file, err.value.field) == ("w.yaml", "wscda.human_schema") and "coco" in str(err.value)

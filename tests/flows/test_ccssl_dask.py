@@ -16,6 +16,7 @@ import torch
 from prefect import flow
 
 import synthetic
+from animalpose.adapt.ccssl import CCSSLSection
 from animalpose.config import parse_config
 from animalpose.engine.build import make_model
 from animalpose.engine.checkpoint import save_checkpoint
@@ -27,7 +28,7 @@ from flows.pretrain import train_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-SECTION = {"num_geometric": 2, "num_photometric": 1, "gallery": 0, "pseudo_batch_size": 4, "flow_levels": 0}
+SECTION = CCSSLSection(num_geometric=2, num_photometric=1, gallery=0, pseudo_batch_size=4, flow_levels=0)
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
     assert cfg.train.epochs == 3 and cfg.data.train == [tmp_path] and cfg.tracking.uri == "sqlite:////x.db"
     assert tuple(cfg.data.input_size) == (64, 64) and cfg.model.name == "hourglass1"  # the preset's overrides
     quick = load_preset("quick")
-    assert quick.rounds == 3 and quick.ccssl["keep_fractions"] == [0.2, 0.4, 0.6]
+    assert quick.rounds == 3 and quick.ccssl.keep_fractions == [0.2, 0.4, 0.6]
     # the oracle trains on as many (target) images as the source model, for CC-SSL's whole budget
     assert quick.target.n == quick.source.n and quick.target.size == quick.source.size == 128
     assert quick.oracle_epochs == quick.pretrain_epochs + quick.rounds * quick.epochs_per_round == 14
     assert quick.target_val.style == quick.target.style and quick.target_val.n == quick.source_val.n
     qcfg = engine_config(quick, {"data.train": [tmp_path]})
-    assert quick.ccssl["lr"] == qcfg.train.lr == 2e-3  # the rounds continue at the pretraining rate
+    assert quick.ccssl.lr == qcfg.train.lr == 2e-3  # the rounds continue at the pretraining rate
     assert tuple(qcfg.data.input_size) == (128, 128) and tuple(qcfg.data.heatmap_size) == (32, 32)
     assert qcfg.train.channels_last and qcfg.train.pointwise_linear  # the demo's speed paths
 
@@ -75,3 +75,18 @@ def test_a_given_target_val_is_the_oracle_selection_set(tmp_path):
     assert chosen == [val]
     fallback = oracle_selection_set("horse", p, seed_plan(p.seed), [tmp_path / "sv"], given_target=True)
     assert fallback == [tmp_path / "sv"]
+
+
+def test_a_preset_style_is_one_of_the_generator_styles(tmp_path):
+    from typing import get_args
+
+    from synthetic.styles import STYLES, StyleName
+
+    assert set(get_args(StyleName)) == set(STYLES)
+    bad = tmp_path / "bad.yaml"
+    base = (load_preset("smoke").train_config).resolve()
+    bad.write_text(f"train_config: {base}\nsource: {{n: 4, style: fotograph}}\nsource_val: {{n: 4}}\n"
+                   "target: {n: 4}\ntarget_test: {n: 4}\npretrain_epochs: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_preset(bad)
+    assert info.value.file == str(bad.resolve()) and info.value.field == "source.style" and "'wild'" in str(info.value)

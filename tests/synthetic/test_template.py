@@ -81,3 +81,37 @@ def test_bad_template_names_file_and_key(tmp_path):
         load_template_file(bad)
     with pytest.raises(ConfigError, match="unknown species"):
         load_template("unicorn")
+
+
+@pytest.mark.parametrize(("old", "new", "field", "says"), [
+    ("schemas: [animalpose, tigdog]", "schemas: animalpose", "schemas", "valid list"),
+    ("part: head, mat: nose}", "part: head, mat: nose, joints: head}", "volumes.nose_v.joints",
+     "did you mean 'joint'"),
+    ("tailbase: {joint: tail1, parts: [body, tail], tol: 0.05}",
+     "tailbase: {joint: tail1, parts: [body, tail], tolerance: 0.05}", "landmarks.tailbase.tolerance", "unknown key"),
+    ("nose: {joint: head, at: [0.75, 0.67, 0.0], parts: [head], tol: 0.02}",
+     "nose: {joint: head, at: [0.75, 0.67, 0.0], parts: [head], tol: near}", "landmarks.nose.tol", "valid number"),
+    ("motion: quadruped", "motion: quadruped\nmotion: biped", "line 5, column 1", "duplicate key 'motion'"),
+])
+def test_a_template_with_a_bad_key_or_type_names_the_file_and_the_key(tmp_path, old, new, field, says):
+    text = (SPECIES_DIR / "dog.yaml").read_text()
+    assert old in text
+    bad = tmp_path / "dog.yaml"
+    bad.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError) as err:
+        load_template_file(bad)
+    assert err.value.file == str(bad) and err.value.field == field and says in str(err.value)
+
+
+def test_a_motion_file_with_a_bad_key_names_the_motion_file(tmp_path, monkeypatch):
+    import synthetic.template as template
+
+    for f in SPECIES_DIR.glob("_motion_*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text())
+    motion = tmp_path / "_motion_quadruped.yaml"
+    motion.write_text(motion.read_text().replace("gaits:", "gait_speed: 1.0\ngaits:"))
+    monkeypatch.setattr(template, "SPECIES_DIR", tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_template_file(SPECIES_DIR / "dog.yaml")
+    assert err.value.file == str(motion) and err.value.field == "gait_speed"
+    assert "did you mean 'gaits'" in str(err.value)

@@ -71,7 +71,7 @@ from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, to_dict
+from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, SchemaName, Section, to_dict
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
@@ -89,7 +89,7 @@ class WSCDASection(Section):
     """The ``wscda:`` section (defaults: the paper's α = −1, β = 500; choices documented in ``losses``)."""
 
     human: list[ExistingPath] = Field(default_factory=list)
-    human_schema: str = "coco"
+    human_schema: SchemaName = "coco"
     # None: every labelled animal of data.train; a {species: count} table (a count of None: all of that species)
     labelled_per_species: Annotated[int, Field(ge=1)] | dict[str, Annotated[int, Field(ge=0)] | None] | None = 10
     ratio: list[float] = Field(default_factory=lambda: [2.0, 1.0, 1.0], min_length=3, max_length=3)

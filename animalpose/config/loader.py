@@ -1,67 +1,57 @@
-"""Typed experiment configuration: YAML files validated into pydantic models at load time.
+"""The careful YAML loader: files validated into pydantic models, with file- and key-named errors.
 
-A configuration file is YAML whose top-level keys are the sections of :class:`ExperimentConfig`
-(``data``, ``model``, ``codec``, ``augment``, ``train``, ``tracking``) plus an optional ``base:``
-naming another YAML file (relative to this one) that is loaded first and deep-merged under it.
+Used for every YAML file the project reads: experiment configurations (:mod:`animalpose.config.experiment`
+and the method sections built on it), flow presets, keypoint schemas and mappings
+(:mod:`animalpose.keypoints`) and species templates (:mod:`synthetic.template`).
+
+A file may name a ``base:`` YAML file (relative to itself) that is loaded first and deep-merged under it.
 Command-line overrides ``key.sub=value`` are applied last; the value is parsed as YAML, so
-``train.lr=1e-3`` is a float, ``data.train=[a,b]`` a list and ``train.grad_clip=null`` is None.
+``train.lr=1e-3`` is a float, ``data.train=[a,b]`` a list and ``train.grad_clip=null`` is None. A model
+class may adjust the tree after overrides with a classmethod ``fit_overrides(before, raw, overridden,
+where)`` (:class:`~animalpose.config.experiment.ExperimentConfig` scales its lr milestones there).
 
 Every problem is an :class:`animalpose.errors.ConfigError` naming the file (or the override) and the
-dotted key: an unknown key, a wrong type, a referenced file that does not exist, malformed YAML, a
-bad override. Nothing starts before the whole configuration validates.
+dotted key: an unknown key (with the closest known one), a wrong type, a referenced file that does not
+exist, malformed YAML, a duplicate key, a bad override. Nothing starts before the whole file validates.
 
 Paths: fields typed :data:`ExistingPath` must exist; fields typed :data:`ResolvedPath` need not.
 A relative path written in a file is resolved against that file's directory (a ``base`` file's
 paths against the base file's directory); a relative path given in an override is resolved against
 the current working directory, where the user typed it.
-
-Extending a section: add a field with a default to the section's class. Files that do not mention
-the field keep loading, and ``extra="forbid"`` keeps catching misspelt keys.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
 import re
-import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, TypeVar, Union
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from animalpose.atomic import write_text_atomic
 from animalpose.errors import ConfigError, Problem
 
 __all__ = [
-    "AugmentConfig",
-    "CodecConfig",
-    "DataConfig",
     "ExistingPath",
-    "ExperimentConfig",
-    "ModelConfig",
+    "KeyedError",
     "ResolvedPath",
     "Section",
-    "TrackingConfig",
-    "TrainConfig",
+    "as_list",
     "flatten",
     "load_config",
     "parse_config",
     "parse_override",
+    "read_yaml",
+    "section_names",
+    "to_dict",
     "to_yaml",
     "write_config",
 ]
@@ -75,7 +65,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _PathMarker:
-    """Annotated metadata that marks a field as a filesystem path (found by :func:`_path_fields`)."""
+    """Annotated metadata that marks a field as a filesystem path (found by :func:`_field_is_path`)."""
 
     def __init__(self, must_exist: bool):
         self.must_exist = must_exist
@@ -99,7 +89,7 @@ ExistingPath = Annotated[Path, AfterValidator(_check_exists), _PathMarker(must_e
 """A path that must exist when the configuration loads (a dataset, a checkpoint)."""
 
 
-def _as_list(value: Any) -> Any:
+def as_list(value: Any) -> Any:
     """Accept a single item where a list is expected (``data.train: a.json``)."""
     if value is None:
         return []
@@ -108,7 +98,7 @@ def _as_list(value: Any) -> Any:
     return value
 
 
-class _KeyedError(ValueError):
+class KeyedError(ValueError):
     """A cross-field validation error that knows which key (relative to its model) is wrong."""
 
     def __init__(self, key: str, message: str):
@@ -125,217 +115,6 @@ class Section(BaseModel):
     """Base of every configuration section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-DatasetFormat = Literal["auto", "coco", "animalpose-release", "tigdog", "ccssl", "mpii", "dlc", "slp", "video"]
-PositiveSize = Annotated[tuple[int, int], AfterValidator(lambda v: _positive_pair(v))]
-
-
-def _positive_pair(v: tuple[int, int]) -> tuple[int, int]:
-    if v[0] <= 0 or v[1] <= 0:
-        raise ValueError(f"sizes must be positive, got {list(v)}")
-    return v
-
-
-class DataConfig(Section):
-    """Datasets and the top-down crop.
-
-    ``train``/``val``/``target`` accept one path or a list (a COCO JSON, a dataset folder, a video);
-    ``target`` is unlabelled target-domain data for adaptation. ``bbox_padding_*`` enlarge the
-    instance box before cropping; the CC-SSL reference uses 1.25 for synthetic and 1.5 for real crops.
-
-    ``categories`` keeps these species in every ``train``/``val`` dataset that names species (COCO
-    ``categories[].name``; the generator names its species too). ``split_file`` (the Animal-Pose
-    release's ``splits.json``) applies to the ``train``/``val`` entries in the Animal-Pose release
-    format only: their ``train`` entries keep split ``train_split``, their ``val`` entries
-    ``val_split``; other datasets (e.g. generated ones) are read whole.
-    """
-
-    train: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
-    val: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
-    target: Annotated[list[ExistingPath], BeforeValidator(_as_list)] = Field(default_factory=list)
-    format: DatasetFormat = "auto"
-    schema_name: str | None = Field(default=None, alias="schema")
-    bbox_padding_synthetic: float = Field(default=1.25, ge=1.0)
-    bbox_padding_real: float = Field(default=1.5, ge=1.0)
-    input_size: PositiveSize = (256, 256)  # [W, H]
-    heatmap_size: PositiveSize = (64, 64)  # [W, H]
-    normalisation: Literal["imagenet", "dataset"] = "imagenet"
-    # loader worker processes; None: chosen from the free cores (animalpose.threads)
-    workers: int | None = Field(default=None, ge=0)
-    categories: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=list)
-    split_file: ExistingPath | None = None
-    train_split: str = "train"
-    val_split: str = "val"
-    # Records with a problem (NaN coordinates, bad visibility, empty box, missing or truncated image, ...)
-    # stop every command before work starts; true drops them instead and records what was dropped.
-    skip_bad: bool = False
-    # Image paths that resolve outside the dataset's image root ("..", absolute, symbolic links) are refused
-    # unless this is true (files written by `data subset` hold absolute paths to the source's images).
-    allow_outside_root: bool = False
-    # Images and video frames over this many pixels are refused before decoding (decompression bombs);
-    # animalpose.data.images.DEFAULT_MAX_PIXELS, 12 times a 4K frame.
-    max_image_pixels: int = Field(default=100_000_000, ge=1)
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
-
-    @field_validator("schema_name")
-    @classmethod
-    def _known_schema(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from animalpose.keypoints import list_schemas
-
-        known = list_schemas()
-        if v not in known:
-            raise ValueError(f"unknown keypoint schema {v!r} (known: {', '.join(known)})")
-        return v
-
-    @model_validator(mode="after")
-    def _heatmap_not_larger(self) -> DataConfig:
-        if self.heatmap_size[0] > self.input_size[0] or self.heatmap_size[1] > self.input_size[1]:
-            raise _KeyedError("heatmap_size", f"{list(self.heatmap_size)} is larger than input_size "
-                              f"{list(self.input_size)}")
-        return self
-
-
-def _known_model(name: str) -> str:
-    """A key of :data:`animalpose.models.factory.MODELS`, whose names :mod:`animalpose.model_names` lists
-    without torch (reading a config never loads torch)."""
-    from animalpose.model_names import MODEL_NAMES
-
-    if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODEL_NAMES)}")
-    return name
-
-
-ModelName = Annotated[str, AfterValidator(_known_model)]
-
-
-class ModelConfig(Section):
-    """The network. ``num_joints`` None: taken from ``data.schema``. ``stacks`` None: from the name."""
-
-    name: ModelName = "hourglass4"
-    num_joints: int | None = Field(default=None, ge=1)
-    channels: int = Field(default=256, ge=1)
-    stacks: int | None = Field(default=None, ge=1)
-    head: Literal["heatmap", "dsnt"] = "heatmap"
-    pretrained: ExistingPath | None = None
-
-    @model_validator(mode="after")
-    def _stacks_match_name(self) -> ModelConfig:
-        m = re.fullmatch(r"hourglass(\d+)", self.name)
-        if m and self.stacks is not None and self.stacks != int(m.group(1)):
-            raise _KeyedError("stacks", f"{self.name} has {m.group(1)} stacks, got stacks={self.stacks}")
-        return self
-
-
-class CodecConfig(Section):
-    """Target encoding/decoding. ``sigma`` in heatmap pixels; ``beta`` sharpens soft-argmax (LPN: 160)."""
-
-    kind: Literal["gaussian", "dark", "udp", "soft_argmax"] = "gaussian"
-    sigma: float = Field(default=2.0, gt=0)
-    beta: float = Field(default=160.0, gt=0)
-
-
-FloatRange = tuple[float, float]
-
-
-class AugmentConfig(Section):
-    """An augmentation preset plus optional overrides of its ranges (None: the preset's own value)."""
-
-    preset: Literal["hourglass", "strong", "simplebaseline", "hrnet", "none"] = "hourglass"
-    scale: FloatRange | None = None
-    rotation: float | None = Field(default=None, ge=0)  # degrees, maximum magnitude
-    rotation_prob: float | None = Field(default=None, ge=0, le=1)
-    flip_prob: float | None = Field(default=None, ge=0, le=1)
-    color: FloatRange | None = None
-    half_body: bool | None = None
-
-
-class TrainConfig(Section):
-    """Optimisation. ``milestones`` are epochs at which ``schedule: step`` multiplies lr by ``gamma``.
-
-    Speed paths of the training step (same parameters, same maths; :mod:`animalpose.models.speed`):
-    ``channels_last`` (NHWC), ``amp`` (bf16 on CPU, fp16 on CUDA), ``pointwise_linear`` (1×1 convs as
-    matrix products on NHWC input; use with ``channels_last``), ``compile`` (``torch.compile`` of the
-    forward, hence of its backward, with ``compile_mode``; the first step of each batch size compiles).
-    """
-
-    optimizer: Literal["rmsprop", "adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(default=1e-3, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    momentum: float = Field(default=0.0, ge=0)
-    schedule: Literal["step", "cosine"] = "step"
-    milestones: list[int] = Field(default_factory=list)
-    gamma: float = Field(default=0.1, gt=0)
-    warmup_steps: int = Field(default=0, ge=0)
-    epochs: int = Field(default=100, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
-    pointwise_linear: bool = False
-    grad_clip: float | None = Field(default=None, gt=0)
-    ema: bool = False
-    ema_decay: float = Field(default=0.9998, gt=0, lt=1)
-    flip_test: bool = True
-    select_on: str = "source-val"
-    early_stop_patience: int | None = Field(default=None, ge=1)
-    checkpoint_every_steps: int = Field(default=1000, ge=1)
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-
-    @field_validator("device")
-    @classmethod
-    def _device(cls, v: str) -> str:
-        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
-            raise ValueError(f"expected auto, cpu, mps, cuda or cuda:N, got {v!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _milestones(self) -> TrainConfig:
-        if list(self.milestones) != sorted(set(self.milestones)):
-            raise _KeyedError("milestones", f"must be strictly increasing, got {self.milestones}")
-        if self.milestones and not (0 < self.milestones[0] and self.milestones[-1] < self.epochs):
-            raise _KeyedError("milestones", f"must lie in 1..{self.epochs - 1} (epochs={self.epochs})")
-        return self
-
-
-class TrackingConfig(Section):
-    """MLflow. ``uri`` None: a local SQLite store under the project's data directory."""
-
-    enabled: bool = True
-    uri: str | None = None
-    experiment: str = "animalpose"
-
-
-class ExperimentConfig(Section):
-    """One experiment: every section has defaults, so ``{}`` is a valid (default) configuration."""
-
-    data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    codec: CodecConfig = Field(default_factory=CodecConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ExperimentConfig:
-        if self.model.head == "dsnt" and self.codec.kind != "soft_argmax":
-            raise _KeyedError("codec.kind", f"the dsnt head decodes by soft-argmax, got {self.codec.kind!r}")
-        if self.data.schema_name is not None and self.model.num_joints is not None:
-            from animalpose.keypoints import load_schema
-
-            k = load_schema(self.data.schema_name).num_joints
-            if k != self.model.num_joints:
-                raise _KeyedError(
-                    "model.num_joints", f"{self.model.num_joints} joints but schema "
-                    f"{self.data.schema_name!r} has {k}"
-                )
-        return self
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,7 +164,11 @@ def _yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: str | Path) -> dict:
+    """The mapping at the top of the YAML file ``path`` (``{}`` when empty), read as :func:`load_config` reads
+    it (YAML 1.2 floats, duplicate keys refused); ConfigError naming the file on a missing file, malformed YAML
+    or a top level that is not a mapping."""
+    path = Path(path)
     where = str(path)
     if not path.is_file():
         raise ConfigError(where, "<file>", "no such configuration file")
@@ -473,14 +256,23 @@ def _resolve_paths(raw: dict, cls: type[BaseModel], base_dir: Path) -> dict:
 
 
 def _known_keys(cls: type[BaseModel], loc: Sequence[str]) -> list[str] | None:
-    """Keys allowed under ``loc`` in ``cls`` (None where the tree is not a model there)."""
-    node: type[BaseModel] | None = cls
+    """Keys allowed under ``loc`` in ``cls`` (None where the tree is not a model there); ``loc`` may pass
+    through the values of a ``dict[str, Model]`` or the items of a ``list[Model]``."""
+    types_here: list[Any] = [cls]
     for part in loc:
-        if node is None:
-            return None
-        info = _fields_by_key(node).get(str(part))
-        node = None if info is None else _submodel(info.annotation)
-    return None if node is None else list(_fields_by_key(node))
+        below = []
+        for alt in (a for tp in types_here for a in _unwrap(tp)):
+            origin, args = typing.get_origin(alt), typing.get_args(alt)
+            if isinstance(alt, type) and issubclass(alt, BaseModel):
+                info = _fields_by_key(alt).get(str(part))
+                below += [] if info is None else [info.annotation]
+            elif origin is dict and len(args) == 2:
+                below.append(args[1])
+            elif origin is list and args:
+                below.append(args[0])
+        types_here = below
+    models = [m for m in map(_submodel, types_here) if m is not None]
+    return list(_fields_by_key(models[0])) if models else None
 
 
 def _unknown_key_message(cls: type[BaseModel], loc: Sequence[str]) -> str:
@@ -566,7 +358,7 @@ def _load_chain(path: Path, cls: type[BaseModel], seen: tuple[Path, ...] = ()) -
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ConfigError(str(seen[-1]), "base", f"circular base chain: {chain}")
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     base_ref = raw.pop("base", None)
     raw = _resolve_paths(raw, cls, path.parent)
     merged: dict = {}
@@ -598,7 +390,7 @@ def section_names(path: str | Path) -> set[str]:
     path, seen = Path(path), set()
     while path.is_file() and path.resolve() not in seen:
         seen.add(path.resolve())
-        raw = _read_yaml(path)
+        raw = read_yaml(path)
         names |= set(raw) - {"base"}
         if raw.get("base") is None:
             break
@@ -633,7 +425,7 @@ def _to_config_error(
     for err in exc.errors():
         loc = tuple(p for p in err["loc"])
         inner = (err.get("ctx") or {}).get("error")
-        if isinstance(inner, _KeyedError):
+        if isinstance(inner, KeyedError):
             loc = (*loc, *inner.key.split("."))
             message = str(inner)
         elif err["type"] == "extra_forbidden":
@@ -661,13 +453,13 @@ def _to_config_error(
 
 def parse_config(
     data: dict,
-    cls: type[M] = ExperimentConfig,
+    cls: type[M],
     *,
     where: str = "<dict>",
     base_dir: str | Path | None = None,
     overrides: Sequence[str] = (),
 ) -> M:
-    """Validate an in-memory dict (e.g. the resolved config stored in a checkpoint).
+    """Validate an in-memory dict (e.g. the resolved config stored in a checkpoint) as ``cls``.
 
     Relative paths resolve against ``base_dir`` (default: the current directory). ``where`` names
     the source in errors.
@@ -681,7 +473,7 @@ def parse_config(
 
 
 def _finish(raw: dict, cls: type[M], provenance: dict, where: str, overrides: Sequence[str]) -> M:
-    epochs_before = raw["train"].get("epochs") if isinstance(raw.get("train"), dict) else None
+    before = copy.deepcopy(raw) if overrides else raw
     overridden: set[tuple[str, ...]] = set()
     for text in overrides:
         parts, value = parse_override(text, where)
@@ -697,35 +489,13 @@ def _finish(raw: dict, cls: type[M], provenance: dict, where: str, overrides: Se
         provenance[tuple(parts)] = label
         if isinstance(value, dict):
             provenance.update({(*parts, *loc): label for loc in _leaf_keys(value)})
-    if ("train", "epochs") in overridden and ("train", "milestones") not in overridden:
-        _fit_milestones(raw, epochs_before, where)
+    fit = getattr(cls, "fit_overrides", None)
+    if overridden and fit is not None:
+        fit(before, raw, overridden, where)
     try:
         return cls.model_validate(raw)
     except ValidationError as exc:
         raise _to_config_error(exc, cls, provenance, where) from None
-
-
-def _fit_milestones(raw: dict, epochs_before: Any, where: str) -> None:
-    """Scale the file's ``train.milestones`` to an overridden ``train.epochs`` they no longer fit in.
-
-    ``train.epochs=10`` on a 30-epoch file with ``milestones: [24]`` would otherwise be an error that the
-    user never asked for ("must lie in 1..9"); the lr drops move to the same fraction of the new budget
-    (24/30 of 10 -> 8; drops that round to the same epoch merge), with a warning. Milestones that still
-    fit stay as they are, and milestones set by an override are never touched (the validator then says
-    what is wrong with them).
-    """
-    train = raw.get("train")
-    epochs, ms = train.get("epochs"), train.get("milestones")
-    if not (isinstance(epochs, int) and isinstance(epochs_before, int) and epochs_before > 0 and ms
-            and isinstance(ms, list) and all(isinstance(m, int) for m in ms)):
-        return
-    if 0 < min(ms) and max(ms) < epochs:
-        return
-    scaled = sorted({min(epochs - 1, max(1, round(m * epochs / epochs_before))) for m in ms}) if epochs > 1 else []
-    train["milestones"] = scaled
-    print(f"warning: {where}: train.milestones {ms} do not fit train.epochs={epochs} (the file has "
-          f"{epochs_before}); scaled to {scaled}. Set train.milestones=[...] to choose them.",
-          file=sys.stderr, flush=True)
 
 
 def _owner(cls: type[BaseModel], parts: list[str]) -> type[BaseModel]:
@@ -739,13 +509,12 @@ def _field_at(cls: type[BaseModel], parts: list[str]) -> Any:
     return _fields_by_key(_owner(cls, parts))[parts[-1]]
 
 
-def load_config(path: str | Path, cls: type[M] | None = None, overrides: Sequence[str] = ()) -> M:
-    """Load ``path`` (following ``base:``), apply ``overrides`` (``key.sub=value``) and validate.
+def load_config(path: str | Path, cls: type[M], overrides: Sequence[str] = ()) -> M:
+    """Load ``path`` (following ``base:``), apply ``overrides`` (``key.sub=value``) and validate as ``cls``.
 
-    Returns an instance of ``cls`` (default :class:`ExperimentConfig`). Raises ConfigError naming
-    the file (or override) and the dotted key on any problem.
+    Raises ConfigError naming the file (or override) and the dotted key on any problem.
     """
-    model = cls or ExperimentConfig
+    model = cls
     path = Path(path)
     raw, provenance = _load_chain(path, model)
     where = str(path.resolve() if path.exists() else path)
