@@ -609,7 +609,8 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad, udp=self.udp,
-                                          seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
+                                          seed=seed, truth=c.target_truth,
+                                          workers=loader_workers(cfg.data.workers, self.device),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)

@@ -393,7 +393,7 @@ class WSCDARun:
         sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
-                            num_workers=loader_workers(cfg.data.workers))
+                            num_workers=loader_workers(cfg.data.workers, self.device))
 
         def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
