@@ -625,7 +625,8 @@ class CCSSLRun:
         if not pseudo:
             return None
         return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, udp=self.udp,
-                              normalization=self.norm, seed=cfg.train.seed + r + 1)
+                              normalization=self.norm, seed=cfg.train.seed + r + 1,
+                              image_cache=self.data.train.image_cache)  # the target frames, decoded once a run
 
     def evaluate(self) -> dict:
         """Target-val PCK@0.05 / 0.1 of the current model (reporting only); {} without labelled target."""
