@@ -14,11 +14,13 @@ threads + loader worker processes) never exceed the cores that are free:
 - **loader workers** = half the free cores (at most 8), none when only one core is free;
 - **torch threads** = the free cores the workers leave.
 
-Training and inference on the CPU (:func:`loader_workers` with a CPU device) take fewer workers: one per
-:data:`CORES_PER_CPU_WORKER` free cores (none on 2 or 3), the rest as torch threads. There the network
-costs ~50x what the data path does (quick preset, ``animalpose bench pipeline --profile``: 69 ms against
-1.4 ms of CPU per image), so a core is worth more as an intra-op thread than as a worker that idles 98 %
-of the time; on 2 quiet cores 2 threads and the data in the trainer's process beat 1 thread + 1 worker.
+Loops that run the network on the CPU (the trainer, CC-SSL, WS-CDA: :func:`loader_workers` with a CPU
+device) take fewer workers: one per :data:`CORES_PER_CPU_WORKER` free cores (none on 2 or 3), the rest as
+torch threads. There the network costs ~50x what the data path does (quick preset, ``animalpose bench
+pipeline --profile``: ~70 ms against ~1.3 ms of CPU per image), so a core is worth more as an intra-op
+thread than as a worker that idles 98 % of the time: on 2 quiet cores, 2 threads with the data in the
+trainer's process are expected at ~98 % of the network alone, 1 thread + 1 worker at most ~65 %
+(BENCHMARKS.md, derived from measured figures; the quiet-box run itself is still to be made).
 
 ``--threads N`` (train, evaluate, predict, adapt, demo), ``OMP_NUM_THREADS`` and ``data.workers`` in a
 config override the choice; a choice that puts more runnable threads than free cores is kept but
