@@ -14,6 +14,14 @@ threads + loader worker processes) never exceed the cores that are free:
 - **loader workers** = half the free cores (at most 8), none when only one core is free;
 - **torch threads** = the free cores the workers leave.
 
+Loops that run the network on the CPU (the trainer, CC-SSL, WS-CDA: :func:`loader_workers` with a CPU
+device) take fewer workers: one per :data:`CORES_PER_CPU_WORKER` free cores (none on 2 or 3), the rest as
+torch threads. There the network costs ~50x what the data path does (quick preset, ``animalpose bench
+pipeline --profile``: ~70 ms against ~1.3 ms of CPU per image), so a core is worth more as an intra-op
+thread than as a worker that idles 98 % of the time: on 2 quiet cores, 2 threads with the data in the
+trainer's process are expected at ~98 % of the network alone, 1 thread + 1 worker at most ~65 %
+(BENCHMARKS.md, derived from measured figures; the quiet-box run itself is still to be made).
+
 ``--threads N`` (train, evaluate, predict, adapt, demo), ``OMP_NUM_THREADS`` and ``data.workers`` in a
 config override the choice; a choice that puts more runnable threads than free cores is kept but
 warned about. When the load makes the plan smaller than on a quiet machine, or exceeds the usable cores,
@@ -33,6 +41,8 @@ from typing import TextIO
 
 #: loader workers beyond this rarely help a single GPU and each holds a copy of the dataset
 MAX_WORKERS = 8
+#: free cores per loader worker when the network runs on the CPU (see the module docstring)
+CORES_PER_CPU_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -174,8 +184,23 @@ def configure_threads(threads: int | None = None, workers: int | None = None, *,
     return plan
 
 
-def loader_workers(configured: int | None) -> int:
+def cpu_workers(free: int, max_workers: int = MAX_WORKERS) -> int:
+    """Loader workers for a network that runs on the CPU with ``free`` free cores: one per
+    :data:`CORES_PER_CPU_WORKER` (0 on up to 3 free cores), at most ``max_workers``."""
+    return min(max_workers, max(0, free) // CORES_PER_CPU_WORKER)
+
+
+def _on_cpu(device) -> bool:
+    return device is not None and getattr(device, "type", str(device).split(":")[0]) == "cpu"
+
+
+def loader_workers(configured: int | None, device=None) -> int:
     """``data.workers`` when a config sets it, else the plan's workers (the current one, or one for now).
+
+    ``device`` (a ``torch.device`` or its name) is where the loader's batches are consumed: on the CPU, with
+    torch threads chosen here, the workers are :func:`cpu_workers` of the free cores and the cores they
+    leave go to torch threads (with ``--threads`` / ``OMP_NUM_THREADS`` set, the plan's workers fill the
+    cores the threads leave, as before). None: the plan's workers.
 
     A config that sets another number of workers than the current plan's moves the difference to or from
     torch's threads when they were chosen here (``data.workers: 0`` on 2 free cores: 2 threads, not 1 and an
@@ -183,7 +208,13 @@ def loader_workers(configured: int | None) -> int:
     """
     global _current
     if configured is None:
-        return (_current or machine_plan()).workers
+        plan = _current or machine_plan()
+        if not (_on_cpu(device) and plan.auto_threads):
+            return plan.workers
+        wanted = cpu_workers(plan.free)
+        if _current is None:  # nobody chose threads for this process: say how many workers, touch nothing
+            return wanted
+        configured = wanted
     if _current is not None and _current.auto_threads and configured != _current.workers:
         plan = plan_threads(_current.cores, _current.load, workers=configured)
         if plan.threads != _current.threads:

@@ -153,3 +153,49 @@ def test_threads_flag_rejects_zero():
 
     res = CliRunner().invoke(app, ["train", "--config", "x.yaml", "--threads", "0"])
     assert res.exit_code == 2 and "--threads" in res.output
+
+
+@pytest.mark.parametrize(("free", "workers"), [(1, 0), (2, 0), (3, 0), (4, 1), (7, 1), (8, 2), (64, 8)])
+def test_cpu_training_takes_one_worker_per_four_free_cores(free, workers):
+    assert threads.cpu_workers(free) == workers
+
+
+@pytest.fixture
+def two_cores(fake_machine, monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    return fake_machine
+
+
+def test_cpu_training_on_two_quiet_cores_loads_data_inline_with_two_threads(two_cores):
+    """On 2 free cores the quick network costs ~50x its data path per image: 2 torch threads and the data in the
+    trainer's process, not 1 thread and a worker that idles."""
+    plan = threads.configure_threads(stream=io.StringIO())
+    assert (plan.threads, plan.workers) == (1, 1)
+    assert loader_workers(None, torch.device("cpu")) == 0
+    assert torch.get_num_threads() == 2 and threads._current.runnable == 2
+    assert loader_workers(None, "cpu") == 0 and torch.get_num_threads() == 2  # stable on the next loader
+
+
+def test_cuda_loaders_keep_the_planned_workers(two_cores):
+    threads.configure_threads(stream=io.StringIO())
+    assert loader_workers(None, torch.device("cuda", 0)) == 1 and torch.get_num_threads() == 1
+    assert loader_workers(None) == 1
+
+
+def test_cpu_training_on_four_quiet_cores_one_worker_three_threads(fake_machine):
+    threads.configure_threads(stream=io.StringIO())
+    assert loader_workers(None, "cpu") == 1 and torch.get_num_threads() == 3
+
+
+def test_cpu_rule_leaves_requested_threads_and_configured_workers_alone(fake_machine):
+    threads.configure_threads(1, stream=io.StringIO())  # --threads 1: the workers fill the other free cores
+    assert loader_workers(None, "cpu") == 3 and torch.get_num_threads() == 1
+    threads._current = None
+    threads.configure_threads(stream=io.StringIO())
+    assert loader_workers(2, "cpu") == 2 and torch.get_num_threads() == 2  # data.workers: 2 wins
+
+
+def test_cpu_rule_without_a_plan_does_not_touch_torch(fake_machine):
+    torch.set_num_threads(3)
+    assert loader_workers(None, "cpu") == 1 and torch.get_num_threads() == 3

@@ -722,7 +722,8 @@ class CCSSLRun:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
                                           batch_size=c.pseudo_batch_size, padding=self.pad,
-                                          seed=seed, truth=c.target_truth, workers=loader_workers(cfg.data.workers),
+                                          seed=seed, truth=c.target_truth,
+                                          workers=loader_workers(cfg.data.workers, self.device),
                                           progress=self.progress)
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
@@ -737,7 +738,8 @@ class CCSSLRun:
         if not pseudo:
             return None
         return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, normalization=self.norm,
-                              seed=cfg.train.seed + r + 1)
+                              seed=cfg.train.seed + r + 1,
+                              image_cache=self.data.train.image_cache)  # the target frames, decoded once a run
 
     def evaluate(self) -> dict:
         """Target-val PCK@0.05 / 0.1 of the current model (reporting only); {} without labelled target."""

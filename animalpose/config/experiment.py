@@ -67,6 +67,8 @@ class DataConfig(Section):
     normalisation: Literal["imagenet", "dataset"] = "imagenet"
     # loader worker processes; None: chosen from the free cores (animalpose.threads)
     workers: int | None = Field(default=None, ge=0)
+    # decoded images kept in memory across epochs (animalpose.data.image_cache), in MiB; 0: decode on every use
+    cache_mb: int = Field(default=1024, ge=0)
     categories: Annotated[list[str], BeforeValidator(as_list)] = Field(default_factory=list)
     split_file: ExistingPath | None = None
     train_split: str = "train"

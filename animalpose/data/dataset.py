@@ -33,6 +33,7 @@ from animalpose.atomic import write_json_atomic
 from animalpose.codecs import Codec
 from animalpose.data import transforms as T
 from animalpose.data.augment import Augmenter
+from animalpose.data.image_cache import ImageCache
 from animalpose.data.images import read_image
 from animalpose.data.records import PoseRecord
 from animalpose.errors import ConfigError, DataError
@@ -136,6 +137,8 @@ class TopDownDataset(Dataset):
         padding: box padding factor (CC-SSL: 1.5 real, 1.25 synthetic).
         normalization: mean/std; default ImageNet.
         seed: base seed; sample i of epoch e draws from ``default_rng((seed, e, i))``.
+        image_cache: decoded images kept across epochs (:class:`ImageCache`, may be shared between
+            datasets); None decodes every image on every use. Samples are the same either way.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class TopDownDataset(Dataset):
         padding: float = T.PADDING_REAL,
         normalization: Normalization | None = None,
         seed: int = 0,
+        image_cache: ImageCache | None = None,
     ):
         self.records = list(records)
         for i, r in enumerate(self.records):
@@ -163,6 +167,7 @@ class TopDownDataset(Dataset):
         self.padding = padding
         self.normalization = normalization or Normalization()
         self.seed = seed
+        self.image_cache = image_cache
         self.epoch = 0
         self.skipped: set[int] = set()
 
@@ -178,10 +183,30 @@ class TopDownDataset(Dataset):
         aspect = self.input_size[0] / self.input_size[1]
         return T.box_to_center_scale(bbox, aspect, self.padding)
 
+    def read(self, record: PoseRecord) -> np.ndarray:
+        """The record's decoded (H, W, 3) uint8 image, through the cache when there is one (read-only then)."""
+        if self.image_cache is None:
+            return read_image(record.image, record.frame_index)
+        return self.image_cache.read(record.image, record.frame_index)
+
+    def fill_cache(self) -> None:
+        """Decode every image into the cache now, in this process (up to its budget), so that DataLoader
+        workers forked afterwards share it instead of each decoding its own; images that fail are left to
+        ``__getitem__`` (which skips and reports them)."""
+        if self.image_cache is None:
+            return
+        for record in self.records:
+            try:
+                self.image_cache.read(record.image, record.frame_index)
+            except DataError:
+                continue
+            if (str(record.image), record.frame_index) not in self.image_cache:  # the budget is spent
+                break
+
     def __getitem__(self, index: int) -> dict | SkippedSample:
         record = self.records[index]
         try:
-            image = read_image(record.image, record.frame_index)
+            image = self.read(record)
         except DataError as exc:
             if index not in self.skipped:
                 log.warning("skipping corrupt sample %d: %s", index, exc)

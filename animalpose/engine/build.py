@@ -16,6 +16,7 @@ from animalpose.codecs import Codec, build_codec
 from animalpose.config import ExperimentConfig
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, TopDownDataset, dataset_normalization
+from animalpose.data.image_cache import ImageCache
 from animalpose.data.readers import dataset_schema, detect_format, read_dataset
 from animalpose.data.readers.animalpose_release import FORMAT as RELEASE_FORMAT
 from animalpose.data.readers.animalpose_release import load_split_file, select_categories
@@ -176,14 +177,16 @@ def build_data(cfg: ExperimentConfig, seed: int | None = None, train: bool = Tru
         norm = dataset_normalization(train_records)
     else:
         norm = Normalization()
+    cache = ImageCache(cfg.data.cache_mb * 2**20) if cfg.data.cache_mb > 0 else None  # train and val share it
     train_set = None
     if train:
         augment = None if cfg.augment.preset == "none" else build_augmenter(
             cfg.augment.preset, schema, tuple(cfg.data.input_size), udp=codec.udp,
             **augment_overrides(cfg))
-        train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad, normalization=norm, seed=seed)
+        train_set = TopDownDataset(train_records, schema, codec, augment, padding=pad, normalization=norm, seed=seed,
+                                   image_cache=cache)
     val_sets = {name: TopDownDataset(recs, schema, codec, None, padding=vpad,
-                                     normalization=norm, seed=seed)
+                                     normalization=norm, seed=seed, image_cache=cache)
                 for name, (recs, vpad) in val_records.items()}
     return DataBundle(schema, train_set, val_sets, norm, [*cfg.data.train, *cfg.data.val], skipped)
 

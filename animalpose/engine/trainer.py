@@ -278,7 +278,9 @@ class Trainer:
     # -- loops -------------------------------------------------------------------------------------
 
     def _loader(self, dataset, sampler, batch_size: int) -> DataLoader:
-        workers = loader_workers(self.cfg.data.workers)
+        workers = loader_workers(self.cfg.data.workers, self.device)
+        if workers > 0 and isinstance(dataset, TopDownDataset):
+            dataset.fill_cache()  # decoded here once: the workers forked below share it, not decode again
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                           collate_fn=collate_skip, generator=torch.Generator().manual_seed(self.cfg.train.seed),
                           persistent_workers=False, pin_memory=self.device.type == "cuda")

@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                                                    "of the network's share of training."),
     "quick-epoch": ("engine", "quick_epoch_command",
                     "The quick preset end to end on generated horses: seconds per epoch, images/s."),
+    "pipeline": ("pipeline", "bench_command",
+                 "The quick preset's data pipeline against its network: per-stage profile, whole epoch vs network "
+                 "alone."),
     "predict": ("engine", "predict_command", "`predict` on a video: frames per second end to end."),
     "cli": ("clitime", "bench_command", "Wall time of `animalpose --help` as a ratio to `python -c pass`."),
     "gpu": ("gpu", "bench_command",

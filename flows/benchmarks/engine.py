@@ -91,7 +91,7 @@ def quick_epoch(data_dir: Path, epochs: int = 1, n_train: int = 400, n_val: int 
     return {"bench": "quick-epoch", "train_images": n_train, "val_images": n_val, "epochs": epochs,
             "median_epoch_train_s": statistics.median(per_epoch),
             "median_images_per_s": statistics.median(h["train/images_per_s"] for h in result.history),
-            "wall_s_including_validation_and_setup": wall, "workers": loader_workers(cfg.data.workers),
+            "wall_s_including_validation_and_setup": wall, "workers": loader_workers(cfg.data.workers, "cpu"),
             **_env()}
 
 

@@ -182,6 +182,7 @@ class WSCDARun:
         self.device = pick_device(cfg.train.device)
         data = build_data(cfg)
         self.schema, self.norm, self.codec = data.schema, data.normalization, make_codec(cfg)
+        self.image_cache = data.train.image_cache  # every stream's images decoded once a run (data.cache_mb)
         space = build_joint_space(w.human_schema, self.schema.name)
         if space.joints != self.schema.joints:
             raise ConfigError("<config>", "wscda.human_schema",
@@ -360,7 +361,8 @@ class WSCDARun:
     # -- inside the steps --------------------------------------------------------------------------
 
     def _topdown(self, records: list[PoseRecord], aug: Augmenter | None, pad: float, seed: int) -> TopDownDataset:
-        return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, normalization=self.norm, seed=seed)
+        return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, normalization=self.norm, seed=seed,
+                              image_cache=self.image_cache)
 
     def _save_state(self) -> None:
         write_json_atomic(self.state_path, self.state, indent=2)
@@ -392,7 +394,7 @@ class WSCDARun:
         sampler = MixedBatchSampler([len(s) for s in sets], cfg.train.batch_size, w.ratio, w.steps_per_epoch,
                                     seed=cfg.train.seed, where="wscda.ratio")
         loader = DataLoader(ConcatDataset(sets), batch_sampler=sampler, collate_fn=collate_skip,
-                            num_workers=loader_workers(cfg.data.workers))
+                            num_workers=loader_workers(cfg.data.workers, self.device))
 
         def batches(epoch: int) -> Iterator[WSCDABatch]:
             sampler.set_epoch(epoch)
