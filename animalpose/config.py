@@ -271,6 +271,9 @@ class TrainConfig(Section):
     gamma: float = Field(default=0.1, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
     epochs: int = Field(default=100, ge=1)
+    # LPN's iterative training: the whole schedule of ``epochs`` run ``cycles`` times, each cycle from the
+    # previous one's weights with the optimiser state reset (Zhang et al., arXiv 1911.10346)
+    cycles: int = Field(default=1, ge=1)
     batch_size: int = Field(default=32, ge=1)
     amp: bool = False
     channels_last: bool = False

@@ -10,4 +10,5 @@ MODEL_NAMES: tuple[str, ...] = (
     "cpn50", "cpn101", "cpn_quick",
     "mspn_2stg", "mspn_3stg", "mspn_4stg", "mspn_quick",
     "rsn18", "rsn50", "rsn_quick",
+    "lpn50", "lpn101", "lpn152", "lpn_quick",
 )

@@ -21,6 +21,7 @@ from animalpose.models.cpn import CPN, cpn, cpn_quick
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
+from animalpose.models.lpn import LPN, lpn, lpn_quick
 from animalpose.models.mspn import MSPN, mspn, mspn_quick
 from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
 from animalpose.models.reference_weights import load_reference_hourglass
@@ -131,6 +132,23 @@ def rsn_quick_net(num_joints: int = 17, **kw: Any) -> RSN:
     return rsn_quick(num_joints, **kw)
 
 
+def lpn50(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=50, **kw)
+
+
+def lpn101(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=101, **kw)
+
+
+def lpn152(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=152, **kw)
+
+
+def lpn_quick_net(num_joints: int = 17) -> LPN:
+    return lpn_quick(num_joints)
+
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -184,6 +202,11 @@ MODELS: dict[str, ModelSpec] = {
                        flip_shift=False),
     "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
     "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),
+    # LPN: backbone stride 16 (last stage at stride 1); the authors' config flip-tests with the shift
+    "lpn50": ModelSpec(lpn50, (256, 192), 17, 16, "LPN-50, depthwise bottlenecks + GC blocks (Zhang et al.)"),
+    "lpn101": ModelSpec(lpn101, (256, 192), 17, 16, "LPN-101"),
+    "lpn152": ModelSpec(lpn152, (256, 192), 17, 16, "LPN-152"),
+    "lpn_quick": ModelSpec(lpn_quick_net, (128, 96), 17, 16, "CPU quick LPN: 2 blocks per stage, 128-ch deconvs"),
 }
 if tuple(MODELS) != MODEL_NAMES:  # configs are checked against the torch-free list
     raise RuntimeError(f"animalpose.model_names.MODEL_NAMES {MODEL_NAMES} differs from MODELS {tuple(MODELS)}")

@@ -192,3 +192,15 @@ def test_compiled_training_follows_the_plain_loss_trajectory(dots, tiny_config, 
                                       pointwise_linear=True, compile=True)
     assert losses == pytest.approx(ref_losses, rel=2e-2)
     assert weights.keys() == ref_weights.keys()  # no "_orig_mod." prefix in the checkpoint
+
+
+def test_iterative_training_runs_every_cycle_from_the_last_weights_with_a_fresh_optimiser(dots, tiny_config,
+                                                                                         tmp_path):
+    # 24 images, batch 4: 6 steps per epoch; 2 cycles of 1 epoch
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1, "cycles": 2})
+    result = train(cfg, out_dir=tmp_path / "run", progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    ckpt = load_checkpoint(result.last_checkpoint)
+    assert ckpt["step"] == 12
+    # Adam's per-parameter step count was cleared at the start of cycle 2, so it counts that cycle's 6 steps
+    assert {int(s["step"]) for s in ckpt["optimizer"]["state"].values()} == {6}
