@@ -397,7 +397,9 @@ class Trainer:
                 if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
                     flipped = module(images.flip(-1))[-1].float()
                     hm = 0.5 * (hm + flip_heatmaps(flipped, self.flip_perm, shift=self.flip_shift))
-                dists.append(crop_distances(hm.cpu().numpy(), target.cpu().numpy()))
+                # the codec's joint score maps (G-RMI: Hough maps of its heatmaps + offsets; others: the maps)
+                dists.append(crop_distances(ds.codec.score_maps(hm.cpu().numpy()),
+                                            ds.codec.score_maps(target.cpu().numpy(), target=True)))
                 loss_sum += float(loss) * len(images)
                 n += len(images)
             d = np.concatenate(dists) if dists else np.zeros((0, self.schema.num_joints))

@@ -50,3 +50,14 @@ def test_cli_stops_before_source_training(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "ccssl.keep_fractions" in err and "non-decreasing" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("cls", [CCSSLConfig, WSCDAConfig])
+def test_grmi_offsets_are_refused_by_the_adaptation_methods(cls):
+    from animalpose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one heatmap per joint"):
+        parse_config({"model": {"name": "grmi_quick"}, "codec": {"kind": "grmi"}}, cls)
+    if cls is CCSSLConfig:
+        with pytest.raises(ConfigError, match="cycles"):
+            parse_config({"train": {"cycles": 2}}, cls)

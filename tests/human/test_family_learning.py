@@ -1,4 +1,4 @@
-"""Learning tests of the CPN, MSPN, RSN and LPN families (slow): each ``*_quick`` variant, from scratch,
+"""Learning tests of the CPN, MSPN, RSN, LPN and G-RMI families (slow): each ``*_quick`` variant, from scratch,
 trained with the loss it carries by the engine with the quick_human.yaml settings (64×96 input, 16×24
 heatmaps, Adam 1e-3, batch 8, augmentation off) on 200 generated humans (``cad`` style, seed 0, COCO's 17
 joints) for 5 epochs, scored by OKS AP (pycocotools, flip test) on 60 held-out generated humans (seed 1),
@@ -9,11 +9,14 @@ the last. Generated data only: not a COCO claim.
 - ``mspn_quick`` (two ResNet-18 stages) and ``rsn_quick`` (RSN-18 blocks, no PRM): the coarse-to-fine loss
   (per-output Gaussian targets, L2 × 0.25 on the coarser levels, OHKM top 8 on the finest); DARK σ = 2.
 - ``lpn_quick``: heatmap MSE on σ = 2 Gaussians, decoded by β-soft-argmax with LPN's β = 160.
+- ``grmi_quick``: ResNet-18 at output stride 8, upsampled to 16×24; disks of radius 2 heatmap px and offset
+  fields, λ_h·sigmoid cross-entropy + λ_o·Huber (4 and 1), decoded by Hough voting.
 
 Stated numbers (deterministic CPU, 1 thread; 1–5 min each on the shared 2-core development machine): every
 untrained AP and AP50 0.000 (asserted < 0.01); trained AP / AP50 (asserted floors in :data:`RESULTS`):
 ``cpn_quick`` 0.177 / 0.815, ``mspn_quick`` 0.159 / 0.725, ``rsn_quick`` 0.091 / 0.621 (with the PRM on, 0.000:
-rsn.py says why it is off), ``lpn_quick`` 0.167 / 0.776. For comparison, quick_human's
+rsn.py says why it is off), ``lpn_quick`` 0.167 / 0.776 (training loss 0.010, 0.005, 0.004, 0.004, 0.004),
+``grmi_quick`` 0.306 / 0.808 (training loss 1.497, 0.699, 0.555, 0.474, 0.414). For comparison, quick_human's
 SimpleBaseline-18 in the same setting reaches 0.198 / 0.843 (tests/human/test_human_pipeline.py).
 """
 
@@ -39,6 +42,7 @@ RESULTS = {
     "mspn_quick": (8, True, [], (0.10, 0.50)),
     "rsn_quick": (4, True, [], (0.05, 0.45)),
     "lpn_quick": (1, False, ["codec.kind=soft_argmax"], (0.10, 0.55)),
+    "grmi_quick": (1, False, ["codec.kind=grmi", "codec.radius=2.0"], (0.15, 0.55)),
 }
 
 
