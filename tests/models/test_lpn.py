@@ -123,9 +123,9 @@ def test_lpn_model_trains_with_heatmap_mse_and_is_listed():
     assert info["gflops"] == pytest.approx(1.07, abs=0.01)
 
 
-def test_coco_config_builds_lpn50_with_the_authors_settings():
+def test_coco_and_mpii_configs_build_lpn50_with_the_authors_settings():
     from animalpose.config import load_config
-    from animalpose.engine.build import make_codec, make_model
+    from animalpose.engine.build import augment_overrides, make_codec, make_model
     from animalpose.keypoints import load_schema
     from animalpose.paths import REPO_ROOT
 
@@ -133,6 +133,14 @@ def test_coco_config_builds_lpn50_with_the_authors_settings():
     assert cfg.model.name == "lpn50" and tuple(cfg.data.input_size) == (192, 256)
     assert cfg.codec.kind == "soft_argmax" and cfg.codec.beta == 160.0 and make_codec(cfg).beta == 160.0
     assert cfg.train.lr == 1e-3 and cfg.train.milestones == [90, 120] and cfg.train.epochs == 150
+    assert augment_overrides(cfg) == {"rotation_factor": 40.0, "scale_factor": pytest.approx(0.3)}  # the authors'
     with torch.device("meta"):
         (out,) = make_model(cfg, load_schema("coco"))(torch.zeros(1, 3, 256, 192))
     assert tuple(out.shape) == (1, 17, 64, 48)
+    mpii = load_config(REPO_ROOT / "configs" / "experiments" / "lpn_mpii.yaml")
+    assert mpii.model.name == "lpn50" and tuple(mpii.data.input_size) == (256, 256) and mpii.codec.beta == 160.0
+    assert augment_overrides(mpii) == {"rotation_factor": 30.0, "scale_factor": pytest.approx(0.25),
+                                       "half_body_prob": 0.0}
+    with torch.device("meta"):
+        (out,) = make_model(mpii, load_schema("mpii"))(torch.zeros(1, 3, 256, 256))
+    assert tuple(out.shape) == (1, 16, 64, 64)
