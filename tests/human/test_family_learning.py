@@ -14,9 +14,10 @@ the last. Generated data only: not a COCO claim.
 
 Stated numbers (deterministic CPU, 1 thread; 1–5 min each on the shared 2-core development machine): every
 untrained AP and AP50 0.000 (asserted < 0.01); trained AP / AP50 (asserted floors in :data:`RESULTS`):
-``cpn_quick`` 0.177 / 0.815, ``mspn_quick`` 0.159 / 0.725, ``rsn_quick`` 0.091 / 0.621 (with the PRM on, 0.000:
-rsn.py says why it is off), ``lpn_quick`` 0.167 / 0.776 (training loss 0.010, 0.005, 0.004, 0.004, 0.004),
-``grmi_quick`` 0.306 / 0.808 (training loss 1.497, 0.699, 0.555, 0.474, 0.414). For comparison, quick_human's
+``cpn_quick`` 0.162 / 0.808 (0.177 / 0.815 when CPN landed), ``mspn_quick`` 0.159 / 0.725, ``rsn_quick``
+0.091 / 0.621 (with the PRM on, 0.000: rsn.py says why it is off), ``lpn_quick`` 0.167 / 0.776 (training loss
+0.010, 0.005, 0.004, 0.004, 0.004), ``grmi_quick`` 0.306 / 0.808 (training loss 1.497, 0.699, 0.555, 0.474,
+0.414). For comparison, quick_human's
 SimpleBaseline-18 in the same setting reaches 0.198 / 0.843 (tests/human/test_human_pipeline.py).
 """
 
