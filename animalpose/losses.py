@@ -348,3 +348,53 @@ class CoarseToFineLoss:
             part = ohkm_mse(out, tgt, weight, min(self.topk, k)) if hard else heatmap_mse(out, tgt, weight)
             total = total + w * part
         return total
+
+
+#: G-RMI's loss weights (Papandreou et al., CVPR 2017, Sec. 3.1): λ_h = 4 on the heatmaps, λ_o = 1 on the offsets
+GRMI_HEATMAP_WEIGHT = 4.0
+GRMI_OFFSET_WEIGHT = 1.0
+
+
+def huber(r: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Huber's function of r ≥ 0: r²/2 up to δ, then δ(r − δ/2)."""
+    return torch.where(r <= delta, 0.5 * r**2, delta * (r - 0.5 * delta))
+
+
+@dataclass(frozen=True)
+class GRMILoss:
+    """G-RMI's heatmap + offset loss (Papandreou et al., CVPR 2017, Sec. 3.1), summed over stages:
+
+        L = λ_h · L_h + λ_o · L_o
+        L_h = mean_{n,k} w_nk · mean_pixels BCE(σ(logit), disk)            (logistic loss on the disks)
+        L_o = Σ_{n,k,i in disk} w_nk · H(‖F_k(x_i) − (l_k − x_i)‖) / Σ_{n,k,i in disk} w_nk
+
+    H is Huber's function with δ = 1 heatmap pixel, offsets in heatmap pixels. Outputs and targets are
+    (N, 3K, h, w) in :mod:`animalpose.codecs.grmi`'s layout; weight (N, K).
+    """
+
+    heatmap_weight: float = GRMI_HEATMAP_WEIGHT
+    offset_weight: float = GRMI_OFFSET_WEIGHT
+    delta: float = 1.0
+    needs_coords = False
+
+    def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
+                 coords: torch.Tensor | None = None) -> torch.Tensor:
+        n, c = target.shape[:2]
+        if c % 3:
+            raise ValueError(f"G-RMI targets must be (N, 3K, h, w), got {tuple(target.shape)}: is codec.kind grmi?")
+        k = c // 3
+        wt = _joint_weights(weight, n, k)[:, :, None, None]
+        disk = target[:, :k].float()
+        inside = disk * wt
+        total = torch.zeros((), device=target.device)
+        for out in _as_list(outputs):
+            if out.shape != target.shape:
+                raise ValueError(f"prediction {tuple(out.shape)} and target {tuple(target.shape)} differ")
+            out = out.float()
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(out[:, :k], disk, reduction="none")
+            l_h = (wt * bce).flatten(2).mean(-1).mean()
+            err = (out[:, k:] - target[:, k:].float()).reshape(n, 2, k, *out.shape[-2:])
+            dist = err.pow(2).sum(1).clamp_min(1e-12).sqrt()  # (N, K, h, w)
+            l_o = (inside * huber(dist, self.delta)).sum() / inside.sum().clamp_min(1.0)
+            total = total + self.heatmap_weight * l_h + self.offset_weight * l_o
+        return total

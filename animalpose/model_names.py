@@ -10,4 +10,10 @@ MODEL_NAMES: tuple[str, ...] = (
     "cpn50", "cpn101", "cpn_quick",
     "mspn_2stg", "mspn_3stg", "mspn_4stg", "mspn_quick",
     "rsn18", "rsn50", "rsn_quick",
+    "lpn50", "lpn101", "lpn152", "lpn_quick",
+    "grmi_resnet50", "grmi_resnet101", "grmi_quick",
 )
+
+#: the networks whose outputs are G-RMI's heatmaps + offset fields: they train and decode with ``codec.kind:
+#: grmi``, and that codec with nothing else
+GRMI_MODELS: tuple[str, ...] = ("grmi_resnet50", "grmi_resnet101", "grmi_quick")

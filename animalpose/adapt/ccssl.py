@@ -191,6 +191,17 @@ class CCSSLConfig(ExperimentConfig):
 
     ccssl: CCSSLSection = Field(default_factory=CCSSLSection)
 
+    @model_validator(mode="after")
+    def _one_map_per_joint(self) -> CCSSLConfig:
+        # pseudo-labels average and threshold one heatmap per joint; rounds cut train.epochs into pieces
+        if self.codec.kind == "grmi":
+            raise KeyedError("codec.kind", "CC-SSL's pseudo-labels need one heatmap per joint; G-RMI's "
+                                            "heatmaps + offsets (grmi) are not supported")
+        if self.train.cycles != 1:
+            raise KeyedError("train.cycles", "CC-SSL's rounds run one schedule; iterative training (cycles > 1) "
+                                              "is not supported")
+        return self
+
 
 def num_rounds(cfg: CCSSLConfig) -> int:
     return math.ceil(cfg.train.epochs / cfg.ccssl.regenerate_every)

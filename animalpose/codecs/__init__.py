@@ -11,6 +11,7 @@ gaussian       MSRA: integer centre, peak 1, radius 3σ       argmax + quarter-p
 dark           real-valued centre                           modulation + Taylor step (DARK)
 udp            real-valued centre on the UDP grid           modulation + Taylor step, UDP scale
 soft_argmax    real-valued centre                           β-soft-argmax (LPN β = 160)
+grmi           disks of radius R + offset fields (3K maps)  Hough voting (G-RMI), UDP grid
 =============  ===========================================  ====================================
 """
 
@@ -21,16 +22,18 @@ from collections.abc import Sequence
 from animalpose.codecs.base import Codec
 from animalpose.codecs.dark import DarkCodec
 from animalpose.codecs.gaussian import MSRAHeatmapCodec
+from animalpose.codecs.grmi import GRMICodec
 from animalpose.codecs.soft_argmax import LPN_BETA, SoftArgmaxCodec
 from animalpose.codecs.udp import UDPHeatmapCodec
 from animalpose.errors import ConfigError
 
-CODEC_KINDS = ("gaussian", "argmax", "dark", "udp", "soft_argmax")
+CODEC_KINDS = ("gaussian", "argmax", "dark", "udp", "soft_argmax", "grmi")
 
 __all__ = [
     "CODEC_KINDS",
     "Codec",
     "DarkCodec",
+    "GRMICodec",
     "MSRAHeatmapCodec",
     "SoftArgmaxCodec",
     "UDPHeatmapCodec",
@@ -56,6 +59,7 @@ def build_codec(
     beta: float = LPN_BETA,
     blur_kernel: int | None = None,
     quarter_shift: bool = True,
+    radius: float = 4.5,
 ) -> Codec:
     """A codec by name.
 
@@ -67,6 +71,7 @@ def build_codec(
         beta: soft-argmax inverse temperature.
         blur_kernel: DARK/UDP modulation kernel (odd); default from σ.
         quarter_shift: MSRA decoder's quarter-pixel shift.
+        radius: G-RMI disk radius R in heatmap pixels.
 
     Raises:
         ConfigError naming the field for an unknown kind or a bad size / σ.
@@ -84,4 +89,8 @@ def build_codec(
         return UDPHeatmapCodec(inp, hm, sigma, blur_kernel)
     if kind == "soft_argmax":
         return SoftArgmaxCodec(inp, hm, sigma, beta)
+    if kind == "grmi":
+        if not radius > 0:
+            raise ConfigError("<codec>", "radius", f"must be positive, got {radius}")
+        return GRMICodec(inp, hm, radius)
     raise ConfigError("<codec>", "kind", f"unknown codec {kind!r} (known: {', '.join(CODEC_KINDS)})")

@@ -21,6 +21,12 @@ class Codec(Protocol):
     heatmap_size: tuple[int, int]
     #: True for the UDP grid (crops must be warped UDP-consistently); ask the codec, not the config
     udp: bool
+    #: output maps per joint: 1 for heatmaps, 3 for G-RMI's heatmap + offsets
+    channels_per_joint: int
+
+    def score_maps(self, maps, target: bool = False):
+        """Outputs (or, with ``target``, encoded targets) -> (N, K, h, w) maps whose argmax is the joint."""
+        ...
 
     def encode(self, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(K, 3) -> heatmaps (K, h, w) float32, target weights (K,) float32."""
@@ -51,6 +57,14 @@ class GridMapping:
 
     def from_heatmap(self, xy: np.ndarray) -> np.ndarray:
         return np.asarray(xy, dtype=np.float64) / self.scale
+
+    #: output maps per joint (G-RMI: heatmap + two offset fields)
+    channels_per_joint: ClassVar[int] = 1
+
+    def score_maps(self, maps, target: bool = False):
+        """(N, K·channels_per_joint, h, w) outputs or targets -> (N, K, h, w) maps whose argmax is the joint's
+        pixel, for argmax metrics (PCK on the crop). A heatmap codec's maps are that already."""
+        return maps
 
 
 def as_numpy_heatmaps(heatmaps: np.ndarray | torch.Tensor) -> np.ndarray:

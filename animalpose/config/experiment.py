@@ -125,11 +125,14 @@ class ModelConfig(Section):
 
 
 class CodecConfig(Section):
-    """Target encoding/decoding. ``sigma`` in heatmap pixels; ``beta`` sharpens soft-argmax (LPN: 160)."""
+    """Target encoding/decoding. ``sigma`` in heatmap pixels; ``beta`` sharpens soft-argmax (LPN: 160); ``radius``
+    is G-RMI's disk radius (``kind: grmi``, the codec of the ``grmi_*`` networks)."""
 
-    kind: Literal["gaussian", "dark", "udp", "soft_argmax"] = "gaussian"
+    kind: Literal["gaussian", "dark", "udp", "soft_argmax", "grmi"] = "gaussian"
     sigma: float = Field(default=2.0, gt=0)
     beta: float = Field(default=160.0, gt=0)
+    # G-RMI's disk radius R in heatmap pixels (the paper's 25 px at 353x257 is about 4.5 at 256x192, stride 4)
+    radius: float = Field(default=4.5, gt=0)
 
 
 FloatRange = tuple[float, float]
@@ -184,6 +187,9 @@ class TrainConfig(Section):
     gamma: float = Field(default=0.1, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
     epochs: int = Field(default=100, ge=1)
+    # LPN's iterative training: the whole schedule of ``epochs`` run ``cycles`` times, each cycle from the
+    # previous one's weights with the optimiser state reset (Zhang et al., arXiv 1911.10346)
+    cycles: int = Field(default=1, ge=1)
     batch_size: int = Field(default=32, ge=1)
     amp: bool = False
     channels_last: bool = False
@@ -243,6 +249,12 @@ class ExperimentConfig(Section):
     def _consistent(self) -> ExperimentConfig:
         if self.model.head == "dsnt" and self.codec.kind != "soft_argmax":
             raise KeyedError("codec.kind", f"the dsnt head decodes by soft-argmax, got {self.codec.kind!r}")
+        from animalpose.model_names import GRMI_MODELS
+
+        if (self.model.name in GRMI_MODELS) != (self.codec.kind == "grmi"):
+            raise KeyedError("codec.kind", f"{self.model.name} needs codec.kind "
+                             f"{'grmi' if self.model.name in GRMI_MODELS else 'other than grmi'} (G-RMI's "
+                             f"heatmaps + offsets go with the G-RMI networks only), got {self.codec.kind!r}")
         if self.data.schema_name is not None and self.model.num_joints is not None:
             from animalpose.keypoints import load_schema
 

@@ -56,15 +56,30 @@ def flip_heatmaps(heatmaps: np.ndarray | torch.Tensor, permutation: np.ndarray, 
     ``shift`` moves the mirrored maps one pixel right, the correction the MSRA/SimpleBaseline code
     applies in flip test-time augmentation for the standard (non-UDP) convention, where the heatmap
     grid is not symmetric about the input's mirror axis. Leave it False with UDP.
+
+    G-RMI's outputs (..., 3K, H, W) (heatmaps, x-offsets, y-offsets; :mod:`animalpose.codecs.grmi`) are
+    recognised by their 3K channels for a K-joint ``permutation``: each group is mirrored and permuted, and
+    the x-offsets change sign (a vector to the right points left in the mirror).
     """
     perm = np.asarray(permutation)
+    k, channels = len(perm), heatmaps.shape[-3]
+    offsets = channels == 3 * k
+    if offsets:
+        perm = np.concatenate([perm, perm + k, perm + 2 * k])
+    elif channels != k:
+        raise ValueError(f"{channels} maps fit neither {k} joints nor their G-RMI fields ({3 * k})")
     if isinstance(heatmaps, torch.Tensor):
         out = heatmaps.flip(-1)[..., torch.as_tensor(perm, device=heatmaps.device), :, :]
-        if shift:
+        if shift or offsets:
             out = out.clone()
+        if shift:
             out[..., 1:] = out[..., :-1].clone()
+        if offsets:
+            out[..., k:2 * k, :, :] *= -1
         return out
     out = np.ascontiguousarray(heatmaps[..., ::-1][..., perm, :, :])
     if shift:
         out[..., 1:] = out[..., :-1].copy()
+    if offsets:
+        out[..., k:2 * k, :, :] *= -1
     return out

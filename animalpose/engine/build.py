@@ -59,7 +59,7 @@ def pick_device(name: str) -> torch.device:
 
 def make_codec(cfg: ExperimentConfig) -> Codec:
     return build_codec(cfg.codec.kind, tuple(cfg.data.input_size), tuple(cfg.data.heatmap_size),
-                       cfg.codec.sigma, beta=cfg.codec.beta)
+                       cfg.codec.sigma, beta=cfg.codec.beta, radius=cfg.codec.radius)
 
 
 def _read(path: Path, cfg: ExperimentConfig, schema: str | KeypointSchema | None,

@@ -225,9 +225,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         if "image" not in batch:
             continue
         hm = final_heatmaps(model, batch["image"].to(dev), perm, shift).cpu()
-        dists.append(crop_distances(hm.numpy(), batch["target"].numpy()))
+        # argmax metrics read the codec's joint score maps (G-RMI: Hough maps; heatmap codecs: the maps)
+        scores, target_scores = codec.score_maps(hm.numpy()), codec.score_maps(batch["target"].numpy(), target=True)
+        dists.append(crop_distances(scores, target_scores))
         if ref_meter is not None:
-            ref_meter.update(hm.numpy(), batch["target"].numpy())
+            ref_meter.update(scores, target_scores)
         coords, maxvals = codec.decode(hm)
         orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
         preds.append(np.concatenate([orig, maxvals[..., None]], -1))

@@ -215,7 +215,9 @@ def _prediction_pictures(cfg: ExperimentConfig, trainer: Trainer, n: int = 8):
     module.eval()
     images = torch.stack([s["image"] for s in samples]).to(trainer.device)
     hm = final_heatmaps(module, images, trainer.flip_perm, trainer.flip_shift)
-    coords, maxvals = make_codec(cfg).decode(hm.cpu())
+    codec = make_codec(cfg)
+    coords, maxvals = codec.decode(hm.cpu())
+    hm = torch.as_tensor(codec.score_maps(hm.cpu().numpy()))  # one map per joint (G-RMI: its Hough maps)
     crops = [ds.normalization.denormalize(s["image"]) for s in samples]
     preds = [np.concatenate([c, m[:, None]], 1) for c, m in zip(coords, maxvals, strict=True)]
     gts = [s["meta"]["crop_keypoints"].numpy() for s in samples]

@@ -7,6 +7,11 @@ of the network is supervised (intermediate supervision). The loss is the one the
 (``model.loss``, :class:`animalpose.models.heads.PoseModel`): heatmap MSE, DSNT, integral L1, CPN's
 L2 + OHKM; a bare network without ``loss`` is trained with heatmap MSE.
 
+Iterative training (LPN, Zhang et al., arXiv 1911.10346; ``train.cycles`` = C > 1): the run is C cycles of
+``train.epochs`` epochs; each cycle starts from the weights the previous one ended with, with the optimiser
+state (Adam moments, momentum) cleared and the learning-rate schedule started again. Best-model selection
+and early stopping span the whole run.
+
 Exact resume: the sample order of epoch ``e`` depends only on ``seed + e`` (:class:`EpochSampler`),
 augmentation on (seed, epoch, index) (the dataset), so a run restarted from a checkpoint written at
 step ``s`` replays epoch ``e`` from sample ``s_e × batch`` with every RNG state restored. On the CPU
@@ -69,9 +74,12 @@ def lr_factor(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> float:
     """Multiplier of the base lr after ``step`` optimiser steps.
 
     Linear warm-up over ``train.warmup_steps``, then ``step``: × gamma at each milestone epoch passed, or
-    ``cosine``: 0.5 (1 + cos(π t)) with t the fraction of post-warm-up steps done.
+    ``cosine``: 0.5 (1 + cos(π t)) with t the fraction of post-warm-up steps done. With ``train.cycles`` > 1
+    (LPN's iterative training) the schedule starts again, warm-up included, every ``train.epochs`` epochs.
     """
     t = cfg.train
+    if t.cycles > 1:
+        step %= t.epochs * max(1, steps_per_epoch)
     warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
     if t.schedule == "step":
         epoch = step // max(1, steps_per_epoch)
@@ -188,6 +196,7 @@ class Trainer:
         self.flip_perm = flip_permutation_or_none(schema) if t.flip_test else None
         self.flip_shift = flip_shift_for(cfg.model.name, train_set.codec)
         self.epoch, self.step, self.best_score, self.bad_epochs = 0, 0, None, 0
+        self.total_epochs = t.epochs * t.cycles
         # {"score": s} while an improved epoch's best.ckpt is not on disk (its write was interrupted):
         # recorded in last.ckpt so that resume rebuilds best.ckpt from those very weights
         self.pending_best: dict | None = None
@@ -309,10 +318,13 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch, desc=f"epoch {self.epoch + 1}/{t.epochs}",
-                       leave=False, file=sys.stderr, dynamic_ncols=True)
+            bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch,
+                       desc=f"epoch {self.epoch + 1}/{self.total_epochs}", leave=False, file=sys.stderr,
+                       dynamic_ncols=True)
         if done_in_epoch == 0:
             self.epoch_acc = [0.0, 0, 0.0, 0.0]
+            if self.epoch > 0 and self.epoch % t.epochs == 0:  # a new cycle of iterative training
+                self.optimizer.state.clear()
         # carried over a mid-epoch resume, so epoch means are exact
         loss_sum, n_images, busy, wall_before = self.epoch_acc
         t_start = time.perf_counter()
@@ -387,7 +399,9 @@ class Trainer:
                 if self.flip_perm is not None:  # flip test: average with the mirrored input's maps
                     flipped = module(images.flip(-1))[-1].float()
                     hm = 0.5 * (hm + flip_heatmaps(flipped, self.flip_perm, shift=self.flip_shift))
-                dists.append(crop_distances(hm.cpu().numpy(), target.cpu().numpy()))
+                # the codec's joint score maps (G-RMI: Hough maps of its heatmaps + offsets; others: the maps)
+                dists.append(crop_distances(ds.codec.score_maps(hm.cpu().numpy()),
+                                            ds.codec.score_maps(target.cpu().numpy(), target=True)))
                 loss_sum += float(loss) * len(images)
                 n += len(images)
             d = np.concatenate(dists) if dists else np.zeros((0, self.schema.num_joints))
@@ -408,14 +422,15 @@ class Trainer:
         return metrics
 
     def fit(self, until: int | None = None) -> TrainResult:
-        """Train until ``train.epochs`` (or early stopping / the halt hook); returns where things are.
+        """Train until ``train.epochs`` × ``train.cycles`` (or early stopping / the halt hook); returns where
+        things are.
 
-        ``until``: stop after that epoch instead (at most ``train.epochs``), e.g. at the end of a
+        ``until``: stop after that epoch instead (at most the total), e.g. at the end of a
         CC-SSL round; the lr schedule always spans the whole ``train.epochs``, so training in pieces
         (``fit(until=2)``, then ``fit(until=4)``) takes the same steps as ``fit()`` to epoch 4.
         """
         t = self.cfg.train
-        end = t.epochs if until is None else min(until, t.epochs)
+        end = self.total_epochs if until is None else min(until, self.total_epochs)
         best_path = self.out_dir / "best.ckpt"
         last_path = self.out_dir / "last.ckpt"
         stopped_early = halted = False
@@ -480,7 +495,7 @@ class Trainer:
     def _print_epoch(self, m: dict, improved: bool) -> None:
         if not self.progress:
             return
-        parts = [f"epoch {int(m['epoch'])}/{self.cfg.train.epochs}", f"loss {m['train/loss']:.4g}",
+        parts = [f"epoch {int(m['epoch'])}/{self.total_epochs}", f"loss {m['train/loss']:.4g}",
                  f"{m['train/images_per_s']:.1f} img/s"]
         if "val/pck@0.05" in m:
             parts.append(f"val PCK@0.05 {100 * m['val/pck@0.05']:.1f}%")

@@ -1,4 +1,4 @@
-"""Pose networks: stacked hourglass, PyraNet, SimpleBaseline, HRNet, CPN, MSPN, RSN; heads; factory; speed paths.
+"""Pose networks: hourglass, PyraNet, SimpleBaseline, HRNet, CPN, MSPN, RSN, LPN, G-RMI; heads; factory; speed paths.
 
 Contracts other packages rely on
 --------------------------------
@@ -7,15 +7,18 @@ Contracts other packages rely on
 input_size=None, pretrained=None, **arch_kw) -> PoseModel`` or ``build_model_from_config(ModelConfig)``;
 ``MODELS`` is the one table of names (``hourglass1/2/4/8``, ``hourglass_quick``, ``pyranet4``,
 ``pyranet``, ``pyranet_quick``, ``simplebaseline18/34/50/101/152``, ``hrnet_w32``, ``hrnet_w48``, ``cpn50``,
-``cpn101``, ``cpn_quick``, ``mspn_2stg/3stg/4stg``, ``mspn_quick``, ``rsn18``, ``rsn50``, ``rsn_quick``); the
-experiment config's ``model.name`` is validated against it.
+``cpn101``, ``cpn_quick``, ``mspn_2stg/3stg/4stg``, ``mspn_quick``, ``rsn18``, ``rsn50``, ``rsn_quick``,
+``lpn50/101/152``, ``lpn_quick``, ``grmi_resnet50``, ``grmi_resnet101``, ``grmi_quick``); the experiment config's
+``model.name`` is validated against it.
 Invalid names, heads, sizes or keywords raise :class:`animalpose.errors.ConfigError` naming the field.
 
 **Forward.** ``model(x)`` with x (N, 3, H, W) float32 returns ``list[Tensor]`` of score maps
 (N, K, H/4, W/4), one per supervised stage (hourglass/PyraNet: one per stack; others: a list of one);
 the last is the final prediction (CPN: GlobalNet's four levels, then RefineNet; MSPN/RSN: four levels per
 stage, coarse to fine). H and W must be multiples of 64 (hourglass, PyraNet: stride 4 × hourglass depth 4)
-or 32 (SimpleBaseline, HRNet, CPN, MSPN, RSN).
+or 32 (SimpleBaseline, HRNet, CPN, MSPN, RSN), 16 (LPN), 8 (G-RMI).
+G-RMI's outputs are (N, 3K, H/4, W/4): K heatmap logits, K x- and K y-offsets (:mod:`animalpose.codecs.grmi`),
+read with ``codec.kind: grmi``; its codec's ``score_maps`` gives one Hough map per joint for argmax metrics.
 
 **Attributes.** ``model.num_joints`` (K), ``model.stride`` (4), ``model.head_codec`` in
 {"heatmap", "dsnt", "integral"}, ``model.name``, ``model.input_size`` (H, W), ``model.net`` (the

@@ -16,11 +16,13 @@ from torch import nn
 
 from animalpose.errors import ConfigError
 from animalpose.flops import count_macs_and_outputs, count_parameters
-from animalpose.model_names import MODEL_NAMES
+from animalpose.model_names import GRMI_MODELS, MODEL_NAMES
 from animalpose.models.cpn import CPN, cpn, cpn_quick
+from animalpose.models.grmi import GRMINet, grmi_quick, grmi_resnet
 from animalpose.models.heads import HEAD_CODECS, PoseModel, make_head
 from animalpose.models.hourglass import HourglassNet, hourglass_net, hourglass_quick_net
 from animalpose.models.hrnet import HRNet, hrnet
+from animalpose.models.lpn import LPN, lpn, lpn_quick
 from animalpose.models.mspn import MSPN, mspn, mspn_quick
 from animalpose.models.pyranet import PyraNet, pyranet, pyranet_quick
 from animalpose.models.reference_weights import load_reference_hourglass
@@ -131,6 +133,34 @@ def rsn_quick_net(num_joints: int = 17, **kw: Any) -> RSN:
     return rsn_quick(num_joints, **kw)
 
 
+def lpn50(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=50, **kw)
+
+
+def lpn101(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=101, **kw)
+
+
+def lpn152(num_joints: int = 17, **kw: Any) -> LPN:
+    return lpn(num_joints, depth=152, **kw)
+
+
+def lpn_quick_net(num_joints: int = 17) -> LPN:
+    return lpn_quick(num_joints)
+
+
+def grmi_resnet50(num_joints: int = 17) -> GRMINet:
+    return grmi_resnet(num_joints, depth=50)
+
+
+def grmi_resnet101(num_joints: int = 17) -> GRMINet:
+    return grmi_resnet(num_joints, depth=101)
+
+
+def grmi_quick_net(num_joints: int = 17) -> GRMINet:
+    return grmi_quick(num_joints)
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -184,9 +214,23 @@ MODELS: dict[str, ModelSpec] = {
                        flip_shift=False),
     "rsn50": ModelSpec(rsn50, (256, 192), 17, 32, "RSN-50", flip_shift=False),
     "rsn_quick": ModelSpec(rsn_quick_net, (128, 96), 17, 32, "CPU quick RSN: RSN-18 blocks, 64 ch", flip_shift=False),
+    # LPN: backbone stride 16 (last stage at stride 1); the authors' config flip-tests with the shift
+    "lpn50": ModelSpec(lpn50, (256, 192), 17, 16, "LPN-50, depthwise bottlenecks + GC blocks (Zhang et al.)"),
+    "lpn101": ModelSpec(lpn101, (256, 192), 17, 16, "LPN-101"),
+    "lpn152": ModelSpec(lpn152, (256, 192), 17, 16, "LPN-152"),
+    "lpn_quick": ModelSpec(lpn_quick_net, (128, 96), 17, 16, "CPU quick LPN: 2 blocks per stage, 128-ch deconvs"),
+    # G-RMI: 3K output maps (heatmaps + offsets), codec.kind grmi; its UDP grid flips without a shift
+    "grmi_resnet50": ModelSpec(grmi_resnet50, (256, 192), 17, 8, "G-RMI heatmaps + offsets, ResNet-50 at stride 8",
+                               flip_shift=False),
+    "grmi_resnet101": ModelSpec(grmi_resnet101, (256, 192), 17, 8, "G-RMI, ResNet-101 at stride 8 (Papandreou et al.)",
+                                flip_shift=False),
+    "grmi_quick": ModelSpec(grmi_quick_net, (128, 96), 17, 8, "CPU quick G-RMI: ResNet-18 to layer3 at stride 8",
+                            flip_shift=False),
 }
 if tuple(MODELS) != MODEL_NAMES:  # configs are checked against the torch-free list
     raise RuntimeError(f"animalpose.model_names.MODEL_NAMES {MODEL_NAMES} differs from MODELS {tuple(MODELS)}")
+if {n for n, s in MODELS.items() if s.factory in (grmi_resnet50, grmi_resnet101, grmi_quick_net)} != set(GRMI_MODELS):
+    raise RuntimeError(f"animalpose.model_names.GRMI_MODELS {GRMI_MODELS} are not MODELS' G-RMI networks")
 
 
 # --- typed config and building -----------------------------------------------------------------------
@@ -223,6 +267,9 @@ class ModelConfig:
             raise ConfigError(source, "model.num_joints", f"expected a positive integer, got {self.num_joints!r}")
         if self.head not in HEAD_CODECS:
             raise ConfigError(source, "model.head", f"unknown head {self.head!r}; expected one of {HEAD_CODECS}")
+        if self.name in GRMI_MODELS and self.head != "heatmap":
+            raise ConfigError(source, "model.head", f"{self.name} is read by its codec (grmi: Hough voting over "
+                                                    f"heatmaps + offsets), not by a {self.head!r} head")
         if not isinstance(self.beta, int | float) or self.beta <= 0:
             raise ConfigError(source, "model.beta", f"expected a positive number, got {self.beta!r}")
         if self.input_size is not None:

@@ -22,6 +22,11 @@ Modes (:data:`MODES`): ``plain`` (float32, NCHW: the CC-SSL reference's executio
 train only). The compile modes take minutes to compile on a small CPU, so they run only when named
 (:data:`DEFAULT_MODES` leaves them out). The trained parameters are the same in every mode.
 
+Side by side with SimpleBaseline-50: when ``simplebaseline50`` is among the cases, every other row of the same
+mode gets its forward and training-step cost as a ratio to SimpleBaseline-50's in the same run
+(:func:`baseline_ratios`; CPU time per image, steadier on a shared machine, and wall clock). ``--size HxW``
+measures every case at one input size (a small one keeps a run short on a loaded CPU).
+
 Anchor (issue 5): the CC-SSL reference hourglass4 at 256×256 on a 2-core CPU took 135–176 ms per image
 forward (batch 1) and 0.43–0.50 s per image forward+backward; :func:`anchor_ratios` compares.
 """
@@ -50,8 +55,12 @@ CASES: list[tuple[str, tuple[int, int]]] = [
     ("cpn50", (256, 192)),
     ("mspn_2stg", (256, 192)),
     ("rsn18", (256, 192)),
+    ("lpn50", (256, 192)),
+    ("grmi_resnet50", (256, 192)),
     ("hrnet_w32", (256, 192)),
 ]
+#: the model every other is compared with when it is in the run (:func:`baseline_ratios`)
+BASELINE = "simplebaseline50"
 DEFAULT_MODES: tuple[str, ...] = ("plain", "channels_last", "bf16", "channels_last+bf16", "fused",
                                   "channels_last+pointwise")
 COMPILE_MODES: tuple[str, ...] = ("channels_last+compile", "channels_last+pointwise+compile")
@@ -81,7 +90,8 @@ def _build(name: str, input_size: tuple[int, int], mode: str, batch: int) -> _Ru
     k, (h, w) = model.num_joints, input_size
     parts = set(mode.split("+"))
     x = torch.randn(batch, 3, h, w)
-    target = torch.rand(batch, k, h // model.stride, w // model.stride)
+    maps = k * getattr(model.net, "channels_per_joint", 1)  # G-RMI: heatmaps + x- and y-offsets
+    target = torch.rand(batch, maps, h // model.stride, w // model.stride)
     weight = torch.ones(batch, k)
     grid = torch.tensor([w // model.stride - 1, h // model.stride - 1], dtype=torch.float32)
     coords = torch.rand(batch, k, 2) * grid if model.needs_coords else None  # (x, y) heatmap px
@@ -199,6 +209,23 @@ def anchor_ratios(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def baseline_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> dict[str, Any]:
+    """Cost per image of each model relative to ``baseline`` in the same mode and run (>1 = costlier):
+    ``{model: {mode: {"forward_cpu", "forward_wall", "train_cpu", "train_wall"}}}``; empty without a baseline row."""
+    base = {r["mode"]: r for r in rows if r["model"] == baseline}
+    out: dict[str, Any] = {}
+    keys = {"forward_cpu": "forward_cpu_ms_per_image", "forward_wall": "forward_ms_per_image",
+            "train_cpu": "train_cpu_s_per_image", "train_wall": "train_s_per_image"}
+    for row in rows:
+        b = base.get(row["mode"])
+        if b is None or row["model"] == baseline:
+            continue
+        out.setdefault(row["model"], {})[row["mode"]] = {
+            name: (row[key] / b[key] if row.get(key) is not None and b.get(key) else None)
+            for name, key in keys.items()}
+    return out
+
+
 def run_models_benchmark(
     cases: list[tuple[str, tuple[int, int]]] | None = None,
     modes: tuple[str, ...] = DEFAULT_MODES,
@@ -230,6 +257,7 @@ def run_models_benchmark(
         "warmup": warmup,
         "results": rows,
         "anchor": anchor_ratios(rows),
+        "vs_" + BASELINE: baseline_ratios(rows),
     }
 
 
@@ -260,6 +288,10 @@ def format_table(report: dict[str, Any]) -> str:
         )
     lines.append("vs plain: train CPU-time speed-up over plain in the same run; setup: first training call "
                  "(compilation for compile modes)")
+    for model, by_mode in (report.get("vs_" + BASELINE) or {}).items():
+        for mode, r in by_mode.items():
+            parts = [f"{what} {r[what + '_cpu']:.2f}x" for what in ("forward", "train") if r[what + "_cpu"] is not None]
+            lines.append(f"{model} {mode}: {', '.join(parts)} SimpleBaseline-50's CPU time per image")
     anchor = report["anchor"]
     for mode, entry in anchor.items():
         if mode == "reference":
@@ -288,10 +320,17 @@ def bench_command(
         help="Only these modes (repeatable): plain, channels_last, bf16, channels_last+bf16, fused, "
         "channels_last+pointwise; named only: channels_last+compile, channels_last+pointwise+compile.",
     ),
+    size: str = typer.Option("", "--size", help="Measure every model at this input size HxW (e.g. 128x96)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."""
+    """Forward and forward+backward images/s of the pose networks, side by side with SimpleBaseline-50."""
     cases = [c for c in CASES if not model or c[0] in model]
+    if size:
+        try:
+            h, w = (int(v) for v in size.lower().split("x"))
+        except ValueError as exc:
+            raise typer.BadParameter(f"--size must be HxW, got {size!r}") from exc
+        cases = [(name, (h, w)) for name, _ in cases]
     if model and len(cases) != len(set(model)):
         raise typer.BadParameter(f"--model must be among {[c[0] for c in CASES]}")
     modes = tuple(mode) if mode else DEFAULT_MODES

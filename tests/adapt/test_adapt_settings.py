@@ -57,3 +57,14 @@ def test_wscda_human_schema_is_a_known_keypoint_schema():
     with pytest.raises(ConfigError) as err:
         parse_config({"wscda": {"human_schema": "kocoa"}}, WSCDAConfig, where="w.yaml")
     assert (err.value.file, err.value.field) == ("w.yaml", "wscda.human_schema") and "coco" in str(err.value)
+
+
+@pytest.mark.parametrize("cls", [CCSSLConfig, WSCDAConfig])
+def test_grmi_offsets_are_refused_by_the_adaptation_methods(cls):
+    from animalpose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one heatmap per joint"):
+        parse_config({"model": {"name": "grmi_quick"}, "codec": {"kind": "grmi"}}, cls)
+    if cls is CCSSLConfig:
+        with pytest.raises(ConfigError, match="cycles"):
+            parse_config({"train": {"cycles": 2}}, cls)

@@ -89,3 +89,24 @@ def test_anchor_ratio_arithmetic_and_table():
 def test_bench_models_rejects_unknown_model():
     result = runner.invoke(app, ["bench", "models", "--model", "resnet9000", "--json"])
     assert result.exit_code != 0 and "--model" in result.output
+
+
+def test_ratios_to_simplebaseline50_of_the_same_mode_and_run():
+    from flows.benchmarks.models import baseline_ratios
+
+    def row(model, mode, f_cpu, t_cpu):
+        return {"model": model, "mode": mode, "forward_cpu_ms_per_image": f_cpu, "forward_ms_per_image": 2 * f_cpu,
+                "train_cpu_s_per_image": t_cpu, "train_s_per_image": 2 * t_cpu}
+
+    rows = [row("simplebaseline50", "plain", 100.0, 1.0), row("lpn50", "plain", 25.0, 0.5),
+            row("lpn50", "bf16", 10.0, 0.1)]  # no baseline row in bf16: no ratio
+    ratios = baseline_ratios(rows)
+    assert ratios == {"lpn50": {"plain": {"forward_cpu": 0.25, "forward_wall": 0.25, "train_cpu": 0.5,
+                                          "train_wall": 0.5}}}
+    assert baseline_ratios(rows[1:]) == {}
+
+
+def test_bench_trains_grmi_on_its_3k_maps(one_thread):
+    """G-RMI's loss reads heatmap + offset targets (3K maps): the bench makes them."""
+    row = measure_case("grmi_quick", (64, 64), "plain", batch=2, repeats=1, warmup=0)
+    assert row["params"] == 2_795_891 and row["train_s_per_image"] > 0

@@ -68,3 +68,13 @@ def test_epoch_sampler_is_a_function_of_seed_and_epoch_and_splits_ranks():
     parts = [list(r) for r in ranks]
     assert all(len(p) == 4 for p in parts)  # ceil(10 / 3), padded by wrapping
     assert {i for p in parts for i in p} == set(range(10))
+
+
+def test_iterative_training_restarts_the_schedule_every_cycle():
+    """LPN's iterative training (train.cycles): the step schedule of 10 epochs, ×0.1 at 6, run twice."""
+    cfg = parse_config({"train": {"schedule": "step", "milestones": [6], "epochs": 10, "cycles": 2}})
+    spe = 5
+    assert [lr_factor(s, cfg, spe) for s in (0, 29, 30, 49)] == pytest.approx([1.0, 1.0, 0.1, 0.1])
+    assert [lr_factor(s, cfg, spe) for s in (50, 79, 80, 99)] == pytest.approx([1.0, 1.0, 0.1, 0.1])
+    one = parse_config({"train": {"schedule": "step", "milestones": [6], "epochs": 10}})
+    assert lr_factor(50, one, spe) == pytest.approx(0.1)  # one cycle: no restart

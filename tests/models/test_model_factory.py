@@ -9,7 +9,14 @@ from animalpose.errors import ConfigError
 from animalpose.models.factory import MODELS, ModelConfig, build_model, build_model_from_config, model_info
 
 # one variant per family on meta at both inputs in the default suite; every variant in the slow one
-FAMILY_REPRESENTATIVES = ["hourglass4", "hourglass_quick", "pyranet_quick", "simplebaseline50", "hrnet_w32"]
+FAMILY_REPRESENTATIVES = ["hourglass4", "hourglass_quick", "pyranet_quick", "simplebaseline50", "hrnet_w32",
+                          "lpn_quick", "grmi_quick"]
+
+
+def _maps(name: str) -> int:
+    """Output maps: K, or 3K for G-RMI's heatmaps + offsets."""
+    with torch.device("meta"):
+        return MODELS[name].num_joints * getattr(build_model(name).net, "channels_per_joint", 1)
 
 
 def _shapes(name: str, h: int, w: int) -> list[tuple[int, ...]]:
@@ -20,7 +27,7 @@ def _shapes(name: str, h: int, w: int) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("name", FAMILY_REPRESENTATIVES)
 def test_family_shapes_at_both_inputs(name):
-    k = MODELS[name].num_joints
+    k = _maps(name)
     for h, w in [(256, 256), (256, 192)]:
         shapes = _shapes(name, h, w)
         assert shapes[-1] == (1, k, h // 4, w // 4)
@@ -30,7 +37,7 @@ def test_family_shapes_at_both_inputs(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_listed_model_shapes_at_both_inputs(name):
-    k = MODELS[name].num_joints
+    k = _maps(name)
     for h, w in [(256, 256), (256, 192)]:
         assert set(_shapes(name, h, w)) == {(1, k, h // 4, w // 4)}
 

@@ -51,7 +51,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import ConcatDataset, DataLoader
 
 from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
@@ -71,7 +71,7 @@ from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import write_json_atomic
-from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, SchemaName, Section, to_dict
+from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, SchemaName, Section, to_dict
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
@@ -121,6 +121,14 @@ class WSCDAConfig(ExperimentConfig):
     """An experiment config plus ``wscda``; ``data.train`` = labelled animals, ``data.target`` = unlabelled."""
 
     wscda: WSCDASection = Field(default_factory=WSCDASection)
+
+    @model_validator(mode="after")
+    def _one_map_per_joint(self) -> WSCDAConfig:
+        # the keypoint estimator's heatmaps are scored and pseudo-labelled one map per joint
+        if self.codec.kind == "grmi":
+            raise KeyedError("codec.kind", "WS-CDA's keypoint estimator needs one heatmap per joint; G-RMI's "
+                                            "heatmaps + offsets (grmi) are not supported")
+        return self
 
 
 @dataclass
