@@ -153,7 +153,7 @@ def prediction_grid_figure(images: Sequence[np.ndarray], predictions: Sequence[n
             vis = gt[:, 2] > 0
             ax.scatter(gt[vis, 0], gt[vis, 1], s=16, facecolors="none", edgecolors="white", linewidths=0.6)
         if captions is not None:
-            ax.set_title(captions[i], fontsize=6, pad=2)
+            ax.set_title(captions[i], fontsize=7, pad=2)
         h, w = images[i].shape[:2]
         ax.set_xlim(-0.5, w - 0.5)  # joints predicted outside the image do not shrink it
         ax.set_ylim(h - 0.5, -0.5)
