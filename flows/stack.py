@@ -160,7 +160,13 @@ def start_stack(
     say = say or (lambda text: None)
     try:
         t0 = time.monotonic()
-        say(f"waiting for the Prefect server on {host}:{prefect_port} (log: {home / 'logs' / 'prefect.log'})")
+        # both start at once; the MLflow server is usually ready first, so it is waited for first
+        say(f"starting the MLflow server on {host}:{mlflow_port} (store: {store_uri}) and the Prefect server "
+            f"on {host}:{prefect_port} (logs: {home / 'logs'})")
+        wait_healthy(
+            f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
+        )
+        say(f"MLflow server ready ({time.monotonic() - t0:.0f} s); waiting for the Prefect server")
         wait_healthy(
             f"http://{host}:{prefect_port}/api/health",
             prefect,
@@ -168,11 +174,7 @@ def start_stack(
             home / "logs" / "prefect.log",
             timeout,
         )
-        say(f"waiting for the MLflow server on {host}:{mlflow_port} (store: {store_uri})")
-        wait_healthy(
-            f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
-        )
-        say(f"both servers up in {time.monotonic() - t0:.0f} s")
+        say(f"Prefect server ready ({time.monotonic() - t0:.0f} s)")
     except BaseException:
         stop_stack(home)
         raise
