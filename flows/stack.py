@@ -192,26 +192,39 @@ def _alive(state: StackState) -> bool:
     return pid_alive(state.prefect_pid) or pid_alive(state.mlflow_pid)
 
 
-def _stop_group(pid: int, grace: float) -> None:
+def _group_gone(pid: int) -> bool:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, 0)
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        try:  # reap our own child so it does not linger as a zombie
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        return True
+    try:  # reap our own child so it does not linger as a zombie
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
         pass
+    return False
+
+
+def _stop_groups(pids: list[int], grace: float) -> None:
+    """SIGTERM every process group in ``pids`` at once, SIGKILL what is left ``grace`` seconds later: the
+    servers shut down side by side, so stopping both takes the slower one's time, not the sum (on 2 loaded
+    cores the Prefect server took 3 s and the MLflow server over 5 s)."""
+    live = []
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            live.append(pid)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while live and time.monotonic() < deadline:
+        live = [pid for pid in live if not _group_gone(pid)]
+        if live:
+            time.sleep(0.2)
+    for pid in live:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def record_serving(home: Path, pid: int) -> None:
@@ -264,7 +277,6 @@ def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 16.0) -> boo
     # not this process, nor its supervisor (the stop from inside a supervised `serve`'s clean-up)
     if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and pid_alive(state.serve_pid):
         _stop_serving(state.serve_pid, serve_grace)
-    for pid in (state.prefect_pid, state.mlflow_pid):
-        _stop_group(pid, grace)
+    _stop_groups([state.prefect_pid, state.mlflow_pid], grace)
     state_file.unlink(missing_ok=True)
     return True
