@@ -109,10 +109,14 @@ def learning_curve_figure(history: Mapping[str, Sequence[tuple[int, float]]], ti
     return fig
 
 
+_CORRECT = {True: "limegreen", False: "red", None: "lightgrey"}
+
+
 def prediction_grid_figure(images: Sequence[np.ndarray], predictions: Sequence[np.ndarray],
                            ground_truth: Sequence[np.ndarray | None] | None = None,
                            skeleton: Sequence[tuple[int, int]] = (), columns: int = 4,
-                           title: str | None = None) -> Figure:
+                           title: str | None = None, captions: Sequence[str] | None = None,
+                           correct: Sequence[Sequence[bool | None]] | None = None) -> Figure:
     """Images with predicted joints (coloured by confidence) and ground truth (white rings).
 
     Args:
@@ -120,6 +124,9 @@ def prediction_grid_figure(images: Sequence[np.ndarray], predictions: Sequence[n
         predictions: (K, 3) x, y, confidence in that image's pixels.
         ground_truth: optional (K, 3) x, y, visibility.
         skeleton: joint index pairs drawn as bones between predicted joints.
+        captions: one line under each image.
+        correct: per image, per joint True / False / None: joints drawn green / red / grey instead of by
+            confidence (e.g. within the PCK threshold of their label or not, or unlabelled).
     """
     n = len(images)
     cols = max(1, min(columns, n))
@@ -134,13 +141,22 @@ def prediction_grid_figure(images: Sequence[np.ndarray], predictions: Sequence[n
         pred = np.asarray(predictions[i], dtype=float)
         for a, b in skeleton:
             ax.plot(pred[[a, b], 0], pred[[a, b], 1], color="yellow", lw=0.8, alpha=0.7)
-        conf = np.clip(pred[:, 2], 0, 1) if pred.shape[1] > 2 else np.ones(len(pred))
-        ax.scatter(pred[:, 0], pred[:, 1], c=conf, cmap="RdYlGn", vmin=0, vmax=1, s=9, edgecolors="black",
-                   linewidths=0.3)
+        if correct is not None:
+            colours = [_CORRECT[c] for c in correct[i]]
+            ax.scatter(pred[:, 0], pred[:, 1], c=colours, s=12, edgecolors="black", linewidths=0.3)
+        else:
+            conf = np.clip(pred[:, 2], 0, 1) if pred.shape[1] > 2 else np.ones(len(pred))
+            ax.scatter(pred[:, 0], pred[:, 1], c=conf, cmap="RdYlGn", vmin=0, vmax=1, s=9, edgecolors="black",
+                       linewidths=0.3)
         if ground_truth is not None and ground_truth[i] is not None:
             gt = np.asarray(ground_truth[i], dtype=float)
             vis = gt[:, 2] > 0
             ax.scatter(gt[vis, 0], gt[vis, 1], s=16, facecolors="none", edgecolors="white", linewidths=0.6)
+        if captions is not None:
+            ax.set_title(captions[i], fontsize=7, pad=2)
+        h, w = images[i].shape[:2]
+        ax.set_xlim(-0.5, w - 0.5)  # joints predicted outside the image do not shrink it
+        ax.set_ylim(h - 0.5, -0.5)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -68,7 +68,7 @@ from flows.common import (
     ui_command,
 )
 from flows.console import live, percent, timed_stage
-from flows.evaluate import PCK, annotations_for, evaluate, resolve_checkpoint
+from flows.evaluate import PCK, annotations_for, evaluate, labelled_clip, log_pictures, resolve_checkpoint
 from flows.presets import FlowPreset, load_preset
 from flows.pretrain import make_dataset, pretrain, train_config
 from flows.runners import task_runner
@@ -275,13 +275,59 @@ TABLE_METRICS = ("pck_crop@0.05", "pck_crop@0.1", "AP")
 
 
 def score(role: str, checkpoint: Path, sets: dict[str, Path | None], batch_size: int, schema: str,
-          allow_outside_root: bool = False) -> dict:
+          allow_outside_root: bool = False, examples: int = 0) -> dict:
     """``{data set: engine.evaluate result}`` of ``checkpoint`` on each named set that exists; one
     ``evaluate-<role>-<data set>`` task each (cached on the checkpoint's and the data's content).
-    ``allow_outside_root``: the sets may name images outside their folder (`data subset` files)."""
+    ``allow_outside_root``: the sets may name images outside their folder (`data subset` files).
+    ``examples``: the target-test result also holds that many fixed instances for the gallery."""
     return {name: evaluate.with_options(task_run_name=f"evaluate-{role}-{name.replace('_', '-')}")(
-                checkpoint, path, batch_size, schema, allow_outside_root=allow_outside_root)
+                checkpoint, path, batch_size, schema, allow_outside_root=allow_outside_root,
+                examples=examples if name == "target_test" else 0)
             for name, path in sets.items() if path is not None}
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """How a flow scores and pictures each model stage (source-only, the rounds, the oracle; WS-CDA's steps).
+
+    Every named set that exists is scored (:func:`score`) and logged into the stage's run
+    (:func:`log_scores`); on target test the stage also logs the gallery of ``gallery`` fixed instances and
+    the per-joint bars (:func:`flows.evaluate.log_pictures`), and, when the targets hold a ``video``
+    (:func:`animalpose.engine.pictures.find_video`), a labelled GIF of its first ``clip_seconds``
+    (``pictures/<role>.gif``, written under ``clips``; one ``clip-<role>`` task).
+    """
+
+    sets: dict[str, Path | None]
+    batch_size: int
+    schema: str
+    allow_outside_root: bool = False
+    gallery: int = 0
+    video: dict | None = None
+    clip_seconds: float = 0.0
+    clips: Path | None = None
+
+    def __call__(self, run, role: str, checkpoint: Path) -> dict:
+        """``{data set: evaluate result}`` of ``checkpoint``, logged with its pictures into ``run``."""
+        results = score(role, checkpoint, self.sets, self.batch_size, self.schema, self.allow_outside_root,
+                        examples=self.gallery)
+        log_scores(run, results)
+        if "target_test" in results:
+            log_pictures(run, role, results["target_test"])
+        if self.video is not None and self.clip_seconds > 0 and self.clips is not None:
+            gif = self.clips / f"{role}.gif"
+            clip = fresh(labelled_clip, gif).with_options(task_run_name=f"clip-{role}")
+            run.log_artifact(clip(checkpoint, self.video, gif, self.schema, self.clip_seconds), "pictures")
+        return results
+
+
+def target_video(paths: list[Path], schema: str, seconds: float) -> dict | None:
+    """The video of the targets to draw each stage's clip on (:func:`~animalpose.engine.pictures.find_video`:
+    the test set's first, else the unlabelled target's), or None (no video, or ``seconds`` = 0)."""
+    if seconds <= 0:
+        return None
+    from animalpose.engine.pictures import find_video
+
+    return find_video(paths, schema)
 
 
 def scored_metrics(results: dict) -> dict[str, float]:
@@ -395,8 +441,10 @@ def ccssl_flow(
         schema = cfg["data"]["schema"]
         scores: dict[str, dict] = {}  # stage label -> {data set: evaluate result}
 
+        scoring = Scoring(sets, p.eval_batch_size, schema, allow_outside_root, p.gallery,
+                          target_video([test, *target], schema, p.clip_seconds), p.clip_seconds, out / "clips")
+
         def model_stage(label: str, results: dict, st, line) -> float:
-            log_scores(st, results)
             scores[label] = results
             line.headline = percent("target test PCK@0.05", _pck(results))
             return _pck(results)
@@ -413,8 +461,7 @@ def ccssl_flow(
                     progress=live())
                 adopt(st, pre["run_id"])
                 source_ckpt = Path(pre["checkpoint"])
-            source_only = model_stage("source-only", score("source-only", source_ckpt, sets, p.eval_batch_size,
-                                                           schema, allow_outside_root), st, line)
+            source_only = model_stage("source-only", scoring(st, "source-only", source_ckpt), st, line)
         parent.log_metrics({f"source_only/target_test/{PCK}": source_only})
 
         round_pck: list[float] = []
@@ -427,8 +474,7 @@ def ccssl_flow(
                                   n_rounds, section=p.ccssl, tracker=st, dask_workers=dask_workers,
                                   dask_address=dask_address, progress=live())
                 ckpt = Path(res["checkpoint"])
-                round_pck.append(model_stage(label, score(label, ckpt, sets, p.eval_batch_size, schema,
-                                                          allow_outside_root), st, line))
+                round_pck.append(model_stage(label, scoring(st, label, ckpt), st, line))
             parent.log_metrics({f"round/target_test/{PCK}": round_pck[-1]}, step=r + 1)
 
         decision, control_pck = None, None
@@ -441,8 +487,8 @@ def ccssl_flow(
                 val_file = annotations_for(target_val, schema)
                 decision = keep(cfg, where, source_ckpt, target, test, val_file, out / "ccssl", p.epochs_per_round,
                                 n_rounds, section=p.ccssl, tracker=st, progress=live())
-                control_pck = model_stage("control", score("control", Path(decision["control"]["checkpoint"]), sets,
-                                                           p.eval_batch_size, schema, allow_outside_root), st, line)
+                control_pck = model_stage("control", scoring(st, "control", Path(decision["control"]["checkpoint"])),
+                                          st, line)
                 line.headline = decision["sentence"]
             metric = decision["metric"]
             parent.log_metrics({f"keep/adapted_{metric}": decision["adapted"]["score"],
@@ -465,8 +511,7 @@ def ccssl_flow(
                     ocfg, where, out / "oracle", f"oracle-{species}", register_as=f"{species}-oracle",
                     progress=live())
                 adopt(st, orc["run_id"])
-                oracle_pck = model_stage("oracle", score("oracle", Path(orc["checkpoint"]), sets, p.eval_batch_size,
-                                                         schema, allow_outside_root), st, line)
+                oracle_pck = model_stage("oracle", scoring(st, "oracle", Path(orc["checkpoint"])), st, line)
             parent.log_metrics({f"oracle/target_test/{PCK}": oracle_pck})
 
         recovery = gap_recovery(source_only, round_pck[-1], oracle_pck)

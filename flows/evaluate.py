@@ -68,18 +68,42 @@ def annotations_for(data: Path, schema: str | None) -> Path:
       retries=1, retry_delay_seconds=5,
       retry_condition_fn=retry_transient)
 def evaluate(checkpoint: Path, data: Path, batch_size: int | None = None, schema: str | None = None,
-             protocol: str = "default", allow_outside_root: bool = False) -> dict:
+             protocol: str = "default", allow_outside_root: bool = False, examples: int = 0) -> dict:
     """``engine.evaluate``: ``{"metrics": {...}, "per_joint": {...}, "instances": n, ...}``.
 
     ``schema`` picks the matching annotation file of a multi-schema (generated) dataset folder;
     ``protocol="reference"`` scores as the CC-SSL reference's evaluation/test.py (no flip, batch 6 unless
     ``batch_size`` says otherwise, its batch-averaged PCK); ``batch_size`` None takes the protocol's.
     ``allow_outside_root`` reads images outside the dataset's image root (e.g. a `data subset` file).
+    ``examples``: also return that many fixed instances with their predictions, for :func:`log_pictures`.
     """
     from animalpose.engine.evaluate import evaluate as run
 
     return run(checkpoint, annotations_for(data, schema), batch_size=batch_size, protocol=protocol, progress=False,
-               allow_outside_root=allow_outside_root)
+               allow_outside_root=allow_outside_root, examples=examples)
+
+
+@task(name="labelled-clip", cache_policy=INPUT_FILES, persist_result=True, result_serializer="json",
+      retries=1, retry_delay_seconds=5, retry_condition_fn=retry_transient)
+def labelled_clip(checkpoint: Path, video: dict, out: Path, schema: str | None, seconds: float) -> str:
+    """A ``seconds``-long labelled GIF of ``video`` (:func:`animalpose.engine.pictures.find_video`) at ``out``."""
+    from animalpose.engine.pictures import labelled_clip as draw
+
+    return str(draw(checkpoint, video["data"], video["video"], out, schema, seconds=seconds))
+
+
+def log_pictures(run, label: str, result: dict) -> None:
+    """A stage's pictures on target test into its MLflow run: the gallery of the fixed instances (when
+    ``result`` has ``examples``) and the per-joint PCK@0.05 bars (``pictures/target_test_*.png``)."""
+    from animalpose.plots import per_joint_figure
+
+    if result.get("examples", {}).get("items"):
+        from animalpose.engine.pictures import gallery_figure
+
+        run.log_figure(gallery_figure(result["examples"], f"{label}: target test"),
+                       "pictures/target_test_gallery.png")
+    run.log_figure(per_joint_figure(result["per_joint"], f"{label}: PCK@0.05 (crop) per joint, target test"),
+                   "pictures/target_test_pck_per_joint.png")
 
 
 PCK = "pck_crop@0.05"

@@ -82,6 +82,11 @@ class FlowPreset(Section):
     wscda_config: ExistingPath | None = None  # a WS-CDA config (configs/adapt/wscda_*.yaml) for the wscda flow
     wscda_overrides: list[str] = Field(default_factory=list)
     eval_batch_size: int = Field(default=16, ge=1)
+    # Pictures of every model stage on the target: predictions on this many fixed target-test instances
+    # (evenly spaced over the test set, the same for every stage) and, when the test or target data holds a
+    # video, a labelled GIF of its first ``clip_seconds`` (0: none).
+    gallery: int = Field(default=8, ge=0)
+    clip_seconds: float = Field(default=3.0, ge=0)
 
 
 def preset_path(preset: str | Path) -> Path:

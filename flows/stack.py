@@ -160,7 +160,13 @@ def start_stack(
     say = say or (lambda text: None)
     try:
         t0 = time.monotonic()
-        say(f"waiting for the Prefect server on {host}:{prefect_port} (log: {home / 'logs' / 'prefect.log'})")
+        # both start at once; the MLflow server is usually ready first, so it is waited for first
+        say(f"starting the MLflow server on {host}:{mlflow_port} (store: {store_uri}) and the Prefect server "
+            f"on {host}:{prefect_port} (logs: {home / 'logs'})")
+        wait_healthy(
+            f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
+        )
+        say(f"MLflow server ready ({time.monotonic() - t0:.0f} s); waiting for the Prefect server")
         wait_healthy(
             f"http://{host}:{prefect_port}/api/health",
             prefect,
@@ -168,11 +174,7 @@ def start_stack(
             home / "logs" / "prefect.log",
             timeout,
         )
-        say(f"waiting for the MLflow server on {host}:{mlflow_port} (store: {store_uri})")
-        wait_healthy(
-            f"http://{host}:{mlflow_port}/health", mlflow, "mlflow server", home / "logs" / "mlflow.log", timeout
-        )
-        say(f"both servers up in {time.monotonic() - t0:.0f} s")
+        say(f"Prefect server ready ({time.monotonic() - t0:.0f} s)")
     except BaseException:
         stop_stack(home)
         raise
@@ -190,26 +192,39 @@ def _alive(state: StackState) -> bool:
     return pid_alive(state.prefect_pid) or pid_alive(state.mlflow_pid)
 
 
-def _stop_group(pid: int, grace: float) -> None:
+def _group_gone(pid: int) -> bool:
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, 0)
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        try:  # reap our own child so it does not linger as a zombie
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
-        time.sleep(0.2)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        return True
+    try:  # reap our own child so it does not linger as a zombie
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
         pass
+    return False
+
+
+def _stop_groups(pids: list[int], grace: float) -> None:
+    """SIGTERM every process group in ``pids`` at once, SIGKILL what is left ``grace`` seconds later: the
+    servers shut down side by side, so stopping both takes the slower one's time, not the sum (on 2 loaded
+    cores the Prefect server took 3 s and the MLflow server over 5 s)."""
+    live = []
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGTERM)
+            live.append(pid)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    while live and time.monotonic() < deadline:
+        live = [pid for pid in live if not _group_gone(pid)]
+        if live:
+            time.sleep(0.2)
+    for pid in live:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def record_serving(home: Path, pid: int) -> None:
@@ -262,7 +277,6 @@ def stop_stack(home: Path, grace: float = 5.0, serve_grace: float = 16.0) -> boo
     # not this process, nor its supervisor (the stop from inside a supervised `serve`'s clean-up)
     if state.serve_pid and state.serve_pid not in (os.getpid(), os.getppid()) and pid_alive(state.serve_pid):
         _stop_serving(state.serve_pid, serve_grace)
-    for pid in (state.prefect_pid, state.mlflow_pid):
-        _stop_group(pid, grace)
+    _stop_groups([state.prefect_pid, state.mlflow_pid], grace)
     state_file.unlink(missing_ok=True)
     return True

@@ -32,7 +32,7 @@ from prefect.cache_policies import INPUTS
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
 from animalpose.threads import configure_threads
-from flows.ccssl import seed_plan
+from flows.ccssl import Scoring, seed_plan, target_video
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
 from flows.evaluate import PCK, evaluate
 from flows.presets import FlowPreset, config_with, load_preset
@@ -157,17 +157,25 @@ def wscda_flow(
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
                                   val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root)
-        with stage(parent, "wscda") as st:
+        schema = cfg["data"]["schema"]
+        # every step's model on target test (and the labelled target val): metrics, gallery, per-joint bars
+        scoring = Scoring({"target_test": test, "target_val": Path(val_data) if val_data else None},
+                          p.eval_batch_size, schema, allow_outside_root, p.gallery,
+                          target_video([test, *target], schema, p.clip_seconds), p.clip_seconds, out / "clips")
+        with stage(parent, "wscda", tags={"stage": "wscda", "round": "0"}) as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
+            scoring(st, "wscda", ckpt)
         round_metrics = []
         for r in range(n_rounds):
-            with stage(parent, f"pplo-round-{r + 1}", {"round": r + 1}) as st:
+            label = f"pplo-round-{r + 1}"
+            with stage(parent, label, {"round": r + 1}, tags={"stage": "round", "round": str(r + 1)}) as st:
                 res = pplo_round(cfg, where, out / "wscda", r, tracker=st)
-            ckpt = Path(res["checkpoint"])
+                ckpt = Path(res["checkpoint"])
+                scoring(st, label, ckpt)
             round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(ckpt, test, p.eval_batch_size, cfg["data"]["schema"],
-                          allow_outside_root=allow_outside_root)
+            ev = evaluate(ckpt, test, p.eval_batch_size, schema, allow_outside_root=allow_outside_root,
+                          examples=p.gallery)  # the last round's scoring, from the task cache
             pck = float(ev["metrics"][PCK])
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})

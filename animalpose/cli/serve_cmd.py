@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import typer
@@ -32,27 +33,32 @@ def serve(
     if stop:
         typer.echo("stopped" if stop_stack(home) else f"no stack recorded under {home}")
         return
+    t0 = time.monotonic()
+    # this process talks to the servers it starts; set before Prefect is first imported (its settings
+    # are read then: without the URL, registering would start a temporary server of its own)
+    os.environ["PREFECT_API_URL"] = f"http://{host}:{prefect_port}/api"
+    os.environ["MLFLOW_TRACKING_URI"] = f"http://{host}:{mlflow_port}"
+    built = _build_in_background(activate_schedules) if deployments else None
     state = start_stack(home, host=host, prefect_port=prefect_port, mlflow_port=mlflow_port, say=typer.echo)
     typer.echo(f"Prefect UI and API: http://{host}:{prefect_port}  (export PREFECT_API_URL={state.prefect_api_url})")
     typer.echo(f"MLflow UI:          {state.mlflow_url}")
-    os.environ["PREFECT_API_URL"] = state.prefect_api_url
-    os.environ["MLFLOW_TRACKING_URI"] = state.mlflow_url
     try:
         signal.signal(signal.SIGTERM, _interrupt)
         # `serve --stop` from another terminal stops this process first: through its supervisor (the process
         # the user started, which passes the stop on and ends every process this one started) when it has one
         record_serving(home, os.getppid() if is_supervised() else os.getpid())
-        if deployments:
-            from flows.deployments import deployment_specs, serve_deployments
+        if built is not None:
+            from flows.deployments import serve_deployments
 
-            typer.echo(f"Registering {len(deployment_specs())} deployments with the Prefect server "
-                       "(about a minute on 2 cores)...")
-            typer.echo("Serving deployments; in another terminal: prefect deployment run ccssl/horse")
-            serve_deployments(active=activate_schedules)
+            ready = built.result()
+            typer.echo(f"{len(ready)} deployments built; registering them with the Prefect server")
+
+            def say(text: str) -> None:
+                typer.echo(f"{text}; ready in {time.monotonic() - t0:.0f} s" if text.startswith("Serving") else text)
+
+            serve_deployments(deployments=ready, say=say)
         else:
             typer.echo("Servers are up; Ctrl-C stops them.")
-            import time
-
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
@@ -62,6 +68,26 @@ def serve(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop_stack(home)
         typer.echo("stack stopped")
+
+
+def _build_in_background(active: bool):
+    """A future of :func:`flows.deployments.build_deployments`: importing the flows and building their
+    deployments (8 s on 2 loaded cores) overlaps the servers' start, which is spent mostly waiting."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import animalpose.tracking  # noqa: F401  (start_stack's import, done first: the builder holds the import lock)
+
+    builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build-deployments")
+
+    def build():
+        from flows.deployments import build_deployments
+
+        return build_deployments(active=active)
+
+    try:
+        return builder.submit(build)
+    finally:
+        builder.shutdown(wait=False)
 
 
 def _interrupt(signum, frame) -> None:

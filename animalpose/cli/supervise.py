@@ -51,6 +51,10 @@ def run_supervised(argv: list[str], *, grace: float = GRACE_S, on_exit: Callable
     """
     cmd = command or [sys.executable, "-m", "animalpose", *argv]
     env = {**os.environ, SUPERVISED_ENV: "1"}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started as a background job of a script (the shell ignores SIGINT there): a child would inherit the
+        # SIG_IGN, never hear the SIGINT that stops it, and be killed only after the grace (serve --stop: 25 s)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     child = subprocess.Popen(cmd, env=env, start_new_session=True)
     pgid = child.pid
     stopping = threading.Event()

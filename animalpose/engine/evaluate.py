@@ -57,6 +57,7 @@ from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.engine.pictures import examples_of
 from animalpose.errors import ConfigError, DataError, Problem
 from animalpose.evaluation import (
     bbox_normalisers,
@@ -161,7 +162,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
              batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
              workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
-             allow_outside_root: bool = False) -> dict:
+             allow_outside_root: bool = False, examples: int = 0) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
     ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
@@ -170,14 +171,16 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ``mapping`` admits a dataset of another schema (module docstring). ``skip_bad``: drop the records that
     fail validation (:mod:`animalpose.data.validate`) instead of stopping with a DataError; what was
     dropped is in the result's ``skipped``. ``allow_outside_root``: read images whose paths resolve outside the
-    dataset's image root (refused otherwise).
+    dataset's image root (refused otherwise). ``examples``: also return that many scored instances, evenly
+    spaced over the dataset's order (:func:`~animalpose.engine.pictures.example_indices`: the same ones for
+    every checkpoint), with their predictions, for a gallery (:func:`~animalpose.engine.pictures.gallery_figure`).
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
         "instances": n, "protocol": str, "flip": bool, "batch_size": int, "checkpoint": str, "data": str,
         "seconds": float, "skipped": {...}}``, plus
         ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
-        through a mapping.
+        through a mapping, and ``"examples"`` (:func:`~animalpose.engine.pictures.examples_of`) when asked for.
     """
     flip, batch_size = protocol_settings(protocol, flip, batch_size)
     reference = protocol == "reference"
@@ -209,7 +212,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
     perm = flip_permutation_or_none(schema) if flip else None
     shift = flip_shift_for(cfg.model.name, codec)
-    dists, preds, gts, boxes, used = [], [], [], [], []
+    dists, preds, gts, boxes, used, crops = [], [], [], [], [], []
     ref_meter = ReferencePCKMeter() if reference else None
     t0 = time.perf_counter()
     bar = None
@@ -235,6 +238,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         preds.append(np.concatenate([orig, maxvals[..., None]], -1))
         gts.append(batch["meta"]["keypoints"].numpy())
         used.extend(int(i) for i in batch["meta"]["index"])
+        crops.append(batch["meta"]["matrix"].numpy())
         if bar is not None:
             bar.update(len(hm))
     if bar is not None:
@@ -295,6 +299,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
               "instances": len(recs), "protocol": protocol, "flip": flip, "batch_size": batch_size,
               "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
               "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
+    if examples > 0:
+        result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
+                                         tuple(cfg.data.input_size))
     if common is not None:
         result.update(dataset_schema=own_schema.name, common_joints=common)
     return result

@@ -53,6 +53,10 @@ def _check_stage_runs(client: MlflowClient, record: dict) -> set[str]:
         assert not any(HASHED.search(k) for k in run.data.metrics), name
         tables = [a.path for a in client.list_artifacts(run.info.run_id, "tables")]
         assert "tables/target_test_pck_per_joint.json" in tables, name
+        # pictures on the target: the fixed gallery, the per-joint bars and the test clip's labelled GIF
+        pictures = {a.path for a in client.list_artifacts(run.info.run_id, "pictures")}
+        assert pictures == {f"pictures/{name}.gif", "pictures/target_test_gallery.png",
+                            "pictures/target_test_pck_per_joint.png"}, name
     assert {"target_test/pck_crop_at_0.05", "source_val/pck_crop_at_0.05", "target_val/pck_crop_at_0.05"} <= keys
     return keys
 
@@ -60,7 +64,10 @@ def _check_stage_runs(client: MlflowClient, record: dict) -> set[str]:
 def test_smoke_flow_record_names_tasks_console_and_a_second_store(prefect_harness, tmp_path, data_home,
                                                                    read_artifact, capsys, caplog):
     preset = tmp_path / "smoke.yaml"
-    preset.write_text((PRESETS / "smoke.yaml").read_text().replace("../", f"{PRESETS.parent}/"))
+    # the smoke preset, with a clip among the test horses: a video target, whose stages each draw a labelled GIF
+    text = (PRESETS / "smoke.yaml").read_text().replace("../", f"{PRESETS.parent}/")
+    preset.write_text(text.replace("target_test: {n: 16, style: photo, size: 64}",
+                                   "target_test: {n: 16, style: photo, size: 64, clips: 1, frames: 6}"))
     first, second = (f"sqlite:///{tmp_path / name / 'mlflow.db'}" for name in ("first", "second"))
     kwargs = {"species": "horse", "preset": str(preset), "out_dir": tmp_path / "out", "register_as": "ccssl-rec"}
     console.configure(json_output=True)  # what --json (or a pipe) gets: one line per stage, no bars
@@ -123,7 +130,8 @@ def test_smoke_flow_record_names_tasks_console_and_a_second_store(prefect_harnes
             "synth-test-photo", "synth-source-cad", "keep-the-better", "evaluate-control-target-test"} <= set(names)
     role = re.compile(r"synth-(source|source-val|target|test|target-val)-(cad|photo)|pretrain-(source|oracle)"
                       r"|ccssl-round-[12]|keep-the-better"
-                      r"|evaluate-(source-only|round-[12]|control|oracle)-(target-test|source-val|target-val)")
+                      r"|evaluate-(source-only|round-[12]|control|oracle)-(target-test|source-val|target-val)"
+                      r"|clip-(source-only|round-[12]|control|oracle)")
     assert [n for n in names if not role.fullmatch(n)] == []  # nothing named by hash (evaluate-36c)
     art = read_artifact("ccssl-horse").data
     assert "PCK\\@0.05" in art and not re.search(r"[A-Za-z0-9]@", art)  # no bare "x@y" for a mailto autolink

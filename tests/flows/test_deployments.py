@@ -81,3 +81,46 @@ def test_the_prefect_yaml_example_mirrors_the_deployments(monkeypatch):
         flows[flow_name].validate_parameters(d["parameters"])
         for sched in d.get("schedules", []):
             assert sched["cron"] == spec.cron and sched["active"] is False
+
+
+def test_register_says_one_line_per_species_and_registers_each_deployment_once(deployments):
+    """`serve` shows what it waits for: a line as each species' deployments are registered, every deployment
+    registered exactly once, one at a time."""
+    import asyncio
+
+    from flows.deployments import register
+
+    class Runner:
+        def __init__(self):
+            self.added, self.active, self.peak = [], 0, 0
+
+        async def aadd_deployment(self, d):
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            await asyncio.sleep(0.01)
+            self.added.append(f"{d.flow_name}/{d.name}")
+            self.active -= 1
+
+    runner, lines = Runner(), []
+    asyncio.run(register(runner, list(deployments.values()), lines.append))
+    assert sorted(runner.added) == sorted(deployments) and runner.peak == 1
+    assert len(lines) == len(SPECIES) + 1  # and human/coco
+    assert lines[0].startswith("registered ccssl/horse, wscda/horse, pretrain/horse, retrain/ccssl-horse, "
+                               "retrain/wscda-horse (5/26, ")
+    assert lines[-1].startswith("registered human/coco (26/26, ") and lines[-1].endswith(" s)")
+
+
+def test_building_says_nothing_of_the_parameter_named_schema():
+    """pydantic's warning that the flows' ``schema`` parameter shadows BaseModel.schema stays off `serve`'s
+    console (a fresh process: the flows are imported, and their models built, inside build_deployments)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = "from flows.deployments import build_deployments; print(len(build_deployments()))"
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "26", done.stderr
+    assert 'Field name "schema"' not in done.stderr, done.stderr

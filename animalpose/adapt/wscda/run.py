@@ -27,8 +27,10 @@
 
 Resumable: ``state.json`` lists the finished steps and each step's training resumes from its own
 checkpoint; a new :class:`WSCDARun` on the folder continues after the last finished step exactly as an
-uninterrupted run would. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <r>`` with the
-per-epoch losses and the discriminator's per-domain accuracy. ``data.val`` (and ``wscda.target_val``)
+uninterrupted run would. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <n>`` (tags
+``stage`` = ``round``, ``round`` = n; rounds numbered from 1 in every name, tag, log line and metric step, as
+CC-SSL's, while the API's ``r`` and the files ``round_<r>.ckpt`` count from 0) with the per-epoch losses and the
+discriminator's per-domain accuracy. ``data.val`` (and ``wscda.target_val``)
 are *reported* (PCK@0.05/0.1 after every stage); only with ``wscda.select_on_val`` is the first ``data.val``
 set also scored after every epoch, the best epoch of each step kept as ``<step>.best.ckpt`` (its curve in
 ``<step>.best.json``). The steps themselves always continue from their last epoch.
@@ -308,7 +310,7 @@ class WSCDARun:
         if r > self.rounds_done:
             raise RuntimeError(f"PPLO round {r} asked for before round {self.rounds_done} finished")
         self._restore()
-        with _child(self.tracker, f"pplo round {r}", tags={"round": str(r)}) as child:
+        with _child(self.tracker, f"pplo round {r + 1}", tags={"stage": "round", "round": str(r + 1)}) as child:
             coords, conf, mats, idx = predict_crops(self.pose, self.target_plain, self.codec, self.device,
                                                      self.cfg.train.batch_size)
             records = self.target_plain.records
@@ -331,10 +333,9 @@ class WSCDARun:
                        "pseudo/skipped_images": len(missed), "data/skipped_images": len(skipped),
                        **{f"pseudo/{k}": v for k, v in done.quality.items()}}
             metrics, _ = done.train_result
-            child.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)}, step=r)
+            child.log_metrics(_scalars(summary), step=r + 1)
         self.state["rounds"].append({**summary, **metrics})
-        self.tracker.log_metrics({k: v for k, v in self.state["rounds"][-1].items() if isinstance(v, int | float)},
-                                 step=r)
+        self.tracker.log_metrics(_scalars(self.state["rounds"][-1]), step=r + 1)
         self._save_state()
         return self.state["rounds"][r]
 
@@ -452,15 +453,17 @@ class WSCDARun:
                             report_pck(self.pose, ds, self.device, self.cfg.train.batch_size).items()})
         return metrics
 
-    def _finish(self, name: str, history: list[dict], child: Tracker, step: int) -> tuple[dict, Path]:
-        """Fold the adapter into the pose network, report, write ``<name>.ckpt`` (with the RNG state)."""
+    def _finish(self, name: str, history: list[dict], child: Tracker, step: int,
+                log_step: int | None = None) -> tuple[dict, Path]:
+        """Fold the adapter into the pose network, report, write ``<name>.ckpt`` (with the RNG state); the
+        metrics go to MLflow at ``log_step`` (default ``step``)."""
         export_pose_network(self.model, self.pose.net)
         self._holds = name
         metrics = {f"train/{k}": v for k, v in (history[-1] if history else {}).items()}
         metrics.update(self._report())
         ckpt = save_checkpoint(self.out / f"{name}.ckpt", model=self.pose.state_dict(), schema=self.schema,
                                config=self.config_dict, epoch=step, step=step, metrics=metrics, extra=self.extra)
-        child.log_metrics(metrics, step=step)
+        child.log_metrics(metrics, step=step if log_step is None else log_step)
         return metrics, ckpt
 
     def _crop_truth(self, mats: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
@@ -473,14 +476,14 @@ class WSCDARun:
                                 child: Tracker) -> tuple[dict, Path]:
         """Round ``r``'s training with the target crops ``idx`` (N,) supervised by ``labels`` (crop frame
         ``mats`` (N, 2, 3)); returns the stage metrics and ``round_<r>.ckpt``."""
-        _log(f"PPLO round {r}: kept {labels.selection.num_kept} joints "
+        _log(f"PPLO round {r + 1}: kept {labels.selection.num_kept} joints "
              f"({100 * labels.selection.coverage:.0f}%)", self.progress)
         xy = crop_to_original(labels.keypoints[..., :2], mats)
         pseudo = [replace(self.target_records[i], keypoints=np.concatenate([xy[n], labels.keypoints[n, :, 2:]], -1)
                           .astype(np.float32)) for n, i in enumerate(idx)]
         target = Tagged(self._topdown(pseudo, self.augment, self.pad_target, self.cfg.train.seed + 10 + r), 1, 1, True)
         history = self._train(f"round_{r}", target, self.cfg.wscda.pplo_epochs, child)
-        return self._finish(f"round_{r}", history, child, r)
+        return self._finish(f"round_{r}", history, child, r, log_step=r + 1)
 
 
 def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: Tracker | None = None,
@@ -491,6 +494,11 @@ def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: T
         for r in range(run.num_rounds):
             run.pplo_round(r)
         return run.result()
+
+
+def _scalars(record: dict) -> dict[str, float]:
+    """A round record's numbers for MLflow, without its 0-based ``round`` index (the step and tag say which)."""
+    return {k: v for k, v in record.items() if isinstance(v, int | float) and k != "round"}
 
 
 def _flat(d: dict, prefix: str = "") -> dict:

@@ -86,3 +86,29 @@ def test_the_run_it_owns_ends_finished_or_failed(generated, tmp_path):
     client = MlflowClient(uri)
     assert client.get_run(ok).info.status == "FINISHED"
     assert client.get_run(bad).info.status == "FAILED"
+
+
+@pytest.mark.slow  # a whole tracked run, two PPLO rounds
+def test_nested_round_runs_are_numbered_from_one(generated, tmp_path):
+    """MLflow shows PPLO rounds 1 and 2 (names, ``round`` tags, metric steps) for the API's rounds 0 and 1,
+    as CC-SSL numbers its rounds and the flow its stages (``pplo-round-1`` holds ``pplo round 1``)."""
+    from mlflow import MlflowClient
+
+    from animalpose.adapt.wscda.run import run_wscda
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = run_wscda(_cfg(generated, enabled=True, uri=uri, experiment="numbering"), tmp_path / "run",
+                       progress=False)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("numbering").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.info.run_name: r for r in client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert set(children) == {"wscda", "pplo round 1", "pplo round 2"}
+    for n in (1, 2):
+        tags = children[f"pplo round {n}"].data.tags
+        assert (tags["stage"], tags["round"]) == ("round", str(n))
+    kept = client.get_metric_history(parent.info.run_id, "kept")
+    assert [(m.step, m.value) for m in kept] == [(1, result.rounds[0]["kept"]), (2, result.rounds[1]["kept"])]
+    assert "round" not in parent.data.metrics  # the 0-based index is no metric
+    assert [m.step for m in client.get_metric_history(children["pplo round 2"].info.run_id, "kept")] == [2]
