@@ -26,7 +26,12 @@ def _video_path(video, slp_path: Path) -> Path:
     if isinstance(raw, list):  # image sequence videos: a list of frame files
         raise DataError(str(slp_path), "videos", "image-sequence videos are not supported; export a video file")
     cand = Path(raw)
-    for p in (cand, slp_path.parent / cand, slp_path.parent / cand.name):
+    # a copy beside the .slp first: SLEAP records the labeller's own (often absolute) path, which is
+    # outside the file's folder, so using it first would need data.allow_outside_root for no reason
+    beside = [slp_path.parent / cand.name]
+    if not cand.is_absolute():
+        beside.insert(0, slp_path.parent / cand)
+    for p in (*beside, cand):
         if p.is_file():
             return p
     return cand
@@ -101,5 +106,6 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
                 video_id=Path(vp).stem, frame_index=int(lf.frame_idx),
                 instance_id=tracks.index(inst.track) if inst.track in tracks else None, meta=meta,
             ))
-    meta = {"annotation_file": where, "schema_def": resolved, "tracks": [t.name for t in tracks]}
+    meta = {"annotation_file": where, "schema_def": resolved, "tracks": [t.name for t in tracks],
+            "image_root": str(path.parent)}
     return PoseDataset(records, resolved.name, "slp", where, videos=videos, meta=meta)
