@@ -64,7 +64,7 @@ from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
-from animalpose.engine.trainer import Trainer, seed_everything
+from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
@@ -316,7 +316,7 @@ class CCSSLTrainer(Trainer):
         loss, outputs = super()._forward_loss(batch)
         if self._target_iter is not None:
             tb = next(self._target_iter)
-            if "image" in tb:
+            if "image" in tb and len(tb["image"]) >= MIN_TRAIN_BATCH:  # not one image left after skipping
                 t_loss, _ = super()._forward_loss(tb)
                 loss = loss + self.lambda_target * t_loss
         if self.clips is not None and self.clips.weight > 0:
