@@ -169,7 +169,9 @@ def split(
     from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.split import images_outside, split_records, write_split
     from animalpose.data.validate import validate_dataset
+    from animalpose.outputs import check_output_dir
 
+    check_output_dir(out, "--out", create=False)  # before the read and check; nothing made yet
     dataset = read_dataset(path, format.value, schema=schema)
     own = dataset_schema(dataset)
     if own is None:
