@@ -28,13 +28,13 @@ def _video_path(video, slp_path: Path) -> Path:
     cand = Path(raw)
     # a copy beside the .slp first: SLEAP records the labeller's own (often absolute) path, which is
     # outside the file's folder, so using it first would need data.allow_outside_root for no reason
-    beside = [slp_path.parent / cand.name]
-    if not cand.is_absolute():
-        beside.insert(0, slp_path.parent / cand)
-    for p in (*beside, cand):
+    # (a relative path is the .slp's own: relative to its folder, never to the working directory)
+    cands = [slp_path.parent / cand.name, cand] if cand.is_absolute() else [slp_path.parent / cand,
+                                                                             slp_path.parent / cand.name]
+    for p in cands:
         if p.is_file():
             return p
-    return cand
+    return cands[-1] if cand.is_absolute() else cands[0]  # missing: named where it was looked for
 
 
 def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> PoseDataset:
