@@ -53,6 +53,7 @@ from animalpose.adapt.selection import (
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
+from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, ResolvedPath, Section, _KeyedError, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
@@ -442,6 +443,11 @@ class CCSSLRun:
         self.cfg, self.progress, self.labeler = cfg, progress, labeler
         self.out = Path(out_dir or cfg.ccssl.out_dir or "runs/ccssl")
         self.out.mkdir(parents=True, exist_ok=True)
+        # a kill inside a write (round_<r>.ckpt, state.json, a round's diagnostics) leaves its temporary file
+        left = remove_temporaries(self.out, recursive=True)
+        if left:
+            _log(f"removed {len(left)} temporary file(s) left by an interrupted write: "
+                 + ", ".join(str(p.relative_to(self.out)) for p in left), progress)
         self.state_path = self.out / "state.json"
         self.state = (json.loads(self.state_path.read_text()) if self.state_path.is_file()
                       else {"rounds": [], "source_only": {}})
