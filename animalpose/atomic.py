@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "remove_temporaries", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
+# the name _create_temp gives: .<stem>.<8 hex><suffix>
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{8}(\.[^.]+)")
 
 
 def _create_temp(path: Path) -> Path:
@@ -96,3 +100,21 @@ def write_json_atomic(path: str | Path, data: Any, *, fsync: bool = False, **dum
     """
     text = json.dumps(data, **dumps_kwargs)
     return write_text_atomic(path, text, fsync=fsync)
+
+
+def remove_temporaries(folder: str | Path, *, suffix: str | None = None, recursive: bool = False) -> list[Path]:
+    """Delete the temporary files killed writers left in ``folder`` (names ``.<stem>.<8 hex><suffix>``, only
+    with ``suffix`` when given; in every subfolder too with ``recursive``); returns what was removed.
+
+    Call it only where no other process is writing into ``folder``: a live writer's temporary file has
+    the same name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for p in folder.rglob(".*") if recursive else folder.iterdir():
+        m = _TEMP_NAME.fullmatch(p.name)
+        if m and (suffix is None or m.group(1) == suffix) and p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

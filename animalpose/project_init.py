@@ -66,7 +66,7 @@ def _dump(header: list[str], body: dict) -> str:
 
 def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
                  test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
-                 adapt: bool = True, notes: list[str] | None = None) -> InitResult:
+                 adapt: bool = True, notes: list[str] | None = None, allow_outside_root: bool = False) -> InitResult:
     """Split ``dataset``, write the two configs into ``out`` and validate them.
 
     Args:
@@ -78,6 +78,7 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
             (False); None: whole-frame when every frame holds one animal.
         adapt: write ``adapt_ccssl.yaml``; needs a video and whole-frame crops (CC-SSL crops the video target
             whole-frame, so the labelled crops must look alike).
+        allow_outside_root: keep labelled frames whose paths resolve outside the project (links leading out).
     """
     from animalpose.adapt.ccssl import CCSSLConfig
     from animalpose.config import load_config
@@ -87,7 +88,8 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     schema = dataset_schema(dataset)
     if schema is None:
         raise DataError(dataset.source, "schema", "no keypoint labels to train on")
-    records = [r for r in validate_dataset(dataset, schema).records if (r.keypoints[:, 2] > 0).any()]
+    records = [r for r in validate_dataset(dataset, schema, allow_outside_root=allow_outside_root).records
+               if (r.keypoints[:, 2] > 0).any()]
     if not records:
         raise DataError(dataset.source, "annotations", "no labelled frame")
     if whole_frame is None:

@@ -53,7 +53,7 @@ def make_dlc_project(root, sessions: int = 3, frames: int = 90, scorer: str = "r
     """A DeepLabCut project folder made from the real mirror-mouse labels, laid out as DLC writes one:
     ``config.yaml`` (Task, bodyparts, video_sets), ``labeled-data/<video>/CollectedData_<scorer>.csv`` and
     ``videos/``. The labelled frames img01..img<frames> are dealt in order into ``sessions`` label folders
-    (``session0``, ...; the images are links to the originals), as if taken from that many videos; the one
+    (``session0``, ...; the images are copies of the originals), as if taken from that many videos; the one
     real video is ``videos/test_vid.mp4``. Skips the test when the real data is absent."""
     import csv
     from pathlib import Path
@@ -73,7 +73,7 @@ def make_dlc_project(root, sessions: int = 3, frames: int = 90, scorer: str = "r
         out = []
         for r in body[s * per:(s + 1) * per]:
             name = Path(r[0]).name
-            (folder / name).symlink_to(src / r[0])
+            shutil.copyfile(src / r[0], folder / name)  # a project's own frames (a link out is refused)
             out.append([f"labeled-data/session{s}/{name}", *r[1:]])
         with (folder / f"CollectedData_{scorer}.csv").open("w", newline="") as fh:
             csv.writer(fh).writerows([*header, *out])

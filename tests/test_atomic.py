@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from animalpose.atomic import atomic_path, write_bytes_atomic, write_json_atomic, write_text_atomic
+from animalpose.atomic import atomic_path, remove_temporaries, write_bytes_atomic, write_json_atomic, write_text_atomic
 
 
 def test_success_replaces_target_and_leaves_only_it(tmp_path):
@@ -96,3 +96,23 @@ def test_text_and_bytes_helpers(tmp_path):
     assert p.read_bytes() == b"a,b\r\nc,d\r\n"
     b = write_bytes_atomic(str(tmp_path / "b.bin"), b"\x00\x01")
     assert b.read_bytes() == b"\x00\x01"
+
+
+def test_remove_temporaries_takes_only_the_writer_names(tmp_path):
+    """What a kill inside atomic_path leaves (``.<stem>.<8 hex><suffix>``) goes; everything else stays."""
+    (tmp_path / "round_0").mkdir()
+    with atomic_path(tmp_path / "state.json") as tmp:
+        left = tmp.name  # the name a kill at this instant leaves behind
+    stale = [left, ".round_0.0badc0de.ckpt", "round_0/.summary.1234abcd.json"]
+    keep = ["state.json", ".notes.txt", ".x.1234abcd", "keep.1234abcd.json", ".y.1234ABCD.json", "round_0/a.png"]
+    for name in stale + keep:
+        (tmp_path / name).write_text("{")
+    top = remove_temporaries(tmp_path)  # this folder only
+    assert sorted(p.name for p in top) == sorted(stale[:2])
+    assert (tmp_path / stale[2]).exists()
+    assert [str(p.relative_to(tmp_path)) for p in remove_temporaries(tmp_path, recursive=True)] == [stale[2]]
+    assert all((tmp_path / name).exists() for name in keep)
+    (tmp_path / ".last.0badc0de.ckpt").write_text("")
+    (tmp_path / ".state.0badc0de.json").write_text("")
+    assert [p.name for p in remove_temporaries(tmp_path, suffix=".ckpt")] == [".last.0badc0de.ckpt"]
+    assert (tmp_path / ".state.0badc0de.json").exists()

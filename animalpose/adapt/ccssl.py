@@ -57,6 +57,7 @@ from animalpose.adapt.selection import (
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
+from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
 from animalpose.data.dataset import Normalization, SkippedImages, TopDownDataset, collate_skip, images_left_out
@@ -68,7 +69,7 @@ from animalpose.data.validate import validate_dataset, validation_options
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
-from animalpose.engine.trainer import Trainer, seed_everything
+from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
 from animalpose.keypoints import KeypointSchema
@@ -440,7 +441,7 @@ class CCSSLTrainer(Trainer):
         loss, outputs = super()._forward_loss(batch)
         if self._target_iter is not None:
             tb = next(self._target_iter)
-            if "image" in tb:
+            if "image" in tb and len(tb["image"]) >= MIN_TRAIN_BATCH:  # not one image left after skipping
                 t_loss, _ = super()._forward_loss(tb)
                 loss = loss + self.lambda_target * t_loss
         unsupervised = self.unsupervised_terms(np.random.default_rng((self.cfg.train.seed, self.step)))
@@ -565,6 +566,11 @@ class CCSSLRun:
         self.cfg, self.progress, self.labeler = cfg, progress, labeler
         self.out = Path(out_dir or cfg.ccssl.out_dir or "runs/ccssl")
         self.out.mkdir(parents=True, exist_ok=True)
+        # a kill inside a write (round_<r>.ckpt, state.json, a round's diagnostics) leaves its temporary file
+        left = remove_temporaries(self.out, recursive=True)
+        if left:
+            _log(f"removed {len(left)} temporary file(s) left by an interrupted write: "
+                 + ", ".join(str(p.relative_to(self.out)) for p in left), progress)
         self.state_path = self.out / "state.json"
         self.state = (json.loads(self.state_path.read_text()) if self.state_path.is_file()
                       else {"rounds": [], "source_only": {}})

@@ -159,6 +159,9 @@ def split(
     seed: int = typer.Option(0, "--seed", help="the same seed gives the same split"),
     format: Format = typer.Option(Format.auto, "--format", "-f", help="dataset format (auto: detect)"),
     schema: str | None = typer.Option(None, "--schema", help="keypoint schema (default: the dataset's)"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="keep images whose paths resolve "
+                                            "outside the dataset's root (e.g. a DLC project's frames linked "
+                                            "from elsewhere)"),
 ) -> None:
     """A fixed, seeded train/val/test split of a labelled set, each split a COCO keypoints file whose image
     paths are relative to --out (written atomically), e.g. `animalpose data split PROJECT --out
@@ -166,13 +169,16 @@ def split(
     from animalpose.data.readers import dataset_schema, read_dataset
     from animalpose.data.split import images_outside, split_records, write_split
     from animalpose.data.validate import validate_dataset
+    from animalpose.outputs import check_output_dir
 
+    check_output_dir(out, "--out", create=False)  # before the read and check; nothing made yet
     dataset = read_dataset(path, format.value, schema=schema)
     own = dataset_schema(dataset)
     if own is None:
         typer.echo(f"error: {path}: schema: the dataset has no keypoint labels; nothing to split", err=True)
         raise typer.Exit(2)
-    records = [r for r in validate_dataset(dataset, own).records if (r.keypoints[:, 2] > 0).any()]
+    records = [r for r in validate_dataset(dataset, own, allow_outside_root=allow_outside_root).records
+               if (r.keypoints[:, 2] > 0).any()]
     splits = split_records(records, val, test, by=by.value, seed=seed, where=str(path))
     paths = write_split(splits, own, out, manifest={"source": str(Path(path).resolve()), "seed": seed,
                                                     "by": by.value, "val": val, "test": test})

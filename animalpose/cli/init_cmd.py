@@ -18,6 +18,8 @@ def init(
     test: float = typer.Option(0.1, "--test", help="share of the labelled frames for the final test"),
     by: str = typer.Option(None, "--by", help="split by 'video' or 'frame' (default: video with >= 3 videos)"),
     seed: int = typer.Option(0, "--seed", help="split seed"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="keep labelled frames whose paths "
+                                            "resolve outside the project (links leading out)"),
 ) -> None:
     """Split the labelled frames (data/train|val|test.json) and write train.yaml and adapt_ccssl.yaml, with
     the project's body parts and videos filled in and paths relative to the output folder."""
@@ -29,7 +31,7 @@ def init(
     if by not in (None, "video", "frame"):
         typer.echo(f"error: --by: expected video or frame, got {by!r}", err=True)
         raise typer.Exit(2)
-    options = {"val": val, "test": test, "by": by, "seed": seed}
+    options = {"val": val, "test": test, "by": by, "seed": seed, "allow_outside_root": allow_outside_root}
     result = (init_from_dlc(from_dlc, out, **options) if from_dlc is not None
               else init_from_sleap(from_sleap, out, **options))
     for note in result.notes:

@@ -28,6 +28,7 @@ from animalpose.data.images import is_video_path, probe_image_size, video_info
 from animalpose.data.records import PoseRecord
 from animalpose.errors import DataError
 from animalpose.keypoints import KeypointSchema
+from animalpose.outputs import check_output_dir, output_errors, staged_folder
 
 SPLITS = ("train", "val", "test")
 SplitBy = Literal["video", "frame"]
@@ -137,7 +138,7 @@ def images_outside(splits: dict[str, list[PoseRecord]], out_dir: str | Path) -> 
 
 
 def write_split(splits: dict[str, list[PoseRecord]], schema: KeypointSchema, out_dir: str | Path, *,
-                manifest: dict | None = None, whole_frame: bool | None = None) -> dict[str, Path]:
+                manifest: dict | None = None, whole_frame: bool | None = None, field: str = "--out") -> dict[str, Path]:
     """Write each non-empty split as ``out_dir/<split>.json`` and ``out_dir/split.json``; returns the paths.
 
     ``whole_frame``: a record without a box is cropped whole-frame (True), or around its keypoints (False);
@@ -145,24 +146,31 @@ def write_split(splits: dict[str, list[PoseRecord]], schema: KeypointSchema, out
 
     ``manifest`` adds entries (source, seed, rule) to ``split.json``, which also lists each split's
     videos and its number of frames and instances.
+
+    The files are written into a staging folder under ``out_dir`` and moved into place only when all of
+    them are written (:func:`animalpose.outputs.staged_folder`). OutputError naming ``out_dir`` and
+    ``field`` when it cannot be written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out_dir, field)
     paths: dict[str, Path] = {}
     summary: dict[str, dict] = {}
     if whole_frame is None:
         whole_frame = one_per_frame([r for recs in splits.values() for r in recs])
-    for name in SPLITS:
-        recs = splits.get(name, [])
-        if not recs:
-            continue
-        rows = [_portable(r, out, whole_frame) for r in recs]
-        paths[name] = write_coco(rows, out / f"{name}.json", schema, image_root=out,
-                                 info={"split": name, **(manifest or {})})
-        summary[name] = {"videos": sorted({session_of(r) for r in recs}),
-                         "frames": len({_frame_key(r) for r in recs}), "instances": len(recs)}
-    doc = {**(manifest or {}), "schema": schema.name, "splits": summary,
-           "files": {k: v.name for k, v in paths.items()}}
-    paths["manifest"] = write_json_atomic(out / "split.json", doc)
+    # the whole set is written into a staging folder first: a failure or a kill never leaves a new train.json
+    # beside an old val.json (every path inside the files is relative to out, not to the staging folder)
+    with output_errors(out, field), staged_folder(out, "split") as stage:
+        for name in SPLITS:
+            recs = splits.get(name, [])
+            if not recs:
+                continue
+            rows = [_portable(r, out, whole_frame) for r in recs]
+            write_coco(rows, stage / f"{name}.json", schema, image_root=out, info={"split": name, **(manifest or {})})
+            paths[name] = out / f"{name}.json"
+            summary[name] = {"videos": sorted({session_of(r) for r in recs}),
+                             "frames": len({_frame_key(r) for r in recs}), "instances": len(recs)}
+        doc = {**(manifest or {}), "schema": schema.name, "splits": summary,
+               "files": {k: v.name for k, v in paths.items()}}
+        write_json_atomic(stage / "split.json", doc)
+    paths["manifest"] = out / "split.json"
     return paths
 

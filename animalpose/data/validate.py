@@ -145,14 +145,16 @@ def outside_root_problem(rec: PoseRecord, root: str | Path) -> Problem | None:
     real, base = os.path.realpath(rec.image), os.path.realpath(root)
     if real == base or real.startswith(base.rstrip(os.sep) + os.sep):
         return None
-    file, _ = record_origin(rec)
-    return Problem(file, image_field(rec), f"image path {rec.image} resolves to {real}, outside the dataset's image "
+    file, where = record_origin(rec)
+    field = image_field(rec) if "image_field" in rec.meta or "origin" not in rec.meta else f"{where}.image"
+    return Problem(file, field, f"image path {rec.image} resolves to {real}, outside the dataset's image "
                                            f"root {base}; data.allow_outside_root=true (evaluate, data check: "
                                            "--allow-outside-root) reads it")
 
 
 def outside_root_problems(dataset: PoseDataset) -> dict[int, Problem]:
-    """record index -> containment problem, for datasets whose reader knows the image root (COCO, MPII)."""
+    """record index -> containment problem, for datasets whose reader knows the image root (``meta["image_root"]``:
+    COCO and the Animal-Pose release, MPII, DeepLabCut, SLEAP, TigDog)."""
     root = dataset.meta.get("image_root")
     if not root:
         return {}

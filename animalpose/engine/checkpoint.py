@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,14 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from animalpose.atomic import atomic_path
+from animalpose.atomic import atomic_path, remove_temporaries
 from animalpose.errors import DataError, OutputError
 from animalpose.keypoints import KeypointSchema
 from animalpose.outputs import describe_os_error
 
 FORMAT_VERSION = 1
-# The temporary files atomic_path writes beside a checkpoint: .<stem>.<8 hex digits>.ckpt
-_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{8}\.ckpt")
 # model settings that change the shapes of the weights
 ARCHITECTURE_KEYS = ("name", "channels", "stacks", "head", "num_joints")
 
@@ -207,14 +204,7 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     Only names of the form ``.<stem>.<8 hex>.ckpt`` (see :mod:`animalpose.atomic`) are touched; call
     it where no other process is writing checkpoints into ``folder``. Returns what was removed.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    removed = []
-    for p in folder.iterdir():
-        if _TEMP_RE.fullmatch(p.name) and p.is_file():
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    removed = remove_temporaries(folder, suffix=".ckpt")
     if removed:
         log.warning("removed %d temporary checkpoint file(s) left by an interrupted write: %s", len(removed),
                     ", ".join(p.name for p in removed))

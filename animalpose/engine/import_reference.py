@@ -24,6 +24,7 @@ from animalpose.engine.checkpoint import save_checkpoint
 from animalpose.errors import DataError
 from animalpose.keypoints import load_schema
 from animalpose.models.reference_weights import load_reference_hourglass
+from animalpose.outputs import check_output_file
 
 
 def read_reference_mean(path: str | os.PathLike) -> tuple[float, float, float]:
@@ -52,7 +53,10 @@ def import_reference(checkpoint: str | os.PathLike, out: str | os.PathLike, *, m
     Raises:
         DataError: naming the file and the first key that does not map (see :func:`load_reference_hourglass`).
         ConfigError: an unknown model or schema, or a model that is not a stacked hourglass.
+        OutputError: naming ``out`` when it cannot be written (a folder, read-only, full), before any work;
+            the checkpoint itself is written to a temporary file and renamed.
     """
+    check_output_file(out, "OUT")  # before reading anything: a path that cannot be written is said first
     if len(mean) != 3:
         raise DataError(str(checkpoint), "mean", f"expected 3 numbers (R, G, B), got {len(mean)}")
     keypoints = load_schema(schema)

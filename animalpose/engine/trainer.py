@@ -29,6 +29,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,10 @@ from animalpose.keypoints import KeypointSchema
 from animalpose.models.speed import compile_model, pointwise_convs_as_linear
 from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
+
+# the fewest images a training step takes: BatchNorm cannot train on one value per channel (a batch of one
+# at a 1x1 bottleneck, e.g. a 64-px hourglass, raises), so a batch left with one image is not trained on
+MIN_TRAIN_BATCH = 2
 
 
 def build_optimizer(cfg: ExperimentConfig, params) -> torch.optim.Optimizer:
@@ -200,6 +205,7 @@ class Trainer:
         # {"score": s} while an improved epoch's best.ckpt is not on disk (its write was interrupted):
         # recorded in last.ckpt so that resume rebuilds best.ckpt from those very weights
         self.pending_best: dict | None = None
+        self._warned_short = False
         self.history: list[dict] = []
         self.last_per_joint: np.ndarray | None = None
         self.epoch_acc: list = [0.0, 0, 0.0, 0.0]  # loss sum, images, compute s, wall s of the current epoch
@@ -330,7 +336,17 @@ class Trainer:
         t_start = time.perf_counter()
         for batch in loader:
             self.skipped_images.add(batch)
-            if "image" not in batch:  # every sample of the batch was unreadable
+            if not self._trainable(batch):
+                # every sample unreadable, or one left (BatchNorm cannot train on one value per channel): no
+                # update, but the step counts, so an epoch stays steps_per_epoch steps long (the schedule and
+                # the mid-epoch resume position depend on it)
+                self._drop_step(batch)
+                if bar is not None:
+                    bar.update(1)
+                if self.halt_after_steps is not None and self.step >= self.halt_after_steps:
+                    break
+                if self.step % t.checkpoint_every_steps == 0 and self.dist.is_main:
+                    self.save(self.out_dir / "last.ckpt")
                 continue
             t0 = time.perf_counter()
             loss, _ = self._forward_loss(batch)
@@ -370,6 +386,29 @@ class Trainer:
                 "train/images_per_s": float(n_images * self.dist.world_size / max(wall, 1e-9)),
                 "train/compute_images_per_s": float(n_images * self.dist.world_size / max(busy, 1e-9)),
                 "train/epoch_seconds": wall}
+
+    def _trainable(self, batch: dict) -> bool:
+        """Whether ``batch`` holds at least :data:`MIN_TRAIN_BATCH` images (on every rank: under DDP the ranks
+        must agree, or the ones that train would wait for the others' gradients forever)."""
+        ok = batch["image"].shape[0] >= MIN_TRAIN_BATCH if "image" in batch else False
+        if self.dist.enabled:
+            short = all_reduce_sum(torch.tensor([0.0 if ok else 1.0], device=self.device), self.dist)
+            ok = float(short[0]) == 0.0
+        return ok
+
+    def _drop_step(self, batch: dict) -> None:
+        """A step without an update (see :meth:`train_epoch`): the counters and the schedule advance, loudly."""
+        n = batch["image"].shape[0] if "image" in batch else 0
+        if batch.get("skipped") or not self._warned_short:  # the epoch's short last batch: said once
+            self._warned_short |= not batch.get("skipped")
+            why = f"{batch['skipped']} image(s) skipped as undecodable, " if batch.get("skipped") else ""
+            print(f"warning: step {self.step + 1} (epoch {self.epoch + 1}): {why}{n} image(s) left in the batch"
+                  f"{' here or on another rank' if self.dist.enabled else ''}; a training step needs "
+                  f"{MIN_TRAIN_BATCH} (BatchNorm): no update this step", file=sys.stderr, flush=True)
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
+        self.step += 1
 
     @torch.no_grad()
     def validate(self) -> dict:

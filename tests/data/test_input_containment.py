@@ -124,6 +124,87 @@ def test_training_config_opt_in_is_a_typed_setting():
     assert DataConfig().max_image_pixels == DEFAULT_MAX_PIXELS == 100_000_000  # 12x a 4K frame (8.3 MP)
 
 
+# ---- DeepLabCut, SLEAP, TigDog: the same rule, the root being the project / the .slp's folder / the TigDog root
+
+
+def _dlc_csv(path: Path, images: list[str]) -> Path:
+    """A DLC CollectedData CSV with two body parts labelled inside a 64x48 image, one row per image."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = ["scorer,lab,lab,lab,lab", "bodyparts,nose,nose,tail,tail", "coords,x,y,x,y"]
+    rows += [f"{img},10.0,12.0,30.0,20.0" for img in images]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _dlc_schema(ds):
+    return ds.meta["schema_def"]
+
+
+def test_dlc_rows_outside_the_project_are_refused_naming_the_row(tmp_path, opened):
+    project = tmp_path / "proj"
+    _png(project / "labeled-data" / "img0.png")
+    outside = _png(tmp_path / "secret.png")
+    csv = _dlc_csv(project / "CollectedData.csv", ["labeled-data/img0.png", "../secret.png", "/etc/passwd"])
+    ds = read_dataset(csv, "dlc")
+    assert ds.meta["image_root"] == str(project)
+    with pytest.raises(DataError, match="outside the dataset's image root") as info:
+        validate_dataset(ds, _dlc_schema(ds))
+    assert info.value.file == str(csv) and info.value.field == "row 5.image"
+    assert {(p.file, p.field) for p in info.value.problems} == {(str(csv), "row 5.image"), (str(csv), "row 6.image")}
+    assert not any(os.path.realpath(p) in (str(outside), "/etc/passwd") for p in opened)  # never opened
+    kept = validate_dataset(read_dataset(csv, "dlc"), _dlc_schema(ds), skip_bad=True)
+    assert [Path(r.image).name for r in kept.records] == ["img0.png"] and kept.skipped.records == 2
+    # the opt-in reads the outside image; /etc/passwd is then just not an image
+    with pytest.raises(DataError, match=r"passwd: image: "):
+        validate_dataset(read_dataset(csv, "dlc"), _dlc_schema(ds), allow_outside_root=True)
+
+
+def test_dlc_project_root_is_the_folder_holding_labeled_data(tmp_path):
+    """In a project the label file lives in labeled-data/<video>/, its paths start at the project root; a
+    frame that is a link leading out of the project is refused, one inside it is read."""
+    project = tmp_path / "proj"
+    frames = project / "labeled-data" / "vid"
+    _png(frames / "img0.png")
+    (project / "config.yaml").write_text("Task: t\nbodyparts: [nose, tail]\n")
+    (frames / "img1.png").symlink_to(_png(tmp_path / "elsewhere" / "real.png"))
+    csv = _dlc_csv(frames / "CollectedData_lab.csv", ["labeled-data/vid/img0.png", "labeled-data/vid/img1.png"])
+    for path in (csv, project):  # the label file alone, and the whole project
+        ds = read_dataset(path, "dlc")
+        assert ds.meta["image_root"] == str(project)
+        with pytest.raises(DataError, match=r"img1\.png resolves to .*elsewhere/real\.png") as info:
+            validate_dataset(ds, _dlc_schema(ds))
+        assert info.value.file == str(csv) and info.value.field == "row 5.image"
+        assert len(validate_dataset(ds, _dlc_schema(ds), allow_outside_root=True).records) == 2
+
+
+def _slp(path: Path, video: Path) -> Path:
+    sio = pytest.importorskip("sleap_io")
+    skeleton = sio.Skeleton(["head", "tail"], edges=[("head", "tail")])
+    vid = sio.Video.from_filename(str(video))
+    inst = sio.Instance.from_numpy(np.array([[3.0, 4.0], [10.0, 12.0]]), skeleton)
+    labels = sio.Labels(labeled_frames=[sio.LabeledFrame(video=vid, frame_idx=1, instances=[inst])], videos=[vid],
+                        skeletons=[skeleton])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sio.save_slp(labels, str(path), verbose=False)
+    return path
+
+
+def test_sleap_video_outside_the_slp_folder_is_refused_unless_allowed(tmp_path, write_video):
+    video = write_video(tmp_path / "elsewhere" / "flies.mp4", frames=4)
+    slp = _slp(tmp_path / "labels" / "flies.slp", video.resolve())  # the labeller's absolute path
+    ds = read_dataset(slp, "slp")
+    assert ds.meta["image_root"] == str(slp.parent) and ds.records[0].image == str(video.resolve())
+    with pytest.raises(DataError, match=r"flies\.mp4 resolves to .*outside the dataset's image root") as info:
+        validate_dataset(ds, ds.meta["schema_def"])
+    assert info.value.file == str(slp) and info.value.field == "labeled_frames[0].instances[0].image"
+    assert len(validate_dataset(ds, ds.meta["schema_def"], allow_outside_root=True).records) == 1
+    # a copy of the video beside the .slp is preferred to the recorded path outside: no opt-in needed
+    write_video(slp.parent / "flies.mp4", frames=4)
+    ds = read_dataset(slp, "slp")
+    assert ds.records[0].image == str(slp.parent / "flies.mp4")
+    assert len(validate_dataset(ds, ds.meta["schema_def"]).records) == 1
+
+
 # ---- a folder where a file is expected
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
 
 from animalpose.data.readers import detect_format, read_dataset, read_tigdog
+from animalpose.data.validate import validate_dataset
 from animalpose.errors import DataError
+from animalpose.keypoints import load_schema
+
+SCHEMA = load_schema("tigdog")
 
 
 def _landmarks(frames: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -95,3 +100,19 @@ def test_missing_key_and_short_landmarks(tmp_path):
     scipy.io.savemat(base / "ranges" / "horse" / "ranges.mat", {"ranges": np.array([[3.0, 1.0, 3.0]])})
     ds = read_tigdog(tmp_path)
     assert len(ds) == 1 and ds.problems[0].severity == "warning" and "declares 3" in ds.problems[0].message
+
+
+def test_frames_through_a_link_leading_out_of_the_root_are_refused(tmp_path):
+    """Containment (issue 26): the frames must stay under the TigDog root unless data.allow_outside_root."""
+    base = build_tigdog(tmp_path / "td", "horse", {3: (1, [_frame(0, 19)])})
+    real = tmp_path / "elsewhere" / "horse"
+    real.mkdir(parents=True)
+    cv2.imwrite(str(real / "00000001.jpg"), np.full((300, 400, 3), 90, np.uint8))
+    (base / "horse").symlink_to(real, target_is_directory=True)
+    ds = read_dataset(base, "tigdog")
+    assert ds.meta["image_root"] == str(base)
+    mat = str(base / "landmarks" / "horse" / "3.mat")
+    with pytest.raises(DataError, match=r"00000001\.jpg resolves to .*elsewhere/horse/00000001\.jpg") as info:
+        validate_dataset(ds, SCHEMA)
+    assert info.value.file == mat and info.value.field == "landmarks[0].image"
+    assert len(validate_dataset(ds, SCHEMA, allow_outside_root=True).records) == 1

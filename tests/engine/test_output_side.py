@@ -97,3 +97,56 @@ def test_checkpoint_write_failure_names_the_file_and_keeps_the_old_one(tmp_path,
     assert "bytes free" in str(info.value)
     assert path.read_bytes() == old
     assert sorted(os.listdir(tmp_path)) == ["last.ckpt"]  # the half-written temporary file is gone
+
+
+# ---- `data split` and `models import-reference`
+
+
+def test_data_split_refuses_a_file_as_out_before_reading_the_data(tmp_path, capsys):
+    target = tmp_path / "splits"
+    target.write_text("keep me")
+    with pytest.raises(SystemExit) as exit_:  # the dataset does not exist: the output is checked first
+        main(["data", "split", str(tmp_path / "never-read.json"), "--out", str(target), "--by", "frame"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {target} (--out): exists and is a file") and "never-read" not in err
+    assert target.read_text() == "keep me"
+
+
+def test_data_split_failing_mid_way_leaves_the_previous_split_whole(dots, tmp_path, monkeypatch, capsys):
+    from animalpose.data import split as split_mod
+
+    out = tmp_path / "splits"
+    args = ["data", "split", str(dots["train"]), "--out", str(out), "--by", "frame", "--val", "0.25", "--test", "0.25"]
+    with pytest.raises(SystemExit) as done:
+        main(args)
+    assert done.value.code == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == ["split.json", "test.json", "train.json", "val.json"]
+    real = split_mod.write_coco
+
+    def dies_on_val(records, path, *a, **k):  # train.json of the new split is written, then the run dies
+        if Path(path).name == "val.json":
+            raise OSError(28, "No space left on device", str(path))
+        return real(records, path, *a, **k)
+
+    monkeypatch.setattr(split_mod, "write_coco", dies_on_val)
+    with pytest.raises(SystemExit) as exit_:
+        main([*args[:-4], "--seed", "1", *args[-4:]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write") and "val.json" in err and "no space left on device" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old split whole, no staging left
+
+
+def test_import_reference_refuses_an_unwritable_out_before_reading_the_checkpoint(tmp_path, capsys):
+    folder = tmp_path / "model.ckpt"
+    folder.mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        main(["models", "import-reference", str(tmp_path / "never-read.pth.tar"), str(folder),
+              "--model", "hourglass1", "--mean", "0.5", "--mean", "0.5", "--mean", "0.5"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write {folder} (OUT): is a folder") and "never-read" not in err
+    assert list(folder.iterdir()) == []

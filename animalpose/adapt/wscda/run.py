@@ -72,7 +72,7 @@ from animalpose.adapt.wscda.mixing import MixedBatchSampler, select_few_labelled
 from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda, wscda_from_pose_network
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
-from animalpose.atomic import write_json_atomic
+from animalpose.atomic import remove_temporaries, write_json_atomic
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, SchemaName, Section, to_dict
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
@@ -180,6 +180,11 @@ class WSCDARun:
         self.cfg, self.progress = cfg, progress
         self.out = Path(out_dir or w.out_dir or "runs/wscda")
         self.out.mkdir(parents=True, exist_ok=True)
+        # a kill inside a write (a stage checkpoint, state or curve JSON) leaves its temporary file
+        left = remove_temporaries(self.out, recursive=True)
+        if left:
+            _log(f"removed {len(left)} temporary file(s) left by an interrupted write: "
+                 + ", ".join(str(p.relative_to(self.out)) for p in left), progress)
         if not w.human:
             raise ConfigError("<config>", "wscda.human", "no labelled human data given")
         with torch.device("meta"):  # ask the architecture (no weights allocated), not its name

@@ -12,6 +12,11 @@ in ``PoseDataset.meta["unique_bodyparts_skipped"]``. The schema is built from th
 with :func:`animalpose.keypoints.schema_from_names` and named ``dlc:<folder of the csv>`` unless a
 schema is given. Videos under ``<project>/videos/`` are listed in ``PoseDataset.videos`` with their
 container frame counts (unlabelled target data of the same setup).
+
+Image paths must stay under the project root (:func:`project_root`, ``PoseDataset.meta["image_root"]``):
+validation refuses a row whose image resolves outside it (``..``, an absolute path, a link leading out)
+unless ``data.allow_outside_root`` is set. The videos of ``config.yaml``'s ``video_sets`` are listed wherever
+DLC recorded them (absolute paths there are DLC's own layout); they are not labelled records.
 """
 
 from __future__ import annotations
@@ -111,6 +116,17 @@ def _header(rows: list[list[str]], where: str) -> tuple[dict[str, list[str]], in
     return header, n, n_index
 
 
+def project_root(csv_path: Path) -> Path:
+    """The folder a DLC label file's image paths are relative to, and the root they must stay under
+    (:mod:`animalpose.data.validate`'s containment): the nearest of the CSV's folder and its two parents that
+    holds ``labeled-data/`` or ``config.yaml`` (a project: ``<project>/labeled-data/<video>/CollectedData.csv``,
+    or a flat copy with the CSV beside ``labeled-data/``), else the CSV's own folder."""
+    for base in (csv_path.parent, csv_path.parent.parent, csv_path.parent.parent.parent):
+        if (base / "labeled-data").is_dir() or (base / "config.yaml").is_file():
+            return base
+    return csv_path.parent
+
+
 def _resolve_image(csv_path: Path, rel: str) -> Path:
     """Image paths are relative to the project root: try the CSV folder and up to two parents."""
     for base in (csv_path.parent, csv_path.parent.parent, csv_path.parent.parent.parent):
@@ -196,7 +212,7 @@ def read_dlc(path: str | Path, schema: str | KeypointSchema | None = None) -> Po
                     videos[str(vid)] = video_info(vid)["frames"]
             break
     meta = {"annotation_file": where, "unique_bodyparts_skipped": skipped_unique,
-            "individuals": [a for a in animals if a], "schema_def": resolved}
+            "individuals": [a for a in animals if a], "schema_def": resolved, "image_root": str(project_root(path))}
     return PoseDataset(records, resolved.name, "dlc", where, videos=videos, meta=meta)
 
 
@@ -294,5 +310,5 @@ def read_dlc_project(root: str | Path, schema: str | KeypointSchema | None = Non
     videos = {str(v): video_info(v)["frames"] for v in project.videos}
     meta = {"annotation_file": str(project.root / "config.yaml"), "unique_bodyparts_skipped": skipped,
             "label_files": [str(f) for f in project.label_files], "missing_videos": project.missing_videos,
-            "schema_def": resolved}
+            "schema_def": resolved, "image_root": str(project.root)}
     return PoseDataset(records, resolved.name, "dlc", str(project.root), videos=videos, meta=meta)

@@ -32,10 +32,15 @@ def _video_path(video, slp_path: Path) -> Path:
     if isinstance(raw, list):  # image sequence videos: a list of frame files
         raise DataError(str(slp_path), "videos", "image-sequence videos are not supported; export a video file")
     cand = Path(raw)
-    for p in (cand, slp_path.parent / cand, slp_path.parent / cand.name):
+    # a copy beside the .slp first: SLEAP records the labeller's own (often absolute) path, which is
+    # outside the file's folder, so using it first would need data.allow_outside_root for no reason
+    # (a relative path is the .slp's own: relative to its folder, never to the working directory)
+    cands = [slp_path.parent / cand.name, cand] if cand.is_absolute() else [slp_path.parent / cand,
+                                                                             slp_path.parent / cand.name]
+    for p in cands:
         if p.is_file():
             return p
-    return cand
+    return cands[-1] if cand.is_absolute() else cands[0]  # missing: named where it was looked for
 
 
 def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> PoseDataset:
@@ -123,5 +128,6 @@ def read_sleap(path: str | Path, schema: str | KeypointSchema | None = None) -> 
                 video_id=Path(vp).stem, frame_index=int(lf.frame_idx),
                 instance_id=tracks.index(inst.track) if inst.track in tracks else None, meta=meta,
             ))
-    meta = {"annotation_file": where, "schema_def": resolved, "tracks": [t.name for t in tracks]}
+    meta = {"annotation_file": where, "schema_def": resolved, "tracks": [t.name for t in tracks],
+            "image_root": str(path.parent)}
     return PoseDataset(records, resolved.name, "slp", where, videos=videos, meta=meta)

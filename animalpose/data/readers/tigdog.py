@@ -119,4 +119,4 @@ def read_tigdog(
                 ))
                 counts[animal][split] += 1
     return PoseDataset(records, resolved.name, "tigdog", str(root), problems=problems,
-                       meta={"animals": animals, "frames_per_split": counts})
+                       meta={"animals": animals, "frames_per_split": counts, "image_root": str(root)})

@@ -131,3 +131,27 @@ def test_init_checkpoint_copies_every_tensor_that_fits(tmp_path):
     bad = save("bad.ckpt", {"x": torch.zeros(3)}, "animalpose")
     with pytest.raises(DataError, match=r"bad\.ckpt"):
         _load_matching(build_model("simplebaseline18", 20), bad)
+
+
+def test_temporary_files_of_a_killed_run_are_removed_on_start(generated, tmp_path, monkeypatch, capsys):
+    """What a kill inside a write leaves (``.<stem>.<8 hex><suffix>``) goes when the run starts again; the rest
+    stays."""
+    import animalpose.adapt.wscda.run as run
+    from animalpose.adapt.wscda import WSCDAConfig
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(run, "build_data", stop)  # the clean-up comes first; no data needed to see it
+    (tmp_path / "pplo_0").mkdir()
+    stale = [".wscda.train.0badc0de.ckpt", ".state.1234abcd.json", "pplo_0/.labels.deadbeef.json"]
+    keep = ["state.json", ".hidden", "pplo_0/labels.json"]
+    for name in stale + keep:
+        (tmp_path / name).write_text("{")
+    with pytest.raises(Stop):
+        run.run_wscda(parse_config(_raw(generated), WSCDAConfig), tmp_path, progress=True)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(keep)
+    assert "removed 3 temporary file(s) left by an interrupted write" in capsys.readouterr().err

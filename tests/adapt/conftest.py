@@ -1,0 +1,48 @@
+"""Fixtures for the CC-SSL tests: a tiny dot dataset (17 COCO joints as coloured discs; plumbing, not accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from animalpose.data.coco_writer import write_coco
+from animalpose.data.records import PoseRecord
+
+COLOURS = np.array([[(37 * k) % 256, (91 * k + 60) % 256, (151 * k + 120) % 256] for k in range(17)], np.uint8)
+DOT_SIZE = 64
+
+
+def write_dots(out: Path, name: str, n: int, seed: int, videos: int = 0) -> Path:
+    """``n`` images of 17 coloured dots (COCO joints); with ``videos`` > 0 they form that many clips
+    in which every dot moves by (1, 0.5) px per frame."""
+    rng = np.random.default_rng(seed)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    records, start = [], None
+    per_video = n // videos if videos else 0
+    for i in range(n):
+        frame = i % per_video if videos else None
+        if frame in (None, 0):
+            start = rng.uniform(8, DOT_SIZE - 14, size=(17, 2))
+            bg = rng.integers(0, 60, size=(DOT_SIZE, DOT_SIZE, 3), dtype=np.uint8)
+        kp = np.zeros((17, 3), np.float32)
+        kp[:, :2] = start + (0 if frame is None else frame * np.array([1.0, 0.5]))
+        kp[:, 2] = 2
+        img = bg.copy()
+        for k in range(17):
+            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, tuple(int(c) for c in COLOURS[k]), -1)
+        path = out / "images" / f"{name}_{i:04d}.png"
+        cv2.imwrite(str(path), img[:, :, ::-1])
+        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, float(DOT_SIZE), float(DOT_SIZE)),
+                                  image_size=(DOT_SIZE, DOT_SIZE), image_id=i + 1,
+                                  video_id=f"{name}_v{i // per_video}" if videos else None, frame_index=frame))
+    return write_coco(records, out / "annotations" / f"{name}.json", "coco")
+
+
+@pytest.fixture(scope="module")
+def dots(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ccssl_dots")
+    return {"train": write_dots(root, "train", 16, 0), "val": write_dots(root, "val", 4, 1),
+            "target": write_dots(root, "target", 12, 2, videos=2), "target_val": write_dots(root, "tval", 4, 3)}
