@@ -305,12 +305,45 @@ def choose(curves: dict[str, dict]) -> tuple[str, int, dict]:
 # one seed
 
 
-def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
-             progress: bool = False) -> dict:
-    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
+def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: Path, seed: int,
+            start: Path | None, *, progress: bool = False) -> dict:
+    """Train (or resume) ``arm`` in ``folder/<arm.run>`` on ``files`` (:func:`prepare` and :func:`generated`),
+    choose its epoch on val and score it on the horse test split; returns the arm's result (not cached here).
+    ``start``: the checkpoint of ``arm.start``'s chosen model."""
     from animalpose.adapt.wscda.run import WSCDAConfig, WSCDARun
     from animalpose.config import load_config
 
+    config = folder / f"{arm.run}.yaml"
+    text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
+    if not config.is_file() or config.read_text() != text:
+        write_text_atomic(config, text)
+    cfg = load_config(config, WSCDAConfig)
+    run_dir = folder / arm.run
+    with WSCDARun(cfg, run_dir, progress=progress) as run:
+        stage = run.adversarial()
+        if arm.pplo:
+            rounds = [run.pplo_round(r) for r in range(run.num_rounds)]
+            steps = [f"round_{r}" for r in range(run.num_rounds)]
+        else:
+            steps = ["wscda"]
+    curves = {s: json.loads((run_dir / f"{s}.best.json").read_text()) for s in steps}
+    step, epoch, val = choose(curves)
+    checkpoint = run_dir / f"{step}.best.ckpt"
+    result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
+              "val_curve": {s: c["epochs"] for s, c in curves.items()},
+              "test": score(checkpoint, files[f"{TARGET}_test"])}
+    if arm.pplo:
+        result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
+                             or k.startswith("pseudo/")} for r in rounds]
+    if not arm.pplo or arm.name in DISCRIMINATORS:  # the end of the adversarial step
+        result["discriminator"] = {k.removeprefix("train/"): v for k, v in stage.items()
+                                   if k.startswith("train/disc_acc")}
+    return result
+
+
+def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
+             progress: bool = False) -> dict:
+    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
     cache = SeedFolder(out / f"seed_{seed}", settings.key())
     done = cache.finished()
     if done is not None and set(done["arms"]) >= set(ARMS):
@@ -330,36 +363,12 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         if progress:
             print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
         start = Path(arms[arm.start]["checkpoint"]) if arm.start else None
-        config = folder / f"{arm.run}.yaml"
-        text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
-        if not config.is_file() or config.read_text() != text:
-            write_text_atomic(config, text)
-        cfg = load_config(config, WSCDAConfig)
-        run_dir = folder / arm.run
-        with WSCDARun(cfg, run_dir, progress=progress) as run:
-            stage = run.adversarial()
-            if arm.pplo:
-                rounds = [run.pplo_round(r) for r in range(run.num_rounds)]
-                steps = [f"round_{r}" for r in range(run.num_rounds)]
-            else:
-                steps = ["wscda"]
-        curves = {s: json.loads((run_dir / f"{s}.best.json").read_text()) for s in steps}
-        step, epoch, val = choose(curves)
-        checkpoint = run_dir / f"{step}.best.ckpt"
-        result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
-                  "val_curve": {s: c["epochs"] for s, c in curves.items()},
-                  "test": score(checkpoint, data[f"{TARGET}_test"])}
-        if arm.pplo:
-            result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
-                                 or k.startswith("pseudo/")} for r in rounds]
-        if not arm.pplo or arm.name in DISCRIMINATORS:  # the end of the adversarial step
-            result["discriminator"] = {k.removeprefix("train/"): v for k, v in stage.items()
-                                       if k.startswith("train/disc_acc")}
+        result = run_arm(arm, settings, files, folder, seed, start, progress=progress)
         result["seconds"] = clock.lap()
         write_json_atomic(path, result, indent=2)
         arms[arm.name] = result
         if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
-            for spent in run_dir.glob("*.train.ckpt"):
+            for spent in (folder / arm.run).glob("*.train.ckpt"):
                 spent.unlink()
     return cache.save({"seed": seed, "arms": arms,
                        "gap_recovery": gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK],
