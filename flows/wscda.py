@@ -10,8 +10,8 @@ Pseudo-code, one Prefect task per step:
     for r in rounds:
         model = pplo_round(r, model)                         # pseudo-label the target, keep the most
                                                              # confident joints, train on them too
-    pck   = evaluate(model, target_test)
-    register(model)
+    pck   = evaluate(model, target_test)                     # every stage's model is scored on target test
+    register(model)                                          # (and val): the parent run's results table
 
 Each training task is one step of :class:`animalpose.adapt.wscda.run.WSCDARun` on the same output
 folder (``state.json``): a new object resumes after the last finished step exactly as the uninterrupted
@@ -32,9 +32,9 @@ from prefect.cache_policies import INPUTS
 from animalpose.errors import ConfigError
 from animalpose.paths import data_home
 from animalpose.threads import configure_threads
-from flows.ccssl import Scoring, seed_plan, target_video
+from flows.ccssl import Scoring, log_comparison, scored_metrics, seed_plan, target_video
 from flows.common import FileStamps, markdown_table, parent_tracker, publish, retry_transient, run_link, stage
-from flows.evaluate import PCK, evaluate
+from flows.evaluate import PCK
 from flows.presets import FlowPreset, config_with, load_preset
 from flows.pretrain import make_dataset
 
@@ -158,37 +158,47 @@ def wscda_flow(
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
                                   val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root)
         schema = cfg["data"]["schema"]
-        # every step's model on target test (and the labelled target val): metrics, gallery, per-joint bars
+        # every step's model on target test (and the labelled target val): metrics, gallery and per-joint bars in
+        # its own stage run, and side by side in the parent's results table (the CC-SSL flow's helpers)
         scoring = Scoring({"target_test": test, "target_val": Path(val_data) if val_data else None},
                           p.eval_batch_size, schema, allow_outside_root, p.gallery,
                           target_video([test, *target], schema, p.clip_seconds), p.clip_seconds, out / "clips")
+        scores: dict[str, dict] = {}  # stage label -> {data set: evaluate result}
         with stage(parent, "wscda", tags={"stage": "wscda", "round": "0"}) as st:
             ckpt = Path(wscda(cfg, where, out / "wscda", tracker=st)["checkpoint"])
-            scoring(st, "wscda", ckpt)
+            scores["WS-CDA"] = scoring(st, "wscda", ckpt)
         round_metrics = []
         for r in range(n_rounds):
             label = f"pplo-round-{r + 1}"
             with stage(parent, label, {"round": r + 1}, tags={"stage": "round", "round": str(r + 1)}) as st:
                 res = pplo_round(cfg, where, out / "wscda", r, tracker=st)
                 ckpt = Path(res["checkpoint"])
-                scoring(st, label, ckpt)
+                scores[f"PPLO round {r + 1}"] = scoring(st, label, ckpt)
             round_metrics.append(res["metrics"])
         with stage(parent, "evaluate") as st:
-            ev = evaluate(ckpt, test, p.eval_batch_size, schema, allow_outside_root=allow_outside_root,
-                          examples=p.gallery)  # the last round's scoring, from the task cache
-            pck = float(ev["metrics"][PCK])
+            pck = float(scores[list(scores)[-1]]["target_test"]["metrics"][PCK])  # the last stage's model
             st.log_metrics({PCK: pck})
         parent.log_metrics({PCK: pck})
+        arms = {label: scored_metrics(res) for label, res in scores.items()}
+        log_comparison(parent, arms)
         with stage(parent, "register") as st:
             parent.log_artifact(ckpt, "model")
             version = parent.register_model(f"model/{ckpt.name}", name, tags={"species": species, "method": "wscda"})
             st.set_tags({"registered_model": f"{name}/{version}"})
         summary = {"species": species, "pck": pck, "rounds": round_metrics, "model_name": name,
-                   "model_version": version, "mlflow_run_id": parent.run_id}
-        table = markdown_table(["model", "PCK@0.05 (crop) on target test"], [[f"WS-CDA + {n_rounds} PPLO rounds", pck]])
-        publish(f"wscda-{species}", f"# WS-CDA {species}\n\n{table}\nMLflow run: {run_link(parent)}\n")
+                   "model_version": version, "mlflow_run_id": parent.run_id, "scores": arms}
+        parent.log_dict(summary, "summary.json")
+        publish(f"wscda-{species}", results_markdown(species, arms, n_rounds, run_link(parent)))
         parent.end("FINISHED")
         return summary
     except BaseException as exc:
         parent.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         raise
+
+
+def results_markdown(species: str, arms: dict[str, dict[str, float]], rounds: int, link: str) -> str:
+    """The flow run's Prefect artifact: PCK@0.05 (crop) of every stage's model on target test (and val)."""
+    sets = [ds for ds in ("target_test", "target_val") if any(f"{ds}/{PCK}" in m for m in arms.values())]
+    rows = [[label, *(m.get(f"{ds}/{PCK}") for ds in sets)] for label, m in arms.items()]
+    table = markdown_table(["model", *(f"PCK@0.05 (crop) on {ds.replace('_', ' ')}" for ds in sets)], rows)
+    return f"# WS-CDA {species}: WS-CDA + {rounds} PPLO rounds\n\n{table}\nMLflow run: {link}\n"

@@ -80,10 +80,16 @@ def _read(path: Path, cfg: ExperimentConfig, schema: str | KeypointSchema | None
     return ds
 
 
+def is_generated_record(record: PoseRecord) -> bool:
+    """A rendered instance: our generator's (it carries the generator ``factors``) or a CC-SSL render (its
+    reader marks it ``synthetic``)."""
+    return "factors" in record.meta or record.meta.get("synthetic") is True
+
+
 def is_synthetic(dataset: PoseDataset) -> bool:
     """CC-SSL renders, or our generator's output (its records carry the generator ``factors``)."""
     return (dataset.format == "ccssl" or bool(dataset.meta.get("synthetic"))
-            or any("factors" in r.meta for r in dataset.records[:1]))
+            or any(is_generated_record(r) for r in dataset.records[:1]))
 
 
 def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:

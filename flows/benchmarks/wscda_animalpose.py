@@ -19,10 +19,16 @@ they draw (mixing ratio humans : labelled animals : unlabelled horses), in α an
 - **(e) oracle**: the horse ``train`` images *with* their labels (0 : 1 : 0), α = 0, from scratch;
 - controls from (a), each with the steps of (c): **alpha0** (the batches of (c), α = 0: isolates the
   adversarial term) and **finetune** ((a) fine-tuned on cows + sheep, 0 : 1 : 0: plain transfer);
-- **synthetic** (issue 29 item 2, the part the code allows cheaply): (d) with generated horses (the
-  generator's ``animalpose`` schema) added to the labelled animals. The discriminator still tells
-  human / animal and source / target (the generated horses are labelled source animals); a third,
-  synthetic / real output and CC-SSL's consistency filter as PPLO's selection are not built.
+- **synthetic** (issue 29 item 2): (d) with generated horses (the generator's ``animalpose`` schema) added
+  to the labelled animals. The discriminator still tells human / animal and source / target (the
+  generated horses are labelled source animals);
+- **synthetic_3way**: the synthetic arm with the three-way discriminator (``wscda.discriminator:
+  three_way``): a third output tells synthetic (the generated humans and horses) from real (the
+  photographed cows, sheep and horses), so the adversarial term also confuses rendered with photographed;
+- **pplo_consistency**: (d) with CC-SSL's consistency check as PPLO's pseudo-label filter
+  (``wscda.pplo_filter: consistency``: the joints CC-SSL's selection would keep), in its own run folder;
+  its adversarial step is (c)'s (same config, seed and start), retrained because (c)'s training states
+  are removed once (d) is scored.
 
 **Epoch choice** (``wscda.select_on_val``): after every epoch of every step the network is scored on the
 horse ``val`` crops (crop PCK@0.05, no flip) and each step keeps its best epoch; an arm's model is the
@@ -34,14 +40,15 @@ controls and the synthetic arm start from (a)'s chosen model.
 PCK@0.05/0.1 with crop and bbox normalisation and OKS AP (Animal-Pose sigmas of
 ``configs/keypoints/animalpose.yaml``, mmpose's) on all 20 joints, and crop PCK@0.05 on the 17 joints
 with a COCO counterpart (the joints (a) is trained on); the val curve of each arm; the discriminator's
-per-domain accuracy at the end of (c); PPLO's pseudo-label coverage and precision per round. Gap recovery
-= (d − b) / (e − b) of test PCK@0.05 (crop).
+per-domain accuracy at the end of the adversarial step of (c) and of synthetic_3way; PPLO's pseudo-label
+coverage and precision per round. Gap recovery = (d − b) / (e − b) of test PCK@0.05 (crop).
 
 Caching (hours on a CPU for three seeds): ``OUT/data`` holds the real splits as COCO files and the
 generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable from its checkpoints;
 the training states, optimiser included, are removed once the folder's last arm is scored, the models
 stay), ``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
-same ``OUT`` and settings goes on where it stopped; other settings are refused
+same ``OUT`` and settings goes on where it stopped (a seed completed before an arm was added runs that arm
+only); other settings are refused
 (:class:`~flows.benchmarks.harness.SeedFolder`).
 """
 
@@ -76,7 +83,8 @@ TARGET = "horse"
 LABELLED = ("cow", "sheep")
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
 CONFIG = REPO_ROOT / "configs" / "adapt" / "wscda_animalpose.yaml"
-ARMS = ("human_only", "animals_only", "wscda", "wscda_pplo", "oracle", "alpha0", "finetune", "synthetic")
+ARMS = ("human_only", "animals_only", "wscda", "wscda_pplo", "oracle", "alpha0", "finetune", "synthetic",
+        "synthetic_3way", "pplo_consistency")
 ARM_TITLES = {
     "human_only": "(a) human-only",
     "animals_only": "(b) cow + sheep only",
@@ -86,12 +94,16 @@ ARM_TITLES = {
     "alpha0": "control: (c) with alpha = 0",
     "finetune": "control: (a) fine-tuned on cow + sheep",
     "synthetic": "(d) + generated horses as labelled animals",
+    "synthetic_3way": "(d) + generated horses, synthetic / real discriminator",
+    "pplo_consistency": "(d) with CC-SSL's consistency filter",
 }
 PCK = "pck_crop@0.05"
 METRICS = ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "pck_bbox@0.1", "AP", "pck_crop@0.05_common17")
 #: per-seed differences reported with the table: (treated, control)
 CONTRASTS = (("wscda", "alpha0"), ("wscda", "finetune"), ("wscda", "animals_only"), ("wscda_pplo", "wscda"),
-             ("synthetic", "wscda_pplo"))
+             ("synthetic", "wscda_pplo"), ("synthetic_3way", "synthetic"), ("pplo_consistency", "wscda_pplo"))
+#: the arms whose discriminator accuracy per domain (end of the adversarial step) the summary reports
+DISCRIMINATORS = ("wscda", "synthetic_3way")
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ class BenchSettings:
     """What one seed runs: the WS-CDA config (network, budget, α, PPLO) with ``overrides`` on top, and the
     generated data. ``labelled_per_species``: cows and sheep kept per species (None: every one of ``train``);
     ``human_epochs``: epochs of (a); ``max_images``: the first photographs of each real split (None: the whole
-    split; the smoke preset's 16 keep a run to a minute or two)."""
+    split; the smoke preset's 16 keep a run to about three minutes)."""
 
     data: Path = DEFAULT_DATA
     config: Path = CONFIG
@@ -116,7 +128,7 @@ class BenchSettings:
         return json.loads(json.dumps(asdict(self), default=str))
 
 
-#: ``--preset``: ``quick`` is the defaults; ``smoke`` runs every arm in a minute or two (plumbing only)
+#: ``--preset``: ``quick`` is the defaults; ``smoke`` runs every arm in about three minutes (plumbing only)
 PRESETS: dict[str, BenchSettings] = {
     "quick": BenchSettings(),
     "smoke": BenchSettings(
@@ -160,6 +172,10 @@ def plan_arms(human_epochs: int) -> list[Arm]:
         Arm("alpha0", "alpha0", labelled, {"alpha": 0.0, "pplo_rounds": 0}, start="human_only"),
         Arm("finetune", "finetune", labelled, alone, start="human_only"),
         Arm("synthetic", "synthetic", (*labelled, "synthetic"), {}, start="human_only", pplo=True),
+        Arm("synthetic_3way", "synthetic_3way", (*labelled, "synthetic"), {"discriminator": "three_way"},
+            start="human_only", pplo=True),
+        Arm("pplo_consistency", "pplo_consistency", labelled, {"pplo_filter": "consistency"}, start="human_only",
+            pplo=True),
     ]
 
 
@@ -289,16 +305,50 @@ def choose(curves: dict[str, dict]) -> tuple[str, int, dict]:
 # one seed
 
 
-def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
-             progress: bool = False) -> dict:
-    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
+def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: Path, seed: int,
+            start: Path | None, *, progress: bool = False) -> dict:
+    """Train (or resume) ``arm`` in ``folder/<arm.run>`` on ``files`` (:func:`prepare` and :func:`generated`),
+    choose its epoch on val and score it on the horse test split; returns the arm's result (not cached here).
+    ``start``: the checkpoint of ``arm.start``'s chosen model."""
     from animalpose.adapt.wscda.run import WSCDAConfig, WSCDARun
     from animalpose.config import load_config
 
+    config = folder / f"{arm.run}.yaml"
+    text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
+    if not config.is_file() or config.read_text() != text:
+        write_text_atomic(config, text)
+    cfg = load_config(config, WSCDAConfig)
+    run_dir = folder / arm.run
+    with WSCDARun(cfg, run_dir, progress=progress) as run:
+        stage = run.adversarial()
+        if arm.pplo:
+            rounds = [run.pplo_round(r) for r in range(run.num_rounds)]
+            steps = [f"round_{r}" for r in range(run.num_rounds)]
+        else:
+            steps = ["wscda"]
+    curves = {s: json.loads((run_dir / f"{s}.best.json").read_text()) for s in steps}
+    step, epoch, val = choose(curves)
+    checkpoint = run_dir / f"{step}.best.ckpt"
+    result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
+              "val_curve": {s: c["epochs"] for s, c in curves.items()},
+              "test": score(checkpoint, files[f"{TARGET}_test"])}
+    if arm.pplo:
+        result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
+                             or k.startswith("pseudo/")} for r in rounds]
+    if not arm.pplo or arm.name in DISCRIMINATORS:  # the end of the adversarial step
+        result["discriminator"] = {k.removeprefix("train/"): v for k, v in stage.items()
+                                   if k.startswith("train/disc_acc")}
+    return result
+
+
+def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
+             progress: bool = False) -> dict:
+    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
     cache = SeedFolder(out / f"seed_{seed}", settings.key())
     done = cache.finished()
-    if done is not None:
+    if done is not None and set(done["arms"]) >= set(ARMS):
         return done
+    # a seed finished before arms were added (same settings) goes on with the new arms only
     cache.start()
     folder, clock = cache.folder, Stopwatch()
     files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
@@ -313,37 +363,12 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         if progress:
             print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
         start = Path(arms[arm.start]["checkpoint"]) if arm.start else None
-        config = folder / f"{arm.run}.yaml"
-        text = yaml.safe_dump(arm_document(arm, settings, files, seed, start), sort_keys=False)
-        if not config.is_file() or config.read_text() != text:
-            write_text_atomic(config, text)
-        cfg = load_config(config, WSCDAConfig)
-        run_dir = folder / arm.run
-        with WSCDARun(cfg, run_dir, progress=progress) as run:
-            if arm.pplo:
-                run.adversarial()
-                rounds = [run.pplo_round(r) for r in range(run.num_rounds)]
-                steps = [f"round_{r}" for r in range(run.num_rounds)]
-            else:
-                stage = run.adversarial()
-                steps = ["wscda"]
-        curves = {s: json.loads((run_dir / f"{s}.best.json").read_text()) for s in steps}
-        step, epoch, val = choose(curves)
-        checkpoint = run_dir / f"{step}.best.ckpt"
-        result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
-                  "val_curve": {s: c["epochs"] for s, c in curves.items()},
-                  "test": score(checkpoint, data[f"{TARGET}_test"])}
-        if arm.pplo:
-            result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
-                                 or k.startswith("pseudo/")} for r in rounds]
-        else:
-            result["discriminator"] = {k.removeprefix("train/"): v for k, v in stage.items()
-                                       if k.startswith("train/disc_acc")}
+        result = run_arm(arm, settings, files, folder, seed, start, progress=progress)
         result["seconds"] = clock.lap()
         write_json_atomic(path, result, indent=2)
         arms[arm.name] = result
         if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
-            for spent in run_dir.glob("*.train.ckpt"):
+            for spent in (folder / arm.run).glob("*.train.ckpt"):
                 spent.unlink()
     return cache.save({"seed": seed, "arms": arms,
                        "gap_recovery": gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK],
@@ -357,7 +382,8 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
 def summarise(per_seed: list[dict]) -> dict:
     """Mean ± std over seeds of each arm's test metrics; per-seed differences of :data:`CONTRASTS` (and in
     how many seeds the treated arm is above); the paper's ordering (b) < (c) < (d) per seed; gap recovery
-    (d − b) / (e − b) of the means and per seed."""
+    (d − b) / (e − b) of the means and per seed; the discriminator's accuracy per domain of
+    :data:`DISCRIMINATORS`."""
     rows = {a: {m: stats([s["arms"][a]["test"].get(m) for s in per_seed], std_of_one=0.0) for m in METRICS}
             for a in ARMS}
     contrasts = {}
@@ -373,9 +399,10 @@ def summarise(per_seed: list[dict]) -> dict:
             "paper_ordering_b_c_d": {"seeds": len(per_seed), "seeds_holding": sum(ordered)},
             "gap_recovery_of_means": gap_recovery(means["animals_only"], means["wscda_pplo"], means["oracle"]),
             "gap_recovery_per_seed": [s["gap_recovery"] for s in per_seed],
-            "discriminator_wscda": {k: stats([s["arms"]["wscda"]["discriminator"].get(k) for s in per_seed],
-                                             std_of_one=0.0)
-                                    for k in per_seed[0]["arms"]["wscda"]["discriminator"]}}
+            **{f"discriminator_{arm}": {k: stats([s["arms"][arm]["discriminator"].get(k) for s in per_seed],
+                                                 std_of_one=0.0)
+                                        for k in per_seed[0]["arms"][arm]["discriminator"]}
+               for arm in DISCRIMINATORS}}
 
 
 def format_table(summary: dict) -> str:

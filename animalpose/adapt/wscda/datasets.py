@@ -1,9 +1,10 @@
 """The datasets and per-dataset passes of WS-CDA on real files (used by :mod:`animalpose.adapt.wscda.run`).
 
-- :class:`Tagged`: a top-down dataset whose samples carry the domain labels (y, z);
+- :class:`Tagged`: a top-down dataset whose samples carry the domain labels (y, z, s);
 - :func:`read_unlabelled`: the target animals with their labels removed (kept aside as truth);
 - :func:`load_matching`: a partial initialisation from a checkpoint (e.g. a human model);
-- :func:`report_pck`, :func:`predict_crops`: evaluation and prediction passes over plain crops.
+- :func:`report_pck`, :func:`predict_crops`: evaluation and prediction passes over plain crops;
+  :func:`consistency_predict_crops`: the prediction pass of PPLO's ``consistency`` filter (CC-SSL's views).
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from animalpose.adapt.pseudolabel import ConsistencyConfig, label_records
 from animalpose.codecs.base import Codec
 from animalpose.config import ExperimentConfig
-from animalpose.data.dataset import TopDownDataset, collate_skip
+from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.validate import validate_dataset, validation_options
-from animalpose.engine.build import crop_padding
+from animalpose.engine.build import crop_padding, is_generated_record
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps
 from animalpose.errors import ConfigError, DataError
@@ -32,10 +34,15 @@ PCK_ALPHAS = (0.05, 0.1)
 
 
 class Tagged(Dataset):
-    """A top-down dataset whose samples carry domain labels; ``labelled=False`` zeroes the target weights."""
+    """A top-down dataset whose samples carry domain labels; ``labelled=False`` zeroes the target weights.
+
+    ``y`` (0 human / 1 animal) and ``z`` (0 source / 1 target) are the stream's; ``s`` (1 synthetic / 0 real,
+    read by the three-way discriminator) is each record's own (:func:`~animalpose.engine.build.
+    is_generated_record`), since one stream may mix generated and photographed animals."""
 
     def __init__(self, base: TopDownDataset, y: int, z: int, labelled: bool):
         self.base, self.y, self.z, self.labelled = base, y, z, labelled
+        self.synthetic = np.array([is_generated_record(r) for r in base.records], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.base)
@@ -46,7 +53,7 @@ class Tagged(Dataset):
             return sample
         if not self.labelled:
             sample["target_weight"] = torch.zeros_like(sample["target_weight"])
-        sample["y"], sample["z"] = self.y, self.z
+        sample["y"], sample["z"], sample["s"] = self.y, self.z, int(self.synthetic[index])
         return sample
 
 
@@ -123,3 +130,24 @@ def predict_crops(model: torch.nn.Module, dataset: TopDownDataset, codec: Codec,
     if not idx:
         raise DataError("<target>", "image", "no readable target image")
     return np.concatenate(coords), np.concatenate(conf), np.concatenate(mats), np.concatenate(idx)
+
+
+@torch.no_grad()
+def consistency_predict_crops(model: torch.nn.Module, records: list[PoseRecord], schema: KeypointSchema,
+                              codec: Codec, normalization: Normalization, consistency: ConsistencyConfig,
+                              device: torch.device | str, *, batch_size: int, padding: float,
+                              seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`predict_crops` through CC-SSL's consistency check: the pseudo-labels and confidences of
+    :func:`~animalpose.adapt.pseudolabel.label_records` (every geometric and photometric view of each crop,
+    mapped back and averaged; views of batch b drawn from ``(seed, b)``), the crops cut as
+    :func:`predict_crops`' (``padding``, the codec's grid, ``normalization``, no augmentation).
+
+    Returns (coords (N, K, 2) crop px, confidence (N, K), matrices (N, 2, 3), indices into ``records`` (N,))
+    of the readable records, in order."""
+    labels = label_records(model, records, schema, codec, normalization, consistency, torch.device(device),
+                           batch_size=batch_size, padding=padding, seed=seed, truth=False)
+    if not len(labels):
+        raise DataError("<target>", "image", "no readable target image")
+    position = {id(r): i for i, r in enumerate(records)}  # label_records keeps the record objects it read
+    idx = np.array([position[id(r)] for r in labels.records], dtype=np.int64)
+    return labels.crop_xy, labels.confidence, labels.matrices, idx

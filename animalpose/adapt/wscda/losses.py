@@ -29,6 +29,11 @@ Choices the paper leaves open, made here:
   human/animal term against the source/target term; w2 weighs animal pose against human pose.
 - The discriminator outputs logits; ``log ŷ`` and ``log(1−ŷ)`` are computed from them with the
   numerically stable ``binary_cross_entropy_with_logits`` (identical values, no log(0)).
+
+**Three-way option** (not in the paper; ``wscda.discriminator: three_way``): when generated animals join
+the labelled source, a third output ŝ tells synthetic (s = 1, rendered) from real (s = 0, photographed)
+for every sample, humans included, and L_DDL gains ``−w3 Σ_i [s log ŝ + (1−s) log(1−ŝ)]``. The pose
+modules then also push rendered and photographed features together; the paper's two terms are unchanged.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ class WSCDALossWeights:
         w1: weight of the human/animal term inside L_DDL.
         w2: weight of animal pose losses inside L_pose.
         reduction: ``"mean"`` (divide by the batch size) or ``"sum"`` (the paper's plain sums).
+        w3: weight of the synthetic/real term inside L_DDL (three-way discriminator only).
     """
 
     alpha: float = PAPER_ALPHA
@@ -63,11 +69,12 @@ class WSCDALossWeights:
     w1: float = 1.0
     w2: float = 1.0
     reduction: str = "mean"
+    w3: float = 1.0
 
     def __post_init__(self) -> None:
         if self.reduction not in REDUCTIONS:
             raise ConfigError("<wscda>", "loss.reduction", f"expected one of {REDUCTIONS}, got {self.reduction!r}")
-        for name in ("w1", "w2", "beta"):
+        for name in ("w1", "w2", "w3", "beta"):
             if getattr(self, name) < 0:
                 raise ConfigError("<wscda>", f"loss.{name}", f"must be >= 0, got {getattr(self, name)}")
 
@@ -98,14 +105,23 @@ def domain_discrimination_terms(y_logit: Tensor, z_logit: Tensor, y: Tensor, z: 
 
 
 def domain_discrimination_loss(
-    y_logit: Tensor, z_logit: Tensor, y: Tensor, z: Tensor, *, w1: float = 1.0, reduction: str = "mean"
+    y_logit: Tensor, z_logit: Tensor, y: Tensor, z: Tensor, *, w1: float = 1.0, reduction: str = "mean",
+    s_logit: Tensor | None = None, s: Tensor | None = None, w3: float = 1.0,
 ) -> Tensor:
     """L_DDL = −w1 Σ [y log ŷ + (1−y) log(1−ŷ)] − Σ y [z log ẑ + (1−z) log(1−ẑ)] (scalar).
 
-    Shapes as in :func:`domain_discrimination_terms`; ``reduction="mean"`` divides the sums by N.
+    Shapes as in :func:`domain_discrimination_terms`; ``reduction="mean"`` divides the sums by N. With
+    ``s_logit`` (N,) and ``s`` (N,) in {0 real, 1 synthetic} (the three-way discriminator) the sum gains
+    −w3 Σ [s log ŝ + (1−s) log(1−ŝ)].
     """
     human_animal, source_target = domain_discrimination_terms(y_logit, z_logit, y, z)
-    return _reduce(w1 * human_animal + source_target, reduction)
+    per_sample = w1 * human_animal + source_target
+    if (s_logit is None) != (s is None):
+        raise ValueError("the synthetic/real term needs both its logits and its labels")
+    if s_logit is not None:
+        per_sample = per_sample + w3 * F.binary_cross_entropy_with_logits(s_logit, s.to(s_logit.dtype),
+                                                                            reduction="none")
+    return _reduce(per_sample, reduction)
 
 
 def per_sample_heatmap_mse(pred: Tensor, target: Tensor, weight: Tensor) -> Tensor:

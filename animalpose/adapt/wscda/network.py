@@ -13,7 +13,9 @@ Four parts, as in the paper's figure of the architecture:
 - a **keypoint estimator** (:class:`KeypointEstimator`) predicting J heatmaps over the joint keypoint
   space of ``joint_space`` (human and animal joints through the explicit mapping table);
 - a **domain discriminator** (:class:`DomainDiscriminator`) with two sigmoid outputs, ŷ (human 0 /
-  animal 1) and ẑ (source 0 / target 1), returned as logits (N, 2). By default it looks at the
+  animal 1) and ẑ (source 0 / target 1), returned as logits (N, 2); with ``outputs=3`` (not in the
+  paper; for generated animals as an extra labelled source) a third, ŝ (real 0 / synthetic 1), so the
+  adversarial term also confuses rendered with photographed samples. By default it looks at the
   extractor's features (``discriminate_on="features"``, as in the paper's figure, so the adversarial
   signal shapes the shared extractor); ``"adapted"`` feeds it the adapter's output instead.
 
@@ -98,15 +100,22 @@ class KeypointEstimator(nn.Module):
         return self.body(x)
 
 
+#: the discriminator's outputs: the paper's ŷ (animal) and ẑ (target), or those and ŝ (synthetic)
+DISCRIMINATOR_OUTPUTS = (2, 3)
+
+
 class DomainDiscriminator(nn.Module):
-    """Two-output domain classifier: (N, C, h, w) -> (N, 2) logits of ŷ (animal) and ẑ (target).
+    """Domain classifier: (N, C, h, w) -> (N, outputs) logits of ŷ (animal), ẑ (target) and, with
+    ``outputs=3``, ŝ (synthetic).
 
     ``num_convs`` 3×3 convolutions (the first ``num_convs - 1`` with stride 2) with LeakyReLU(0.2),
-    global average pooling, a hidden linear layer and a linear layer to two logits.
+    global average pooling, a hidden linear layer and a linear layer to the logits.
     """
 
-    def __init__(self, in_channels: int, hidden: int = 64, num_convs: int = 2):
+    def __init__(self, in_channels: int, hidden: int = 64, num_convs: int = 2, outputs: int = 2):
         super().__init__()
+        if outputs not in DISCRIMINATOR_OUTPUTS:
+            raise ValueError(f"outputs must be one of {DISCRIMINATOR_OUTPUTS}, got {outputs}")
         layers: list[nn.Module] = []
         channels = in_channels
         for k in range(num_convs):
@@ -114,7 +123,9 @@ class DomainDiscriminator(nn.Module):
             layers += [nn.Conv2d(channels, hidden, 3, stride=stride, padding=1), nn.LeakyReLU(0.2, inplace=True)]
             channels = hidden
         self.convs = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.2, inplace=True), nn.Linear(hidden, 2))
+        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.LeakyReLU(0.2, inplace=True),
+                                nn.Linear(hidden, outputs))
+        self.outputs = outputs
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.convs(x).mean(dim=(2, 3))
@@ -130,7 +141,7 @@ class WSCDAOutput:
         adapted: (N, C, h, w) adapter output (what the estimator reads).
         heatmaps: list of (N, J, h', w') heatmaps (one per stage; one stage for a plain head).
         domain_input: the tensor the discriminator reads (``features`` or ``adapted``), before any GRL.
-        domain_logits: (N, 2) logits of ŷ and ẑ, or None when the discriminator was not run.
+        domain_logits: (N, 2) logits of ŷ and ẑ ((N, 3) with ŝ), or None when the discriminator was not run.
     """
 
     features: Tensor
@@ -184,7 +195,7 @@ class WSCDANetwork(nn.Module):
         return list(self.discriminator.parameters())
 
     def discriminate(self, domain_input: Tensor, grl_lambda: float | None = None) -> Tensor:
-        """(N, C, h, w) -> (N, 2) logits; with ``grl_lambda`` the input passes a gradient reversal layer."""
+        """(N, C, h, w) -> (N, 2 or 3) logits; with ``grl_lambda`` the input passes a gradient reversal layer."""
         if grl_lambda is not None:
             domain_input = grad_reverse(domain_input, grl_lambda)
         return self.discriminator(domain_input)
@@ -224,6 +235,7 @@ def wscda_from_pose_network(
     discriminator_hidden: int = 256,
     discriminate_on: str = "features",
     adapter: str = "residual",
+    discriminator_outputs: int = 2,
 ) -> WSCDANetwork:
     """WS-CDA around a pretrained SimpleBaseline-style network (the paper starts from a human model).
 
@@ -232,7 +244,8 @@ def wscda_from_pose_network(
     SimpleBaseline`. The modules are shared, not copied; a new identity-initialised adapter goes between
     backbone and deconvolutions, so at the start the WS-CDA network predicts exactly what ``net`` does.
     ``adapter="residual"`` is :class:`DomainAdaptationNetwork`; ``"linear"`` is :class:`LinearAdapter`,
-    which :func:`export_pose_network` folds back into ``net`` after training.
+    which :func:`export_pose_network` folds back into ``net`` after training. ``discriminator_outputs``: 2
+    (the paper's ŷ, ẑ) or 3 (and ŝ, synthetic / real; :class:`DomainDiscriminator`).
     """
     if adapter not in ADAPTERS:
         raise ValueError(f"adapter must be one of {ADAPTERS}, got {adapter!r}")
@@ -247,7 +260,7 @@ def wscda_from_pose_network(
         net.num_joints,
         adapter=LinearAdapter(channels) if adapter == "linear" else DomainAdaptationNetwork(channels),
         estimator=nn.Sequential(net.deconv_layers, net.final_layer),
-        discriminator=DomainDiscriminator(channels, hidden=discriminator_hidden),
+        discriminator=DomainDiscriminator(channels, hidden=discriminator_hidden, outputs=discriminator_outputs),
         discriminate_on=discriminate_on,
     )
 

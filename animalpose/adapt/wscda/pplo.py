@@ -14,7 +14,9 @@ The confidence ranking and the progressive schedule are the ones CC-SSL uses
 - pseudo-labels are regenerated from scratch every round by the current model (earlier rounds' labels
   are not kept), so a joint wrongly admitted early can be dropped later;
 - the confidence is whatever the predictor returns (for heatmap models the peak value of the joint's
-  heatmap, :func:`heatmap_peaks`).
+  heatmap, :func:`heatmap_peaks`); with ``wscda.pplo_filter: consistency`` the predictor is CC-SSL's
+  consistency check (:func:`~animalpose.adapt.wscda.datasets.consistency_predict_crops`), so a round keeps
+  exactly the joints CC-SSL's selection keeps at the same fraction.
 
 The loop (:func:`run_pplo`) takes the prediction and training steps as callables, so it runs with the
 engine's trainer or with any other; when the target's truth is known (generated data, benchmarks) each

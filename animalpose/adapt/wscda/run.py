@@ -15,13 +15,17 @@
    ``data.train``; read the unlabelled target animals ``data.target`` (cropped with the padding rule of
    their own dataset: ``data.bbox_padding_synthetic`` for generated data, like the labelled animals);
 2. build the WS-CDA network around the factory model ``model.name`` (SimpleBaseline-style) with a
-   linear, foldable domain adaptation network, optionally initialised from ``wscda.init_checkpoint``
+   linear, foldable domain adaptation network and the paper's two-output discriminator (or, with
+   ``wscda.discriminator: three_way``, a third synthetic / real output), optionally initialised from
+   ``wscda.init_checkpoint``
    (tensors whose names and shapes match: a human model gives its backbone and deconvolutions);
 3. train ``wscda.epochs`` epochs of ``wscda.steps_per_epoch`` mixed batches (ratio ``wscda.ratio``) with
    the selected min-max scheme; fold the adapter back and write ``wscda.ckpt``, an ordinary engine
    checkpoint of the animal schema (``animalpose evaluate`` reads it);
 4. PPLO: for each of ``wscda.pplo_rounds`` rounds predict the target crops, keep the most confident
-   joints under the shared progressive schedule (``wscda.keep_fractions``), and continue WS-CDA training
+   joints under the shared progressive schedule (``wscda.keep_fractions``; confident by the single-view
+   heatmap peak, or with ``wscda.pplo_filter: consistency`` by CC-SSL's consistency check, the selection
+   CC-SSL makes), and continue WS-CDA training
    for ``wscda.pplo_epochs`` epochs with the target animals now supervised by their pseudo-labels;
    write ``round_<r>.ckpt``.
 
@@ -56,9 +60,11 @@ import torch
 from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import ConcatDataset, DataLoader
 
+from animalpose.adapt.ccssl import CCSSLSection
 from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
 from animalpose.adapt.wscda.datasets import (
     Tagged,
+    consistency_predict_crops,
     load_matching,
     predict_crops,
     read_unlabelled,
@@ -78,7 +84,15 @@ from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import crop_to_original, transform_points_batched
-from animalpose.engine.build import augment_overrides, build_data, load_records, make_codec, make_model, pick_device
+from animalpose.engine.build import (
+    augment_overrides,
+    build_data,
+    is_generated_record,
+    load_records,
+    make_codec,
+    make_model,
+    pick_device,
+)
 from animalpose.engine.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from animalpose.engine.trainer import seed_everything
 from animalpose.errors import ConfigError
@@ -104,6 +118,10 @@ class WSCDASection(Section):
     discriminator_lr: float | None = Field(default=None, gt=0)
     discriminator_hidden: int = Field(default=256, ge=1)
     discriminate_on: Literal["features", "adapted"] = "features"
+    # two_way: the paper's discriminator (human / animal, source / target); three_way adds synthetic / real
+    # (generated animals as an extra labelled source, issue 29), weighted w3 inside L_DDL
+    discriminator: Literal["two_way", "three_way"] = "two_way"
+    w3: float = Field(default=1.0, ge=0)
     epochs: int | None = Field(default=None, ge=1)
     steps_per_epoch: int = Field(default=100, ge=1)
     init_checkpoint: ExistingPath | None = None
@@ -111,12 +129,15 @@ class WSCDASection(Section):
     pplo_epochs: int = Field(default=1, ge=1)
     keep_fractions: Annotated[list[float], AfterValidator(keep_fractions_validator)] = Field(
         default_factory=lambda: [0.2, 0.4, 0.6, 0.8])
+    # which joints PPLO keeps: confidence (the paper: the single-view heatmap peak) or consistency (CC-SSL's
+    # check with its default views, ccssl.CCSSLSection: the peak of the heatmaps averaged over them)
+    pplo_filter: Literal["confidence", "consistency"] = "confidence"
     target_val: list[ExistingPath] = Field(default_factory=list)
     select_on_val: bool = False
     out_dir: ResolvedPath | None = None
 
     def loss_weights(self) -> WSCDALossWeights:
-        return WSCDALossWeights(self.alpha, self.beta, self.w1, self.w2, self.reduction)
+        return WSCDALossWeights(self.alpha, self.beta, self.w1, self.w2, self.reduction, self.w3)
 
 
 class WSCDAConfig(ExperimentConfig):
@@ -221,6 +242,12 @@ class WSCDARun:
         self.humans = [replace(r, keypoints=space.lift(r.keypoints, "human").astype(np.float32),
                                schema=self.schema.name) for r in human_records]
         self.target_records, self.target_truth, self.pad_target = read_unlabelled(cfg.data.target, self.schema, cfg)
+        if w.discriminator == "three_way":
+            generated = {is_generated_record(r) for r in [*self.humans, *self.few, *self.target_records]}
+            if generated != {False, True}:
+                kind = "generated" if True in generated else "photographed"
+                raise ConfigError("<config>", "wscda.discriminator", f"three_way tells synthetic from real samples, "
+                                                                     f"but every human and animal is {kind}")
         self.human_set = self._topdown(self.humans, self.augment, human_pad, cfg.train.seed)
         self.few_set = self._topdown(self.few, self.augment, data.train.padding, cfg.train.seed + 1)
         self.target_plain = self._topdown(self.target_records, None, self.pad_target, cfg.train.seed)
@@ -242,7 +269,8 @@ class WSCDARun:
             n = load_matching(self.pose, w.init_checkpoint)
             _log(f"initialised {n} tensors from {w.init_checkpoint}", progress)
         self.model = wscda_from_pose_network(self.pose.net, discriminator_hidden=w.discriminator_hidden,
-                                             discriminate_on=w.discriminate_on, adapter="linear")
+                                             discriminate_on=w.discriminate_on, adapter="linear",
+                                             discriminator_outputs=3 if w.discriminator == "three_way" else 2)
         self.schedule = RoundSchedule(tuple(w.keep_fractions))
         self.config_dict = to_dict(cfg)
         self.extra = {"normalization": {"mean": list(self.norm.mean), "std": list(self.norm.std)}, "method": "wscda"}
@@ -316,8 +344,7 @@ class WSCDARun:
             raise RuntimeError(f"PPLO round {r} asked for before round {self.rounds_done} finished")
         self._restore()
         with _child(self.tracker, f"pplo round {r + 1}", tags={"stage": "round", "round": str(r + 1)}) as child:
-            coords, conf, mats, idx = predict_crops(self.pose, self.target_plain, self.codec, self.device,
-                                                     self.cfg.train.batch_size)
+            coords, conf, mats, idx = self._predict_target(r)
             records = self.target_plain.records
             missed = images_left_out(records, [records[i] for i in idx], "PPLO's prediction pass")
             skipped = SkippedImages(self.state.get("skipped_images"))
@@ -374,6 +401,18 @@ class WSCDARun:
 
     # -- inside the steps --------------------------------------------------------------------------
 
+    def _predict_target(self, r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """PPLO round ``r``'s predictions on the plain target crops, as ``wscda.pplo_filter`` scores them:
+        (coords (N, K, 2) crop px, confidence (N, K), matrices (N, 2, 3), target indices (N,))."""
+        cfg = self.cfg
+        if cfg.wscda.pplo_filter == "confidence":
+            return predict_crops(self.pose, self.target_plain, self.codec, self.device, cfg.train.batch_size)
+        # CC-SSL's check with its defaults (and its per-round view seed), on the crops predict_crops cuts
+        return consistency_predict_crops(self.pose, self.target_records, self.schema, self.codec, self.norm,
+                                         CCSSLSection().consistency(self.device), self.device,
+                                         batch_size=cfg.train.batch_size, padding=self.pad_target,
+                                         seed=cfg.train.seed * 1000 + r)
+
     def _topdown(self, records: list[PoseRecord], aug: Augmenter | None, pad: float, seed: int) -> TopDownDataset:
         return TopDownDataset(records, self.schema, self.codec, aug, padding=pad, normalization=self.norm, seed=seed,
                               image_cache=self.image_cache)
@@ -416,7 +455,7 @@ class WSCDARun:
                 s.set_epoch(epoch)
             for b in loader:
                 if "image" in b:
-                    yield WSCDABatch(b["image"], b["target"], b["target_weight"], b["y"], b["z"])
+                    yield WSCDABatch(b["image"], b["target"], b["target_weight"], b["y"], b["z"], b["s"])
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             child.log_metrics(metrics, step=epoch)

@@ -15,8 +15,8 @@ L = α·L_DDL + β·L_pose with α = −1, i.e. they fit poses while *maximising
   One optimiser over all parameters.
 
 Both return :class:`StepStats`; :class:`DomainAccuracy` counts the discriminator's per-domain accuracy
-(human / animal from ŷ, source / target from ẑ on animals only), which should drift to chance as the
-features align.
+(human / animal from ŷ, source / target from ẑ on animals only; with the three-way discriminator also
+synthetic / real from ŝ), which should drift to chance as the features align.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from animalpose.adapt.wscda.network import WSCDANetwork
 
 SCHEMES = ("alternating", "grl")
 ACCURACY_DOMAINS = ("human", "animal", "source", "target")
+#: the domains of the three-way discriminator's ŝ output, reported only where it exists
+SYNTHETIC_DOMAINS = ("synthetic", "real")
 
 
 @dataclass
@@ -47,6 +49,7 @@ class WSCDABatch:
         weights: (N, J) target weights (domain mask × labelled).
         y: (N,) 0 = human, 1 = animal.
         z: (N,) 0 = source (labelled animal species), 1 = target (unlabelled species); ignored for humans.
+        s: (N,) 0 = real, 1 = synthetic (generated); read by the three-way discriminator only (None: unknown).
     """
 
     images: Tensor
@@ -54,24 +57,29 @@ class WSCDABatch:
     weights: Tensor
     y: Tensor
     z: Tensor
+    s: Tensor | None = None
 
     def to(self, device: torch.device | str) -> WSCDABatch:
-        return WSCDABatch(*(t.to(device) for t in (self.images, self.heatmaps, self.weights, self.y, self.z)))
+        return WSCDABatch(*(None if t is None else t.to(device)
+                            for t in (self.images, self.heatmaps, self.weights, self.y, self.z, self.s)))
 
 
 @dataclass
 class DomainAccuracy:
-    """Running per-domain accuracy of the discriminator (a prediction is "animal"/"target" when p >= 0.5).
+    """Running per-domain accuracy of the discriminator (a prediction is "animal"/"target"/"synthetic" when
+    p >= 0.5).
 
-    ``correct[d] / total[d]`` for d in human, animal (from ŷ), source, target (from ẑ, animals only).
+    ``correct[d] / total[d]`` for d in human, animal (from ŷ), source, target (from ẑ, animals only) and,
+    when the logits have a third column ŝ, synthetic and real.
     """
 
+    # synthetic / real join the counts when a three-way discriminator is first counted
     correct: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACCURACY_DOMAINS, 0))
     total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ACCURACY_DOMAINS, 0))
 
     @torch.no_grad()
-    def update(self, logits: Tensor, y: Tensor, z: Tensor) -> None:
-        """Count one batch: ``logits`` (N, 2), ``y`` and ``z`` (N,)."""
+    def update(self, logits: Tensor, y: Tensor, z: Tensor, s: Tensor | None = None) -> None:
+        """Count one batch: ``logits`` (N, 2) or (N, 3), ``y``, ``z`` and (with three columns) ``s`` (N,)."""
         pred_animal = logits[:, 0] >= 0
         pred_target = logits[:, 1] >= 0
         y = y.bool()
@@ -82,22 +90,28 @@ class DomainAccuracy:
             "source": (y & ~z, ~pred_target),
             "target": (y & z, pred_target),
         }
+        if logits.shape[1] > 2:
+            if s is None:
+                raise ValueError("a three-way discriminator's accuracy needs the synthetic labels s")
+            pred_synthetic, s = logits[:, 2] >= 0, s.bool()
+            groups.update({"synthetic": (s, pred_synthetic), "real": (~s, ~pred_synthetic)})
         for name, (members, right) in groups.items():
-            self.total[name] += int(members.sum())
-            self.correct[name] += int((members & right).sum())
+            self.total[name] = self.total.get(name, 0) + int(members.sum())
+            self.correct[name] = self.correct.get(name, 0) + int((members & right).sum())
 
     def rates(self) -> dict[str, float]:
-        """Accuracy per domain; NaN for a domain with no samples counted."""
-        return {d: self.correct[d] / self.total[d] if self.total[d] else math.nan for d in ACCURACY_DOMAINS}
+        """Accuracy per domain; NaN for a domain with no samples counted (synthetic / real: left out unless
+        a three-way discriminator was counted)."""
+        return {d: self.correct[d] / self.total[d] if self.total[d] else math.nan for d in self.total}
 
     def metrics(self, prefix: str = "disc_acc/") -> dict[str, float]:
         """Rates keyed ``prefix + domain`` for logging, NaN domains left out."""
         return {prefix + d: r for d, r in self.rates().items() if not math.isnan(r)}
 
     def merge(self, other: DomainAccuracy) -> None:
-        for d in ACCURACY_DOMAINS:
-            self.correct[d] += other.correct[d]
-            self.total[d] += other.total[d]
+        for d in other.total:
+            self.correct[d] = self.correct.get(d, 0) + other.correct[d]
+            self.total[d] = self.total.get(d, 0) + other.total[d]
 
 
 @dataclass
@@ -142,8 +156,12 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 
 
 def _ddl(logits: Tensor, batch: WSCDABatch, weights: WSCDALossWeights) -> Tensor:
+    three_way = logits.shape[1] > 2
+    if three_way and batch.s is None:
+        raise ValueError("a three-way discriminator needs the batch's synthetic labels (WSCDABatch.s)")
     return domain_discrimination_loss(
-        logits[:, 0], logits[:, 1], batch.y, batch.z, w1=weights.w1, reduction=weights.reduction
+        logits[:, 0], logits[:, 1], batch.y, batch.z, w1=weights.w1, reduction=weights.reduction,
+        s_logit=logits[:, 2] if three_way else None, s=batch.s if three_way else None, w3=weights.w3,
     )
 
 
@@ -173,7 +191,7 @@ def alternating_step(
     l_ddl_disc.backward()
     discriminator_optimizer.step()
     accuracy = DomainAccuracy()
-    accuracy.update(logits_d.detach(), batch.y, batch.z)
+    accuracy.update(logits_d.detach(), batch.y, batch.z, batch.s)
 
     # 2. Extractor + adapter + estimator minimise α·L_DDL + β·L_pose against the updated, frozen discriminator.
     pose_optimizer.zero_grad(set_to_none=True)
@@ -215,7 +233,7 @@ def grl_step(
     (l_ddl + weights.beta * l_pose).backward()
     optimizer.step()
     accuracy = DomainAccuracy()
-    accuracy.update(out.domain_logits.detach(), batch.y, batch.z)
+    accuracy.update(out.domain_logits.detach(), batch.y, batch.z, batch.s)
     loss = total_loss(l_ddl.detach(), l_pose.detach(), alpha=weights.alpha, beta=weights.beta)
     l_ddl, l_pose = float(l_ddl.detach()), float(l_pose.detach())
     return StepStats(float(loss), l_ddl, l_ddl, l_pose, grl_lambda, accuracy)

@@ -89,7 +89,7 @@ def read_ccssl(
             records.append(PoseRecord(
                 image=str(img), keypoints=kps, schema=resolved.name, image_size=(width, height),
                 split="train" if pos < n_train else "val",
-                meta={"origin": (str(kpt_file), "kpts"), "animal": animal, "index": index},
+                meta={"origin": (str(kpt_file), "kpts"), "animal": animal, "index": index, "synthetic": True},
             ))
     if not records:
         raise DataError(str(path), "<folder>", "no *_img.png renders found")

@@ -37,6 +37,9 @@ def test_configuration_errors_name_the_key(generated, tmp_path):
         run_wscda(parse_config(raw, WSCDAConfig, where="t.yaml"), tmp_path, progress=False)
     with pytest.raises(ConfigError, match=r"wscda\.labelled_per_species"):
         run_wscda(parse_config(_raw(generated, labelled_per_species=7), WSCDAConfig), tmp_path, progress=False)
+    # every stream generated: a synthetic / real output would have nothing to tell apart
+    with pytest.raises(ConfigError, match=r"wscda\.discriminator.*every human and animal is generated"):
+        run_wscda(parse_config(_raw(generated, discriminator="three_way"), WSCDAConfig), tmp_path, progress=False)
 
 
 @pytest.mark.slow

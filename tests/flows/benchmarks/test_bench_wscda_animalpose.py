@@ -4,6 +4,7 @@ hand, and (slow) the smoke preset end to end on a few real Animal-Pose photograp
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,10 +58,11 @@ def test_the_plan_trains_every_arm_after_the_one_it_starts_from():
         seen.add(arm.name)
     starts = {a.name: a.start for a in plan}
     assert {a for a, s in starts.items() if s == "human_only"} == {"wscda", "wscda_pplo", "alpha0", "finetune",
-                                                                  "synthetic"}
+                                                                  "synthetic", "synthetic_3way",
+                                                                  "pplo_consistency"}
     runs = {a.name: a.run for a in plan}
     assert runs["wscda"] == runs["wscda_pplo"] and len(set(runs.values())) == len(ARMS) - 1
-    assert {a.name for a in plan if a.pplo} == {"wscda_pplo", "synthetic"}
+    assert {a.name for a in plan if a.pplo} == {"wscda_pplo", "synthetic", "synthetic_3way", "pplo_consistency"}
 
 
 def test_each_arm_draws_only_its_own_data_and_the_controls_match_wscda(files, tmp_path):
@@ -73,7 +75,8 @@ def test_each_arm_draws_only_its_own_data_and_the_controls_match_wscda(files, tm
         assert cfg["wscda"]["human"] == [str(files["human"])]
     # the horses' train labels: the oracle alone
     assert [n for n, c in cfgs.items() if str(files["horse_train"]) in c["data"]["train"]] == ["oracle"]
-    assert [n for n, c in cfgs.items() if str(files["synthetic"]) in c["data"]["train"]] == ["synthetic"]
+    assert [n for n, c in cfgs.items() if str(files["synthetic"]) in c["data"]["train"]] == ["synthetic",
+                                                                                           "synthetic_3way"]
     w = {n: c["wscda"] for n, c in cfgs.items()}
     assert w["human_only"]["ratio"] == [1.0, 0.0, 0.0] and w["human_only"]["epochs"] == 6
     # alpha = 0: the batches and steps of (c), only alpha and the PPLO rounds differ
@@ -83,6 +86,11 @@ def test_each_arm_draws_only_its_own_data_and_the_controls_match_wscda(files, tm
     assert {k: v for k, v in w["finetune"].items() if k != "init_checkpoint"} == w["animals_only"]
     assert "init_checkpoint" not in w["animals_only"] and "init_checkpoint" not in w["oracle"]
     assert w["synthetic"] == {**w["wscda"], "labelled_per_species": {"cow": None, "sheep": None, "horse": None}}
+    # the combination arms: one switch each over the arm they extend
+    assert w["synthetic_3way"] == {**w["synthetic"], "discriminator": "three_way"}
+    assert w["pplo_consistency"] == {**w["wscda"], "pplo_filter": "consistency"}
+    assert cfgs["synthetic_3way"]["data"] == cfgs["synthetic"]["data"]
+    assert cfgs["pplo_consistency"]["data"] == cfgs["wscda"]["data"]
     assert w["oracle"]["labelled_per_species"] is None and "labelled_per_species" not in w["animals_only"]
 
 
@@ -90,6 +98,8 @@ def test_labelled_per_species_n_limits_cows_and_sheep_only(files, tmp_path):
     w = {n: c["wscda"] for n, c in _configs(BenchSettings(labelled_per_species=5), files, tmp_path).items()}
     assert w["animals_only"]["labelled_per_species"] == 5 == w["wscda"]["labelled_per_species"]
     assert w["synthetic"]["labelled_per_species"] == {"cow": 5, "sheep": 5, "horse": None}
+    assert w["synthetic_3way"]["labelled_per_species"] == w["synthetic"]["labelled_per_species"]
+    assert w["pplo_consistency"]["labelled_per_species"] == 5
     assert w["oracle"]["labelled_per_species"] is None
 
 
@@ -114,6 +124,9 @@ def test_every_arm_config_loads_and_the_controls_take_the_steps_of_wscda(preset,
     assert all(c.data.allow_outside_root for c in loaded.values())
     assert loaded["wscda"].wscda.alpha == -1.0 and loaded["wscda"].wscda.beta == 500.0  # the paper's
     assert loaded["wscda"].wscda.pplo_rounds >= 1 and loaded["alpha0"].wscda.pplo_rounds == 0
+    # the paper's discriminator and PPLO filter everywhere but in the arm that switches each
+    assert {n for n, c in loaded.items() if c.wscda.discriminator == "three_way"} == {"synthetic_3way"}
+    assert {n for n, c in loaded.items() if c.wscda.pplo_filter == "consistency"} == {"pplo_consistency"}
 
 
 def test_a_set_override_reaches_the_arms_that_do_not_set_the_key(files, tmp_path):
@@ -137,12 +150,13 @@ def test_choose_takes_the_best_val_epoch_over_steps_first_of_equals():
 def _seed(values: dict[str, float], disc: float, gap) -> dict:
     arms = {a: {"test": dict.fromkeys(METRICS, v)} for a, v in values.items()}
     arms["wscda"]["discriminator"] = {"disc_acc/human": disc, "disc_acc/target": 1 - disc}
+    arms["synthetic_3way"]["discriminator"] = {"disc_acc/synthetic": disc / 2, "disc_acc/real": 1 - disc / 2}
     return {"arms": arms, "gap_recovery": gap}
 
 
 def test_summary_by_hand():
-    s0 = dict(zip(ARMS, (0.10, 0.20, 0.30, 0.40, 0.60, 0.25, 0.15, 0.45), strict=True))
-    s1 = dict(zip(ARMS, (0.10, 0.30, 0.20, 0.35, 0.50, 0.25, 0.25, 0.30), strict=True))
+    s0 = dict(zip(ARMS, (0.10, 0.20, 0.30, 0.40, 0.60, 0.25, 0.15, 0.45, 0.50, 0.38), strict=True))
+    s1 = dict(zip(ARMS, (0.10, 0.30, 0.20, 0.35, 0.50, 0.25, 0.25, 0.30, 0.20, 0.45), strict=True))
     out = summarise([_seed(s0, 0.9, 0.5), _seed(s1, 0.7, 0.25)])
     assert out["rows"]["wscda"]["AP"]["mean"] == pytest.approx(0.25)
     assert out["rows"]["wscda"]["AP"]["std"] == pytest.approx(0.1 / 2 ** 0.5)  # ddof 1
@@ -156,10 +170,17 @@ def test_summary_by_hand():
     assert out["gap_recovery_of_means"] == pytest.approx((0.375 - 0.25) / (0.55 - 0.25))
     assert out["gap_recovery_per_seed"] == [0.5, 0.25]
     assert out["discriminator_wscda"]["disc_acc/human"]["mean"] == pytest.approx(0.8)
+    assert out["discriminator_synthetic_3way"]["disc_acc/real"]["mean"] == pytest.approx(0.6)
+    # synthetic_3way - synthetic: +0.05, -0.10; pplo_consistency - wscda_pplo: -0.02, +0.10
+    three = out["contrasts"]["synthetic_3way - synthetic"]
+    assert three["values"] == pytest.approx([0.05, -0.10]) and three["seeds_above"] == 1
+    consistency = out["contrasts"]["pplo_consistency - wscda_pplo"]
+    assert consistency["mean"] == pytest.approx(0.04) and consistency["seeds_above"] == 1
     table = format_table(out)
     assert "| (c) WS-CDA from (a) | 25.0 ± 7.1 |" in table
     assert "wscda - alpha0 (paired per seed): +0.0 ± 7.1 points PCK@0.05, above in 1 of 2 seeds" in table
     assert "holds in 1 of 2 seeds" in table and "41.7 %" in table
+    assert "| (d) with CC-SSL's consistency filter | 41.5 ± 4.9 |" in table
 
 
 def test_cli_refuses_an_unknown_preset_before_any_work(tmp_path):
@@ -192,8 +213,15 @@ def test_smoke_preset_on_real_photographs_caches_every_arm_and_resumes(tmp_path)
         curve = doc["val_curve"][doc["step"]]
         assert len(curve) == 1 and doc["epoch"] == 1 and doc["val"]["pck@0.05"] == curve[0]["pck@0.05"]
     arms = result["per_seed"][0]["arms"]
-    assert set(arms["wscda"]["discriminator"]) == {f"disc_acc/{d}" for d in ("human", "animal", "source", "target")}
-    assert arms["wscda_pplo"]["step"] == "round_0" and arms["wscda_pplo"]["rounds"][0]["coverage"] > 0
+    paper_domains = {f"disc_acc/{d}" for d in ("human", "animal", "source", "target")}
+    assert set(arms["wscda"]["discriminator"]) == paper_domains
+    # the three-way discriminator reports synthetic (generated humans and horses) and real (photographs) too
+    assert set(arms["synthetic_3way"]["discriminator"]) == paper_domains | {"disc_acc/synthetic", "disc_acc/real"}
+    for arm in ("wscda_pplo", "synthetic", "synthetic_3way", "pplo_consistency"):
+        assert arms[arm]["step"] == "round_0" and arms[arm]["rounds"][0]["coverage"] > 0, arm
+    # the consistency arm retrains (c)'s adversarial step in its own folder: the same step, epoch for epoch
+    assert (json.loads((seed / "pplo_consistency" / "wscda.best.json").read_text())
+            == json.loads((seed / "wscda" / "wscda.best.json").read_text()))
     assert arms["human_only"]["epoch"] == 1 and set(result["summary"]["rows"]) == set(ARMS)
     assert json.loads((seed / "result.json").read_text())["arms"] == arms
     assert not list(seed.rglob("*.train.ckpt"))  # every arm scored: the resume states are gone, the models kept
@@ -209,6 +237,18 @@ def test_smoke_preset_on_real_photographs_caches_every_arm_and_resumes(tmp_path)
     again = run_bench(tmp_path, [0], settings)
     assert again["per_seed"][0]["arms"] == arms
     assert {p: t for p, t in stamps().items() if p.name != "result.json"} == before
+    # a seed completed before an arm was added: only that arm trains and is scored
+    doc = json.loads((seed / "result.json").read_text())
+    del doc["arms"]["pplo_consistency"]
+    (seed / "result.json").write_text(json.dumps(doc))
+    (seed / "arm_pplo_consistency.json").unlink()
+    shutil.rmtree(seed / "pplo_consistency")
+    added = run_bench(tmp_path, [0], settings)["per_seed"][0]["arms"]
+    assert set(added) == set(ARMS) and added["wscda"] == arms["wscda"]
+    assert added["pplo_consistency"]["rounds"][0]["coverage"] > 0
+    others = {p: t for p, t in before.items() if "pplo_consistency" not in p.name and "pplo_consistency" not in
+              p.parent.name}
+    assert {p: t for p, t in stamps().items() if p.name != "result.json" and p in others} == others
     with pytest.raises(DataError, match="other settings"):
         run_bench(tmp_path, [0], replace(settings, labelled_per_species=2))
     with pytest.raises(DataError, match=r"prepared\.json.*max_images"):  # the real subset is refused too
