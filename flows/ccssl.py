@@ -437,7 +437,7 @@ def ccssl_flow(
 
         cfg, where = train_config(p, source, source_val, epochs=p.pretrain_epochs, model=model,
                                   tracking_uri=parent.uri, experiment=experiment, seed=seeds.train, schema=schema,
-                                  allow_outside_root=allow_outside_root)
+                                  allow_outside_root=allow_outside_root, source=True)
         schema = cfg["data"]["schema"]
         scores: dict[str, dict] = {}  # stage label -> {data set: evaluate result}
 

@@ -59,6 +59,10 @@ class FlowPreset(Section):
 
     train_config: ExistingPath
     overrides: list[str] = Field(default_factory=list)
+    # after ``overrides``, for the stages that train on the synthetic source only (pretraining, CC-SSL's rounds
+    # and their control), not the oracle: the real-photo preset gives the source the reference's strong
+    # augmentation, which the oracle on real labels did worse with (chosen on Animal-Pose val, BENCHMARKS.md)
+    source_overrides: list[str] = Field(default_factory=list)
     seed: int = 0
     source: SynthSpec
     source_val: SynthSpec
@@ -109,13 +113,16 @@ def load_preset(preset: str | Path) -> FlowPreset:
     return load_config(path, FlowPreset)
 
 
-def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None) -> ExperimentConfig:
-    """The engine configuration of ``preset`` with its overrides, then ``values`` (dotted key -> value).
+def engine_config(preset: FlowPreset, values: dict[str, Any] | None = None, *,
+                  source: bool = False) -> ExperimentConfig:
+    """The engine configuration of ``preset`` with its overrides (and, for a ``source`` stage, its
+    ``source_overrides``), then ``values`` (dotted key -> value).
 
     ``values`` are set as Python values (paths need no quoting) and the result is validated again, so
     a wrong key or value is a ConfigError naming the train config and the key.
     """
-    return config_with(preset.train_config, ExperimentConfig, preset.overrides, values)
+    overrides = [*preset.overrides, *(preset.source_overrides if source else ())]
+    return config_with(preset.train_config, ExperimentConfig, overrides, values)
 
 
 def config_with(path: Path, cls: type, overrides: list[str], values: dict[str, Any] | None = None):

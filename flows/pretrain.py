@@ -115,8 +115,11 @@ def pretrain(cfg_dict: dict, where: str, out_dir: Path, name: str, register_as: 
 
 def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epochs: int, model: str | None,
                  tracking_uri: str | None, experiment: str, seed: int,
-                 schema: str | None = None, allow_outside_root: bool = False) -> tuple[dict, str]:
+                 schema: str | None = None, allow_outside_root: bool = False,
+                 source: bool = False) -> tuple[dict, str]:
     """The engine config for one training stage, as a plain dict (a stable task cache key) and its source.
+
+    ``source``: a stage on the synthetic source (the preset's ``source_overrides`` apply).
 
     ``schema``: train in this keypoint schema instead of the preset's (e.g. ``animalpose``, which the
     generator also writes, for a real Animal-Pose target); the head then takes its joint count.
@@ -133,7 +136,7 @@ def train_config(preset: FlowPreset, train: list[Path], val: list[Path], *, epoc
         values["tracking.uri"] = tracking_uri
     if allow_outside_root:
         values["data.allow_outside_root"] = True
-    cfg = engine_config(preset, values)
+    cfg = engine_config(preset, values, source=source)
     return to_dict(cfg), str(preset.train_config)
 
 
@@ -166,7 +169,7 @@ def pretrain_flow(
             val = list(val_data) if val_data else make_dataset(species, p.source_val, p.seed + 1, "source-val")
         out = Path(out_dir) if out_dir else data_home() / "flows" / "pretrain" / species / preset
         cfg, where = train_config(p, train, val, epochs=epochs or p.pretrain_epochs, model=model,
-                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed)
+                                  tracking_uri=parent.uri, experiment=experiment, seed=p.seed, source=True)
         with stage(parent, "pretrain") as st:
             res = pretrain(cfg, where, out, f"pretrain-{species}", register_as=f"{species}-source",
                            nproc_per_node=nproc_per_node)

@@ -40,7 +40,9 @@ def peak_rss_mb() -> float:
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def demo(
     species: str = typer.Option("horse", help="Species template of source and target."),
-    preset: str = typer.Option("quick", help="Flow preset: quick (the demo, ~15 min on 2 cores) or smoke (tests)."),
+    preset: str = typer.Option("quick", help="Flow preset: quick (the demo, ~15 min on 2 cores), real (quick with "
+                                               "the strong augmentation for the synthetic source: for a real "
+                                               "--target) or smoke (tests)."),
     rounds: int = typer.Option(None, help="CC-SSL rounds (default: the preset's)."),
     seed: int = typer.Option(None, help="Base seed of the generated datasets and of training (default: the "
                              "preset's; see flows.ccssl.seed_plan)."),

@@ -23,6 +23,23 @@ def test_shipped_presets_load_and_give_valid_engine_configs(tmp_path):
     assert qcfg.train.channels_last and qcfg.train.pointwise_linear  # the demo's speed paths
 
 
+def test_real_preset_gives_the_source_stages_strong_augmentation_and_the_oracle_the_quick_one(tmp_path):
+    from flows.pretrain import train_config
+
+    real, quick = load_preset("real"), load_preset("quick")
+    assert real.source_overrides == ["augment.preset=strong"] and not quick.source_overrides
+    # everything else is the quick preset's (base: quick.yaml)
+    assert real.model_dump(exclude={"source_overrides"}) == quick.model_dump(exclude={"source_overrides"})
+    common = dict(epochs=2, model=None, tracking_uri=None, experiment="x", seed=0)
+    source, _ = train_config(real, [tmp_path], [tmp_path], source=True, **common)
+    oracle, _ = train_config(real, [tmp_path], [tmp_path], **common)
+    assert source["augment"]["preset"] == "strong" and oracle["augment"]["preset"] == "hourglass"
+    # apart from the augmentation the two stages train the same network the same way
+    assert {**source, "augment": None} == {**oracle, "augment": None}
+    quick_source, _ = train_config(quick, [tmp_path], [tmp_path], source=True, **common)
+    assert quick_source["augment"] == oracle["augment"]
+
+
 def test_preset_errors_name_the_file_and_key(tmp_path):
     with pytest.raises(ConfigError, match="no such flow preset"):
         load_preset("nonexistent")
