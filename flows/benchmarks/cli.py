@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "loader": ("loader", "bench_command",
                "Loader samples/s (strong preset, 256² and 128²) next to the quick model's training samples/s."),
     "models": ("models", "bench_command",
-               "Forward and forward+backward images/s: hourglass4, hourglass_quick, SimpleBaseline-50, HRNet-W32."),
+               "Forward and forward+backward images/s of the pose networks, side by side with SimpleBaseline-50."),
     "pseudolabel": ("pseudolabel", "bench_command", "Pseudo-labelling images/s against plain inference and the "
                                                     "V-view forward passes (overhead goal 25%)."),
     "pseudolabel-views": ("pseudolabel_views", "bench_command",
