@@ -182,10 +182,13 @@ class TrainConfig(Section):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     momentum: float = Field(default=0.0, ge=0)
-    schedule: Literal["step", "cosine"] = "step"
+    # step: x gamma at each milestone; cosine / linear: from 1 after the warm-up down to 0 at the last step
+    schedule: Literal["step", "cosine", "linear"] = "step"
     milestones: list[int] = Field(default_factory=list)
     gamma: float = Field(default=0.1, gt=0)
     warmup_steps: int = Field(default=0, ge=0)
+    # the lr factor the warm-up starts from (0: from nothing; MSPN/RSN's released MPII configs: 0.1)
+    warmup_factor: float = Field(default=0.0, ge=0, le=1)
     epochs: int = Field(default=100, ge=1)
     # LPN's iterative training: the whole schedule of ``epochs`` run ``cycles`` times, each cycle from the
     # previous one's weights with the optimiser state reset (Zhang et al., arXiv 1911.10346)

@@ -78,19 +78,25 @@ def build_optimizer(cfg: ExperimentConfig, params) -> torch.optim.Optimizer:
 def lr_factor(step: int, cfg: ExperimentConfig, steps_per_epoch: int) -> float:
     """Multiplier of the base lr after ``step`` optimiser steps.
 
-    Linear warm-up over ``train.warmup_steps``, then ``step``: × gamma at each milestone epoch passed, or
-    ``cosine``: 0.5 (1 + cos(π t)) with t the fraction of post-warm-up steps done. With ``train.cycles`` > 1
-    (LPN's iterative training) the schedule starts again, warm-up included, every ``train.epochs`` epochs.
+    Linear warm-up over ``train.warmup_steps`` from ``train.warmup_factor``, then ``step``: × gamma at each
+    milestone epoch passed, ``cosine``: 0.5 (1 + cos(π t)) or ``linear``: 1 − t, with t the fraction of
+    post-warm-up steps done (``linear`` with ``warmup_factor`` 0.1 is the lr_lambda of MSPN/RSN's released
+    code, ``lib/utils/solver.py``; ours counts the step being taken, one warm-up step ahead of its). With
+    ``train.cycles`` > 1 (LPN's iterative training) the schedule starts again, warm-up included, every
+    ``train.epochs`` epochs.
     """
     t = cfg.train
     if t.cycles > 1:
         step %= t.epochs * max(1, steps_per_epoch)
-    warm = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    ramp = min(1.0, (step + 1) / t.warmup_steps) if t.warmup_steps > 0 else 1.0
+    warm = t.warmup_factor + (1.0 - t.warmup_factor) * ramp
     if t.schedule == "step":
         epoch = step // max(1, steps_per_epoch)
         return warm * t.gamma ** sum(epoch >= m for m in t.milestones)
     total = max(1, t.epochs * steps_per_epoch - t.warmup_steps)
     frac = min(1.0, max(0.0, (step - t.warmup_steps) / total))
+    if t.schedule == "linear":
+        return warm * (1.0 - frac)
     return warm * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 

@@ -31,6 +31,21 @@ def test_cosine_with_warmup():
     assert lr_factor(110, cfg, spe) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_linear_decay_with_warmup_from_a_tenth_as_mspn_and_rsn_on_mpii():
+    # lib/utils/solver.py of the MSPN/RSN release: 0.1 + 0.9 i / w during the warm-up, then 1 - (i - w) / (T - w)
+    cfg = parse_config({"train": {"schedule": "linear", "warmup_steps": 10, "warmup_factor": 0.1, "epochs": 2}})
+    spe = 55  # 110 steps: 10 warm-up + 100 linear
+    assert lr_factor(0, cfg, spe) == pytest.approx(0.1 + 0.9 * 1 / 10)  # ours counts the step being taken
+    assert lr_factor(9, cfg, spe) == pytest.approx(1.0)
+    assert lr_factor(10, cfg, spe) == pytest.approx(1.0)
+    assert lr_factor(35, cfg, spe) == pytest.approx(0.75)
+    assert lr_factor(60, cfg, spe) == pytest.approx(0.5)
+    assert lr_factor(110, cfg, spe) == pytest.approx(0.0, abs=1e-12)
+    # warmup_factor 0 keeps every earlier schedule as it was
+    plain = parse_config({"train": {"schedule": "cosine", "warmup_steps": 10, "epochs": 2}})
+    assert lr_factor(4, plain, spe) == pytest.approx(0.5)
+
+
 def test_optimisers_of_the_references():
     params = [torch.nn.Parameter(torch.zeros(2))]
     hg = parse_config({"train": {"optimizer": "rmsprop", "lr": 2.5e-4}})

@@ -167,3 +167,27 @@ def test_coco_config_builds_rsn18():
         model = make_model(cfg, load_schema("coco"))
         out = model(torch.zeros(1, 3, 256, 192))
     assert model.name == "rsn18" and [tuple(o.shape) for o in out] == [(1, 17, 64, 48)] * 4
+
+
+@pytest.mark.parametrize(("name", "model"), [("rsn_mpii", "rsn50"), ("mspn_mpii", "mspn_2stg")])
+def test_mpii_configs_follow_the_released_settings(name, model):
+    """exps/RSN50.mpii and exps/mspn.2xstg.mpii of the authors' release: 256x256, 16 joints, Adam 5e-4, decay
+    1e-5, 2,400 warm-up iterations from 0.1 then a linear decay to 0 over 28,800 iterations of 32 crops."""
+    from animalpose.config import load_config
+    from animalpose.engine.build import augment_overrides, make_model
+    from animalpose.engine.trainer import lr_factor
+    from animalpose.keypoints import load_schema
+    from animalpose.paths import REPO_ROOT
+
+    cfg = load_config(REPO_ROOT / "configs" / "experiments" / f"{name}.yaml")
+    assert cfg.model.name == model and tuple(cfg.data.input_size) == (256, 256) and cfg.model.num_joints == 16
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.weight_decay, t.batch_size) == ("adam", 5e-4, 1e-5, 32)
+    assert t.epochs * 22246 // t.batch_size == pytest.approx(28800, rel=0.02)  # MPII's training persons
+    spe = 22246 // 32
+    assert lr_factor(2400, cfg, spe) == pytest.approx(1.0, abs=1e-3)
+    assert lr_factor(t.epochs * spe, cfg, spe) == pytest.approx(0.0, abs=1e-9)
+    assert augment_overrides(cfg)["rotation_factor"] == 30.0 and augment_overrides(cfg)["rotation_prob"] == 0.5
+    with torch.device("meta"):
+        outs = make_model(cfg, load_schema("mpii"))(torch.zeros(1, 3, 256, 256))
+    assert tuple(outs[-1].shape) == (1, 16, 64, 64)
