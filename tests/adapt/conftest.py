@@ -8,6 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
+from animalpose.adapt.ccssl import CCSSLConfig
+from animalpose.config import parse_config
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
 
@@ -46,3 +48,49 @@ def dots(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("ccssl_dots")
     return {"train": write_dots(root, "train", 16, 0), "val": write_dots(root, "val", 4, 1),
             "target": write_dots(root, "target", 12, 2, videos=2), "target_val": write_dots(root, "tval", 4, 3)}
+
+
+def write_dot_clip(out: Path, rng: np.random.Generator, positions: np.ndarray) -> str:
+    """One clip (video ``v``, frame_index 0..n-1) of 17 coloured dots at ``positions`` (n, 17, 2) over a
+    background drawn from ``rng``; the COCO file's path."""
+    (out / "images").mkdir(parents=True)
+    bg = rng.integers(0, 60, size=(DOT_SIZE, DOT_SIZE, 3), dtype=np.uint8)
+    records = []
+    for f, xy in enumerate(positions):
+        kp = np.zeros((17, 3), np.float32)
+        kp[:, :2], kp[:, 2] = xy, 2
+        img = bg.copy()
+        for k in range(17):
+            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, ((37 * k) % 256, (91 * k + 60) % 256, 200), -1)
+        path = out / "images" / f"f{f:03d}.png"
+        cv2.imwrite(str(path), img)
+        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, DOT_SIZE, DOT_SIZE),
+                                  image_size=(DOT_SIZE, DOT_SIZE), image_id=f + 1, video_id="v", frame_index=f))
+    return str(write_coco(records, out / "annotations" / "clip.json", "coco"))
+
+
+def clip_config(clip: str, **ccssl) -> CCSSLConfig:
+    """A one-epoch CC-SSL config on ``clip`` as source and target (a one-stack hourglass of 16 channels, no
+    augmentation, λ = 0, no control): the unsupervised terms' plumbing, ``ccssl`` keys on top."""
+    return parse_config({
+        "data": {"train": [clip], "target": [clip], "schema": "coco", "input_size": [DOT_SIZE, DOT_SIZE],
+                 "heatmap_size": [16, 16], "workers": 0},
+        "model": {"name": "hourglass1", "channels": 16},
+        "augment": {"preset": "none"},
+        "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "flip_test": False, "select_on": "last"},
+        "tracking": {"enabled": False},
+        "ccssl": {"regenerate_every": 1, "num_geometric": 1, "num_photometric": 0, "temporal": False,
+                  "gallery": 0, "lambda_target": 0.0, "control": False, **ccssl},
+    }, CCSSLConfig)
+
+
+@pytest.fixture
+def dot_clip():
+    """:func:`write_dot_clip`, for the tests of the unsupervised video terms."""
+    return write_dot_clip
+
+
+@pytest.fixture
+def ccssl_clip_config():
+    """:func:`clip_config`, for the tests of the unsupervised video terms."""
+    return clip_config

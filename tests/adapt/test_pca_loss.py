@@ -3,16 +3,12 @@ subspace, the gradient, and the term inside CC-SSL training on a generated video
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun
+from animalpose.adapt.ccssl import CCSSLRun
 from animalpose.adapt.pca_loss import fit_pose_pca, labelled_poses, pca_loss, reconstruction_error
-from animalpose.config import parse_config
-from animalpose.data.coco_writer import write_coco
-from animalpose.data.records import PoseRecord
 from animalpose.engine.trainer import Trainer
 from animalpose.errors import ConfigError
 
@@ -108,39 +104,13 @@ def test_fit_refuses_too_few_poses_and_bad_counts():
     assert labelled_poses(list(kp), (0, 1)).tolist() == kp[:, :2, :2].tolist()
 
 
-def _dots(out, n: int = 12) -> str:
-    """One clip of ``n`` frames (video ``v``, frame_index 0..n-1) of 17 coloured dots; each moves on its own
-    straight line at its own speed (the poses span a 2-dim subspace)."""
+def _dots(write, out, n: int = 12) -> str:
+    """One clip of ``n`` frames of 17 coloured dots; each moves on its own straight line at its own speed
+    (the poses span a 2-dim subspace)."""
     rng = np.random.default_rng(0)
-    (out / "images").mkdir(parents=True)
     start = rng.uniform(14, SIZE - 30, size=(17, 2))
     velocity = rng.uniform(-1, 1.5, size=(17, 2))
-    bg = rng.integers(0, 60, size=(SIZE, SIZE, 3), dtype=np.uint8)
-    records = []
-    for f in range(n):
-        kp = np.zeros((17, 3), np.float32)
-        kp[:, :2], kp[:, 2] = start + f * velocity + (f % 3) * np.array([1.0, 0.0]), 2
-        img = bg.copy()
-        for k in range(17):
-            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, ((37 * k) % 256, (91 * k + 60) % 256, 200), -1)
-        path = out / "images" / f"f{f:03d}.png"
-        cv2.imwrite(str(path), img)
-        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, SIZE, SIZE), image_size=(SIZE, SIZE),
-                                  image_id=f + 1, video_id="v", frame_index=f))
-    return str(write_coco(records, out / "annotations" / "clip.json", "coco"))
-
-
-def _config(clip: str, **ccssl) -> CCSSLConfig:
-    return parse_config({
-        "data": {"train": [clip], "target": [clip], "schema": "coco", "input_size": [SIZE, SIZE],
-                 "heatmap_size": [16, 16], "workers": 0},
-        "model": {"name": "hourglass1", "channels": 16},
-        "augment": {"preset": "none"},
-        "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "flip_test": False, "select_on": "last"},
-        "tracking": {"enabled": False},
-        "ccssl": {"regenerate_every": 1, "num_geometric": 1, "num_photometric": 0, "temporal": False,
-                  "gallery": 0, "lambda_target": 0.0, "control": False, **ccssl},
-    }, CCSSLConfig)
+    return write(out, rng, [start + f * velocity + (f % 3) * np.array([1.0, 0.0]) for f in range(n)])
 
 
 JOINTS = ["nose", "left_eye", "right_eye", "left_ear"]
@@ -158,9 +128,9 @@ def _numpy_coords(trainer, items) -> np.ndarray:
     return np.stack([np.linalg.solve(m[:, :2], (c - m[:, 2]).T).T for m, c in zip(mats, crop, strict=True)])
 
 
-def test_the_term_joins_the_training_loss(tmp_path):
-    clip = _dots(tmp_path / "clip")
-    run = CCSSLRun(_config(clip, pca_loss_weight=3.0, pca_loss_joints=JOINTS, pca_loss_frames=20,
+def test_the_term_joins_the_training_loss(tmp_path, dot_clip, ccssl_clip_config):
+    clip = _dots(dot_clip, tmp_path / "clip")
+    run = CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=3.0, pca_loss_joints=JOINTS, pca_loss_frames=20,
                            pca_loss_epsilon=0.5), tmp_path / "run", progress=False)
     run.prepare()
     trainer = run.trainer
@@ -187,9 +157,9 @@ def test_the_term_joins_the_training_loss(tmp_path):
     assert run.round(0)["epochs"] == [0, 1]
 
 
-def test_with_the_temporal_term_both_use_the_step_clip(tmp_path):
-    clip = _dots(tmp_path / "clip")
-    run = CCSSLRun(_config(clip, pca_loss_weight=2.0, pca_loss_joints=JOINTS, temporal_loss_weight=0.5,
+def test_with_the_temporal_term_both_use_the_step_clip(tmp_path, dot_clip, ccssl_clip_config):
+    clip = _dots(dot_clip, tmp_path / "clip")
+    run = CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=2.0, pca_loss_joints=JOINTS, temporal_loss_weight=0.5,
                            temporal_loss_clip=4, temporal_loss_epsilon=0.0), tmp_path / "run", progress=False)
     run.prepare()
     trainer = run.trainer
@@ -204,14 +174,14 @@ def test_with_the_temporal_term_both_use_the_step_clip(tmp_path):
     assert total == pytest.approx(source + 0.5 * temporal + 2.0 * pca, rel=1e-5)
 
 
-def test_bad_settings_are_named(tmp_path):
-    clip = _dots(tmp_path / "clip")
+def test_bad_settings_are_named(tmp_path, dot_clip, ccssl_clip_config):
+    clip = _dots(dot_clip, tmp_path / "clip")
     with pytest.raises(ConfigError, match=r"ccssl\.pca_loss_joints.*'snout'.*not keypoints of schema 'coco'"):
-        CCSSLRun(_config(clip, pca_loss_weight=1.0, pca_loss_joints=["nose", "snout"]), tmp_path / "a",
+        CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=1.0, pca_loss_joints=["nose", "snout"]), tmp_path / "a",
                  progress=False).prepare()
     # all 17 joints: 34 dimensions, 12 labelled poses
     with pytest.raises(ConfigError, match=r"ccssl\.pca_loss_joints.*12 fully labelled poses for 34"):
-        CCSSLRun(_config(clip, pca_loss_weight=1.0), tmp_path / "b", progress=False).prepare()
+        CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=1.0), tmp_path / "b", progress=False).prepare()
     with pytest.raises(ConfigError, match=r"ccssl\.pca_loss_components.*components 9 is not in 1..8"):
-        CCSSLRun(_config(clip, pca_loss_weight=1.0, pca_loss_joints=JOINTS, pca_loss_components=9), tmp_path / "c",
-                 progress=False).prepare()
+        CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=1.0, pca_loss_joints=JOINTS, pca_loss_components=9),
+                 tmp_path / "c", progress=False).prepare()

@@ -3,15 +3,12 @@ windows, the readout in original pixels, and the term inside CC-SSL training on 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun
+from animalpose.adapt.ccssl import CCSSLRun
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
-from animalpose.config import parse_config
-from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
 from animalpose.engine.trainer import Trainer
 from animalpose.errors import ConfigError
@@ -67,43 +64,17 @@ def test_the_readout_is_in_original_pixels():
     assert conf.tolist() == [[1.0, 1.0]]
 
 
-def _moving_dots(out, n: int = 12) -> str:
-    """One clip of ``n`` frames (video ``v``, frame_index 0..n-1) of 17 coloured dots moving 1 px a frame."""
+def _moving_dots(write, out, n: int = 12) -> str:
+    """One clip of ``n`` frames of 17 coloured dots moving 1 px a frame."""
     rng = np.random.default_rng(0)
-    (out / "images").mkdir(parents=True)
     start = rng.uniform(10, SIZE - 20, size=(17, 2))
-    bg = rng.integers(0, 60, size=(SIZE, SIZE, 3), dtype=np.uint8)
-    records = []
-    for f in range(n):
-        kp = np.zeros((17, 3), np.float32)
-        kp[:, :2], kp[:, 2] = start + f, 2
-        img = bg.copy()
-        for k in range(17):
-            cv2.circle(img, (round(kp[k, 0]), round(kp[k, 1])), 2, ((37 * k) % 256, (91 * k + 60) % 256, 200), -1)
-        path = out / "images" / f"f{f:03d}.png"
-        cv2.imwrite(str(path), img)
-        records.append(PoseRecord(str(path), kp, "coco", bbox=(0.0, 0.0, SIZE, SIZE), image_size=(SIZE, SIZE),
-                                  image_id=f + 1, video_id="v", frame_index=f))
-    return str(write_coco(records, out / "annotations" / "clip.json", "coco"))
+    return write(out, rng, [start + f for f in range(n)])
 
 
-def _config(clip: str, **ccssl) -> CCSSLConfig:
-    return parse_config({
-        "data": {"train": [clip], "target": [clip], "schema": "coco", "input_size": [SIZE, SIZE],
-                 "heatmap_size": [16, 16], "workers": 0},
-        "model": {"name": "hourglass1", "channels": 16},
-        "augment": {"preset": "none"},
-        "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "flip_test": False, "select_on": "last"},
-        "tracking": {"enabled": False},
-        "ccssl": {"regenerate_every": 1, "num_geometric": 1, "num_photometric": 0, "temporal": False,
-                  "gallery": 0, "lambda_target": 0.0, "control": False, **ccssl},
-    }, CCSSLConfig)
-
-
-def test_the_term_joins_the_training_loss(tmp_path):
-    clip = _moving_dots(tmp_path / "clip")
+def test_the_term_joins_the_training_loss(tmp_path, dot_clip, ccssl_clip_config):
+    clip = _moving_dots(dot_clip, tmp_path / "clip")
     eps = [float(k % 3) for k in range(17)]
-    run = CCSSLRun(_config(clip, temporal_loss_weight=2.0, temporal_loss_clip=4, temporal_loss_epsilon=eps),
+    run = CCSSLRun(ccssl_clip_config(clip, temporal_loss_weight=2.0, temporal_loss_clip=4, temporal_loss_epsilon=eps),
                    tmp_path / "run", progress=False)
     run.prepare()
     trainer = run.trainer
@@ -136,11 +107,11 @@ def test_the_term_joins_the_training_loss(tmp_path):
     assert metrics["epochs"] == [0, 1]
 
 
-def test_bad_settings_are_named(tmp_path):
-    clip = _moving_dots(tmp_path / "clip", n=3)
+def test_bad_settings_are_named(tmp_path, dot_clip, ccssl_clip_config):
+    clip = _moving_dots(dot_clip, tmp_path / "clip", n=3)
     with pytest.raises(ConfigError, match=r"ccssl\.temporal_loss_weight.*clips of 4"):
-        CCSSLRun(_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=4), tmp_path / "a",
+        CCSSLRun(ccssl_clip_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=4), tmp_path / "a",
                  progress=False).prepare()
     with pytest.raises(ConfigError, match=r"ccssl\.temporal_loss_epsilon.*2 tolerances for 17"):
-        CCSSLRun(_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=3, temporal_loss_epsilon=[1.0, 2.0]),
-                 tmp_path / "b", progress=False).prepare()
+        CCSSLRun(ccssl_clip_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=3,
+                                   temporal_loss_epsilon=[1.0, 2.0]), tmp_path / "b", progress=False).prepare()
