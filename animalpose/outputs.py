@@ -139,10 +139,11 @@ def output_errors(path: str | Path, field: str = "--out") -> Iterator[None]:
         raise OutputError(str(where), field, describe_os_error(exc)) from exc
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user counts as alive)."""
+def pid_alive(pid: int, *, group: bool = False) -> bool:
+    """Whether process ``pid`` exists, or with ``group`` any process of process group ``pid`` (one of another
+    user counts as alive)."""
     try:
-        os.kill(pid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

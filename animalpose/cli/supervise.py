@@ -26,6 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from animalpose.outputs import pid_alive
+
 SUPERVISED_ENV = "ANIMALPOSE_SUPERVISED"
 GRACE_S = 15.0
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -60,7 +62,7 @@ def run_supervised(argv: list[str], *, grace: float = GRACE_S, on_exit: Callable
     stopping = threading.Event()
 
     def kill_later() -> None:
-        if child.poll() is None or _group_alive(pgid):
+        if child.poll() is None or pid_alive(pgid, group=True):
             _signal_group(pgid, signal.SIGKILL)
 
     def forward(signum, _frame) -> None:
@@ -79,7 +81,7 @@ def run_supervised(argv: list[str], *, grace: float = GRACE_S, on_exit: Callable
                 break
             except KeyboardInterrupt:  # a signal arrived between handler installs: forward it too
                 forward(signal.SIGINT, None)
-        if _group_alive(pgid):  # the command has exited; what it started (workers) gets the rest of the grace
+        if pid_alive(pgid, group=True):  # the command has exited; what it started (workers) gets the rest of the grace
             _signal_group(pgid, signal.SIGTERM)
             _wait_group(pgid, grace)
             _signal_group(pgid, signal.SIGKILL)
@@ -91,18 +93,8 @@ def run_supervised(argv: list[str], *, grace: float = GRACE_S, on_exit: Callable
     return 128 - code if code < 0 else code  # killed by a signal: the shell's convention (143, 137)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _wait_group(pgid: int, timeout: float) -> None:
     """Wait until no process of group ``pgid`` is left (reaped or gone), at most ``timeout`` seconds."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end and _group_alive(pgid):
+    while time.monotonic() < end and pid_alive(pgid, group=True):
         time.sleep(0.1)
