@@ -50,8 +50,8 @@ from animalpose.data.readers import read_dataset
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.evaluation import gap_recovery
 from animalpose.keypoints import load_mapping, load_schema
-from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import (
+    REAL_DATA,
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
@@ -64,7 +64,7 @@ from flows.benchmarks.harness import (
 )
 
 SCHEMA = "animalpose"
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
+DEFAULT_DATA = REAL_DATA / "animal-pose"
 SPLITS = ("train", "val", "test")
 ARMS = ("source_only", "ccssl", "control", "oracle")
 NEEDS = {"source_only": (), "ccssl": ("source_only",), "control": ("source_only",), "oracle": ()}

@@ -56,8 +56,8 @@ from animalpose.engine.train import train
 from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
-from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import (
+    REAL_DATA,
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
@@ -70,7 +70,7 @@ from flows.benchmarks.harness import (
 from flows.benchmarks.inference import Loaded, crop_outputs
 
 SCHEMA = "mirror_mouse"
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
+DEFAULT_DATA = REAL_DATA / "mirror-mouse"
 EXPERIMENT = CONFIG_ROOT / "experiments" / "mirror_mouse.yaml"
 ADAPT = CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml"
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")

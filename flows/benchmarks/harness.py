@@ -31,9 +31,12 @@ import typer
 
 from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.errors import DataError
+from animalpose.paths import REPO_ROOT
 
 #: the ``--seeds`` option of every method benchmark
 SEEDS_HELP = "Comma-separated seeds, e.g. 0,1,2."
+# the real data sets beside the repository (../shared/data/real, SOURCES.md): the benches' default inputs
+REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 
 
 def parse_seeds(text: str) -> list[int]:

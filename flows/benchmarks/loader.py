@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from animalpose.paths import REPO_ROOT
-from flows.benchmarks.harness import load_average
+from flows.benchmarks.harness import REAL_DATA, load_average
 
 QUICK_INPUT = 128
 BATCH = 16
-DEFAULT_FIXTURES = REPO_ROOT.parent / "shared" / "data" / "real" / "mmpose-tests"
+DEFAULT_FIXTURES = REAL_DATA / "mmpose-tests"
 
 
 def _fixture_images(root: Path) -> list[tuple[str, tuple[float, float, float, float]]]:

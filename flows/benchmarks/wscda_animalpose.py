@@ -67,6 +67,7 @@ from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.evaluation import gap_recovery
 from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import (
+    REAL_DATA,
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
@@ -81,7 +82,7 @@ from flows.benchmarks.harness import (
 SCHEMA = "animalpose"
 TARGET = "horse"
 LABELLED = ("cow", "sheep")
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real" / "animal-pose"
+DEFAULT_DATA = REAL_DATA / "animal-pose"
 CONFIG = REPO_ROOT / "configs" / "adapt" / "wscda_animalpose.yaml"
 ARMS = ("human_only", "animals_only", "wscda", "wscda_pplo", "oracle", "alpha0", "finetune", "synthetic",
         "synthetic_3way", "pplo_consistency")
