@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from animalpose.adapt.pseudolabel import PseudoLabelSet
+from animalpose.adapt.selection import coinciding
 from animalpose.atomic import write_json_atomic
 from animalpose.data.transforms import transform_points_batched
 from animalpose.keypoints import KeypointSchema
@@ -86,13 +87,7 @@ def collapsed(labels: PseudoLabelSet, flip_pairs: Sequence[tuple[int, int]],
               distance: float = COLLAPSE_DISTANCE) -> np.ndarray:
     """(N, K) bool: the joint's pseudo-label lies within ``distance`` × crop width of its left/right
     partner's (``flip_pairs``: the schema's (left, right) index pairs); False for unpaired joints."""
-    xy = labels.crop_xy.astype(np.float64)
-    out = np.zeros(labels.confidence.shape, dtype=bool)
-    for i, j in flip_pairs:
-        near = np.linalg.norm(xy[:, i] - xy[:, j], axis=-1) < distance * float(labels.input_size[0])
-        out[:, i] |= near
-        out[:, j] |= near
-    return out
+    return coinciding(labels.crop_xy, flip_pairs, distance * float(labels.input_size[0]))
 
 
 def swapped(labels: PseudoLabelSet, flip_pairs: Sequence[tuple[int, int]], alpha: float) -> np.ndarray:

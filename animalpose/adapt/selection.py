@@ -158,6 +158,18 @@ def select_top_fraction(
     return select_by_percentile(confidence, 1.0 - keep_fraction, valid)
 
 
+def coinciding(xy: np.ndarray, flip_pairs: Sequence[tuple[int, int]], distance: float) -> np.ndarray:
+    """(N, K) bool: the joint's point lies closer than ``distance`` (same pixels as ``xy`` (N, K, 2)) to its
+    left/right partner's; False for joints in no pair (the pairs are disjoint)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    out = np.zeros(xy.shape[:2], dtype=bool)
+    for i, j in flip_pairs:
+        near = np.linalg.norm(xy[:, i] - xy[:, j], axis=-1) < distance
+        out[:, i] |= near
+        out[:, j] |= near
+    return out
+
+
 def collapsed_pair_mask(xy: np.ndarray, confidence: np.ndarray, flip_pairs: Sequence[tuple[int, int]],
                         distance: float, rule: str) -> np.ndarray:
     """(N, K) bool: joints that may take part in the ranking under a collapsed-pair ``rule``.
@@ -172,12 +184,13 @@ def collapsed_pair_mask(xy: np.ndarray, confidence: np.ndarray, flip_pairs: Sequ
     """
     if rule not in ("keep", "drop_lower", "drop_both"):
         raise ValueError(f"unknown collapsed-pair rule {rule!r} (keep, drop_lower, drop_both)")
-    xy, conf = np.asarray(xy, dtype=np.float64), np.asarray(confidence, dtype=np.float64)
+    conf = np.asarray(confidence, dtype=np.float64)
     eligible = np.ones(conf.shape, dtype=bool)
     if rule == "keep":
         return eligible
+    together = coinciding(xy, flip_pairs, distance)
     for i, j in flip_pairs:
-        near = np.linalg.norm(xy[:, i] - xy[:, j], axis=-1) < distance
+        near = together[:, i]
         if rule == "drop_both":
             eligible[near, i] = eligible[near, j] = False
         else:
