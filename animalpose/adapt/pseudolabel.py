@@ -420,7 +420,8 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
     """
     model_fn = view_model(model, fast)
     ds = TopDownDataset(list(records), schema, codec, None, padding=padding, normalization=normalization)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip,
+                        pin_memory=torch.device(device).type == "cuda")
     flip_perm = flip_permutation_or_none(schema) if consistency.flip else None
     cons = replace(consistency, flip=consistency.flip and flip_perm is not None)
     idx, coords, conf, mats, comps = [], [], [], [], []

@@ -72,6 +72,7 @@ from animalpose.evaluation import (
 )
 from animalpose.evaluation_reference import REFERENCE_TEST_BATCH, ReferencePCKMeter
 from animalpose.keypoints import KeypointSchema, SchemaMapping, load_mapping, load_schema, mapping_from_file
+from animalpose.threads import loader_workers
 
 ALPHAS = (0.05, 0.1, 0.2)
 PROTOCOLS = ("default", "reference")
@@ -160,7 +161,7 @@ def resolve_mapping(mapping: str | Path, dataset: KeypointSchema, checkpoint: Ke
 @torch.no_grad()
 def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", split: str | None = None,
              batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
-             workers: int = 0, progress: bool = True, categories: Sequence[str] | None = None,
+             workers: int | None = None, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
              allow_outside_root: bool = False, examples: int = 0) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
@@ -174,6 +175,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     dataset's image root (refused otherwise). ``examples``: also return that many scored instances, evenly
     spaced over the dataset's order (:func:`~animalpose.engine.pictures.example_indices`: the same ones for
     every checkpoint), with their predictions, for a gallery (:func:`~animalpose.engine.pictures.gallery_figure`).
+    ``workers``: loader workers (None: :func:`~animalpose.threads.loader_workers` for the device, as the trainer).
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
@@ -209,7 +211,10 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     padding = crop_padding(ds, cfg)
     codec = make_codec(cfg)
     tds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=norm)
-    loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_skip)
+    # workers as the trainer chooses them for this device (none on a CPU with up to 3 free cores; a GPU's
+    # batches decoded ahead in workers); scores do not depend on the count: no shuffling, no random draw
+    loader = DataLoader(tds, batch_size=batch_size, shuffle=False, num_workers=loader_workers(workers, dev),
+                        collate_fn=collate_skip, pin_memory=dev.type == "cuda")
     perm = flip_permutation_or_none(schema) if flip else None
     shift = flip_shift_for(cfg.model.name, codec)
     dists, preds, gts, boxes, used, crops = [], [], [], [], [], []

@@ -93,3 +93,22 @@ def test_predict_on_the_sleap_clip_writes_1500_frames(trained, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 256
     cap.release()
     assert len(json.loads((tmp_path / "clip.json").read_text())) == 1500
+
+
+def test_evaluate_takes_the_trainers_worker_choice_and_scores_the_same(trained, dots, monkeypatch):
+    """Without ``workers`` the loader asks the thread plan for the device (issue 30: evaluation decoded every
+    image in the main process, also on a GPU); the scores do not depend on the worker count."""
+    import animalpose.engine.evaluate as ev
+
+    asked = []
+
+    def plan(configured, device=None):
+        asked.append((configured, str(device)))
+        return 1
+
+    monkeypatch.setattr(ev, "loader_workers", plan)
+    with_worker = evaluate(trained, dots["val"], progress=False)
+    assert asked == [(None, "cpu")]
+    monkeypatch.undo()
+    in_process = evaluate(trained, dots["val"], progress=False, workers=0)
+    assert with_worker["metrics"] == in_process["metrics"] and with_worker["instances"] == in_process["instances"] == 8
