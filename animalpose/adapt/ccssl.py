@@ -45,6 +45,7 @@ from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
+from animalpose.adapt.pairs import SymmetricPairLoss
 from animalpose.adapt.pca_loss import PosePCA, fit_pose_pca, labelled_poses, pca_loss
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import (
@@ -86,7 +87,24 @@ CPU_VIEW_BATCH = 8
 
 
 class CCSSLSection(Section):
-    """The ``ccssl:`` section (defaults: the reference, invariance on, selection on source data)."""
+    """The ``ccssl:`` section (defaults: the reference, invariance on, selection on source data).
+
+    Two opt-in rules for left/right pairs (:mod:`animalpose.adapt.pairs`; the defaults are the reference's
+    behaviour). A synthetic-trained model on real horses puts both channels of a left/right pair on the same
+    leg (72 % of the pairs in round 1 of the Animal-Pose screens, BENCHMARKS.md "CC-SSL on real horses"), so
+    about one partner in three is right whichever is kept, and dropping collapsed partners
+    (``collapsed_pairs``) did not help:
+
+    - ``pair_decoding: resolve`` (default ``independent``): when the two decoded points of a pair coincide
+      (closer than ``collapse_distance`` × crop width, the ``collapsed_pairs`` test), the less confident
+      partner is decoded again from its view-aggregated heatmap with a disc of 3σ (the training Gaussian's)
+      around the shared point suppressed, so the pair lands on two legs, and its confidence is its heatmap's
+      value there, so the keep-fraction selection judges the new point;
+    - ``pair_loss: symmetric`` (default ``ordered``): the pseudo-labelled target loss takes, per sample and
+      pair, the smaller of the loss with the pair's targets (and weights) as given and exchanged, so the
+      network is not asked to tell left from right where its pseudo-labels cannot; unpaired joints and the
+      labelled source loss are unchanged.
+    """
 
     source_checkpoint: ExistingPath | None = None
     source_epochs: int = Field(default=0, ge=0)
@@ -109,6 +127,10 @@ class CCSSLSection(Section):
     # (the reference), drop the less confident partner, or both (animalpose.adapt.selection.collapsed_pair_mask)
     collapsed_pairs: Literal["keep", "drop_lower", "drop_both"] = "keep"
     collapse_distance: float = Field(default=0.02, gt=0, lt=1)
+    # a collapsed pair's weaker partner decoded again away from the shared point (animalpose.adapt.pairs.resolve_pairs)
+    pair_decoding: Literal["independent", "resolve"] = "independent"
+    # the target loss free to exchange a pair's two targets (animalpose.adapt.pairs.symmetric_pair_loss)
+    pair_loss: Literal["ordered", "symmetric"] = "ordered"
     agreement_sigma: float = Field(default=2.0, gt=0)
     temporal: bool = True
     flow_window: int = Field(default=15, ge=3)
@@ -180,7 +202,8 @@ class CCSSLSection(Section):
         return ConsistencyConfig(num_geometric=self.num_geometric, scale_sigma=self.scale_sigma,
                                  rotation_sigma=self.rotation_sigma, flip=self.flip, invariance=self.invariance,
                                  num_photometric=self.num_photometric, agreement_sigma=self.agreement_sigma,
-                                 confidence=self.confidence, max_batch=self.view_chunk(device))
+                                 confidence=self.confidence, max_batch=self.view_chunk(device),
+                                 pair_decoding=self.pair_decoding, collapse_distance=self.collapse_distance)
 
     def flow(self) -> FlowParams:
         return FlowParams(win_size=self.flow_window, max_level=self.flow_levels, max_jump=self.flow_max_jump,
@@ -345,15 +368,29 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
 
 class CCSSLTrainer(Trainer):
     """The engine's trainer with a second, pseudo-labelled target stream: each step draws one source
-    and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``)."""
+    and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``).
 
-    def __init__(self, *args, lambda_target: float = 10.0, **kwargs):
+    ``pair_loss``: ``ordered`` (L_target is the model's loss) or ``symmetric`` (L_target lets each sample's
+    left/right pairs exchange their targets where that costs less, :func:`~animalpose.adapt.pairs.symmetric_pair_loss`;
+    the source loss stays ordered)."""
+
+    def __init__(self, *args, lambda_target: float = 10.0, pair_loss: str = "ordered", **kwargs):
         super().__init__(*args, **kwargs)
         self.lambda_target = float(lambda_target)
+        if pair_loss not in ("ordered", "symmetric"):
+            raise ValueError(f"unknown pair loss {pair_loss!r} (ordered, symmetric)")
+        self.pair_loss = pair_loss
         self.target_set: TopDownDataset | None = None
         self._target_iter: Iterator[dict] | None = None
         self.clips: TemporalClips | None = None
         self.pose_pca: PCATerm | None = None
+
+    @property
+    def target_loss_fn(self):
+        """The loss of the pseudo-labelled batches: the model's, or its left/right-symmetric form."""
+        if self.pair_loss == "ordered":
+            return self.loss_fn
+        return SymmetricPairLoss(self.loss_fn, tuple(self.schema.flip_pairs))
 
     def set_target(self, dataset: TopDownDataset | None) -> None:
         self.target_set = dataset
@@ -442,7 +479,7 @@ class CCSSLTrainer(Trainer):
         if self._target_iter is not None:
             tb = next(self._target_iter)
             if "image" in tb and len(tb["image"]) >= MIN_TRAIN_BATCH:  # not one image left after skipping
-                t_loss, _ = super()._forward_loss(tb)
+                t_loss, _ = super()._forward_loss(tb, loss_fn=self.target_loss_fn)
                 loss = loss + self.lambda_target * t_loss
         unsupervised = self.unsupervised_terms(np.random.default_rng((self.cfg.train.seed, self.step)))
         if unsupervised is not None:
@@ -632,7 +669,8 @@ class CCSSLRun:
         round_cfg = cfg if c.lr is None else cfg.model_copy(
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
-                                    device=device, tracker=None, progress=progress, lambda_target=c.lambda_target)
+                                    device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
+                                    pair_loss=c.pair_loss)
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))

@@ -143,7 +143,9 @@ def summarize(labels: PseudoLabelSet, alpha: float = 0.05,
 
     With the schema's ``flip_pairs``: ``collapsed`` (kept paired joints whose pseudo-label coincides with
     their partner's, :func:`collapsed`) and ``collapsed_all`` (all paired joints); with truth also
-    ``swapped@alpha`` (kept paired joints that hit their partner's truth instead of their own). With
+    ``swapped@alpha`` (kept paired joints that hit their partner's truth instead of their own), and after
+    ``pair_decoding: resolve`` ``resolved`` / ``resolved_all`` (kept / all paired joints decoded again away
+    from their partner, :func:`~animalpose.adapt.pairs.resolve_pairs`). With
     ``joints`` (names): a ``per_joint`` table (kept share, and with truth precision and PCK of all)."""
     kept = labels.weights > 0
     n_total = kept.size
@@ -179,6 +181,10 @@ def summarize(labels: PseudoLabelSet, alpha: float = 0.05,
         kp = kept & paired[None]
         out["collapsed"] = float(both[kp].mean()) if kp.any() else float("nan")
         out["collapsed_all"] = float(both[:, paired].mean()) if both.size else float("nan")
+        if "resolved" in labels.components:  # pair_decoding: resolve
+            moved = labels.components["resolved"] > 0
+            out["resolved"] = float(moved[kp].mean()) if kp.any() else float("nan")
+            out["resolved_all"] = float(moved[:, paired].mean()) if moved.size else float("nan")
         if valid.any():
             sw = swapped(labels, flip_pairs, alpha)
             kpv = kp & valid

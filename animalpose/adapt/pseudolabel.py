@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from animalpose.adapt.pairs import SUPPRESS_SIGMAS, resolve_pairs
 from animalpose.adapt.temporal import FlowParams, refine_sequence
 from animalpose.codecs import Codec
 from animalpose.data.consistency import BatchedGeometric, GeometricParams, apply_photometric, sample_photometric
@@ -53,6 +54,7 @@ from animalpose.data.transforms import crop_to_original, transform_points_batche
 from animalpose.errors import ConfigError, DataError
 
 CONFIDENCE_MODES = ("peak", "peak_agreement")
+PAIR_DECODINGS = ("independent", "resolve")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class ConsistencyConfig:
         confidence: "peak" (the reference: the aggregated heatmap's peak) or "peak_agreement" (that
             peak times the equivariance and invariance agreements).
         max_batch: largest number of views × images sent to the model at once.
+        pair_decoding: "independent" (the reference: every joint decoded from its own aggregated heatmap)
+            or "resolve" (a left/right pair whose two points coincide has its less confident partner
+            decoded again away from the shared point, :func:`animalpose.adapt.pairs.resolve_pairs`).
+        collapse_distance: two partners closer than this fraction of the crop width coincide.
     """
 
     num_geometric: int = 4
@@ -90,11 +96,17 @@ class ConsistencyConfig:
     agreement_sigma: float = 2.0
     confidence: str = "peak"
     max_batch: int = 64
+    pair_decoding: str = "independent"
+    collapse_distance: float = 0.02
 
     def __post_init__(self) -> None:
         where = "<ccssl.consistency>"
         if self.confidence not in CONFIDENCE_MODES:
             raise ConfigError(where, "confidence", f"expected one of {CONFIDENCE_MODES}, got {self.confidence!r}")
+        if self.pair_decoding not in PAIR_DECODINGS:
+            raise ConfigError(where, "pair_decoding", f"expected one of {PAIR_DECODINGS}, got {self.pair_decoding!r}")
+        if not 0 < self.collapse_distance < 1:
+            raise ConfigError(where, "collapse_distance", "must lie in (0, 1)")
         for name in ("num_geometric", "num_photometric"):
             if getattr(self, name) < 0:
                 raise ConfigError(where, name, "must be >= 0")
@@ -159,7 +171,10 @@ class ConsistencyOutput:
             averages), ``spread_geo`` / ``spread_photo`` (RMS distance in input pixels of the
             per-view peaks from the aggregated peak), ``agree_geo`` / ``agree_photo`` (their
             agreement scores in (0, 1]), ``peak_std`` (std of the per-view peak values). Without
-            photometric views ``peak_photo`` / ``spread_photo`` are NaN and ``agree_photo`` is 1.
+            photometric views ``peak_photo`` / ``spread_photo`` are NaN and ``agree_photo`` is 1. With
+            ``pair_decoding: resolve`` also ``resolved`` (1 where the joint was decoded again away from its
+            left/right partner; its ``peak`` and spreads are those of the new point, ``peak_geo`` /
+            ``peak_photo`` stay the maxima of their averages).
         view_coords: (V, N, K, 2) each view's decoded peak mapped back exactly; views are ordered
             identity, geometric views, flip (if any), photometric views.
         view_kind: V strings, "identity", "geometric", "flip" or "photometric".
@@ -218,6 +233,7 @@ def consistency_predict(
     flip_permutation: np.ndarray | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    flip_pairs: Sequence[tuple[int, int]] = (),
 ) -> ConsistencyOutput:
     """Aggregate the model's heatmaps over geometric and photometric views of each image.
 
@@ -229,6 +245,7 @@ def consistency_predict(
         rng: random generator for the views (seed it for reproducible pseudo-labels).
         flip_permutation: (K,) joint permutation, required when ``cfg.flip``.
         mean, std: normalisation of ``images`` (photometric changes are made on [0, 1] values).
+        flip_pairs: the schema's (left, right) joint pairs, read by ``cfg.pair_decoding == "resolve"``.
 
     Returns:
         a :class:`ConsistencyOutput`.
@@ -275,26 +292,47 @@ def consistency_predict(
     geo_idx = list(range(g))
     photo_idx = [0, *range(g, v_total)]
 
-    def spread(idx: list[int]) -> np.ndarray:
-        return np.sqrt(((coords_v[idx] - coords[None]) ** 2).sum(-1).mean(0))
-
     sig2 = 2.0 * (cfg.agreement_sigma * codec.input_size[0] / codec.heatmap_size[0]) ** 2
-    comp = {
-        "peak": np.asarray(peak, dtype=np.float32),
-        "peak_geo": back[geo_idx].mean(0).flatten(2).amax(-1).cpu().numpy(),
-        "peak_photo": back[photo_idx].mean(0).flatten(2).amax(-1).cpu().numpy(),
-        "spread_geo": spread(geo_idx).astype(np.float32),
-        "spread_photo": spread(photo_idx).astype(np.float32),
-        "peak_std": peaks_v.std(0).astype(np.float32),
-    }
-    comp["agree_geo"] = np.exp(-comp["spread_geo"] ** 2 / sig2).astype(np.float32)
-    comp["agree_photo"] = np.exp(-comp["spread_photo"] ** 2 / sig2).astype(np.float32)
-    if m == 0:  # no invariance check: its components are undefined and its agreement is neutral
-        for name in ("peak_photo", "spread_photo"):
-            comp[name] = np.full_like(comp["peak"], np.nan)
-        comp["agree_photo"] = np.ones_like(comp["peak"])
-    conf = comp["peak"] if cfg.confidence == "peak" else comp["peak"] * comp["agree_geo"] * comp["agree_photo"]
-    return ConsistencyOutput(agg.cpu().numpy(), coords.astype(np.float32), conf.astype(np.float32), comp,
+    view_peaks = {"peak_geo": back[geo_idx].mean(0).flatten(2).amax(-1).cpu().numpy(),
+                  "peak_photo": back[photo_idx].mean(0).flatten(2).amax(-1).cpu().numpy()}
+
+    def score(coords: np.ndarray, peak: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The components and the confidence of the points ``coords`` (N, K, 2) with peak values (N, K)."""
+
+        def spread(idx: list[int]) -> np.ndarray:
+            return np.sqrt(((coords_v[idx] - coords[None]) ** 2).sum(-1).mean(0))
+
+        comp = {
+            "peak": np.asarray(peak, dtype=np.float32),
+            **view_peaks,
+            "spread_geo": spread(geo_idx).astype(np.float32),
+            "spread_photo": spread(photo_idx).astype(np.float32),
+            "peak_std": peaks_v.std(0).astype(np.float32),
+        }
+        comp["agree_geo"] = np.exp(-comp["spread_geo"] ** 2 / sig2).astype(np.float32)
+        comp["agree_photo"] = np.exp(-comp["spread_photo"] ** 2 / sig2).astype(np.float32)
+        if m == 0:  # no invariance check: its components are undefined and its agreement is neutral
+            for name in ("peak_photo", "spread_photo"):
+                comp[name] = np.full_like(comp["peak"], np.nan)
+            comp["agree_photo"] = np.ones_like(comp["peak"])
+        conf = comp["peak"] if cfg.confidence == "peak" else comp["peak"] * comp["agree_geo"] * comp["agree_photo"]
+        return comp, conf
+
+    comp, conf = score(coords, peak)
+    agg_np = agg.cpu().numpy()
+    if cfg.pair_decoding == "resolve":
+        # a collapsed pair's weaker partner moves to its next bump; its peak, spreads and agreements are those
+        # of the new point, so the selection ranks the point it will train on
+        sigma = getattr(codec, "sigma", None)
+        if sigma is None:
+            raise ConfigError("<ccssl.consistency>", "pair_decoding", f"'resolve' needs a Gaussian heatmap codec "
+                              f"(one with a sigma); got {type(codec).__name__}")
+        res = resolve_pairs(agg_np, coords, peak, conf, flip_pairs, cfg.collapse_distance * codec.input_size[0],
+                            SUPPRESS_SIGMAS * float(sigma), codec)
+        coords = res.coords.astype(np.float64)
+        comp, conf = score(coords, res.peak)
+        comp["resolved"] = res.resolved.astype(np.float32)
+    return ConsistencyOutput(agg_np, coords.astype(np.float32), conf.astype(np.float32), comp,
                              coords_v.astype(np.float32), kinds, params)
 
 
@@ -434,7 +472,8 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
         if "image" not in batch:
             continue
         out = consistency_predict(model_fn, batch["image"].to(device), cons, codec,
-                                  batch_rng(seed, first_batch + b), flip_perm, normalization.mean, normalization.std)
+                                  batch_rng(seed, first_batch + b), flip_perm, normalization.mean, normalization.std,
+                                  flip_pairs=schema.flip_pairs)
         idx.append(batch["meta"]["index"].numpy())
         coords.append(out.coords)
         conf.append(out.confidence)

@@ -306,7 +306,9 @@ class Trainer:
                           collate_fn=collate_skip, generator=torch.Generator().manual_seed(self.cfg.train.seed),
                           persistent_workers=False, pin_memory=self.device.type == "cuda")
 
-    def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _forward_loss(self, batch: dict, loss_fn=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The loss of one batch (``loss_fn``: a :class:`~animalpose.losses.PoseLoss` in place of the model's)
+        and the stage outputs."""
         images = batch["image"].to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -316,7 +318,7 @@ class Trainer:
             outputs = self.train_forward(images)
         outputs = [o.float() for o in outputs]
         coords = target_coords(batch, self.train_set.codec, self.device) if self.needs_coords else None
-        return self.loss_fn(outputs, target, weight, coords), outputs
+        return (self.loss_fn if loss_fn is None else loss_fn)(outputs, target, weight, coords), outputs
 
     def train_epoch(self) -> dict:
         """One epoch (or its remainder after a resume). Returns mean loss and images/s."""
