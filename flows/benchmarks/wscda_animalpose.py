@@ -48,8 +48,11 @@ generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable
 the training states, optimiser included, are removed once the folder's last arm is scored, the models
 stay), ``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
 same ``OUT`` and settings goes on where it stopped (a seed completed before an arm was added runs that arm
-only); other settings are refused
-(:class:`~flows.benchmarks.harness.SeedFolder`).
+only); ``--arms`` trains only the arms named (and the arms they start from, when not cached); other settings
+are refused (:class:`~flows.benchmarks.harness.SeedFolder`). Each arm's result and run record the crop
+paddings of its streams: a cached arm cropped otherwise than today (the synthetic arm before per-source
+padding, its photographed cows and sheep at the generated horses' 1.25) is refused, or with
+``--retrain-stale`` set aside and trained again (:mod:`flows.benchmarks.arm_cache`).
 """
 
 from __future__ import annotations
