@@ -97,6 +97,8 @@ def test_the_paddings_follow_the_config_and_single_source_runs_are_unchanged(fil
 
 
 def test_unlabelled_target_files_keep_their_own_padding(files, tmp_path):
+    """WS-CDA's and CC-SSL's target readers: each target record carries its own file's padding."""
+    from animalpose.adapt.ccssl import _read_target
     from animalpose.adapt.wscda.datasets import read_unlabelled
     from animalpose.keypoints import load_schema
 
@@ -104,6 +106,8 @@ def test_unlabelled_target_files_keep_their_own_padding(files, tmp_path):
     records, truth, _ = read_unlabelled([files["generated"], files["real"]], load_schema("coco"), cfg)
     assert [r.padding for r in records] == [1.25, 1.25, 1.5, 1.5, 1.5]
     assert truth is not None and not any(r.labelled.any() for r in records)  # labels kept aside, not in records
+    records, padding = _read_target([files["real"], files["generated"]], load_schema("coco"), cfg)
+    assert [r.padding for r in records] == [1.5, 1.5, 1.5, 1.25, 1.25] and padding == 1.25
 
 
 def test_the_wscda_streams_crop_generated_and_photographed_animals_apart(tmp_path):
