@@ -368,6 +368,7 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
     when it is among the arms run."""
     cache = SeedFolder(out / f"seed_{seed}", settings.key())
     done = cache.finished()
+    cache.start()  # other settings are refused here, before the cached arms are judged
     folder, clock = cache.folder, Stopwatch()
     plan = plan_arms(settings.human_epochs)
     files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
@@ -396,7 +397,6 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
     if done is not None and set(done["arms"]) >= set(ARMS):
         return done
     # a seed finished before arms were added (same settings) goes on with the new arms only
-    cache.start()
     results: dict[str, dict] = {}
     last_use = {a.run: a.name for a in plan}  # the last arm of each run folder
     for arm in plan:
