@@ -24,7 +24,7 @@ human source in COCO).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from prefect import flow, task
 from prefect.cache_policies import INPUTS
@@ -41,29 +41,73 @@ from flows.pretrain import make_dataset
 if TYPE_CHECKING:
     from animalpose.adapt.wscda.run import WSCDARun
 
+# the values of wscda.discriminator and wscda.pplo_filter (animalpose.adapt.wscda.run.WSCDASection), as flow
+# parameters: the deployment's parameter schema lists them
+Discriminator = Literal["two_way", "three_way"]
+PPLOFilter = Literal["confidence", "consistency"]
+
 
 def wscda_config(preset: FlowPreset, *, human: list[Path], animals: list[Path], target: list[Path], test: Path,
                  rounds: int, model: str | None, tracking_uri: str, experiment: str, seed: int,
-                 val: Path | None = None, allow_outside_root: bool = False) -> tuple[dict, str]:
+                 val: Path | None = None, allow_outside_root: bool = False, synthetic: list[Path] | None = None,
+                 discriminator: Discriminator | None = None, pplo_filter: PPLOFilter | None = None) -> tuple[dict, str]:
     """The library's WSCDAConfig for this flow run, as a plain dict (a stable cache key) and its source file.
 
     ``val`` (e.g. a real ``val`` split) is ``data.val``, reported after every stage, with ``test`` reported
     beside it as ``wscda.target_val``; without it ``test`` is both. ``allow_outside_root``: the given
-    datasets may name images outside their folder (`data subset` files)."""
+    datasets may name images outside their folder (`data subset` files). ``synthetic``: generated labelled
+    animals added to ``animals`` as an extra labelled source, every one of them kept
+    (:func:`keep_every_generated`). ``discriminator`` and ``pplo_filter`` set ``wscda.discriminator`` and
+    ``wscda.pplo_filter`` (None: the config's)."""
     from animalpose.adapt.wscda.run import WSCDAConfig
     from animalpose.config import to_dict
 
     if preset.wscda_config is None:
         raise ConfigError("<flow preset>", "wscda_config", "this flow preset names no WS-CDA config")
-    values: dict = {"data.train": list(animals), "data.val": [val or test], "data.target": list(target),
-                    "wscda.human": list(human), "wscda.pplo_rounds": rounds, "wscda.target_val": [test],
-                    "train.seed": seed, "tracking.uri": tracking_uri, "tracking.experiment": experiment}
+    values: dict = {"data.train": [*animals, *(synthetic or [])], "data.val": [val or test],
+                    "data.target": list(target), "wscda.human": list(human), "wscda.pplo_rounds": rounds,
+                    "wscda.target_val": [test], "train.seed": seed, "tracking.uri": tracking_uri,
+                    "tracking.experiment": experiment}
     if model:
         values["model.name"] = model
     if allow_outside_root:
         values["data.allow_outside_root"] = True
+    if discriminator is not None:
+        values["wscda.discriminator"] = discriminator
+    if pplo_filter is not None:
+        values["wscda.pplo_filter"] = pplo_filter
     cfg = config_with(preset.wscda_config, WSCDAConfig, preset.wscda_overrides, values)
+    if synthetic:
+        values["wscda.labelled_per_species"] = keep_every_generated(cfg.wscda.labelled_per_species, animals,
+                                                                    synthetic, cfg.data.schema_name)
+        cfg = config_with(preset.wscda_config, WSCDAConfig, preset.wscda_overrides, values)
     return to_dict(cfg), str(preset.wscda_config)
+
+
+def keep_every_generated(per_species: int | dict | None, animals: list[Path], synthetic: list[Path],
+                         schema: str | None) -> int | dict | None:
+    """``wscda.labelled_per_species`` with the generated animals' species kept whole: the config's count for
+    each species of the given ``animals`` (e.g. 10 cows, 10 sheep) and every generated one (e.g. all the
+    generated horses), as the bench's synthetic arm keeps them. A species both given and generated would
+    share one count: a ConfigError naming ``synthetic_animals``."""
+    from animalpose.adapt.wscda.datasets import species_of
+    from animalpose.data.readers import read_dataset
+
+    if per_species is None:
+        return None
+
+    def species(paths: list[Path]) -> set[str]:
+        return {species_of(r) for p in paths for r in read_dataset(p, "auto", schema).records}
+
+    generated = species(synthetic)
+    if isinstance(per_species, dict):
+        return {**per_species, **dict.fromkeys(sorted(generated))}
+    given = species(animals)
+    if given & generated:
+        raise ConfigError("<flow>", "synthetic_animals", f"the given animals already hold {sorted(given & generated)}: "
+                                                         f"their labelled_per_species count would cover the "
+                                                         f"generated ones too")
+    return {**dict.fromkeys(sorted(given), per_species), **dict.fromkeys(sorted(generated))}
 
 
 def _run(cfg_dict: dict, where: str, out_dir: Path, tracker) -> WSCDARun:
@@ -127,6 +171,9 @@ def wscda_flow(
     dask_workers: int = 0,
     allow_outside_root: bool = False,
     threads: int | None = None,
+    discriminator: Discriminator | None = None,
+    pplo_filter: PPLOFilter | None = None,
+    synthetic_animals: int = 0,
 ) -> dict:
     """WS-CDA for ``species``: human + few labelled animals → unlabelled target, then PPLO rounds.
 
@@ -138,11 +185,29 @@ def wscda_flow(
     sheep_train.json]' -p 'target_data=[horse_train.json]' -p val_data=horse_val.json -p test_data=horse_test.json``
     (with ``-p allow_outside_root=true``: `data subset` files name the release's images by absolute path).
     ``allow_outside_root``: read given datasets whose image paths lie outside their image root.
+
+    The combination arms of the bench (issue 29), each one switch (None: the preset's WS-CDA config):
+    ``discriminator`` (``wscda.discriminator``: ``two_way``, the paper's; ``three_way`` adds a synthetic / real
+    output and needs generated and photographed samples among the humans and animals), ``pplo_filter``
+    (``wscda.pplo_filter``: ``confidence``, the paper's; ``consistency``, CC-SSL's check) and
+    ``synthetic_animals``: that many generated ``species`` animals (the preset's ``target`` style and size,
+    as the bench's 200 ``photo`` horses) added to the labelled animals, every one kept (the
+    ``labelled_per_species`` count applies to the given animals' species), each cropped at its own padding.
+    E.g. the bench's synthetic_3way arm: the real paths above with ``-p synthetic_animals=200
+    -p discriminator=three_way``. Without ``out_dir`` a run with switches works in
+    ``<preset>-<switches>`` (e.g. ``quick-three_way-synthetic200``) beside the preset's folder, so that it never
+    resumes the steps of a run without them.
     """
     configure_threads(threads)  # torch threads / loader workers that fit the free cores
     p = load_preset(preset)
     n_rounds = rounds or p.rounds
-    out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / Path(preset).stem
+    if synthetic_animals < 0:
+        raise ConfigError("<flow>", "synthetic_animals", f"must be >= 0, got {synthetic_animals}")
+    # without out_dir, each switch works in its own folder beside the preset's (a run folder resumes its steps)
+    switches = [v for v in (discriminator, pplo_filter) if v] + ([f"synthetic{synthetic_animals}"]
+                                                                 if synthetic_animals else [])
+    folder = "-".join([Path(preset).stem, *switches])
+    out = Path(out_dir) if out_dir else data_home() / "flows" / "wscda" / species / folder
     name = register_as or f"wscda-{species}"
     parent = parent_tracker(experiment, f"wscda-{species}", tracking_uri, {"species": species, "preset": str(preset)})
     seeds = seed_plan(p.seed)  # the CC-SSL flow's target and test seeds, so both flows test on the same animals
@@ -154,9 +219,12 @@ def wscda_flow(
             target = list(target_data) if target_data else make_dataset(species, p.target, seeds.target, "target",
                                                                         dask_workers=dask_workers)
             test = Path(test_data) if test_data else make_dataset(species, p.target_test, seeds.test, "test")[0]
+            synthetic = make_dataset(species, p.target.model_copy(update={"n": synthetic_animals, "clips": 0}),
+                                     p.seed + 5, "synthetic") if synthetic_animals else None
         cfg, where = wscda_config(p, human=human, animals=animals, target=target, test=test, rounds=n_rounds,
                                   model=model, tracking_uri=parent.uri, experiment=experiment, seed=p.seed,
-                                  val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root)
+                                  val=Path(val_data) if val_data else None, allow_outside_root=allow_outside_root,
+                                  synthetic=synthetic, discriminator=discriminator, pplo_filter=pplo_filter)
         schema = cfg["data"]["schema"]
         # every step's model on target test (and the labelled target val): metrics, gallery and per-joint bars in
         # its own stage run, and side by side in the parent's results table (the CC-SSL flow's helpers)

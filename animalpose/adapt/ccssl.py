@@ -515,8 +515,9 @@ class CCSSLResult:
 
 def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
                  video_step: int = 1) -> tuple[list[PoseRecord], float]:
-    """The target records and their crop padding, by the same rule as the source's (``crop_padding``);
-    every ``video_step``-th frame of a video. ``schema`` goes to the readers as an object, so a schema
+    """The target records and the crop padding of the last file, by the same rule as the source's
+    (``crop_padding``; every record carries its own file's, ``PoseRecord.padding``); every ``video_step``-th
+    frame of a video. ``schema`` goes to the readers as an object, so a schema
     built from a dataset's own header (DLC, SLEAP: ``dlc:<folder>``) serves a video target too.
 
     Generated target domains (e.g. ``photo`` horses) are synthetic: cropping them with the real-data
@@ -532,7 +533,7 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
         for r in validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
-            records.append(r)
+            records.append(replace(r, padding=padding))
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     return records, padding

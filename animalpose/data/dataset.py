@@ -134,7 +134,8 @@ class TopDownDataset(Dataset):
         codec: target codec (its ``input_size`` is the crop size, its ``udp`` the crop's pixel convention).
         augment: an :class:`Augmenter`, or None for the plain crop; one built for another input size or
             pixel convention than the codec's is a ConfigError.
-        padding: box padding factor (CC-SSL: 1.5 real, 1.25 synthetic).
+        padding: box padding factor (CC-SSL: 1.5 real, 1.25 synthetic) of the records that carry none of
+            their own (``PoseRecord.padding``, set per source dataset by ``engine.build.load_records``).
         normalization: mean/std; default ImageNet.
         seed: base seed; sample i of epoch e draws from ``default_rng((seed, e, i))``.
         image_cache: decoded images kept across epochs (:class:`ImageCache`, may be shared between
@@ -178,10 +179,11 @@ class TopDownDataset(Dataset):
         self.epoch = epoch
 
     def center_scale(self, record: PoseRecord, image_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Crop centre (2,) and scale (2,) of a record: its bbox, else its whole image."""
+        """Crop centre (2,) and scale (2,) of a record: its bbox (else its whole image) times its own padding,
+        else the dataset's."""
         bbox = record.bbox if record.bbox is not None else (0.0, 0.0, image_shape[1], image_shape[0])
         aspect = self.input_size[0] / self.input_size[1]
-        return T.box_to_center_scale(bbox, aspect, self.padding)
+        return T.box_to_center_scale(bbox, aspect, self.padding if record.padding is None else record.padding)
 
     def read(self, record: PoseRecord) -> np.ndarray:
         """The record's decoded (H, W, 3) uint8 image, through the cache when there is one (read-only then)."""

@@ -35,6 +35,9 @@ class PoseRecord:
         instance_id: track / instance identifier within the image, when known.
         image_id: identifier of the image within its dataset (COCO image id), when known.
         meta: format-specific extras in plain types (e.g. generator factors, MPII head size).
+        padding: the crop padding factor of this instance's box (1.25 generated, 1.5 photographed), set by
+            the loader that knows the source dataset; None: the padding of the dataset that crops it. A
+            training set that mixes generated and real sources crops each record with its own.
     """
 
     image: str
@@ -48,6 +51,7 @@ class PoseRecord:
     instance_id: int | None = None
     image_id: int | None = None
     meta: dict = field(default_factory=dict)
+    padding: float | None = None
 
     def __post_init__(self) -> None:
         self.keypoints = np.asarray(self.keypoints, dtype=np.float32)

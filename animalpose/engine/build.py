@@ -6,7 +6,7 @@ here, before any training starts, with an error naming the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -97,10 +97,19 @@ def crop_padding(dataset: PoseDataset, cfg: ExperimentConfig) -> float:
     return cfg.data.bbox_padding_synthetic if is_synthetic(dataset) else cfg.data.bbox_padding_real
 
 
+def with_padding(records: list[PoseRecord], padding: float) -> list[PoseRecord]:
+    """``records`` carrying crop padding ``padding`` (copies; the keypoint arrays are shared)."""
+    return [replace(r, padding=padding) for r in records]
+
+
 def load_records(paths: list[Path], cfg: ExperimentConfig, schema: str | KeypointSchema | None,
                  role: Literal["train", "val"] | None = None, skipped: SkipReport | None = None,
                  ) -> tuple[list[PoseRecord], KeypointSchema | None, float]:
-    """All labelled records of ``paths`` (one schema), the schema, and the crop padding to use.
+    """All labelled records of ``paths`` (one schema), the schema, and the crop padding of the last file.
+
+    Every record carries the crop padding of its own file (``PoseRecord.padding``: :func:`crop_padding`), so a
+    list that mixes generated and photographed datasets crops each at its own padding (1.25 and 1.5); the
+    returned padding is the dataset-level fallback (equal to every record's when the files agree).
 
     ``schema`` is a shipped schema's name or a schema object: one built from a dataset's own header
     (``dlc:<folder>``, ``sleap:<file>``) has no file to look its name up in, so it travels as the object
@@ -131,7 +140,7 @@ def load_records(paths: list[Path], cfg: ExperimentConfig, schema: str | Keypoin
         labelled = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
         if not labelled:
             raise DataError(str(path), "annotations", "no labelled instances")
-        records.extend(labelled)
+        records.extend(with_padding(labelled, padding))
     return records, schema, padding
 
 

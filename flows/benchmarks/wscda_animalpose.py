@@ -48,8 +48,11 @@ generated humans / horses; ``OUT/seed_<s>/`` each arm's WS-CDA folder (resumable
 the training states, optimiser included, are removed once the folder's last arm is scored, the models
 stay), ``arm_<name>.json`` once the arm is scored, ``result.json`` when the seed is complete. A rerun with the
 same ``OUT`` and settings goes on where it stopped (a seed completed before an arm was added runs that arm
-only); other settings are refused
-(:class:`~flows.benchmarks.harness.SeedFolder`).
+only); ``--arms`` trains only the arms named (and the arms they start from, when not cached); other settings
+are refused (:class:`~flows.benchmarks.harness.SeedFolder`). Each arm's result and run record the crop
+paddings of its streams: a cached arm cropped otherwise than today (the synthetic arm before per-source
+padding, its photographed cows and sheep at the generated horses' 1.25) is refused, or with
+``--retrain-stale`` set aside and trained again (:mod:`flows.benchmarks.arm_cache`).
 """
 
 from __future__ import annotations
@@ -64,8 +67,10 @@ import typer
 import yaml
 
 from animalpose.atomic import write_json_atomic, write_text_atomic
+from animalpose.errors import DataError
 from animalpose.evaluation import gap_recovery
 from animalpose.paths import REPO_ROOT
+from flows.benchmarks.arm_cache import set_aside, stale_arms, with_starts
 from flows.benchmarks.harness import (
     REAL_DATA,
     SEEDS_HELP,
@@ -332,7 +337,7 @@ def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: P
     checkpoint = run_dir / f"{step}.best.ckpt"
     result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
               "val_curve": {s: c["epochs"] for s, c in curves.items()},
-              "test": score(checkpoint, files[f"{TARGET}_test"])}
+              "test": score(checkpoint, files[f"{TARGET}_test"]), "crops": run.crops}
     if arm.pplo:
         result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
                              or k.startswith("pseudo/")} for r in rounds]
@@ -342,38 +347,85 @@ def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: P
     return result
 
 
+def expected_crops(arm: Arm, settings: BenchSettings, files: dict[str, Path], seed: int) -> dict[str, list[float]]:
+    """The crop paddings ``arm``'s run uses today, per stream (:func:`~animalpose.adapt.wscda.datasets.
+    source_crops`), from its files alone (no training)."""
+    from animalpose.adapt.wscda.datasets import source_crops
+    from animalpose.adapt.wscda.run import WSCDAConfig
+    from animalpose.config import parse_config
+
+    doc = arm_document(arm, settings, files, seed, None)  # the start checkpoint does not change the crops
+    return source_crops(parse_config(doc, WSCDAConfig, where=f"<arm {arm.name}>"))
+
+
 def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
-             progress: bool = False) -> dict:
-    """Every arm of one seed (each resumes, each scored arm is cached); returns the seed's result."""
+             arms: list[str] | None = None, retrain_stale: bool = False, progress: bool = False) -> dict:
+    """The ``arms`` of one seed (None: every arm), with the arms they start from; each resumes, each scored arm
+    is cached. Returns the seed's result; ``result.json`` is written once every arm of :data:`ARMS` is done.
+
+    A cached arm or unfinished run cropped otherwise than the arm would be today (:func:`stale_arms`) is
+    refused (DataError naming its file), or with ``retrain_stale`` set aside under ``stale/`` and trained again
+    when it is among the arms run."""
     cache = SeedFolder(out / f"seed_{seed}", settings.key())
     done = cache.finished()
+    cache.start()  # other settings are refused here, before the cached arms are judged
+    folder, clock = cache.folder, Stopwatch()
+    plan = plan_arms(settings.human_epochs)
+    files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
+    crops: dict[tuple, dict] = {}  # by the streams' files: the arms share them
+
+    def expected(arm: Arm) -> dict[str, list[float]]:
+        key = arm.animals  # every arm has the same humans and target
+        if key not in crops:
+            crops[key] = expected_crops(arm, settings, files, seed)
+        return crops[key]
+
+    stale = stale_arms(folder, plan, expected)
+    if stale and not retrain_stale:
+        first = next(a for a in plan if a.name in stale)
+        raise DataError(str(folder / f"arm_{first.name}.json"), "crops",
+                        "trained with other crop paddings than this code uses, so the seed would mix two crop "
+                        "setups: " + "; ".join(f"{a}: {w}" for a, w in stale.items())
+                        + ". Rerun with --retrain-stale (sets them aside under stale/ and trains them again) "
+                          "or use another --out")
+    if stale:
+        moved = set_aside(folder, plan, set(stale))
+        print(f"seed {seed}: set aside {', '.join(sorted(stale))} (other crop paddings) in {moved}", file=sys.stderr,
+              flush=True)
+        done = None
+    needed = with_starts(list(arms or ARMS), plan)
     if done is not None and set(done["arms"]) >= set(ARMS):
         return done
     # a seed finished before arms were added (same settings) goes on with the new arms only
-    cache.start()
-    folder, clock = cache.folder, Stopwatch()
-    files = {**data, **generated(settings, out / "data" / f"seed_{seed}", seed)}
-    arms: dict[str, dict] = {}
-    plan = plan_arms(settings.human_epochs)
+    results: dict[str, dict] = {}
     last_use = {a.run: a.name for a in plan}  # the last arm of each run folder
     for arm in plan:
         path = folder / f"arm_{arm.name}.json"
         if path.is_file():
-            arms[arm.name] = json.loads(path.read_text())
+            results[arm.name] = json.loads(path.read_text())
+            continue
+        if arm.name not in needed:
             continue
         if progress:
             print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
-        start = Path(arms[arm.start]["checkpoint"]) if arm.start else None
+        start = Path(results[arm.start]["checkpoint"]) if arm.start else None
         result = run_arm(arm, settings, files, folder, seed, start, progress=progress)
         result["seconds"] = clock.lap()
         write_json_atomic(path, result, indent=2)
-        arms[arm.name] = result
+        results[arm.name] = result
         if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
             for spent in (folder / arm.run).glob("*.train.ckpt"):
                 spent.unlink()
-    return cache.save({"seed": seed, "arms": arms,
-                       "gap_recovery": gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK],
-                                                    arms["oracle"]["test"][PCK])})
+    if not set(results) >= set(ARMS):  # --arms: the seed is not complete yet
+        return {"seed": seed, "arms": results, "gap_recovery": _gap(results)}
+    return cache.save({"seed": seed, "arms": results, "gap_recovery": _gap(results)})
+
+
+def _gap(arms: dict[str, dict]) -> float | None:
+    """(d - b) / (e - b) of test PCK@0.05 (crop), None while one of the three arms is missing."""
+    if not {"animals_only", "wscda_pplo", "oracle"} <= set(arms):
+        return None
+    return gap_recovery(arms["animals_only"]["test"][PCK], arms["wscda_pplo"]["test"][PCK], arms["oracle"]["test"][PCK])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -384,33 +436,40 @@ def summarise(per_seed: list[dict]) -> dict:
     """Mean ± std over seeds of each arm's test metrics; per-seed differences of :data:`CONTRASTS` (and in
     how many seeds the treated arm is above); the paper's ordering (b) < (c) < (d) per seed; gap recovery
     (d − b) / (e − b) of the means and per seed; the discriminator's accuracy per domain of
-    :data:`DISCRIMINATORS`."""
+    :data:`DISCRIMINATORS`. Over the arms every seed has (``--arms`` runs some only): a contrast, the ordering
+    or the gap recovery whose arms are missing is left out (None)."""
+    present = [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
     rows = {a: {m: stats([s["arms"][a]["test"].get(m) for s in per_seed], std_of_one=0.0) for m in METRICS}
-            for a in ARMS}
+            for a in present}
     contrasts = {}
     for treated, control in CONTRASTS:
+        if treated not in rows or control not in rows:
+            continue
         t = [s["arms"][treated]["test"][PCK] for s in per_seed]
         c = [s["arms"][control]["test"][PCK] for s in per_seed]
         contrasts[f"{treated} - {control}"] = {**paired(t, c, std_of_one=0.0),
                                               "seeds_above": sum(x > y for x, y in zip(t, c, strict=True))}
-    means = {a: rows[a][PCK]["mean"] for a in ARMS}
-    ordered = [s["arms"]["animals_only"]["test"][PCK] < s["arms"]["wscda"]["test"][PCK]
-               < s["arms"]["wscda_pplo"]["test"][PCK] for s in per_seed]
-    return {"rows": rows, "contrasts": contrasts,
-            "paper_ordering_b_c_d": {"seeds": len(per_seed), "seeds_holding": sum(ordered)},
-            "gap_recovery_of_means": gap_recovery(means["animals_only"], means["wscda_pplo"], means["oracle"]),
+    means = {a: rows[a][PCK]["mean"] for a in present}
+    ordering = gap = None
+    if {"animals_only", "wscda", "wscda_pplo"} <= set(rows):
+        ordered = [s["arms"]["animals_only"]["test"][PCK] < s["arms"]["wscda"]["test"][PCK]
+                   < s["arms"]["wscda_pplo"]["test"][PCK] for s in per_seed]
+        ordering = {"seeds": len(per_seed), "seeds_holding": sum(ordered)}
+    if {"animals_only", "wscda_pplo", "oracle"} <= set(rows):
+        gap = gap_recovery(means["animals_only"], means["wscda_pplo"], means["oracle"])
+    return {"rows": rows, "contrasts": contrasts, "paper_ordering_b_c_d": ordering, "gap_recovery_of_means": gap,
             "gap_recovery_per_seed": [s["gap_recovery"] for s in per_seed],
             **{f"discriminator_{arm}": {k: stats([s["arms"][arm]["discriminator"].get(k) for s in per_seed],
                                                  std_of_one=0.0)
                                         for k in per_seed[0]["arms"][arm]["discriminator"]}
-               for arm in DISCRIMINATORS}}
+               for arm in DISCRIMINATORS if arm in rows}}
 
 
 def format_table(summary: dict) -> str:
     """Markdown: mean ± std (points) of every arm on the horse test split, then the contrasts."""
     lines = ["| model (real horse test photographs) | PCK@0.05 crop | PCK@0.1 crop | PCK@0.05 bbox | OKS AP "
              "| PCK@0.05 crop, 17 common joints |", "|" + "---|" * 6]
-    for arm in ARMS:
+    for arm in summary["rows"]:
         r = summary["rows"][arm]
         cells = [f"{100 * r[m]['mean']:.1f} ± {100 * (r[m]['std'] or 0):.1f}" if r[m]["mean"] is not None else "-"
                  for m in ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "AP", "pck_crop@0.05_common17")]
@@ -420,19 +479,25 @@ def format_table(summary: dict) -> str:
         lines.append(f"{name} (paired per seed): {100 * d['mean']:+.1f} ± {100 * (d['std'] or 0):.1f} points "
                      f"PCK@0.05, above in {d['seeds_above']} of {d['n']} seeds")
     o, g = summary["paper_ordering_b_c_d"], summary["gap_recovery_of_means"]
-    lines.append(f"(b) < (c) < (d) holds in {o['seeds_holding']} of {o['seeds']} seeds; gap recovery of (d), "
+    holds = "-" if o is None else f"in {o['seeds_holding']} of {o['seeds']} seeds"
+    lines.append(f"(b) < (c) < (d) holds {holds}; gap recovery of (d), "
                  f"(d - b) / (e - b) of the means: {'-' if g is None else f'{100 * g:.1f} %'}")
     return "\n".join(lines)
 
 
-def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *,
-              progress: bool = False) -> dict:
-    """Prepare the real splits, run every seed, summarise; writes ``out/wscda_animalpose_bench.json``."""
+def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *, arms: list[str] | None = None,
+              retrain_stale: bool = False, progress: bool = False) -> dict:
+    """Prepare the real splits, run ``arms`` (None: every arm) of every seed (:func:`run_seed`), summarise;
+    writes ``out/wscda_animalpose_bench.json``."""
     settings = settings or BenchSettings()
+    unknown = sorted(set(arms or ()) - set(ARMS))
+    if unknown:
+        raise ValueError(f"unknown arms {unknown} (known: {', '.join(ARMS)})")
     out = Path(out).resolve()
     clock = Stopwatch()
     data = prepare(settings, out)
-    per_seed = [run_seed(s, settings, data, out, progress=progress) for s in seeds]
+    per_seed = [run_seed(s, settings, data, out, arms=arms, retrain_stale=retrain_stale, progress=progress)
+                for s in seeds]
     result = {"benchmark": "wscda-animalpose", "target": TARGET, "labelled": list(LABELLED),
               "dataset": str(settings.data), "settings": settings.key(), "seeds": list(seeds), "per_seed": per_seed,
               "summary": summarise(per_seed), **clock.total(), "threads": torch.get_num_threads()}
@@ -449,6 +514,11 @@ def bench_command(
                                                      "of their train splits)."),
     overrides: list[str] = typer.Option(None, "--set", help="Override of every arm's WS-CDA config key=value "
                                                             "(repeatable); use a new --out for other settings."),
+    arms: str = typer.Option("", help=f"Comma-separated arms to train and score (default: every arm; the arms "
+                                      f"they start from come along when not cached): {', '.join(ARMS)}."),
+    retrain_stale: bool = typer.Option(False, "--retrain-stale", help="Set aside (seed_<s>/stale/) and train again "
+                                       "the cached arms cropped otherwise than this code crops them (refused "
+                                       "without it)."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
@@ -459,11 +529,15 @@ def bench_command(
         raise typer.BadParameter(f"expected one of {', '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
     if labelled_per_species < 0:
         raise typer.BadParameter("must be >= 0", param_hint="--labelled-per-species")
+    chosen = [a for a in arms.replace(" ", ",").split(",") if a] or None
+    unknown = sorted(set(chosen or ()) - set(ARMS))
+    if unknown:
+        raise typer.BadParameter(f"unknown arms {unknown} (known: {', '.join(ARMS)})", param_hint="--arms")
     base = PRESETS[preset]
     settings = replace(base, data=data, labelled_per_species=labelled_per_species or None,
                        overrides=base.overrides + key_values(overrides, "--set"))
     torch.set_num_threads(threads)
-    result = run_bench(out, seed_list, settings, progress=progress)
+    result = run_bench(out, seed_list, settings, arms=chosen, retrain_stale=retrain_stale, progress=progress)
     echo_result(result, as_json, format_table(result["summary"]),
                 f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
                 f"{result['threads']} thread(s), load average {result['load_average']}")

@@ -23,7 +23,7 @@ from animalpose.data.dataset import Normalization, TopDownDataset, collate_skip
 from animalpose.data.readers import read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.validate import validate_dataset, validation_options
-from animalpose.engine.build import crop_padding, is_generated_record
+from animalpose.engine.build import crop_padding, is_generated_record, with_padding
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps
 from animalpose.errors import ConfigError, DataError
@@ -66,14 +66,16 @@ def species_of(record: PoseRecord) -> str:
 def read_unlabelled(paths: list[Path], schema: KeypointSchema, cfg: ExperimentConfig,
                      ) -> tuple[list[PoseRecord], np.ndarray | None, float]:
     """Target records with their keypoints removed, the removed keypoints when any were labelled, and the
-    crop padding: ``data.bbox_padding_synthetic`` for generated target data (as for the labelled animals
-    and the reported validation sets, so all crops of generated data match), else ``bbox_padding_real``."""
+    crop padding of the last file. Each record carries its own file's padding (``PoseRecord.padding``):
+    ``data.bbox_padding_synthetic`` for generated target data (as for the labelled animals and the reported
+    validation sets, so all crops of generated data match), else ``bbox_padding_real``."""
     records: list[PoseRecord] = []
     padding = cfg.data.bbox_padding_real
     for path in paths:
         ds = read_dataset(path, "auto", schema.name)
         padding = crop_padding(ds, cfg)
-        records.extend(validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records)
+        checked = validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data))
+        records.extend(with_padding(checked.records, padding))
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     truth = None
@@ -82,6 +84,40 @@ def read_unlabelled(paths: list[Path], schema: KeypointSchema, cfg: ExperimentCo
         truth = kp if (kp[..., 2] > 0).any() else None
     blank = np.zeros((schema.num_joints, 3), np.float32)
     return [replace(r, keypoints=blank.copy()) for r in records], truth, padding
+
+
+def stream_crops(streams: dict[str, list[PoseRecord]]) -> dict[str, list[float]]:
+    """The crop paddings of each training stream ({name: records}), as a run records them: sorted distinct
+    ``PoseRecord.padding`` values per stream (e.g. labelled animals [1.25, 1.5] for generated horses beside
+    photographed cows)."""
+    return {name: sorted({float(r.padding) for r in recs if r.padding is not None}) for name, recs in streams.items()}
+
+
+def source_crops(cfg: ExperimentConfig) -> dict[str, list[float]]:
+    """:func:`stream_crops` of a WS-CDA config's streams from its files alone (no training, no network): each
+    file of ``wscda.human``, ``data.train`` and ``data.target`` read and given its crop padding
+    (:func:`~animalpose.engine.build.crop_padding`), as :class:`~animalpose.adapt.wscda.run.WSCDARun` crops
+    their records."""
+    streams = {"human": (cfg.wscda.human, cfg.wscda.human_schema), "animals": (cfg.data.train, cfg.data.schema_name),
+               "target": (cfg.data.target, cfg.data.schema_name)}
+    return {name: sorted({crop_padding(read_dataset(p, "auto", schema), cfg) for p in paths})
+            for name, (paths, schema) in streams.items()}
+
+
+def crops_mismatch(recorded: dict | None, current: dict[str, list[float]]) -> str | None:
+    """Why a run whose crops were ``recorded`` (:func:`stream_crops`) cannot go on with ``current``; None when
+    they agree. ``recorded`` None is a run from before per-source crop padding, when every stream was cropped
+    at one padding (its last file's): it agrees only where each stream of ``current`` has a single padding
+    (a stream that mixes generated and photographed files was cropped otherwise then)."""
+    if recorded is None:
+        mixed = {k: v for k, v in current.items() if len(v) > 1}
+        if not mixed:
+            return None
+        return (f"recorded before per-source crop padding, when each stream was cropped at its last file's "
+                f"padding; the streams {mixed} now crop each file at its own")
+    if recorded != current:
+        return f"cropped with paddings {recorded}, now {current}"
+    return None
 
 
 def load_matching(net: torch.nn.Module, path: Path) -> int:

@@ -12,8 +12,9 @@
 
 1. read the labelled humans (``wscda.human``, schema ``wscda.human_schema``) and lift them into the joint
    keypoint space; keep ``wscda.labelled_per_species`` labelled animals of each species of
-   ``data.train``; read the unlabelled target animals ``data.target`` (cropped with the padding rule of
-   their own dataset: ``data.bbox_padding_synthetic`` for generated data, like the labelled animals);
+   ``data.train``; read the unlabelled target animals ``data.target``. Every record is cropped with the
+   padding of its own file (``data.bbox_padding_synthetic`` for generated data, ``bbox_padding_real`` for
+   photographs), so a stream that mixes generated horses with photographed cows crops each at its own;
 2. build the WS-CDA network around the factory model ``model.name`` (SimpleBaseline-style) with a
    linear, foldable domain adaptation network and the paper's two-output discriminator (or, with
    ``wscda.discriminator: three_way``, a third synthetic / real output), optionally initialised from
@@ -31,7 +32,9 @@
 
 Resumable: ``state.json`` lists the finished steps and each step's training resumes from its own
 checkpoint; a new :class:`WSCDARun` on the folder continues after the last finished step exactly as an
-uninterrupted run would. Tracking: one MLflow parent run, nested runs ``wscda`` and ``pplo round <n>`` (tags
+uninterrupted run would; ``state.json`` also records each stream's crop paddings (``crops``), and a folder
+trained with other ones is refused rather than resumed. Tracking: one MLflow parent run, nested runs ``wscda``
+and ``pplo round <n>`` (tags
 ``stage`` = ``round``, ``round`` = n; rounds numbered from 1 in every name, tag, log line and metric step, as
 CC-SSL's, while the API's ``r`` and the files ``round_<r>.ckpt`` count from 0) with the per-epoch losses and the
 discriminator's per-domain accuracy. ``data.val`` (and ``wscda.target_val``)
@@ -65,11 +68,13 @@ from animalpose.adapt.selection import RoundSchedule, keep_fractions_validator
 from animalpose.adapt.wscda.datasets import (
     Tagged,
     consistency_predict_crops,
+    crops_mismatch,
     load_matching,
     predict_crops,
     read_unlabelled,
     report_pck,
     species_of,
+    stream_crops,
 )
 from animalpose.adapt.wscda.joint_space import build_joint_space
 from animalpose.adapt.wscda.loop import WSCDAFitConfig, fit_wscda
@@ -280,6 +285,15 @@ class WSCDARun:
         self.state_path = self.out / "state.json"
         self.state: dict = (json.loads(self.state_path.read_text()) if self.state_path.is_file()
                             else {"stages": [], "rounds": []})
+        # each stream's crop paddings: a folder trained with other crops (e.g. before per-source padding, when a
+        # stream mixing generated and photographed files took one padding) is not resumed under these
+        self.crops = stream_crops({"human": self.humans, "animals": list(animals), "target": self.target_records})
+        if self.state["stages"] or self.state["rounds"]:
+            why = crops_mismatch(self.state.get("crops"), self.crops)
+            if why is not None:
+                raise ConfigError(str(self.state_path), "crops", f"this run folder was {why}; resuming it would "
+                                                                 f"mix two crop setups: use a new output folder")
+        self.state["crops"] = self.crops
         self._owns_tracker = tracker is None and cfg.tracking.enabled
         if self._owns_tracker:
             tracker = Tracker(cfg.tracking.experiment, "wscda", uri=cfg.tracking.uri,
