@@ -168,3 +168,26 @@ def test_bad_settings_are_named(tmp_path, dot_clip, ccssl_clip_config):
         prepare("c", multiview_loss_views=[["nose", "left_eye"], ["right_eye"]])
     with pytest.raises(ConfigError, match=r"ccssl\.multiview_loss_components.*components 5 is not in 1..4"):
         prepare("d", multiview_loss_views=MV, multiview_loss_components=5)
+
+
+def test_the_mirror_mouse_views_lie_near_a_3d_subspace():
+    """The config's seven top/bottom pairs on the real labelled frames img01-img60: 3 axes explain > 99.9 % of the
+    4-D samples' variance (the two views of one 3-D point), and the labelled frames' own 90th-percentile error is a
+    few pixels."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import load_config
+    from animalpose.data.readers import read_dataset
+    from animalpose.keypoints import CONFIG_ROOT, load_schema
+    from animalpose.paths import REPO_ROOT
+
+    data = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
+    if not data.is_dir():
+        pytest.skip(f"shared real data not found at {data}")
+    cfg = load_config(CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml", CCSSLConfig)
+    schema = load_schema("mirror_mouse")
+    pairs = cfg.ccssl.multiview_loss_views
+    assert len(pairs) == 7 and all(top.removesuffix("_top") == bot.removesuffix("_bot") for top, bot in pairs)
+    records = read_dataset(data, "dlc", "mirror_mouse").records[:60]
+    mv = fit_multiview_pca([r.keypoints for r in records], [[schema.index(j) for j in p] for p in pairs])
+    assert mv.pca.num_components == 3 and mv.pca.explained > 0.999
+    assert 1.0 < mv.epsilon < 10.0
