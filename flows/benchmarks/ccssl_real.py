@@ -221,14 +221,14 @@ def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:
 # arms
 
 
-def _common(settings: BenchSettings, prep: Prepared, seed: int) -> list[str]:
+def _common(prep: Prepared, seed: int) -> list[str]:
     # the label subsets point at images outside the subsets' own folder
     return [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false",
             "data.allow_outside_root=true"]
 
 
 def supervised_config(settings: BenchSettings, prep: Prepared, seed: int) -> ExperimentConfig:
-    return load_config(settings.spec.experiment, ExperimentConfig, [*_common(settings, prep, seed),
+    return load_config(settings.spec.experiment, ExperimentConfig, [*_common(prep, seed),
                                                                      *settings.overrides])
 
 
@@ -237,7 +237,7 @@ def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Pat
     frames apart (``ccssl.video_step``: the temporal loss's clips and the flow's gap)."""
     step = settings.step
     return load_config(settings.spec.adapt, CCSSLConfig, [
-        *_common(settings, prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
+        *_common(prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
         f"ccssl.video_step={step}", f"ccssl.flow_max_gap={step}", "ccssl.control=false",
         *settings.overrides, *settings.adapt_overrides])
 
