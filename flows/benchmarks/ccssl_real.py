@@ -393,8 +393,10 @@ def bench_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
-    """Supervised, its equal-budget control, each unsupervised term, their combination and CC-SSL on a real
-    project's unlabelled video; pixel error and PCK on held-out labelled frames, paired per seed."""
+    """Real lab video (mirror-mouse, SLEAP): supervised, lambda=0 control, Lightning Pose's terms, CC-SSL.
+
+    Each term alone and their combination from the supervised model, beside its equal-budget control; pixel error
+    and PCK on held-out labelled frames, paired per seed (module docstring)."""
     seed_list = parse_seeds(seeds)
     if project not in PROJECTS:
         raise typer.BadParameter(f"choose from {', '.join(PROJECTS)}", param_hint="--project")
