@@ -15,7 +15,9 @@ Optional, for video targets: Lightning Pose's temporal-difference loss on a clip
 frames joins every step (``ccssl.temporal_loss_weight`` · L_temporal, :mod:`animalpose.adapt.temporal_loss`),
 with or without the pseudo-labels (λ = 0: the temporal term alone). Lightning Pose's pose-PCA loss
 (``ccssl.pca_loss_weight`` · L_pca, :mod:`animalpose.adapt.pca_loss`) does the same on target frames with the
-subspace of the labelled source poses; with both on, one forward pass of the step's clip serves the two.
+subspace of the labelled source poses, and its multi-view consistency loss (``ccssl.multiview_loss_weight`` ·
+L_multiview, :mod:`animalpose.adapt.multiview_loss`) on frames that show each body part in several views (a
+mirror rig); with the temporal term on, one forward pass of the step's clip serves them all.
 
 Model selection: by default the best epoch is chosen on the *source* validation set
 (``train.select_on: source-val``), so no target label is ever used. ``train.select_on: target-val``
@@ -45,6 +47,12 @@ from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
+from animalpose.adapt.multiview_loss import (
+    LIGHTNING_POSE_COMPONENTS,
+    MultiviewPCA,
+    fit_multiview_pca,
+    multiview_loss,
+)
 from animalpose.adapt.pairs import SymmetricPairLoss
 from animalpose.adapt.pca_loss import PosePCA, fit_pose_pca, labelled_poses, pca_loss
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
@@ -177,6 +185,19 @@ class CCSSLSection(Section):
     pca_loss_joints: list[str] | None = None
     pca_loss_frames: int = Field(default=8, ge=1)
     pca_loss_beta: float = Field(default=160.0, gt=0)
+    # Lightning Pose's multi-view consistency loss (animalpose.adapt.multiview_loss): views lists each body part's
+    # keypoint in every view ([[paw1LH_top, paw1LH_bot], ...]: Lightning Pose's mirrored_column_matches by name);
+    # a PCA of the labelled (data.train) samples (x, y per view of one body part in one frame) keeps
+    # multiview_loss_components axes (Lightning Pose: 3, the views of one 3-D point); predictions on target frames
+    # pay each view's reconstruction error beyond epsilon (pixels; None: the multiview_loss_percentile-th
+    # percentile of the labelled samples' own errors). frames / beta: as pca_loss_frames / pca_loss_beta
+    multiview_loss_weight: float = Field(default=0.0, ge=0)
+    multiview_loss_views: list[list[str]] | None = None
+    multiview_loss_components: int | float = Field(default=LIGHTNING_POSE_COMPONENTS, gt=0)
+    multiview_loss_percentile: float = Field(default=90.0, ge=0, le=100)
+    multiview_loss_epsilon: float | None = Field(default=None, ge=0)
+    multiview_loss_frames: int = Field(default=8, ge=1)
+    multiview_loss_beta: float = Field(default=160.0, gt=0)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -315,6 +336,17 @@ class PCATerm(TargetFrames):
     beta: float = 160.0
 
 
+@dataclass
+class MultiviewTerm(TargetFrames):
+    """The multi-view term's data: the views' subspace of the labelled frames, the weight, the frames per step
+    (when no temporal clip is drawn) and the readout's β."""
+
+    multiview: MultiviewPCA
+    weight: float
+    frames: int = 8
+    beta: float = 160.0
+
+
 def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
                    normalization: Normalization, padding: float) -> TemporalClips | None:
     """The clips of ``ccssl.temporal_loss_*`` over the target ``records`` (None when the weight is 0).
@@ -366,6 +398,37 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
     return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, c.pca_loss_beta)
 
 
+def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
+                   codec, normalization: Normalization, padding: float) -> MultiviewTerm | None:
+    """The multi-view term of ``ccssl.multiview_loss_*``: the views' subspace of the ``labelled`` (source) frames,
+    applied to the target ``records`` (None when the weight is 0).
+
+    Raises ConfigError naming the key when the views are missing, name unknown keypoints, are ragged, or the
+    labelled frames are too few."""
+    c = cfg.ccssl
+    if c.multiview_loss_weight <= 0:
+        return None
+    key = "ccssl.multiview_loss_views"
+    if not c.multiview_loss_views:
+        raise ConfigError("<config>", key, "the multi-view loss needs each body part's keypoint in every view, "
+                          "e.g. [[nose_top, nose_bot], [tailBase_top, tailBase_bot]]")
+    unknown = [j for row in c.multiview_loss_views for j in row if j not in schema.joints]
+    if unknown:
+        raise ConfigError("<config>", key, f"{unknown}: not keypoints of schema {schema.name!r} "
+                          f"({', '.join(schema.joints)})")
+    views = [[schema.index(j) for j in row] for row in c.multiview_loss_views]
+    try:
+        mv = fit_multiview_pca([r.keypoints for r in labelled], views, c.multiview_loss_components,
+                               c.multiview_loss_percentile, c.multiview_loss_epsilon)
+    except ValueError as exc:
+        where = "ccssl.multiview_loss_components" if "components" in str(exc) else key
+        raise ConfigError("<config>", where, f"data.train: {exc}") from None
+    if not records:
+        raise ConfigError("<config>", "ccssl.multiview_loss_weight", "data.target has no frames for the loss")
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
+    return MultiviewTerm(ds, mv, c.multiview_loss_weight, c.multiview_loss_frames, c.multiview_loss_beta)
+
+
 class CCSSLTrainer(Trainer):
     """The engine's trainer with a second, pseudo-labelled target stream: each step draws one source
     and one target batch and minimises ``L_source + λ · L_target`` (λ = ``lambda_target``).
@@ -384,6 +447,7 @@ class CCSSLTrainer(Trainer):
         self._target_iter: Iterator[dict] | None = None
         self.clips: TemporalClips | None = None
         self.pose_pca: PCATerm | None = None
+        self.multiview: MultiviewTerm | None = None
 
     @property
     def target_loss_fn(self):
@@ -402,6 +466,10 @@ class CCSSLTrainer(Trainer):
     def set_pca_loss(self, term: PCATerm | None) -> None:
         """Add ``term.weight`` · L_pca of the step's target frames (its clip, else ``term.frames`` drawn)."""
         self.pose_pca = term
+
+    def set_multiview_loss(self, term: MultiviewTerm | None) -> None:
+        """Add ``term.weight`` · L_multiview of the step's target frames (its clip, else frames drawn)."""
+        self.multiview = term
 
     def _heatmaps(self, frames: TargetFrames, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Final heatmaps (N, K, h, w) of the target crops ``indices`` from the model in its current mode, and
@@ -433,24 +501,36 @@ class CCSSLTrainer(Trainer):
         coords, _ = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), p.beta)
         return pca_loss(coords, p.pca)
 
+    def multiview_term(self, indices: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
+                       ) -> torch.Tensor:
+        """L_multiview (:func:`~animalpose.adapt.multiview_loss.multiview_loss`) of the target frames ``indices``,
+        predicted by the model in its current mode (or from their given ``heatmaps``)."""
+        m = self.multiview
+        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(m, indices)
+        coords, _ = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), m.beta)
+        return multiview_loss(coords, m.multiview)
+
     def unsupervised_terms(self, rng: np.random.Generator) -> torch.Tensor | None:
-        """The weighted temporal and PCA terms of this step's target frames (None when both are off): a clip
-        drawn for the temporal term serves the PCA term too (one forward pass)."""
-        clips = self.clips if self.clips is not None and self.clips.weight > 0 else None
-        pca = self.pose_pca if self.pose_pca is not None and self.pose_pca.weight > 0 else None
-        if clips is None and pca is None:
+        """The weighted temporal, PCA and multi-view terms of this step's target frames (None when all are off):
+        one forward pass of one set of frames serves them all, a clip when the temporal term is on, else the
+        first frame term's ``frames`` drawn (every term's dataset holds the same target records in order)."""
+        on = lambda t: t if t is not None and t.weight > 0 else None  # noqa: E731
+        clips, pca, mv = on(self.clips), on(self.pose_pca), on(self.multiview)
+        if clips is None and pca is None and mv is None:
             return None
         if clips is not None:
             frames: TargetFrames = clips
             indices = clips.windows[int(rng.integers(len(clips.windows)))]
         else:
-            frames = pca
-            n = len(pca.dataset)
-            indices = rng.choice(n, size=min(pca.frames, n), replace=False).tolist()
+            frames = pca if pca is not None else mv
+            n = len(frames.dataset)
+            indices = rng.choice(n, size=min(frames.frames, n), replace=False).tolist()
         heatmaps = self._heatmaps(frames, indices)
         loss = clips.weight * self.temporal_term(indices, heatmaps) if clips is not None else 0.0
         if pca is not None:
             loss = loss + pca.weight * self.pca_term(indices, heatmaps)
+        if mv is not None:
+            loss = loss + mv.weight * self.multiview_term(indices, heatmaps)
         return loss
 
     def _target_batches(self) -> Iterator[dict]:
@@ -675,6 +755,8 @@ class CCSSLRun:
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))
+        self.trainer.set_multiview_loss(multiview_term(cfg, data.train.records, self.target_records, schema, codec,
+                                                       self.norm, self.pad))
         done = self.rounds_done
         # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
         # round stage, one per round) gets them with every round, so each round's run shows its config

@@ -55,19 +55,28 @@ def temporal_difference(coords: torch.Tensor, epsilon: torch.Tensor | float, con
 
 
 def clip_windows(records: list[PoseRecord], length: int, step: int = 1) -> list[list[int]]:
-    """Every window of ``length`` consecutive frames of one video in ``records`` (indices into it).
+    """Every window of ``length`` consecutive frames of one animal in one video of ``records`` (indices into it).
 
-    Frames are consecutive when they belong to the same ``video_id`` and their ``frame_index`` values
-    differ by ``step`` (the target's ``video_step``). Records without a video id or frame index (photos) are
-    in no window.
+    Frames are consecutive when they belong to the same ``video_id`` and their ``frame_index`` values differ by
+    ``step`` (the target's ``video_step``). Where several records share a frame (several animals), each track
+    (``instance_id``) is its own sequence, as in the optical-flow check
+    (:func:`animalpose.adapt.pseudolabel.finalize`: readers without track ids number instances per annotation, so
+    the ids are used only where frames are shared). Records without a video id or frame index (photos) are in no
+    window.
     """
-    order = sorted((i for i, r in enumerate(records) if r.video_id is not None and r.frame_index is not None),
-                   key=lambda i: (str(records[i].video_id), int(records[i].frame_index)))
+    framed = [i for i, r in enumerate(records) if r.video_id is not None and r.frame_index is not None]
+    frames = [(str(records[i].video_id), int(records[i].frame_index)) for i in framed]
+    shared = len(set(frames)) < len(frames)
+
+    def key(i: int) -> tuple[str, str]:
+        return str(records[i].video_id), str(records[i].instance_id) if shared else ""
+
+    order = sorted(framed, key=lambda i: (key(i), int(records[i].frame_index)))
     runs: list[list[int]] = []
     for i in order:
         prev = runs[-1][-1] if runs else None
-        if (prev is not None and records[prev].video_id == records[i].video_id
-                and int(records[i].frame_index) - int(records[prev].frame_index) == step):
+        if prev is not None and key(prev) == key(i) and int(records[i].frame_index) - int(records[prev].frame_index) \
+                == step:
             runs[-1].append(i)
         else:
             runs.append([i])

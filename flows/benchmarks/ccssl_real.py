@@ -1,61 +1,65 @@
-"""`animalpose bench ccssl-real`: does CC-SSL on unlabelled real video help a supervised mouse model?
+"""`animalpose bench ccssl-real`: does the unlabelled video of a real lab project help its supervised model?
 
-The "Real target" benchmark of issue 7 on ``../shared/data/real/mirror-mouse`` (Lightning Pose example
-data, Warren et al., eLife 2021): 90 labelled 396x406 frames, 17 joints (some empty), and an unlabelled
-994-frame video of the same rig at 250 fps. Per seed:
+Issue 23, item 5, on two real projects (:mod:`flows.benchmarks.ccssl_real_data`: ``--project mirror-mouse``, the
+Lightning Pose example with a separate unlabelled video; ``--project sleap``, the fully labelled SLEAP fly clip
+split in time). Per seed, the arms (``--arms``, default all that apply):
 
-1. **supervised**: ``configs/experiments/mirror_mouse.yaml`` trained by the engine on img01–img60;
-2. **continued (λ = 0)**: the supervised model trained on, with the CC-SSL trainer, for as many epochs
-   as the CC-SSL rounds, with no target loss (λ = 0) and no consistency views. This is the control: it
-   gets the same extra epochs, optimiser restart and lr as CC-SSL, so any gain of (3) over (2) comes
-   from the video, not from more training;
-3. **CC-SSL**: ``configs/adapt/ccssl_mirror_mouse.yaml`` from the supervised checkpoint on every
-   ``frame_step``-th video frame, temporal check on (``flow_max_gap`` = ``frame_step``), evaluated
-   after each round.
+- **supervised**: the project's experiment config (``configs/experiments/{mirror_mouse,sleap_clip}.yaml``) trained
+  by the engine on the train labels; every other arm continues from its last checkpoint;
+- **control** (λ = 0): the same extra epochs, rounds, optimiser restart and lr as the adapted arms with the CC-SSL
+  trainer, on the labels alone (no pseudo-labels, no consistency views, no unsupervised term): the equal-budget
+  control every other arm is paired with;
+- **temporal**, **pca**, **multiview**: the control plus one of Lightning Pose's unsupervised terms on the
+  unlabelled frames (:mod:`animalpose.adapt.temporal_loss`, :mod:`animalpose.adapt.pca_loss`,
+  :mod:`animalpose.adapt.multiview_loss`; their settings from the project's adapt config, their weights from
+  ``--temporal-weight`` / ``--pca-weight`` / ``--multiview-weight``); CC-SSL's pseudo-labels off. The multi-view
+  term needs views of one body part in one frame: mirror-mouse only;
+- **combined**: the control plus every term that applies, together;
+- **ccssl**: CC-SSL's pseudo-labels (``configs/adapt/ccssl_{mirror_mouse,sleap_clip}.yaml``, every ``frame_step``-th
+  video frame, temporal check on), the unsupervised terms off.
 
-Every model is evaluated on img61–img90 (never used for training or selection; each arm keeps its last
-epoch): mean and median pixel error in the original 396x406 frame over the labelled joints, and PCK@α
-with the library's ``bbox`` normaliser (:func:`animalpose.evaluation.pck_bbox`: α × the longer side
-of the box around the frame's labelled joints; on these test frames 350–380 px, mean 365, so
-PCK@0.05 ≈ 18 px and PCK@0.1 ≈ 37 px).
+Every model is evaluated on the project's test frames (never used for training or selection; each arm keeps its
+last epoch): mean and median pixel error in the original frame over the labelled joints, and PCK@α with the
+library's ``bbox`` normaliser (:func:`animalpose.evaluation.pck_bbox`: α × the longer side of the box around the
+instance's labelled joints; mirror-mouse test frames 350–380 px, so PCK@0.05 ≈ 18 px). The summary is mean ± std
+(ddof 1) over seeds per arm and the paired differences arm − control per seed (negative pixel error: the arm is
+better).
 
-Data preparation (in ``OUT/data``, never in the shared folder): the two label subsets as COCO JSON
-(:func:`animalpose.data.subset.write_subset`), and the chosen video frames decoded once, in order,
-to PNG with a COCO JSON that keeps their ``video_id`` / ``frame_index`` (so the temporal check still
-chains them). Reason: random access into this mp4 costs ~0.1 s a frame (a seek decodes from the last
-key frame) against ~1.6 ms reading on, and the CC-SSL target stream draws frames in random order.
-
-Results per seed go to ``OUT/seed_<s>/result.json``; a rerun with the same ``OUT`` and settings reuses
-finished seeds, a finished (or resumes an interrupted) supervised run, and run_ccssl resumes after its
-last finished round; a seed folder written with other settings is an error. The summary is mean ± std
-(ddof 1) over seeds.
+Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``settings.json`` (written before the
+work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
+supervised run from its last checkpoint and an adapted one after its last finished round, and refuses an arm
+folder written with other settings (DataError naming the file). An arm's settings are the project, split and
+configs, and for the adapted arms the adapt overrides and that arm's own term weights, so adding an arm or
+changing another arm's weight reuses the rest.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import typer
 
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
-from animalpose.atomic import atomic_path, write_json_atomic
+from animalpose.atomic import write_json_atomic
 from animalpose.config import ExperimentConfig, load_config
-from animalpose.data.coco_writer import write_coco
-from animalpose.data.images import read_image
-from animalpose.data.readers import read_dataset, read_video
 from animalpose.data.records import PoseRecord
-from animalpose.data.subset import write_subset
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.train import train
-from animalpose.errors import DataError
 from animalpose.evaluation import bbox_normalisers, pck_bbox
 from animalpose.keypoints import CONFIG_ROOT
+from flows.benchmarks.ccssl_real_data import (
+    SLEAP_SPLIT,
+    Prepared,
+    SleapSplit,
+    prepare_mirror,
+    prepare_sleap,
+)
 from flows.benchmarks.harness import (
     REAL_DATA,
     SEEDS_HELP,
@@ -69,107 +73,124 @@ from flows.benchmarks.harness import (
 )
 from flows.benchmarks.inference import Loaded, crop_outputs
 
-SCHEMA = "mirror_mouse"
-DEFAULT_DATA = REAL_DATA / "mirror-mouse"
-EXPERIMENT = CONFIG_ROOT / "experiments" / "mirror_mouse.yaml"
-ADAPT = CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml"
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
+ARMS = ("supervised", "control", "temporal", "pca", "multiview", "combined", "ccssl")
+#: each unsupervised term's weight key in the ``ccssl`` section
+TERM_WEIGHTS = {"temporal": "temporal_loss_weight", "pca": "pca_loss_weight", "multiview": "multiview_loss_weight"}
+#: Lightning Pose's default weight of each unsupervised term: log_weight 5 in its config, weight 1 / (2 e^5)
+#: (``lightning_pose.losses.losses.Loss.weight``), against its heatmap MSE's 1 / (2 e^0), as our heatmap loss's 0.5
+LIGHTNING_POSE_WEIGHT = round(1.0 / (2.0 * float(np.exp(5.0))), 6)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A real project of the benchmark: its data, configs, the unsupervised terms that apply and the video step."""
+
+    name: str
+    data: Path
+    experiment: Path
+    adapt: Path
+    terms: tuple[str, ...]
+    frame_step: int
+
+
+PROJECTS = {
+    "mirror-mouse": Project("mirror-mouse", REAL_DATA / "mirror-mouse",
+                            CONFIG_ROOT / "experiments" / "mirror_mouse.yaml",
+                            CONFIG_ROOT / "adapt" / "ccssl_mirror_mouse.yaml", ("temporal", "pca", "multiview"), 6),
+    "sleap": Project("sleap", REAL_DATA / "sleap-clip", CONFIG_ROOT / "experiments" / "sleap_clip.yaml",
+                     CONFIG_ROOT / "adapt" / "ccssl_sleap_clip.yaml", ("temporal", "pca"), 5),
+}
 
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """What the benchmark runs. ``overrides`` (``key=value``) go to both configs, ``adapt_overrides`` to
-    the CC-SSL config only (after the bench's own data/seed/tracking overrides)."""
+    """What the benchmark runs. ``overrides`` (``key=value``) go to both configs, ``adapt_overrides`` to the adapted
+    arms' config only (after the bench's own data/seed/tracking overrides). None: the project's default."""
 
-    data: Path = DEFAULT_DATA
-    train_range: tuple[str, str] = ("img01", "img60")
+    project: str = "mirror-mouse"
+    data: Path | None = None
+    train_range: tuple[str, str] = ("img01", "img60")  # mirror-mouse
     test_range: tuple[str, str] = ("img61", "img90")
-    frame_step: int = 6
+    sleap_split: SleapSplit = SLEAP_SPLIT
+    frame_step: int | None = None
     max_frames: int | None = None
-    experiment: Path = EXPERIMENT
-    adapt: Path = ADAPT
     overrides: tuple[str, ...] = ()
     adapt_overrides: tuple[str, ...] = ()
+    weights: tuple[tuple[str, float], ...] = tuple((t, LIGHTNING_POSE_WEIGHT) for t in TERM_WEIGHTS)
+
+    @property
+    def spec(self) -> Project:
+        return PROJECTS[self.project]
+
+    @property
+    def step(self) -> int:
+        return self.frame_step or self.spec.frame_step
 
     def key(self) -> dict:
-        """The settings as plain JSON (stored with each seed's result; a mismatch reruns the seed)."""
-        return json.loads(json.dumps(asdict(self), default=str))
+        """The settings as plain JSON, with the project's defaults filled in."""
+        doc = _plain({**asdict(self), "data": self.data or self.spec.data, "frame_step": self.step,
+                      "experiment": self.spec.experiment, "adapt": self.spec.adapt})
+        split = ("train_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
+        for k in {"train_range", "test_range", "sleap_split"} - set(split):
+            doc.pop(k)
+        return doc
+
+    def arm_key(self, arm: str) -> dict:
+        """What one arm's result depends on (stored with it; a mismatch is refused): the supervised arm ignores
+        the adaptation's settings, an adapted arm ignores the other arms' term weights."""
+        doc = self.key()
+        weights = dict(self.weights)
+        doc.pop("weights")
+        if arm == "supervised":
+            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides"):
+                doc.pop(k)
+            return {**doc, "arm": arm}
+        return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
 
 
-@dataclass
-class Prepared:
-    train: Path
-    test: Path
-    frames: Path
-    num_train: int
-    num_test: int
-    num_frames: int
-    test_records: list[PoseRecord] = field(repr=False, default_factory=list)
+def _plain(doc: dict) -> dict:
+    return json.loads(json.dumps(doc, default=str))
+
+
+def arm_terms(arm: str, project: Project) -> tuple[str, ...]:
+    """The unsupervised terms an arm turns on."""
+    if arm == "combined":
+        return project.terms
+    return (arm,) if arm in TERM_WEIGHTS else ()
+
+
+def check_arms(arms: Sequence[str], project: Project) -> tuple[str, ...]:
+    """``arms`` in the benchmark's order; ValueError for an unknown arm or a term the project cannot use."""
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose from {', '.join(ARMS)}")
+    unfit = [a for a in arms if a in TERM_WEIGHTS and a not in project.terms]
+    if unfit:
+        raise ValueError(f"arm(s) {unfit} do not apply to project {project.name!r} (its terms: "
+                         f"{', '.join(project.terms)})")
+    return tuple(a for a in ARMS if a in arms)
+
+
+def default_arms(project: Project) -> tuple[str, ...]:
+    return tuple(a for a in ARMS if a not in TERM_WEIGHTS or a in project.terms)
 
 
 # --------------------------------------------------------------------------------------------------
-# data
-
-
-def write_frame_cache(video: Path, out: Path, step: int, max_frames: int | None = None) -> tuple[Path, int]:
-    """Every ``step``-th frame of ``video`` (at most ``max_frames``) as PNG plus ``video_frames.json``.
-
-    The frames are decoded once, in order. Records keep ``video_id`` (the video's stem) and the
-    original ``frame_index``, carry the whole frame as their box, and 17 unlabelled joints. Reuses an
-    existing cache written with the same video, step and frame limit. Returns (json path, frames).
-    """
-    out = out.resolve()  # absolute image paths: write_coco keeps relative ones as they are
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "video_frames.json"
-    info = {"video": str(video), "step": step, "max_frames": max_frames}
-    if path.is_file():
-        doc = json.loads(path.read_text())
-        if {k: doc.get("info", {}).get(k) for k in info} == info:
-            return path, len(doc["images"])
-    ds = read_video(video, SCHEMA)
-    chosen = [r for r in ds.records if r.frame_index % step == 0][:max_frames]
-    if not chosen:
-        raise DataError(str(video), "frames", "no frame to cache")
-    wanted = {r.frame_index for r in chosen}
-    records = []
-    for f in range(chosen[-1].frame_index + 1):  # read on without seeking
-        frame = read_image(video, f)
-        if f not in wanted:
-            continue
-        png = out / "frames" / f"{video.stem}_{f:06d}.png"
-        with atomic_path(png) as tmp:
-            if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise DataError(str(png), "image", "cannot write frame")
-        h, w = frame.shape[:2]
-        records.append(PoseRecord(image=str(png), keypoints=np.zeros((17, 3), np.float32), schema=SCHEMA,
-                                  bbox=(0.0, 0.0, float(w), float(h)), image_size=(w, h), video_id=video.stem,
-                                  frame_index=f))
-    write_coco(records, path, SCHEMA, info=info)
-    return path, len(records)
+# data and evaluation
 
 
 def prepare(settings: BenchSettings, out: Path) -> Prepared:
-    """The train / test label subsets and the video frame cache under ``out/data``."""
-    ds = read_dataset(settings.data, "dlc", SCHEMA)
-    where = str(ds.source)
-    folder = out / "data"
-    train_path, n_train = write_subset(ds.records, folder / "train.json", SCHEMA, *settings.train_range, where=where)
-    test_path, n_test = write_subset(ds.records, folder / "test.json", SCHEMA, *settings.test_range, where=where)
-    if not ds.videos:
-        raise DataError(where, "videos", "no unlabelled video beside the labels")
-    video = Path(sorted(ds.videos)[0])
-    frames, n_frames = write_frame_cache(video, folder, settings.frame_step, settings.max_frames)
-    test_records = read_dataset(test_path, "coco", SCHEMA).records
-    return Prepared(train_path, test_path, frames, n_train, n_test, n_frames, test_records)
-
-
-# --------------------------------------------------------------------------------------------------
-# evaluation
+    """The project's train / test label subsets and unlabelled frames under ``out/data``."""
+    data = settings.data or settings.spec.data
+    if settings.project == "sleap":
+        return prepare_sleap(data, out, settings.sleap_split, settings.step, settings.max_frames)
+    return prepare_mirror(data, out, settings.train_range, settings.test_range, settings.step, settings.max_frames)
 
 
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
-    """(N, K, 3) predictions (x, y in original-image pixels, heatmap maximum) of a checkpoint's model
-    on plain crops of ``records`` (the crop padding of its config; no flip test: the schema has no pairs)."""
+    """(N, K, 3) predictions (x, y in original-image pixels, heatmap maximum) of a checkpoint's model on plain
+    crops of ``records`` (the crop padding of its config; no flip test)."""
     loaded = Loaded.from_checkpoint(checkpoint)
     return crop_outputs(loaded, records, loaded.cfg.data.bbox_padding_real, batch_size).keypoints
 
@@ -197,149 +218,154 @@ def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-# one seed
+# arms
 
 
-def _configs(settings: BenchSettings, prep: Prepared, seed: int, source: Path | None):
-    # the label subsets point at the DLC project's images, outside the subsets' own folder
-    common = [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false",
-              "data.allow_outside_root=true"]
-    sup = load_config(settings.experiment, ExperimentConfig, [*common, *settings.overrides])
-    if source is None:
-        return sup, None
-    ada = load_config(settings.adapt, CCSSLConfig, [*common, f"data.target=[{prep.frames}]",
-                                                    f"ccssl.source_checkpoint={source}",
-                                                    f"ccssl.flow_max_gap={settings.frame_step}",
-                                                    *settings.overrides, *settings.adapt_overrides])
-    return sup, ada
+def _common(prep: Prepared, seed: int) -> list[str]:
+    # the label subsets point at images outside the subsets' own folder
+    return [f"data.train=[{prep.train}]", "data.val=[]", f"train.seed={seed}", "tracking.enabled=false",
+            "data.allow_outside_root=true"]
+
+
+def supervised_config(settings: BenchSettings, prep: Prepared, seed: int) -> ExperimentConfig:
+    return load_config(settings.spec.experiment, ExperimentConfig, [*_common(prep, seed),
+                                                                     *settings.overrides])
+
+
+def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Path) -> CCSSLConfig:
+    """The project's CC-SSL config on the prepared frames from ``source``: the frames are ``frame_step`` video
+    frames apart (``ccssl.video_step``: the temporal loss's clips and the flow's gap)."""
+    step = settings.step
+    return load_config(settings.spec.adapt, CCSSLConfig, [
+        *_common(prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
+        f"ccssl.video_step={step}", f"ccssl.flow_max_gap={step}", "ccssl.control=false",
+        *settings.overrides, *settings.adapt_overrides])
 
 
 def control_config(cfg: CCSSLConfig) -> CCSSLConfig:
-    """The λ = 0 continuation: same epochs/rounds/lr, no target loss, no consistency views or flow."""
+    """The λ = 0 continuation: same epochs/rounds/lr, no target loss, no consistency views or flow, no
+    unsupervised term."""
     c = cfg.ccssl.model_copy(update={"lambda_target": 0.0, "temporal": False, "num_geometric": 0,
-                                     "invariance": False, "gallery": 0})
+                                     "invariance": False, "gallery": 0,
+                                     **{w: 0.0 for w in TERM_WEIGHTS.values()}})
     return cfg.model_copy(update={"ccssl": c})
 
 
-def run_seed(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *, progress: bool = False) -> dict:
-    """Supervised, continued (λ = 0) and CC-SSL for one seed; the metrics, kept counts and times."""
-    cache = SeedFolder(out / f"seed_{seed}", settings.key(), bare_marker=True)
-    folder = cache.folder
+def arm_config(cfg: CCSSLConfig, arm: str, settings: BenchSettings) -> CCSSLConfig:
+    """The adapted arm ``arm`` of the project's CC-SSL config ``cfg`` (module docstring)."""
+    if arm == "ccssl":
+        return cfg.model_copy(update={"ccssl": cfg.ccssl.model_copy(update={w: 0.0 for w in TERM_WEIGHTS.values()})})
+    ctrl = control_config(cfg)
+    weights = dict(settings.weights)
+    on = {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, settings.spec)}
+    return ctrl.model_copy(update={"ccssl": ctrl.ccssl.model_copy(update=on)})
+
+
+def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: Path, *,
+            progress: bool = False) -> dict:
+    """One (seed, arm): trained (or resumed, or reused) and evaluated on the test frames; its result."""
+    folder = out / f"seed_{seed}" / arm
+    cache = SeedFolder(folder, settings.arm_key(arm))
     old = cache.finished()
     if old is not None:
-        if "continued_rounds" not in old:  # results written before the per-round control existed
-            old["continued_rounds"] = _round_metrics(folder / "continued", len(old["ccssl"]), prep)
-            cache.save(old)
         return old
+    if arm != "supervised":  # every adapted arm starts from the supervised model
+        run_arm(seed, "supervised", settings, prep, out, progress=progress)
     cache.start()
     clock = Stopwatch()
-    sup_cfg, _ = _configs(settings, prep, seed, None)
-    sup_dir = folder / "supervised"
-    source = sup_dir / "last.ckpt"
-    if not source.is_file() or load_checkpoint(source)["epoch"] < sup_cfg.train.epochs:  # else: finished before
-        train(sup_cfg, out_dir=sup_dir, progress=progress, resume=source.is_file())
-    times = {"supervised": clock.lap()}
-    supervised = evaluate_checkpoint(source, prep.test_records)
-    _, ada_cfg = _configs(settings, prep, seed, source)
-    ctrl = run_ccssl(control_config(ada_cfg), folder / "continued", progress=progress)
-    times["continued"] = clock.lap()
-    continued = evaluate_checkpoint(ctrl.last_checkpoint, prep.test_records)
-    continued_rounds = _round_metrics(ctrl.out_dir, len(ctrl.rounds), prep)
-    res = run_ccssl(ada_cfg, folder / "ccssl", progress=progress)
-    times["ccssl"] = clock.lap()
+    if arm == "supervised":
+        cfg = supervised_config(settings, prep, seed)
+        last = folder / "last.ckpt"
+        if not last.is_file() or load_checkpoint(last)["epoch"] < cfg.train.epochs:  # else: finished before
+            train(cfg, out_dir=folder, progress=progress, resume=last.is_file())
+        trained = clock.lap()
+        return cache.save({"seed": seed, "arm": arm, "metrics": evaluate_checkpoint(last, prep.test_records),
+                           "rounds": [], "epochs": cfg.train.epochs,
+                           "times": {"train": trained, "evaluation": clock.lap()}})
+    source = out / f"seed_{seed}" / "supervised" / "last.ckpt"
+    cfg = arm_config(adapt_config(settings, prep, seed, source), arm, settings)
+    res = run_ccssl(cfg, folder / "run", progress=progress)
+    trained = clock.lap()
     rounds = []
     for r, m in enumerate(res.rounds):
-        ckpt = res.out_dir / f"round_{r}.ckpt"
-        rounds.append({"round": r, "epochs": m["epochs"], "kept": m.get("pseudo/num_kept"),
-                       "candidates": m.get("pseudo/num_joints"), "kept_by_flow": m.get("pseudo/num_temporal"),
-                       "threshold": m.get("pseudo/threshold"), **evaluate_checkpoint(ckpt, prep.test_records)})
-    times["evaluation"] = clock.lap()
-    return cache.save({"seed": seed, "settings": settings.key(), "supervised": supervised, "continued": continued,
-                       "continued_rounds": continued_rounds, "ccssl": rounds, "times": times,
-                       "epochs": {"supervised": sup_cfg.train.epochs, "adaptation": ada_cfg.train.epochs}})
+        row = {"round": r, "epochs": m["epochs"], **evaluate_checkpoint(res.out_dir / f"round_{r}.ckpt",
+                                                                          prep.test_records)}
+        if arm == "ccssl":
+            row.update(kept=m.get("pseudo/num_kept"), candidates=m.get("pseudo/num_joints"),
+                       kept_by_flow=m.get("pseudo/num_temporal"), threshold=m.get("pseudo/threshold"))
+        rounds.append(row)
+    metrics = {k: v for k, v in rounds[-1].items() if k not in ("round", "epochs")}
+    return cache.save({"seed": seed, "arm": arm, "metrics": metrics, "rounds": rounds, "epochs": cfg.train.epochs,
+                       "times": {"train": trained, "evaluation": clock.lap()}})
 
 
-def _round_metrics(run_dir: Path, n: int, prep: Prepared) -> list[dict]:
-    """Test metrics of ``run_dir/round_<r>.ckpt`` for r < n (the model at the end of each round)."""
-    return [{"round": r, **evaluate_checkpoint(run_dir / f"round_{r}.ckpt", prep.test_records)} for r in range(n)]
+def run_seed(seed: int, arms: Sequence[str], settings: BenchSettings, prep: Prepared, out: Path, *,
+             progress: bool = False) -> dict:
+    """Every arm of one seed: ``{"seed", "arms": {arm: result}}``."""
+    results = {}
+    for arm in arms:
+        if progress:
+            print(f"seed {seed}: {arm}", file=sys.stderr, flush=True)
+        results[arm] = run_arm(seed, arm, settings, prep, out, progress=progress)
+    return {"seed": seed, "arms": results}
 
 
 # --------------------------------------------------------------------------------------------------
 # summary
 
 
-def rows_of(seed_result: dict) -> dict[str, dict]:
-    """Row name -> metrics of one seed: supervised, continued (λ = 0) round r, ccssl round r."""
-    rows = {"supervised": seed_result["supervised"]}
-    for r in seed_result["continued_rounds"]:
-        rows[f"continued round {r['round']}"] = r
-    for r in seed_result["ccssl"]:
-        rows[f"ccssl round {r['round']}"] = r
-    return rows
-
-
 def summarise(per_seed: list[dict]) -> dict:
-    """Mean ± std over seeds per row and metric, the kept counts per round, and the paired differences
-    CC-SSL round r minus the λ = 0 control after the same epochs (negative pixel error = CC-SSL better).
+    """Mean ± std over seeds per arm and metric, and each arm's paired difference against the control per seed
+    (arm − control; negative pixel error = the arm better), when the control ran.
 
-    The std of one seed shows as 0 in this table (:func:`flows.benchmarks.harness.stats`'s ``std_of_one``).
+    The std of one seed shows as 0 (:func:`flows.benchmarks.harness.stats`'s ``std_of_one``).
     """
-    per_row = [rows_of(s) for s in per_seed]
-    names = list(per_row[0])
+    arms = list(per_seed[0]["arms"])
 
-    def column(row: str, key: str) -> list[float]:
-        return [r[row][key] for r in per_row]
+    def column(arm: str, key: str) -> list[float]:
+        return [s["arms"][arm]["metrics"][key] for s in per_seed]
 
-    rows = {n: {m: stats(column(n, m), std_of_one=0.0) for m in METRICS} for n in names}
-    kept = [{"round": r["round"], "kept": stats(column(f"ccssl round {r['round']}", "kept"), std_of_one=0.0),
-             "candidates": r["candidates"],
-             "kept_by_flow": stats(column(f"ccssl round {r['round']}", "kept_by_flow"), std_of_one=0.0)}
-            for r in per_seed[0]["ccssl"]]
-    last = names[-1]
-    diff = {f"round {r}": {m: paired(column(f"ccssl round {r}", m), column(f"continued round {r}", m), std_of_one=0.0)
-                           for m in METRICS} for r in (x["round"] for x in per_seed[0]["ccssl"])}
-    diff_sup = {m: paired(column(last, m), column("supervised", m), std_of_one=0.0) for m in METRICS}
-    return {"rows": rows, "kept": kept, "ccssl_minus_continued": diff,
-            "last_round_minus_supervised": diff_sup, "last_row": last}
+    rows = {a: {m: stats(column(a, m), std_of_one=0.0) for m in METRICS} for a in arms}
+    diff = {}
+    if "control" in arms:
+        diff = {a: {m: paired(column(a, m), column("control", m), std_of_one=0.0) for m in METRICS}
+                for a in arms if a != "control"}
+    return {"rows": rows, "minus_control": diff}
 
 
 def format_table(result: dict) -> str:
     s = result["summary"]
-    head = "| model | pixel error (px) | median px | PCK@0.05 | PCK@0.1 |"
-    lines = [head, "|" + "---|" * 5]
+    lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 |", "|" + "---|" * 5]
     for name, row in s["rows"].items():
         cells = [f"{row[m]['mean']:.2f} ± {row[m]['std']:.2f}" if m.startswith("pixel")
                  else f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("")
-    for k in s["kept"]:
-        lines.append(f"round {k['round']}: kept {k['kept']['mean']:.1f} ± {k['kept']['std']:.1f} of "
-                     f"{k['candidates']} joint pseudo-labels ({k['kept_by_flow']['mean']:.1f} from the flow)")
-    for name, d in s["ccssl_minus_continued"].items():
-        lines.append(f"ccssl minus continued (λ=0) after {name}, paired per seed: pixel error "
-                     f"{d['pixel_error']['mean']:+.2f} ± {d['pixel_error']['std']:.2f} px, PCK@0.05 "
-                     f"{d['pck@0.05']['mean']:+.3f} ± {d['pck@0.05']['std']:.3f}, PCK@0.1 "
-                     f"{d['pck@0.1']['mean']:+.3f} ± {d['pck@0.1']['std']:.3f}")
+    if s["minus_control"]:
+        lines.append("")
+    for name, d in s["minus_control"].items():
+        per_seed = ", ".join(f"{v:+.2f}" for v in d["pixel_error"]["values"])
+        lines.append(f"{name} minus control (λ=0), paired per seed: pixel error {d['pixel_error']['mean']:+.2f} ± "
+                     f"{d['pixel_error']['std']:.2f} px (per seed {per_seed}), "
+                     f"PCK@0.05 {d['pck@0.05']['mean']:+.3f} ± {d['pck@0.05']['std']:.3f}, "
+                     f"PCK@0.1 {d['pck@0.1']['mean']:+.3f} ± {d['pck@0.1']['std']:.3f}")
     return "\n".join(lines)
 
 
-def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *,
-              progress: bool = False) -> dict:
-    """Prepare the data, run every seed, summarise; writes ``out/ccssl_real_bench.json`` atomically."""
+def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, arms: Sequence[str] | None = None,
+              *, progress: bool = False) -> dict:
+    """Prepare the data, run every arm of every seed, summarise; writes ``out/<project>/ccssl_real_bench.json``."""
     settings = settings or BenchSettings()
-    out = Path(out).resolve()
+    arms = check_arms(arms, settings.spec) if arms is not None else default_arms(settings.spec)
+    out = Path(out).resolve() / settings.project
     clock = Stopwatch()
     prep = prepare(settings, out)
-    per_seed = []
-    for seed in seeds:
-        if progress:
-            print(f"seed {seed}", file=sys.stderr, flush=True)
-        per_seed.append(run_seed(seed, settings, prep, out, progress=progress))
+    per_seed = [run_seed(seed, arms, settings, prep, out, progress=progress) for seed in seeds]
     result = {
-        "benchmark": "ccssl-real", "dataset": str(settings.data), "schema": SCHEMA,
-        "train_images": prep.num_train, "test_images": prep.num_test, "target_frames": prep.num_frames,
-        "frame_step": settings.frame_step, "seeds": list(seeds),
-        "normaliser": "pck_bbox: alpha x longer side of the box around the frame's labelled joints "
+        "benchmark": "ccssl-real", "project": settings.project, "dataset": str(settings.data or settings.spec.data),
+        "split": prep.split, "train_instances": prep.num_train, "test_instances": prep.num_test,
+        "target_frames": prep.num_frames, "frame_step": settings.step, "seeds": list(seeds), "arms": list(arms),
+        "weights": dict(settings.weights),
+        "normaliser": "pck_bbox: alpha x longer side of the box around the instance's labelled joints "
                       "(original pixels)",
         "per_seed": per_seed, "summary": summarise(per_seed),
         **clock.total(), "threads": torch.get_num_threads(),
@@ -349,29 +375,49 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
 
 
 def bench_command(
+    project: str = typer.Option("mirror-mouse", help="mirror-mouse | sleap (../shared/data/real, SOURCES.md)."),
+    arms: str = typer.Option("", help=f"Comma-separated arms (default: all that apply): {', '.join(ARMS)}."),
     seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
-    out: Path = typer.Option(Path("runs/bench/ccssl_real"), help="Output folder (subsets, frames, runs, JSON)."),
-    data: Path = typer.Option(DEFAULT_DATA, help="The mirror-mouse folder (CollectedData.csv, videos/)."),
-    frame_step: int = typer.Option(BenchSettings.frame_step, help="Use every N-th video frame."),
+    out: Path = typer.Option(Path("runs/bench/ccssl_real"), help="Output folder (OUT/<project>/: data, runs, JSON)."),
+    data: Path = typer.Option(None, help="The project's folder (default: ../shared/data/real/<project>)."),
+    frame_step: int = typer.Option(0, help="Use every N-th video frame (0: the project's, mirror-mouse 6, sleap 5)."),
     max_frames: int = typer.Option(0, help="At most this many video frames (0: all chosen)."),
+    temporal_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the temporal arm's term."),
+    pca_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the pose-PCA arm's term."),
+    multiview_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the multi-view arm's term."),
     threads: int = typer.Option(1, help="torch threads."),
     overrides: list[str] = typer.Option(None, "--set", help="Override of both configs key=value (repeatable, "
                                         "before --adapt), e.g. --set train.epochs=60 --adapt train.epochs=9."),
-    adapt: list[str] = typer.Option(None, "--adapt", help="CC-SSL config override key=value (repeatable), "
-                                    "e.g. --adapt ccssl.lambda_target=1; use a new --out for other settings."),
+    adapt: list[str] = typer.Option(None, "--adapt", help="Adapted arms' config override key=value (repeatable), "
+                                    "e.g. --adapt ccssl.lambda_target=1; a changed setting needs a new --out."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
 ) -> None:
-    """Mirror-mouse: supervised on img01-60 vs + CC-SSL on the unlabelled video; test on img61-90."""
+    """Real lab video (mirror-mouse, SLEAP): supervised, lambda=0 control, Lightning Pose's terms, CC-SSL.
+
+    Each term alone and their combination from the supervised model, beside its equal-budget control; pixel error
+    and PCK on held-out labelled frames, paired per seed (module docstring)."""
     seed_list = parse_seeds(seeds)
-    if frame_step < 1:
-        raise typer.BadParameter("must be >= 1", param_hint="--frame-step")
+    if project not in PROJECTS:
+        raise typer.BadParameter(f"choose from {', '.join(PROJECTS)}", param_hint="--project")
+    if frame_step < 0:
+        raise typer.BadParameter("must be >= 1 (0: the project's)", param_hint="--frame-step")
+    try:
+        arm_list = check_arms([a.strip() for a in arms.split(",") if a.strip()], PROJECTS[project]) if arms else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--arms") from None
+    for name, w in (("--temporal-weight", temporal_weight), ("--pca-weight", pca_weight),
+                    ("--multiview-weight", multiview_weight)):
+        if w <= 0:
+            raise typer.BadParameter("must be > 0", param_hint=name)
     overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
-    settings = BenchSettings(data=data, frame_step=frame_step, max_frames=max_frames or None,
-                             overrides=overrides, adapt_overrides=adapt)
-    result = run_bench(out, seed_list, settings, progress=progress)
+    settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
+                             max_frames=max_frames or None, overrides=overrides, adapt_overrides=adapt,
+                             weights=(("temporal", temporal_weight), ("pca", pca_weight),
+                                      ("multiview", multiview_weight)))
+    result = run_bench(out, seed_list, settings, arm_list, progress=progress)
     echo_result(result, as_json, format_table(result),
-                f"{len(seed_list)} seeds, {result['target_frames']} video frames (every {frame_step}th), "
-                f"{result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} thread(s), "
-                f"load average {result['load_average']}")
+                f"{project}: {result['split']}; {len(seed_list)} seeds, {result['target_frames']} unlabelled "
+                f"instances, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} "
+                f"thread(s), load average {result['load_average']}")

@@ -43,7 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "wscda": ("wscda", "bench_command", "WS-CDA on generated data: (a) human-only, (b) few animals, (c) WS-CDA, "
                                         "(d) + PPLO, (e) oracle."),
     "ccssl-real": ("ccssl_real", "bench_command",
-                   "Mirror-mouse: supervised on img01-60 vs + CC-SSL on the unlabelled video; test on img61-90."),
+                   "Real lab video (mirror-mouse, SLEAP): supervised, lambda=0 control, Lightning Pose's terms, "
+                   "CC-SSL."),
     "ccssl-animalpose": ("ccssl_animalpose", "bench_command", "Synthetic -> real Animal-Pose: source-only, "
                                                               "CC-SSL, its lambda = 0 control and the oracle on test."),
     "wscda-animalpose": ("wscda_animalpose", "bench_command", "WS-CDA on real Animal-Pose horses: human-only, "

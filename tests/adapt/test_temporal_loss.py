@@ -52,6 +52,20 @@ def test_clip_windows_follow_each_video_and_its_step():
     assert clip_windows(records, 3, 1) == []
 
 
+def test_clip_windows_follow_each_track_where_animals_share_frames():
+    def rec(frame, track):
+        return PoseRecord("v.mp4", np.zeros((1, 3), np.float32), "x", video_id="v", frame_index=frame,
+                          instance_id=track)
+
+    # two flies in every frame 0, 2, 4 (tracks 0 and 1): one clip per fly, never mixing them
+    records = [rec(f, t) for f in (0, 2, 4) for t in (1, 0)]
+    tracks = [[(records[i].frame_index, records[i].instance_id) for i in w] for w in clip_windows(records, 3, 2)]
+    assert tracks == [[(0, 0), (2, 0), (4, 0)], [(0, 1), (2, 1), (4, 1)]]
+    # one animal whose reader numbers instances per annotation (ids differ every frame): ids are ignored
+    single = [rec(f, 100 + f) for f in (0, 2, 4)]
+    assert clip_windows(single, 3, 2) == [[0, 1, 2]]
+
+
 def test_the_readout_is_in_original_pixels():
     # one-hot heatmaps (16 x 16) with peaks at heatmap pixels (3, 5) and (10, 2); a 64-px crop (stride 4) of
     # an original image scaled by 0.5 and shifted by (-8, +4): crop = 0.5 * original + (-8, 4)

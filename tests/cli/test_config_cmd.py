@@ -66,7 +66,8 @@ def test_missing_config_file_and_entry_point(tmp_path, capsys):
     assert "none.yaml" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["ccssl_quick", "ccssl_paper", "ccssl_mirror_mouse", "wscda_quick", "wscda_paper"])
+@pytest.mark.parametrize("name", ["ccssl_quick", "ccssl_paper", "ccssl_mirror_mouse", "ccssl_sleap_clip", "wscda_quick",
+                                  "wscda_paper"])
 def test_show_takes_adapt_configs(name):
     """`config show` validates CC-SSL and WS-CDA files against their own sections (it refused `ccssl:`)."""
     path = PAPER.parents[1] / "adapt" / f"{name}.yaml"

@@ -1,9 +1,11 @@
-"""`animalpose bench ccssl-real`: metrics and summary by hand, and the plumbing end to end at toy size."""
+"""`animalpose bench ccssl-real`: metrics, arms and summary by hand, the SLEAP split, and the plumbing end to end at
+toy size on both real projects (one seed, a few arms, cached per arm)."""
 
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +13,27 @@ import pytest
 
 from animalpose.paths import REPO_ROOT
 from flows.benchmarks.ccssl_real import (
+    LIGHTNING_POSE_WEIGHT,
     METRICS,
+    PROJECTS,
     BenchSettings,
+    arm_config,
+    check_arms,
     control_config,
+    default_arms,
     format_table,
     keypoint_metrics,
     run_bench,
     summarise,
 )
+from flows.benchmarks.ccssl_real_data import SleapSplit, sleap_frames
 
-REAL = REPO_ROOT.parent / "shared" / "data" / "real" / "mirror-mouse"
+REAL = REPO_ROOT.parent / "shared" / "data" / "real"
 TINY = ("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "model.channels=16", "train.epochs=1",
         "train.milestones=[]", "train.batch_size=4")
 TINY_ADAPT = ("train.epochs=2", "ccssl.regenerate_every=1", "ccssl.keep_fractions=[0.2,0.4]",
-              "ccssl.num_geometric=1", "ccssl.num_photometric=1", "ccssl.pseudo_batch_size=4", "ccssl.gallery=0")
+              "ccssl.num_geometric=1", "ccssl.num_photometric=1", "ccssl.pseudo_batch_size=4", "ccssl.gallery=0",
+              "ccssl.temporal_loss_clip=3")
 
 
 def test_keypoint_metrics_by_hand():
@@ -39,100 +48,183 @@ def test_keypoint_metrics_by_hand():
         keypoint_metrics(pred, gt * [1, 1, 0])
 
 
-def _seed(seed, sup, cont, rounds):
-    row = lambda v: {m: v for m in METRICS}  # noqa: E731
-    return {"seed": seed, "supervised": row(sup), "continued": row(cont[-1]),
-            "continued_rounds": [{"round": r, **row(v)} for r, v in enumerate(cont)],
-            "ccssl": [{"round": r, "kept": k, "candidates": 100, "kept_by_flow": 1, **row(v)}
-                      for r, (k, v) in enumerate(rounds)]}
+def _seed(seed, values: dict[str, float]):
+    return {"seed": seed, "arms": {a: {"metrics": {m: v for m in METRICS}} for a, v in values.items()}}
 
 
-def test_summarise_by_hand():
-    s = summarise([_seed(0, 10.0, [9.5, 9.0], [(20, 8.0), (40, 7.0)]),
-                   _seed(1, 12.0, [11.5, 11.0], [(22, 9.0), (42, 10.0)])])
-    assert list(s["rows"]) == ["supervised", "continued round 0", "continued round 1", "ccssl round 0",
-                               "ccssl round 1"]
+def test_summarise_pairs_every_arm_with_the_control_by_hand():
+    s = summarise([_seed(0, {"supervised": 10.0, "control": 9.0, "pca": 8.0}),
+                   _seed(1, {"supervised": 12.0, "control": 11.0, "pca": 11.5})])
+    assert list(s["rows"]) == ["supervised", "control", "pca"]
     sup = s["rows"]["supervised"]["pixel_error"]
     assert sup["mean"] == pytest.approx(11.0) and sup["std"] == pytest.approx(math.sqrt(2.0))  # ddof 1
-    assert s["kept"][1]["kept"]["mean"] == pytest.approx(41.0) and s["kept"][0]["candidates"] == 100
-    assert s["ccssl_minus_continued"]["round 0"]["pixel_error"]["values"] == [-1.5, -2.5]
-    d = s["ccssl_minus_continued"]["round 1"]["pixel_error"]
-    assert d["values"] == [-2.0, -1.0] and d["mean"] == pytest.approx(-1.5)
-    assert s["last_round_minus_supervised"]["pck@0.1"]["values"] == [-3.0, -2.0]
+    d = s["minus_control"]["pca"]["pixel_error"]
+    assert d["values"] == [-1.0, 0.5] and d["mean"] == pytest.approx(-0.25)
+    assert s["minus_control"]["supervised"]["pck@0.1"]["values"] == [1.0, 1.0]
+    assert "control" not in s["minus_control"]
     table = format_table({"summary": s})
-    assert "| ccssl round 1 | 8.50 ± 2.12 |" in table and "after round 1" in table
+    assert "| pca | 9.75 ± 2.47 |" in table
+    assert "pca minus control (λ=0), paired per seed: pixel error -0.25 ± 1.06 px (per seed -1.00, +0.50)" in table
+    # without the control there is nothing to pair with
+    assert summarise([_seed(0, {"supervised": 1.0, "pca": 2.0})])["minus_control"] == {}
 
 
-def test_control_is_lambda_zero_without_views():
+def test_arms_turn_on_their_terms_and_nothing_else():
     from animalpose.adapt.ccssl import CCSSLConfig
 
-    cfg = CCSSLConfig.model_validate({"ccssl": {"lambda_target": 10.0, "num_geometric": 4}})
+    cfg = CCSSLConfig.model_validate({"ccssl": {"lambda_target": 10.0, "num_geometric": 4,
+                                                "temporal_loss_weight": 0.5}})
     c = control_config(cfg).ccssl
     assert (c.lambda_target, c.temporal, c.num_geometric, c.invariance) == (0.0, False, 0, False)
+    assert (c.temporal_loss_weight, c.pca_loss_weight, c.multiview_loss_weight) == (0.0, 0.0, 0.0)
     assert cfg.ccssl.lambda_target == 10.0  # the original is untouched
+    settings = BenchSettings(weights=(("temporal", 1.0), ("pca", 2.0), ("multiview", 3.0)))
+    weights = {arm: (lambda x: (x.lambda_target, x.temporal_loss_weight, x.pca_loss_weight, x.multiview_loss_weight))(
+        arm_config(cfg, arm, settings).ccssl) for arm in ("control", "temporal", "pca", "multiview", "combined",
+                                                          "ccssl")}
+    assert weights == {"control": (0.0, 0.0, 0.0, 0.0), "temporal": (0.0, 1.0, 0.0, 0.0),
+                       "pca": (0.0, 0.0, 2.0, 0.0), "multiview": (0.0, 0.0, 0.0, 3.0),
+                       "combined": (0.0, 1.0, 2.0, 3.0), "ccssl": (10.0, 0.0, 0.0, 0.0)}
+    # the SLEAP clip has one view: its combination leaves the multi-view term out, and the arm is refused
+    sleap = replace(settings, project="sleap")
+    assert arm_config(cfg, "combined", sleap).ccssl.multiview_loss_weight == 0.0
+    assert default_arms(PROJECTS["sleap"]) == ("supervised", "control", "temporal", "pca", "combined", "ccssl")
+    with pytest.raises(ValueError, match=r"\['multiview'\] do not apply to project 'sleap'"):
+        check_arms(["multiview"], PROJECTS["sleap"])
+    with pytest.raises(ValueError, match="unknown arm"):
+        check_arms(["pseudo"], PROJECTS["mirror-mouse"])
+    assert check_arms(["ccssl", "supervised"], PROJECTS["mirror-mouse"]) == ("supervised", "ccssl")
+    # Lightning Pose's log_weight 5
+    assert LIGHTNING_POSE_WEIGHT == pytest.approx(1 / (2 * math.e ** 5), rel=1e-4)
+
+
+def test_an_arm_is_keyed_by_what_it_depends_on():
+    base = BenchSettings()
+    other = replace(base, weights=(("temporal", 1.0), ("pca", LIGHTNING_POSE_WEIGHT),
+                                   ("multiview", LIGHTNING_POSE_WEIGHT)),
+                    adapt_overrides=("ccssl.lambda_target=1",))
+    assert base.arm_key("supervised") == other.arm_key("supervised")  # the adaptation does not touch it
+    assert base.arm_key("pca")["terms"] == {"pca_loss_weight": LIGHTNING_POSE_WEIGHT}
+    assert base.arm_key("temporal") != replace(base, weights=other.weights).arm_key("temporal")
+    assert base.arm_key("pca") == replace(base, weights=other.weights).arm_key("pca")
+    assert base.arm_key("control") != other.arm_key("control")  # adapt overrides
+    assert base.arm_key("combined")["terms"].keys() == {"temporal_loss_weight", "pca_loss_weight",
+                                                        "multiview_loss_weight"}
+
+
+def test_the_sleap_split_keeps_train_and_test_apart_in_time():
+    train, video, test = sleap_frames(SleapSplit(), 5, None, "clip.slp")
+    assert (train[0], train[-1], len(train)) == (0, 570, 20)
+    assert (video[0], video[-1], len(video)) == (750, 1495, 150)
+    assert (test[0], test[-1], len(test)) == (750, 1485, 50)
+    assert set(test) <= set(video) and max(train) < min(test)
+    assert len(sleap_frames(SleapSplit(), 5, 16, "clip.slp")[1]) == 16
+    from animalpose.errors import DataError
+
+    with pytest.raises(DataError, match=r"clip\.slp.*train must end before"):
+        sleap_frames(SleapSplit(train=(0, 800, 30)), 5, None, "clip.slp")
 
 
 def _finite(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def test_plumbing_tiny_run(tmp_path, monkeypatch):
-    if not REAL.is_dir():
+def _check_rows(seed: dict, test_json: Path) -> None:
+    labelled = sum(int((np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
+                   for a in json.loads(test_json.read_text())["annotations"])
+    for arm, res in seed["arms"].items():
+        row = res["metrics"]
+        assert all(_finite(row[m]) for m in METRICS), arm
+        assert row["pixel_error"] > 0 and 0 <= row["pck@0.05"] <= row["pck@0.1"] <= 1
+        assert row["joints"] == labelled
+        assert res["times"]["train"]["cpu_s"] > 0
+
+
+def test_plumbing_mirror_mouse_tiny_run(tmp_path, monkeypatch):
+    if not (REAL / "mirror-mouse").is_dir():
         pytest.skip(f"shared real data not found at {REAL}")
     monkeypatch.chdir(tmp_path)  # a relative --out (frame paths in the cache must still resolve)
     from animalpose.adapt.ccssl import CCSSLTrainer
 
-    streams = []  # (source augmentation, target augmentation) of each CC-SSL round
+    terms = {}  # arm folder -> the unsupervised terms its trainer got
+    prepare_terms = CCSSLTrainer.set_multiview_loss
+
+    def spy(self, term):
+        terms[self.out_dir.parent.parent.name] = (self.clips is not None, self.pose_pca is not None, term is not None)
+        prepare_terms(self, term)
+
+    monkeypatch.setattr(CCSSLTrainer, "set_multiview_loss", spy)
+    streams = []  # (source augmentation, target augmentation) of each round
     set_target = CCSSLTrainer.set_target
 
-    def spy(self, dataset):
+    def spy_target(self, dataset):
         streams.append((self.train_set.augment.config, dataset.augment.config))
         set_target(self, dataset)
 
-    monkeypatch.setattr(CCSSLTrainer, "set_target", spy)
+    monkeypatch.setattr(CCSSLTrainer, "set_target", spy_target)
     settings = BenchSettings(train_range=("img01", "img04"), test_range=("img61", "img63"), frame_step=2,
                              max_frames=6, overrides=TINY, adapt_overrides=TINY_ADAPT)
-    result = run_bench(Path("."), [0], settings)
-    assert (result["train_images"], result["test_images"], result["target_frames"]) == (4, 3, 6)
-    frames = json.loads((tmp_path / "data" / "video_frames.json").read_text())
+    result = run_bench(Path("."), [0], settings, ["control", "multiview"])
+    assert (result["train_instances"], result["test_instances"], result["target_frames"]) == (4, 3, 6)
+    assert result["arms"] == ["control", "multiview"]
+    folder = tmp_path / "mirror-mouse"
+    frames = json.loads((folder / "data" / "video_frames.json").read_text())
     assert [im["frame_index"] for im in frames["images"]] == [0, 2, 4, 6, 8, 10]
-    assert {im["video_id"] for im in frames["images"]} == {"test_vid"}
     seed = result["per_seed"][0]
-    assert [r["round"] for r in seed["ccssl"]] == [0, 1]
-    assert 0 < seed["ccssl"][0]["kept"] < seed["ccssl"][1]["kept"] <= seed["ccssl"][1]["candidates"] == 6 * 17
-    assert [r["round"] for r in seed["continued_rounds"]] == [0, 1]
-    assert seed["continued_rounds"][-1] == {"round": 1, **seed["continued"]}
-    for row in (seed["supervised"], seed["continued"], *seed["continued_rounds"], *seed["ccssl"]):
-        assert all(_finite(row[m]) for m in METRICS)
-        assert row["pixel_error"] > 0 and row["pixel_error_median"] > 0 and 0 <= row["pck@0.05"] <= row["pck@0.1"] <= 1
-        assert row["joints"] == sum(int((np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
-                                    for a in json.loads((tmp_path / "data" / "test.json").read_text())["annotations"])
-    for arm in ("supervised", "continued", "ccssl"):
-        assert seed["times"][arm]["cpu_s"] > 0
-    # the pseudo-labelled stream is augmented like the labelled one: the config's scale ±15 % and rotation
+    assert list(seed["arms"]) == ["control", "multiview"]
+    # the supervised model is the start of both (trained once, its own cached arm), the multi-view term is on in
+    # its arm only, with the config's 7 top/bottom pairs
+    assert (folder / "seed_0" / "supervised" / "result.json").is_file()
+    assert terms == {"control": (False, False, False), "multiview": (False, False, True)}
+    assert [r["round"] for r in seed["arms"]["multiview"]["rounds"]] == [0, 1]
+    _check_rows(seed, folder / "data" / "test.json")
+    assert set(result["summary"]["minus_control"]) == {"multiview"}
+    # the (pseudo-labelled) target stream is augmented like the labelled one: the config's scale ±15 % and rotation
     # ±20 degrees (σ = 0.15, 10), not the hourglass preset's defaults (σ = 0.25, 30; the bug of the first run)
-    assert len(streams) == 4  # control and CC-SSL, two rounds each
+    assert len(streams) == 4  # two arms, two rounds each
     for src, tgt in streams:
         assert tgt == src and (tgt.scale_sigma, tgt.rotation_sigma, tgt.flip_prob) == pytest.approx((0.15, 10.0, 0.0))
-    assert set(result["summary"]["rows"]) == {"supervised", "continued round 0", "continued round 1",
-                                              "ccssl round 0", "ccssl round 1"}
-    assert json.loads((tmp_path / "ccssl_real_bench.json").read_text())["seeds"] == [0]
-    # the bench's PCK agrees with `animalpose evaluate` (same checkpoint, same test file)
-    from animalpose.engine.evaluate import evaluate
-
-    ev = evaluate(tmp_path / "seed_0" / "supervised" / "last.ckpt", tmp_path / "data" / "test.json", device="cpu",
-                  progress=False, allow_outside_root=True)  # the subset points at the DLC project's images
-    assert ev["metrics"]["pck_bbox@0.1"] == pytest.approx(seed["supervised"]["pck@0.1"])
-    # a rerun with the same settings reuses the finished seed
-    again = run_bench(tmp_path, [0], settings)
-    assert again["per_seed"][0] == seed and again["cpu_seconds"] < result["cpu_seconds"]
-    from dataclasses import replace
-
+    assert json.loads((folder / "ccssl_real_bench.json").read_text())["seeds"] == [0]
+    # a rerun reuses every finished arm and adds a new one without retraining the others
+    again = run_bench(Path("."), [0], settings, ["supervised", "control", "multiview"])
+    assert again["per_seed"][0]["arms"]["multiview"] == seed["arms"]["multiview"]
+    assert again["cpu_seconds"] < result["cpu_seconds"]
+    # an arm that finished with other settings is refused, not mixed into the table
     from animalpose.errors import DataError
 
-    (tmp_path / "seed_0" / "result.json").unlink()
+    (folder / "seed_0" / "control" / "result.json").unlink()
     with pytest.raises(DataError, match="other settings"):
-        run_bench(tmp_path, [0], replace(settings, frame_step=3))
+        run_bench(Path("."), [0], replace(settings, adapt_overrides=(*TINY_ADAPT, "ccssl.lr=0.01")), ["control"])
+
+
+def test_plumbing_sleap_tiny_run(tmp_path):
+    if not (REAL / "sleap-clip").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    settings = BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (60, 100), 10), frame_step=2,
+                             overrides=TINY, adapt_overrides=TINY_ADAPT)
+    result = run_bench(tmp_path, [0], settings, ["supervised", "temporal"])
+    # 4 train frames, 4 test frames and 20 unlabelled frames, two flies in each
+    assert (result["train_instances"], result["test_instances"], result["target_frames"]) == (8, 8, 40)
+    data = tmp_path / "sleap" / "data"
+    target = json.loads((data / "video_frames.json").read_text())
+    assert sorted({im["frame_index"] for im in target["images"]}) == list(range(60, 100, 2))
+    assert {a["track_id"] for a in target["annotations"]} == {0, 1}
+    assert all(a["num_keypoints"] == 0 and a["bbox"][2] > 0 for a in target["annotations"])  # labels dropped
+    train = json.loads((data / "train.json").read_text())
+    assert sorted({im["frame_index"] for im in train["images"]}) == [0, 10, 20, 30]
+    seed = result["per_seed"][0]
+    _check_rows(seed, data / "test.json")
+    assert result["split"].startswith("train: every 10-th frame of 0-39 (4 frames)")
+    assert seed["arms"]["temporal"]["epochs"] == 2
+    # the bench's numbers agree with `animalpose evaluate` without flip test (same checkpoint, same test file, the
+    # clip's own schema)
+    from animalpose.engine.evaluate import evaluate
+
+    ev = evaluate(tmp_path / "sleap" / "seed_0" / "supervised" / "last.ckpt", data / "test.json", device="cpu",
+                  progress=False, allow_outside_root=True, flip=False)["metrics"]
+    mine = seed["arms"]["supervised"]["metrics"]
+    assert (ev["pixel_error_mean"], ev["pixel_error_median"], ev["pck_bbox@0.1"]) == pytest.approx(
+        (mine["pixel_error"], mine["pixel_error_median"], mine["pck@0.1"]), rel=1e-5)
 
 
 def test_command_rejects_bad_options_before_any_work(tmp_path):
@@ -142,14 +234,17 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "never"
-    for args, hint in ((["--seeds", "a"], "--seeds"), (["--frame-step", "0"], "--frame-step"),
+    for args, hint in ((["--seeds", "a"], "--seeds"), (["--frame-step", "-1"], "--frame-step"),
+                       (["--project", "dlc"], "--project"), (["--arms", "control,pseudo"], "--arms"),
+                       (["--project", "sleap", "--arms", "multiview"], "--arms"),
+                       (["--pca-weight", "0"], "--pca-weight"),
                        (["--adapt", "ccssl.lambda_target"], "--adapt"), (["--set", "train.epochs"], "--set")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
-        assert result.exit_code == 2 and hint in result.output
+        assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
 
 
-def test_command_passes_set_and_adapt_overrides(tmp_path, monkeypatch):
+def test_command_passes_its_options(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import flows.benchmarks.ccssl_real as bench
@@ -157,13 +252,17 @@ def test_command_passes_set_and_adapt_overrides(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_run_bench(out, seeds, settings, *, progress=False):
-        seen.update(out=out, seeds=seeds, settings=settings)
+    def fake_run_bench(out, seeds, settings, arms, *, progress=False):
+        seen.update(out=out, seeds=seeds, settings=settings, arms=arms)
         raise RuntimeError("stop before any work")
 
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--seeds", "1,2", "--set",
-                                      "train.epochs=60", "--adapt", "train.epochs=9", "--adapt", "ccssl.gallery=0"])
+                                      "train.epochs=60", "--adapt", "train.epochs=9", "--adapt", "ccssl.gallery=0",
+                                      "--project", "sleap", "--arms", "pca, control", "--temporal-weight", "0.1"])
     assert isinstance(result.exception, RuntimeError)
-    assert seen["seeds"] == [1, 2] and seen["settings"].overrides == ("train.epochs=60",)
-    assert seen["settings"].adapt_overrides == ("train.epochs=9", "ccssl.gallery=0")
+    s = seen["settings"]
+    assert seen["seeds"] == [1, 2] and s.overrides == ("train.epochs=60",) and s.project == "sleap"
+    assert s.adapt_overrides == ("train.epochs=9", "ccssl.gallery=0") and seen["arms"] == ("control", "pca")
+    assert dict(s.weights) == {"temporal": 0.1, "pca": LIGHTNING_POSE_WEIGHT, "multiview": LIGHTNING_POSE_WEIGHT}
+    assert s.step == 5  # the SLEAP clip's default frame step

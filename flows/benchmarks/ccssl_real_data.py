@@ -1,0 +1,202 @@
+"""The data of `animalpose bench ccssl-real`: each real project's labelled train / test subsets and its unlabelled
+video frames, written once under ``OUT/data`` (never in the shared folder).
+
+- **mirror-mouse** (``../shared/data/real/mirror-mouse``, Lightning Pose example data, Warren et al., eLife 2021):
+  train on the labelled frames img01–img60, test on img61–img90 (SOURCES.md's convention), the separate
+  994-frame video is the unlabelled target; the whole 396×406 frame is the crop (both mirror views in it).
+- **sleap** (``../shared/data/real/sleap-clip``, SLEAP test data): a 1,500-frame video of two flies in which every
+  frame is labelled (13 nodes, 2 tracks). Its frames are split *in time*: a few labelled frames early in the clip
+  train (default every 30th of frames 0–599: 20 frames, 40 flies), and, after a gap of 150 frames
+  (:data:`SLEAP_SPLIT`), frames 750–1499 are both the unlabelled video (every ``frame_step``-th frame, labels
+  dropped) and the test set (every 15th: 50 frames, 100 flies; a test frame is also an unlabelled target frame,
+  which is Lightning Pose's use: the unsupervised terms see the video they are scored on, never its labels).
+  Each fly is cropped around the box of its labelled nodes (the top-down setting with ground-truth boxes; on
+  the unlabelled frames the box stands in for a tracker's). The COCO files keep each fly's track
+  (``track_id``): the temporal loss's clips and the optical-flow check follow one fly.
+
+Reason for the frame caches (PNG plus a COCO JSON that keeps ``video_id`` / ``frame_index``): random access into
+these mp4 files costs ~0.1 s a frame (a seek decodes from the last key frame) against ~1.6 ms reading on, and the
+CC-SSL target stream draws frames in random order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from animalpose.atomic import atomic_path
+from animalpose.data.coco_writer import write_coco
+from animalpose.data.images import read_image
+from animalpose.data.readers import read_dataset, read_video
+from animalpose.data.records import PoseRecord
+from animalpose.data.subset import write_subset
+from animalpose.errors import DataError
+
+MIRROR_SCHEMA = "mirror_mouse"
+
+
+@dataclass(frozen=True)
+class SleapSplit:
+    """Frames of the SLEAP clip: train = ``range(*train)``; unlabelled video = every ``frame_step``-th frame of
+    ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train must end before the video
+    starts (a gap in time, so no test frame is a near-copy of a training frame)."""
+
+    train: tuple[int, int, int] = (0, 600, 30)
+    video: tuple[int, int] = (750, 1500)
+    test_step: int = 15
+
+
+SLEAP_SPLIT = SleapSplit()
+
+
+@dataclass
+class Prepared:
+    """One project's prepared data: COCO files of the train labels, the test labels and the unlabelled frames."""
+
+    train: Path
+    test: Path
+    frames: Path
+    num_train: int
+    num_test: int
+    num_frames: int
+    split: str  # the split in words, for the result
+    test_records: list[PoseRecord] = field(repr=False, default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------
+# frames
+
+
+def decode_frames(video: Path, wanted: Iterable[int], folder: Path) -> dict[int, Path]:
+    """Frames ``wanted`` of ``video`` as PNG in ``folder`` (decoded in order, reading on without seeking); a PNG
+    already there is complete (written atomically) and reused. Returns frame index -> path."""
+    wanted = sorted(set(wanted))
+    paths = {f: folder / f"{video.stem}_{f:06d}.png" for f in wanted}
+    missing = [f for f in wanted if not paths[f].is_file()]
+    if missing:
+        for f in range(missing[-1] + 1):
+            frame = read_image(video, f)
+            if f not in missing:
+                continue
+            with atomic_path(paths[f]) as tmp:
+                if not cv2.imwrite(str(tmp), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                    raise DataError(str(paths[f]), "image", "cannot write frame")
+    return paths
+
+
+def write_frame_cache(video: Path, out: Path, step: int, max_frames: int | None = None) -> tuple[Path, int]:
+    """Every ``step``-th frame of the mirror-mouse ``video`` (at most ``max_frames``) as PNG plus ``video_frames.json``.
+
+    Records keep ``video_id`` (the video's stem) and the original ``frame_index``, carry the whole frame as their
+    box, and 17 unlabelled joints. Reuses an existing cache written with the same video, step and frame limit.
+    Returns (json path, frames).
+    """
+    out = out.resolve()  # absolute image paths: write_coco keeps relative ones as they are
+    path = out / "video_frames.json"
+    info = {"video": str(video), "step": step, "max_frames": max_frames}
+    if path.is_file():
+        doc = json.loads(path.read_text())
+        if {k: doc.get("info", {}).get(k) for k in info} == info:
+            return path, len(doc["images"])
+    ds = read_video(video, MIRROR_SCHEMA)
+    chosen = [r for r in ds.records if r.frame_index % step == 0][:max_frames]
+    if not chosen:
+        raise DataError(str(video), "frames", "no frame to cache")
+    pngs = decode_frames(video, [r.frame_index for r in chosen], out / "frames")
+    w, h = ds.records[0].image_size
+    records = [PoseRecord(image=str(pngs[r.frame_index]), keypoints=np.zeros((17, 3), np.float32),
+                          schema=MIRROR_SCHEMA, bbox=(0.0, 0.0, float(w), float(h)), image_size=(w, h),
+                          video_id=video.stem, frame_index=r.frame_index) for r in chosen]
+    write_coco(records, path, MIRROR_SCHEMA, info=info)
+    return path, len(records)
+
+
+# --------------------------------------------------------------------------------------------------
+# projects
+
+
+def prepare_mirror(data: Path, out: Path, train_range: tuple[str, str], test_range: tuple[str, str],
+                   frame_step: int, max_frames: int | None) -> Prepared:
+    """Mirror-mouse: the train / test label subsets (by image name) and the video frame cache under ``out/data``."""
+    ds = read_dataset(data, "dlc", MIRROR_SCHEMA)
+    where = str(ds.source)
+    folder = out / "data"
+    train_path, n_train = write_subset(ds.records, folder / "train.json", MIRROR_SCHEMA, *train_range, where=where)
+    test_path, n_test = write_subset(ds.records, folder / "test.json", MIRROR_SCHEMA, *test_range, where=where)
+    if not ds.videos:
+        raise DataError(where, "videos", "no unlabelled video beside the labels")
+    video = Path(sorted(ds.videos)[0])
+    frames, n_frames = write_frame_cache(video, folder, frame_step, max_frames)
+    test_records = read_dataset(test_path, "coco", MIRROR_SCHEMA).records
+    split = (f"train {train_range[0]}-{train_range[1]}, test {test_range[0]}-{test_range[1]} (labelled frames); "
+             f"unlabelled: every {frame_step}-th frame of {video.name}")
+    return Prepared(train_path, test_path, frames, n_train, n_test, n_frames, split, test_records)
+
+
+def _label_box(kp: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x, y, w, h) around the labelled keypoints of a (K, 3) array; None without any."""
+    xy = kp[kp[:, 2] > 0, :2]
+    if not len(xy):
+        return None
+    lo, hi = xy.min(0), xy.max(0)
+    return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
+
+
+def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, where: str
+                 ) -> tuple[list[int], list[int], list[int]]:
+    """(train, unlabelled video, test) frame indices of the SLEAP clip; DataError naming ``where`` when the train
+    frames do not end before the video's (the split must keep them apart in time)."""
+    train = list(range(*split.train))
+    video = list(range(split.video[0], split.video[1], frame_step))[:max_frames]
+    test = list(range(split.video[0], split.video[1], split.test_step))
+    if not train or not video or not test:
+        raise DataError(where, "split", f"empty split: train {split.train}, video {split.video}")
+    if max(train) >= split.video[0]:
+        raise DataError(where, "split", f"train frames {split.train} reach into the video frames {split.video}: "
+                                        "train must end before the unlabelled / test frames start")
+    return train, video, test
+
+
+def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max_frames: int | None) -> Prepared:
+    """The SLEAP clip (module docstring): train / test flies and the unlabelled fly crops under ``out/data``."""
+    slp = data if data.suffix == ".slp" else data / "clip.slp"
+    ds = read_dataset(slp, "slp")
+    where = str(slp)
+    schema = ds.meta["schema_def"]
+    train_f, video_f, test_f = sleap_frames(split, frame_step, max_frames, where)
+    videos = {r.image for r in ds.records}
+    if len(videos) != 1:
+        raise DataError(where, "videos", f"expected one labelled video, found {len(videos)}")
+    folder = (out / "data").resolve()
+    pngs = decode_frames(Path(videos.pop()), [*train_f, *video_f, *test_f], folder / "frames")
+    by_frame: dict[int, list[PoseRecord]] = {}
+    for r in ds.records:
+        by_frame.setdefault(r.frame_index, []).append(r)
+
+    def flies(frames: list[int], labelled: bool) -> list[PoseRecord]:
+        out_records = []
+        for f in frames:
+            for r in by_frame.get(f, []):
+                box = _label_box(r.keypoints)
+                if box is None:
+                    continue
+                kp = r.keypoints if labelled else np.zeros_like(r.keypoints)
+                out_records.append(replace(r, image=str(pngs[f]), keypoints=kp, bbox=box))
+        return out_records
+
+    info = {"source": where, "split": {"train": list(split.train), "video": list(split.video),
+                                       "test_step": split.test_step, "frame_step": frame_step,
+                                       "max_frames": max_frames}}
+    train, test, target = flies(train_f, True), flies(test_f, True), flies(video_f, False)
+    paths = [write_coco(recs, folder / name, schema, info=info)
+             for recs, name in ((train, "train.json"), (test, "test.json"), (target, "video_frames.json"))]
+    test_records = read_dataset(paths[1], "coco").records
+    words = (f"train: every {split.train[2]}-th frame of {split.train[0]}-{split.train[1] - 1} ({len(train_f)} "
+             f"frames); unlabelled: every {frame_step}-th frame of {split.video[0]}-{split.video[1] - 1}; test: every "
+             f"{split.test_step}-th frame of the same range ({len(test_f)} frames)")
+    return Prepared(paths[0], paths[1], paths[2], len(train), len(test), len(target), words, test_records)
