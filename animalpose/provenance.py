@@ -1,4 +1,4 @@
-"""Provenance of a run: the code's git commit and content fingerprints of the data it read.
+"""Provenance of a run: the code's git commit, content fingerprints of the data it read, and the machine.
 
 :class:`animalpose.tracking.Tracker` tags every run with :func:`git_commit`; training, evaluation and
 prediction tag theirs with :func:`data_tags` of their datasets, so two runs on different data never look
@@ -8,6 +8,8 @@ alike in the MLflow UI.
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +27,31 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def machine() -> dict[str, str | int | None]:
+    """What a figure's floating-point result depends on beside code and seed: the CPU model, the kernels
+    torch dispatches to on it (``cpu_capability``: e.g. AVX512 or AVX2) and the numeric libraries' versions.
+
+    Results are bit-for-bit only on the same torch wheel *and* the same kind of CPU: oneDNN and MKL choose
+    their convolution and matrix kernels by instruction set, and those round differently (the 2026-12-04
+    generated-horse table was off by a point on seed 0 for that reason alone; BENCHMARKS.md). Benchmarks
+    record this next to their timings so a later comparison can tell.
+    """
+    import cv2
+    import numpy
+    import torch
+
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {"cpu": model or platform.processor() or None, "cpus": os.cpu_count(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "opencv": cv2.__version__, "python": platform.python_version(),
+            "commit": git_commit()}
 
 
 def fingerprint(path: str | Path) -> str:

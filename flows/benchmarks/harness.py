@@ -32,6 +32,7 @@ import typer
 from animalpose.atomic import write_json_atomic, write_text_atomic
 from animalpose.errors import DataError
 from animalpose.paths import REPO_ROOT
+from animalpose.provenance import machine
 
 #: the ``--seeds`` option of every method benchmark
 SEEDS_HELP = "Comma-separated seeds, e.g. 0,1,2."
@@ -224,10 +225,11 @@ class Stopwatch:
         return out
 
     def total(self) -> dict:
-        """``{"wall_seconds", "cpu_seconds", "load_average": {"before", "after"}}`` since the start."""
+        """``{"wall_seconds", "cpu_seconds", "load_average": {"before", "after"}, "machine"}`` since the start
+        (``machine``: :func:`animalpose.provenance.machine`, what the figures' rounding depends on)."""
         return {"wall_seconds": round(time.perf_counter() - self.wall0, 1),
                 "cpu_seconds": round(time.process_time() - self.cpu0, 1),
-                "load_average": {"before": self.load_before, "after": load_average()}}
+                "load_average": {"before": self.load_before, "after": load_average()}, "machine": machine()}
 
 
 def echo_result(result: dict, as_json: bool, *lines: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import typer
@@ -90,6 +91,13 @@ def test_stopwatch_laps_and_total():
     total = clock.total()
     assert total["wall_seconds"] >= 0 and len(total["load_average"]["before"]) == 3
     assert len(total["load_average"]["after"]) == 3
+    # what the figures' rounding depends on travels with them (the same wheel on another CPU rounds otherwise)
+    import torch
+
+    m = total["machine"]
+    assert m["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and m["torch"] == torch.__version__
+    assert m["cpus"] == os.cpu_count() and m["cpu"] and m["commit"]
+    json.dumps(total)  # it goes into the benchmarks' JSON as is
 
 
 def test_echo_result_is_json_alone_or_the_lines(capsys):
