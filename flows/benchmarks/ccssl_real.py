@@ -417,10 +417,12 @@ def summarise(per_seed: list[dict]) -> dict:
 
 def format_table(result: dict) -> str:
     s = result["summary"]
-    lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 |", "|" + "---|" * 5]
+    lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 | val pixel error (px) |", "|" + "---|" * 6]
     for name, row in s["rows"].items():
         cells = [f"{row[m]['mean']:.2f} ± {row[m]['std']:.2f}" if m.startswith("pixel")
                  else f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS]
+        val = s.get("val_rows", {}).get(name)
+        cells.append(f"{val['pixel_error']['mean']:.2f} ± {val['pixel_error']['std']:.2f}" if val else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if s["minus_control"]:
         lines.append("")

@@ -65,6 +65,14 @@ def test_summarise_pairs_every_arm_with_the_control_by_hand():
     table = format_table({"summary": s})
     assert "| pca | 9.75 ± 2.47 |" in table
     assert "pca minus control (λ=0), paired per seed: pixel error -0.25 ± 1.06 px (per seed -1.00, +0.50)" in table
+    assert s["val_rows"] == {}  # rows without val figures (none here) get no val row, and a '-' cell
+    assert table.splitlines()[2].endswith("| - |")
+    with_val = [_seed(0, {"control": 9.0}), _seed(1, {"control": 11.0})]
+    for seed, v in zip(with_val, (4.0, 6.0), strict=True):
+        seed["arms"]["control"]["val"] = {m: v for m in METRICS}
+    s_val = summarise(with_val)
+    assert s_val["val_rows"]["control"]["pixel_error"]["mean"] == pytest.approx(5.0)
+    assert format_table({"summary": s_val}).splitlines()[2].endswith("| 5.00 ± 1.41 |")
     # without the control there is nothing to pair with
     assert summarise([_seed(0, {"supervised": 1.0, "pca": 2.0})])["minus_control"] == {}
 
