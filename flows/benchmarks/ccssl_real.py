@@ -43,6 +43,7 @@ changing another arm's weight reuses the rest. An arm with unsupervised terms is
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -107,6 +108,7 @@ class Project:
     frame_step: int
 
 
+@functools.cache  # read once per project: the property asks for it for every arm key and folder
 def default_weight(project: Project) -> float:
     """The bench's default weight of every unsupervised term on ``project``: Lightning Pose's default 1 / (2 e^5)
     rescaled to our heatmap loss (:func:`animalpose.adapt.term_weights.balanced_weight`: the ratio of the two
