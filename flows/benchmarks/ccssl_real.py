@@ -12,29 +12,38 @@ split in time). Per seed, the arms (``--arms``, default all that apply):
 - **temporal**, **pca**, **multiview**: the control plus one of Lightning Pose's unsupervised terms on the
   unlabelled frames (:mod:`animalpose.adapt.temporal_loss`, :mod:`animalpose.adapt.pca_loss`,
   :mod:`animalpose.adapt.multiview_loss`; their settings from the project's adapt config, their weights from
-  ``--temporal-weight`` / ``--pca-weight`` / ``--multiview-weight``); CC-SSL's pseudo-labels off. The multi-view
+  ``--temporal-weight`` / ``--pca-weight`` / ``--multiview-weight``, by default Lightning Pose's default weight
+  carried over to our heatmap loss's scale, :func:`default_weight`); CC-SSL's pseudo-labels off. The multi-view
   term needs views of one body part in one frame: mirror-mouse only;
 - **combined**: the control plus every term that applies, together;
 - **ccssl**: CC-SSL's pseudo-labels (``configs/adapt/ccssl_{mirror_mouse,sleap_clip}.yaml``, every ``frame_step``-th
   video frame, temporal check on), the unsupervised terms off.
 
-Every model is evaluated on the project's test frames (never used for training or selection; each arm keeps its
-last epoch): mean and median pixel error in the original frame over the labelled joints, and PCK@α with the
-library's ``bbox`` normaliser (:func:`animalpose.evaluation.pck_bbox`: α × the longer side of the box around the
-instance's labelled joints; mirror-mouse test frames 350–380 px, so PCK@0.05 ≈ 18 px). The summary is mean ± std
-(ddof 1) over seeds per arm and the paired differences arm − control per seed (negative pixel error: the arm is
-better).
+Every model is evaluated on the project's labelled val frames (for choosing settings) and test frames (never used
+for training or selection; each arm keeps its last epoch), every round of an adapted arm too: mean and median
+pixel error in the original frame over the labelled joints, and PCK@α with the library's ``bbox`` normaliser
+(:func:`animalpose.evaluation.pck_bbox`: α × the longer side of the box around the instance's labelled joints;
+mirror-mouse test frames 350–380 px, so PCK@0.05 ≈ 18 px). The summary is mean ± std (ddof 1) over seeds per arm
+(test, and val beside it) and the paired differences arm − control per seed on test (negative pixel error: the
+arm is better).
+
+``--screen``: a screen of settings (e.g. a term's weight) on val. Only the named arms are trained (and the
+supervised model they start from), each is scored on val alone (no test figure is computed, so none can steer the
+choice) and cached as ``screen.json`` in its folder; the bench writes ``OUT/<project>/ccssl_real_screen.json``. The
+training folders are the full run's, so a later full run with the same settings reuses the training.
 
 Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``settings.json`` (written before the
 work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
 supervised run from its last checkpoint and an adapted one after its last finished round, and refuses an arm
 folder written with other settings (DataError naming the file). An arm's settings are the project, split and
 configs, and for the adapted arms the adapt overrides and that arm's own term weights, so adding an arm or
-changing another arm's weight reuses the rest.
+changing another arm's weight reuses the rest. An arm with unsupervised terms is named by its weights
+(``seed_0/temporal_w0.000457/``), so several weights of one arm share one ``OUT`` and its supervised model.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -46,6 +55,7 @@ import torch
 import typer
 
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
+from animalpose.adapt.term_weights import balanced_weight, lightning_pose_weight
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExperimentConfig, load_config
 from animalpose.data.records import PoseRecord
@@ -65,10 +75,12 @@ from flows.benchmarks.harness import (
     SEEDS_HELP,
     SeedFolder,
     Stopwatch,
+    check_settings,
     echo_result,
     key_values,
     paired,
     parse_seeds,
+    read_json,
     stats,
 )
 from flows.benchmarks.inference import Loaded, crop_outputs
@@ -77,9 +89,11 @@ METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
 ARMS = ("supervised", "control", "temporal", "pca", "multiview", "combined", "ccssl")
 #: each unsupervised term's weight key in the ``ccssl`` section
 TERM_WEIGHTS = {"temporal": "temporal_loss_weight", "pca": "pca_loss_weight", "multiview": "multiview_loss_weight"}
-#: Lightning Pose's default weight of each unsupervised term: log_weight 5 in its config, weight 1 / (2 e^5)
-#: (``lightning_pose.losses.losses.Loss.weight``), against its heatmap MSE's 1 / (2 e^0), as our heatmap loss's 0.5
-LIGHTNING_POSE_WEIGHT = round(1.0 / (2.0 * float(np.exp(5.0))), 6)
+#: Lightning Pose's default weight of each unsupervised term, faithful: log_weight 5 in its config, weight
+#: 1 / (2 e^5) (``lightning_pose.losses.losses.Loss.weight``) against its heatmap MSE's 1 / (2 e^0). Its heatmap
+#: loss is ~7× larger than ours for the same miss, so the bench's default is :func:`default_weight` instead; pass
+#: this value (``--temporal-weight 0.003369``) for the faithful number.
+LIGHTNING_POSE_WEIGHT = round(lightning_pose_weight(), 6)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,16 @@ class Project:
     adapt: Path
     terms: tuple[str, ...]
     frame_step: int
+
+
+@functools.cache  # read once per project: the property asks for it for every arm key and folder
+def default_weight(project: Project) -> float:
+    """The bench's default weight of every unsupervised term on ``project``: Lightning Pose's default 1 / (2 e^5)
+    rescaled to our heatmap loss (:func:`animalpose.adapt.term_weights.balanced_weight`: the ratio of the two
+    libraries' heatmap-loss scales for the project's codec σ and heatmap size), so that the term weighs against the
+    supervised loss as in Lightning Pose; 0.000457 for both projects (σ 1.5, 32×32 maps), rounded to 6 digits."""
+    cfg = load_config(project.experiment, ExperimentConfig, [])
+    return round(balanced_weight(lightning_pose_weight(), cfg.codec.sigma, cfg.data.heatmap_size), 6)
 
 
 PROJECTS = {
@@ -110,18 +134,35 @@ class BenchSettings:
 
     project: str = "mirror-mouse"
     data: Path | None = None
-    train_range: tuple[str, str] = ("img01", "img60")  # mirror-mouse
+    train_range: tuple[str, str] = ("img01", "img50")  # mirror-mouse: img51-img60 of SOURCES.md's train frames
+    val_range: tuple[str, str] = ("img51", "img60")  # are held out for choosing settings
     test_range: tuple[str, str] = ("img61", "img90")
     sleap_split: SleapSplit = SLEAP_SPLIT
     frame_step: int | None = None
     max_frames: int | None = None
     overrides: tuple[str, ...] = ()
     adapt_overrides: tuple[str, ...] = ()
-    weights: tuple[tuple[str, float], ...] = tuple((t, LIGHTNING_POSE_WEIGHT) for t in TERM_WEIGHTS)
+    #: (term, weight) pairs; a term left out (or None) takes the project's :func:`default_weight`
+    weights: tuple[tuple[str, float], ...] | None = None
 
     @property
     def spec(self) -> Project:
         return PROJECTS[self.project]
+
+    @property
+    def term_weights(self) -> dict[str, float]:
+        """Every term's weight, the project's default where ``weights`` does not name it."""
+        given = dict(self.weights or ())
+        if len(given) < len(TERM_WEIGHTS):
+            given = {t: given.get(t) or default_weight(self.spec) for t in TERM_WEIGHTS}
+        return {t: float(given[t]) for t in TERM_WEIGHTS}
+
+    def arm_folder(self, arm: str) -> str:
+        """An arm's folder name: the arm, and for an arm with unsupervised terms their weights
+        (``temporal_w0.000457``; ``combined_w<temporal>_<pca>[_<multiview>]``)."""
+        terms = arm_terms(arm, self.spec)
+        w = self.term_weights
+        return arm if not terms else f"{arm}_w" + "_".join(f"{w[t]:g}" for t in terms)
 
     @property
     def step(self) -> int:
@@ -130,9 +171,9 @@ class BenchSettings:
     def key(self) -> dict:
         """The settings as plain JSON, with the project's defaults filled in."""
         doc = _plain({**asdict(self), "data": self.data or self.spec.data, "frame_step": self.step,
-                      "experiment": self.spec.experiment, "adapt": self.spec.adapt})
-        split = ("train_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
-        for k in {"train_range", "test_range", "sleap_split"} - set(split):
+                      "experiment": self.spec.experiment, "adapt": self.spec.adapt, "weights": self.term_weights})
+        split = ("train_range", "val_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
+        for k in {"train_range", "val_range", "test_range", "sleap_split"} - set(split):
             doc.pop(k)
         return doc
 
@@ -140,7 +181,7 @@ class BenchSettings:
         """What one arm's result depends on (stored with it; a mismatch is refused): the supervised arm ignores
         the adaptation's settings, an adapted arm ignores the other arms' term weights."""
         doc = self.key()
-        weights = dict(self.weights)
+        weights = self.term_weights
         doc.pop("weights")
         if arm == "supervised":
             for k in ("frame_step", "max_frames", "adapt", "adapt_overrides"):
@@ -181,11 +222,12 @@ def default_arms(project: Project) -> tuple[str, ...]:
 
 
 def prepare(settings: BenchSettings, out: Path) -> Prepared:
-    """The project's train / test label subsets and unlabelled frames under ``out/data``."""
+    """The project's train / val / test label subsets and unlabelled frames under ``out/data``."""
     data = settings.data or settings.spec.data
     if settings.project == "sleap":
         return prepare_sleap(data, out, settings.sleap_split, settings.step, settings.max_frames)
-    return prepare_mirror(data, out, settings.train_range, settings.test_range, settings.step, settings.max_frames)
+    return prepare_mirror(data, out, settings.train_range, settings.val_range, settings.test_range, settings.step,
+                          settings.max_frames)
 
 
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
@@ -215,6 +257,14 @@ def keypoint_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
 def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:
     pred = predict_original(checkpoint, records)
     return keypoint_metrics(pred, np.stack([r.keypoints for r in records]))
+
+
+def score(checkpoint: Path, prep: Prepared, screen: bool) -> dict:
+    """A checkpoint's metrics on val (``{"val": ...}``), and on test too (``"test"``) unless ``screen``."""
+    out = {"val": evaluate_checkpoint(checkpoint, prep.val_records)}
+    if not screen:
+        out["test"] = evaluate_checkpoint(checkpoint, prep.test_records)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,57 +306,88 @@ def arm_config(cfg: CCSSLConfig, arm: str, settings: BenchSettings) -> CCSSLConf
     if arm == "ccssl":
         return cfg.model_copy(update={"ccssl": cfg.ccssl.model_copy(update={w: 0.0 for w in TERM_WEIGHTS.values()})})
     ctrl = control_config(cfg)
-    weights = dict(settings.weights)
+    weights = settings.term_weights
     on = {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, settings.spec)}
     return ctrl.model_copy(update={"ccssl": ctrl.ccssl.model_copy(update=on)})
 
 
+def train_supervised(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *,
+                     progress: bool = False) -> tuple[Path, dict]:
+    """The supervised model of ``seed`` (trained, resumed or found finished): its last checkpoint and training
+    time."""
+    folder = out / f"seed_{seed}" / "supervised"
+    SeedFolder(folder, settings.arm_key("supervised")).start()
+    clock = Stopwatch()
+    cfg = supervised_config(settings, prep, seed)
+    last = folder / "last.ckpt"
+    if not last.is_file() or load_checkpoint(last)["epoch"] < cfg.train.epochs:  # else: finished before
+        train(cfg, out_dir=folder, progress=progress, resume=last.is_file())
+    return last, clock.lap()
+
+
+def _screened(path: Path, settings: dict) -> dict | None:
+    if not path.is_file():
+        return None
+    doc = read_json(path)
+    check_settings(path, doc.get("settings"), settings)
+    return doc
+
+
 def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: Path, *,
-            progress: bool = False) -> dict:
-    """One (seed, arm): trained (or resumed, or reused) and evaluated on the test frames; its result."""
-    folder = out / f"seed_{seed}" / arm
-    cache = SeedFolder(folder, settings.arm_key(arm))
-    old = cache.finished()
+            progress: bool = False, screen: bool = False) -> dict:
+    """One (seed, arm): trained (or resumed, or reused) and scored; its result. A full run scores val and test
+    (``metrics``: the test figures of the arm's model; ``val``: its val figures; per round both), a ``screen``
+    val alone (``val``; cached as ``screen.json``, beside the full run's ``result.json``)."""
+    folder = out / f"seed_{seed}" / settings.arm_folder(arm)
+    key = settings.arm_key(arm)
+    cache = SeedFolder(folder, key)
+    old = _screened(folder / "screen.json", key) if screen else cache.finished()
     if old is not None:
         return old
-    if arm != "supervised":  # every adapted arm starts from the supervised model
-        run_arm(seed, "supervised", settings, prep, out, progress=progress)
-    cache.start()
     clock = Stopwatch()
+
+    def save(result: dict) -> dict:
+        result["times"]["evaluation"] = clock.lap()
+        if screen:
+            result = {**result, "settings": key, "screen": True}
+            write_json_atomic(folder / "screen.json", result, indent=2)
+            return result
+        return cache.save(result)
+
+    source, sup_time = train_supervised(seed, settings, prep, out, progress=progress)
     if arm == "supervised":
-        cfg = supervised_config(settings, prep, seed)
-        last = folder / "last.ckpt"
-        if not last.is_file() or load_checkpoint(last)["epoch"] < cfg.train.epochs:  # else: finished before
-            train(cfg, out_dir=folder, progress=progress, resume=last.is_file())
-        trained = clock.lap()
-        return cache.save({"seed": seed, "arm": arm, "metrics": evaluate_checkpoint(last, prep.test_records),
-                           "rounds": [], "epochs": cfg.train.epochs,
-                           "times": {"train": trained, "evaluation": clock.lap()}})
-    source = out / f"seed_{seed}" / "supervised" / "last.ckpt"
+        scores = score(source, prep, screen)
+        return save({"seed": seed, "arm": arm, **({} if screen else {"metrics": scores["test"]}),
+                     "val": scores["val"], "rounds": [], "epochs": supervised_config(settings, prep, seed).train.epochs,
+                     "times": {"train": sup_time}})
+    cache.start()
+    clock.lap()
     cfg = arm_config(adapt_config(settings, prep, seed, source), arm, settings)
     res = run_ccssl(cfg, folder / "run", progress=progress)
     trained = clock.lap()
     rounds = []
     for r, m in enumerate(res.rounds):
-        row = {"round": r, "epochs": m["epochs"], **evaluate_checkpoint(res.out_dir / f"round_{r}.ckpt",
-                                                                          prep.test_records)}
+        scores = score(res.out_dir / f"round_{r}.ckpt", prep, screen)
+        row = {"round": r, "epochs": m["epochs"], **scores.get("test", {}), "val": scores["val"]}
         if arm == "ccssl":
             row.update(kept=m.get("pseudo/num_kept"), candidates=m.get("pseudo/num_joints"),
                        kept_by_flow=m.get("pseudo/num_temporal"), threshold=m.get("pseudo/threshold"))
         rounds.append(row)
-    metrics = {k: v for k, v in rounds[-1].items() if k not in ("round", "epochs")}
-    return cache.save({"seed": seed, "arm": arm, "metrics": metrics, "rounds": rounds, "epochs": cfg.train.epochs,
-                       "times": {"train": trained, "evaluation": clock.lap()}})
+    last = rounds[-1]
+    metrics = {k: v for k, v in last.items() if k not in ("round", "epochs", "val")}
+    return save({"seed": seed, "arm": arm, **({} if screen else {"metrics": metrics}), "val": last["val"],
+                 "terms": {TERM_WEIGHTS[t]: settings.term_weights[t] for t in arm_terms(arm, settings.spec)},
+                 "rounds": rounds, "epochs": cfg.train.epochs, "times": {"train": trained}})
 
 
 def run_seed(seed: int, arms: Sequence[str], settings: BenchSettings, prep: Prepared, out: Path, *,
-             progress: bool = False) -> dict:
+             progress: bool = False, screen: bool = False) -> dict:
     """Every arm of one seed: ``{"seed", "arms": {arm: result}}``."""
     results = {}
     for arm in arms:
         if progress:
             print(f"seed {seed}: {arm}", file=sys.stderr, flush=True)
-        results[arm] = run_arm(seed, arm, settings, prep, out, progress=progress)
+        results[arm] = run_arm(seed, arm, settings, prep, out, progress=progress, screen=screen)
     return {"seed": seed, "arms": results}
 
 
@@ -315,8 +396,9 @@ def run_seed(seed: int, arms: Sequence[str], settings: BenchSettings, prep: Prep
 
 
 def summarise(per_seed: list[dict]) -> dict:
-    """Mean ± std over seeds per arm and metric, and each arm's paired difference against the control per seed
-    (arm − control; negative pixel error = the arm better), when the control ran.
+    """Mean ± std over seeds per arm and metric on test (``rows``) and val (``val_rows``), and each arm's paired
+    difference against the control per seed on test (arm − control; negative pixel error = the arm better), when
+    the control ran.
 
     The std of one seed shows as 0 (:func:`flows.benchmarks.harness.stats`'s ``std_of_one``).
     """
@@ -326,19 +408,23 @@ def summarise(per_seed: list[dict]) -> dict:
         return [s["arms"][arm]["metrics"][key] for s in per_seed]
 
     rows = {a: {m: stats(column(a, m), std_of_one=0.0) for m in METRICS} for a in arms}
+    val_rows = {a: {m: stats([s["arms"][a]["val"][m] for s in per_seed], std_of_one=0.0) for m in METRICS}
+                for a in arms if all("val" in s["arms"][a] for s in per_seed)}
     diff = {}
     if "control" in arms:
         diff = {a: {m: paired(column(a, m), column("control", m), std_of_one=0.0) for m in METRICS}
                 for a in arms if a != "control"}
-    return {"rows": rows, "minus_control": diff}
+    return {"rows": rows, "val_rows": val_rows, "minus_control": diff}
 
 
 def format_table(result: dict) -> str:
     s = result["summary"]
-    lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 |", "|" + "---|" * 5]
+    lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 | val pixel error (px) |", "|" + "---|" * 6]
     for name, row in s["rows"].items():
         cells = [f"{row[m]['mean']:.2f} ± {row[m]['std']:.2f}" if m.startswith("pixel")
                  else f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in METRICS]
+        val = s.get("val_rows", {}).get(name)
+        cells.append(f"{val['pixel_error']['mean']:.2f} ± {val['pixel_error']['std']:.2f}" if val else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if s["minus_control"]:
         lines.append("")
@@ -351,20 +437,43 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_screen(result: dict) -> str:
+    """The val figures of a screen, per seed and arm (with its term weights; per round for the adapted arms)."""
+    lines = ["| seed | arm | weights | val pixel error (px) | val median px | val PCK@0.05 | per round (val px) |",
+             "|" + "---|" * 7]
+    for s in result["per_seed"]:
+        for name, a in s["arms"].items():
+            v = a["val"]
+            weights = ", ".join(f"{k.removesuffix('_loss_weight')} {w:g}" for k, w in a.get("terms", {}).items())
+            rounds = " / ".join(f"{r['val']['pixel_error']:.2f}" for r in a.get("rounds", []))
+            lines.append(f"| {s['seed']} | {name} | {weights or '-'} | {v['pixel_error']:.2f} | "
+                         f"{v['pixel_error_median']:.2f} | {v['pck@0.05']:.3f} | {rounds or '-'} |")
+    return "\n".join(lines)
+
+
 def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, arms: Sequence[str] | None = None,
-              *, progress: bool = False) -> dict:
-    """Prepare the data, run every arm of every seed, summarise; writes ``out/<project>/ccssl_real_bench.json``."""
+              *, progress: bool = False, screen: bool = False) -> dict:
+    """Prepare the data, run every arm of every seed, summarise; writes ``out/<project>/ccssl_real_bench.json``
+    (``ccssl_real_screen.json`` for a ``screen`` of ``arms`` on val: module docstring)."""
     settings = settings or BenchSettings()
     arms = check_arms(arms, settings.spec) if arms is not None else default_arms(settings.spec)
     out = Path(out).resolve() / settings.project
     clock = Stopwatch()
     prep = prepare(settings, out)
-    per_seed = [run_seed(seed, arms, settings, prep, out, progress=progress) for seed in seeds]
-    result = {
+    per_seed = [run_seed(seed, arms, settings, prep, out, progress=progress, screen=screen) for seed in seeds]
+    head = {
         "benchmark": "ccssl-real", "project": settings.project, "dataset": str(settings.data or settings.spec.data),
-        "split": prep.split, "train_instances": prep.num_train, "test_instances": prep.num_test,
-        "target_frames": prep.num_frames, "frame_step": settings.step, "seeds": list(seeds), "arms": list(arms),
-        "weights": dict(settings.weights),
+        "split": prep.split, "train_instances": prep.num_train, "val_instances": prep.num_val,
+        "test_instances": prep.num_test, "target_frames": prep.num_frames, "frame_step": settings.step,
+        "seeds": list(seeds), "arms": list(arms), "arm_folders": {a: settings.arm_folder(a) for a in arms},
+        "weights": settings.term_weights,
+    }
+    if screen:
+        result = {**head, "screen": True, "per_seed": per_seed, **clock.total(), "threads": torch.get_num_threads()}
+        write_json_atomic(out / "ccssl_real_screen.json", result, indent=2)
+        return result
+    result = {
+        **head,
         "normaliser": "pck_bbox: alpha x longer side of the box around the instance's labelled joints "
                       "(original pixels)",
         "per_seed": per_seed, "summary": summarise(per_seed),
@@ -382,9 +491,12 @@ def bench_command(
     data: Path = typer.Option(None, help="The project's folder (default: ../shared/data/real/<project>)."),
     frame_step: int = typer.Option(0, help="Use every N-th video frame (0: the project's, mirror-mouse 6, sleap 5)."),
     max_frames: int = typer.Option(0, help="At most this many video frames (0: all chosen)."),
-    temporal_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the temporal arm's term."),
-    pca_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the pose-PCA arm's term."),
-    multiview_weight: float = typer.Option(LIGHTNING_POSE_WEIGHT, help="Weight of the multi-view arm's term."),
+    temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
+                                          "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
+    pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
+    multiview_weight: float = typer.Option(None, help="Weight of the multi-view arm's term (default likewise)."),
+    screen: str = typer.Option("", help="Screen settings on val: only these arms (comma-separated; the supervised "
+                                        "model is trained when needed), scored on val alone, no test figure."),
     threads: int = typer.Option(1, help="torch threads."),
     overrides: list[str] = typer.Option(None, "--set", help="Override of both configs key=value (repeatable, "
                                         "before --adapt), e.g. --set train.epochs=60 --adapt train.epochs=9."),
@@ -402,22 +514,25 @@ def bench_command(
         raise typer.BadParameter(f"choose from {', '.join(PROJECTS)}", param_hint="--project")
     if frame_step < 0:
         raise typer.BadParameter("must be >= 1 (0: the project's)", param_hint="--frame-step")
+    if arms and screen:
+        raise typer.BadParameter("give the screened arms to --screen alone", param_hint="--arms")
+    hint, names = ("--screen", screen) if screen else ("--arms", arms)
     try:
-        arm_list = check_arms([a.strip() for a in arms.split(",") if a.strip()], PROJECTS[project]) if arms else None
+        arm_list = check_arms([a.strip() for a in names.split(",") if a.strip()], PROJECTS[project]) if names else None
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--arms") from None
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
     for name, w in (("--temporal-weight", temporal_weight), ("--pca-weight", pca_weight),
                     ("--multiview-weight", multiview_weight)):
-        if w <= 0:
+        if w is not None and w <= 0:
             raise typer.BadParameter("must be > 0", param_hint=name)
     overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
                              max_frames=max_frames or None, overrides=overrides, adapt_overrides=adapt,
-                             weights=(("temporal", temporal_weight), ("pca", pca_weight),
-                                      ("multiview", multiview_weight)))
-    result = run_bench(out, seed_list, settings, arm_list, progress=progress)
-    echo_result(result, as_json, format_table(result),
+                             weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
+                                                               ("multiview", multiview_weight)) if w is not None))
+    result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))
+    echo_result(result, as_json, format_screen(result) if screen else format_table(result),
                 f"{project}: {result['split']}; {len(seed_list)} seeds, {result['target_frames']} unlabelled "
                 f"instances, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} "
                 f"thread(s), load average {result['load_average']}")

@@ -1,15 +1,20 @@
-"""The data of `animalpose bench ccssl-real`: each real project's labelled train / test subsets and its unlabelled
-video frames, written once under ``OUT/data`` (never in the shared folder).
+"""The data of `animalpose bench ccssl-real`: each real project's labelled train / val / test subsets and its
+unlabelled video frames, written once under ``OUT/data`` (never in the shared folder). The three labelled subsets
+are disjoint (checked); ``val`` is for choosing settings (``--screen``), ``test`` is only ever reported.
 
 - **mirror-mouse** (``../shared/data/real/mirror-mouse``, Lightning Pose example data, Warren et al., eLife 2021):
-  train on the labelled frames img01–img60, test on img61–img90 (SOURCES.md's convention), the separate
-  994-frame video is the unlabelled target; the whole 396×406 frame is the crop (both mirror views in it).
+  of SOURCES.md's training frames img01–img60, train on img01–img50 and hold out img51–img60 as val; test on
+  img61–img90 (SOURCES.md's convention); the separate 994-frame video is the unlabelled target; the whole
+  396×406 frame is the crop (both mirror views in it).
 - **sleap** (``../shared/data/real/sleap-clip``, SLEAP test data): a 1,500-frame video of two flies in which every
   frame is labelled (13 nodes, 2 tracks). Its frames are split *in time*: a few labelled frames early in the clip
-  train (default every 30th of frames 0–599: 20 frames, 40 flies), and, after a gap of 150 frames
-  (:data:`SLEAP_SPLIT`), frames 750–1499 are both the unlabelled video (every ``frame_step``-th frame, labels
-  dropped) and the test set (every 15th: 50 frames, 100 flies; a test frame is also an unlabelled target frame,
-  which is Lightning Pose's use: the unsupervised terms see the video they are scored on, never its labels).
+  train (default every 30th of frames 0–599: 20 frames, 40 flies); inside the 150-frame gap that follows, every
+  10th of frames 620–719 is val (10 frames, 20 flies; 50 frames after the last train frame, 30 before the video:
+  never a training or an unlabelled frame); and (:data:`SLEAP_SPLIT`) frames 750–1499 are both the unlabelled
+  video (every ``frame_step``-th frame, labels dropped) and the test set (every 15th: 50 frames, 100 flies; a test
+  frame is also an unlabelled target frame, which is Lightning Pose's use: the unsupervised terms see the video
+  they are scored on, never its labels; the val frames are not in the video, so val measures the terms' effect
+  on frames they did not see, as on mirror-mouse, where neither val nor test is in the video).
   Each fly is cropped around the box of its labelled nodes (the top-down setting with ground-truth boxes; on
   the unlabelled frames the box stands in for a tracker's). The COCO files keep each fly's track
   (``track_id``): the temporal loss's clips and the optical-flow check follow one fly.
@@ -34,7 +39,7 @@ from animalpose.data.coco_writer import write_coco
 from animalpose.data.images import read_image
 from animalpose.data.readers import read_dataset, read_video
 from animalpose.data.records import PoseRecord
-from animalpose.data.subset import write_subset
+from animalpose.data.subset import records_in_range, write_subset
 from animalpose.errors import DataError
 
 MIRROR_SCHEMA = "mirror_mouse"
@@ -42,11 +47,13 @@ MIRROR_SCHEMA = "mirror_mouse"
 
 @dataclass(frozen=True)
 class SleapSplit:
-    """Frames of the SLEAP clip: train = ``range(*train)``; unlabelled video = every ``frame_step``-th frame of
-    ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train must end before the video
-    starts (a gap in time, so no test frame is a near-copy of a training frame)."""
+    """Frames of the SLEAP clip: train = ``range(*train)``; val = ``range(*val)``; unlabelled video = every
+    ``frame_step``-th frame of ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train
+    must end before val starts and val before the video starts (gaps in time, so no val or test frame is a
+    near-copy of a training frame, and val is never an unlabelled frame)."""
 
     train: tuple[int, int, int] = (0, 600, 30)
+    val: tuple[int, int, int] = (620, 720, 10)
     video: tuple[int, int] = (750, 1500)
     test_step: int = 15
 
@@ -56,15 +63,18 @@ SLEAP_SPLIT = SleapSplit()
 
 @dataclass
 class Prepared:
-    """One project's prepared data: COCO files of the train labels, the test labels and the unlabelled frames."""
+    """One project's prepared data: COCO files of the train, val and test labels and of the unlabelled frames."""
 
     train: Path
+    val: Path
     test: Path
     frames: Path
     num_train: int
+    num_val: int
     num_test: int
     num_frames: int
     split: str  # the split in words, for the result
+    val_records: list[PoseRecord] = field(repr=False, default_factory=list)
     test_records: list[PoseRecord] = field(repr=False, default_factory=list)
 
 
@@ -120,22 +130,40 @@ def write_frame_cache(video: Path, out: Path, step: int, max_frames: int | None 
 # projects
 
 
-def prepare_mirror(data: Path, out: Path, train_range: tuple[str, str], test_range: tuple[str, str],
-                   frame_step: int, max_frames: int | None) -> Prepared:
-    """Mirror-mouse: the train / test label subsets (by image name) and the video frame cache under ``out/data``."""
+def check_disjoint(ranges: dict[str, tuple[str, str]], records: list[PoseRecord], where: str) -> None:
+    """DataError naming ``where`` when two of the named image ranges share an image."""
+    names = {k: {Path(r.image).stem for r in records_in_range(records, *v, where)} for k, v in ranges.items()}
+    keys = list(names)
+    for i, a in enumerate(keys):
+        for b in keys[i + 1:]:
+            shared = sorted(names[a] & names[b])
+            if shared:
+                raise DataError(where, "range", f"{a} {ranges[a]} and {b} {ranges[b]} share images "
+                                                f"{shared[:3]}: the labelled subsets must be disjoint")
+
+
+def prepare_mirror(data: Path, out: Path, train_range: tuple[str, str], val_range: tuple[str, str],
+                   test_range: tuple[str, str], frame_step: int, max_frames: int | None) -> Prepared:
+    """Mirror-mouse: the train / val / test label subsets (by image name, disjoint) and the video frame cache
+    under ``out/data``."""
     ds = read_dataset(data, "dlc", MIRROR_SCHEMA)
     where = str(ds.source)
+    check_disjoint({"train": train_range, "val": val_range, "test": test_range}, ds.records, where)
     folder = out / "data"
     train_path, n_train = write_subset(ds.records, folder / "train.json", MIRROR_SCHEMA, *train_range, where=where)
+    val_path, n_val = write_subset(ds.records, folder / "val.json", MIRROR_SCHEMA, *val_range, where=where)
     test_path, n_test = write_subset(ds.records, folder / "test.json", MIRROR_SCHEMA, *test_range, where=where)
     if not ds.videos:
         raise DataError(where, "videos", "no unlabelled video beside the labels")
     video = Path(sorted(ds.videos)[0])
     frames, n_frames = write_frame_cache(video, folder, frame_step, max_frames)
+    val_records = read_dataset(val_path, "coco", MIRROR_SCHEMA).records
     test_records = read_dataset(test_path, "coco", MIRROR_SCHEMA).records
-    split = (f"train {train_range[0]}-{train_range[1]}, test {test_range[0]}-{test_range[1]} (labelled frames); "
-             f"unlabelled: every {frame_step}-th frame of {video.name}")
-    return Prepared(train_path, test_path, frames, n_train, n_test, n_frames, split, test_records)
+    split = (f"train {train_range[0]}-{train_range[1]}, val {val_range[0]}-{val_range[1]}, test "
+             f"{test_range[0]}-{test_range[1]} (labelled frames); unlabelled: every {frame_step}-th frame of "
+             f"{video.name}")
+    return Prepared(train_path, val_path, test_path, frames, n_train, n_val, n_test, n_frames, split, val_records,
+                    test_records)
 
 
 def _label_box(kp: np.ndarray) -> tuple[float, float, float, float] | None:
@@ -148,18 +176,22 @@ def _label_box(kp: np.ndarray) -> tuple[float, float, float, float] | None:
 
 
 def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, where: str
-                 ) -> tuple[list[int], list[int], list[int]]:
-    """(train, unlabelled video, test) frame indices of the SLEAP clip; DataError naming ``where`` when the train
-    frames do not end before the video's (the split must keep them apart in time)."""
+                 ) -> tuple[list[int], list[int], list[int], list[int]]:
+    """(train, val, unlabelled video, test) frame indices of the SLEAP clip; DataError naming ``where`` unless
+    train ends before val starts and val before the video (the split keeps them apart in time)."""
     train = list(range(*split.train))
+    val = list(range(*split.val))
     video = list(range(split.video[0], split.video[1], frame_step))[:max_frames]
     test = list(range(split.video[0], split.video[1], split.test_step))
-    if not train or not video or not test:
-        raise DataError(where, "split", f"empty split: train {split.train}, video {split.video}")
-    if max(train) >= split.video[0]:
-        raise DataError(where, "split", f"train frames {split.train} reach into the video frames {split.video}: "
-                                        "train must end before the unlabelled / test frames start")
-    return train, video, test
+    if not train or not val or not video or not test:
+        raise DataError(where, "split", f"empty split: train {split.train}, val {split.val}, video {split.video}")
+    if max(train) >= min(val):
+        raise DataError(where, "split", f"train frames {split.train} reach into the val frames {split.val}: "
+                                        "train must end before val starts")
+    if max(val) >= split.video[0]:
+        raise DataError(where, "split", f"val frames {split.val} reach into the video frames {split.video}: "
+                                        "val must end before the unlabelled / test frames start")
+    return train, val, video, test
 
 
 def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max_frames: int | None) -> Prepared:
@@ -168,12 +200,12 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
     ds = read_dataset(slp, "slp")
     where = str(slp)
     schema = ds.meta["schema_def"]
-    train_f, video_f, test_f = sleap_frames(split, frame_step, max_frames, where)
+    train_f, val_f, video_f, test_f = sleap_frames(split, frame_step, max_frames, where)
     videos = {r.image for r in ds.records}
     if len(videos) != 1:
         raise DataError(where, "videos", f"expected one labelled video, found {len(videos)}")
     folder = (out / "data").resolve()
-    pngs = decode_frames(Path(videos.pop()), [*train_f, *video_f, *test_f], folder / "frames")
+    pngs = decode_frames(Path(videos.pop()), [*train_f, *val_f, *video_f, *test_f], folder / "frames")
     by_frame: dict[int, list[PoseRecord]] = {}
     for r in ds.records:
         by_frame.setdefault(r.frame_index, []).append(r)
@@ -189,14 +221,18 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
                 out_records.append(replace(r, image=str(pngs[f]), keypoints=kp, bbox=box))
         return out_records
 
-    info = {"source": where, "split": {"train": list(split.train), "video": list(split.video),
+    info = {"source": where, "split": {"train": list(split.train), "val": list(split.val), "video": list(split.video),
                                        "test_step": split.test_step, "frame_step": frame_step,
                                        "max_frames": max_frames}}
-    train, test, target = flies(train_f, True), flies(test_f, True), flies(video_f, False)
+    train, val, test = flies(train_f, True), flies(val_f, True), flies(test_f, True)
+    target = flies(video_f, False)
     paths = [write_coco(recs, folder / name, schema, info=info)
-             for recs, name in ((train, "train.json"), (test, "test.json"), (target, "video_frames.json"))]
-    test_records = read_dataset(paths[1], "coco").records
+             for recs, name in ((train, "train.json"), (val, "val.json"), (test, "test.json"),
+                                (target, "video_frames.json"))]
+    val_records, test_records = read_dataset(paths[1], "coco").records, read_dataset(paths[2], "coco").records
     words = (f"train: every {split.train[2]}-th frame of {split.train[0]}-{split.train[1] - 1} ({len(train_f)} "
+             f"frames); val: every {split.val[2]}-th frame of {split.val[0]}-{split.val[1] - 1} ({len(val_f)} "
              f"frames); unlabelled: every {frame_step}-th frame of {split.video[0]}-{split.video[1] - 1}; test: every "
              f"{split.test_step}-th frame of the same range ({len(test_f)} frames)")
-    return Prepared(paths[0], paths[1], paths[2], len(train), len(test), len(target), words, test_records)
+    return Prepared(paths[0], paths[1], paths[2], paths[3], len(train), len(val), len(test), len(target), words,
+                    val_records, test_records)

@@ -65,6 +65,14 @@ def test_summarise_pairs_every_arm_with_the_control_by_hand():
     table = format_table({"summary": s})
     assert "| pca | 9.75 ± 2.47 |" in table
     assert "pca minus control (λ=0), paired per seed: pixel error -0.25 ± 1.06 px (per seed -1.00, +0.50)" in table
+    assert s["val_rows"] == {}  # rows without val figures (none here) get no val row, and a '-' cell
+    assert table.splitlines()[2].endswith("| - |")
+    with_val = [_seed(0, {"control": 9.0}), _seed(1, {"control": 11.0})]
+    for seed, v in zip(with_val, (4.0, 6.0), strict=True):
+        seed["arms"]["control"]["val"] = {m: v for m in METRICS}
+    s_val = summarise(with_val)
+    assert s_val["val_rows"]["control"]["pixel_error"]["mean"] == pytest.approx(5.0)
+    assert format_table({"summary": s_val}).splitlines()[2].endswith("| 5.00 ± 1.41 |")
     # without the control there is nothing to pair with
     assert summarise([_seed(0, {"supervised": 1.0, "pca": 2.0})])["minus_control"] == {}
 
@@ -100,11 +108,9 @@ def test_arms_turn_on_their_terms_and_nothing_else():
 
 def test_an_arm_is_keyed_by_what_it_depends_on():
     base = BenchSettings()
-    other = replace(base, weights=(("temporal", 1.0), ("pca", LIGHTNING_POSE_WEIGHT),
-                                   ("multiview", LIGHTNING_POSE_WEIGHT)),
-                    adapt_overrides=("ccssl.lambda_target=1",))
+    other = replace(base, weights=(("temporal", 1.0),), adapt_overrides=("ccssl.lambda_target=1",))
     assert base.arm_key("supervised") == other.arm_key("supervised")  # the adaptation does not touch it
-    assert base.arm_key("pca")["terms"] == {"pca_loss_weight": LIGHTNING_POSE_WEIGHT}
+    assert base.arm_key("pca")["terms"] == {"pca_loss_weight": 0.000457}  # the rescaled default
     assert base.arm_key("temporal") != replace(base, weights=other.weights).arm_key("temporal")
     assert base.arm_key("pca") == replace(base, weights=other.weights).arm_key("pca")
     assert base.arm_key("control") != other.arm_key("control")  # adapt overrides
@@ -112,31 +118,38 @@ def test_an_arm_is_keyed_by_what_it_depends_on():
                                                         "multiview_loss_weight"}
 
 
-def test_the_sleap_split_keeps_train_and_test_apart_in_time():
-    train, video, test = sleap_frames(SleapSplit(), 5, None, "clip.slp")
+def test_the_sleap_split_keeps_train_val_and_test_apart_in_time():
+    train, val, video, test = sleap_frames(SleapSplit(), 5, None, "clip.slp")
     assert (train[0], train[-1], len(train)) == (0, 570, 20)
+    assert (val[0], val[-1], len(val)) == (620, 710, 10)  # inside the gap: no train, video or test frame
     assert (video[0], video[-1], len(video)) == (750, 1495, 150)
     assert (test[0], test[-1], len(test)) == (750, 1485, 50)
-    assert set(test) <= set(video) and max(train) < min(test)
-    assert len(sleap_frames(SleapSplit(), 5, 16, "clip.slp")[1]) == 16
+    assert set(test) <= set(video) and max(train) < min(val) and max(val) < min(video)
+    assert len(sleap_frames(SleapSplit(), 5, 16, "clip.slp")[2]) == 16
     from animalpose.errors import DataError
 
-    with pytest.raises(DataError, match=r"clip\.slp.*train must end before"):
-        sleap_frames(SleapSplit(train=(0, 800, 30)), 5, None, "clip.slp")
+    with pytest.raises(DataError, match=r"clip\.slp.*train must end before val"):
+        sleap_frames(SleapSplit(train=(0, 650, 30)), 5, None, "clip.slp")
+    with pytest.raises(DataError, match=r"clip\.slp.*val must end before"):
+        sleap_frames(SleapSplit(val=(620, 800, 10)), 5, None, "clip.slp")
 
 
 def _finite(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
 
-def _check_rows(seed: dict, test_json: Path) -> None:
-    labelled = sum(int((np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
-                   for a in json.loads(test_json.read_text())["annotations"])
+def _labelled(path: Path) -> int:
+    return sum(int((np.asarray(a["keypoints"]).reshape(-1, 3)[:, 2] > 0).sum())
+               for a in json.loads(path.read_text())["annotations"])
+
+
+def _check_rows(seed: dict, data: Path) -> None:
+    """Every arm's test (``metrics``) and val rows: finite, over the labelled joints of test.json / val.json."""
     for arm, res in seed["arms"].items():
-        row = res["metrics"]
-        assert all(_finite(row[m]) for m in METRICS), arm
-        assert row["pixel_error"] > 0 and 0 <= row["pck@0.05"] <= row["pck@0.1"] <= 1
-        assert row["joints"] == labelled
+        for row, split in ((res["metrics"], "test"), (res["val"], "val")):
+            assert all(_finite(row[m]) for m in METRICS), arm
+            assert row["pixel_error"] > 0 and 0 <= row["pck@0.05"] <= row["pck@0.1"] <= 1
+            assert row["joints"] == _labelled(data / f"{split}.json") > 0
         assert res["times"]["train"]["cpu_s"] > 0
 
 
@@ -162,10 +175,12 @@ def test_plumbing_mirror_mouse_tiny_run(tmp_path, monkeypatch):
         set_target(self, dataset)
 
     monkeypatch.setattr(CCSSLTrainer, "set_target", spy_target)
-    settings = BenchSettings(train_range=("img01", "img04"), test_range=("img61", "img63"), frame_step=2,
-                             max_frames=6, overrides=TINY, adapt_overrides=TINY_ADAPT)
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img06"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=6, overrides=TINY,
+                             adapt_overrides=TINY_ADAPT)
     result = run_bench(Path("."), [0], settings, ["control", "multiview"])
-    assert (result["train_instances"], result["test_instances"], result["target_frames"]) == (4, 3, 6)
+    assert (result["train_instances"], result["val_instances"], result["test_instances"],
+            result["target_frames"]) == (4, 2, 3, 6)
     assert result["arms"] == ["control", "multiview"]
     folder = tmp_path / "mirror-mouse"
     frames = json.loads((folder / "data" / "video_frames.json").read_text())
@@ -174,10 +189,11 @@ def test_plumbing_mirror_mouse_tiny_run(tmp_path, monkeypatch):
     assert list(seed["arms"]) == ["control", "multiview"]
     # the supervised model is the start of both (trained once, its own cached arm), the multi-view term is on in
     # its arm only, with the config's 7 top/bottom pairs
-    assert (folder / "seed_0" / "supervised" / "result.json").is_file()
-    assert terms == {"control": (False, False, False), "multiview": (False, False, True)}
+    assert (folder / "seed_0" / "supervised" / "settings.json").is_file()
+    mv = f"multiview_w{settings.term_weights['multiview']:g}"
+    assert terms == {"control": (False, False, False), mv: (False, False, True)}
     assert [r["round"] for r in seed["arms"]["multiview"]["rounds"]] == [0, 1]
-    _check_rows(seed, folder / "data" / "test.json")
+    _check_rows(seed, folder / "data")
     assert set(result["summary"]["minus_control"]) == {"multiview"}
     # the (pseudo-labelled) target stream is augmented like the labelled one: the config's scale ±15 % and rotation
     # ±20 degrees (σ = 0.15, 10), not the hourglass preset's defaults (σ = 0.25, 30; the bug of the first run)
@@ -200,11 +216,13 @@ def test_plumbing_mirror_mouse_tiny_run(tmp_path, monkeypatch):
 def test_plumbing_sleap_tiny_run(tmp_path):
     if not (REAL / "sleap-clip").is_dir():
         pytest.skip(f"shared real data not found at {REAL}")
-    settings = BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (60, 100), 10), frame_step=2,
-                             overrides=TINY, adapt_overrides=TINY_ADAPT)
+    settings = BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (45, 55, 5), (60, 100), 10),
+                             frame_step=2, overrides=TINY, adapt_overrides=TINY_ADAPT)
     result = run_bench(tmp_path, [0], settings, ["supervised", "temporal"])
     # 4 train frames, 4 test frames and 20 unlabelled frames, two flies in each
-    assert (result["train_instances"], result["test_instances"], result["target_frames"]) == (8, 8, 40)
+    # and 2 val frames (45, 50), in the gap
+    assert (result["train_instances"], result["val_instances"], result["test_instances"],
+            result["target_frames"]) == (8, 4, 8, 40)
     data = tmp_path / "sleap" / "data"
     target = json.loads((data / "video_frames.json").read_text())
     assert sorted({im["frame_index"] for im in target["images"]}) == list(range(60, 100, 2))
@@ -213,8 +231,10 @@ def test_plumbing_sleap_tiny_run(tmp_path):
     train = json.loads((data / "train.json").read_text())
     assert sorted({im["frame_index"] for im in train["images"]}) == [0, 10, 20, 30]
     seed = result["per_seed"][0]
-    _check_rows(seed, data / "test.json")
-    assert result["split"].startswith("train: every 10-th frame of 0-39 (4 frames)")
+    _check_rows(seed, data)
+    assert result["split"].startswith("train: every 10-th frame of 0-39 (4 frames); val: every 5-th frame of 45-54")
+    val = json.loads((data / "val.json").read_text())
+    assert sorted({im["frame_index"] for im in val["images"]}) == [45, 50]
     assert seed["arms"]["temporal"]["epochs"] == 2
     # the bench's numbers agree with `animalpose evaluate` without flip test (same checkpoint, same test file, the
     # clip's own schema)
@@ -252,8 +272,8 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_run_bench(out, seeds, settings, arms, *, progress=False):
-        seen.update(out=out, seeds=seeds, settings=settings, arms=arms)
+    def fake_run_bench(out, seeds, settings, arms, *, progress=False, screen=False):
+        seen.update(out=out, seeds=seeds, settings=settings, arms=arms, screen=screen)
         raise RuntimeError("stop before any work")
 
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
@@ -264,5 +284,60 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     s = seen["settings"]
     assert seen["seeds"] == [1, 2] and s.overrides == ("train.epochs=60",) and s.project == "sleap"
     assert s.adapt_overrides == ("train.epochs=9", "ccssl.gallery=0") and seen["arms"] == ("control", "pca")
-    assert dict(s.weights) == {"temporal": 0.1, "pca": LIGHTNING_POSE_WEIGHT, "multiview": LIGHTNING_POSE_WEIGHT}
+    assert s.term_weights == {"temporal": 0.1, "pca": 0.000457, "multiview": 0.000457}
     assert s.step == 5  # the SLEAP clip's default frame step
+
+
+def test_mirror_mouse_labelled_subsets_must_be_disjoint(tmp_path):
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    from animalpose.errors import DataError
+    from flows.benchmarks.ccssl_real_data import prepare_mirror
+
+    with pytest.raises(DataError, match=r"CollectedData\.csv.*train .* and val .* share images \['img50'\]"):
+        prepare_mirror(REAL / "mirror-mouse", tmp_path, ("img01", "img50"), ("img50", "img60"), ("img61", "img90"),
+                       6, 2)
+    assert not (tmp_path / "data").exists()  # refused before anything is written
+    # the defaults: img01-img50 train, img51-img60 val, img61-img90 test
+    s = BenchSettings()
+    assert (s.train_range, s.val_range, s.test_range) == (("img01", "img50"), ("img51", "img60"), ("img61", "img90"))
+
+
+def test_arm_folders_name_their_weights():
+    s = BenchSettings(weights=(("temporal", 0.001),))
+    assert s.term_weights == {"temporal": 0.001, "pca": 0.000457, "multiview": 0.000457}
+    assert [s.arm_folder(a) for a in ("supervised", "control", "temporal", "pca", "combined", "ccssl")] == [
+        "supervised", "control", "temporal_w0.001", "pca_w0.000457", "combined_w0.001_0.000457_0.000457", "ccssl"]
+    assert replace(s, project="sleap").arm_folder("combined") == "combined_w0.001_0.000457"
+
+
+def test_screen_scores_val_alone_and_a_full_run_reuses_its_training(tmp_path, monkeypatch):
+    if not (REAL / "sleap-clip").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import flows.benchmarks.ccssl_real as bench
+
+    scored = []  # (number of records) of every evaluation
+    evaluate = bench.evaluate_checkpoint
+    monkeypatch.setattr(bench, "evaluate_checkpoint", lambda ckpt, recs: scored.append(len(recs)) or evaluate(ckpt,
+                                                                                                               recs))
+    settings = BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (45, 55, 5), (60, 100), 10),
+                             frame_step=2, overrides=TINY, adapt_overrides=TINY_ADAPT,
+                             weights=(("temporal", 0.01),))
+    screen = run_bench(tmp_path, [0], settings, ["temporal"], screen=True)
+    n_val, n_test = screen["val_instances"], screen["test_instances"]
+    assert (n_val, n_test) == (4, 8) and scored == [n_val, n_val]  # two rounds, val alone
+    folder = tmp_path / "sleap" / "seed_0" / "temporal_w0.01"
+    arm = screen["per_seed"][0]["arms"]["temporal"]
+    assert "metrics" not in arm and all("pixel_error" not in r for r in arm["rounds"])  # no test figure
+    assert _finite(arm["val"]["pixel_error"]) and arm["terms"] == {"temporal_loss_weight": 0.01}
+    assert (folder / "screen.json").is_file() and not (folder / "result.json").exists()
+    assert not (tmp_path / "sleap" / "seed_0" / "supervised" / "result.json").exists()  # trained, not scored
+    assert (tmp_path / "sleap" / "ccssl_real_screen.json").is_file()
+    assert "| 0 | temporal | temporal 0.01 |" in bench.format_screen(screen)
+    # the full run takes the trained rounds as they are: the same val figures, and test beside them
+    scored.clear()
+    full = run_bench(tmp_path, [0], settings, ["temporal"])
+    arm_full = full["per_seed"][0]["arms"]["temporal"]
+    assert arm_full["val"] == arm["val"] and sorted(scored) == [n_val, n_val, n_test, n_test]
+    assert arm_full["times"]["train"]["cpu_s"] < 0.5 * arm["times"]["train"]["cpu_s"]
+    assert full["summary"]["val_rows"]["temporal"]["pixel_error"]["mean"] == pytest.approx(arm["val"]["pixel_error"])
