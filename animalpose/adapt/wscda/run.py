@@ -84,7 +84,16 @@ from animalpose.adapt.wscda.network import export_pose_network, splits_for_wscda
 from animalpose.adapt.wscda.pplo import PseudoLabels, run_pplo
 from animalpose.adapt.wscda.training import WSCDABatch
 from animalpose.atomic import remove_temporaries, write_json_atomic
-from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, SchemaName, Section, to_dict
+from animalpose.config import (
+    ExistingPath,
+    ExperimentConfig,
+    KeyedError,
+    ResolvedPath,
+    SchemaName,
+    Section,
+    flatten,
+    to_dict,
+)
 from animalpose.data.augment import Augmenter, build_augmenter
 from animalpose.data.dataset import SkippedImages, TopDownDataset, collate_skip, images_left_out
 from animalpose.data.records import PoseRecord
@@ -301,7 +310,7 @@ class WSCDARun:
             self.state["run_id"] = tracker.run_id
         self.tracker = tracker or Tracker(enabled=False)
         if not self.state.get("params_logged"):
-            self.tracker.log_params(_flat(self.config_dict))
+            self.tracker.log_params(flatten(self.config_dict))
             self.state["params_logged"] = True
 
     # -- the steps ---------------------------------------------------------------------------------
@@ -557,13 +566,3 @@ def run_wscda(cfg: WSCDAConfig, out_dir: str | Path | None = None, *, tracker: T
 def _scalars(record: dict) -> dict[str, float]:
     """A round record's numbers for MLflow, without its 0-based ``round`` index (the step and tag say which)."""
     return {k: v for k, v in record.items() if isinstance(v, int | float) and k != "round"}
-
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -86,6 +86,10 @@ def test_the_run_it_owns_ends_finished_or_failed(generated, tmp_path):
     client = MlflowClient(uri)
     assert client.get_run(ok).info.status == "FINISHED"
     assert client.get_run(bad).info.status == "FAILED"
+    # the config as one MLflow param per leaf, lists as JSON (config.flatten, as every other run)
+    params = client.get_run(ok).data.params
+    assert params["wscda.labelled_per_species"] == "2" and params["data.input_size"] == "[32, 32]"
+    assert params["data.schema"] == "animalpose"
 
 
 @pytest.mark.slow  # a whole tracked run, two PPLO rounds
