@@ -37,18 +37,18 @@ from animalpose.ops.soft_argmax import (
 )
 
 
-def _as_list(outputs: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
+def as_list(outputs: list[torch.Tensor] | torch.Tensor) -> list[torch.Tensor]:
     return [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
 
 
-def _joint_weights(target_weight: torch.Tensor, n: int, k: int) -> torch.Tensor:
+def joint_weights(target_weight: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """(N, K) or (N, K, 1) -> (N, K) float32."""
     if target_weight.numel() != n * k or target_weight.shape[:2] != (n, k):
         raise ValueError(f"target_weight must be (N, K) or (N, K, 1) = ({n}, {k}), got {tuple(target_weight.shape)}")
     return target_weight.reshape(n, k).float()
 
 
-def _per_joint_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def per_joint_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """0.5·mean_pixels((w·P − w·G)²): (N, K, h, w) ×2, (N, K) -> (N, K)."""
     if pred.shape != target.shape:
         raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
@@ -73,8 +73,8 @@ def heatmap_mse(
         scalar tensor.
     """
     n, k = target.shape[:2]
-    weight = _joint_weights(target_weight, n, k)
-    return sum(_per_joint_mse(out, target, weight).mean() for out in _as_list(outputs))
+    weight = joint_weights(target_weight, n, k)
+    return sum(per_joint_mse(out, target, weight).mean() for out in as_list(outputs))
 
 
 def ohkm_mse(
@@ -91,10 +91,10 @@ def ohkm_mse(
     n, k = target.shape[:2]
     if not 1 <= topk <= k:
         raise ValueError(f"topk must be in [1, K={k}], got {topk}")
-    weight = _joint_weights(target_weight, n, k)
+    weight = joint_weights(target_weight, n, k)
     total = torch.zeros((), device=target.device)
-    for out in _as_list(outputs):
-        per_joint = _per_joint_mse(out, target, weight)  # (N, K)
+    for out in as_list(outputs):
+        per_joint = per_joint_mse(out, target, weight)  # (N, K)
         hardest, _ = per_joint.topk(topk, dim=1)
         total = total + hardest.mean(dim=1).mean()
     return total
@@ -164,7 +164,7 @@ def dsnt_loss(
     n, k, h, w = heatmap_probs.shape
     if coords_norm.shape != (n, k, 2) or target_norm.shape != (n, k, 2):
         raise ValueError(f"coords {tuple(coords_norm.shape)} and target {tuple(target_norm.shape)} must be (N, K, 2)")
-    wt = _joint_weights(weight, n, k)
+    wt = joint_weights(weight, n, k)
     euclid = (coords_norm.float() - target_norm.float()).pow(2).sum(-1).clamp_min(1e-12).sqrt()
     reg = js_divergence(heatmap_probs.float(), gaussian_probs(target_norm, h, w, sigma))
     per_joint = euclid + reg_weight * reg
@@ -181,7 +181,7 @@ def integral_l1(coords_norm: torch.Tensor, target_norm: torch.Tensor, weight: to
         weight: (N, K) or (N, K, 1) per-joint weights.
     """
     n, k = coords_norm.shape[:2]
-    wt = _joint_weights(weight, n, k)
+    wt = joint_weights(weight, n, k)
     per_joint = (coords_norm.float() - target_norm.float()).abs().sum(-1)
     return (wt * per_joint).sum() / wt.sum().clamp_min(1e-12)
 
@@ -247,7 +247,7 @@ class IntermediateFinalLoss:
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
-        outputs = _as_list(outputs)
+        outputs = as_list(outputs)
         loss = self.final(outputs[-1:], target, weight, coords)
         if len(outputs) > 1:
             loss = loss + self.intermediate(outputs[:-1], target, weight, coords)
@@ -271,7 +271,7 @@ class DSNTLoss:
                  coords: torch.Tensor | None = None) -> torch.Tensor:
         coords = _need_coords(coords, "the DSNT loss")
         total = torch.zeros((), device=target.device)
-        for out in _as_list(outputs):
+        for out in as_list(outputs):
             h, w = out.shape[-2:]
             probs = spatial_softmax(out.float())
             pred_norm = pixels_to_normalized(expected_coordinates(probs), h, w)
@@ -291,7 +291,7 @@ class IntegralL1Loss:
                  coords: torch.Tensor | None = None) -> torch.Tensor:
         coords = _need_coords(coords, "the integral loss")
         total = torch.zeros((), device=target.device)
-        for out in _as_list(outputs):
+        for out in as_list(outputs):
             h, w = out.shape[-2:]
             pred, _ = soft_argmax(out.float(), self.beta)
             total = total + integral_l1(pixels_to_normalized(pred, h, w),
@@ -339,7 +339,7 @@ class CoarseToFineLoss:
 
     def __call__(self, outputs: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor,
                  coords: torch.Tensor | None = None) -> torch.Tensor:
-        outputs = _as_list(outputs)
+        outputs = as_list(outputs)
         if len(outputs) != len(self.sigmas):
             raise ValueError(f"the coarse-to-fine loss is set for {len(self.sigmas)} outputs, got {len(outputs)}")
         k = target.shape[1]
@@ -383,11 +383,11 @@ class GRMILoss:
         if c % 3:
             raise ValueError(f"G-RMI targets must be (N, 3K, h, w), got {tuple(target.shape)}: is codec.kind grmi?")
         k = c // 3
-        wt = _joint_weights(weight, n, k)[:, :, None, None]
+        wt = joint_weights(weight, n, k)[:, :, None, None]
         disk = target[:, :k].float()
         inside = disk * wt
         total = torch.zeros((), device=target.device)
-        for out in _as_list(outputs):
+        for out in as_list(outputs):
             if out.shape != target.shape:
                 raise ValueError(f"prediction {tuple(out.shape)} and target {tuple(target.shape)} differ")
             out = out.float()

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from animalpose.adapt.selection import coinciding
+from animalpose.losses import as_list, joint_weights, per_joint_mse
 
 # Radius of the suppressed disc in σ of the training Gaussian: the MSRA targets end at 3σ (radius_of), where a
 # Gaussian has fallen to exp(-4.5) = 1.1 % of its peak, so what stands outside the disc is another bump, not the
@@ -119,12 +120,6 @@ def swap_pairs(x: torch.Tensor, swap: torch.Tensor, flip_pairs: Sequence[tuple[i
     return torch.gather(x, 1, index)
 
 
-def _per_joint_mse(outputs: Sequence[torch.Tensor], target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Σ_stages 0.5·mean_pixels((w·P − w·G)²) (the heatmap MSE's per-joint term): (N, K)."""
-    w = weight.reshape(*target.shape[:2], 1, 1).float()
-    return sum(0.5 * (out.float() * w - target.float() * w).pow(2).flatten(2).mean(-1) for out in outputs)
-
-
 @torch.no_grad()
 def pair_swaps(outputs: Sequence[torch.Tensor] | torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
                flip_pairs: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -135,13 +130,15 @@ def pair_swaps(outputs: Sequence[torch.Tensor] | torch.Tensor, target: torch.Ten
     """
     if not flip_pairs:
         return torch.zeros((target.shape[0], 0), dtype=torch.bool, device=target.device)
-    outs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-    k = target.shape[1]
+    outs = as_list(outputs)
+    n, k = target.shape[:2]
+    w = joint_weights(weight, n, k)
     perm = list(range(k))
     for i, j in flip_pairs:
         perm[i], perm[j] = j, i
-    ordered = _per_joint_mse(outs, target, weight)
-    crossed = _per_joint_mse(outs, target[:, perm], weight.reshape(*target.shape[:2])[:, perm])
+    # the heatmap MSE's per-joint terms (animalpose.losses.heatmap_mse), summed over the stages
+    ordered = sum(per_joint_mse(out, target, w) for out in outs)
+    crossed = sum(per_joint_mse(out, target[:, perm], w[:, perm]) for out in outs)
     i, j = (list(c) for c in zip(*flip_pairs, strict=True))
     return (crossed[:, i] + crossed[:, j]) < (ordered[:, i] + ordered[:, j])
 
