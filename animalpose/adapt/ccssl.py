@@ -483,32 +483,34 @@ class CCSSLTrainer(Trainer):
             outputs = self.train_forward(images)
         return outputs[-1], matrices
 
+    def _coordinates(self, frames: TargetFrames, indices: list[int],
+                     heatmaps: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft-argmax keypoints (N, K, 2) in original pixels and their confidences (N, K) of the crops ``indices``
+        of ``frames``, from their given ``heatmaps`` (final heatmaps, crop affines) or the model's."""
+        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(frames, indices)
+        return original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), frames.beta)
+
     def temporal_term(self, window: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
                       ) -> torch.Tensor:
         """L_temporal (:func:`~animalpose.adapt.temporal_loss.temporal_difference`) of the frames ``window`` of
         ``clips.dataset``, predicted by the model in its current mode (or from their given ``heatmaps``)."""
         c = self.clips
-        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(c, window)
-        coords, conf = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), c.beta)
+        coords, conf = self._coordinates(c, window, heatmaps)
         return temporal_difference(coords, c.epsilon.to(coords.device), conf, c.threshold)
 
     def pca_term(self, indices: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
                  ) -> torch.Tensor:
         """L_pca (:func:`~animalpose.adapt.pca_loss.pca_loss`) of the target frames ``indices``, predicted by the
         model in its current mode (or from their given ``heatmaps``)."""
-        p = self.pose_pca
-        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(p, indices)
-        coords, _ = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), p.beta)
-        return pca_loss(coords, p.pca)
+        coords, _ = self._coordinates(self.pose_pca, indices, heatmaps)
+        return pca_loss(coords, self.pose_pca.pca)
 
     def multiview_term(self, indices: list[int], heatmaps: tuple[torch.Tensor, torch.Tensor] | None = None
                        ) -> torch.Tensor:
         """L_multiview (:func:`~animalpose.adapt.multiview_loss.multiview_loss`) of the target frames ``indices``,
         predicted by the model in its current mode (or from their given ``heatmaps``)."""
-        m = self.multiview
-        hm, matrices = heatmaps if heatmaps is not None else self._heatmaps(m, indices)
-        coords, _ = original_coordinates(hm, matrices, tuple(self.cfg.data.input_size), m.beta)
-        return multiview_loss(coords, m.multiview)
+        coords, _ = self._coordinates(self.multiview, indices, heatmaps)
+        return multiview_loss(coords, self.multiview.multiview)
 
     def unsupervised_terms(self, rng: np.random.Generator) -> torch.Tensor | None:
         """The weighted temporal, PCA and multi-view terms of this step's target frames (None when all are off):
