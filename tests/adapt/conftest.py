@@ -94,3 +94,30 @@ def dot_clip():
 def ccssl_clip_config():
     """:func:`clip_config`, for the tests of the unsupervised video terms."""
     return clip_config
+
+
+def clip_step_losses(run, window: int, terms: tuple[str, ...]) -> tuple[list[float], float, float]:
+    """On the prepared ``run``'s trainer in eval mode, with the clip fixed to its ``window``-th window: each of
+    ``terms`` (trainer methods, e.g. ``"temporal_term"``) on that window, the step's total loss and its source
+    part (the plain trainer's loss) on the first 4 training crops."""
+    import torch
+
+    from animalpose.engine.trainer import Trainer
+
+    run.prepare()
+    trainer = run.trainer
+    trainer.model.eval()
+    chosen = trainer.clips.windows[window]
+    trainer.clips.windows = [chosen]
+    with torch.no_grad():
+        parts = [float(getattr(trainer, t)(chosen)) for t in terms]
+        batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(4)])
+        total = float(trainer._forward_loss(batch)[0])
+        source = float(Trainer._forward_loss(trainer, batch)[0])
+    return parts, total, source
+
+
+@pytest.fixture
+def step_losses():
+    """:func:`clip_step_losses`, for the tests of the unsupervised video terms."""
+    return clip_step_losses

@@ -133,23 +133,13 @@ def test_the_term_joins_the_training_loss_with_the_others(tmp_path, dot_clip, cc
     assert run.round(0)["epochs"] == [0, 1]
 
 
-def test_all_three_terms_share_the_step_clip(tmp_path, dot_clip, ccssl_clip_config):
+def test_all_three_terms_share_the_step_clip(tmp_path, dot_clip, ccssl_clip_config, step_losses):
     clip = _dots(dot_clip, tmp_path / "clip")
     run = CCSSLRun(ccssl_clip_config(clip, multiview_loss_weight=3.0, multiview_loss_views=MV,
                                      pca_loss_weight=2.0, pca_loss_joints=["nose", "left_eye", "right_eye"],
                                      temporal_loss_weight=0.5, temporal_loss_clip=4, temporal_loss_epsilon=0.0),
                    tmp_path / "run", progress=False)
-    run.prepare()
-    trainer = run.trainer
-    trainer.model.eval()
-    window = trainer.clips.windows[3]
-    trainer.clips.windows = [window]
-    with torch.no_grad():
-        parts = (float(trainer.temporal_term(window)), float(trainer.pca_term(window)),
-                 float(trainer.multiview_term(window)))
-        batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(4)])
-        total = float(trainer._forward_loss(batch)[0])
-        source = float(Trainer._forward_loss(trainer, batch)[0])
+    parts, total, source = step_losses(run, 3, ("temporal_term", "pca_term", "multiview_term"))
     assert all(p > 0 for p in parts)
     assert total == pytest.approx(source + 0.5 * parts[0] + 2.0 * parts[1] + 3.0 * parts[2], rel=1e-5)
 

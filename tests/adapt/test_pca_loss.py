@@ -157,20 +157,11 @@ def test_the_term_joins_the_training_loss(tmp_path, dot_clip, ccssl_clip_config)
     assert run.round(0)["epochs"] == [0, 1]
 
 
-def test_with_the_temporal_term_both_use_the_step_clip(tmp_path, dot_clip, ccssl_clip_config):
+def test_with_the_temporal_term_both_use_the_step_clip(tmp_path, dot_clip, ccssl_clip_config, step_losses):
     clip = _dots(dot_clip, tmp_path / "clip")
     run = CCSSLRun(ccssl_clip_config(clip, pca_loss_weight=2.0, pca_loss_joints=JOINTS, temporal_loss_weight=0.5,
                            temporal_loss_clip=4, temporal_loss_epsilon=0.0), tmp_path / "run", progress=False)
-    run.prepare()
-    trainer = run.trainer
-    trainer.model.eval()
-    window = trainer.clips.windows[2]
-    trainer.clips.windows = [window]
-    with torch.no_grad():
-        temporal, pca = float(trainer.temporal_term(window)), float(trainer.pca_term(window))
-        batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(4)])
-        total = float(trainer._forward_loss(batch)[0])
-        source = float(Trainer._forward_loss(trainer, batch)[0])
+    (temporal, pca), total, source = step_losses(run, 2, ("temporal_term", "pca_term"))
     assert total == pytest.approx(source + 0.5 * temporal + 2.0 * pca, rel=1e-5)
 
 
