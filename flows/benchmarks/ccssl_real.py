@@ -61,7 +61,7 @@ from animalpose.config import ExperimentConfig, load_config
 from animalpose.data.records import PoseRecord
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.train import train
-from animalpose.evaluation import bbox_normalisers, pck_bbox
+from animalpose.evaluation import bbox_normalisers, pck_bbox, pixel_errors
 from animalpose.keypoints import CONFIG_ROOT
 from flows.benchmarks.ccssl_real_data import (
     SLEAP_SPLIT,
@@ -244,14 +244,10 @@ def keypoint_metrics(pred: np.ndarray, gt: np.ndarray) -> dict:
         pred: (N, K, 2+) predicted x, y; gt: (N, K, 3) ground truth, visibility 0 = not evaluated.
     """
     gt = np.asarray(gt, dtype=np.float64)
-    err = np.linalg.norm(np.asarray(pred, dtype=np.float64)[..., :2] - gt[..., :2], axis=-1)
-    valid = gt[..., 2] > 0
-    if not valid.any():
-        raise ValueError("no labelled joint to evaluate")
-    e = err[valid]
-    return {"pixel_error": float(e.mean()), "pixel_error_median": float(np.median(e)),
+    px = pixel_errors(pred, gt)
+    return {"pixel_error": px.mean, "pixel_error_median": px.median,
             "pck@0.05": pck_bbox(pred, gt, 0.05).mean, "pck@0.1": pck_bbox(pred, gt, 0.1).mean,
-            "joints": int(valid.sum()), "normaliser_px": float(np.nanmean(bbox_normalisers(gt)))}
+            "joints": px.count, "normaliser_px": float(np.nanmean(bbox_normalisers(gt)))}
 
 
 def evaluate_checkpoint(checkpoint: Path, records: list[PoseRecord]) -> dict:

@@ -166,15 +166,6 @@ def prepare_mirror(data: Path, out: Path, train_range: tuple[str, str], val_rang
                     test_records)
 
 
-def _label_box(kp: np.ndarray) -> tuple[float, float, float, float] | None:
-    """(x, y, w, h) around the labelled keypoints of a (K, 3) array; None without any."""
-    xy = kp[kp[:, 2] > 0, :2]
-    if not len(xy):
-        return None
-    lo, hi = xy.min(0), xy.max(0)
-    return float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])
-
-
 def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, where: str
                  ) -> tuple[list[int], list[int], list[int], list[int]]:
     """(train, val, unlabelled video, test) frame indices of the SLEAP clip; DataError naming ``where`` unless
@@ -214,7 +205,7 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
         out_records = []
         for f in frames:
             for r in by_frame.get(f, []):
-                box = _label_box(r.keypoints)
+                box = r.keypoint_box()
                 if box is None:
                     continue
                 kp = r.keypoints if labelled else np.zeros_like(r.keypoints)
