@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pipeline": ("pipeline", "bench_command",
                  "The quick preset's data pipeline against its network: per-stage profile, whole epoch vs network "
                  "alone."),
+    "contention": ("contention", "bench_command", "The demo's pretraining epoch beside 0, 1, 2 busy neighbours: "
+                                                  "the new thread plan against the old."),
     "predict": ("engine", "predict_command", "`predict` on a video: frames per second end to end."),
     "cli": ("clitime", "bench_command", "Wall time of `animalpose --help` as a ratio to `python -c pass`."),
     "gpu": ("gpu", "bench_command",

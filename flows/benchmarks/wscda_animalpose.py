@@ -53,6 +53,11 @@ are refused (:class:`~flows.benchmarks.harness.SeedFolder`). Each arm's result a
 paddings of its streams: a cached arm cropped otherwise than today (the synthetic arm before per-source
 padding, its photographed cows and sheep at the generated horses' 1.25) is refused, or with
 ``--retrain-stale`` set aside and trained again (:mod:`flows.benchmarks.arm_cache`).
+
+**Screens** (``--screen``, issue 29 item 3: a setting is chosen on val, never on test): the arms are trained
+and chosen as above but scored on horse ``val`` alone (``OUT/wscda_animalpose_screen.json``: each arm's chosen
+epoch's val PCK and the contrasts on val). Rerunning the same ``OUT`` without ``--screen`` scores those
+models on test and trains the arms still missing, so the chosen setting is reported without retraining.
 """
 
 from __future__ import annotations
@@ -312,10 +317,10 @@ def choose(curves: dict[str, dict]) -> tuple[str, int, dict]:
 
 
 def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: Path, seed: int,
-            start: Path | None, *, progress: bool = False) -> dict:
+            start: Path | None, *, progress: bool = False, screen: bool = False) -> dict:
     """Train (or resume) ``arm`` in ``folder/<arm.run>`` on ``files`` (:func:`prepare` and :func:`generated`),
-    choose its epoch on val and score it on the horse test split; returns the arm's result (not cached here).
-    ``start``: the checkpoint of ``arm.start``'s chosen model."""
+    choose its epoch on val and score it on the horse test split (not with ``screen``: val alone); returns the
+    arm's result (not cached here). ``start``: the checkpoint of ``arm.start``'s chosen model."""
     from animalpose.adapt.wscda.run import WSCDAConfig, WSCDARun
     from animalpose.config import load_config
 
@@ -337,7 +342,9 @@ def run_arm(arm: Arm, settings: BenchSettings, files: dict[str, Path], folder: P
     checkpoint = run_dir / f"{step}.best.ckpt"
     result = {"arm": arm.name, "checkpoint": str(checkpoint), "step": step, "epoch": epoch, "val": val,
               "val_curve": {s: c["epochs"] for s, c in curves.items()},
-              "test": score(checkpoint, files[f"{TARGET}_test"]), "crops": run.crops}
+              "crops": run.crops}
+    if not screen:
+        result["test"] = score(checkpoint, files[f"{TARGET}_test"])
     if arm.pplo:
         result["rounds"] = [{k: v for k, v in r.items() if k in ("round", "kept", "coverage", "threshold")
                              or k.startswith("pseudo/")} for r in rounds]
@@ -359,9 +366,14 @@ def expected_crops(arm: Arm, settings: BenchSettings, files: dict[str, Path], se
 
 
 def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Path, *,
-             arms: list[str] | None = None, retrain_stale: bool = False, progress: bool = False) -> dict:
+             arms: list[str] | None = None, retrain_stale: bool = False, progress: bool = False,
+             screen: bool = False) -> dict:
     """The ``arms`` of one seed (None: every arm), with the arms they start from; each resumes, each scored arm
     is cached. Returns the seed's result; ``result.json`` is written once every arm of :data:`ARMS` is done.
+
+    ``screen``: the arms are chosen and scored on val alone (their JSON has no ``test``); a later run without
+    it scores a screened arm's chosen model on test without training it again, so a setting is chosen on val
+    and then reported on test.
 
     A cached arm or unfinished run cropped otherwise than the arm would be today (:func:`stale_arms`) is
     refused (DataError naming its file), or with ``retrain_stale`` set aside under ``stale/`` and trained again
@@ -403,19 +415,24 @@ def run_seed(seed: int, settings: BenchSettings, data: dict[str, Path], out: Pat
         path = folder / f"arm_{arm.name}.json"
         if path.is_file():
             results[arm.name] = json.loads(path.read_text())
+            if not screen and "test" not in results[arm.name]:  # screened: score it now
+                results[arm.name]["test"] = score(Path(results[arm.name]["checkpoint"]), files[f"{TARGET}_test"])
+                write_json_atomic(path, results[arm.name], indent=2)
             continue
         if arm.name not in needed:
             continue
         if progress:
             print(f"seed {seed}: {arm.name}", file=sys.stderr, flush=True)
         start = Path(results[arm.start]["checkpoint"]) if arm.start else None
-        result = run_arm(arm, settings, files, folder, seed, start, progress=progress)
+        result = run_arm(arm, settings, files, folder, seed, start, progress=progress, screen=screen)
         result["seconds"] = clock.lap()
         write_json_atomic(path, result, indent=2)
         results[arm.name] = result
         if last_use[arm.run] == arm.name:  # scored and cached: the resume states (~190 MB each) are spent
             for spent in (folder / arm.run).glob("*.train.ckpt"):
                 spent.unlink()
+    if screen:
+        return {"seed": seed, "arms": results}
     if not set(results) >= set(ARMS):  # --arms: the seed is not complete yet
         return {"seed": seed, "arms": results, "gap_recovery": _gap(results)}
     return cache.save({"seed": seed, "arms": results, "gap_recovery": _gap(results)})
@@ -432,6 +449,53 @@ def _gap(arms: dict[str, dict]) -> float | None:
 # summary
 
 
+def _pck(arm_result: dict, split: str) -> float:
+    """An arm's PCK@0.05 (crop) on ``split``: ``test`` (flip test), or ``val`` (its chosen epoch's, no flip)."""
+    return arm_result["test"][PCK] if split == "test" else arm_result["val"]["pck@0.05"]
+
+
+def paired_contrasts(per_seed: list[dict], present: list[str], split: str) -> dict:
+    """Per-seed differences of PCK@0.05 on ``split`` for each of :data:`CONTRASTS` whose two arms are in
+    ``present``, and in how many seeds the treated arm is above."""
+    out = {}
+    for treated, control in CONTRASTS:
+        if treated not in present or control not in present:
+            continue
+        t = [_pck(s["arms"][treated], split) for s in per_seed]
+        c = [_pck(s["arms"][control], split) for s in per_seed]
+        out[f"{treated} - {control}"] = {**paired(t, c, std_of_one=0.0),
+                                         "seeds_above": sum(x > y for x, y in zip(t, c, strict=True))}
+    return out
+
+
+def summarise_screen(per_seed: list[dict]) -> dict:
+    """A screen's figures, on val alone: per arm mean ± std over seeds and the per-seed values of the chosen
+    epoch's PCK@0.05 and @0.1 (crop, no flip), its step and epoch, and the contrasts on val."""
+    present = [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
+    rows = {a: {m: {**stats([s["arms"][a]["val"][m] for s in per_seed], std_of_one=0.0),
+                    "per_seed": [s["arms"][a]["val"][m] for s in per_seed]} for m in ("pck@0.05", "pck@0.1")}
+            for a in present}
+    for a in present:
+        rows[a]["chosen"] = [f"{s['arms'][a]['step']}:{s['arms'][a]['epoch']}" for s in per_seed]
+    return {"split": "val", "rows": rows, "contrasts": paired_contrasts(per_seed, present, "val")}
+
+
+def format_screen(summary: dict) -> str:
+    """Markdown: a screen's val figures per arm (points), then its contrasts on val."""
+    lines = ["| model (real horse val photographs) | val PCK@0.05 crop | per seed | val PCK@0.1 crop "
+             "| chosen step:epoch |", "|" + "---|" * 5]
+    for arm, r in summary["rows"].items():
+        p5, p10 = r["pck@0.05"], r["pck@0.1"]
+        lines.append(f"| {ARM_TITLES[arm]} | {100 * p5['mean']:.1f} ± {100 * (p5['std'] or 0):.1f} | "
+                     + " / ".join(f"{100 * v:.1f}" for v in p5["per_seed"])
+                     + f" | {100 * p10['mean']:.1f} ± {100 * (p10['std'] or 0):.1f} | {', '.join(r['chosen'])} |")
+    lines.append("")
+    for name, d in summary["contrasts"].items():
+        lines.append(f"{name} on val (paired per seed): {100 * d['mean']:+.1f} ± {100 * (d['std'] or 0):.1f} points "
+                     f"PCK@0.05, above in {d['seeds_above']} of {d['n']} seeds")
+    return "\n".join(lines)
+
+
 def summarise(per_seed: list[dict]) -> dict:
     """Mean ± std over seeds of each arm's test metrics; per-seed differences of :data:`CONTRASTS` (and in
     how many seeds the treated arm is above); the paper's ordering (b) < (c) < (d) per seed; gap recovery
@@ -441,14 +505,7 @@ def summarise(per_seed: list[dict]) -> dict:
     present = [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
     rows = {a: {m: stats([s["arms"][a]["test"].get(m) for s in per_seed], std_of_one=0.0) for m in METRICS}
             for a in present}
-    contrasts = {}
-    for treated, control in CONTRASTS:
-        if treated not in rows or control not in rows:
-            continue
-        t = [s["arms"][treated]["test"][PCK] for s in per_seed]
-        c = [s["arms"][control]["test"][PCK] for s in per_seed]
-        contrasts[f"{treated} - {control}"] = {**paired(t, c, std_of_one=0.0),
-                                              "seeds_above": sum(x > y for x, y in zip(t, c, strict=True))}
+    contrasts = paired_contrasts(per_seed, present, "test")
     means = {a: rows[a][PCK]["mean"] for a in present}
     ordering = gap = None
     if {"animals_only", "wscda", "wscda_pplo"} <= set(rows):
@@ -486,9 +543,9 @@ def format_table(summary: dict) -> str:
 
 
 def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None, *, arms: list[str] | None = None,
-              retrain_stale: bool = False, progress: bool = False) -> dict:
+              retrain_stale: bool = False, progress: bool = False, screen: bool = False) -> dict:
     """Prepare the real splits, run ``arms`` (None: every arm) of every seed (:func:`run_seed`), summarise;
-    writes ``out/wscda_animalpose_bench.json``."""
+    writes ``out/wscda_animalpose_bench.json`` (``screen``: val alone, ``out/wscda_animalpose_screen.json``)."""
     settings = settings or BenchSettings()
     unknown = sorted(set(arms or ()) - set(ARMS))
     if unknown:
@@ -496,11 +553,16 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
     out = Path(out).resolve()
     clock = Stopwatch()
     data = prepare(settings, out)
-    per_seed = [run_seed(s, settings, data, out, arms=arms, retrain_stale=retrain_stale, progress=progress)
-                for s in seeds]
-    result = {"benchmark": "wscda-animalpose", "target": TARGET, "labelled": list(LABELLED),
-              "dataset": str(settings.data), "settings": settings.key(), "seeds": list(seeds), "per_seed": per_seed,
-              "summary": summarise(per_seed), **clock.total(), "threads": torch.get_num_threads()}
+    per_seed = [run_seed(s, settings, data, out, arms=arms, retrain_stale=retrain_stale, progress=progress,
+                         screen=screen) for s in seeds]
+    head = {"benchmark": "wscda-animalpose", "target": TARGET, "labelled": list(LABELLED),
+            "dataset": str(settings.data), "settings": settings.key(), "seeds": list(seeds), "per_seed": per_seed}
+    if screen:
+        result = {**head, "screen": True, "summary": summarise_screen(per_seed), **clock.total(),
+                  "threads": torch.get_num_threads()}
+        write_json_atomic(out / "wscda_animalpose_screen.json", result, indent=2)
+        return result
+    result = {**head, "summary": summarise(per_seed), **clock.total(), "threads": torch.get_num_threads()}
     write_json_atomic(out / "wscda_animalpose_bench.json", result, indent=2)
     return result
 
@@ -519,6 +581,8 @@ def bench_command(
     retrain_stale: bool = typer.Option(False, "--retrain-stale", help="Set aside (seed_<s>/stale/) and train again "
                                        "the cached arms cropped otherwise than this code crops them (refused "
                                        "without it)."),
+    screen: bool = typer.Option(False, "--screen", help="Choose and score on horse val alone (a screen of "
+                                "settings; a later run without it scores the cached arms on test)."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     progress: bool = typer.Option(False, help="Show training progress."),
@@ -537,7 +601,9 @@ def bench_command(
     settings = replace(base, data=data, labelled_per_species=labelled_per_species or None,
                        overrides=base.overrides + key_values(overrides, "--set"))
     torch.set_num_threads(threads)
-    result = run_bench(out, seed_list, settings, arms=chosen, retrain_stale=retrain_stale, progress=progress)
-    echo_result(result, as_json, format_table(result["summary"]),
+    result = run_bench(out, seed_list, settings, arms=chosen, retrain_stale=retrain_stale, progress=progress,
+                       screen=screen)
+    table = format_screen(result["summary"]) if screen else format_table(result["summary"])
+    echo_result(result, as_json, table,
                 f"{len(seed_list)} seeds, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, "
                 f"{result['threads']} thread(s), load average {result['load_average']}")

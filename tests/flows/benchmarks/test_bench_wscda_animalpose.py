@@ -16,15 +16,19 @@ from animalpose.errors import DataError
 from flows.benchmarks.wscda_animalpose import (
     ARMS,
     METRICS,
+    PCK,
     PRESETS,
     BenchSettings,
     arm_config,
     arm_document,
     choose,
+    format_screen,
     format_table,
     plan_arms,
     run_bench,
+    run_seed,
     summarise,
+    summarise_screen,
 )
 
 RELEASE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real" / "animal-pose"
@@ -181,6 +185,63 @@ def test_summary_by_hand():
     assert "wscda - alpha0 (paired per seed): +0.0 ± 7.1 points PCK@0.05, above in 1 of 2 seeds" in table
     assert "holds in 1 of 2 seeds" in table and "41.7 %" in table
     assert "| (d) with CC-SSL's consistency filter | 41.5 ± 4.9 |" in table
+
+
+def test_screen_summary_by_hand_reads_val_only():
+    def seed(values):
+        return {"arms": {a: {"val": {"pck@0.05": v, "pck@0.1": 2 * v}, "step": "wscda", "epoch": 3}
+                         for a, v in values.items()}}
+
+    out = summarise_screen([seed({"wscda": 0.10, "alpha0": 0.08, "finetune": 0.20}),
+                            seed({"wscda": 0.06, "alpha0": 0.07, "finetune": 0.22})])
+    assert out["split"] == "val" and set(out["rows"]) == {"wscda", "alpha0", "finetune"}
+    assert out["rows"]["wscda"]["pck@0.05"]["mean"] == pytest.approx(0.08)
+    assert out["rows"]["wscda"]["pck@0.1"]["per_seed"] == pytest.approx([0.2, 0.12])
+    assert out["rows"]["alpha0"]["chosen"] == ["wscda:3", "wscda:3"]
+    assert set(out["contrasts"]) == {"wscda - alpha0", "wscda - finetune"}  # only contrasts of present arms
+    c = out["contrasts"]["wscda - alpha0"]
+    assert c["values"] == pytest.approx([0.02, -0.01]) and c["seeds_above"] == 1
+    table = format_screen(out)
+    assert "| (c) WS-CDA from (a) | 8.0 ± 2.8 | 10.0 / 6.0 | 16.0 ± 5.7 | wscda:3, wscda:3 |" in table
+    assert "wscda - alpha0 on val (paired per seed): +0.5 ± 2.1 points PCK@0.05, above in 1 of 2 seeds" in table
+
+
+def test_a_screened_seed_is_scored_on_test_later_without_training_again(files, tmp_path, monkeypatch):
+    """--screen trains the named arms (and their start) and scores val only; the same OUT without --screen
+    scores each cached model on test once and trains nothing."""
+    import flows.benchmarks.wscda_animalpose as bench
+
+    trained, scored = [], []
+
+    def fake_run_arm(arm, settings, files, folder, seed, start, *, progress=False, screen=False):
+        trained.append((arm.name, screen))
+        ckpt = folder / arm.run / "wscda.best.ckpt"
+        result = {"arm": arm.name, "checkpoint": str(ckpt), "step": "wscda", "epoch": 1,
+                  "val": {"pck@0.05": 0.1, "pck@0.1": 0.2}, "crops": {}}
+        return result if screen else {**result, "test": {"x": 1}}
+
+    def fake_score(checkpoint, test):
+        scored.append(Path(checkpoint).parent.name)
+        return dict.fromkeys(METRICS, 0.3)
+
+    monkeypatch.setattr(bench, "run_arm", fake_run_arm)
+    monkeypatch.setattr(bench, "score", fake_score)
+    monkeypatch.setattr(bench, "generated", lambda s, out, seed: {k: files[k] for k in ("human", "synthetic")})
+    monkeypatch.setattr(bench, "stale_arms", lambda folder, plan, expected: {})
+    data = {k: v for k, v in files.items() if k not in ("human", "synthetic")}
+    settings = BenchSettings()
+    screened = run_seed(0, settings, data, tmp_path, arms=["wscda", "alpha0"], screen=True)
+    assert trained == [("human_only", True), ("wscda", True), ("alpha0", True)] and scored == []
+    assert set(screened["arms"]) == {"human_only", "wscda", "alpha0"}
+    assert all("test" not in a for a in screened["arms"].values())
+    assert not (tmp_path / "seed_0" / "result.json").exists()
+    full = run_seed(0, settings, data, tmp_path, arms=["wscda", "alpha0"])
+    assert len(trained) == 3 and sorted(scored) == ["alpha0", "human_only", "wscda"]
+    assert all(a["test"][PCK] == 0.3 for a in full["arms"].values())
+    cached = json.loads((tmp_path / "seed_0" / "arm_wscda.json").read_text())
+    assert cached["test"][PCK] == 0.3 and cached["val"]["pck@0.05"] == 0.1
+    run_seed(0, settings, data, tmp_path, arms=["wscda", "alpha0"])
+    assert len(scored) == 3  # scored once
 
 
 def test_cli_refuses_an_unknown_preset_before_any_work(tmp_path):
