@@ -19,8 +19,8 @@ device) take fewer workers: one per :data:`CORES_PER_CPU_WORKER` free cores (non
 torch threads. There the network costs ~50x what the data path does (quick preset, ``animalpose bench
 pipeline --profile``: ~70 ms against ~1.3 ms of CPU per image), so a core is worth more as an intra-op
 thread than as a worker that idles 98 % of the time: on 2 quiet cores, 2 threads with the data in the
-trainer's process are expected at ~98 % of the network alone, 1 thread + 1 worker at most ~65 %
-(BENCHMARKS.md, derived from measured figures; the quiet-box run itself is still to be made).
+trainer's process ran at 97 % of the network alone, 1 thread + 1 worker at 55 % (BENCHMARKS.md,
+``animalpose bench pipeline`` on a quiet box).
 
 ``--threads N`` (train, evaluate, predict, adapt, demo), ``OMP_NUM_THREADS`` and ``data.workers`` in a
 config override the choice; a choice that puts more runnable threads than free cores is kept but
@@ -120,9 +120,9 @@ def plan_threads(cores: int, load: float, *, total_cores: int | None = None, thr
     qt, qw = _split(cores, threads, workers, max_workers)
     warning = None
     if t + w > free:
-        what = "busy" if busy else "has"
+        what = "free cores" if busy else "cores"
         warning = (f"{t} torch thread{'s' * (t != 1)} + {w} loader worker{'s' * (w != 1)} on {free} free "
-                   f"core{'s' * (free != 1)} (load {load:.1f}, {cores} usable): the machine {what} fewer cores "
+                   f"core{'s' * (free != 1)} (load {load:.1f}, {cores} usable): the machine has fewer {what} "
                    f"than runnable threads, so expect slow steps; --threads / data.workers lower it")
     elif (t, w) != (qt, qw) or share > cores:  # fewer than on an idle machine, or more jobs than cores
         instead = f" instead of {qt} and {qw}" if (t, w) != (qt, qw) else " (expect slower steps)"
