@@ -302,9 +302,11 @@ def select(labels: PseudoLabelSet, percentile: float, *, flip_pairs: Sequence[tu
 
 @dataclass
 class TargetFrames:
-    """Plain (unaugmented) crops of the target records for the unsupervised terms, each decoded once."""
+    """Plain (unaugmented) crops of the target records for the unsupervised terms, each decoded once, and the
+    soft-argmax inverse temperature ``beta`` that reads a term's keypoints off their heatmaps."""
 
     dataset: TopDownDataset
+    beta: float = field(default=160.0, kw_only=True)
     cache: dict = field(default_factory=dict, kw_only=True)
 
     def item(self, i: int) -> dict:
@@ -322,7 +324,6 @@ class TemporalClips(TargetFrames):
     weight: float
     epsilon: torch.Tensor  # (K,) video pixels
     threshold: float = 0.0
-    beta: float = 160.0
 
 
 @dataclass
@@ -333,7 +334,6 @@ class PCATerm(TargetFrames):
     pca: PosePCA
     weight: float
     frames: int = 8
-    beta: float = 160.0
 
 
 @dataclass
@@ -344,7 +344,6 @@ class MultiviewTerm(TargetFrames):
     multiview: MultiviewPCA
     weight: float
     frames: int = 8
-    beta: float = 160.0
 
 
 def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: KeypointSchema, codec,
@@ -366,7 +365,8 @@ def temporal_clips(cfg: CCSSLConfig, records: list[PoseRecord], schema: Keypoint
     except ValueError as exc:
         raise ConfigError("<config>", "ccssl.temporal_loss_epsilon", f"{exc} of schema {schema.name!r}") from None
     ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
-    return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold, c.temporal_loss_beta)
+    return TemporalClips(ds, windows, c.temporal_loss_weight, eps, c.temporal_loss_threshold,
+                         beta=c.temporal_loss_beta)
 
 
 def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
@@ -395,7 +395,7 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
     if not records:
         raise ConfigError("<config>", "ccssl.pca_loss_weight", "data.target has no frames for the PCA loss")
     ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
-    return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, c.pca_loss_beta)
+    return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, beta=c.pca_loss_beta)
 
 
 def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
@@ -426,7 +426,8 @@ def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[P
     if not records:
         raise ConfigError("<config>", "ccssl.multiview_loss_weight", "data.target has no frames for the loss")
     ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
-    return MultiviewTerm(ds, mv, c.multiview_loss_weight, c.multiview_loss_frames, c.multiview_loss_beta)
+    return MultiviewTerm(ds, mv, c.multiview_loss_weight, c.multiview_loss_frames,
+                         beta=c.multiview_loss_beta)
 
 
 class CCSSLTrainer(Trainer):
