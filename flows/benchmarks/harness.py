@@ -103,10 +103,27 @@ def read_json(path: Path) -> dict:
     return doc
 
 
+def portable(value: object) -> object:
+    """Settings as they compare across checkouts: a shipped config file (an absolute ``.../configs/...yaml``)
+    by its path from the checkout, any other absolute path with its symlinks resolved; dicts and lists
+    element-wise. A cache made in one clone or worktree is then resumed from another."""
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        parts = Path(value).parts
+        if value.endswith((".yaml", ".yml")) and "configs" in parts:
+            last = len(parts) - 1 - parts[::-1].index("configs")
+            return "/".join(parts[last:])
+        return os.path.realpath(value)
+    return value
+
+
 def check_settings(path: Path, found: object, wanted: dict) -> None:
-    """Refuse ``found`` settings (read from ``path``) that differ from ``wanted``: DataError naming the file
-    and each differing key."""
-    if found == wanted:
+    """Refuse ``found`` settings (read from ``path``) that differ from ``wanted`` (paths compared as
+    :func:`portable`): DataError naming the file and each differing key."""
+    if found == wanted or portable(found) == portable(wanted):
         return
     if not isinstance(found, dict):
         raise DataError(str(path), "settings", "missing or not an object; use another --out or remove the folder")

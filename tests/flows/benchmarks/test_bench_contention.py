@@ -3,13 +3,15 @@ stops the neighbours; the ratios to the quiet level by hand (the epochs themselv
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 import flows.benchmarks.contention as bench
 
 
 class FakeLoop:
-    running: list[FakeLoop] = []
+    running: ClassVar[list[FakeLoop]] = []
 
     def __init__(self, args):
         assert args[-1] == bench.BUSY_LOOP

@@ -11,7 +11,17 @@ import pytest
 import typer
 
 from animalpose.errors import DataError
-from flows.benchmarks.harness import SeedFolder, Stopwatch, claim_arm, echo_result, paired, parse_seeds, stats, timed
+from flows.benchmarks.harness import (
+    SeedFolder,
+    Stopwatch,
+    claim_arm,
+    echo_result,
+    paired,
+    parse_seeds,
+    portable,
+    stats,
+    timed,
+)
 
 
 def test_parse_seeds():
@@ -63,6 +73,26 @@ def test_seed_folder_runs_resumes_reuses_and_refuses(tmp_path, bare):
     cache.result_path.write_text("[1]")
     with pytest.raises(DataError, match="expected a JSON object"):
         cache.finished()
+
+
+def test_a_seed_is_resumed_from_another_checkout_but_other_settings_are_refused(tmp_path):
+    """The config of one checkout is the config of another (by its path from the checkout); a data folder
+    through a symlink is the folder itself; a different config or data folder is still refused."""
+    data = tmp_path / "shared" / "data"
+    data.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "shared")
+    made = {"config": "/work/wt/bench3/configs/adapt/wscda_animalpose.yaml", "data": str(data),
+            "overrides": ["wscda.steps_per_epoch=250"], "n": 400}
+    here = {**made, "config": "/home/me/animalpose/configs/adapt/wscda_animalpose.yaml",
+            "data": str(tmp_path / "link" / "data")}
+    assert portable(here) == portable(made)
+    assert portable(made)["config"] == "configs/adapt/wscda_animalpose.yaml"
+    SeedFolder(tmp_path / "seed_0", made).start()
+    assert SeedFolder(tmp_path / "seed_0", here).start() is True  # resumed
+    for other in ({**here, "config": "/home/me/animalpose/configs/adapt/wscda_quick.yaml"},
+                  {**here, "data": str(tmp_path / "elsewhere")}, {**here, "n": 401}):
+        with pytest.raises(DataError, match="other settings"):
+            SeedFolder(tmp_path / "seed_0", other).start()
 
 
 def test_claim_arm_resumes_replaces_unfinished_and_refuses_finished(tmp_path):
