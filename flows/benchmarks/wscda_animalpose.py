@@ -139,9 +139,12 @@ class BenchSettings:
         return json.loads(json.dumps(asdict(self), default=str))
 
 
-#: ``--preset``: ``quick`` is the defaults; ``smoke`` runs every arm in about three minutes (plumbing only)
+#: ``--preset``: ``quick`` is the defaults; ``long`` gives every model 5x the steps (250 per epoch: (a) 1,500,
+#: the others 1,000, each PPLO round 250; issue 29 item 3's screen); ``smoke`` runs every arm in about three
+#: minutes (plumbing only)
 PRESETS: dict[str, BenchSettings] = {
     "quick": BenchSettings(),
+    "long": BenchSettings(overrides=("wscda.steps_per_epoch=250",)),
     "smoke": BenchSettings(
         overrides=("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "train.batch_size=4", "train.epochs=1",
                    "wscda.steps_per_epoch=2", "wscda.pplo_rounds=1", "wscda.keep_fractions=[0.5]",

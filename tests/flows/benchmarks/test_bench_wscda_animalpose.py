@@ -131,6 +131,8 @@ def test_every_arm_config_loads_and_the_controls_take_the_steps_of_wscda(preset,
     # the paper's discriminator and PPLO filter everywhere but in the arm that switches each
     assert {n for n, c in loaded.items() if c.wscda.discriminator == "three_way"} == {"synthetic_3way"}
     assert {n for n, c in loaded.items() if c.wscda.pplo_filter == "consistency"} == {"pplo_consistency"}
+    if preset == "long":  # 5x the quick preset's steps, every arm
+        assert steps["wscda"] == 1000 and steps["human_only"] == 1500
 
 
 def test_a_set_override_reaches_the_arms_that_do_not_set_the_key(files, tmp_path):
