@@ -28,7 +28,11 @@ they draw (mixing ratio humans : labelled animals : unlabelled horses), in α an
 - **pplo_consistency**: (d) with CC-SSL's consistency check as PPLO's pseudo-label filter
   (``wscda.pplo_filter: consistency``: the joints CC-SSL's selection would keep), in its own run folder;
   its adversarial step is (c)'s (same config, seed and start), retrained because (c)'s training states
-  are removed once (d) is scored.
+  are removed once (d) is scored;
+- **wscda_grl**, **wscda_weak** (issue 29 item 3: does a gentler adversarial term separate WS-CDA from its
+  α = 0 control?): (c) without PPLO, with the gradient-reversal scheme whose reversal ramps up by DANN's
+  schedule (``wscda.scheme: grl``; Ganin et al. 2016) or with α = −0.1 instead of the paper's −1; each
+  compared with the α = 0 control, which has the same batches.
 
 **Epoch choice** (``wscda.select_on_val``): after every epoch of every step the network is scored on the
 horse ``val`` crops (crop PCK@0.05, no flip) and each step keeps its best epoch; an arm's model is the
@@ -95,7 +99,7 @@ LABELLED = ("cow", "sheep")
 DEFAULT_DATA = REAL_DATA / "animal-pose"
 CONFIG = REPO_ROOT / "configs" / "adapt" / "wscda_animalpose.yaml"
 ARMS = ("human_only", "animals_only", "wscda", "wscda_pplo", "oracle", "alpha0", "finetune", "synthetic",
-        "synthetic_3way", "pplo_consistency")
+        "synthetic_3way", "pplo_consistency", "wscda_grl", "wscda_weak")
 ARM_TITLES = {
     "human_only": "(a) human-only",
     "animals_only": "(b) cow + sheep only",
@@ -107,14 +111,20 @@ ARM_TITLES = {
     "synthetic": "(d) + generated horses as labelled animals",
     "synthetic_3way": "(d) + generated horses, synthetic / real discriminator",
     "pplo_consistency": "(d) with CC-SSL's consistency filter",
+    "wscda_grl": "(c) with a gradient reversal layer and DANN's ramp",
+    "wscda_weak": "(c) with alpha = -0.1",
 }
 PCK = "pck_crop@0.05"
 METRICS = ("pck_crop@0.05", "pck_crop@0.1", "pck_bbox@0.05", "pck_bbox@0.1", "AP", "pck_crop@0.05_common17")
 #: per-seed differences reported with the table: (treated, control)
 CONTRASTS = (("wscda", "alpha0"), ("wscda", "finetune"), ("wscda", "animals_only"), ("wscda_pplo", "wscda"),
-             ("synthetic", "wscda_pplo"), ("synthetic_3way", "synthetic"), ("pplo_consistency", "wscda_pplo"))
+             ("synthetic", "wscda_pplo"), ("synthetic_3way", "synthetic"), ("pplo_consistency", "wscda_pplo"),
+             ("wscda_grl", "alpha0"), ("wscda_weak", "alpha0"))
 #: the arms whose discriminator accuracy per domain (end of the adversarial step) the summary reports
-DISCRIMINATORS = ("wscda", "synthetic_3way")
+DISCRIMINATORS = ("wscda", "synthetic_3way", "wscda_grl", "wscda_weak")
+#: α of the wscda_weak arm: a tenth of the paper's −1 against β = 500. The paper's balance was set against its
+#: own heatmap loss's scale; ours differs (as Lightning Pose's weights did against our loss, issue 23)
+WEAK_ALPHA = -0.1
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,9 @@ def plan_arms(human_epochs: int) -> list[Arm]:
             start="human_only", pplo=True),
         Arm("pplo_consistency", "pplo_consistency", labelled, {"pplo_filter": "consistency"}, start="human_only",
             pplo=True),
+        # issue 29 item 3: the adversarial term's strength, each arm (c) with one switch, no PPLO
+        Arm("wscda_grl", "wscda_grl", labelled, {"scheme": "grl", "pplo_rounds": 0}, start="human_only"),
+        Arm("wscda_weak", "wscda_weak", labelled, {"alpha": WEAK_ALPHA, "pplo_rounds": 0}, start="human_only"),
     ]
 
 

@@ -63,7 +63,7 @@ def test_the_plan_trains_every_arm_after_the_one_it_starts_from():
     starts = {a.name: a.start for a in plan}
     assert {a for a, s in starts.items() if s == "human_only"} == {"wscda", "wscda_pplo", "alpha0", "finetune",
                                                                   "synthetic", "synthetic_3way",
-                                                                  "pplo_consistency"}
+                                                                  "pplo_consistency", "wscda_grl", "wscda_weak"}
     runs = {a.name: a.run for a in plan}
     assert runs["wscda"] == runs["wscda_pplo"] and len(set(runs.values())) == len(ARMS) - 1
     assert {a.name for a in plan if a.pplo} == {"wscda_pplo", "synthetic", "synthetic_3way", "pplo_consistency"}
@@ -95,6 +95,10 @@ def test_each_arm_draws_only_its_own_data_and_the_controls_match_wscda(files, tm
     assert w["pplo_consistency"] == {**w["wscda"], "pplo_filter": "consistency"}
     assert cfgs["synthetic_3way"]["data"] == cfgs["synthetic"]["data"]
     assert cfgs["pplo_consistency"]["data"] == cfgs["wscda"]["data"]
+    # the adversarial term's strength (item 3): (c) without PPLO, one switch each, the batches of alpha = 0
+    assert w["wscda_grl"] == {**w["wscda"], "scheme": "grl", "pplo_rounds": 0}
+    assert w["wscda_weak"] == {**w["wscda"], "alpha": -0.1, "pplo_rounds": 0}
+    assert cfgs["wscda_grl"]["data"] == cfgs["wscda_weak"]["data"] == cfgs["alpha0"]["data"]
     assert w["oracle"]["labelled_per_species"] is None and "labelled_per_species" not in w["animals_only"]
 
 
@@ -157,12 +161,14 @@ def _seed(values: dict[str, float], disc: float, gap) -> dict:
     arms = {a: {"test": dict.fromkeys(METRICS, v)} for a, v in values.items()}
     arms["wscda"]["discriminator"] = {"disc_acc/human": disc, "disc_acc/target": 1 - disc}
     arms["synthetic_3way"]["discriminator"] = {"disc_acc/synthetic": disc / 2, "disc_acc/real": 1 - disc / 2}
+    for arm in ("wscda_grl", "wscda_weak"):
+        arms[arm]["discriminator"] = {"disc_acc/human": disc}
     return {"arms": arms, "gap_recovery": gap}
 
 
 def test_summary_by_hand():
-    s0 = dict(zip(ARMS, (0.10, 0.20, 0.30, 0.40, 0.60, 0.25, 0.15, 0.45, 0.50, 0.38), strict=True))
-    s1 = dict(zip(ARMS, (0.10, 0.30, 0.20, 0.35, 0.50, 0.25, 0.25, 0.30, 0.20, 0.45), strict=True))
+    s0 = dict(zip(ARMS, (0.10, 0.20, 0.30, 0.40, 0.60, 0.25, 0.15, 0.45, 0.50, 0.38, 0.26, 0.24), strict=True))
+    s1 = dict(zip(ARMS, (0.10, 0.30, 0.20, 0.35, 0.50, 0.25, 0.25, 0.30, 0.20, 0.45, 0.27, 0.20), strict=True))
     out = summarise([_seed(s0, 0.9, 0.5), _seed(s1, 0.7, 0.25)])
     assert out["rows"]["wscda"]["AP"]["mean"] == pytest.approx(0.25)
     assert out["rows"]["wscda"]["AP"]["std"] == pytest.approx(0.1 / 2 ** 0.5)  # ddof 1
@@ -182,6 +188,9 @@ def test_summary_by_hand():
     assert three["values"] == pytest.approx([0.05, -0.10]) and three["seeds_above"] == 1
     consistency = out["contrasts"]["pplo_consistency - wscda_pplo"]
     assert consistency["mean"] == pytest.approx(0.04) and consistency["seeds_above"] == 1
+    # wscda_grl - alpha0: +0.01, +0.02; wscda_weak - alpha0: -0.01, -0.05
+    assert out["contrasts"]["wscda_grl - alpha0"]["seeds_above"] == 2
+    assert out["contrasts"]["wscda_weak - alpha0"]["mean"] == pytest.approx(-0.03)
     table = format_table(out)
     assert "| (c) WS-CDA from (a) | 25.0 ± 7.1 |" in table
     assert "wscda - alpha0 (paired per seed): +0.0 ± 7.1 points PCK@0.05, above in 1 of 2 seeds" in table

@@ -48,7 +48,7 @@ def trained(monkeypatch, data):
     _, gen = data
     calls: list[str] = []
 
-    def run_arm(arm, settings, files, folder, seed, start, *, progress=False):
+    def run_arm(arm, settings, files, folder, seed, start, *, progress=False, screen=False):
         calls.append(arm.name)
         (folder / arm.run).mkdir(exist_ok=True)
         assert (start is None) == (arm.start is None)
