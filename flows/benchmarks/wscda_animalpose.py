@@ -484,12 +484,16 @@ def paired_contrasts(per_seed: list[dict], present: list[str], split: str) -> di
     return out
 
 
+def _present(per_seed: list[dict]) -> list[str]:
+    """The arms every seed has (``--arms`` runs some only), in :data:`ARMS` order."""
+    return [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
+
+
 def summarise_screen(per_seed: list[dict]) -> dict:
-    """A screen's figures, on val alone: per arm mean ± std over seeds and the per-seed values of the chosen
-    epoch's PCK@0.05 and @0.1 (crop, no flip), its step and epoch, and the contrasts on val."""
-    present = [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
-    rows = {a: {m: {**stats([s["arms"][a]["val"][m] for s in per_seed], std_of_one=0.0),
-                    "per_seed": [s["arms"][a]["val"][m] for s in per_seed]} for m in ("pck@0.05", "pck@0.1")}
+    """A screen's figures, on val alone: per arm :func:`stats` over seeds (per-seed ``values`` included) of the
+    chosen epoch's PCK@0.05 and @0.1 (crop, no flip), its step and epoch, and the contrasts on val."""
+    present = _present(per_seed)
+    rows = {a: {m: stats([s["arms"][a]["val"][m] for s in per_seed], std_of_one=0.0) for m in ("pck@0.05", "pck@0.1")}
             for a in present}
     for a in present:
         rows[a]["chosen"] = [f"{s['arms'][a]['step']}:{s['arms'][a]['epoch']}" for s in per_seed]
@@ -503,7 +507,7 @@ def format_screen(summary: dict) -> str:
     for arm, r in summary["rows"].items():
         p5, p10 = r["pck@0.05"], r["pck@0.1"]
         lines.append(f"| {ARM_TITLES[arm]} | {100 * p5['mean']:.1f} ± {100 * (p5['std'] or 0):.1f} | "
-                     + " / ".join(f"{100 * v:.1f}" for v in p5["per_seed"])
+                     + " / ".join(f"{100 * v:.1f}" for v in p5["values"])
                      + f" | {100 * p10['mean']:.1f} ± {100 * (p10['std'] or 0):.1f} | {', '.join(r['chosen'])} |")
     lines.append("")
     for name, d in summary["contrasts"].items():
@@ -518,7 +522,7 @@ def summarise(per_seed: list[dict]) -> dict:
     (d − b) / (e − b) of the means and per seed; the discriminator's accuracy per domain of
     :data:`DISCRIMINATORS`. Over the arms every seed has (``--arms`` runs some only): a contrast, the ordering
     or the gap recovery whose arms are missing is left out (None)."""
-    present = [a for a in ARMS if all(a in s["arms"] for s in per_seed)]
+    present = _present(per_seed)
     rows = {a: {m: stats([s["arms"][a]["test"].get(m) for s in per_seed], std_of_one=0.0) for m in METRICS}
             for a in present}
     contrasts = paired_contrasts(per_seed, present, "test")

@@ -207,7 +207,7 @@ def test_screen_summary_by_hand_reads_val_only():
                             seed({"wscda": 0.06, "alpha0": 0.07, "finetune": 0.22})])
     assert out["split"] == "val" and set(out["rows"]) == {"wscda", "alpha0", "finetune"}
     assert out["rows"]["wscda"]["pck@0.05"]["mean"] == pytest.approx(0.08)
-    assert out["rows"]["wscda"]["pck@0.1"]["per_seed"] == pytest.approx([0.2, 0.12])
+    assert out["rows"]["wscda"]["pck@0.1"]["values"] == pytest.approx([0.2, 0.12])
     assert out["rows"]["alpha0"]["chosen"] == ["wscda:3", "wscda:3"]
     assert set(out["contrasts"]) == {"wscda - alpha0", "wscda - finetune"}  # only contrasts of present arms
     c = out["contrasts"]["wscda - alpha0"]
