@@ -36,7 +36,7 @@ import typer
 
 from animalpose.paths import REPO_ROOT
 from flows.benchmarks.harness import load_average
-from flows.benchmarks.pipeline import quick_config, quick_data
+from flows.benchmarks.pipeline import quick_data, quick_trainer
 
 OLD_WORKERS = 2  # configs/presets/quick.yaml before 9587eb8
 BUSY_LOOP = "while True:\n    pass"
@@ -49,8 +49,6 @@ def run_epoch(ann: Path, plan: str, images: int, out: Path) -> dict:
 
     import torch
 
-    from animalpose.engine.build import build_data, make_model
-    from animalpose.engine.trainer import Trainer
     from animalpose.threads import configure_threads, loader_workers
 
     load_at_start = os.getloadavg()[0]
@@ -65,11 +63,7 @@ def run_epoch(ann: Path, plan: str, images: int, out: Path) -> dict:
     else:
         raise ValueError(f"plan must be 'new' or 'old', got {plan!r}")
     threads = torch.get_num_threads()
-    cfg = quick_config(ann, *overrides)
-    data = build_data(cfg)
-    data.train.records = data.train.records[:images]
-    trainer = Trainer(cfg, make_model(cfg, data.schema), data.schema, data.train, {}, out,
-                      device=torch.device("cpu"), progress=False)
+    trainer = quick_trainer(ann, images, out, *overrides)
     t0, c0 = time.perf_counter(), time.process_time()
     trainer.train_epoch()
     wall = time.perf_counter() - t0

@@ -54,6 +54,21 @@ def quick_config(train_file: Path, *overrides: str):
                                           "tracking.enabled=false", *overrides])
 
 
+def quick_trainer(ann: Path, images: int, out: Path, *overrides: str):
+    """A CPU :class:`~animalpose.engine.trainer.Trainer` of :func:`quick_config` over the first ``images`` records
+    of ``ann``, writing to ``out``, without progress bars."""
+    import torch
+
+    from animalpose.engine.build import build_data, make_model
+    from animalpose.engine.trainer import Trainer
+
+    cfg = quick_config(ann, *overrides)
+    data = build_data(cfg)
+    data.train.records = data.train.records[:images]
+    return Trainer(cfg, make_model(cfg, data.schema), data.schema, data.train, {}, out,
+                   device=torch.device("cpu"), progress=False)
+
+
 def _ms_per(fn, n: int) -> float:
     """Process CPU milliseconds per call of ``fn(i)``, i < n (CPU time: what a stage costs, whatever else runs)."""
     t0 = time.process_time()
@@ -150,7 +165,7 @@ def side_by_side(folder: Path, images: int = 128, repeats: int = 3, old_workers:
     """
     import torch
 
-    from animalpose.engine.build import build_data, make_model
+    from animalpose.engine.build import make_model
     from animalpose.engine.trainer import Trainer
     from animalpose.threads import configure_threads, loader_workers
 
@@ -162,15 +177,8 @@ def side_by_side(folder: Path, images: int = 128, repeats: int = 3, old_workers:
     ann = quick_data(folder, images)
     out = folder / "runs"
 
-    def trainer(*overrides: str) -> Trainer:
-        cfg = quick_config(ann, *overrides)
-        data = build_data(cfg)
-        data.train.records = data.train.records[:images]
-        return Trainer(cfg, make_model(cfg, data.schema), data.schema, data.train, {}, out,
-                       device=torch.device("cpu"), progress=False)
-
-    new = trainer(f"data.workers={workers}")
-    old = trainer(f"data.workers={old_workers}", "data.cache_mb=0")
+    new = quick_trainer(ann, images, out, f"data.workers={workers}")
+    old = quick_trainer(ann, images, out, f"data.workers={old_workers}", "data.cache_mb=0")
     model = make_model(new.cfg, new.schema).train()
     opt = torch.optim.Adam(model.parameters(), lr=new.cfg.train.lr)
     x = torch.randn(BATCH, 3, 128, 128)

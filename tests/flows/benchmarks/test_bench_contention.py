@@ -3,6 +3,7 @@ stops the neighbours; the ratios to the quiet level by hand (the epochs themselv
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import pytest
@@ -63,3 +64,17 @@ def test_a_failed_arm_stops_the_neighbours_and_says_which_arm(tmp_path, monkeypa
 def test_an_unknown_plan_is_refused(tmp_path):
     with pytest.raises(ValueError, match="plan must be"):
         bench.run_epoch(tmp_path / "ann.json", "fast", 16, tmp_path)
+
+
+@pytest.mark.slow
+def test_both_arms_train_a_real_epoch_in_their_own_process(tmp_path):
+    """One quiet level on 16 generated horses: each arm is a fresh process that trains the quick preset's epoch
+    with its own settings (the old ones: a thread per core, 2 loader workers)."""
+    r = bench.contention(tmp_path, [0], images=16, settle_s=0)
+    level = r["levels"][0]
+    assert level["busy"] == 0 and set(level) >= {"new", "old"}
+    assert level["old"]["workers"] == bench.OLD_WORKERS and level["old"]["threads"] == os.cpu_count()
+    assert level["new"]["threads"] >= 1
+    for plan in ("new", "old"):
+        assert level[plan]["seconds"] > 0 and level[plan]["images_per_s"] > 0
+        assert level[plan]["over_quiet_same_plan"] == 1.0
