@@ -128,7 +128,12 @@ def bench_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """The demo's pretraining epoch beside 0, 1, 2 busy neighbours: the new thread plan against the old."""
-    levels = [int(b) for b in busy.split(",") if b.strip()]
+    try:
+        levels = [int(b) for b in busy.replace(" ", ",").split(",") if b]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {busy!r}", param_hint="--busy") from None
+    if not levels or min(levels) < 0:
+        raise typer.BadParameter(f"expected one or more counts >= 0, got {busy!r}", param_hint="--busy")
     r = contention(data_dir, levels, images, settle)
     if as_json:
         typer.echo(json.dumps(r))

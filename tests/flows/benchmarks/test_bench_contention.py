@@ -78,3 +78,14 @@ def test_both_arms_train_a_real_epoch_in_their_own_process(tmp_path):
     for plan in ("new", "old"):
         assert level[plan]["seconds"] > 0 and level[plan]["images_per_s"] > 0
         assert level[plan]["over_quiet_same_plan"] == 1.0
+
+
+@pytest.mark.parametrize("busy", ["one", "", "-1", "0,x"])
+def test_the_cli_refuses_bad_busy_levels_before_any_work(busy, tmp_path):
+    from typer.testing import CliRunner
+
+    from animalpose.cli import app
+
+    res = CliRunner().invoke(app, ["bench", "contention", "--busy", busy, "--data-dir", str(tmp_path / "d")])
+    assert res.exit_code != 0 and "--busy" in res.output
+    assert not (tmp_path / "d").exists()
