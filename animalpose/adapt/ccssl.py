@@ -37,6 +37,7 @@ import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -75,6 +76,7 @@ from animalpose.data.readers import detect_format, read_dataset
 from animalpose.data.records import PoseRecord
 from animalpose.data.transforms import transform_points_batched
 from animalpose.data.validate import validate_dataset, validation_options
+from animalpose.engine.batchnorm import running_statistics
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
@@ -198,6 +200,10 @@ class CCSSLSection(Section):
     multiview_loss_epsilon: float | None = Field(default=None, ge=0)
     multiview_loss_frames: int = Field(default=8, ge=1)
     multiview_loss_beta: float = Field(default=160.0, gt=0)
+    # BatchNorm in the unsupervised terms' forward pass: batch (the step's clip or frames normalise themselves, as
+    # Lightning Pose's separate unlabelled forward pass) or running (the running statistics, left unchanged:
+    # animalpose.engine.batchnorm.running_statistics says why)
+    term_batchnorm: Literal["batch", "running"] = "batch"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -438,8 +444,12 @@ class CCSSLTrainer(Trainer):
     left/right pairs exchange their targets where that costs less, :func:`~animalpose.adapt.pairs.symmetric_pair_loss`;
     the source loss stays ordered)."""
 
-    def __init__(self, *args, lambda_target: float = 10.0, pair_loss: str = "ordered", **kwargs):
+    def __init__(self, *args, lambda_target: float = 10.0, pair_loss: str = "ordered",
+                 term_batchnorm: str = "batch", **kwargs):
         super().__init__(*args, **kwargs)
+        if term_batchnorm not in ("batch", "running"):
+            raise ValueError(f"unknown term BatchNorm mode {term_batchnorm!r} (batch, running)")
+        self.term_batchnorm = term_batchnorm
         self.lambda_target = float(lambda_target)
         if pair_loss not in ("ordered", "symmetric"):
             raise ValueError(f"unknown pair loss {pair_loss!r} (ordered, symmetric)")
@@ -473,14 +483,16 @@ class CCSSLTrainer(Trainer):
         self.multiview = term
 
     def _heatmaps(self, frames: TargetFrames, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final heatmaps (N, K, h, w) of the target crops ``indices`` from the model in its current mode, and
-        their crop affines (N, 2, 3)."""
+        """Final heatmaps (N, K, h, w) of the target crops ``indices`` from the model in its current mode (its
+        BatchNorm layers on their running statistics with ``term_batchnorm="running"``), and their crop affines
+        (N, 2, 3)."""
         items = [frames.item(i) for i in indices]
         images = torch.stack([it["image"] for it in items]).to(self.device)
         matrices = torch.stack([it["meta"]["matrix"] for it in items])
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
+        norm = running_statistics(self.model) if self.term_batchnorm == "running" else nullcontext()
+        with norm, torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.train.amp):
             outputs = self.train_forward(images)
         return outputs[-1], matrices
 
@@ -754,7 +766,7 @@ class CCSSLRun:
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
-                                    pair_loss=c.pair_loss)
+                                    pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm)
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))

@@ -129,3 +129,34 @@ def test_bad_settings_are_named(tmp_path, dot_clip, ccssl_clip_config):
     with pytest.raises(ConfigError, match=r"ccssl\.temporal_loss_epsilon.*2 tolerances for 17"):
         CCSSLRun(ccssl_clip_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=3,
                                    temporal_loss_epsilon=[1.0, 2.0]), tmp_path / "b", progress=False).prepare()
+
+
+def test_running_batchnorm_gives_the_term_the_evaluated_models_predictions(tmp_path, dot_clip, ccssl_clip_config):
+    """``ccssl.term_batchnorm: running``: in a training step the term reads the predictions of the model as it is
+    evaluated (BatchNorm on its running statistics), and its forward pass leaves those statistics alone; ``batch``
+    normalises the clip by itself (other predictions) and moves them."""
+    clip = _moving_dots(dot_clip, tmp_path / "clip")
+    terms = {}
+    for mode in ("batch", "running"):
+        run = CCSSLRun(ccssl_clip_config(clip, temporal_loss_weight=1.0, temporal_loss_clip=4,
+                                         temporal_loss_epsilon=0.0, term_batchnorm=mode), tmp_path / mode,
+                       progress=False)
+        run.prepare()
+        trainer = run.trainer
+        assert trainer.term_batchnorm == mode
+        window = trainer.clips.windows[0]
+        trainer.model.eval()
+        with torch.no_grad():
+            evaluated = float(trainer.temporal_term(window))
+        trainer.model.train()
+        stats = {k: v.clone() for k, v in trainer.model.state_dict().items() if "running" in k}
+        with torch.no_grad():
+            terms[mode] = float(trainer.temporal_term(window))
+        moved = any(not torch.equal(v, trainer.model.state_dict()[k]) for k, v in stats.items())
+        assert trainer.model.training
+        assert moved == (mode == "batch")
+        terms[mode, "eval"] = evaluated
+    assert terms["running"] == pytest.approx(terms["running", "eval"], rel=1e-5)
+    assert terms["batch"] != pytest.approx(terms["batch", "eval"], rel=1e-3)
+    with pytest.raises(ConfigError, match="term_batchnorm"):
+        ccssl_clip_config(clip, term_batchnorm="frozen")
