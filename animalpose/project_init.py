@@ -124,7 +124,7 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         "model": {"name": "hourglass1", "channels": 64, "num_joints": schema.num_joints},
         "codec": {"kind": "dark", "sigma": 1.5},
         "augment": {"preset": "hourglass", "scale": [0.85, 1.15], "rotation": 20.0, "flip_prob": 0.0},
-        "train": {"optimizer": "adam", "lr": 2.0e-3, "epochs": 30, "milestones": [24], "batch_size": 8,
+        "train": {"optimizer": "adam", "lr": 2.0e-3, "epochs": 90, "milestones": [72], "batch_size": 8,
                   "flip_test": False, "select_on": "val" if "val" in paths else "last", "device": "auto"},
         "tracking": {"experiment": schema.name.replace(":", "-")},
     }
@@ -142,14 +142,14 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
             "base": "train.yaml",
             "data": {"target": [_rel(v, out) for v in videos]},
             "train": {"lr": 5.0e-4, "epochs": 9, "milestones": []},
-            "ccssl": {"source_epochs": 30, "regenerate_every": 3, "lambda_target": 1.0,
-                      "keep_fractions": [0.2, 0.4, 0.6], "num_geometric": 4, "scale_sigma": 0.1,
+            "ccssl": {"source_epochs": 90, "regenerate_every": 3, "lambda_target": 1.0,
+                      "keep_fractions": [0.2, 0.2, 0.2], "num_geometric": 4, "scale_sigma": 0.1,
                       "rotation_sigma": 10.0, "num_photometric": 2, "temporal": True, "video_step": step,
                       "gallery": 4},
         }
-        ada_header = [f"CC-SSL on the unlabelled video(s) of {source}: 30 epochs of supervised training on "
+        ada_header = [f"CC-SSL on the unlabelled video(s) of {source}: 90 epochs of supervised training on "
                       "data/train.json, then 9 epochs",
-                      "in 3 rounds of pseudo-labels on every "
+                      "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on every "
                       f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera).",
                       "`animalpose adapt ccssl` also trains the supervised control (the same 9 epochs on the "
                       "labels alone),",

@@ -41,7 +41,7 @@ def test_init_from_dlc_writes_configs_that_load_from_anywhere_and_train(tmp_path
     monkeypatch.chdir(tmp_path)
     cfg = load_config(out / "adapt_ccssl.yaml", CCSSLConfig)
     assert cfg.data.target == [out / ".." / "videos" / "test_vid.mp4"]
-    assert cfg.ccssl.video_step == 4 and cfg.ccssl.source_epochs == 30  # 994 frames -> every 4th (<= 300)
+    assert cfg.ccssl.video_step == 4 and cfg.ccssl.source_epochs == 90  # 994 frames -> every 4th (<= 300)
     shown = runner.invoke(app, ["config", "show", str(out / "adapt_ccssl.yaml")])
     assert shown.exit_code == 0, shown.output
     assert yaml.safe_load(shown.stdout)["ccssl"]["lambda_target"] == 1.0
