@@ -48,6 +48,7 @@ from pydantic import AfterValidator, Field, model_validator
 from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
+from animalpose.adapt.calibration import Calibration, calibrated_threshold, correct_joints
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
@@ -66,6 +67,7 @@ from animalpose.adapt.selection import (
 )
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
+from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
@@ -204,6 +206,17 @@ class CCSSLSection(Section):
     # Lightning Pose's separate unlabelled forward pass) or running (the running statistics, left unchanged:
     # animalpose.engine.batchnorm.running_statistics says why)
     term_batchnorm: Literal["batch", "running"] = "batch"
+    # Safer pseudo-labels (issue 23). lambda_rounds: lambda_target of each round (a ramp, e.g. [0.3, 0.6, 1.0];
+    # None: lambda_target in every round). temporal_agreement: a pseudo-label is eligible only within this many
+    # original pixels of its track's neighbours (animalpose.adapt.temporal_agreement; None: off).
+    # calibration_precision: instead of keep_fractions' percentile, keep the joints whose confidence reaches the
+    # lowest level at which the labelled calibration_data joints (default data.val) labelled by the same check
+    # are right (within calibration_tolerance x their box, PCK's rule) at this rate (animalpose.adapt.calibration)
+    lambda_rounds: list[Annotated[float, Field(ge=0)]] | None = None
+    temporal_agreement: float | None = Field(default=None, gt=0)
+    calibration_precision: float | None = Field(default=None, gt=0, le=1)
+    calibration_tolerance: float = Field(default=0.05, gt=0)
+    calibration_data: list[ExistingPath] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -251,6 +264,13 @@ class CCSSLConfig(ExperimentConfig):
         if self.train.cycles != 1:
             raise KeyedError("train.cycles", "CC-SSL's rounds run one schedule; iterative training (cycles > 1) "
                                               "is not supported")
+        lam = self.ccssl.lambda_rounds
+        if lam is not None and len(lam) != num_rounds(self):
+            raise KeyedError("ccssl.lambda_rounds", f"{len(lam)} values for {num_rounds(self)} rounds "
+                                                    f"(train.epochs / ccssl.regenerate_every)")
+        if self.ccssl.calibration_precision is not None and not (self.ccssl.calibration_data or self.data.val):
+            raise KeyedError("ccssl.calibration_precision", "needs labelled frames to calibrate on: "
+                                                            "ccssl.calibration_data or data.val")
         return self
 
 
@@ -292,14 +312,22 @@ def generate_pseudo_labels(model: torch.nn.Module, records: list[PoseRecord], sc
 
 
 def select(labels: PseudoLabelSet, percentile: float, *, flip_pairs: Sequence[tuple[int, int]] = (),
-           collapsed_pairs: str = "keep", collapse_distance: float = diag.COLLAPSE_DISTANCE) -> PseudoLabelSet:
+           collapsed_pairs: str = "keep", collapse_distance: float = diag.COLLAPSE_DISTANCE,
+           eligible: np.ndarray | None = None, threshold: float | None = None) -> PseudoLabelSet:
     """A copy of ``labels`` with ``weights`` / ``threshold`` from the percentile selection, among the joints
     that the ``collapsed_pairs`` rule leaves eligible (:func:`~animalpose.adapt.selection.collapsed_pair_mask`;
-    ``collapse_distance``: fraction of the crop width)."""
-    eligible = collapsed_pair_mask(labels.crop_xy, labels.confidence, flip_pairs,
-                                   collapse_distance * float(labels.input_size[0]), collapsed_pairs)
-    sel = select_by_percentile(labels.confidence, percentile, eligible)
-    return replace(labels, weights=sel.weights, threshold=sel.threshold)
+    ``collapse_distance``: fraction of the crop width) and ``eligible`` ((N, K) bool, e.g. the temporal agreement)
+    allows. A given ``threshold`` (a calibrated confidence) replaces the percentile's."""
+    mask = collapsed_pair_mask(labels.crop_xy, labels.confidence, flip_pairs,
+                               collapse_distance * float(labels.input_size[0]), collapsed_pairs)
+    if eligible is not None:
+        mask &= eligible
+    if threshold is None:
+        sel = select_by_percentile(labels.confidence, percentile, mask)
+        return replace(labels, weights=sel.weights, threshold=sel.threshold)
+    with np.errstate(invalid="ignore"):
+        kept = mask & (labels.confidence >= threshold)
+    return replace(labels, weights=kept.astype(np.float32), threshold=float(threshold))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -710,6 +738,7 @@ class CCSSLRun:
         self._given_tracker = tracker
         self.tracker: Tracker = tracker or Tracker(enabled=False)
         self.trainer: CCSSLTrainer | None = None
+        self._calibration_records: tuple[list[PoseRecord], float] | None = None  # read at the first calibration
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -833,10 +862,22 @@ class CCSSLRun:
         with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
             raw_labels = self._pseudo_labels(r)
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
+            agree = None if c.temporal_agreement is None else temporal_agreement(
+                raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
+            calib = self._calibrate(r) if c.calibration_precision is not None else None
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
-                            collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance)
+                            collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
+                            eligible=agree, threshold=None if calib is None else calib.threshold)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery)
+            if agree is not None:
+                summary["temporal_disagreeing"] = float(1 - agree.mean())
+            if calib is not None:
+                summary.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
+                if not np.isfinite(calib.threshold):
+                    _log(f"round {r + 1}: no confidence level reaches precision {c.calibration_precision} on the "
+                         f"{calib.joints} calibration joints: no pseudo-label kept this round", True)
+            trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
                     else ""), self.progress)
@@ -881,6 +922,30 @@ class CCSSLRun:
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
         return finalize(self.labeler(request), flow, where=self.target_records[0].image)
+
+    def _calibrate(self, r: int) -> Calibration:
+        """Round ``r``'s calibrated threshold: the calibration frames labelled by the current model with the
+        round's consistency views (no flow: they are not a video), scored against their labels."""
+        cfg, c = self.cfg, self.cfg.ccssl
+        if self._calibration_records is None:
+            paths = c.calibration_data or cfg.data.val
+            records, pad = [], self.pad
+            for path in paths:
+                ds = read_dataset(path, "auto", self.schema)
+                pad = crop_padding(ds, cfg)
+                records += [rec for rec in validate_dataset(ds, self.schema, **validation_options(cfg.data)).records
+                            if (rec.keypoints[:, 2] > 0).any()]
+            if not records:
+                raise DataError(str(paths[0]), "annotations", "ccssl.calibration_precision: the calibration "
+                                                              "data has no labelled joint")
+            self._calibration_records = (records, pad)
+        records, pad = self._calibration_records
+        model_now = self.trainer.ema.module if self.trainer.ema is not None else unwrap(self.trainer.model)
+        labels = generate_pseudo_labels(model_now, records, self.schema, self.codec, self.norm,
+                                        c.consistency(self.device), None, self.device, batch_size=c.pseudo_batch_size,
+                                        padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
+        correct, labelled = correct_joints(labels.xy, labels.truth, c.calibration_tolerance)
+        return calibrated_threshold(labels.confidence[labelled], correct[labelled], c.calibration_precision)
 
     def _target_set(self, labels: PseudoLabelSet, r: int) -> TopDownDataset | None:
         """The pseudo-labelled target stream of round ``r`` (records with no kept joint left out)."""

@@ -54,15 +54,15 @@ def temporal_difference(coords: torch.Tensor, epsilon: torch.Tensor | float, con
     return torch.relu(d - eps).mean()
 
 
-def clip_windows(records: list[PoseRecord], length: int, step: int = 1) -> list[list[int]]:
-    """Every window of ``length`` consecutive frames of one animal in one video of ``records`` (indices into it).
+def track_runs(records: list[PoseRecord], step: int = 1) -> list[list[int]]:
+    """The runs of consecutive frames of one animal in one video of ``records`` (indices into it, in time order).
 
     Frames are consecutive when they belong to the same ``video_id`` and their ``frame_index`` values differ by
     ``step`` (the target's ``video_step``). Where several records share a frame (several animals), each track
     (``instance_id``) is its own sequence, as in the optical-flow check
     (:func:`animalpose.adapt.pseudolabel.finalize`: readers without track ids number instances per annotation, so
     the ids are used only where frames are shared). Records without a video id or frame index (photos) are in no
-    window.
+    run.
     """
     framed = [i for i, r in enumerate(records) if r.video_id is not None and r.frame_index is not None]
     frames = [(str(records[i].video_id), int(records[i].frame_index)) for i in framed]
@@ -80,7 +80,13 @@ def clip_windows(records: list[PoseRecord], length: int, step: int = 1) -> list[
             runs[-1].append(i)
         else:
             runs.append([i])
-    return [run[s:s + length] for run in runs for s in range(len(run) - length + 1)]
+    return runs
+
+
+def clip_windows(records: list[PoseRecord], length: int, step: int = 1) -> list[list[int]]:
+    """Every window of ``length`` consecutive frames of one animal in one video of ``records`` (indices into it;
+    :func:`track_runs` says what is consecutive)."""
+    return [run[s:s + length] for run in track_runs(records, step) for s in range(len(run) - length + 1)]
 
 
 def original_coordinates(heatmaps: torch.Tensor, matrices: torch.Tensor, input_size: tuple[int, int],

@@ -1,0 +1,139 @@
+"""Safer CC-SSL pseudo-labels (issue 23): a confidence threshold calibrated on labelled frames, agreement with
+the temporal prior, and a λ per round; hand-computed cases, then the rounds that use them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from animalpose.adapt.calibration import calibrated_threshold, correct_joints
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, select
+from animalpose.adapt.temporal_agreement import temporal_agreement
+from animalpose.config import parse_config
+from animalpose.data.records import PoseRecord
+from animalpose.errors import ConfigError
+
+SIZE = 64  # tests/adapt/conftest.py's dots
+
+
+def test_calibrated_threshold_by_hand():
+    conf = np.array([0.5, 0.9, 0.8, 0.3, 0.8, np.nan])
+    right = np.array([True, True, True, False, False, True])
+    # sorted: 0.9 R (1/1), 0.8 R + 0.8 W together (2/3), 0.5 R (3/4), 0.3 W (3/5); the NaN is left out
+    c = calibrated_threshold(conf, right, 0.75)
+    assert (c.threshold, c.precision, c.coverage, c.joints) == (0.5, 0.75, 0.8, 5)
+    c = calibrated_threshold(conf, right, 0.9)  # the tie at 0.8 cannot be split: only 0.9 qualifies
+    assert (c.threshold, c.precision, c.coverage) == (0.9, 1.0, 0.2)
+    assert calibrated_threshold(conf, right, 0.6).threshold == 0.3  # 3/5 = 0.6 reaches it: everything kept
+    none = calibrated_threshold(np.array([0.9, 0.2]), np.array([False, True]), 0.8)
+    assert none.threshold == float("inf") and np.isnan(none.precision) and none.coverage == 0.0
+    with pytest.raises(ValueError, match="precision"):
+        calibrated_threshold(conf, right, 0.0)
+
+
+def test_correct_joints_uses_the_labelled_box_as_pck_does():
+    truth = np.zeros((1, 3, 3))
+    truth[0] = [[0, 0, 2], [100, 40, 2], [50, 50, 0]]  # box 100 x 40: tolerance 0.05 -> 5 px
+    pred = np.array([[[4, 0], [100, 46], [50, 50]]], float)
+    correct, labelled = correct_joints(pred, truth, 0.05)
+    assert labelled.tolist() == [[True, True, False]]
+    assert correct.tolist() == [[True, False, False]]
+
+
+def _frames(n: int, video: str = "v", track: int | None = None, step: int = 1) -> list[PoseRecord]:
+    return [PoseRecord(f"{video}_{f}.png", np.zeros((1, 3), np.float32), "coco", video_id=video,
+                       frame_index=f * step, instance_id=track) for f in range(n)]
+
+
+def test_temporal_agreement_by_hand():
+    recs = _frames(5)
+    x = np.array([0.0, 1.0, 2.0, 12.0, 4.0])  # frame 3 jumps away
+    xy = np.stack([x, np.zeros(5)], -1)[:, None, :]  # (5, 1, 2)
+    ok = temporal_agreement(xy, recs, 1, 3.0)
+    # refs: f0 -> f1 = 1 (1 px), f1 -> (0 + 2) / 2 = 1 (0), f2 -> (1 + 12) / 2 = 6.5 (4.5), f3 -> (2 + 4) / 2 = 3 (9),
+    # f4 -> f3 = 12 (8): the jump and the frames next to it disagree
+    assert ok[:, 0].tolist() == [True, True, False, False, False]
+    # a photo and a frame without neighbours at this step stay eligible; a shuffled order gives the same answer
+    recs2 = [*recs, PoseRecord("photo.png", np.zeros((1, 3), np.float32), "coco"),
+             PoseRecord("w_7.png", np.zeros((1, 3), np.float32), "coco", video_id="w", frame_index=7)]
+    xy2 = np.concatenate([xy, np.full((2, 1, 2), 500.0)])
+    perm = np.array([6, 2, 0, 5, 4, 1, 3])
+    ok2 = temporal_agreement(xy2[perm], [recs2[i] for i in perm], 1, 3.0)
+    assert ok2[:, 0].tolist() == [True, False, True, True, False, True, False]
+    # two animals in the same frames are two tracks: each is judged on its own
+    a, b = _frames(3, track=1), _frames(3, track=2)
+    xy3 = np.array([[0.0, 0], [1, 0], [2, 0], [100, 0], [140, 0], [101, 0]])[:, None, :]
+    ok3 = temporal_agreement(xy3, a + b, 1, 3.0)
+    assert ok3[:, 0].tolist() == [True, True, True, False, False, False]
+    with pytest.raises(ValueError, match="distance"):
+        temporal_agreement(xy, recs, 1, 0.0)
+
+
+def test_select_takes_an_eligibility_mask_and_an_absolute_threshold():
+    from animalpose.adapt.pseudolabel import PseudoLabelSet
+
+    n, k = 2, 3
+    labels = PseudoLabelSet(records=_frames(n), xy=np.full((n, k, 2), 10.0, np.float32),
+                            confidence=np.array([[0.9, 0.5, 0.2], [0.7, 0.6, 0.1]], np.float32), components={},
+                            matrices=np.tile(np.eye(2, 3, dtype=np.float32), (n, 1, 1)), input_size=(64, 64),
+                            flow_conf=np.full((n, k), np.nan), replaced=np.zeros((n, k), bool),
+                            weights=np.zeros((n, k), np.float32))
+    mask = np.array([[True, True, True], [False, True, True]])
+    top = select(labels, 0.5, eligible=mask)  # median of the 5 eligible (0.9 0.5 0.2 0.6 0.1) = 0.5
+    assert top.weights.tolist() == [[1, 1, 0], [0, 1, 0]]
+    fixed = select(labels, 0.5, eligible=mask, threshold=0.55)
+    assert fixed.weights.tolist() == [[1, 0, 0], [0, 1, 0]] and fixed.threshold == 0.55
+
+
+def _config(dots, **ccssl) -> CCSSLConfig:
+    return parse_config({
+        "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],
+                 "schema": "coco", "input_size": [SIZE, SIZE], "heatmap_size": [16, 16], "workers": 0},
+        "model": {"name": "hourglass1", "channels": 16},
+        "augment": {"preset": "none"},
+        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "lr": 1e-3, "flip_test": False},
+        "tracking": {"enabled": False},
+        "ccssl": {"source_epochs": 1, "regenerate_every": 1, "num_geometric": 1, "num_photometric": 0,
+                  "pseudo_batch_size": 6, "gallery": 0, "control": False, **ccssl},
+    }, CCSSLConfig)
+
+
+def test_settings_that_cannot_work_are_named(dots):
+    with pytest.raises(ConfigError, match=r"ccssl\.lambda_rounds.*3 values for 2 rounds"):
+        _config(dots, lambda_rounds=[0.1, 0.2, 0.3])
+    with pytest.raises(ConfigError, match="lambda_rounds"):
+        _config(dots, lambda_rounds=[-1.0, 1.0])
+    cfg = _config(dots, calibration_precision=0.9).model_dump(mode="json")
+    cfg["data"]["val"] = []
+    with pytest.raises(ConfigError, match=r"ccssl\.calibration_precision.*calibration_data or data\.val"):
+        parse_config(cfg, CCSSLConfig)
+    with pytest.raises(ConfigError, match="temporal_agreement"):
+        _config(dots, temporal_agreement=0.0)
+
+
+def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots, tmp_path):
+    cfg = _config(dots, lambda_rounds=[0.0, 4.0], temporal_agreement=2.0, calibration_precision=0.1,
+                  calibration_tolerance=0.5)
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    lambdas = []
+    for r in range(2):
+        m = run.round(r)
+        lambdas.append(run.trainer.lambda_target)
+        assert m["pseudo/calibration_joints"] == 4 * 17  # data.val: 4 images x 17 labelled dots
+        thr = m["pseudo/calibration_threshold"]
+        doc = json.loads((tmp_path / "run" / f"round_{r}" / "pseudo_labels.json").read_text())
+        images = {im["id"]: im for im in doc["images"]}
+        anns = sorted(doc["annotations"], key=lambda a: a["record"])
+        xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
+        recs = [PoseRecord(images[a["image_id"]]["file_name"], np.zeros((17, 3), np.float32), "coco",
+                           video_id=images[a["image_id"]]["video_id"],
+                           frame_index=images[a["image_id"]]["frame_index"]) for a in anns]
+        agree = temporal_agreement(xy, recs, 1, 2.0)
+        conf = np.array([a["confidence"] for a in anns])
+        kept = np.array([a["weight"] for a in anns]) > 0
+        # kept exactly where the confidence reaches the calibrated threshold and the track agrees
+        assert np.array_equal(kept, (conf >= thr) & agree)
+        assert m["pseudo/temporal_disagreeing"] == pytest.approx(1 - agree.mean())
+    assert lambdas == [0.0, 4.0]
