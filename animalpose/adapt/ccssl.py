@@ -57,6 +57,7 @@ from animalpose.adapt.multiview_loss import (
 )
 from animalpose.adapt.pairs import SymmetricPairLoss
 from animalpose.adapt.pca_loss import PosePCA, fit_pose_pca, labelled_poses, pca_loss
+from animalpose.adapt.prior_agreement import prior_agreement
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import (
     RoundSchedule,
@@ -217,6 +218,10 @@ class CCSSLSection(Section):
     calibration_precision: float | None = Field(default=None, gt=0, le=1)
     calibration_tolerance: float = Field(default=0.05, gt=0)
     calibration_data: list[ExistingPath] = Field(default_factory=list)
+    # prior_agreement: pseudo-labels must also fit these priors of the labelled poses (animalpose.adapt.
+    # prior_agreement): pca (the pose PCA of pca_loss_joints / _components, error <= its epsilon) and multiview
+    # (the views' subspace of multiview_loss_views, each view's error <= its epsilon); [] : off
+    prior_agreement: list[Literal["pca", "multiview"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -412,6 +417,18 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
     c = cfg.ccssl
     if c.pca_loss_weight <= 0:
         return None
+    pca = fit_pca_prior(cfg, labelled, schema)
+    if not records:
+        raise ConfigError("<config>", "ccssl.pca_loss_weight", "data.target has no frames for the PCA loss")
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
+    return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, beta=c.pca_loss_beta)
+
+
+def fit_pca_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: KeypointSchema) -> PosePCA:
+    """The pose PCA of ``ccssl.pca_loss_*`` (joints, components, ε) fitted on the ``labelled`` poses.
+
+    Raises ConfigError naming the key for an unknown joint, too few fully labelled poses or a bad count."""
+    c = cfg.ccssl
     if c.pca_loss_joints is None:
         joints = tuple(range(schema.num_joints))
     else:
@@ -426,10 +443,7 @@ def pca_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRec
     except ValueError as exc:
         key = "pca_loss_components" if "components" in str(exc) else "pca_loss_joints"
         raise ConfigError("<config>", f"ccssl.{key}", f"data.train: {exc}") from None
-    if not records:
-        raise ConfigError("<config>", "ccssl.pca_loss_weight", "data.target has no frames for the PCA loss")
-    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
-    return PCATerm(ds, pca, c.pca_loss_weight, c.pca_loss_frames, beta=c.pca_loss_beta)
+    return pca
 
 
 def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
@@ -442,6 +456,20 @@ def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[P
     c = cfg.ccssl
     if c.multiview_loss_weight <= 0:
         return None
+    mv = fit_multiview_prior(cfg, labelled, schema)
+    if not records:
+        raise ConfigError("<config>", "ccssl.multiview_loss_weight", "data.target has no frames for the loss")
+    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
+    return MultiviewTerm(ds, mv, c.multiview_loss_weight, c.multiview_loss_frames,
+                         beta=c.multiview_loss_beta)
+
+
+def fit_multiview_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: KeypointSchema) -> MultiviewPCA:
+    """The views' subspace of ``ccssl.multiview_loss_*`` (views, components, ε) fitted on the ``labelled`` frames.
+
+    Raises ConfigError naming the key when the views are missing, name unknown keypoints, are ragged, or the
+    labelled frames are too few."""
+    c = cfg.ccssl
     key = "ccssl.multiview_loss_views"
     if not c.multiview_loss_views:
         raise ConfigError("<config>", key, "the multi-view loss needs each body part's keypoint in every view, "
@@ -457,11 +485,7 @@ def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[P
     except ValueError as exc:
         where = "ccssl.multiview_loss_components" if "components" in str(exc) else key
         raise ConfigError("<config>", where, f"data.train: {exc}") from None
-    if not records:
-        raise ConfigError("<config>", "ccssl.multiview_loss_weight", "data.target has no frames for the loss")
-    ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
-    return MultiviewTerm(ds, mv, c.multiview_loss_weight, c.multiview_loss_frames,
-                         beta=c.multiview_loss_beta)
+    return mv
 
 
 class CCSSLTrainer(Trainer):
@@ -739,6 +763,7 @@ class CCSSLRun:
         self.tracker: Tracker = tracker or Tracker(enabled=False)
         self.trainer: CCSSLTrainer | None = None
         self._calibration_records: tuple[list[PoseRecord], float] | None = None  # read at the first calibration
+        self._prior_fits: tuple[PosePCA | None, MultiviewPCA | None] | None = None  # fitted at the first round
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -864,14 +889,21 @@ class CCSSLRun:
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
             agree = None if c.temporal_agreement is None else temporal_agreement(
                 raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
+            fits = self._priors() if c.prior_agreement else None
+            if fits is not None:
+                fit_ok = prior_agreement(raw_labels.xy, *fits)
+                agree = fit_ok if agree is None else agree & fit_ok
             calib = self._calibrate(r) if c.calibration_precision is not None else None
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
                             eligible=agree, threshold=None if calib is None else calib.threshold)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery)
-            if agree is not None:
-                summary["temporal_disagreeing"] = float(1 - agree.mean())
+            if agree is not None and c.temporal_agreement is not None:
+                summary["temporal_disagreeing"] = float(1 - temporal_agreement(
+                    raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement).mean())
+            if fits is not None:
+                summary["prior_disagreeing"] = float(1 - fit_ok.mean())
             if calib is not None:
                 summary.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
                 if not np.isfinite(calib.threshold):
@@ -922,6 +954,14 @@ class CCSSLRun:
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
         return finalize(self.labeler(request), flow, where=self.target_records[0].image)
+
+    def _priors(self) -> tuple[PosePCA | None, MultiviewPCA | None]:
+        """The priors of ``ccssl.prior_agreement`` fitted on the labelled training poses (once a run)."""
+        if self._prior_fits is None:
+            want, train = self.cfg.ccssl.prior_agreement, self.data.train.records
+            self._prior_fits = (fit_pca_prior(self.cfg, train, self.schema) if "pca" in want else None,
+                                fit_multiview_prior(self.cfg, train, self.schema) if "multiview" in want else None)
+        return self._prior_fits
 
     def _calibrate(self, r: int) -> Calibration:
         """Round ``r``'s calibrated threshold: the calibration frames labelled by the current model with the

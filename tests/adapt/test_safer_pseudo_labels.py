@@ -10,6 +10,9 @@ import pytest
 
 from animalpose.adapt.calibration import calibrated_threshold, correct_joints
 from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, select
+from animalpose.adapt.multiview_loss import fit_multiview_pca
+from animalpose.adapt.pca_loss import fit_pose_pca
+from animalpose.adapt.prior_agreement import prior_agreement
 from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.config import parse_config
 from animalpose.data.records import PoseRecord
@@ -137,3 +140,43 @@ def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots
         assert np.array_equal(kept, (conf >= thr) & agree)
         assert m["pseudo/temporal_disagreeing"] == pytest.approx(1 - agree.mean())
     assert lambdas == [0.0, 4.0]
+
+
+def test_prior_agreement_by_hand():
+    # pose prior: joint 1 is always joint 0 + (10, 0); joint 0 moves along x (a 1-D subspace)
+    t = np.arange(6.0)
+    poses = np.stack([np.stack([t, 0 * t], -1), np.stack([t + 10, 0 * t], -1)], 1)  # (6, 2, 2)
+    pca = fit_pose_pca(poses, components=1, epsilon=1.0, joints=(0, 1))
+    # multi-view prior: keypoint 3 is keypoint 2 seen 100 px lower (views [[2, 3]]), the point moves freely
+    rng = np.random.default_rng(0)
+    kps = []
+    for _ in range(8):
+        kp = np.zeros((5, 3))
+        kp[2, :2] = rng.uniform(0, 50, 2)
+        kp[3, :2] = kp[2, :2] + [0, 100]
+        kp[2:4, 2] = 2
+        kps.append(kp)
+    mv = fit_multiview_pca(kps, [[2, 3]], components=2, epsilon=5.0)
+    xy = np.zeros((2, 5, 2), np.float32)
+    xy[0] = [[5, 0], [15, 0], [20, 20], [20, 120], [0, 0]]  # fits both priors
+    xy[1] = [[5, 0], [15, 4], [10, 10], [30, 110], [0, 0]]  # joint 1 off by 4 px (> 1); the views 10 px apart
+    ok = prior_agreement(xy, pca, mv)
+    # sample 1's views: the residual of (10, 10, 30, 110) off the views' subspace is (-10, 0, 10, 0): 10 px each
+    assert ok.tolist() == [[True] * 5, [True, False, False, False, True]]
+    assert prior_agreement(xy, pca).tolist() == [[True] * 5, [True, False, True, True, True]]
+    assert prior_agreement(xy).all()
+
+
+def test_rounds_drop_pseudo_labels_that_disagree_with_the_pose_prior(dots, tmp_path):
+    cfg = _config(dots, prior_agreement=["pca"], pca_loss_components=3, keep_fractions=[1.0, 1.0],
+                  pca_loss_joints=["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder"])
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    m = run.round(0)
+    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
+    anns = sorted(doc["annotations"], key=lambda a: a["record"])
+    xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
+    kept = np.array([a["weight"] for a in anns]) > 0
+    agree = prior_agreement(xy, run._priors()[0])
+    assert 0 < agree.mean() < 1  # the fresh model's pseudo-labels: some fit the dots' poses, some do not
+    assert np.array_equal(kept, agree)  # all kept by confidence: exactly the joints the prior accepts
+    assert m["pseudo/prior_disagreeing"] == pytest.approx(1 - agree.mean())
