@@ -16,8 +16,10 @@ def running_statistics(model: nn.Module) -> Iterator[None]:
 
     Why: an unsupervised term's forward pass on a clip of near-identical consecutive video frames normalises each
     layer by that clip's own statistics, so the term reads predictions of a different function than the one
-    evaluated (BENCHMARKS.md, issue 23: 7 px apart on the SLEAP clip, 16 px on mirror-mouse), and it would also
-    pull the running statistics towards the clip."""
+    evaluated (BENCHMARKS.md, issue 23: 7-9 px apart on the SLEAP clip, 15-16 px on mirror-mouse), and it would also
+    pull the running statistics towards the clip. Measured, the cure is worse: with the running statistics the
+    terms' gradients reach the weights unnormalised and both real projects' terms collapse further (BENCHMARKS.md),
+    so ``ccssl.term_batchnorm`` keeps ``batch`` by default."""
     layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
     for m in layers:
         m.eval()
