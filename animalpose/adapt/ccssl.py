@@ -887,28 +887,26 @@ class CCSSLRun:
         with self.tracker.child(f"round {r + 1}", tags={"round": str(r + 1), "stage": "round"}) as child:
             raw_labels = self._pseudo_labels(r)
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
-            agree = None if c.temporal_agreement is None else temporal_agreement(
-                raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
-            fits = self._priors() if c.prior_agreement else None
-            if fits is not None:
-                fit_ok = prior_agreement(raw_labels.xy, *fits)
+            # the safer-pseudo-label rules (each off by default): what each rejected goes into the round's summary
+            extra, agree = {}, None
+            if c.temporal_agreement is not None:
+                agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
+                extra["temporal_disagreeing"] = float(1 - agree.mean())
+            if c.prior_agreement:
+                fit_ok = prior_agreement(raw_labels.xy, *self._priors())
+                extra["prior_disagreeing"] = float(1 - fit_ok.mean())
                 agree = fit_ok if agree is None else agree & fit_ok
             calib = self._calibrate(r) if c.calibration_precision is not None else None
+            if calib is not None:
+                extra.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
+                if not np.isfinite(calib.threshold):
+                    _log(f"round {r + 1}: no confidence level reaches precision {c.calibration_precision} on the "
+                         f"{calib.joints} calibration joints: no pseudo-label kept this round", True)
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
                             eligible=agree, threshold=None if calib is None else calib.threshold)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
-                              child, c.gallery)
-            if agree is not None and c.temporal_agreement is not None:
-                summary["temporal_disagreeing"] = float(1 - temporal_agreement(
-                    raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement).mean())
-            if fits is not None:
-                summary["prior_disagreeing"] = float(1 - fit_ok.mean())
-            if calib is not None:
-                summary.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
-                if not np.isfinite(calib.threshold):
-                    _log(f"round {r + 1}: no confidence level reaches precision {c.calibration_precision} on the "
-                         f"{calib.joints} calibration joints: no pseudo-label kept this round", True)
+                              child, c.gallery, extra)
             trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
@@ -1045,12 +1043,12 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
 
 
 def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, pad, tracker: Tracker,
-            gallery: int) -> dict:
-    """Write and log one round's diagnostics; returns the summary."""
+            gallery: int, extra: dict | None = None) -> dict:
+    """Write and log one round's diagnostics (``extra`` joins the summary); returns the summary."""
     from animalpose.plots import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
-    summary = diag.summarize(labels, joints=schema.joints, flip_pairs=schema.flip_pairs)
+    summary = {**diag.summarize(labels, joints=schema.joints, flip_pairs=schema.flip_pairs), **(extra or {})}
     diag.write_json(diag.pseudo_label_coco(labels, schema, r), folder / "pseudo_labels.json")
     diag.write_json(summary, folder / "summary.json")
     tracker.log_artifact(folder / "pseudo_labels.json", "pseudo_labels")

@@ -126,6 +126,8 @@ def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots
         lambdas.append(run.trainer.lambda_target)
         assert m["pseudo/calibration_joints"] == 4 * 17  # data.val: 4 images x 17 labelled dots
         thr = m["pseudo/calibration_threshold"]
+        summary = json.loads((tmp_path / "run" / f"round_{r}" / "summary.json").read_text())
+        assert summary["calibration_threshold"] == thr and "temporal_disagreeing" in summary  # the round's file too
         doc = json.loads((tmp_path / "run" / f"round_{r}" / "pseudo_labels.json").read_text())
         images = {im["id"]: im for im in doc["images"]}
         anns = sorted(doc["annotations"], key=lambda a: a["record"])
