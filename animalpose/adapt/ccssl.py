@@ -230,6 +230,15 @@ class CCSSLSection(Section):
                               "the epoch); remove it or set schedule: rounds")
         return self
 
+    def as_control(self) -> CCSSLSection:
+        """This section as its equal-budget λ = 0 control runs it (the benchmarks' control arms): the same epochs,
+        rounds and rate, no target loss or pseudo-label rule, no consistency views, flow or gallery, and every
+        unsupervised term off."""
+        return self.model_copy(update={
+            "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "calibration_precision": None,
+            "prior_agreement": [], "temporal": False, "num_geometric": 0, "invariance": False, "gallery": 0,
+            "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
+
     @property
     def views(self) -> int:
         """Consistency views per image: identity, geometric, flip, photometric."""
@@ -939,8 +948,8 @@ class CCSSLRun:
     def _pseudo_labels(self, r: int) -> PseudoLabelSet:
         """Round ``r``'s pseudo-labels of every target record from the current model (unselected)."""
         cfg, c = self.cfg, self.cfg.ccssl
-        trainer, seed = self.trainer, cfg.train.seed * 1000 + r
-        model_now = trainer.ema.module if trainer.ema is not None else unwrap(trainer.model)
+        seed = cfg.train.seed * 1000 + r
+        model_now = self._current_model()
         flow = c.flow() if c.temporal else None
         if self.labeler is None:
             return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
@@ -952,6 +961,11 @@ class CCSSLRun:
         request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
                                seed=seed, round_index=r)
         return finalize(self.labeler(request), flow, where=self.target_records[0].image)
+
+    def _current_model(self) -> torch.nn.Module:
+        """The model the rounds have trained so far (its EMA copy when ``train.ema`` is on), unwrapped."""
+        t = self.trainer
+        return t.ema.module if t.ema is not None else unwrap(t.model)
 
     def _priors(self) -> tuple[PosePCA | None, MultiviewPCA | None]:
         """The priors of ``ccssl.prior_agreement`` fitted on the labelled training poses (once a run)."""
@@ -966,20 +980,10 @@ class CCSSLRun:
         round's consistency views (no flow: they are not a video), scored against their labels."""
         cfg, c = self.cfg, self.cfg.ccssl
         if self._calibration_records is None:
-            paths = c.calibration_data or cfg.data.val
-            records, pad = [], self.pad
-            for path in paths:
-                ds = read_dataset(path, "auto", self.schema)
-                pad = crop_padding(ds, cfg)
-                records += [rec for rec in validate_dataset(ds, self.schema, **validation_options(cfg.data)).records
-                            if (rec.keypoints[:, 2] > 0).any()]
-            if not records:
-                raise DataError(str(paths[0]), "annotations", "ccssl.calibration_precision: the calibration "
-                                                              "data has no labelled joint")
-            self._calibration_records = (records, pad)
+            self._calibration_records = _labelled_records(c.calibration_data or cfg.data.val, self.schema, cfg,
+                                                          self.pad, "ccssl.calibration_precision's calibration data")
         records, pad = self._calibration_records
-        model_now = self.trainer.ema.module if self.trainer.ema is not None else unwrap(self.trainer.model)
-        labels = generate_pseudo_labels(model_now, records, self.schema, self.codec, self.norm,
+        labels = generate_pseudo_labels(self._current_model(), records, self.schema, self.codec, self.norm,
                                         c.consistency(self.device), None, self.device, batch_size=c.pseudo_batch_size,
                                         padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
         correct, labelled = correct_joints(labels.xy, labels.truth, c.calibration_tolerance)
@@ -1001,9 +1005,7 @@ class CCSSLRun:
         """Target-val PCK@0.05 / 0.1 of the current model (reporting only); {} without labelled target."""
         if self.tv_set is None:
             return {}
-        t = self.trainer
-        module = t.ema.module if t.ema is not None else unwrap(t.model)
-        return evaluate_pck(module, self.tv_set, self.device, self.cfg.train.batch_size, self.flip_perm,
+        return evaluate_pck(self._current_model(), self.tv_set, self.device, self.cfg.train.batch_size, self.flip_perm,
                             self.flip_shift)
 
     def result(self) -> CCSSLResult:
@@ -1014,19 +1016,28 @@ class CCSSLRun:
                            list(self.state.get("skipped_images", [])))
 
 
+def _labelled_records(paths, schema: KeypointSchema, cfg: ExperimentConfig, pad: float,
+                      role: str) -> tuple[list[PoseRecord], float]:
+    """The records with a labelled joint of the files ``paths`` (checked as ``data.*`` files are) and the padding
+    rule of their own dataset (``pad`` when there is no file); a file without labels is a DataError naming it and
+    its ``role``."""
+    records, padding = [], pad
+    for path in paths:
+        ds = read_dataset(path, "auto", schema)
+        padding = crop_padding(ds, cfg)
+        checked = validate_dataset(ds, schema, **validation_options(cfg.data))
+        recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
+        if not recs:
+            raise DataError(str(path), "annotations", f"{role} has no labels")
+        records += recs
+    return records, padding
+
+
 def _target_val_set(paths, schema: KeypointSchema, codec, cfg: ExperimentConfig, pad: float,
                     norm: Normalization) -> TopDownDataset | None:
     """The labelled target-val crops (``ccssl.target_val``), None without any; cropped by the padding rule
     of their own dataset (the target's, ``pad``, when there is none)."""
-    records, tv_pad = [], pad
-    for path in paths:
-        ds = read_dataset(path, "auto", schema)
-        tv_pad = crop_padding(ds, cfg)
-        checked = validate_dataset(ds, schema, **validation_options(cfg.data))
-        recs = [r for r in checked.records if (r.keypoints[:, 2] > 0).any()]
-        if not recs:
-            raise DataError(str(path), "annotations", "target validation data has no labels")
-        records += recs
+    records, tv_pad = _labelled_records(paths, schema, cfg, pad, "target validation data")
     if not records:
         return None
     return TopDownDataset(records, schema, codec, None, padding=tv_pad, normalization=norm)

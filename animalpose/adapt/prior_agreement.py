@@ -31,8 +31,6 @@ def prior_agreement(xy: np.ndarray, pca: PosePCA | None = None, multiview: Multi
             ok[:, list(pca.joints)] &= e <= pca.epsilon
         if multiview is not None:
             e = multiview_error(coords, multiview).numpy()  # (N, P, V)
-            idx = np.asarray(multiview.views)  # (P, V)
-            for p in range(idx.shape[0]):
-                for v in range(idx.shape[1]):
-                    ok[:, idx[p, v]] &= e[:, p, v] <= multiview.epsilon
+            # each keypoint is one view of one body part (check_views refuses repeats): one column per (p, v)
+            ok[:, np.asarray(multiview.views).ravel()] &= (e <= multiview.epsilon).reshape(len(e), -1)
     return ok

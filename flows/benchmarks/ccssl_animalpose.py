@@ -179,9 +179,7 @@ def ccssl_config(settings: BenchSettings, base: ExperimentConfig, target: Path, 
     p = load_preset(settings.preset)
     section = p.ccssl
     if control:  # no target loss, no consistency views: the same epochs on the source alone
-        section = section.model_copy(update=dict(lambda_target=0.0, lambda_rounds=None, temporal_agreement=None,
-                                                 calibration_precision=None, prior_agreement=[], num_geometric=0,
-                                                 invariance=False, temporal=False, gallery=0))
+        section = section.as_control()
     cfg = flow_ccssl_config(base.model_dump(mode="json", by_alias=True), str(p.train_config),
                             source_checkpoint=source, target=[target], target_test=target_val,
                             regenerate_every=p.epochs_per_round, epochs=p.rounds * p.epochs_per_round,

@@ -291,11 +291,7 @@ def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Pat
 def control_config(cfg: CCSSLConfig) -> CCSSLConfig:
     """The λ = 0 continuation: same epochs/rounds/lr, no target loss, no consistency views or flow, no
     unsupervised term."""
-    c = cfg.ccssl.model_copy(update={"lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None,
-                                     "calibration_precision": None, "prior_agreement": [], "temporal": False,
-                                     "num_geometric": 0, "invariance": False, "gallery": 0,
-                                     **{w: 0.0 for w in TERM_WEIGHTS.values()}})
-    return cfg.model_copy(update={"ccssl": c})
+    return cfg.model_copy(update={"ccssl": cfg.ccssl.as_control()})
 
 
 def arm_config(cfg: CCSSLConfig, arm: str, settings: BenchSettings) -> CCSSLConfig:

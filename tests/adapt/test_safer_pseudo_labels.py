@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,8 +16,9 @@ from animalpose.adapt.pca_loss import fit_pose_pca
 from animalpose.adapt.prior_agreement import prior_agreement
 from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.config import parse_config
+from animalpose.data.coco_writer import write_coco
 from animalpose.data.records import PoseRecord
-from animalpose.errors import ConfigError
+from animalpose.errors import ConfigError, DataError
 
 SIZE = 64  # tests/adapt/conftest.py's dots
 
@@ -184,3 +186,27 @@ def test_rounds_drop_pseudo_labels_that_disagree_with_the_pose_prior(dots, tmp_p
     assert 0 < agree.mean() < 1  # the fresh model's pseudo-labels: some fit the dots' poses, some do not
     assert np.array_equal(kept, agree)  # all kept by confidence: exactly the joints the prior accepts
     assert m["pseudo/prior_disagreeing"] == pytest.approx(1 - agree.mean())
+
+
+def test_the_control_section_turns_every_target_ingredient_off(dots):
+    on = _config(dots, lambda_rounds=[0.5, 1.0], temporal_agreement=20.0, calibration_precision=0.9,
+                 prior_agreement=["pca"], temporal_loss_weight=1.0, pca_loss_weight=1.0, multiview_loss_weight=1.0,
+                 num_geometric=3, gallery=2, temporal=True).ccssl
+    c = on.as_control()
+    assert (c.lambda_target, c.lambda_rounds, c.temporal_agreement, c.calibration_precision, c.prior_agreement) == (
+        0.0, None, None, None, [])
+    assert (c.temporal_loss_weight, c.pca_loss_weight, c.multiview_loss_weight) == (0.0, 0.0, 0.0)
+    assert (c.num_geometric, c.invariance, c.temporal, c.gallery) == (0, False, False, 0)
+    assert (c.regenerate_every, c.keep_fractions, c.lr) == (on.regenerate_every, on.keep_fractions, on.lr)
+
+
+def test_calibration_data_without_labels_is_named(dots, tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((SIZE, SIZE, 3), np.uint8))
+    recs = [PoseRecord(str(tmp_path / "a.png"), np.zeros((17, 3), np.float32), "coco", bbox=(0, 0, 8, 8),
+                       image_size=(SIZE, SIZE), image_id=1)]
+    empty = write_coco(recs, tmp_path / "unlabelled.json", "coco")
+    run = CCSSLRun(_config(dots, calibration_precision=0.9, calibration_data=[str(empty)]), tmp_path / "run",
+                   progress=False)
+    run.prepare()
+    with pytest.raises(DataError, match=r"unlabelled\.json.*annotations.*calibration data has no labels"):
+        run._calibrate(0)
