@@ -70,6 +70,7 @@ from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
+from animalpose.adapt.view_assignment import best_view, reassign_views
 from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
@@ -222,6 +223,14 @@ class CCSSLSection(Section):
     # prior_agreement): pca (the pose PCA of pca_loss_joints / _components, error <= its epsilon) and multiview
     # (the views' subspace of multiview_loss_views, each view's error <= its epsilon); [] : off
     prior_agreement: list[Literal["pca", "multiview"]] = Field(default_factory=list)
+    # view_assignment: groups of look-alike body parts of multiview_loss_views (each part named by any of its
+    # keypoints, e.g. the four paws) whose keypoints in the other views are re-assigned among the group to fit the
+    # views' subspace before pseudo-labels are chosen (animalpose.adapt.view_assignment; [] : off).
+    # view_assignment_reference: the view the model gets right (a column of multiview_loss_views), or auto: each
+    # round, the view whose keypoints of the group the current model places best on the labelled
+    # calibration_data (default data.val)
+    view_assignment: list[list[str]] = Field(default_factory=list)
+    view_assignment_reference: int | Literal["auto"] = "auto"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -236,7 +245,8 @@ class CCSSLSection(Section):
         unsupervised term off."""
         return self.model_copy(update={
             "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "calibration_precision": None,
-            "prior_agreement": [], "temporal": False, "num_geometric": 0, "invariance": False, "gallery": 0,
+            "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
+            "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
 
     @property
@@ -285,6 +295,18 @@ class CCSSLConfig(ExperimentConfig):
         if self.ccssl.calibration_precision is not None and not (self.ccssl.calibration_data or self.data.val):
             raise KeyedError("ccssl.calibration_precision", "needs labelled frames to calibrate on: "
                                                             "ccssl.calibration_data or data.val")
+        c = self.ccssl
+        if c.view_assignment:
+            if not c.multiview_loss_views:
+                raise KeyedError("ccssl.view_assignment", "needs the views of each body part: "
+                                                          "ccssl.multiview_loss_views")
+            ref, nviews = c.view_assignment_reference, len(c.multiview_loss_views[0])
+            if ref == "auto" and not (c.calibration_data or self.data.val):
+                raise KeyedError("ccssl.view_assignment_reference", "auto needs labelled frames to compare the "
+                                                                    "views on: ccssl.calibration_data or data.val")
+            if ref != "auto" and not 0 <= ref < nviews:
+                raise KeyedError("ccssl.view_assignment_reference", f"{ref} is not a view of "
+                                                                    f"ccssl.multiview_loss_views (0..{nviews - 1})")
         return self
 
 
@@ -495,6 +517,22 @@ def fit_multiview_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: Ke
         where = "ccssl.multiview_loss_components" if "components" in str(exc) else key
         raise ConfigError("<config>", where, f"data.train: {exc}") from None
     return mv
+
+
+def view_groups(groups: list[list[str]], views: list[list[str]]) -> list[list[int]]:
+    """``ccssl.view_assignment``'s groups as row indices of ``ccssl.multiview_loss_views`` (a body part is named
+    by any of its keypoints); ConfigError naming the key for a name in no row, a part twice or a group of one."""
+    row_of = {j: p for p, row in enumerate(views) for j in row}
+    unknown = [j for g in groups for j in g if j not in row_of]
+    if unknown:
+        raise ConfigError("<config>", "ccssl.view_assignment", f"{unknown}: not keypoints of "
+                                                               "ccssl.multiview_loss_views")
+    out = [[row_of[j] for j in g] for g in groups]
+    flat = [p for g in out for p in g]
+    if len(set(flat)) != len(flat) or any(len(g) < 2 for g in out):
+        raise ConfigError("<config>", "ccssl.view_assignment", "each group needs >= 2 body parts, each body part "
+                                                               "in one group once")
+    return out
 
 
 class CCSSLTrainer(Trainer):
@@ -773,6 +811,8 @@ class CCSSLRun:
         self.trainer: CCSSLTrainer | None = None
         self._calibration_records: tuple[list[PoseRecord], float] | None = None  # read at the first calibration
         self._prior_fits: tuple[PosePCA | None, MultiviewPCA | None] | None = None  # fitted at the first round
+        self._view_fit: tuple[MultiviewPCA, list[list[int]]] | None = None  # fitted at the first round
+        self._labelled_round: tuple[int, PseudoLabelSet] | None = None  # the calibration frames' labels, per round
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -898,6 +938,8 @@ class CCSSLRun:
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
             # the safer-pseudo-label rules (each off by default): what each rejected goes into the round's summary
             extra, agree = {}, None
+            if c.view_assignment:  # first: the rules below then see each paw under its own name
+                raw_labels, extra["view_reassigned"], extra["view_reference"] = self._assign_views(raw_labels, r)
             if c.temporal_agreement is not None:
                 agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
                 extra["temporal_disagreeing"] = float(1 - agree.mean())
@@ -975,19 +1017,52 @@ class CCSSLRun:
                                 fit_multiview_prior(self.cfg, train, self.schema) if "multiview" in want else None)
         return self._prior_fits
 
-    def _calibrate(self, r: int) -> Calibration:
-        """Round ``r``'s calibrated threshold: the calibration frames labelled by the current model with the
-        round's consistency views (no flow: they are not a video), scored against their labels."""
+    def _labelled_labels(self, r: int) -> PseudoLabelSet:
+        """Round ``r``'s pseudo-labels of the labelled calibration frames (``ccssl.calibration_data``, default
+        ``data.val``) by the current model with the round's consistency views (no flow: they are not a video),
+        with their labels as ``truth``; made once a round, for the calibration and the views' reference."""
         cfg, c = self.cfg, self.cfg.ccssl
+        if self._labelled_round is not None and self._labelled_round[0] == r:
+            return self._labelled_round[1]
         if self._calibration_records is None:
             self._calibration_records = _labelled_records(c.calibration_data or cfg.data.val, self.schema, cfg,
-                                                          self.pad, "ccssl.calibration_precision's calibration data")
+                                                          self.pad, "ccssl.calibration_data (or data.val)")
         records, pad = self._calibration_records
         labels = generate_pseudo_labels(self._current_model(), records, self.schema, self.codec, self.norm,
                                         c.consistency(self.device), None, self.device, batch_size=c.pseudo_batch_size,
                                         padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
+        self._labelled_round = (r, labels)
+        return labels
+
+    def _calibrate(self, r: int) -> Calibration:
+        """Round ``r``'s calibrated threshold: the calibration frames' pseudo-labels scored against their labels."""
+        c = self.cfg.ccssl
+        labels = self._labelled_labels(r)
         correct, labelled = correct_joints(labels.xy, labels.truth, c.calibration_tolerance)
         return calibrated_threshold(labels.confidence[labelled], correct[labelled], c.calibration_precision)
+
+    def _assign_views(self, labels: PseudoLabelSet, r: int) -> tuple[PseudoLabelSet, float, list[int]]:
+        """``labels`` with ``ccssl.view_assignment``'s groups re-assigned across the views; the fraction of
+        target records changed and each group's reference view (fixed, or measured this round)."""
+        c = self.cfg.ccssl
+        if self._view_fit is None:
+            mv = fit_multiview_prior(self.cfg, self.data.train.records, self.schema)
+            self._view_fit = (mv, view_groups(c.view_assignment, c.multiview_loss_views))
+        mv, groups = self._view_fit
+        if c.view_assignment_reference == "auto":
+            lab = self._labelled_labels(r)
+            errors = np.linalg.norm(lab.xy - lab.truth[..., :2], axis=-1)
+            errors[lab.truth[..., 2] <= 0] = np.nan
+            try:
+                refs = [best_view(errors, mv, g) for g in groups]
+            except ValueError as exc:
+                raise ConfigError("<config>", "ccssl.view_assignment_reference",
+                                  f"auto: ccssl.calibration_data (or data.val): {exc}") from None
+        else:
+            refs = [c.view_assignment_reference] * len(groups)
+        src = reassign_views(labels.xy, mv, groups, refs)
+        moved = float((src != np.arange(src.shape[1])).any(1).mean()) if len(src) else 0.0
+        return labels.take_joints(src), moved, refs
 
     def _target_set(self, labels: PseudoLabelSet, r: int) -> TopDownDataset | None:
         """The pseudo-labelled target stream of round ``r`` (records with no kept joint left out)."""

@@ -374,6 +374,21 @@ class PseudoLabelSet:
         """(N, K, 2) pseudo-labels in crop pixels."""
         return transform_points_batched(self.xy, self.matrices).astype(np.float32)
 
+    def take_joints(self, src: np.ndarray) -> PseudoLabelSet:
+        """A copy whose joint k of record n is joint ``src[n, k]`` of this set: the pseudo-label moves with its
+        confidence, evidence, flow confidence, replacement flag and weight; ``truth`` (the target's own labels)
+        stays where it is. ``src``: (N, K) joint indices."""
+        src = np.asarray(src)
+        if src.shape != self.xy.shape[:2]:
+            raise ValueError(f"src must be {self.xy.shape[:2]}, got {src.shape}")
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, src.reshape(src.shape + (1,) * (a.ndim - 2)), axis=1)
+
+        return replace(self, xy=take(self.xy), confidence=take(self.confidence),
+                       components={k: take(v) for k, v in self.components.items()}, flow_conf=take(self.flow_conf),
+                       replaced=take(self.replaced), weights=take(self.weights))
+
     def to_records(self) -> list:
         """Training records: kept joints labelled visible (2) at the pseudo-label, the others 0."""
         out = []

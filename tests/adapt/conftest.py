@@ -50,6 +50,26 @@ def dots(tmp_path_factory) -> dict[str, Path]:
             "target": write_dots(root, "target", 12, 2, videos=2), "target_val": write_dots(root, "tval", 4, 3)}
 
 
+@pytest.fixture
+def dots_config(dots):
+    """``dots_config(**ccssl)``: a 2-epoch CC-SSL config on the dots (train, val, target clips), one round an
+    epoch, ``ccssl`` keys on top (the safer-pseudo-label and view-assignment tests)."""
+
+    def make(**ccssl) -> CCSSLConfig:
+        return parse_config({
+            "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],
+                     "schema": "coco", "input_size": [DOT_SIZE, DOT_SIZE], "heatmap_size": [16, 16], "workers": 0},
+            "model": {"name": "hourglass1", "channels": 16},
+            "augment": {"preset": "none"},
+            "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "lr": 1e-3, "flip_test": False},
+            "tracking": {"enabled": False},
+            "ccssl": {"source_epochs": 1, "regenerate_every": 1, "num_geometric": 1, "num_photometric": 0,
+                      "pseudo_batch_size": 6, "gallery": 0, "control": False, **ccssl},
+        }, CCSSLConfig)
+
+    return make
+
+
 def write_dot_clip(out: Path, rng: np.random.Generator, positions: np.ndarray) -> str:
     """One clip (video ``v``, frame_index 0..n-1) of 17 coloured dots at ``positions`` (n, 17, 2) over a
     background drawn from ``rng``; the COCO file's path."""

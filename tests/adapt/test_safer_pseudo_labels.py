@@ -92,34 +92,21 @@ def test_select_takes_an_eligibility_mask_and_an_absolute_threshold():
     assert fixed.weights.tolist() == [[1, 0, 0], [0, 1, 0]] and fixed.threshold == 0.55
 
 
-def _config(dots, **ccssl) -> CCSSLConfig:
-    return parse_config({
-        "data": {"train": [str(dots["train"])], "val": [str(dots["val"])], "target": [str(dots["target"])],
-                 "schema": "coco", "input_size": [SIZE, SIZE], "heatmap_size": [16, 16], "workers": 0},
-        "model": {"name": "hourglass1", "channels": 16},
-        "augment": {"preset": "none"},
-        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "lr": 1e-3, "flip_test": False},
-        "tracking": {"enabled": False},
-        "ccssl": {"source_epochs": 1, "regenerate_every": 1, "num_geometric": 1, "num_photometric": 0,
-                  "pseudo_batch_size": 6, "gallery": 0, "control": False, **ccssl},
-    }, CCSSLConfig)
-
-
-def test_settings_that_cannot_work_are_named(dots):
+def test_settings_that_cannot_work_are_named(dots_config):
     with pytest.raises(ConfigError, match=r"ccssl\.lambda_rounds.*3 values for 2 rounds"):
-        _config(dots, lambda_rounds=[0.1, 0.2, 0.3])
+        dots_config(lambda_rounds=[0.1, 0.2, 0.3])
     with pytest.raises(ConfigError, match="lambda_rounds"):
-        _config(dots, lambda_rounds=[-1.0, 1.0])
-    cfg = _config(dots, calibration_precision=0.9).model_dump(mode="json")
+        dots_config(lambda_rounds=[-1.0, 1.0])
+    cfg = dots_config(calibration_precision=0.9).model_dump(mode="json")
     cfg["data"]["val"] = []
     with pytest.raises(ConfigError, match=r"ccssl\.calibration_precision.*calibration_data or data\.val"):
         parse_config(cfg, CCSSLConfig)
     with pytest.raises(ConfigError, match="temporal_agreement"):
-        _config(dots, temporal_agreement=0.0)
+        dots_config(temporal_agreement=0.0)
 
 
-def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots, tmp_path):
-    cfg = _config(dots, lambda_rounds=[0.0, 4.0], temporal_agreement=2.0, calibration_precision=0.1,
+def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots_config, tmp_path):
+    cfg = dots_config(lambda_rounds=[0.0, 4.0], temporal_agreement=2.0, calibration_precision=0.1,
                   calibration_tolerance=0.5)
     run = CCSSLRun(cfg, tmp_path / "run", progress=False)
     lambdas = []
@@ -173,8 +160,8 @@ def test_prior_agreement_by_hand():
     assert prior_agreement(xy).all()
 
 
-def test_rounds_drop_pseudo_labels_that_disagree_with_the_pose_prior(dots, tmp_path):
-    cfg = _config(dots, prior_agreement=["pca"], pca_loss_components=3, keep_fractions=[1.0, 1.0],
+def test_rounds_drop_pseudo_labels_that_disagree_with_the_pose_prior(dots_config, tmp_path):
+    cfg = dots_config(prior_agreement=["pca"], pca_loss_components=3, keep_fractions=[1.0, 1.0],
                   pca_loss_joints=["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder"])
     run = CCSSLRun(cfg, tmp_path / "run", progress=False)
     m = run.round(0)
@@ -188,8 +175,8 @@ def test_rounds_drop_pseudo_labels_that_disagree_with_the_pose_prior(dots, tmp_p
     assert m["pseudo/prior_disagreeing"] == pytest.approx(1 - agree.mean())
 
 
-def test_the_control_section_turns_every_target_ingredient_off(dots):
-    on = _config(dots, lambda_rounds=[0.5, 1.0], temporal_agreement=20.0, calibration_precision=0.9,
+def test_the_control_section_turns_every_target_ingredient_off(dots_config):
+    on = dots_config(lambda_rounds=[0.5, 1.0], temporal_agreement=20.0, calibration_precision=0.9,
                  prior_agreement=["pca"], temporal_loss_weight=1.0, pca_loss_weight=1.0, multiview_loss_weight=1.0,
                  num_geometric=3, gallery=2, temporal=True).ccssl
     c = on.as_control()
@@ -200,13 +187,14 @@ def test_the_control_section_turns_every_target_ingredient_off(dots):
     assert (c.regenerate_every, c.keep_fractions, c.lr) == (on.regenerate_every, on.keep_fractions, on.lr)
 
 
-def test_calibration_data_without_labels_is_named(dots, tmp_path):
+def test_calibration_data_without_labels_is_named(dots_config, tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((SIZE, SIZE, 3), np.uint8))
     recs = [PoseRecord(str(tmp_path / "a.png"), np.zeros((17, 3), np.float32), "coco", bbox=(0, 0, 8, 8),
                        image_size=(SIZE, SIZE), image_id=1)]
     empty = write_coco(recs, tmp_path / "unlabelled.json", "coco")
-    run = CCSSLRun(_config(dots, calibration_precision=0.9, calibration_data=[str(empty)]), tmp_path / "run",
+    run = CCSSLRun(dots_config(calibration_precision=0.9, calibration_data=[str(empty)]), tmp_path / "run",
                    progress=False)
     run.prepare()
-    with pytest.raises(DataError, match=r"unlabelled\.json.*annotations.*calibration data has no labels"):
+    with pytest.raises(DataError, match=r"unlabelled\.json.*annotations.*ccssl\.calibration_data \(or data\.val\) "
+                                        r"has no labels"):
         run._calibrate(0)

@@ -1,0 +1,111 @@
+"""Re-assignment of look-alike body parts across the views of a multi-view rig, before pseudo-labels are chosen.
+
+In a multi-view rig every body part p is seen in V views (row p of ``ccssl.multiview_loss_views``; a mirror rig:
+a top and a bottom copy). A network that confuses look-alike parts in one view (the mirror-mouse rig's four paws
+in the top view, where they overlap) finds them but in the wrong order there, while another view keeps them
+apart. On the real mirror-mouse frames of issue 23 the top-view paws carry half of the pixel error and are
+permuted in about half of the frames, while the bottom-view paws are within a few pixels (BENCHMARKS.md). Used
+as a filter (:mod:`animalpose.adapt.prior_agreement`) the multi-view prior can only drop such pseudo-labels;
+here it repairs them.
+
+For a group G of body parts and a reference view r, every other view v's keypoints of G are re-assigned among
+G's parts: part p takes view v's keypoint of part σ(p), where σ minimises the multi-view reconstruction error
+(:mod:`animalpose.adapt.multiview_loss`: e_u is the residual of view u after projecting the body part's 2V-vector
+on the labelled frames' subspace)
+
+    σ = argmin_σ Σ_{p∈G} Σ_u e_u(x_p with view v's point replaced by that of part σ(p)).
+
+Each body part's sample holds only its own views, so the cost of giving part p the view-v point of part q is one
+entry C[p, q] and σ is a linear assignment (the Hungarian method, ``scipy.optimize.linear_sum_assignment``). With
+V > 2 the non-reference views are re-assigned one after another, each against the others as they stand. A
+keypoint keeps its confidence and evidence when it moves (they belong to the heatmap peak that made it), and the
+identity is kept unless another assignment costs strictly less.
+
+The reference view is the one the model gets right: given, or (``"auto"``) the view whose keypoints of the group
+have the lowest mean pixel error on labelled frames (:func:`best_view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from animalpose.adapt.multiview_loss import MultiviewPCA
+
+
+def sample_errors(samples: np.ndarray, mv: MultiviewPCA) -> np.ndarray:
+    """(..., V) per-view reconstruction errors of (..., V, 2) body-part samples under ``mv``'s subspace."""
+    mean = mv.pca.mean.detach().cpu().numpy().astype(np.float64)
+    axes = mv.pca.components.detach().cpu().numpy().astype(np.float64)
+    shape = samples.shape
+    c = samples.reshape(-1, shape[-2] * 2).astype(np.float64) - mean
+    r = c - (c @ axes.T) @ axes
+    return np.linalg.norm(r.reshape(*shape[:-2], shape[-2], 2), axis=-1)
+
+
+def assignment_cost(xy: np.ndarray, mv: MultiviewPCA, group: Sequence[int], view: int) -> np.ndarray:
+    """(N, G, G) C[n, p, q]: the summed view errors of body part ``group[p]`` in frame n when view ``view``'s
+    keypoint is that of body part ``group[q]``.
+
+    Args:
+        xy: (N, K, 2) keypoints, pixels of the frame the views share.
+        group: G row indices of ``mv.views``.
+    """
+    idx = np.asarray(mv.views)[list(group)]  # (G, V) schema indices
+    samples = np.repeat(xy[:, idx][:, :, None], len(group), axis=2)  # (N, G(p), G(q), V, 2)
+    samples[:, :, :, view] = xy[:, idx[:, view]][:, None]  # view v's point of part q
+    return sample_errors(samples, mv).sum(-1)
+
+
+def reassign_views(xy: np.ndarray, mv: MultiviewPCA, groups: Sequence[Sequence[int]],
+                   reference: Sequence[int]) -> np.ndarray:
+    """(N, K) source indices: keypoint k of frame n is to take keypoint ``src[n, k]`` (module docstring).
+
+    Args:
+        xy: (N, K, 2) pseudo-labels, pixels of the frame the views share.
+        groups: body-part groups, each a list of ≥ 2 row indices of ``mv.views`` (disjoint).
+        reference: the reference view of each group (0..V-1).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.ndim != 3 or xy.shape[-1] != 2:
+        raise ValueError(f"xy must be (N, K, 2), got {xy.shape}")
+    if len(groups) != len(reference):
+        raise ValueError(f"{len(groups)} groups but {len(reference)} reference views")
+    views = np.asarray(mv.views)
+    rows = [p for g in groups for p in g]
+    if len(set(rows)) != len(rows) or any(not 0 <= p < len(views) for p in rows) or any(len(g) < 2 for g in groups):
+        raise ValueError(f"groups must be disjoint lists of >= 2 body parts out of 0..{len(views) - 1}, got "
+                         f"{[list(g) for g in groups]}")
+    if any(not 0 <= r < mv.num_views for r in reference):
+        raise ValueError(f"reference views must lie in 0..{mv.num_views - 1}, got {list(reference)}")
+    n = len(xy)
+    src = np.tile(np.arange(xy.shape[1]), (n, 1))
+    cur = xy.copy()
+    for group, ref in zip(groups, reference, strict=True):
+        g = np.asarray(group)
+        for v in (u for u in range(mv.num_views) if u != ref):
+            cost = assignment_cost(cur, mv, group, v)  # (N, G, G)
+            keys = views[g, v]  # schema keypoints of the group in view v
+            for i in range(n):
+                rows_, cols = linear_sum_assignment(cost[i])
+                if cost[i][rows_, cols].sum() < np.trace(cost[i]) - 1e-9:
+                    cur[i, keys] = cur[i, keys[cols]]
+                    src[i, keys] = src[i, keys[cols]]
+    return src
+
+
+def best_view(errors: np.ndarray, mv: MultiviewPCA, group: Sequence[int]) -> int:
+    """The view whose keypoints of ``group`` have the lowest mean of (N, K) pixel ``errors`` (NaN: not labelled).
+
+    Raises ValueError when a view has no labelled keypoint of the group."""
+    idx = np.asarray(mv.views)[list(group)]  # (G, V)
+    means = []
+    for v in range(mv.num_views):
+        e = np.asarray(errors, dtype=np.float64)[:, idx[:, v]]
+        if not np.isfinite(e).any():
+            raise ValueError(f"view {v} has no labelled keypoint of the group to compare")
+        means.append(float(np.nanmean(e)))
+    return int(np.argmin(means))

@@ -1,0 +1,143 @@
+"""Re-assignment of look-alike body parts across views (animalpose.adapt.view_assignment), by hand and in a round."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import animalpose.adapt.ccssl as ccssl_module
+from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, view_groups
+from animalpose.adapt.multiview_loss import fit_multiview_pca
+from animalpose.adapt.pseudolabel import PseudoLabelSet
+from animalpose.adapt.view_assignment import assignment_cost, best_view, reassign_views
+from animalpose.config import parse_config
+from animalpose.errors import ConfigError
+
+OFF = np.array([0.0, 100.0])  # view 1 sees every part this much lower
+
+
+def _rig() -> object:
+    """Keypoints 0..2 are three parts in view 0; 3..5 the same parts in view 1, always 100 px lower: the views'
+    subspace (2 axes) is (x, y, x, y + 100); a sample (a, c + (0, 100)) has the residual ±(a − c) / 2 in each
+    view, so its summed error is |a − c|."""
+    rng = np.random.default_rng(0)
+    kps = []
+    for _ in range(10):
+        kp = np.zeros((6, 3))
+        kp[:3, :2] = rng.uniform(0, 80, (3, 2))
+        kp[3:, :2] = kp[:3, :2] + [0, 100]
+        kp[:, 2] = 2
+        kps.append(kp)
+    return fit_multiview_pca(kps, [[0, 3], [1, 4], [2, 5]], components=2, epsilon=1.0)
+
+
+def test_assignment_cost_and_reassignment_by_hand():
+    mv = _rig()
+    top = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 30.0]])
+    xy = np.zeros((2, 6, 2))
+    xy[0, :3], xy[0, 3:] = top, top[[1, 0, 2]] + OFF  # frame 0: parts 0 and 1 swapped in view 1
+    xy[1, :3], xy[1, 3:] = top, top + OFF  # frame 1: consistent
+    # C[p, q] = | view-0 point of p − view-1 point of q (minus the offset) |
+    c = assignment_cost(xy, mv, [0, 1, 2], view=1)
+    d = np.linalg.norm(top[:, None] - top[[1, 0, 2]][None], axis=-1)
+    np.testing.assert_allclose(c[0], d, atol=1e-4)  # the subspace is float32
+    assert c[0][0, 1] == pytest.approx(0.0, abs=1e-4) and c[0][0, 0] == pytest.approx(50.0, abs=1e-4)
+    # reference view 0: view 1's keypoints 3 and 4 exchange; reference view 1: view 0's keypoints 0 and 1 do
+    src = reassign_views(xy, mv, [[0, 1, 2]], [0])
+    assert src.tolist() == [[0, 1, 2, 4, 3, 5], [0, 1, 2, 3, 4, 5]]
+    assert reassign_views(xy, mv, [[0, 1, 2]], [1]).tolist() == [[1, 0, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]]
+    # a group that leaves the swapped part out cannot repair it
+    assert reassign_views(xy, mv, [[1, 2]], [0]).tolist() == [[0, 1, 2, 3, 4, 5]] * 2
+    fixed = np.take_along_axis(xy, src[..., None], axis=1)
+    np.testing.assert_allclose(fixed[0, 3:], top + OFF)
+    with pytest.raises(ValueError, match="disjoint"):
+        reassign_views(xy, mv, [[0, 1], [1, 2]], [0, 0])
+    with pytest.raises(ValueError, match="reference views"):
+        reassign_views(xy, mv, [[0, 1]], [2])
+
+
+def test_best_view_is_the_one_with_the_lowest_labelled_error():
+    mv = _rig()
+    err = np.array([[9.0, 8.0, np.nan, 1.0, 2.0, 3.0], [7.0, np.nan, 9.0, 2.0, np.nan, 1.0]])
+    assert best_view(err, mv, [0, 1, 2]) == 1  # view 0: mean 8.25, view 1: 1.8
+    err[:, 3:] = np.nan
+    with pytest.raises(ValueError, match="view 1 has no labelled keypoint"):
+        best_view(err, mv, [0, 1, 2])
+
+
+def test_take_joints_moves_the_evidence_with_the_pseudo_label_but_not_the_truth():
+    n, k = 2, 3
+    xy = np.arange(n * k * 2, dtype=np.float32).reshape(n, k, 2)
+    conf = np.arange(n * k, dtype=np.float32).reshape(n, k)
+    truth = np.arange(n * k * 3, dtype=np.float32).reshape(n, k, 3)
+    labels = PseudoLabelSet([None] * n, xy, conf, {"peak": conf + 10}, np.zeros((n, 2, 3)), (8, 8),
+                            conf + 20, conf > 2, conf + 30, truth=truth)
+    src = np.array([[2, 1, 0], [0, 1, 2]])
+    out = labels.take_joints(src)
+    assert out.xy[0].tolist() == xy[0, [2, 1, 0]].tolist() and out.xy[1].tolist() == xy[1].tolist()
+    for got, was in ((out.confidence, conf), (out.components["peak"], conf + 10), (out.flow_conf, conf + 20),
+                     (out.replaced, conf > 2), (out.weights, conf + 30)):
+        assert got[0].tolist() == was[0, [2, 1, 0]].tolist() and got[1].tolist() == was[1].tolist()
+    assert out.truth is truth
+    with pytest.raises(ValueError, match="src must be"):
+        labels.take_joints(src[:, :2])
+
+
+VIEWS = [["left_eye", "right_eye"], ["left_ear", "right_ear"], ["left_shoulder", "right_shoulder"]]
+
+
+def test_view_assignment_settings_that_cannot_work_are_named(dots_config):
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*multiview_loss_views"):
+        dots_config(view_assignment=[["left_eye", "left_ear"]])
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment_reference.*0\.\.1"):
+        dots_config(view_assignment=[["left_eye", "left_ear"]], multiview_loss_views=VIEWS,
+                view_assignment_reference=2)
+    cfg = dots_config(view_assignment=[["left_eye", "left_ear"]], multiview_loss_views=VIEWS).model_dump(mode="json")
+    cfg["data"]["val"] = []
+    with pytest.raises(ConfigError, match=r"view_assignment_reference.*calibration_data or data\.val"):
+        parse_config(cfg, CCSSLConfig)
+    cfg["ccssl"]["view_assignment_reference"] = 1  # a given view needs no labelled frames
+    parse_config(cfg, CCSSLConfig)
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*\['nose'\]"):
+        view_groups([["left_eye", "nose"]], VIEWS)
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*>= 2 body parts"):
+        view_groups([["left_eye", "right_eye"]], VIEWS)  # one body part named twice, by each view
+    assert view_groups([["right_ear", "left_eye"]], VIEWS) == [[1, 0]]  # by either view's name
+
+
+def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_right(dots_config, tmp_path, monkeypatch):
+    calls = []
+    real = ccssl_module.reassign_views
+
+    def spy(xy, mv, groups, reference):
+        src = real(xy, mv, groups, reference)
+        calls.append((np.array(xy), src, list(reference)))
+        return src
+
+    monkeypatch.setattr(ccssl_module, "reassign_views", spy)
+    cfg = dots_config(keep_fractions=[1.0, 1.0], multiview_loss_views=VIEWS, multiview_loss_components=1,
+                  view_assignment=[["left_eye", "left_ear", "left_shoulder"]])
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    m = run.round(0)
+    (raw, src, ref), = calls
+    # auto: the view whose keypoints of the group the model places best on data.val this round
+    lab = run._labelled_labels(0)
+    err = np.linalg.norm(lab.xy - lab.truth[..., :2], axis=-1)
+    top, bottom = err[:, [1, 3, 5]].mean(), err[:, [2, 4, 6]].mean()
+    assert ref == [int(bottom < top)]
+    summary = json.loads((tmp_path / "run" / "round_0" / "summary.json").read_text())
+    assert summary["view_reference"] == ref
+    # the written pseudo-labels are the model's, re-assigned by the returned indices (everything is kept)
+    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
+    anns = sorted(doc["annotations"], key=lambda a: a["record"])
+    xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
+    np.testing.assert_allclose(xy, np.take_along_axis(raw, src[..., None], axis=1), atol=1e-3)
+    moved = (src != np.arange(17)).any(1)
+    assert 0 < moved.mean() < 1  # the fresh model's labels: some fit the views' subspace better re-assigned
+    assert m["pseudo/view_reassigned"] == pytest.approx(moved.mean())
+    # only the group's keypoints in the other view move, among themselves
+    other = [2, 4, 6] if ref == [0] else [1, 3, 5]
+    still = np.setdiff1d(np.arange(17), other)
+    assert (src[:, still] == still).all() and (np.sort(src[:, other], 1) == other).all()
