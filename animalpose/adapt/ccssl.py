@@ -70,7 +70,7 @@ from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
-from animalpose.adapt.view_assignment import best_view, reassign_views
+from animalpose.adapt.view_assignment import agreeing_views, best_view, group_keypoints, reassign_views
 from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
@@ -229,8 +229,12 @@ class CCSSLSection(Section):
     # view_assignment_reference: the view the model gets right (a column of multiview_loss_views), or auto: each
     # round, the view whose keypoints of the group the current model places best on the labelled
     # calibration_data (default data.val)
+    # view_assignment_keep: agreeing (the group's pseudo-labels are kept where every view of the body part fits
+    # the views' subspace within its epsilon after re-assignment, whatever their confidence, and the other rules
+    # allow) or confidence (they go through keep_fractions' selection like every other joint)
     view_assignment: list[list[str]] = Field(default_factory=list)
     view_assignment_reference: int | Literal["auto"] = "auto"
+    view_assignment_keep: Literal["agreeing", "confidence"] = "agreeing"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -940,6 +944,9 @@ class CCSSLRun:
             extra, agree = {}, None
             if c.view_assignment:  # first: the rules below then see each paw under its own name
                 raw_labels, extra["view_reassigned"], extra["view_reference"] = self._assign_views(raw_labels, r)
+                mv, groups = self._view_fit
+                views_ok = agreeing_views(raw_labels.xy, mv, groups)
+                extra["view_agreeing"] = float(views_ok[:, group_keypoints(mv, groups)].mean())
             if c.temporal_agreement is not None:
                 agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
                 extra["temporal_disagreeing"] = float(1 - agree.mean())
@@ -956,6 +963,11 @@ class CCSSLRun:
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
                             eligible=agree, threshold=None if calib is None else calib.threshold)
+            if c.view_assignment and c.view_assignment_keep == "agreeing":
+                keys = group_keypoints(*self._view_fit)
+                weights = labels.weights.copy()
+                weights[:, keys] = views_ok[:, keys] & (True if agree is None else agree[:, keys])
+                labels = replace(labels, weights=weights)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery, extra)
             trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]

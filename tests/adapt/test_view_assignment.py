@@ -11,7 +11,13 @@ import animalpose.adapt.ccssl as ccssl_module
 from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, view_groups
 from animalpose.adapt.multiview_loss import fit_multiview_pca
 from animalpose.adapt.pseudolabel import PseudoLabelSet
-from animalpose.adapt.view_assignment import assignment_cost, best_view, reassign_views
+from animalpose.adapt.view_assignment import (
+    agreeing_views,
+    assignment_cost,
+    best_view,
+    group_keypoints,
+    reassign_views,
+)
 from animalpose.config import parse_config
 from animalpose.errors import ConfigError
 
@@ -56,6 +62,18 @@ def test_assignment_cost_and_reassignment_by_hand():
         reassign_views(xy, mv, [[0, 1], [1, 2]], [0, 0])
     with pytest.raises(ValueError, match="reference views"):
         reassign_views(xy, mv, [[0, 1]], [2])
+
+
+def test_agreeing_views_by_hand():
+    mv = _rig()  # ε = 1 px; a sample's views disagreeing by d px leave d / 2 in each view
+    top = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 30.0]])
+    xy = np.zeros((1, 7, 2))  # keypoint 6 belongs to no body part
+    xy[0, :3], xy[0, 3:6] = top, top + OFF
+    xy[0, 4] += [1.5, 0.0]  # part 1's views 1.5 px apart: 0.75 px each, within ε
+    xy[0, 5] += [0.0, 3.0]  # part 2's 3 px apart: 1.5 px each, beyond
+    assert agreeing_views(xy, mv, [[0, 1, 2]]).tolist() == [[True, True, False, True, True, False, False]]
+    assert agreeing_views(xy, mv, [[1, 2]]).tolist() == [[False, True, False, False, True, False, False]]
+    assert group_keypoints(mv, [[2], [0]]).tolist() == [0, 2, 3, 5]
 
 
 def test_best_view_is_the_one_with_the_lowest_labelled_error():
@@ -134,6 +152,14 @@ def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_rig
     anns = sorted(doc["annotations"], key=lambda a: a["record"])
     xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
     np.testing.assert_allclose(xy, np.take_along_axis(raw, src[..., None], axis=1), atol=1e-3)
+    # keep = agreeing: the group's pseudo-labels are kept exactly where their views agree after re-assignment
+    # (everything else by the percentile selection, all of it here)
+    kept = np.array([a["weight"] for a in anns]) > 0
+    agree = agreeing_views(np.take_along_axis(raw, src[..., None], axis=1), run._view_fit[0], [[0, 1, 2]])
+    keys = [1, 2, 3, 4, 5, 6]
+    assert 0 < agree[:, keys].mean() < 1
+    assert np.array_equal(kept[:, keys], agree[:, keys]) and kept[:, 7:].all()
+    assert m["pseudo/view_agreeing"] == pytest.approx(agree[:, keys].mean())
     moved = (src != np.arange(17)).any(1)
     assert 0 < moved.mean() < 1  # the fresh model's labels: some fit the views' subspace better re-assigned
     assert m["pseudo/view_reassigned"] == pytest.approx(moved.mean())
