@@ -70,7 +70,13 @@ from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
-from animalpose.adapt.view_assignment import agreeing_views, best_view, group_keypoints, reassign_views
+from animalpose.adapt.view_assignment import (
+    agreeing_views,
+    best_view,
+    group_keypoints,
+    project_views,
+    reassign_views,
+)
 from animalpose.atomic import remove_temporaries
 from animalpose.config import ExistingPath, ExperimentConfig, KeyedError, ResolvedPath, Section, flatten
 from animalpose.data.augment import build_augmenter
@@ -229,12 +235,14 @@ class CCSSLSection(Section):
     # view_assignment_reference: the view the model gets right (a column of multiview_loss_views), or auto: each
     # round, the view whose keypoints of the group the current model places best on the labelled
     # calibration_data (default data.val)
-    # view_assignment_keep: agreeing (the group's pseudo-labels are kept where every view of the body part fits
-    # the views' subspace within its epsilon after re-assignment, whatever their confidence, and the other rules
-    # allow) or confidence (they go through keep_fractions' selection like every other joint)
+    # view_assignment_keep: projected (the group's points in the other views are moved onto the views' subspace
+    # through the reference view's point, and kept where that point is kept), agreeing (the group's pseudo-labels
+    # are kept where every view of the body part fits the views' subspace within its epsilon, whatever their
+    # confidence, and the other rules allow) or confidence (they go through keep_fractions' selection like every
+    # other joint)
     view_assignment: list[list[str]] = Field(default_factory=list)
     view_assignment_reference: int | Literal["auto"] = "auto"
-    view_assignment_keep: Literal["agreeing", "confidence"] = "agreeing"
+    view_assignment_keep: Literal["projected", "agreeing", "confidence"] = "projected"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -947,6 +955,11 @@ class CCSSLRun:
                 mv, groups = self._view_fit
                 views_ok = agreeing_views(raw_labels.xy, mv, groups)
                 extra["view_agreeing"] = float(views_ok[:, group_keypoints(mv, groups)].mean())
+                if c.view_assignment_keep == "projected":
+                    moved_to = project_views(raw_labels.xy, mv, groups, extra["view_reference"])
+                    extra["view_projection_px"] = float(np.linalg.norm(moved_to - raw_labels.xy, axis=-1)[
+                        :, group_keypoints(mv, groups)].mean())
+                    raw_labels = replace(raw_labels, xy=moved_to.astype(raw_labels.xy.dtype))
             if c.temporal_agreement is not None:
                 agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
                 extra["temporal_disagreeing"] = float(1 - agree.mean())
@@ -963,11 +976,9 @@ class CCSSLRun:
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
                             eligible=agree, threshold=None if calib is None else calib.threshold)
-            if c.view_assignment and c.view_assignment_keep == "agreeing":
-                keys = group_keypoints(*self._view_fit)
-                weights = labels.weights.copy()
-                weights[:, keys] = views_ok[:, keys] & (True if agree is None else agree[:, keys])
-                labels = replace(labels, weights=weights)
+            if c.view_assignment and c.view_assignment_keep != "confidence":
+                labels = replace(labels, weights=self._view_weights(labels.weights, views_ok, agree,
+                                                                    extra["view_reference"]))
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery, extra)
             trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]
@@ -1052,6 +1063,25 @@ class CCSSLRun:
         labels = self._labelled_labels(r)
         correct, labelled = correct_joints(labels.xy, labels.truth, c.calibration_tolerance)
         return calibrated_threshold(labels.confidence[labelled], correct[labelled], c.calibration_precision)
+
+    def _view_weights(self, weights: np.ndarray, views_ok: np.ndarray, agree: np.ndarray | None,
+                      reference: list[int]) -> np.ndarray:
+        """The selection ``weights`` (N, K) with the view-assignment groups' keypoints kept by
+        ``ccssl.view_assignment_keep``: agreeing, where ``views_ok`` and the other rules (``agree``) allow;
+        projected, in the other views wherever the reference view's keypoint of the body part is kept."""
+        mv, groups = self._view_fit
+        out = weights.copy()
+        if self.cfg.ccssl.view_assignment_keep == "agreeing":
+            keys = group_keypoints(mv, groups)
+            out[:, keys] = views_ok[:, keys] & (True if agree is None else agree[:, keys])
+            return out
+        views = np.asarray(mv.views)
+        for group, ref in zip(groups, reference, strict=True):
+            idx = views[group]  # (G, V)
+            for v in range(mv.num_views):
+                if v != ref:
+                    out[:, idx[:, v]] = weights[:, idx[:, ref]]
+        return out
 
     def _assign_views(self, labels: PseudoLabelSet, r: int) -> tuple[PseudoLabelSet, float, list[int]]:
         """``labels`` with ``ccssl.view_assignment``'s groups re-assigned across the views; the fraction of
