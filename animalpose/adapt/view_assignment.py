@@ -41,6 +41,10 @@ import numpy as np
 
 from animalpose.adapt.multiview_loss import MultiviewPCA
 
+#: an axis of the subspace that the reference view sees less than this fraction as strongly as its main one is
+#: hidden from it (a depth the view does not show): it is left to the other views, not solved for from noise
+RANK_TOLERANCE = 1e-3
+
 
 def sample_errors(samples: np.ndarray, mv: MultiviewPCA) -> np.ndarray:
     """(..., V) per-view reconstruction errors of (..., V, 2) body-part samples under ``mv``'s subspace."""
@@ -163,10 +167,10 @@ def project_views(xy: np.ndarray, mv: MultiviewPCA, groups: Sequence[Sequence[in
         rows_o = [i for i in range(2 * mv.num_views) if i not in rows_r]
         ur, uo = axes[:, rows_r].T, axes[:, rows_o].T  # (2, k), (2V - 2, k)
         _, sv, vt = np.linalg.svd(ur)
-        null = vt[int((sv > 1e-9 * max(sv.max(), 1e-300)).sum()):].T  # (k, k - rank)
+        null = vt[int((sv > RANK_TOLERANCE * sv.max()).sum()):].T  # (k, k - rank)
         idx = views[list(group)]  # (G, V)
         x = xy[:, idx].reshape(len(xy), len(group), -1)  # (N, G, 2V): view-major (x, y) pairs
-        a0 = (x[..., rows_r] - mean[rows_r]) @ np.linalg.pinv(ur).T  # (N, G, k)
+        a0 = (x[..., rows_r] - mean[rows_r]) @ np.linalg.pinv(ur, rcond=RANK_TOLERANCE).T  # (N, G, k)
         fitted = mean[rows_o] + a0 @ uo.T  # (N, G, 2V - 2)
         if null.shape[1]:
             m = uo @ null  # (2V - 2, k - rank)

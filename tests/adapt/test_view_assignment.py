@@ -16,6 +16,7 @@ from animalpose.adapt.view_assignment import (
     assignment_cost,
     best_view,
     group_keypoints,
+    project_views,
     reassign_views,
 )
 from animalpose.config import parse_config
@@ -76,6 +77,48 @@ def test_agreeing_views_by_hand():
     assert group_keypoints(mv, [[2], [0]]).tolist() == [0, 2, 3, 5]
 
 
+def _line_rig(components: int) -> object:
+    """Two views of one body part in a plane: view 1 sees (x, y) as (x, 100) (its height is hidden there), so the
+    views' subspace of (x0, y0, x1, y1) is spanned by (1, 0, 1, 0) and (0, 1, 0, 0) (k = 2); a third axis (k = 3)
+    of the labelled frames' rounding noise in y1 is one the reference view 1 sees, but hardly."""
+    rng = np.random.default_rng(1)
+    kps = []
+    for _ in range(20):
+        kp = np.zeros((2, 3))
+        kp[0, :2] = rng.uniform(0, 80, 2)
+        kp[1, :2] = kp[0, 0], 100 + rng.normal(0, 1e-5)
+        kp[:, 2] = 2
+        kps.append(kp)
+    return fit_multiview_pca(kps, [[0, 1]], components=components, epsilon=1.0)
+
+
+def test_projection_onto_the_views_by_hand():
+    # k = 3 of 4 dims, two views: with view 1's point fixed the subspace is a line in view 0 (the epipolar line)
+    mv = _rig()  # view 1 = view 0 + (0, 100): the line through view 1's point is that point minus (0, 100)
+    xy = np.array([[[3.0, 4.0], [50.0, 140.0]]])  # part 0: view 0 at (3, 4), view 1 at (50, 140)
+    mv0 = fit_multiview_pca([np.array([[*p, 2], [p[0], p[1] + 100, 2]]) for p in np.random.default_rng(2).uniform(
+        0, 80, (10, 2))], [[0, 1]], components=2, epsilon=1.0)  # k = 2: view 1 decides view 0 alone
+    out = project_views(xy, mv0, [[0]], [1])
+    np.testing.assert_allclose(out[0, 0], [50.0, 40.0], atol=1e-3)
+    np.testing.assert_allclose(out[0, 1], xy[0, 1])  # the reference view stays
+    # k = 2, view 1 hides y: the line through view 1's (50, 100) is x = 50 in view 0; y is kept
+    line = _line_rig(2)
+    out = project_views(np.array([[[3.0, 4.0], [50.0, 100.0]]]), line, [[0]], [1])
+    np.testing.assert_allclose(out[0], [[50.0, 4.0], [50.0, 100.0]], atol=1e-3)
+    np.testing.assert_allclose(project_views(np.array([[[3.0, 4.0], [50.0, 100.0]]]), _line_rig(3), [[0]], [1])[0],
+                               [[50.0, 4.0], [50.0, 100.0]], atol=1e-3)  # the noise axis is not solved for
+    # reference view 0 instead: view 1 is (x0, 100)
+    out = project_views(np.array([[[3.0, 4.0], [50.0, 120.0]]]), line, [[0]], [0])
+    np.testing.assert_allclose(out[0], [[3.0, 4.0], [3.0, 100.0]], atol=1e-2)
+    # the mirror rig of _rig with three parts: only the group's other view moves
+    xy = np.zeros((1, 6, 2))
+    xy[0, :3] = [[0, 0], [50, 0], [0, 30]]
+    xy[0, 3:] = xy[0, :3] + OFF + [[5, 0], [0, 7], [-2, 2]]
+    out = project_views(xy, mv, [[0, 2]], [0])
+    np.testing.assert_allclose(out[0, [3, 5]], xy[0, [0, 2]] + OFF, atol=1e-3)  # k = 2 of the rig's data
+    np.testing.assert_array_equal(out[0, [0, 1, 2, 4]], xy[0, [0, 1, 2, 4]])
+
+
 def test_best_view_is_the_one_with_the_lowest_labelled_error():
     mv = _rig()
     err = np.array([[9.0, 8.0, np.nan, 1.0, 2.0, 3.0], [7.0, np.nan, 9.0, 2.0, np.nan, 1.0]])
@@ -125,7 +168,10 @@ def test_view_assignment_settings_that_cannot_work_are_named(dots_config):
     assert view_groups([["right_ear", "left_eye"]], VIEWS) == [[1, 0]]  # by either view's name
 
 
-def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_right(dots_config, tmp_path, monkeypatch):
+def _spied_round(dots_config, tmp_path, monkeypatch, **ccssl):
+    """Round 0 of a run with the dots' eyes, ears and shoulders as two views (left, right) and the left ones a
+    look-alike group; the metrics, the run, the re-assignment's (input xy, src, reference) and the written
+    pseudo-labels' xy and kept mask."""
     calls = []
     real = ccssl_module.reassign_views
 
@@ -135,11 +181,21 @@ def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_rig
         return src
 
     monkeypatch.setattr(ccssl_module, "reassign_views", spy)
-    cfg = dots_config(keep_fractions=[1.0, 1.0], multiview_loss_views=VIEWS, multiview_loss_components=1,
-                  view_assignment=[["left_eye", "left_ear", "left_shoulder"]])
+    cfg = dots_config(**{"keep_fractions": [1.0, 1.0], "multiview_loss_views": VIEWS, "multiview_loss_components": 1,
+                         "view_assignment": [["left_eye", "left_ear", "left_shoulder"]], **ccssl})
     run = CCSSLRun(cfg, tmp_path / "run", progress=False)
     m = run.round(0)
-    (raw, src, ref), = calls
+    (call,) = calls
+    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
+    anns = sorted(doc["annotations"], key=lambda a: a["record"])
+    xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
+    return m, run, call, xy, np.array([a["weight"] for a in anns]) > 0
+
+
+def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_right(dots_config, tmp_path,
+                                                                                     monkeypatch):
+    m, run, (raw, src, ref), xy, kept = _spied_round(dots_config, tmp_path, monkeypatch,
+                                                    view_assignment_keep="agreeing")
     # auto: the view whose keypoints of the group the model places best on data.val this round
     lab = run._labelled_labels(0)
     err = np.linalg.norm(lab.xy - lab.truth[..., :2], axis=-1)
@@ -148,13 +204,9 @@ def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_rig
     summary = json.loads((tmp_path / "run" / "round_0" / "summary.json").read_text())
     assert summary["view_reference"] == ref
     # the written pseudo-labels are the model's, re-assigned by the returned indices (everything is kept)
-    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
-    anns = sorted(doc["annotations"], key=lambda a: a["record"])
-    xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
     np.testing.assert_allclose(xy, np.take_along_axis(raw, src[..., None], axis=1), atol=1e-3)
     # keep = agreeing: the group's pseudo-labels are kept exactly where their views agree after re-assignment
     # (everything else by the percentile selection, all of it here)
-    kept = np.array([a["weight"] for a in anns]) > 0
     agree = agreeing_views(np.take_along_axis(raw, src[..., None], axis=1), run._view_fit[0], [[0, 1, 2]])
     keys = [1, 2, 3, 4, 5, 6]
     assert 0 < agree[:, keys].mean() < 1
@@ -167,3 +219,16 @@ def test_a_round_reassigns_the_pseudo_labels_against_the_view_the_model_gets_rig
     other = [2, 4, 6] if ref == [0] else [1, 3, 5]
     still = np.setdiff1d(np.arange(17), other)
     assert (src[:, still] == still).all() and (np.sort(src[:, other], 1) == other).all()
+
+
+def test_a_round_projects_the_other_view_and_keeps_it_with_the_reference(dots_config, tmp_path, monkeypatch):
+    m, run, (raw, src, ref), xy, kept = _spied_round(dots_config, tmp_path, monkeypatch,
+                                                    keep_fractions=[0.5, 0.5])
+    mv = run._view_fit[0]
+    expected = project_views(np.take_along_axis(raw, src[..., None], axis=1), mv, [[0, 1, 2]], ref)
+    np.testing.assert_allclose(xy, expected, atol=1e-3)
+    other, own = ([2, 4, 6], [1, 3, 5]) if ref == [0] else ([1, 3, 5], [2, 4, 6])
+    assert np.abs(xy[:, other] - np.take_along_axis(raw, src[..., None], axis=1)[:, other]).max() > 1
+    # the other view's keypoint is kept exactly where the reference's is (half of all joints are kept)
+    assert np.array_equal(kept[:, other], kept[:, own]) and 0 < kept.mean() < 1
+    assert m["pseudo/view_projection_px"] > 0
