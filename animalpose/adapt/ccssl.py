@@ -90,6 +90,7 @@ from animalpose.engine.batchnorm import running_statistics
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
+from animalpose.engine.multiview import multiview_correction
 from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -881,7 +882,11 @@ class CCSSLRun:
             update={"train": cfg.train.model_copy(update={"lr": c.lr})})
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
-                                    pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm)
+                                    pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
+                                    # a multi-view model's geometry travels with its adapted checkpoints too
+                                    extra={"multiview": multiview_correction(cfg, data.train.records,
+                                                                             schema).to_dict()}
+                                    if cfg.multiview.correct else None)
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))

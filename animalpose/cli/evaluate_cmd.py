@@ -48,6 +48,9 @@ def evaluate(
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Read images whose paths resolve "
                                             "outside the dataset's image root (.., absolute, symbolic links; e.g. "
                                             "a `data subset` file)."),
+    multiview: bool = typer.Option(True, help="A multi-view model (trained with multiview.correct) mends its "
+                                   "predictions with the views' geometry before scoring; --no-multiview scores "
+                                   "the raw network output."),
     threads: int = threads_option(),
 ) -> None:
     """Print every metric and the per-joint PCK@0.05 (crop) table."""
@@ -59,7 +62,7 @@ def evaluate(
     result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
                       protocol=protocol, device=device, progress=not as_json,
                       categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
-                      allow_outside_root=allow_outside_root)
+                      allow_outside_root=allow_outside_root, multiview=multiview)
     if tracking:
         from animalpose.provenance import data_tags
         from animalpose.tracking import Tracker
@@ -81,6 +84,8 @@ def evaluate(
     if "common_joints" in result:
         typer.echo(f"scored on {len(result['common_joints'])} joints shared with {result['dataset_schema']}: "
                    + ", ".join(f"{k}={v}" if k != v else k for k, v in result["common_joints"].items()))
+    if result["multiview"]:
+        typer.echo("predictions mended with the model's multi-view geometry (--no-multiview: raw)")
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
     typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))

@@ -37,6 +37,8 @@ def predict(
     kalman_process_std: float = typer.Option(1.0, help="kalman: acceleration noise, pixels/frame^2."),
     kalman_measurement_std: float = typer.Option(2.0, help="kalman: prediction noise at likelihood 1, pixels "
                                                  "(divided by the likelihood)."),
+    multiview: bool = typer.Option(True, help="A multi-view model (trained with multiview.correct) mends its "
+                                   "predictions with the views' geometry; --no-multiview: raw network output."),
     threads: int = threads_option(),
 ) -> None:
     """Write <stem>.csv (DeepLabCut style), <stem>.json (COCO results) and <stem>_labelled.mp4 per video."""
@@ -57,7 +59,7 @@ def predict(
 
     result = run_predict(checkpoint, list(inputs), out, detections=detections, min_score=min_score, device=device,
                          flip=flip, batch_size=batch_size, video_scale=video_scale, write_video=video,
-                         progress=progress, smoothing=smoothing)
+                         progress=progress, smoothing=smoothing, multiview=multiview)
     if tracking:
         from animalpose.provenance import data_tags
         from animalpose.tracking import Tracker

@@ -238,6 +238,27 @@ class TrackingConfig(Section):
     experiment: str = "animalpose"
 
 
+class MultiviewConfig(Section):
+    """A multi-view rig (animalpose.engine.multiview). ``views``: each body part's keypoint in every view (e.g.
+    ``[[nose_top, nose_bot], ...]``); their subspace (``components`` axes, Lightning Pose's 3: the views of one
+    3-D point; ε at the ``percentile``-th percentile of the labelled frames' errors) is fitted on data.train.
+    ``correct``: groups of look-alike body parts (named by any view's keypoint) whose points in the views other
+    than ``reference`` are re-assigned and moved onto the subspace in every prediction (evaluate, predict);
+    [] : predictions are left as they are."""
+
+    views: list[list[str]] = Field(default_factory=list)
+    components: int | float = Field(default=3, gt=0)
+    percentile: float = Field(default=90.0, ge=0, le=100)
+    correct: list[list[str]] = Field(default_factory=list)
+    reference: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _views_given(self) -> MultiviewConfig:
+        if self.correct and not self.views:
+            raise KeyedError("correct", "needs each body part's keypoint in every view: multiview.views")
+        return self
+
+
 class ExperimentConfig(Section):
     """One experiment: every section has defaults, so ``{}`` is a valid (default) configuration."""
 
@@ -247,6 +268,7 @@ class ExperimentConfig(Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    multiview: MultiviewConfig = Field(default_factory=MultiviewConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:

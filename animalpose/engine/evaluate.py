@@ -57,6 +57,7 @@ from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.engine.multiview import MultiviewCorrection
 from animalpose.engine.pictures import examples_of
 from animalpose.errors import ConfigError, DataError, Problem
 from animalpose.evaluation import (
@@ -163,7 +164,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
              batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
              workers: int | None = None, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
-             allow_outside_root: bool = False, examples: int = 0) -> dict:
+             allow_outside_root: bool = False, examples: int = 0, multiview: bool = True) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
     ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
@@ -176,10 +177,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     spaced over the dataset's order (:func:`~animalpose.engine.pictures.example_indices`: the same ones for
     every checkpoint), with their predictions, for a gallery (:func:`~animalpose.engine.pictures.gallery_figure`).
     ``workers``: loader workers (None: :func:`~animalpose.threads.loader_workers` for the device, as the trainer).
+    ``multiview``: mend the predictions with the views' subspace the checkpoint carries
+    (:mod:`animalpose.engine.multiview`, models trained with ``multiview.correct``; the original-pixel metrics, PCK
+    bbox, pixel error and OKS, score the mended points, crop PCK the heatmaps); the result says whether it did.
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "protocol": str, "flip": bool, "batch_size": int, "checkpoint": str, "data": str,
+        "instances": n, "protocol": str, "flip": bool, "batch_size": int, "multiview": bool, "checkpoint": str,
+        "data": str,
         "seconds": float, "skipped": {...}}``, plus
         ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
         through a mapping, and ``"examples"`` (:func:`~animalpose.engine.pictures.examples_of`) when asked for.
@@ -187,7 +192,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     flip, batch_size = protocol_settings(protocol, flip, batch_size)
     reference = protocol == "reference"
     dev = pick_device(device)
-    model, schema, cfg, norm, _ = load_model(checkpoint, dev)
+    model, schema, cfg, norm, ckpt = load_model(checkpoint, dev)
+    correction = MultiviewCorrection.from_checkpoint(ckpt) if multiview else None
+    del ckpt
     ds = read_labelled(data, format, schema, split, categories=categories, split_file=split_file,
                        mapping=mapping)
     own_schema = dataset_schema(ds)
@@ -261,6 +268,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     if not dists:
         raise DataError(str(data), "image", "no image of the dataset decodes")
     d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
+    if correction is not None:
+        pred = correction.apply(pred)
     recs = [records[i] for i in used]
     for r in recs:
         box = r.bbox if r.bbox is not None else (0, 0, *(r.image_size or (0, 0)))
@@ -302,8 +311,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics.update(oks_ap(recs, results, schema, str(data)))
     result = {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
               "instances": len(recs), "protocol": protocol, "flip": flip, "batch_size": batch_size,
-              "checkpoint": str(checkpoint), "data": str(data), "notes": metrics_note,
-              "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
+              "multiview": correction is not None, "checkpoint": str(checkpoint), "data": str(data),
+              "notes": metrics_note, "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
     if examples > 0:
         result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
                                          tuple(cfg.data.input_size))

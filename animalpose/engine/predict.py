@@ -52,6 +52,7 @@ from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.drawing import draw_legend, draw_pose, joint_colours
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
+from animalpose.engine.multiview import MultiviewCorrection
 from animalpose.engine.smoothing import SmoothingConfig, smooth_track
 from animalpose.errors import DataError
 from animalpose.outputs import check_output_dir, output_errors, staged_folder
@@ -124,9 +125,12 @@ def _image_id(path: Path, fallback: int) -> int:
 class Predictor:
     """A loaded checkpoint that maps frames and boxes to keypoints in frame pixels."""
 
-    def __init__(self, checkpoint: str | Path, device: str = "auto", flip: bool = True, batch_size: int = 32):
+    def __init__(self, checkpoint: str | Path, device: str = "auto", flip: bool = True, batch_size: int = 32,
+                 multiview: bool = True):
         self.device = pick_device(device)
-        self.model, self.schema, self.cfg, self.norm, _ = load_model(checkpoint, self.device)
+        self.model, self.schema, self.cfg, self.norm, ckpt = load_model(checkpoint, self.device)
+        # a multi-view rig's model mends its predictions with the views' subspace it carries (engine.multiview)
+        self.correction = MultiviewCorrection.from_checkpoint(ckpt) if multiview else None
         self.codec = make_codec(self.cfg)
         self.input_size = tuple(self.cfg.data.input_size)
         self.perm = flip_permutation_or_none(self.schema) if flip else None
@@ -154,7 +158,10 @@ class Predictor:
             coords, maxvals = self.codec.decode(hm)
             orig = crop_to_original(coords, np.stack(mats[i:i + self.batch_size]))
             out.append(np.concatenate([orig, np.clip(maxvals, 0, 1)[..., None]], -1))
-        return np.concatenate(out) if out else np.zeros((0, self.schema.num_joints, 3))
+        if not out:
+            return np.zeros((0, self.schema.num_joints, 3))
+        poses = np.concatenate(out)
+        return poses if self.correction is None else self.correction.apply(poses)
 
 
 def _frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
@@ -210,12 +217,14 @@ class _Writers:
 def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, detections: str | Path | None = None,
             min_score: float = 0.0, device: str = "auto", flip: bool = True, batch_size: int = 32,
             video_scale: float = 1.0, write_video: bool = True, progress: bool = True,
-            smoothing: SmoothingConfig | None = None) -> dict:
+            smoothing: SmoothingConfig | None = None, multiview: bool = True) -> dict:
     """Predict keypoints on ``inputs`` and write CSV, COCO JSON and labelled media to ``out``.
 
     Args:
         video_scale: size of the labelled video relative to the input frames.
         smoothing: how to smooth each video's tracks (None or method "none": raw predictions only).
+        multiview: mend the predictions with the views' subspace of a multi-view model
+            (:mod:`animalpose.engine.multiview`; no effect for other models).
 
     Returns:
         ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
@@ -228,7 +237,7 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
             raise DataError(str(detections), "bbox", f"--smooth {smoothing.method} follows one animal per frame; "
                             f"image_id {crowded} has {len(dets[crowded])} boxes (no identity tracking)")
     out = check_output_dir(out, "--out", create=False)
-    predictor = Predictor(checkpoint, device, flip, batch_size)
+    predictor = Predictor(checkpoint, device, flip, batch_size, multiview=multiview)
     with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
         result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,
                                video_scale=video_scale, write_video=write_video, batch_size=batch_size,

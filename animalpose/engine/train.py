@@ -18,6 +18,7 @@ from animalpose.data.validate import SkipReport
 from animalpose.engine.build import build_data, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import check_architecture, load_checkpoint
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
+from animalpose.engine.multiview import multiview_correction
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
 from animalpose.errors import DataError
 from animalpose.evaluation import per_joint_table
@@ -86,6 +87,8 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                       file=sys.stderr, flush=True)
             log_skipped(tracker, data.skipped)
         extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
+        if cfg.multiview.correct:  # the views' subspace of the labels travels with the model (engine.multiview)
+            extra["multiview"] = multiview_correction(cfg, data.train.records, data.schema).to_dict()
         trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
                           dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
         if resume:

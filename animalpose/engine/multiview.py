@@ -1,0 +1,119 @@
+"""A multi-view rig's geometry applied to predictions: look-alike body parts re-assigned across the views and the
+less reliable view's points moved onto the views' subspace (``multiview:`` of the experiment config).
+
+In a mirror rig (Lightning Pose's mirror-mouse: a side view above, the mirror's bottom view below) every body part
+is seen twice, and one 3-D point has both copies. The network places the four paws well in the bottom view, where
+they lie apart, and badly in the side view, where they overlap and the far-side paws hide behind the body (real
+mirror-mouse val frames: bottom paws 4–7 px off, side paws 20–48 px; BENCHMARKS.md). The labelled frames fit the
+views' subspace (:mod:`animalpose.adapt.multiview_loss`, Lightning Pose's multi-view PCA); given it, each frame's
+prediction is mended in two steps (:mod:`animalpose.adapt.view_assignment`): the look-alike parts' points in the
+other views are re-assigned among the group to fit the subspace (a per-frame linear assignment), then moved onto
+it through the reference view's point (with two views, to the nearest point of the affine epipolar line). The
+reference view's points and every keypoint outside the groups are left as predicted.
+
+The subspace is fitted on ``data.train`` when training starts and travels in the checkpoint (``extra["multiview"]``),
+so ``evaluate`` and ``predict`` apply it without the labels; ``--no-multiview`` turns it off. Confidences move with
+their keypoints in the re-assignment and are kept for projected points (the heatmap's evidence is unchanged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from animalpose.adapt.multiview_loss import MultiviewPCA, fit_multiview_pca
+from animalpose.adapt.pca_loss import PosePCA
+from animalpose.adapt.view_assignment import project_views, reassign_views
+from animalpose.config import ExperimentConfig
+from animalpose.data.records import PoseRecord
+from animalpose.errors import ConfigError
+from animalpose.keypoints import KeypointSchema
+
+
+@dataclass(frozen=True)
+class MultiviewCorrection:
+    """The views' subspace and what to mend with it.
+
+    Attributes:
+        prior: the subspace fitted on labelled frames (``prior.views``: (P, V) schema indices).
+        groups: look-alike body parts, as row indices of ``prior.views``.
+        reference: the view each group is taken from as predicted.
+    """
+
+    prior: MultiviewPCA
+    groups: tuple[tuple[int, ...], ...]
+    reference: tuple[int, ...]
+
+    def apply(self, pred: np.ndarray) -> np.ndarray:
+        """(N, K, C ≥ 2) predictions (x, y in the frame the views share, then e.g. the likelihood) mended (module
+        docstring); the input is left as it is."""
+        pred = np.asarray(pred)
+        if pred.ndim != 3 or pred.shape[-1] < 2:
+            raise ValueError(f"predictions must be (N, K, >= 2), got {pred.shape}")
+        if not len(pred):
+            return pred.copy()
+        src = reassign_views(pred[..., :2], self.prior, self.groups, self.reference)
+        out = np.take_along_axis(pred, src[..., None], axis=1).copy()
+        out[..., :2] = project_views(out[..., :2], self.prior, self.groups, self.reference)
+        return out
+
+    def to_dict(self) -> dict:
+        """Plain types for a checkpoint's ``extra``."""
+        pca = self.prior.pca
+        return {"views": [list(r) for r in self.prior.views], "mean": pca.mean.tolist(),
+                "components": pca.components.tolist(), "epsilon": float(pca.epsilon),
+                "explained": float(pca.explained), "groups": [list(g) for g in self.groups],
+                "reference": list(self.reference)}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> MultiviewCorrection:
+        views = tuple(tuple(int(i) for i in r) for r in doc["views"])
+        pca = PosePCA(torch.tensor(doc["mean"], dtype=torch.float32),
+                      torch.tensor(doc["components"], dtype=torch.float32), float(doc["epsilon"]),
+                      tuple(range(len(views[0]))), float(doc["explained"]))
+        return cls(MultiviewPCA(pca, views), tuple(tuple(int(p) for p in g) for g in doc["groups"]),
+                   tuple(int(r) for r in doc["reference"]))
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> MultiviewCorrection | None:
+        """The correction a checkpoint carries (None when its model was trained without ``multiview.correct``)."""
+        doc = (ckpt.get("extra") or {}).get("multiview")
+        return cls.from_dict(doc) if doc else None
+
+
+def fit_correction(views: Sequence[Sequence[str]], correct: Sequence[Sequence[str]], reference: int,
+                   keypoints: Sequence[np.ndarray], schema: KeypointSchema, components: int | float = 3,
+                   percentile: float = 90.0, where: str = "<config>") -> MultiviewCorrection:
+    """The correction of ``multiview.views`` / ``correct`` / ``reference`` fitted on (K, 3) labelled
+    ``keypoints``; ConfigError naming the key for an unknown keypoint, a group of one, too few labelled frames."""
+    unknown = [j for row in views for j in row if j not in schema.joints]
+    if unknown:
+        raise ConfigError(where, "multiview.views", f"{unknown}: not keypoints of schema {schema.name!r}")
+    rows = [[schema.index(j) for j in row] for row in views]
+    row_of = {j: p for p, row in enumerate(views) for j in row}
+    missing = [j for g in correct for j in g if j not in row_of]
+    if missing:
+        raise ConfigError(where, "multiview.correct", f"{missing}: not keypoints of multiview.views")
+    groups = [[row_of[j] for j in g] for g in correct]
+    flat = [p for g in groups for p in g]
+    if len(set(flat)) != len(flat) or any(len(g) < 2 for g in groups):
+        raise ConfigError(where, "multiview.correct", "each group needs >= 2 body parts, each body part in one "
+                                                      "group once")
+    try:
+        prior = fit_multiview_pca(list(keypoints), rows, components, percentile)
+    except ValueError as exc:
+        raise ConfigError(where, "multiview.views", f"data.train: {exc}") from None
+    if not 0 <= reference < prior.num_views:
+        raise ConfigError(where, "multiview.reference", f"{reference} is not a view (0..{prior.num_views - 1})")
+    return MultiviewCorrection(prior, tuple(map(tuple, groups)), (reference,) * len(groups))
+
+
+def multiview_correction(cfg: ExperimentConfig, records: Sequence[PoseRecord],
+                         schema: KeypointSchema) -> MultiviewCorrection:
+    """``cfg.multiview``'s correction fitted on the labelled ``records`` (the training set)."""
+    m = cfg.multiview
+    return fit_correction(m.views, m.correct, m.reference, [r.keypoints for r in records], schema, m.components,
+                         m.percentile)

@@ -1,0 +1,152 @@
+"""`animalpose bench multiview-real`: the multi-view correction (:mod:`animalpose.engine.multiview`) on the real
+mirror-mouse frames, for the models of an `animalpose bench ccssl-real --project mirror-mouse` run.
+
+Each (seed, arm)'s final checkpoint (the supervised model's ``last.ckpt``, an adapted arm's last round) is scored
+on the labelled val and test frames twice: as the network predicts (what ``ccssl-real`` reports) and mended with
+the views' subspace fitted on the same training labels as the model (``OUT/mirror-mouse/data/train.json``) under
+the ``multiview:`` section of the project's experiment config (configs/experiments/mirror_mouse.yaml: the four
+paws, the bottom view as reference). Nothing is trained: a checkpoint trained before ``multiview:`` existed is
+mended the way a model trained with it mends itself (``evaluate``, ``predict``). Per (seed, arm) the scores are
+cached in ``<arm folder>/multiview.json`` (keyed by the checkpoint's size and time and the correction's settings);
+the summary is ``OUT/mirror-mouse/multiview_real_bench.json``: raw and mended mean ± std over seeds, the paired
+mended − raw difference per arm and each arm's mended error against the mended control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import typer
+
+from animalpose.atomic import write_json_atomic
+from animalpose.config import ExperimentConfig, load_config, to_dict
+from animalpose.data.readers import read_dataset
+from animalpose.engine.multiview import MultiviewCorrection, multiview_correction
+from animalpose.errors import DataError
+from animalpose.keypoints import KeypointSchema, load_schema
+from flows.benchmarks.ccssl_real import PROJECTS, BenchSettings, keypoint_metrics, predict_original, prepare
+from flows.benchmarks.harness import SEEDS_HELP, Stopwatch, echo_result, paired, parse_seeds, read_json, stats
+
+PROJECT = "mirror-mouse"
+DEFAULT_ARMS = ("supervised", "control", "ccssl")
+
+
+def arm_checkpoint(folder: Path) -> Path:
+    """The checkpoint a ``ccssl-real`` arm folder's result scores: ``last.ckpt`` of the supervised arm, the last
+    round's of an adapted one (DataError naming the folder when the arm has not finished)."""
+    if (folder / "last.ckpt").is_file():
+        return folder / "last.ckpt"
+    result = folder / "result.json"
+    if not result.is_file():
+        raise DataError(str(folder), "result.json", "the arm has not finished (run `animalpose bench ccssl-real` "
+                                                    "with the same --out first)")
+    rounds = read_json(result).get("rounds") or []
+    ckpt = folder / "run" / f"round_{len(rounds) - 1}.ckpt"
+    if not rounds or not ckpt.is_file():
+        raise DataError(str(folder), "run", f"no checkpoint of the last round ({ckpt.name})")
+    return ckpt
+
+
+def fit_project_correction(cfg: ExperimentConfig, train_json: Path, schema: KeypointSchema) -> MultiviewCorrection:
+    """The experiment config's ``multiview:`` correction fitted on the labelled frames of ``train_json``."""
+    if not cfg.multiview.correct:
+        raise DataError("<config>", "multiview.correct", "the project's experiment config mends nothing")
+    records = [r for r in read_dataset(train_json, "coco", schema).records if (r.keypoints[:, 2] > 0).any()]
+    return multiview_correction(cfg, records, schema)
+
+
+def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorrection, key: dict) -> dict:
+    """``{"val"|"test": {"raw": metrics, "mended": metrics}}`` of the arm in ``folder`` (cached, module docstring)."""
+    ckpt = arm_checkpoint(folder)
+    stat = ckpt.stat()
+    key = {**key, "checkpoint": ckpt.name, "checkpoint_bytes": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns}
+    cache = folder / "multiview.json"
+    if cache.is_file():
+        doc = read_json(cache)
+        if doc.get("settings") == key:
+            return doc["scores"]
+    scores = {}
+    for split, recs in records.items():
+        pred = predict_original(ckpt, recs)
+        gt = np.stack([r.keypoints for r in recs])
+        scores[split] = {"raw": keypoint_metrics(pred, gt), "mended": keypoint_metrics(correction.apply(pred), gt)}
+    write_json_atomic(cache, {"settings": key, "scores": scores}, indent=2)
+    return scores
+
+
+def summarise(per_seed: list[dict], arms: Sequence[str]) -> dict:
+    """Mean ± std per arm of the raw and mended test pixel error (and PCK@0.05), the paired mended − raw
+    difference, and each arm's mended error against the mended control (paired per seed)."""
+    def col(arm: str, kind: str, metric: str = "pixel_error", split: str = "test") -> list[float]:
+        return [s["arms"][arm][split][kind][metric] for s in per_seed]
+
+    rows = {}
+    for arm in arms:
+        rows[arm] = {f"{kind}_{metric}": stats(col(arm, kind, metric), 0.0) for kind in ("raw", "mended")
+                     for metric in ("pixel_error", "pixel_error_median", "pck@0.05")}
+        rows[arm]["val_raw_pixel_error"] = stats(col(arm, "raw", split="val"), 0.0)
+        rows[arm]["val_mended_pixel_error"] = stats(col(arm, "mended", split="val"), 0.0)
+        rows[arm]["mended_minus_raw"] = paired(col(arm, "mended"), col(arm, "raw"), 0.0)
+        if "control" in arms and arm != "control":
+            rows[arm]["mended_minus_control_mended"] = paired(col(arm, "mended"), col("control", "mended"), 0.0)
+    return rows
+
+
+def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS) -> dict:
+    """Score every (seed, arm) of ``out``'s mirror-mouse ``ccssl-real`` run raw and mended (module docstring)."""
+    clock = Stopwatch()
+    settings = BenchSettings(project=PROJECT)
+    root = Path(out).resolve() / PROJECT
+    spec = PROJECTS[PROJECT]
+    prep = prepare(settings, root)  # the split of ccssl-real's default settings, reused where it was written
+    cfg = load_config(spec.experiment, ExperimentConfig)
+    schema = load_schema(cfg.data.schema_name)
+    correction = fit_project_correction(cfg, prep.train, schema)
+    key = {"multiview": to_dict(cfg)["multiview"], "train": str(prep.train)}
+    records = {"val": prep.val_records, "test": prep.test_records}
+    per_seed = []
+    for seed in seeds:
+        per_seed.append({"seed": seed, "arms": {
+            arm: score_arm(root / f"seed_{seed}" / arm, records, correction, key) for arm in arms}})
+    result = {"benchmark": "multiview-real", "project": PROJECT, "split": prep.split, "seeds": list(seeds),
+              "arms": list(arms), "multiview": key["multiview"],
+              "reference_view": list(correction.reference), "epsilon_px": correction.prior.epsilon,
+              "per_seed": per_seed, "summary": summarise(per_seed, arms), **clock.total(),
+              "threads": torch.get_num_threads()}
+    write_json_atomic(root / "multiview_real_bench.json", result, indent=2)
+    return result
+
+
+def format_table(result: dict) -> str:
+    lines = ["| arm | test px raw | test px mended | mended − raw | val px raw | val px mended | PCK@0.05 "
+             "raw → mended |", "|---|---|---|---|---|---|---|"]
+    for arm, row in result["summary"].items():
+        def ms(s: dict) -> str:
+            return f"{s['mean']:.2f} ± {s['std']:.2f}"
+        lines.append(f"| {arm} | {ms(row['raw_pixel_error'])} | {ms(row['mended_pixel_error'])} | "
+                     f"{ms(row['mended_minus_raw'])} | {ms(row['val_raw_pixel_error'])} | "
+                     f"{ms(row['val_mended_pixel_error'])} | {row['raw_pck@0.05']['mean']:.3f} → "
+                     f"{row['mended_pck@0.05']['mean']:.3f} |")
+    return "\n".join(lines)
+
+
+def bench_command(
+    out: Path = typer.Option(Path("runs/bench/ccssl_real"), help="The `bench ccssl-real` output folder whose "
+                                                                 "mirror-mouse models to score."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
+    arms: str = typer.Option(",".join(DEFAULT_ARMS), help="Comma-separated arm folders of each seed."),
+    threads: int = typer.Option(1, help="torch threads."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Mirror-mouse: the ccssl-real models' val and test pixel error raw and mended with the views' geometry."""
+    torch.set_num_threads(threads)
+    arm_list = [a.strip() for a in arms.split(",") if a.strip()]
+    if not arm_list:
+        raise typer.BadParameter("name at least one arm", param_hint="--arms")
+    result = run_bench(out, parse_seeds(seeds), arm_list)
+    echo_result(result, as_json, format_table(result),
+                f"mirror-mouse: {result['split']}; reference view {result['reference_view']}, epsilon "
+                f"{result['epsilon_px']:.1f} px; {len(result['seeds'])} seeds, {result['wall_seconds']} s wall")

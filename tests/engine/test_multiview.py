@@ -1,0 +1,99 @@
+"""A multi-view model mends its predictions with the views' subspace (animalpose.engine.multiview): by hand, through
+the checkpoint, in evaluate and in predict."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from animalpose.config import parse_config
+from animalpose.engine.checkpoint import load_checkpoint
+from animalpose.engine.evaluate import evaluate
+from animalpose.engine.multiview import MultiviewCorrection, fit_correction
+from animalpose.engine.predict import Predictor
+from animalpose.errors import ConfigError
+from animalpose.keypoints import KeypointSchema
+
+OFF = np.array([0.0, 100.0])  # view 1 sees every part this much lower
+SCHEMA = KeypointSchema("rig", ("a_top", "b_top", "c_top", "a_bot", "b_bot", "c_bot", "tail"), ())
+VIEWS = [["a_top", "a_bot"], ["b_top", "b_bot"], ["c_top", "c_bot"]]
+
+
+def _labels() -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    kps = []
+    for _ in range(12):
+        kp = np.zeros((7, 3))
+        kp[:3, :2] = rng.uniform(0, 80, (3, 2))
+        kp[3:6, :2] = kp[:3, :2] + OFF
+        kp[:, 2] = 2
+        kps.append(kp)
+    return kps
+
+
+def test_the_correction_reassigns_and_projects_by_hand():
+    corr = fit_correction(VIEWS, [["a_bot", "b_top", "c_top"]], 1, _labels(), SCHEMA, components=2)
+    assert corr.groups == ((0, 1, 2),) and corr.reference == (1,)
+    top = np.array([[0.0, 0.0], [50.0, 0.0], [0.0, 30.0]])
+    pred = np.zeros((1, 7, 3))
+    pred[0, 3:6, :2] = top + OFF  # the bottom view right
+    pred[0, :3, :2] = top[[1, 0, 2]] + [[2.0, 0.0], [0.0, 3.0], [0.0, 0.0]]  # a and b swapped on top, and off
+    pred[0, :, 2] = np.arange(7) / 10  # likelihoods
+    pred[0, 6] = [7.0, 8.0, 0.6]
+    out = corr.apply(pred)
+    # the top view's a and b exchange (with their likelihoods), then lie exactly above the bottom view's points
+    np.testing.assert_allclose(out[0, :3, :2], top, atol=1e-3)
+    assert out[0, :3, 2].tolist() == pytest.approx([0.1, 0.0, 0.2])
+    np.testing.assert_array_equal(out[0, 3:], pred[0, 3:])  # the reference view and the tail as predicted
+    assert pred[0, 0, 0] == 52.0  # the input is left alone
+    # the checkpoint's plain copy mends the same way
+    again = MultiviewCorrection.from_dict(corr.to_dict())
+    np.testing.assert_allclose(again.apply(pred), out, atol=1e-6)
+    assert corr.apply(pred[:0]).shape == (0, 7, 3)
+
+
+def test_settings_that_cannot_work_are_named():
+    kps = _labels()
+    with pytest.raises(ConfigError, match=r"multiview\.views.*\['nose'\]"):
+        fit_correction([["nose", "a_bot"]], [], 1, kps, SCHEMA)
+    with pytest.raises(ConfigError, match=r"multiview\.correct.*\['tail'\]"):
+        fit_correction(VIEWS, [["a_top", "tail"]], 1, kps, SCHEMA)
+    with pytest.raises(ConfigError, match=r"multiview\.correct.*>= 2 body parts"):
+        fit_correction(VIEWS, [["a_top", "a_bot"]], 1, kps, SCHEMA)
+    with pytest.raises(ConfigError, match=r"multiview\.reference.*0\.\.1"):
+        fit_correction(VIEWS, [["a_top", "b_top"]], 2, kps, SCHEMA)
+    with pytest.raises(ConfigError, match=r"multiview\.views.*data\.train.*samples"):
+        fit_correction(VIEWS, [["a_top", "b_top"]], 1, kps[:1], SCHEMA)
+    with pytest.raises(ConfigError, match=r"multiview\.correct.*multiview\.views"):
+        parse_config({"multiview": {"correct": [["a_top", "b_top"]]}})
+
+
+COCO_VIEWS = [["left_eye", "right_eye"], ["left_ear", "right_ear"], ["left_shoulder", "right_shoulder"]]
+
+
+@pytest.fixture
+def multiview_model(dots, tmp_path_factory, tiny_config):
+    """A tiny model of the dots trained with the dots' left and right eyes, ears and shoulders as two views."""
+    from animalpose.engine.train import train
+
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1},
+                      multiview={"views": COCO_VIEWS, "components": 1,
+                                 "correct": [["left_eye", "left_ear", "left_shoulder"]], "reference": 0})
+    return train(cfg, out_dir=tmp_path_factory.mktemp("multiview"), progress=False).last_checkpoint
+
+
+def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model, dots):
+    corr = MultiviewCorrection.from_checkpoint(load_checkpoint(multiview_model))
+    assert corr is not None and corr.reference == (0,) and corr.groups == ((0, 1, 2),)
+    assert np.asarray(corr.prior.views).tolist() == [[1, 2], [3, 4], [5, 6]]
+    frame = cv2.cvtColor(cv2.imread(str(dots["val"].parent.parent / "images" / "val_0000.png")),
+                         cv2.COLOR_BGR2RGB)
+    raw = Predictor(multiview_model, device="cpu", multiview=False)([(frame, None)])
+    mended = Predictor(multiview_model, device="cpu")([(frame, None)])
+    np.testing.assert_allclose(mended, corr.apply(raw), atol=1e-4)
+    assert np.abs(mended[..., :2] - raw[..., :2]).max() > 0.5  # the right-side points moved
+    on, off = (evaluate(multiview_model, dots["val"], progress=False, multiview=m) for m in (True, False))
+    assert on["multiview"] and not off["multiview"]
+    assert on["metrics"]["pixel_error_mean"] != off["metrics"]["pixel_error_mean"]
+    assert on["metrics"]["pck_crop@0.05"] == off["metrics"]["pck_crop@0.05"]  # the heatmaps' score is unchanged
