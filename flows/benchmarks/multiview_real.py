@@ -95,10 +95,14 @@ def summarise(per_seed: list[dict], arms: Sequence[str]) -> dict:
     return rows
 
 
-def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS) -> dict:
-    """Score every (seed, arm) of ``out``'s mirror-mouse ``ccssl-real`` run raw and mended (module docstring)."""
+def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS,
+              settings: BenchSettings | None = None) -> dict:
+    """Score every (seed, arm) of ``out``'s mirror-mouse ``ccssl-real`` run raw and mended (module docstring);
+    ``settings``: the ccssl-real run's (default: its defaults), for its split and data."""
     clock = Stopwatch()
-    settings = BenchSettings(project=PROJECT)
+    settings = settings or BenchSettings(project=PROJECT)
+    if settings.project != PROJECT:
+        raise ValueError(f"multiview-real scores the {PROJECT} project, not {settings.project}")
     root = Path(out).resolve() / PROJECT
     spec = PROJECTS[PROJECT]
     prep = prepare(settings, root)  # the split of ccssl-real's default settings, reused where it was written

@@ -1,0 +1,76 @@
+"""`animalpose bench multiview-real`: the ccssl-real models scored raw and mended, by hand and end to end at toy size
+on the real mirror-mouse frames."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from animalpose.engine.evaluate import evaluate
+from animalpose.errors import DataError
+from animalpose.paths import REPO_ROOT
+from flows.benchmarks import ccssl_real, multiview_real
+from flows.benchmarks.ccssl_real import BenchSettings
+
+REAL = REPO_ROOT.parent / "shared" / "data" / "real"
+TINY = ("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "model.channels=16", "train.epochs=1",
+        "train.milestones=[]", "train.batch_size=4")
+TINY_ADAPT = ("train.epochs=1", "ccssl.regenerate_every=1", "ccssl.keep_fractions=[0.2]", "ccssl.num_geometric=1",
+              "ccssl.num_photometric=0", "ccssl.pseudo_batch_size=4", "ccssl.gallery=0")
+
+
+def _scores(raw: float, mended: float) -> dict:
+    m = {"pixel_error": raw, "pixel_error_median": raw, "pck@0.05": 0.5}
+    return {"raw": m, "mended": {**m, "pixel_error": mended}}
+
+
+def test_summarise_by_hand():
+    per_seed = [{"seed": s, "arms": {"control": {"test": _scores(10 + s, 6 + s), "val": _scores(9, 5)},
+                                     "ccssl": {"test": _scores(11, 5 + 2 * s), "val": _scores(9, 4)}}}
+                for s in (0, 1)]
+    rows = multiview_real.summarise(per_seed, ["control", "ccssl"])
+    assert rows["control"]["raw_pixel_error"]["values"] == [10, 11]
+    assert rows["control"]["mended_minus_raw"]["values"] == [-4, -4]
+    assert rows["ccssl"]["mended_minus_raw"]["values"] == [-6, -4]
+    assert rows["ccssl"]["mended_minus_control_mended"]["values"] == [-1, 0]  # (5 - 6, 7 - 7)
+    assert "mended_minus_control_mended" not in rows["control"]
+    assert rows["ccssl"]["val_mended_pixel_error"]["mean"] == 4
+
+
+def test_an_unfinished_arm_is_named(tmp_path):
+    (tmp_path / "ccssl").mkdir()
+    with pytest.raises(DataError, match=r"ccssl: result\.json: the arm has not finished"):
+        multiview_real.arm_checkpoint(tmp_path / "ccssl")
+
+
+def test_plumbing_tiny_run(tmp_path):
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img06"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=4, overrides=TINY,
+                             adapt_overrides=TINY_ADAPT)
+    bench = ccssl_real.run_bench(tmp_path, [0], settings, ["supervised", "control"])
+    result = multiview_real.run_bench(tmp_path, [0], ["supervised", "control"], settings)
+    arms = result["per_seed"][0]["arms"]
+    # raw: what ccssl-real reported for the same checkpoints
+    sup = json.loads((tmp_path / "mirror-mouse" / "seed_0" / "supervised" / "result.json").read_text())
+    assert arms["supervised"]["test"]["raw"]["pixel_error"] == pytest.approx(sup["metrics"]["pixel_error"])
+    assert arms["control"]["test"]["raw"]["pixel_error"] == pytest.approx(
+        bench["per_seed"][0]["arms"]["control"]["metrics"]["pixel_error"])
+    # mended: what `evaluate` scores for the supervised model, which carries the same correction (the experiment
+    # config's multiview section, fitted on the same training frames)
+    test_json = tmp_path / "mirror-mouse" / "data" / "test.json"
+    ckpt = tmp_path / "mirror-mouse" / "seed_0" / "supervised" / "last.ckpt"
+    on = evaluate(ckpt, test_json, progress=False, allow_outside_root=True)
+    off = evaluate(ckpt, test_json, progress=False, allow_outside_root=True, multiview=False)
+    assert on["multiview"]
+    assert arms["supervised"]["test"]["mended"]["pixel_error"] == pytest.approx(on["metrics"]["pixel_error_mean"])
+    assert arms["supervised"]["test"]["raw"]["pixel_error"] == pytest.approx(off["metrics"]["pixel_error_mean"])
+    assert result["reference_view"] == [1]
+    # cached per arm: a rerun reads the scores back
+    cache = tmp_path / "mirror-mouse" / "seed_0" / "control" / "multiview.json"
+    stamp = cache.stat().st_mtime_ns
+    again = multiview_real.run_bench(tmp_path, [0], ["supervised", "control"], settings)
+    assert again["per_seed"] == result["per_seed"] and cache.stat().st_mtime_ns == stamp
+    assert (tmp_path / "mirror-mouse" / "multiview_real_bench.json").is_file()
