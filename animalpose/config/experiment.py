@@ -1,6 +1,6 @@
 """The experiment configuration's typed schema: the sections of :class:`ExperimentConfig`.
 
-A configuration file's top-level keys are these sections (``data``, ``model``, ``codec``, ``augment``,
+A configuration file's top-level keys are these sections (``data``, ``model``, ``codec``, ``augment``, ``multiview``,
 ``train``, ``tracking``); :mod:`animalpose.config.loader` reads and validates it. Method configurations
 add their own section to :class:`ExperimentConfig` (``ccssl:``, ``wscda:``).
 

@@ -32,7 +32,7 @@ def test_show_json():
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["train"]["optimizer"] == "rmsprop" and data["codec"]["sigma"] == 1.0
-    assert set(data) == {"data", "model", "codec", "augment", "train", "tracking"}
+    assert set(data) == {"data", "model", "codec", "augment", "train", "tracking", "multiview"}
 
 
 @pytest.mark.parametrize(
