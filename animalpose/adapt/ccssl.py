@@ -74,6 +74,7 @@ from animalpose.adapt.view_assignment import (
     agreeing_views,
     best_view,
     group_keypoints,
+    group_rows,
     project_views,
     reassign_views,
 )
@@ -533,19 +534,12 @@ def fit_multiview_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: Ke
 
 
 def view_groups(groups: list[list[str]], views: list[list[str]]) -> list[list[int]]:
-    """``ccssl.view_assignment``'s groups as row indices of ``ccssl.multiview_loss_views`` (a body part is named
-    by any of its keypoints); ConfigError naming the key for a name in no row, a part twice or a group of one."""
-    row_of = {j: p for p, row in enumerate(views) for j in row}
-    unknown = [j for g in groups for j in g if j not in row_of]
-    if unknown:
-        raise ConfigError("<config>", "ccssl.view_assignment", f"{unknown}: not keypoints of "
-                                                               "ccssl.multiview_loss_views")
-    out = [[row_of[j] for j in g] for g in groups]
-    flat = [p for g in out for p in g]
-    if len(set(flat)) != len(flat) or any(len(g) < 2 for g in out):
-        raise ConfigError("<config>", "ccssl.view_assignment", "each group needs >= 2 body parts, each body part "
-                                                               "in one group once")
-    return out
+    """``ccssl.view_assignment``'s groups as row indices of ``ccssl.multiview_loss_views``
+    (:func:`~animalpose.adapt.view_assignment.group_rows`); ConfigError naming the key."""
+    try:
+        return group_rows(groups, views)
+    except ValueError as exc:
+        raise ConfigError("<config>", "ccssl.view_assignment", f"{exc} (ccssl.multiview_loss_views)") from None
 
 
 class CCSSLTrainer(Trainer):
@@ -956,15 +950,7 @@ class CCSSLRun:
             # the safer-pseudo-label rules (each off by default): what each rejected goes into the round's summary
             extra, agree = {}, None
             if c.view_assignment:  # first: the rules below then see each paw under its own name
-                raw_labels, extra["view_reassigned"], extra["view_reference"] = self._assign_views(raw_labels, r)
-                mv, groups = self._view_fit
-                views_ok = agreeing_views(raw_labels.xy, mv, groups)
-                extra["view_agreeing"] = float(views_ok[:, group_keypoints(mv, groups)].mean())
-                if c.view_assignment_keep == "projected":
-                    moved_to = project_views(raw_labels.xy, mv, groups, extra["view_reference"])
-                    extra["view_projection_px"] = float(np.linalg.norm(moved_to - raw_labels.xy, axis=-1)[
-                        :, group_keypoints(mv, groups)].mean())
-                    raw_labels = replace(raw_labels, xy=moved_to.astype(raw_labels.xy.dtype))
+                raw_labels, views_ok = self._mend_views(raw_labels, r, extra)
             if c.temporal_agreement is not None:
                 agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
                 extra["temporal_disagreeing"] = float(1 - agree.mean())
@@ -1068,6 +1054,21 @@ class CCSSLRun:
         labels = self._labelled_labels(r)
         correct, labelled = correct_joints(labels.xy, labels.truth, c.calibration_tolerance)
         return calibrated_threshold(labels.confidence[labelled], correct[labelled], c.calibration_precision)
+
+    def _mend_views(self, labels: PseudoLabelSet, r: int, extra: dict) -> tuple[PseudoLabelSet, np.ndarray]:
+        """Round ``r``'s pseudo-labels with ``ccssl.view_assignment``'s groups re-assigned across the views (and
+        projected onto their subspace when ``view_assignment_keep`` is projected), and the (N, K) mask of the
+        group keypoints whose views agreed after the re-assignment; what it did goes into ``extra``."""
+        labels, extra["view_reassigned"], extra["view_reference"] = self._assign_views(labels, r)
+        mv, groups = self._view_fit
+        keys = group_keypoints(mv, groups)
+        views_ok = agreeing_views(labels.xy, mv, groups)
+        extra["view_agreeing"] = float(views_ok[:, keys].mean())
+        if self.cfg.ccssl.view_assignment_keep == "projected":
+            moved_to = project_views(labels.xy, mv, groups, extra["view_reference"])
+            extra["view_projection_px"] = float(np.linalg.norm(moved_to - labels.xy, axis=-1)[:, keys].mean())
+            labels = replace(labels, xy=moved_to.astype(labels.xy.dtype))
+        return labels, views_ok
 
     def _view_weights(self, weights: np.ndarray, views_ok: np.ndarray, agree: np.ndarray | None,
                       reference: list[int]) -> np.ndarray:

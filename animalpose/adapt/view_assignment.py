@@ -123,6 +123,20 @@ def best_view(errors: np.ndarray, mv: MultiviewPCA, group: Sequence[int]) -> int
     return int(np.argmin(means))
 
 
+def group_rows(groups: Sequence[Sequence[str]], views: Sequence[Sequence[str]]) -> list[list[int]]:
+    """Groups of body parts named by any view's keypoint as row indices of ``views`` (each body part's keypoint
+    in every view); ValueError for a name in no row, a body part twice or a group of one."""
+    row_of = {j: p for p, row in enumerate(views) for j in row}
+    unknown = [j for g in groups for j in g if j not in row_of]
+    if unknown:
+        raise ValueError(f"{unknown}: not keypoints of the views")
+    out = [[row_of[j] for j in g] for g in groups]
+    flat = [p for g in out for p in g]
+    if len(set(flat)) != len(flat) or any(len(g) < 2 for g in out):
+        raise ValueError("each group needs >= 2 body parts, each body part in one group once")
+    return out
+
+
 def group_keypoints(mv: MultiviewPCA, groups: Sequence[Sequence[int]]) -> np.ndarray:
     """The schema keypoints of the ``groups``' body parts in every view, sorted."""
     return np.sort(np.asarray(mv.views)[[p for g in groups for p in g]].ravel())

@@ -26,7 +26,7 @@ import torch
 
 from animalpose.adapt.multiview_loss import MultiviewPCA, fit_multiview_pca
 from animalpose.adapt.pca_loss import PosePCA
-from animalpose.adapt.view_assignment import project_views, reassign_views
+from animalpose.adapt.view_assignment import group_rows, project_views, reassign_views
 from animalpose.config import ExperimentConfig
 from animalpose.data.records import PoseRecord
 from animalpose.errors import ConfigError
@@ -93,15 +93,10 @@ def fit_correction(views: Sequence[Sequence[str]], correct: Sequence[Sequence[st
     if unknown:
         raise ConfigError(where, "multiview.views", f"{unknown}: not keypoints of schema {schema.name!r}")
     rows = [[schema.index(j) for j in row] for row in views]
-    row_of = {j: p for p, row in enumerate(views) for j in row}
-    missing = [j for g in correct for j in g if j not in row_of]
-    if missing:
-        raise ConfigError(where, "multiview.correct", f"{missing}: not keypoints of multiview.views")
-    groups = [[row_of[j] for j in g] for g in correct]
-    flat = [p for g in groups for p in g]
-    if len(set(flat)) != len(flat) or any(len(g) < 2 for g in groups):
-        raise ConfigError(where, "multiview.correct", "each group needs >= 2 body parts, each body part in one "
-                                                      "group once")
+    try:
+        groups = group_rows(correct, views)
+    except ValueError as exc:
+        raise ConfigError(where, "multiview.correct", f"{exc} (multiview.views)") from None
     try:
         prior = fit_multiview_pca(list(keypoints), rows, components, percentile)
     except ValueError as exc:
