@@ -47,8 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ccssl-real": ("ccssl_real", "bench_command",
                    "Real lab video (mirror-mouse, SLEAP): supervised, lambda=0 control, Lightning Pose's terms, "
                    "CC-SSL."),
-    "multiview-real": ("multiview_real", "bench_command", "Mirror-mouse: the ccssl-real models' pixel error raw and "
-                                                          "mended with the views' geometry (multiview:)."),
+    "multiview-real": ("multiview_real", "bench_command", "Mirror-mouse: the ccssl-real models' val and test pixel "
+                                                          "error raw and mended with the views' geometry."),
     "ccssl-animalpose": ("ccssl_animalpose", "bench_command", "Synthetic -> real Animal-Pose: source-only, "
                                                               "CC-SSL, its lambda = 0 control and the oracle on test."),
     "wscda-animalpose": ("wscda_animalpose", "bench_command", "WS-CDA on real Animal-Pose horses: human-only, "
