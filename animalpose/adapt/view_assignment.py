@@ -102,6 +102,8 @@ def reassign_views(xy: np.ndarray, mv: MultiviewPCA, groups: Sequence[Sequence[i
             cost = assignment_cost(cur, mv, group, v)  # (N, G, G)
             keys = views[g, v]  # schema keypoints of the group in view v
             for i in range(n):
+                if not np.isfinite(cost[i]).all():  # a part not predicted in this frame: nothing to compare
+                    continue
                 rows_, cols = linear_sum_assignment(cost[i])
                 if cost[i][rows_, cols].sum() < np.trace(cost[i]) - 1e-9:
                     cur[i, keys] = cur[i, keys[cols]]

@@ -55,6 +55,10 @@ def test_assignment_cost_and_reassignment_by_hand():
     src = reassign_views(xy, mv, [[0, 1, 2]], [0])
     assert src.tolist() == [[0, 1, 2, 4, 3, 5], [0, 1, 2, 3, 4, 5]]
     assert reassign_views(xy, mv, [[0, 1, 2]], [1]).tolist() == [[1, 0, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5]]
+    # a frame with a part not predicted (NaN) is left as it is
+    gap = xy.copy()
+    gap[0, 5] = np.nan
+    assert reassign_views(gap, mv, [[0, 1, 2]], [0]).tolist() == [[0, 1, 2, 3, 4, 5]] * 2
     # a group that leaves the swapped part out cannot repair it
     assert reassign_views(xy, mv, [[1, 2]], [0]).tolist() == [[0, 1, 2, 3, 4, 5]] * 2
     fixed = np.take_along_axis(xy, src[..., None], axis=1)
