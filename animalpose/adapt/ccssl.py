@@ -52,7 +52,6 @@ from animalpose.adapt.calibration import Calibration, calibrated_threshold, corr
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
-    fit_multiview_pca,
     multiview_loss,
 )
 from animalpose.adapt.pairs import SymmetricPairLoss
@@ -91,7 +90,7 @@ from animalpose.engine.batchnorm import running_statistics
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
-from animalpose.engine.multiview import multiview_correction
+from animalpose.engine.multiview import fit_named_views, multiview_correction
 from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -519,18 +518,9 @@ def fit_multiview_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: Ke
     if not c.multiview_loss_views:
         raise ConfigError("<config>", key, "the multi-view loss needs each body part's keypoint in every view, "
                           "e.g. [[nose_top, nose_bot], [tailBase_top, tailBase_bot]]")
-    unknown = [j for row in c.multiview_loss_views for j in row if j not in schema.joints]
-    if unknown:
-        raise ConfigError("<config>", key, f"{unknown}: not keypoints of schema {schema.name!r} "
-                          f"({', '.join(schema.joints)})")
-    views = [[schema.index(j) for j in row] for row in c.multiview_loss_views]
-    try:
-        mv = fit_multiview_pca([r.keypoints for r in labelled], views, c.multiview_loss_components,
-                               c.multiview_loss_percentile, c.multiview_loss_epsilon)
-    except ValueError as exc:
-        where = "ccssl.multiview_loss_components" if "components" in str(exc) else key
-        raise ConfigError("<config>", where, f"data.train: {exc}") from None
-    return mv
+    return fit_named_views(c.multiview_loss_views, [r.keypoints for r in labelled], schema,
+                           c.multiview_loss_components, c.multiview_loss_percentile, c.multiview_loss_epsilon,
+                           key=key, components_key="ccssl.multiview_loss_components")
 
 
 def view_groups(groups: list[list[str]], views: list[list[str]]) -> list[list[int]]:
@@ -819,6 +809,7 @@ class CCSSLRun:
         self._calibration_records: tuple[list[PoseRecord], float] | None = None  # read at the first calibration
         self._prior_fits: tuple[PosePCA | None, MultiviewPCA | None] | None = None  # fitted at the first round
         self._view_fit: tuple[MultiviewPCA, list[list[int]]] | None = None  # fitted at the first round
+        self._multiview_fit: MultiviewPCA | None = None  # the views' subspace of the labels, fitted once a run
         self._labelled_round: tuple[int, PseudoLabelSet] | None = None  # the calibration frames' labels, per round
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -1028,8 +1019,15 @@ class CCSSLRun:
         if self._prior_fits is None:
             want, train = self.cfg.ccssl.prior_agreement, self.data.train.records
             self._prior_fits = (fit_pca_prior(self.cfg, train, self.schema) if "pca" in want else None,
-                                fit_multiview_prior(self.cfg, train, self.schema) if "multiview" in want else None)
+                                self._multiview_prior() if "multiview" in want else None)
         return self._prior_fits
+
+    def _multiview_prior(self) -> MultiviewPCA:
+        """The views' subspace of ``ccssl.multiview_loss_*`` on the labelled training poses (once a run: the
+        priors' filter and the view assignment share it)."""
+        if self._multiview_fit is None:
+            self._multiview_fit = fit_multiview_prior(self.cfg, self.data.train.records, self.schema)
+        return self._multiview_fit
 
     def _labelled_labels(self, r: int) -> PseudoLabelSet:
         """Round ``r``'s pseudo-labels of the labelled calibration frames (``ccssl.calibration_data``, default
@@ -1094,8 +1092,7 @@ class CCSSLRun:
         target records changed and each group's reference view (fixed, or measured this round)."""
         c = self.cfg.ccssl
         if self._view_fit is None:
-            mv = fit_multiview_prior(self.cfg, self.data.train.records, self.schema)
-            self._view_fit = (mv, view_groups(c.view_assignment, c.multiview_loss_views))
+            self._view_fit = (self._multiview_prior(), view_groups(c.view_assignment, c.multiview_loss_views))
         mv, groups = self._view_fit
         if c.view_assignment_reference == "auto":
             lab = self._labelled_labels(r)

@@ -84,23 +84,34 @@ class MultiviewCorrection:
         return cls.from_dict(doc) if doc else None
 
 
+def fit_named_views(names: Sequence[Sequence[str]], keypoints: Sequence[np.ndarray], schema: KeypointSchema,
+                    components: int | float, percentile: float, epsilon: float | None = None, *, key: str,
+                    components_key: str, where: str = "<config>") -> MultiviewPCA:
+    """The views' subspace of body parts named by their keypoint in every view (``names``, the config's ``key``)
+    fitted on (K, 3) labelled ``keypoints``; ConfigError naming ``key`` (or ``components_key``) for an unknown
+    keypoint, a ragged table, too few labelled frames or a bad component count."""
+    unknown = [j for row in names for j in row if j not in schema.joints]
+    if unknown:
+        raise ConfigError(where, key, f"{unknown}: not keypoints of schema {schema.name!r} "
+                                      f"({', '.join(schema.joints)})")
+    rows = [[schema.index(j) for j in row] for row in names]
+    try:
+        return fit_multiview_pca(list(keypoints), rows, components, percentile, epsilon)
+    except ValueError as exc:
+        raise ConfigError(where, components_key if "components" in str(exc) else key, f"data.train: {exc}") from None
+
+
 def fit_correction(views: Sequence[Sequence[str]], correct: Sequence[Sequence[str]], reference: int,
                    keypoints: Sequence[np.ndarray], schema: KeypointSchema, components: int | float = 3,
                    percentile: float = 90.0, where: str = "<config>") -> MultiviewCorrection:
     """The correction of ``multiview.views`` / ``correct`` / ``reference`` fitted on (K, 3) labelled
     ``keypoints``; ConfigError naming the key for an unknown keypoint, a group of one, too few labelled frames."""
-    unknown = [j for row in views for j in row if j not in schema.joints]
-    if unknown:
-        raise ConfigError(where, "multiview.views", f"{unknown}: not keypoints of schema {schema.name!r}")
-    rows = [[schema.index(j) for j in row] for row in views]
+    prior = fit_named_views(views, keypoints, schema, components, percentile, key="multiview.views",
+                            components_key="multiview.components", where=where)
     try:
         groups = group_rows(correct, views)
     except ValueError as exc:
         raise ConfigError(where, "multiview.correct", f"{exc} (multiview.views)") from None
-    try:
-        prior = fit_multiview_pca(list(keypoints), rows, components, percentile)
-    except ValueError as exc:
-        raise ConfigError(where, "multiview.views", f"data.train: {exc}") from None
     if not 0 <= reference < prior.num_views:
         raise ConfigError(where, "multiview.reference", f"{reference} is not a view (0..{prior.num_views - 1})")
     return MultiviewCorrection(prior, tuple(map(tuple, groups)), (reference,) * len(groups))
