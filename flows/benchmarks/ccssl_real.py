@@ -47,7 +47,7 @@ import functools
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -485,6 +485,9 @@ def bench_command(
     data: Path = typer.Option(None, help="The project's folder (default: ../shared/data/real/<project>)."),
     frame_step: int = typer.Option(0, help="Use every N-th video frame (0: the project's, mirror-mouse 6, sleap 5)."),
     max_frames: int = typer.Option(0, help="At most this many video frames (0: all chosen)."),
+    sleap_val: str = typer.Option("", help="sleap: the val frames START,STOP,STEP (default 620,720,10, before the "
+                                  "video; the lab's val inside the video: 757,1500,30, never an unlabelled or test "
+                                  "frame)."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -519,10 +522,21 @@ def bench_command(
                     ("--multiview-weight", multiview_weight)):
         if w is not None and w <= 0:
             raise typer.BadParameter("must be > 0", param_hint=name)
+    split = SLEAP_SPLIT
+    if sleap_val:
+        if project != "sleap":
+            raise typer.BadParameter("only for --project sleap", param_hint="--sleap-val")
+        try:
+            start, stop, step = (int(v) for v in sleap_val.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"{sleap_val!r}: give START,STOP,STEP (integers)", param_hint="--sleap-val"
+                                     ) from None
+        split = replace(SLEAP_SPLIT, val=(start, stop, step))
     overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
-                             max_frames=max_frames or None, overrides=overrides, adapt_overrides=adapt,
+                             max_frames=max_frames or None, sleap_split=split, overrides=overrides,
+                             adapt_overrides=adapt,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))

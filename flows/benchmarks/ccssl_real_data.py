@@ -15,6 +15,13 @@ are disjoint (checked); ``val`` is for choosing settings (``--screen``), ``test`
   frame is also an unlabelled target frame, which is Lightning Pose's use: the unsupervised terms see the video
   they are scored on, never its labels; the val frames are not in the video, so val measures the terms' effect
   on frames they did not see, as on mirror-mouse, where neither val nor test is in the video).
+  That default val is next to the training frames and nearly saturated (1.4–2.2 px for every model, against
+  11–13 px on test, where the flies roam elsewhere), so it cannot choose a setting. The lab's val is the other
+  choice (``SleapSplit(val=(757, 1500, 30))``, ``bench ccssl-real --sleap-val 757,1500,30``): a few frames of
+  the video to be analysed, labelled by hand, here every 30th frame from 757 (25 frames, 50 flies), each 2
+  frames from the nearest unlabelled frame and 7 from the nearest test frame, never one of them. It sees the
+  test's time range, as a lab's would; it is correlated with test more than the default val is, so a setting
+  chosen on it is still reported on test only.
   Each fly is cropped around the box of its labelled nodes (the top-down setting with ground-truth boxes; on
   the unlabelled frames the box stands in for a tracker's). The COCO files keep each fly's track
   (``track_id``): the temporal loss's clips and the optical-flow check follow one fly.
@@ -49,8 +56,9 @@ MIRROR_SCHEMA = "mirror_mouse"
 class SleapSplit:
     """Frames of the SLEAP clip: train = ``range(*train)``; val = ``range(*val)``; unlabelled video = every
     ``frame_step``-th frame of ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train
-    must end before val starts and val before the video starts (gaps in time, so no val or test frame is a
-    near-copy of a training frame, and val is never an unlabelled frame)."""
+    must end before val starts (a gap in time, so no val or test frame is a near-copy of a training frame). Val
+    either ends before the video starts (the default) or lies inside it between the unlabelled and the test
+    frames (``--sleap-val 757,1500,30``): never an unlabelled or a test frame (module docstring)."""
 
     train: tuple[int, int, int] = (0, 600, 30)
     val: tuple[int, int, int] = (620, 720, 10)
@@ -169,7 +177,8 @@ def prepare_mirror(data: Path, out: Path, train_range: tuple[str, str], val_rang
 def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, where: str
                  ) -> tuple[list[int], list[int], list[int], list[int]]:
     """(train, val, unlabelled video, test) frame indices of the SLEAP clip; DataError naming ``where`` unless
-    train ends before val starts and val before the video (the split keeps them apart in time)."""
+    train ends before val starts, and val either ends before the video or, inside it, shares no frame with the
+    unlabelled or the test frames (module docstring: the two vals)."""
     train = list(range(*split.train))
     val = list(range(*split.val))
     video = list(range(split.video[0], split.video[1], frame_step))[:max_frames]
@@ -180,8 +189,14 @@ def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, whe
         raise DataError(where, "split", f"train frames {split.train} reach into the val frames {split.val}: "
                                         "train must end before val starts")
     if max(val) >= split.video[0]:
-        raise DataError(where, "split", f"val frames {split.val} reach into the video frames {split.video}: "
-                                        "val must end before the unlabelled / test frames start")
+        shared = sorted(set(val) & (set(video) | set(test)))
+        if shared or min(val) < split.video[0]:
+            raise DataError(where, "split", f"val frames {split.val} reach into the video frames {split.video}"
+                                            + (f" and share frames {shared[:3]} with the unlabelled / test frames"
+                                               if shared else "") +
+                            ": val must end before the video starts, or lie inside it between the unlabelled and "
+                            f"test frames (e.g. val ({split.video[0] + 7}, {split.video[1]}, 30) with frame "
+                            f"step {frame_step} and test step {split.test_step})")
     return train, val, video, test
 
 

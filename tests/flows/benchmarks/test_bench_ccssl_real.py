@@ -130,8 +130,25 @@ def test_the_sleap_split_keeps_train_val_and_test_apart_in_time():
 
     with pytest.raises(DataError, match=r"clip\.slp.*train must end before val"):
         sleap_frames(SleapSplit(train=(0, 650, 30)), 5, None, "clip.slp")
-    with pytest.raises(DataError, match=r"clip\.slp.*val must end before"):
+    with pytest.raises(DataError, match=r"clip\.slp.*share frames \[750, 760, 770\].*val must end before"):
         sleap_frames(SleapSplit(val=(620, 800, 10)), 5, None, "clip.slp")
+
+
+def test_the_labs_sleap_val_lies_between_the_unlabelled_and_test_frames():
+    from animalpose.errors import DataError
+
+    train, val, video, test = sleap_frames(SleapSplit(val=(757, 1500, 30)), 5, None, "clip.slp")
+    assert (val[0], val[1], val[-1], len(val)) == (757, 787, 1477, 25)
+    assert not set(val) & (set(video) | set(test)) and max(train) < min(val)
+    # every val frame is 2 frames from the nearest unlabelled frame and 7 from the nearest test frame
+    assert {min(abs(v - f) for f in video) for v in val} == {2}
+    assert {min(abs(v - t) for t in test) for v in val} == {7}
+    with pytest.raises(DataError, match=r"clip\.slp.*share frames \[760, 790, 820\]"):
+        sleap_frames(SleapSplit(val=(760, 1500, 30)), 5, None, "clip.slp")  # 760 is an unlabelled frame
+    with pytest.raises(DataError, match=r"share frames \[765, 795, 825\]"):
+        sleap_frames(SleapSplit(val=(765, 1500, 30)), 4, None, "clip.slp")  # test frames that step 4 does not hit
+    with pytest.raises(DataError, match="val must end before the video starts, or lie inside it"):
+        sleap_frames(SleapSplit(val=(743, 1500, 30)), 5, None, "clip.slp")  # starts before the video
 
 
 def _finite(x) -> bool:
@@ -258,7 +275,9 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
                        (["--project", "dlc"], "--project"), (["--arms", "control,pseudo"], "--arms"),
                        (["--project", "sleap", "--arms", "multiview"], "--arms"),
                        (["--pca-weight", "0"], "--pca-weight"),
-                       (["--adapt", "ccssl.lambda_target"], "--adapt"), (["--set", "train.epochs"], "--set")):
+                       (["--adapt", "ccssl.lambda_target"], "--adapt"), (["--set", "train.epochs"], "--set"),
+                       (["--sleap-val", "757,1500,30"], "--sleap-val"),  # mirror-mouse has no SLEAP split
+                       (["--project", "sleap", "--sleap-val", "757,1500"], "--sleap-val")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
@@ -279,13 +298,16 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "run_bench", fake_run_bench)
     result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--seeds", "1,2", "--set",
                                       "train.epochs=60", "--adapt", "train.epochs=9", "--adapt", "ccssl.gallery=0",
-                                      "--project", "sleap", "--arms", "pca, control", "--temporal-weight", "0.1"])
+                                      "--project", "sleap", "--arms", "pca, control", "--temporal-weight", "0.1",
+                                      "--sleap-val", "757,1500,30"])
     assert isinstance(result.exception, RuntimeError)
     s = seen["settings"]
     assert seen["seeds"] == [1, 2] and s.overrides == ("train.epochs=60",) and s.project == "sleap"
     assert s.adapt_overrides == ("train.epochs=9", "ccssl.gallery=0") and seen["arms"] == ("control", "pca")
     assert s.term_weights == {"temporal": 0.1, "pca": 0.000457, "multiview": 0.000457}
     assert s.step == 5  # the SLEAP clip's default frame step
+    assert s.sleap_split.val == (757, 1500, 30) and s.sleap_split.video == (750, 1500)
+    assert s.key()["sleap_split"]["val"] == [757, 1500, 30]  # a new val is a new cache key
 
 
 def test_mirror_mouse_labelled_subsets_must_be_disjoint(tmp_path):
