@@ -868,10 +868,7 @@ class CCSSLRun:
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
                                     pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
-                                    # a multi-view model's geometry travels with its adapted checkpoints too
-                                    extra={"multiview": multiview_correction(cfg, data.train.records,
-                                                                             schema).to_dict()}
-                                    if cfg.multiview.correct else None)
+                                    extra=self._checkpoint_extra(data))
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))
@@ -890,6 +887,15 @@ class CCSSLRun:
             state["source_only"] = self.evaluate()
             self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
         return state["source_only"]
+
+    def _checkpoint_extra(self, data) -> dict:
+        """What every round checkpoint carries besides the weights, as the supervised trainer's do: the images'
+        normalisation (``evaluate`` and ``predict`` read it; without it a ``data.normalisation: dataset`` model
+        would be scored with ImageNet's) and a multi-view model's geometry."""
+        extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
+        if self.cfg.multiview.correct:
+            extra["multiview"] = multiview_correction(self.cfg, data.train.records, data.schema).to_dict()
+        return extra
 
     def _source_model(self, data, device: torch.device) -> torch.nn.Module:
         """The model to adapt: ``ccssl.source_checkpoint``, or trained on the source for ``source_epochs``

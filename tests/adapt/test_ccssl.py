@@ -205,6 +205,22 @@ def test_adaptation_rounds_train_at_ccssl_lr_and_source_training_at_train_lr(dot
         _config(dots, lr=0.0)
 
 
+def test_round_checkpoints_carry_the_normalisation_the_images_had(dots, tmp_path):
+    """``evaluate`` / ``predict`` normalise with the checkpoint's stored mean/std; a round checkpoint without
+    them was scored with ImageNet's, whatever ``data.normalisation`` the model was trained with."""
+    from animalpose.data.dataset import Normalization
+    from animalpose.engine.evaluate import load_model
+
+    cfg = _config(dots)
+    cfg.data.normalisation = "dataset"
+    cfg.train.epochs = 1
+    run_ccssl(cfg, tmp_path, progress=False)
+    own = build_data(cfg).normalization
+    assert own != Normalization()  # the dots' statistics are not ImageNet's
+    _, _, _, norm, _ = load_model(tmp_path / "round_0.ckpt")
+    assert norm.mean == pytest.approx(own.mean) and norm.std == pytest.approx(own.std)
+
+
 MOUSE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
 
 
