@@ -244,6 +244,11 @@ class CCSSLSection(Section):
     view_assignment: list[list[str]] = Field(default_factory=list)
     view_assignment_reference: int | Literal["auto"] = "auto"
     view_assignment_keep: Literal["projected", "agreeing", "confidence"] = "projected"
+    # target_augment: the augmentation of the pseudo-labelled target stream. same: the experiment's (augment:);
+    # strong: a noised student (Xie et al., "Self-training with Noisy Student", CVPR 2020: the student learns
+    # the teacher's labels through stronger input noise than the teacher saw): the "strong" preset's affine,
+    # noise, blur and contrast (animalpose.data.augment) with the experiment's scale, rotation and flip ranges
+    target_augment: Literal["same", "strong"] = "same"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -1120,6 +1125,11 @@ class CCSSLRun:
         cfg = self.cfg
         augment = None if cfg.augment.preset == "none" else build_augmenter(
             cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.codec.udp, **augment_overrides(cfg))
+        if cfg.ccssl.target_augment == "strong":
+            # the experiment's colour jitter has no place in the strong preset (its own contrast replaces it)
+            ranges = cfg.augment.model_copy(update={"preset": "strong", "color": None, "rotation_prob": None})
+            augment = build_augmenter("strong", self.schema, tuple(cfg.data.input_size), udp=self.codec.udp,
+                                      **augment_overrides(cfg.model_copy(update={"augment": ranges})))
         pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]
         if not pseudo:
             return None

@@ -221,6 +221,25 @@ def test_round_checkpoints_carry_the_normalisation_the_images_had(dots, tmp_path
     assert norm.mean == pytest.approx(own.mean) and norm.std == pytest.approx(own.std)
 
 
+def test_a_noised_student_learns_the_pseudo_labels_through_the_strong_preset(dots, tmp_path):
+    """``target_augment: strong``: the target stream's augmenter is the strong preset with the experiment's
+    scale, rotation and flip ranges; the source stream keeps the experiment's own."""
+    cfg = _config(dots, target_augment="strong")
+    cfg.train.epochs = 1
+    cfg.augment.scale, cfg.augment.rotation, cfg.augment.flip_prob = (0.9, 1.1), 170.0, 0.25
+    run = CCSSLRun(cfg, tmp_path, progress=False)
+    run.round(0)
+    target, source = run.trainer.target_set.augment.config, run.trainer.train_set.augment.config
+    assert target.preset == "strong" and source.preset == "hourglass"
+    assert (target.scale_range, target.rotation, target.flip_prob) == ((0.9, 1.1), 170.0, 0.25)
+    assert target.noise_max > 0 and target.blur_sigma[1] > 0  # the noise the student learns through
+    default = _config(dots)
+    default.train.epochs = 1
+    plain = CCSSLRun(default, tmp_path / "plain", progress=False)
+    plain.round(0)
+    assert plain.trainer.target_set.augment.config.preset == "hourglass"  # default: the experiment's
+
+
 MOUSE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
 
 
