@@ -203,7 +203,8 @@ class CCSSLSection(Section):
     # a PCA of the labelled (data.train) samples (x, y per view of one body part in one frame) keeps
     # multiview_loss_components axes (Lightning Pose: 3, the views of one 3-D point); predictions on target frames
     # pay each view's reconstruction error beyond epsilon (pixels; None: the multiview_loss_percentile-th
-    # percentile of the labelled samples' own errors). frames / beta: as pca_loss_frames / pca_loss_beta
+    # percentile of the labelled samples' own errors). frames / beta: as pca_loss_frames / pca_loss_beta.
+    # views left unset: the experiment's multiview.views (a rig names its views once)
     multiview_loss_weight: float = Field(default=0.0, ge=0)
     multiview_loss_views: list[list[str]] | None = None
     multiview_loss_components: int | float = Field(default=LIGHTNING_POSE_COMPONENTS, gt=0)
@@ -314,6 +315,8 @@ class CCSSLConfig(ExperimentConfig):
             raise KeyedError("ccssl.calibration_precision", "needs labelled frames to calibrate on: "
                                                             "ccssl.calibration_data or data.val")
         c = self.ccssl
+        if c.multiview_loss_views is None and self.multiview.views:
+            c.multiview_loss_views = [list(row) for row in self.multiview.views]
         if c.view_assignment:
             if not c.multiview_loss_views:
                 raise KeyedError("ccssl.view_assignment", "needs the views of each body part: "

@@ -153,6 +153,20 @@ def test_take_joints_moves_the_evidence_with_the_pseudo_label_but_not_the_truth(
 VIEWS = [["left_eye", "right_eye"], ["left_ear", "right_ear"], ["left_shoulder", "right_shoulder"]]
 
 
+def test_a_rig_names_its_views_once_in_the_experiments_multiview_section(dots_config):
+    """ccssl.multiview_loss_views left unset takes multiview.views (the loss, the priors and the view assignment
+    then use the views prediction mends with); given, it is kept."""
+    raw = dots_config().model_dump(mode="json")
+    raw["multiview"]["views"] = VIEWS
+    raw["ccssl"].update(multiview_loss_views=None, view_assignment=[["left_eye", "left_ear"]])
+    assert parse_config(raw, CCSSLConfig).ccssl.multiview_loss_views == VIEWS
+    raw["ccssl"]["multiview_loss_views"] = VIEWS[:2]
+    assert parse_config(raw, CCSSLConfig).ccssl.multiview_loss_views == VIEWS[:2]
+    raw["multiview"]["views"], raw["ccssl"]["multiview_loss_views"] = [], None
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*multiview_loss_views"):
+        parse_config(raw, CCSSLConfig)
+
+
 def test_view_assignment_settings_that_cannot_work_are_named(dots_config):
     with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*multiview_loss_views"):
         dots_config(view_assignment=[["left_eye", "left_ear"]])
