@@ -485,9 +485,9 @@ def bench_command(
     data: Path = typer.Option(None, help="The project's folder (default: ../shared/data/real/<project>)."),
     frame_step: int = typer.Option(0, help="Use every N-th video frame (0: the project's, mirror-mouse 6, sleap 5)."),
     max_frames: int = typer.Option(0, help="At most this many video frames (0: all chosen)."),
-    sleap_val: str = typer.Option("", help="sleap: the val frames START,STOP,STEP (default 620,720,10, before the "
-                                  "video; the lab's val inside the video: 757,1500,30, never an unlabelled or test "
-                                  "frame)."),
+    sleap_val: str = typer.Option("", help="sleap: the val frames START,STOP,STEP (default 757,1500,30: the lab's "
+                                  "val inside the video, never an unlabelled or test frame; the earlier val before "
+                                  "the video: 620,720,10)."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),

@@ -8,20 +8,16 @@ are disjoint (checked); ``val`` is for choosing settings (``--screen``), ``test`
   396×406 frame is the crop (both mirror views in it).
 - **sleap** (``../shared/data/real/sleap-clip``, SLEAP test data): a 1,500-frame video of two flies in which every
   frame is labelled (13 nodes, 2 tracks). Its frames are split *in time*: a few labelled frames early in the clip
-  train (default every 30th of frames 0–599: 20 frames, 40 flies); inside the 150-frame gap that follows, every
-  10th of frames 620–719 is val (10 frames, 20 flies; 50 frames after the last train frame, 30 before the video:
-  never a training or an unlabelled frame); and (:data:`SLEAP_SPLIT`) frames 750–1499 are both the unlabelled
-  video (every ``frame_step``-th frame, labels dropped) and the test set (every 15th: 50 frames, 100 flies; a test
-  frame is also an unlabelled target frame, which is Lightning Pose's use: the unsupervised terms see the video
-  they are scored on, never its labels; the val frames are not in the video, so val measures the terms' effect
-  on frames they did not see, as on mirror-mouse, where neither val nor test is in the video).
-  That default val is next to the training frames and nearly saturated (1.4–2.2 px for every model, against
-  11–13 px on test, where the flies roam elsewhere), so it cannot choose a setting. The lab's val is the other
-  choice (``SleapSplit(val=(757, 1500, 30))``, ``bench ccssl-real --sleap-val 757,1500,30``): a few frames of
-  the video to be analysed, labelled by hand, here every 30th frame from 757 (25 frames, 50 flies), each 2
-  frames from the nearest unlabelled frame and 7 from the nearest test frame, never one of them. It sees the
-  test's time range, as a lab's would; it is correlated with test more than the default val is, so a setting
-  chosen on it is still reported on test only.
+  train (default every 30th of frames 0–599: 20 frames, 40 flies); (:data:`SLEAP_SPLIT`) frames 750–1499 are both
+  the unlabelled video (every ``frame_step``-th frame, labels dropped) and the test set (every 15th: 50 frames, 100
+  flies; a test frame is also an unlabelled target frame, which is Lightning Pose's use: the unsupervised terms see
+  the video they are scored on, never its labels). Val is the lab's val: a few frames of the video to be analysed,
+  labelled by hand, here every 30th frame from 757 (25 frames, 50 flies), each 2 frames from the nearest unlabelled
+  frame and 7 from the nearest test frame, never one of them. It sees the test's time range, as a lab's would, and
+  is correlated with test more than a val outside the video is, so a setting chosen on it is still reported on
+  test only. The earlier val, every 10th of frames 620–719 (``--sleap-val 620,720,10``: in the gap between the
+  training frames and the video, never a training or an unlabelled frame), is nearly saturated (1.4–2.2 px for
+  every model, against 11–13 px on test, where the flies roam elsewhere and touch each other) and cannot choose.
   Each fly is cropped around the box of its labelled nodes (the top-down setting with ground-truth boxes; on
   the unlabelled frames the box stands in for a tracker's). The COCO files keep each fly's track
   (``track_id``): the temporal loss's clips and the optical-flow check follow one fly.
@@ -57,11 +53,11 @@ class SleapSplit:
     """Frames of the SLEAP clip: train = ``range(*train)``; val = ``range(*val)``; unlabelled video = every
     ``frame_step``-th frame of ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train
     must end before val starts (a gap in time, so no val or test frame is a near-copy of a training frame). Val
-    either ends before the video starts (the default) or lies inside it between the unlabelled and the test
-    frames (``--sleap-val 757,1500,30``): never an unlabelled or a test frame (module docstring)."""
+    either lies inside the video between the unlabelled and the test frames (the default: the lab's val) or ends
+    before the video starts (``--sleap-val 620,720,10``): never an unlabelled or a test frame (module docstring)."""
 
     train: tuple[int, int, int] = (0, 600, 30)
-    val: tuple[int, int, int] = (620, 720, 10)
+    val: tuple[int, int, int] = (757, 1500, 30)
     video: tuple[int, int] = (750, 1500)
     test_step: int = 15
 

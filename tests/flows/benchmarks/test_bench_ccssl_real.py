@@ -119,7 +119,7 @@ def test_an_arm_is_keyed_by_what_it_depends_on():
 
 
 def test_the_sleap_split_keeps_train_val_and_test_apart_in_time():
-    train, val, video, test = sleap_frames(SleapSplit(), 5, None, "clip.slp")
+    train, val, video, test = sleap_frames(SleapSplit(val=(620, 720, 10)), 5, None, "clip.slp")
     assert (train[0], train[-1], len(train)) == (0, 570, 20)
     assert (val[0], val[-1], len(val)) == (620, 710, 10)  # inside the gap: no train, video or test frame
     assert (video[0], video[-1], len(video)) == (750, 1495, 150)
@@ -129,7 +129,7 @@ def test_the_sleap_split_keeps_train_val_and_test_apart_in_time():
     from animalpose.errors import DataError
 
     with pytest.raises(DataError, match=r"clip\.slp.*train must end before val"):
-        sleap_frames(SleapSplit(train=(0, 650, 30)), 5, None, "clip.slp")
+        sleap_frames(SleapSplit(train=(0, 650, 30), val=(620, 720, 10)), 5, None, "clip.slp")
     with pytest.raises(DataError, match=r"clip\.slp.*share frames \[750, 760, 770\].*val must end before"):
         sleap_frames(SleapSplit(val=(620, 800, 10)), 5, None, "clip.slp")
 
@@ -137,7 +137,7 @@ def test_the_sleap_split_keeps_train_val_and_test_apart_in_time():
 def test_the_labs_sleap_val_lies_between_the_unlabelled_and_test_frames():
     from animalpose.errors import DataError
 
-    train, val, video, test = sleap_frames(SleapSplit(val=(757, 1500, 30)), 5, None, "clip.slp")
+    train, val, video, test = sleap_frames(SleapSplit(), 5, None, "clip.slp")  # the default
     assert (val[0], val[1], val[-1], len(val)) == (757, 787, 1477, 25)
     assert not set(val) & (set(video) | set(test)) and max(train) < min(val)
     # every val frame is 2 frames from the nearest unlabelled frame and 7 from the nearest test frame
@@ -299,15 +299,15 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--seeds", "1,2", "--set",
                                       "train.epochs=60", "--adapt", "train.epochs=9", "--adapt", "ccssl.gallery=0",
                                       "--project", "sleap", "--arms", "pca, control", "--temporal-weight", "0.1",
-                                      "--sleap-val", "757,1500,30"])
+                                      "--sleap-val", "620,720,10"])
     assert isinstance(result.exception, RuntimeError)
     s = seen["settings"]
     assert seen["seeds"] == [1, 2] and s.overrides == ("train.epochs=60",) and s.project == "sleap"
     assert s.adapt_overrides == ("train.epochs=9", "ccssl.gallery=0") and seen["arms"] == ("control", "pca")
     assert s.term_weights == {"temporal": 0.1, "pca": 0.000457, "multiview": 0.000457}
     assert s.step == 5  # the SLEAP clip's default frame step
-    assert s.sleap_split.val == (757, 1500, 30) and s.sleap_split.video == (750, 1500)
-    assert s.key()["sleap_split"]["val"] == [757, 1500, 30]  # a new val is a new cache key
+    assert s.sleap_split.val == (620, 720, 10) and s.sleap_split.video == (750, 1500)
+    assert s.key()["sleap_split"]["val"] == [620, 720, 10]  # a new val is a new cache key
 
 
 def test_mirror_mouse_labelled_subsets_must_be_disjoint(tmp_path):
