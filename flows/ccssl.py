@@ -494,6 +494,8 @@ def ccssl_flow(
             parent.log_metrics({f"keep/adapted_{metric}": decision["adapted"]["score"],
                                 f"keep/control_{metric}": decision["control"]["score"],
                                 f"keep/margin_{metric}": decision["margin"],
+                                **({} if decision.get("source") is None
+                                   else {f"keep/source_{metric}": decision["source"]["score"]}),
                                 f"control/target_test/{PCK}": control_pck})
             parent.set_tags({"kept": decision["kept"]})
             print(decision["sentence"])
@@ -559,7 +561,8 @@ def registry_description(species: str, preset: str, scores: dict, sets: dict, re
     gap = "" if recovery is None else f" Gap recovery {100 * recovery:.1f} %."
     what = f"the model after {final}"
     if decision is not None:
-        what = f"{what} or its supervised control, whichever is better on target-val: {decision['sentence']}"
+        what = (f"{what}, its supervised control or the model both started from, whichever is best on target-val: "
+                f"{decision['sentence']}")
     return (f"CC-SSL {species} ({preset}): {what}. PCK@0.05 (crop) on target test: {pck}.{gap} "
             f"Evaluated on {data}.")
 

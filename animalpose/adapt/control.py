@@ -9,6 +9,12 @@ the labelled source alone (λ = 0: no pseudo-labels), scores both on the held-ou
 Lightning Pose lead with) and copies the better one to ``final.ckpt``. ``keep_better.json`` says which
 was kept and by how much; a tie keeps the control (the adaptation has to earn its place).
 
+The model both arms started from (``ccssl.source_checkpoint``, or the run's source-only training) is scored
+beside them and kept when neither arm beats it: on the SLEAP clip, 45 epochs on 20 labelled frames at the
+template's rate made the control worse than the 180-epoch model it continued in every seed, and the adapted
+model worse on val in one (BENCHMARKS.md, issue 23). A user's model is never returned worse on val than the
+model they gave, and the JSON says which of the three was kept.
+
 The held-out frames are ``ccssl.target_val`` when given (labelled target frames: the synthetic → real
 case), else the real sets of ``data.val`` (a lab project's val split; a generated val set is not the
 target domain). Neither is used for training; with
@@ -44,16 +50,17 @@ class KeepBetter:
     """What the keep-the-better rule found.
 
     Attributes:
-        kept: "adapted" or "control".
+        kept: "adapted", "control" or "source" (the model both started from).
         adapted, control: each arm's checkpoint and its val metrics (``{file: {metric: value}}`` and the
             mean of ``metric`` over the files).
         metric: the deciding metric (mean pixel error, original pixels; lower is better).
         margin: control's minus adapted's score (positive: the adaptation is better), in pixels.
         relative: ``margin`` as a fraction of the control's score.
         final: the copy of the kept checkpoint.
+        source: the starting model's checkpoint and metrics (None when the run started from a fresh network).
     """
 
-    kept: Literal["adapted", "control"]
+    kept: Literal["adapted", "control", "source"]
     adapted: dict
     control: dict
     metric: str
@@ -61,21 +68,31 @@ class KeepBetter:
     relative: float
     final: str
     val: list[str]
+    source: dict | None = None
 
     def sentence(self) -> str:
         a, c = self.adapted["score"], self.control["score"]
+        start = "" if self.source is None else f"; the model both started from: {self.source['score']:.2f} px"
+        if self.kept == "source":
+            return (f"kept the model the adaptation started from: val mean pixel error {self.source['score']:.2f} px "
+                    f"against {a:.2f} px for the adapted model and {c:.2f} px for the supervised control (neither "
+                    "improved it)")
         if self.kept == "adapted":
             return (f"kept the adapted model: val mean pixel error {a:.2f} px against {c:.2f} px for the supervised "
-                    f"control (better by {self.margin:.2f} px, {100 * self.relative:.1f} %)")
+                    f"control (better by {self.margin:.2f} px, {100 * self.relative:.1f} %){start}")
         return (f"kept the supervised control: val mean pixel error {c:.2f} px against {a:.2f} px for the adapted "
-                f"model (the adaptation was worse by {-self.margin:.2f} px, {-100 * self.relative:.1f} %)")
+                f"model (the adaptation was worse by {-self.margin:.2f} px, {-100 * self.relative:.1f} %){start}")
 
 
-def choose(adapted: float, control: float) -> tuple[Literal["adapted", "control"], float, float]:
-    """(kept arm, margin = control - adapted, margin / control) for two mean pixel errors; a tie keeps the
-    control."""
+def choose(adapted: float, control: float, source: float | None = None
+           ) -> tuple[Literal["adapted", "control", "source"], float, float]:
+    """(kept model, margin = control - adapted, margin / control) for the mean pixel errors of the adapted model,
+    its control and (when given) the model both started from: the lowest is kept; a tie keeps the starting
+    model, then the control (what trained less; the adaptation has to earn its place)."""
     margin = control - adapted
-    return ("adapted" if margin > 0 else "control"), margin, (margin / control if control > 0 else 0.0)
+    scores = [("source", source), ("control", control), ("adapted", adapted)]
+    kept = min((s, i, name) for i, (name, s) in enumerate(scores) if s is not None)[2]
+    return kept, margin, (margin / control if control > 0 else 0.0)
 
 
 def held_out_paths(cfg: CCSSLConfig) -> list[Path]:
@@ -91,6 +108,18 @@ def held_out_paths(cfg: CCSSLConfig) -> list[Path]:
                           "split) or ccssl.target_val, or turn the control off (ccssl.control: false / "
                           "--no-control)" + (" (data.val is synthetic)" if cfg.data.val else ""))
     return real
+
+
+def start_checkpoint(run: CCSSLRun) -> Path | None:
+    """The checkpoint both arms started from: ``ccssl.source_checkpoint``, else the run's source-only training
+    (what :meth:`CCSSLRun._source_model` loads); None for a fresh network."""
+    c = run.cfg.ccssl
+    if c.source_checkpoint is not None:
+        return Path(c.source_checkpoint)
+    src = run.out / "source"
+    if c.source_epochs > 0 and (src / "last.ckpt").is_file():
+        return _delivered(src)
+    return None
 
 
 def _delivered(folder: Path, fallback: Path | None = None) -> Path:
@@ -141,8 +170,9 @@ def _score(checkpoint: Path, paths: list[Path], cfg: CCSSLConfig) -> dict:
 
 def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths: list[Path] | None = None,
                 register: bool = True) -> KeepBetter:
-    """Score the adapted run's delivered checkpoint and the control's on the held-out frames, copy the better
-    to ``final.ckpt`` (atomically), write ``keep_better.json`` and log both to the run's tracker.
+    """Score the adapted run's delivered checkpoint, the control's and the model both started from on the
+    held-out frames, copy the best to ``final.ckpt`` (atomically), write ``keep_better.json`` and log them to
+    the run's tracker.
 
     ``paths``: the held-out labelled frames (default :func:`held_out_paths`; the ccssl flow gives its target-val
     set, since its rounds' ``ccssl.target_val`` is the test set they report on). ``register``: also register
@@ -151,15 +181,19 @@ def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths
     paths = held_out_paths(cfg) if paths is None else [Path(p) for p in paths]
     adapted_ckpt = result.best_checkpoint or result.last_checkpoint
     adapted, control = _score(adapted_ckpt, paths, cfg), _score(control_ckpt, paths, cfg)
-    kept, margin, relative = choose(adapted["score"], control["score"])
+    start = start_checkpoint(run)
+    source = None if start is None else _score(start, paths, cfg)
+    kept, margin, relative = choose(adapted["score"], control["score"], None if source is None else source["score"])
     final = run.out / "final.ckpt"
     with atomic_path(final) as tmp:
-        shutil.copyfile(adapted_ckpt if kept == "adapted" else control_ckpt, tmp)
-    decision = KeepBetter(kept, adapted, control, METRIC, margin, relative, str(final), [str(p) for p in paths])
+        shutil.copyfile({"adapted": adapted_ckpt, "control": control_ckpt, "source": start}[kept], tmp)
+    decision = KeepBetter(kept, adapted, control, METRIC, margin, relative, str(final), [str(p) for p in paths],
+                          source)
     write_json({**asdict(decision), "sentence": decision.sentence()}, run.out / "keep_better.json")
     tracker: Tracker = run.tracker
     tracker.log_metrics({f"keep/adapted_{METRIC}": adapted["score"], f"keep/control_{METRIC}": control["score"],
-                         f"keep/margin_{METRIC}": margin})
+                         f"keep/margin_{METRIC}": margin,
+                         **({} if source is None else {f"keep/source_{METRIC}": source["score"]})})
     tracker.set_tags({"kept": kept})
     if register:
         tracker.log_artifact(final, "model")

@@ -51,6 +51,7 @@ def ccssl(
                       "keep_better": None if kept is None else {
                           "kept": kept.kept, "final": kept.final, "metric": kept.metric,
                           "adapted": kept.adapted["score"], "control": kept.control["score"],
+                          "source": None if kept.source is None else kept.source["score"],
                           "margin": kept.margin, "sentence": kept.sentence()}}))
 
 

@@ -70,27 +70,34 @@ def test_the_rule_by_hand():
     assert choose(10.0, 12.0) == ("adapted", 2.0, pytest.approx(2.0 / 12.0))
     assert choose(12.0, 10.0) == ("control", -2.0, pytest.approx(-0.2))
     assert choose(10.0, 10.0)[0] == "control"  # a tie keeps the control: the adaptation has to earn its place
+    # the model both started from is kept when neither arm beats it, and wins ties (it trained least)
+    assert choose(10.0, 12.0, 9.0) == ("source", 2.0, pytest.approx(2.0 / 12.0))
+    assert choose(10.0, 12.0, 10.5)[0] == "adapted" and choose(12.0, 10.0, 11.0)[0] == "control"
+    assert choose(10.0, 10.0, 10.0)[0] == "source" and choose(10.0, 12.0, 10.0)[0] == "source"
 
 
 def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
     cfg = _config(dots)
     _, kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
     report = json.loads((tmp_path / "keep_better.json").read_text())
-    a, c = report["adapted"], report["control"]
+    a, c, s = report["adapted"], report["control"], report["source"]
     assert report["metric"] == "pixel_error_mean" and report["val"] == [str(dots["val"])]
-    # each arm delivers its trainer's best.ckpt (train.select_on: last -> the last epoch's weights)
+    # each arm delivers its trainer's best.ckpt (train.select_on: last -> the last epoch's weights); the third
+    # candidate is the source-only model both started from
     assert a["checkpoint"] == str(tmp_path / "train" / "best.ckpt")
     assert c["checkpoint"] == str(tmp_path / "control" / "best.ckpt")
+    assert s["checkpoint"] == str(tmp_path / "source" / "best.ckpt")
     assert a["score"] != c["score"]  # two different models (the control saw no pseudo-label)
-    better = "adapted" if a["score"] < c["score"] else "control"
+    better = min((s["score"], 0, "source"), (c["score"], 1, "control"), (a["score"], 2, "adapted"))[2]
     assert report["kept"] == kept.kept == better
     assert report["margin"] == pytest.approx(c["score"] - a["score"])
-    assert ("kept the adapted model" if better == "adapted" else "kept the supervised control") in report["sentence"]
-    # final.ckpt is the kept arm's file, and scoring it again gives the kept score
+    assert {"adapted": "kept the adapted model", "control": "kept the supervised control",
+            "source": "kept the model the adaptation started from"}[better] in report["sentence"]
+    # final.ckpt is the kept model's file, and scoring it again gives the kept score
     final = tmp_path / "final.ckpt"
     assert final.read_bytes() == Path(report[better]["checkpoint"]).read_bytes()
     again = evaluate(final, dots["val"], flip=False, device="cpu", progress=False)["metrics"]["pixel_error_mean"]
-    assert again == pytest.approx(min(a["score"], c["score"]), rel=1e-5)
+    assert again == pytest.approx(min(a["score"], c["score"], s["score"]), rel=1e-5)
     # the control trained the same epochs from the same source model, at the same learning rate
     ctrl = torch.load(tmp_path / "control" / "last.ckpt", weights_only=False, map_location="cpu")
     ada = torch.load(tmp_path / "round_1.ckpt", weights_only=False, map_location="cpu")
@@ -99,6 +106,25 @@ def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
     # a rerun finds both arms finished and decides the same
     _, again_kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
     assert again_kept.kept == kept.kept and again_kept.margin == pytest.approx(kept.margin)
+
+
+def test_the_starting_model_is_kept_when_neither_arm_beats_it(dots, tmp_path, monkeypatch):
+    import animalpose.adapt.control as control
+
+    cfg = _config(dots)
+    cfg.train.epochs = 1
+    real = control._score
+
+    def source_best(checkpoint, paths, cfg):  # both arms made the model worse on val
+        out = real(checkpoint, paths, cfg)
+        return {**out, "score": out["score"] + (0.0 if "source" in Path(checkpoint).parts else 100.0)}
+
+    monkeypatch.setattr(control, "_score", source_best)
+    _, kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
+    report = json.loads((tmp_path / "keep_better.json").read_text())
+    assert kept.kept == report["kept"] == "source"
+    assert report["sentence"].startswith("kept the model the adaptation started from")
+    assert (tmp_path / "final.ckpt").read_bytes() == Path(report["source"]["checkpoint"]).read_bytes()
 
 
 def test_no_held_out_frames_is_an_error_before_training_and_the_control_can_be_turned_off(dots, tmp_path):

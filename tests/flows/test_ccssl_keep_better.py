@@ -43,7 +43,10 @@ def test_smoke_flow_keeps_the_better_of_ccssl_and_its_control(prefect_harness, t
     assert d["val"] == [str(val)]
     a, c = d["adapted"]["score"], d["control"]["score"]
     assert d["metric"] == "pixel_error_mean"
-    assert d["kept"] == ("adapted" if a < c else "control") and d["margin"] == pytest.approx(c - a)
+    s = d["source"]["score"]  # the source-only model both arms started from is the third candidate
+    assert d["source"]["checkpoint"].startswith(str(tmp_path / "out"))
+    assert d["kept"] == min((s, 0, "source"), (c, 1, "control"), (a, 2, "adapted"))[2]
+    assert d["margin"] == pytest.approx(c - a)
     final = Path(d["final"])
     assert summary["checkpoint"] == str(final) == str(tmp_path / "out" / "ccssl" / "final.ckpt")
     assert filecmp.cmp(final, d[d["kept"]]["checkpoint"], shallow=False)
@@ -57,6 +60,7 @@ def test_smoke_flow_keeps_the_better_of_ccssl_and_its_control(prefect_harness, t
     assert parent.data.tags["kept"] == d["kept"]
     assert parent.data.metrics["keep/adapted_pixel_error_mean"] == pytest.approx(a)
     assert parent.data.metrics["keep/control_pixel_error_mean"] == pytest.approx(c)
+    assert parent.data.metrics["keep/source_pixel_error_mean"] == pytest.approx(s)
     stages = {r.info.run_name: r for r in client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
     st = stages["control"]
