@@ -39,7 +39,7 @@ from animalpose.data.readers import read_dataset
 from animalpose.engine.build import is_synthetic
 from animalpose.engine.evaluate import evaluate
 from animalpose.engine.trainer import Trainer, seed_everything
-from animalpose.errors import ConfigError
+from animalpose.errors import ConfigError, DataError
 from animalpose.tracking import Tracker
 
 METRIC = "pixel_error_mean"  # lower is better
@@ -181,15 +181,22 @@ def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths
     paths = held_out_paths(cfg) if paths is None else [Path(p) for p in paths]
     adapted_ckpt = result.best_checkpoint or result.last_checkpoint
     adapted, control = _score(adapted_ckpt, paths, cfg), _score(control_ckpt, paths, cfg)
-    start = start_checkpoint(run)
-    source = None if start is None else _score(start, paths, cfg)
+    start, source, source_error = start_checkpoint(run), None, None
+    if start is not None:
+        try:
+            source = _score(start, paths, cfg)
+        except (DataError, ConfigError) as exc:  # e.g. an old checkpoint: the two arms still decide, loudly
+            source_error = f"{start}: {exc}"
+            print(f"keep the better: the starting model is left out (it cannot be scored: {source_error})",
+                  file=sys.stderr, flush=True)
     kept, margin, relative = choose(adapted["score"], control["score"], None if source is None else source["score"])
     final = run.out / "final.ckpt"
     with atomic_path(final) as tmp:
         shutil.copyfile({"adapted": adapted_ckpt, "control": control_ckpt, "source": start}[kept], tmp)
     decision = KeepBetter(kept, adapted, control, METRIC, margin, relative, str(final), [str(p) for p in paths],
                           source)
-    write_json({**asdict(decision), "sentence": decision.sentence()}, run.out / "keep_better.json")
+    write_json({**asdict(decision), "sentence": decision.sentence(),
+                **({"source_error": source_error} if source_error else {})}, run.out / "keep_better.json")
     tracker: Tracker = run.tracker
     tracker.log_metrics({f"keep/adapted_{METRIC}": adapted["score"], f"keep/control_{METRIC}": control["score"],
                          f"keep/margin_{METRIC}": margin,

@@ -139,3 +139,24 @@ def test_no_held_out_frames_is_an_error_before_training_and_the_control_can_be_t
     cfg.train.epochs = 1
     result, kept = run_ccssl_with_control(cfg, tmp_path / "b", progress=False)
     assert kept is None and len(result.rounds) == 1 and not (tmp_path / "b" / "final.ckpt").exists()
+
+
+def test_a_starting_model_that_cannot_be_scored_is_left_out_loudly(dots, tmp_path, monkeypatch, capsys):
+    import animalpose.adapt.control as control
+    from animalpose.errors import DataError
+
+    cfg = _config(dots)
+    cfg.train.epochs = 1
+    real = control._score
+
+    def broken_source(checkpoint, paths, cfg):
+        if "source" in Path(checkpoint).parts:
+            raise DataError(str(checkpoint), "config", "no config in this checkpoint")
+        return real(checkpoint, paths, cfg)
+
+    monkeypatch.setattr(control, "_score", broken_source)
+    _, kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
+    report = json.loads((tmp_path / "keep_better.json").read_text())
+    assert kept.kept in ("adapted", "control") and report["source"] is None
+    assert "no config in this checkpoint" in report["source_error"]
+    assert "starting model is left out" in capsys.readouterr().err
