@@ -83,8 +83,8 @@ def test_a_cooperating_command_cleans_up_and_its_exit_code_is_kept(tmp_path):
     pids, cleaned = tmp_path / "pids.json", tmp_path / "cleaned"
     sup = _supervisor(tmp_path, f"""
         import json, os, sys, time
-        open({str(pids)!r}, "w").write(json.dumps([os.getpid()]))
-        try:
+        try:  # the pid file is written inside the try: the stop can only come after it (a loaded machine
+            open({str(pids)!r}, "w").write(json.dumps([os.getpid()]))  # once saw it land before the try: 130)
             time.sleep(600)
         except KeyboardInterrupt:  # what Ctrl-C, SIGTERM and `serve --stop` arrive as
             open({str(cleaned)!r}, "w").write("yes")
