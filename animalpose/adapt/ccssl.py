@@ -90,7 +90,8 @@ from animalpose.engine.batchnorm import running_statistics
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
-from animalpose.engine.multiview import fit_named_views, multiview_correction
+from animalpose.engine.multiview import fit_named_views
+from animalpose.engine.train import checkpoint_extra
 from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -499,16 +500,17 @@ def fit_pca_prior(cfg: CCSSLConfig, labelled: list[PoseRecord], schema: Keypoint
 
 
 def multiview_term(cfg: CCSSLConfig, labelled: list[PoseRecord], records: list[PoseRecord], schema: KeypointSchema,
-                   codec, normalization: Normalization, padding: float) -> MultiviewTerm | None:
-    """The multi-view term of ``ccssl.multiview_loss_*``: the views' subspace of the ``labelled`` (source) frames,
-    applied to the target ``records`` (None when the weight is 0).
+                   codec, normalization: Normalization, padding: float, prior: MultiviewPCA | None = None
+                   ) -> MultiviewTerm | None:
+    """The multi-view term of ``ccssl.multiview_loss_*``: the views' subspace of the ``labelled`` (source) frames
+    (``prior`` when it is already fitted), applied to the target ``records`` (None when the weight is 0).
 
     Raises ConfigError naming the key when the views are missing, name unknown keypoints, are ragged, or the
     labelled frames are too few."""
     c = cfg.ccssl
     if c.multiview_loss_weight <= 0:
         return None
-    mv = fit_multiview_prior(cfg, labelled, schema)
+    mv = prior if prior is not None else fit_multiview_prior(cfg, labelled, schema)
     if not records:
         raise ConfigError("<config>", "ccssl.multiview_loss_weight", "data.target has no frames for the loss")
     ds = TopDownDataset(records, schema, codec, None, padding=padding, normalization=normalization)
@@ -876,12 +878,13 @@ class CCSSLRun:
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
                                     pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
-                                    extra=self._checkpoint_extra(data))
+                                    extra=checkpoint_extra(cfg, data))
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))
-        self.trainer.set_multiview_loss(multiview_term(cfg, data.train.records, self.target_records, schema, codec,
-                                                       self.norm, self.pad))
+        self.trainer.set_multiview_loss(multiview_term(  # the one fit of the views' subspace a run makes
+            cfg, data.train.records, self.target_records, schema, codec, self.norm, self.pad,
+            prior=self._multiview_prior() if c.multiview_loss_weight > 0 else None))
         done = self.rounds_done
         # MLflow params are write-once: the run this object owns gets them once; a given tracker (a flow's
         # round stage, one per round) gets them with every round, so each round's run shows its config
@@ -895,15 +898,6 @@ class CCSSLRun:
             state["source_only"] = self.evaluate()
             self.tracker.log_metrics({f"source_only/{k}": v for k, v in state["source_only"].items()})
         return state["source_only"]
-
-    def _checkpoint_extra(self, data) -> dict:
-        """What every round checkpoint carries besides the weights, as the supervised trainer's do: the images'
-        normalisation (``evaluate`` and ``predict`` read it; without it a ``data.normalisation: dataset`` model
-        would be scored with ImageNet's) and a multi-view model's geometry."""
-        extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
-        if self.cfg.multiview.correct:
-            extra["multiview"] = multiview_correction(self.cfg, data.train.records, data.schema).to_dict()
-        return extra
 
     def _source_model(self, data, device: torch.device) -> torch.nn.Module:
         """The model to adapt: ``ccssl.source_checkpoint``, or trained on the source for ``source_epochs``
@@ -1126,13 +1120,12 @@ class CCSSLRun:
     def _target_set(self, labels: PseudoLabelSet, r: int) -> TopDownDataset | None:
         """The pseudo-labelled target stream of round ``r`` (records with no kept joint left out)."""
         cfg = self.cfg
-        augment = None if cfg.augment.preset == "none" else build_augmenter(
-            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.codec.udp, **augment_overrides(cfg))
         if cfg.ccssl.target_augment == "strong":
             # the experiment's colour jitter has no place in the strong preset (its own contrast replaces it)
-            ranges = cfg.augment.model_copy(update={"preset": "strong", "color": None, "rotation_prob": None})
-            augment = build_augmenter("strong", self.schema, tuple(cfg.data.input_size), udp=self.codec.udp,
-                                      **augment_overrides(cfg.model_copy(update={"augment": ranges})))
+            cfg = cfg.model_copy(update={"augment": cfg.augment.model_copy(
+                update={"preset": "strong", "color": None, "rotation_prob": None})})
+        augment = None if cfg.augment.preset == "none" else build_augmenter(
+            cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.codec.udp, **augment_overrides(cfg))
         pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]
         if not pseudo:
             return None

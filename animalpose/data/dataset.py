@@ -65,6 +65,15 @@ class Normalization:
         std = torch.tensor(self.std).view(3, 1, 1)
         return x.sub_(mean).div_(std)
 
+    def to_dict(self) -> dict:
+        """Plain JSON for a checkpoint's ``extra["normalization"]`` (:meth:`from_dict` reads it back)."""
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, doc: dict | None) -> Normalization:
+        """A checkpoint's stored normalisation; ImageNet's when it stores none."""
+        return cls(tuple(doc["mean"]), tuple(doc["std"])) if doc else cls()
+
     def denormalize(self, tensor: torch.Tensor) -> np.ndarray:
         """(3, H, W) normalised -> (H, W, 3) uint8."""
         x = tensor.detach().cpu().float() * torch.tensor(self.std).view(3, 1, 1) + torch.tensor(self.mean).view(3, 1, 1)

@@ -119,8 +119,7 @@ def load_model(checkpoint: str | Path, device: torch.device | str = "cpu", ema: 
     except RuntimeError as exc:
         raise DataError(str(checkpoint), "model", f"weights do not fit {cfg.model.name}: "
                                                   f"{str(exc).splitlines()[0]}") from exc
-    norm = (ckpt.get("extra") or {}).get("normalization") or {}
-    normalization = Normalization(tuple(norm["mean"]), tuple(norm["std"])) if norm else Normalization()
+    normalization = Normalization.from_dict((ckpt.get("extra") or {}).get("normalization"))
     device = torch.device(device) if isinstance(device, str) else device
     return model.to(device).eval(), schema, cfg, normalization, ckpt
 

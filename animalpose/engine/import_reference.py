@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from animalpose.config import parse_config, to_dict
+from animalpose.data.dataset import Normalization
 from animalpose.engine.build import make_model
 from animalpose.engine.checkpoint import save_checkpoint
 from animalpose.errors import DataError
@@ -67,5 +68,5 @@ def import_reference(checkpoint: str | os.PathLike, out: str | os.PathLike, *, m
     net = make_model(cfg, keypoints)
     load_reference_hourglass(net, checkpoint)
     return save_checkpoint(out, model=net.state_dict(), schema=keypoints, config=to_dict(cfg), epoch=0, step=0,
-                           extra={"normalization": {"mean": [float(v) for v in mean], "std": [1.0, 1.0, 1.0]},
+                           extra={"normalization": Normalization(tuple(mean), (1.0, 1.0, 1.0)).to_dict(),
                                   "imported_from": os.fspath(checkpoint)}, with_rng=False)

@@ -15,7 +15,7 @@ import torch
 from animalpose.atomic import write_text_atomic
 from animalpose.config import ExperimentConfig, flatten, to_dict
 from animalpose.data.validate import SkipReport
-from animalpose.engine.build import build_data, make_codec, make_model, pick_device
+from animalpose.engine.build import DataBundle, build_data, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import check_architecture, load_checkpoint
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
 from animalpose.engine.multiview import multiview_correction
@@ -36,6 +36,16 @@ def default_out_dir(cfg: ExperimentConfig, name: str) -> Path:
 
 def _write_json(path: Path, data) -> None:
     write_text_atomic(path, dumps(data, indent=2))  # strict JSON: a NaN score is null
+
+
+def checkpoint_extra(cfg: ExperimentConfig, data: DataBundle) -> dict:
+    """What every checkpoint of a model trained on ``data`` carries besides its weights (supervised training
+    and CC-SSL's rounds alike): the images' normalisation (``evaluate`` and ``predict`` read it) and, for a
+    multi-view rig, the views' subspace of the labels (:mod:`animalpose.engine.multiview`)."""
+    extra = {"normalization": data.normalization.to_dict()}
+    if cfg.multiview.correct:
+        extra["multiview"] = multiview_correction(cfg, data.train.records, data.schema).to_dict()
+    return extra
 
 
 def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,
@@ -86,11 +96,9 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
                 print(f"marked MLflow run {stale_run} of the previous, killed run in {out} as KILLED",
                       file=sys.stderr, flush=True)
             log_skipped(tracker, data.skipped)
-        extra = {"normalization": {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}}
-        if cfg.multiview.correct:  # the views' subspace of the labels travels with the model (engine.multiview)
-            extra["multiview"] = multiview_correction(cfg, data.train.records, data.schema).to_dict()
         trainer = Trainer(cfg, model, data.schema, data.train, data.val, out, device=device, tracker=tracker,
-                          dist=dist, progress=progress, halt_after_steps=halt_after_steps, extra=extra)
+                          dist=dist, progress=progress, halt_after_steps=halt_after_steps,
+                          extra=checkpoint_extra(cfg, data))
         if resume:
             trainer.resume(last)
             if tracker is not None and tracker.resume_missed:  # a new run in another store: give it the record

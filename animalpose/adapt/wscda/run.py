@@ -287,7 +287,7 @@ class WSCDARun:
                                              discriminator_outputs=3 if w.discriminator == "three_way" else 2)
         self.schedule = RoundSchedule(tuple(w.keep_fractions))
         self.config_dict = to_dict(cfg)
-        self.extra = {"normalization": {"mean": list(self.norm.mean), "std": list(self.norm.std)}, "method": "wscda"}
+        self.extra = {"normalization": self.norm.to_dict(), "method": "wscda"}
         # the finished step whose weights the network holds (None: the initial network)
         self._holds: str | None = None
 
