@@ -6,8 +6,14 @@ test split (:mod:`animalpose.data.split`: by video when the project has at least
 and writes into the output folder::
 
     data/train.json, data/val.json, data/test.json, data/split.json    the split (paths relative to data/)
+    data/video_frames.json   a SLEAP file's predicted animals on its unlabelled frames: CC-SSL's target
     train.yaml          supervised training on data/train.json, the epoch chosen on data/val.json
     adapt_ccssl.yaml    CC-SSL on the project's videos (base: train.yaml), supervised training first
+
+A SLEAP file's predicted instances (SLEAP's own inference, saved into the ``.slp``) are never labels: they are
+left out of the split, and those on frames without a user label give CC-SSL its unlabelled animals (each one's
+box and track; :func:`sleap_target`). Without predictions a SLEAP file gets no ``adapt_ccssl.yaml``: its animals
+are cropped around their keypoints, and nothing says where they are on an unlabelled frame (no detector here).
 
 Every path in them is relative to the file, so the folder works from any working directory and moves
 with the project. The schema is the project's own (its body parts, from the label files' header); the
@@ -21,25 +27,63 @@ augmentation: a flipped rig is not a view the camera ever sees).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from animalpose.atomic import write_text_atomic
+from animalpose.data.coco_writer import write_coco
 from animalpose.data.images import video_info
 from animalpose.data.readers import dataset_schema, read_dataset
-from animalpose.data.records import PoseDataset
+from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.data.split import SplitBy, images_outside, one_per_frame, session_of, split_records, write_split
 from animalpose.data.validate import validate_dataset
 from animalpose.errors import DataError
 
 # CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
 TARGET_FRAMES_PER_VIDEO = 300
+# CC-SSL's weight of the pseudo-labels in a generated config (a SLEAP file's predicted animals)
+SLEAP_LAMBDA = 1.0
+
+
+@dataclass
+class Target:
+    """Unlabelled animals of instance crops (a SLEAP file's predictions): CC-SSL's target."""
+    records: list[PoseRecord]  # keypoints all zero, each with its box (and track, where tracked)
+    step: int  # frame-index step between a track's consecutive target frames (ccssl.video_step)
+    tracked: bool  # every record has a track id: the temporal checks can follow each animal
+
+
+def sleap_target(predicted: list[PoseRecord], per_video: int = TARGET_FRAMES_PER_VIDEO) -> Target | None:
+    """The predicted animals of about ``per_video`` frames of each video, as CC-SSL's unlabelled target.
+
+    The kept frames are ``first + n * step`` of each video, ``step`` a multiple of the predictions' own spacing
+    (SLEAP can predict every N-th frame) chosen so that the longest video keeps about ``per_video`` frames: a
+    track's consecutive target frames are then exactly ``step`` apart, as the temporal check and the
+    optical-flow check assume (``ccssl.video_step``). Each record keeps its box (around its predicted keypoints)
+    and track, and loses its keypoints: a prediction is not a label. None when no prediction has a keypoint.
+    """
+    boxed = [(r, r.keypoint_box()) for r in predicted if r.frame_index is not None]
+    boxed = [(r, b) for r, b in boxed if b is not None]
+    if not boxed:
+        return None
+    frames: dict[str, list[int]] = {}
+    for r, _ in boxed:
+        frames.setdefault(str(r.video_id), []).append(int(r.frame_index))
+    frames = {v: sorted(set(f)) for v, f in frames.items()}
+    spacing = math.gcd(*[b - a for f in frames.values() for a, b in itertools.pairwise(f)]) or 1
+    longest = max((f[-1] - f[0]) // spacing + 1 for f in frames.values())
+    step = spacing * max(1, math.ceil(longest / per_video))
+    records = [replace(r, keypoints=np.zeros_like(r.keypoints), bbox=b) for r, b in boxed
+               if (int(r.frame_index) - frames[str(r.video_id)][0]) % step == 0]
+    return Target(records, step, all(r.instance_id is not None for r in records))
 
 
 @dataclass
@@ -66,7 +110,8 @@ def _dump(header: list[str], body: dict) -> str:
 
 def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
                  test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
-                 adapt: bool = True, notes: list[str] | None = None, allow_outside_root: bool = False) -> InitResult:
+                 adapt: bool = True, notes: list[str] | None = None, allow_outside_root: bool = False,
+                 target: Target | None = None) -> InitResult:
     """Split ``dataset``, write the two configs into ``out`` and validate them.
 
     Args:
@@ -76,11 +121,12 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         by: "video" or "frame"; None: by video when there are at least 3 videos with labels, else by frame.
         whole_frame: crop each labelled frame whole (DeepLabCut's way), or around each instance's keypoints
             (False); None: whole-frame when every frame holds one animal.
-        adapt: write ``adapt_ccssl.yaml``; needs a video and whole-frame crops (CC-SSL crops the video target
-            whole-frame, so the labelled crops must look alike).
+        adapt: write ``adapt_ccssl.yaml``: on the videos, cropped whole-frame as the labelled frames must be
+            then, or with instance crops on ``target``.
         allow_outside_root: keep labelled frames whose paths resolve outside the project (links leading out).
+        target: the unlabelled animals of instance crops (:func:`sleap_target`), written as
+            ``data/video_frames.json``.
     """
-    from animalpose.adapt.ccssl import CCSSLConfig
     from animalpose.config import load_config
 
     out = Path(out)
@@ -133,40 +179,97 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     train_path = write_text_atomic(out / "train.yaml", _dump(header, train))
     load_config(train_path)  # validate now, not at the user's first run
     adapt_path = None
-    if adapt and not whole_frame:
+    if adapt and not whole_frame and target is None:
         adapt = False
-        notes.append("adapt_ccssl.yaml not written: the labelled animals are cropped around their keypoints "
-                     "(several per frame, or asked), while CC-SSL crops the video target whole-frame")
-    if adapt and videos:
-        frames = max(video_info(v)["frames"] for v in videos)
-        step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
-        ada = {
-            "base": "train.yaml",
-            "data": {"target": [_rel(v, out) for v in videos]},
-            # 27 epochs in rounds of 9: on both real projects of issue 23 the longer schedule made the control
-            # and CC-SSL better than 9 in rounds of 3 (BENCHMARKS.md, "27 epochs"); at 2e-4, the rate the
-            # supervised schedule ends at (at 5e-4 the control fell behind the model it continued: "From
-            # trained-out models")
-            "train": {"lr": 2.0e-4, "epochs": 27, "milestones": []},
-            "ccssl": {"source_epochs": 180, "regenerate_every": 9, "lambda_target": 1.0,
-                      "keep_fractions": [0.2, 0.2, 0.2], "num_geometric": 4, "scale_sigma": 0.1,
-                      "rotation_sigma": 10.0, "num_photometric": 2, "temporal": True, "video_step": step,
-                      "gallery": 4},
-        }
-        ada_header = [f"CC-SSL on the unlabelled video(s) of {source}: 180 epochs of supervised training on "
-                      "data/train.json, then 27 epochs",
-                      "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on every "
-                      f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera).",
-                      "`animalpose adapt ccssl` also trains the supervised control (the same 27 epochs on the "
-                      "labels alone),",
-                      "scores both and the supervised model on data/val.json and keeps the best as final.ckpt "
-                      "(--no-control: CC-SSL only).",
-                      "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
-        adapt_path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(ada_header, ada))
-        load_config(adapt_path, CCSSLConfig)
+        notes.append("adapt_ccssl.yaml not written: the labelled animals are cropped around their keypoints, and "
+                     "nothing gives their boxes on the unlabelled frames (a SLEAP file gives them by its predicted "
+                     "instances: run SLEAP's inference on the video and save the predictions into the .slp)")
+    if adapt and not whole_frame:
+        adapt_path = _write_instance_adapt(out, data_dir, schema, target, source, outside, notes)
+    elif adapt and videos:
+        adapt_path = _write_video_adapt(out, videos, source)
     elif adapt:
         notes.append("no video found: adapt_ccssl.yaml not written")
     return InitResult(out, train_path, adapt_path, paths, schema.name, list(schema.joints), list(videos), by, notes)
+
+
+def _write_video_adapt(out: Path, videos: list[Path], source: str) -> Path:
+    """``adapt_ccssl.yaml`` on the raw videos, cropped whole-frame (DeepLabCut's single-animal frames)."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import load_config
+
+    frames = max(video_info(v)["frames"] for v in videos)
+    step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
+    ada = {
+        "base": "train.yaml",
+        "data": {"target": [_rel(v, out) for v in videos]},
+        # 27 epochs in rounds of 9: on both real projects of issue 23 the longer schedule made the control
+        # and CC-SSL better than 9 in rounds of 3 (BENCHMARKS.md, "27 epochs"); at 2e-4, the rate the
+        # supervised schedule ends at (at 5e-4 the control fell behind the model it continued: "From
+        # trained-out models")
+        "train": {"lr": 2.0e-4, "epochs": 27, "milestones": []},
+        "ccssl": {"source_epochs": 180, "regenerate_every": 9, "lambda_target": 1.0,
+                  "keep_fractions": [0.2, 0.2, 0.2], "num_geometric": 4, "scale_sigma": 0.1,
+                  "rotation_sigma": 10.0, "num_photometric": 2, "temporal": True, "video_step": step,
+                  "gallery": 4},
+    }
+    header = [f"CC-SSL on the unlabelled video(s) of {source}: 180 epochs of supervised training on "
+              "data/train.json, then 27 epochs",
+              "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on every "
+              f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera).",
+              *_CONTROL_LINES]
+    path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, ada))
+    load_config(path, CCSSLConfig)
+    return path
+
+
+_CONTROL_LINES = ["`animalpose adapt ccssl` also trains the supervised control (the same epochs on the labels alone),",
+                  "scores both and the supervised model on data/val.json and keeps the best as final.ckpt "
+                  "(--no-control: CC-SSL only).",
+                  "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
+
+
+def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, source: str, outside: bool,
+                          notes: list[str]) -> Path:
+    """``adapt_ccssl.yaml`` on ``target``'s animals, each cropped around its box as the labelled ones are: the
+    SLEAP clip's template (configs/adapt/ccssl_sleap_clip.yaml, chosen on its lab val), for free-moving animals."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import load_config
+
+    rows = [replace(r, image=_rel(Path(r.image), data_dir)) for r in target.records]
+    frames = len({(r.video_id, r.frame_index) for r in target.records})
+    path = write_coco(rows, data_dir / "video_frames.json", schema, image_root=data_dir,
+                      info={"split": "target", "source": source, "video_step": target.step})
+    ccssl = {"source_epochs": 180, "regenerate_every": 9, "lambda_target": SLEAP_LAMBDA,
+             "keep_fractions": [0.2, 0.2, 0.2, 0.2, 0.2], "num_geometric": 4, "scale_sigma": 0.1,
+             "rotation_sigma": 30.0, "num_photometric": 2, "temporal": target.tracked, "video_step": target.step,
+             "gallery": 4}
+    if target.tracked:
+        ccssl["temporal_agreement"] = 20.0
+    else:
+        notes.append("the predicted instances have no tracks: adapt_ccssl.yaml turns the temporal checks off "
+                     "(they follow each animal by its track)")
+    ada = {"base": "train.yaml",
+           "data": {"target": [_rel(path, out)], **({"allow_outside_root": True} if outside else {})},
+           # the SLEAP clip's schedule: 45 epochs in 5 rounds of 9 at 2e-4 (BENCHMARKS.md, "From trained-out
+           # models"; "lambda 2")
+           "train": {"lr": 2.0e-4, "epochs": 45, "milestones": []},
+           "ccssl": ccssl}
+    header = [f"CC-SSL on the unlabelled frames of {source}: 180 epochs of supervised training on data/train.json,",
+              f"then 45 epochs in 5 rounds of pseudo-labels on the {len(rows)} animals SLEAP predicted on "
+              f"{frames} unlabelled frames",
+              f"(data/video_frames.json: {'every' if target.step == 1 else f'every {target.step}-th'} frame, each "
+              "animal's box and track, its predicted "
+              "keypoints dropped);",
+              f"the top 20% of joint confidences each round, lambda {SLEAP_LAMBDA:g}"
+              + (", pseudo-labels more than 20 px from their track neighbours' midpoint dropped." if target.tracked
+                 else "; no temporal check (untracked)."),
+              *_CONTROL_LINES]
+    adapt_path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, ada))
+    load_config(adapt_path, CCSSLConfig)
+    return adapt_path
+
+
 
 
 def init_from_dlc(project: str | Path, out: str | Path | None = None, **options) -> InitResult:
@@ -183,9 +286,22 @@ def init_from_dlc(project: str | Path, out: str | Path | None = None, **options)
 def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -> InitResult:
     """:func:`init_project` for a SLEAP ``.slp`` (default output: ``<folder>/<stem>-animalpose``).
 
-    Instances are cropped around their keypoints (SLEAP arenas are large and often hold several animals);
-    CC-SSL crops its video target whole-frame, so no ``adapt_ccssl.yaml`` is written."""
+    Instances are cropped around their keypoints (SLEAP arenas are large and often hold several animals). Only
+    user-labelled instances are labels: the predicted ones (SLEAP's inference) on frames without a user label
+    become CC-SSL's target (:func:`sleap_target`); without any, no ``adapt_ccssl.yaml`` is written."""
     slp = Path(slp)
     dataset = read_dataset(slp, "slp")
-    return init_project(dataset, [Path(v) for v in dataset.videos], out or slp.parent / f"{slp.stem}-animalpose",
-                        source=f"the SLEAP file {slp.resolve()}", whole_frame=False, **options)
+    user = [r for r in dataset.records if not r.meta.get("predicted")]
+    predicted = [r for r in dataset.records if r.meta.get("predicted")]
+    labelled = {(r.video_id, r.frame_index) for r in user}
+    unlabelled = [r for r in predicted if (r.video_id, r.frame_index) not in labelled]
+    notes = []
+    if predicted:
+        notes.append(f"{len(predicted)} predicted instances are not labels and are left out of the split; "
+                     f"{len(unlabelled)} of them, on frames without a user label, are CC-SSL's unlabelled target"
+                     + ("" if len(unlabelled) == len(predicted) else
+                        f" (the other {len(predicted) - len(unlabelled)} on frames with a user label are dropped)"))
+    target = sleap_target(unlabelled) if unlabelled else None
+    return init_project(replace(dataset, records=user), [Path(v) for v in dataset.videos],
+                        out or slp.parent / f"{slp.stem}-animalpose", source=f"the SLEAP file {slp.resolve()}",
+                        whole_frame=False, target=target, notes=notes, **options)

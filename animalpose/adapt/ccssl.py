@@ -131,6 +131,11 @@ class CCSSLSection(Section):
     source_checkpoint: ExistingPath | None = None
     source_epochs: int = Field(default=0, ge=0)
     regenerate_every: int = Field(default=10, ge=1)
+    # weight of the pseudo-labelled target loss. That loss averages over all K joints of a crop, the joints a
+    # round leaves out counting as zero (the reference's JointsMSELoss, visibility-weighted; crops with no kept
+    # joint are left out), so its pull is about lambda × the share of a crop's joints kept: with the top 20 %
+    # kept, lambda 1 weighs the target well below the labels (on the SLEAP clip lambda 2 did better than 1 and 4
+    # on val: BENCHMARKS.md, "lambda 2").
     lambda_target: float = Field(default=10.0, ge=0)
     # learning rate of the adaptation rounds (None: train.lr, as the reference, which continues at its
     # pretraining rate). Source-only training (source_epochs) always uses train.lr.

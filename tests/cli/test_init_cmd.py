@@ -97,7 +97,7 @@ SLEAP = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" 
 def test_init_from_sleap_keeps_each_frame_whole_and_crops_per_animal(tmp_path):
     """The SLEAP clip: one video, 2 flies in each of 1,500 labelled frames. One video -> split by frame (with a
     note); both flies of a frame land in the same split; each fly is cropped around its own keypoints; no
-    CC-SSL config (its video target is cropped whole-frame, unlike these crops)."""
+    CC-SSL config (every frame is labelled: no predicted fly gives a box on an unlabelled frame)."""
     if not SLEAP.is_file():
         pytest.skip(f"real data not found at {SLEAP}")
     from animalpose.project_init import init_from_sleap
@@ -138,3 +138,86 @@ def test_the_generated_adapt_config_runs_with_its_control(tmp_path, dlc_project)
 
     ckpt = torch.load(tmp_path / "run" / "final.ckpt", weights_only=False, map_location="cpu")
     assert ckpt["schema"]["name"] == "dlc:mirror" and len(ckpt["schema"]["joints"]) == 17
+
+
+def _slp_with_predictions(path: Path, user_frames: int, predicted_frames: range) -> Path:
+    """The real SLEAP clip's first ``user_frames`` labelled frames as user labels and its labels on
+    ``predicted_frames`` as SLEAP predictions (a project after SLEAP's inference on its video), plus one
+    predicted fly beside a user-labelled one on the last user frame."""
+    sio = pytest.importorskip("sleap_io")
+    src = sio.load_slp(str(SLEAP))
+    by_frame = {int(lf.frame_idx): lf for lf in src.labeled_frames}
+    skeleton = src.skeletons[0]
+    frames = []
+    for f in sorted(by_frame):
+        insts = list(by_frame[f].instances)
+        if f < user_frames - 1:
+            chosen = [sio.Instance.from_numpy(i.numpy(), skeleton, track=i.track) for i in insts]
+        elif f == user_frames - 1:
+            chosen = [sio.Instance.from_numpy(insts[0].numpy(), skeleton, track=insts[0].track),
+                      sio.PredictedInstance.from_numpy(insts[1].numpy(), skeleton, score=0.8, track=insts[1].track)]
+        elif f in predicted_frames:
+            chosen = [sio.PredictedInstance.from_numpy(i.numpy(), skeleton, score=0.9, track=i.track) for i in insts]
+        else:
+            continue
+        frames.append(sio.LabeledFrame(video=src.videos[0], frame_idx=f, instances=chosen))
+    sio.save_slp(sio.Labels(labeled_frames=frames, videos=src.videos, skeletons=[skeleton], tracks=src.tracks),
+                 str(path), verbose=False)
+    return path
+
+
+def test_init_from_sleap_predictions_are_the_target_never_labels(tmp_path):
+    """A SLEAP project with predictions: only user instances are split; the predictions on unlabelled frames
+    are written as CC-SSL's target (box and track kept, keypoints dropped, every frame: 20 frames is under the
+    300 a video keeps), the one sharing a user-labelled frame is dropped; the adapt config loads and runs
+    (shrunk) through `adapt ccssl` on the real fly crops."""
+    if not SLEAP.is_file():
+        pytest.skip(f"real data not found at {SLEAP}")
+    from animalpose.project_init import init_from_sleap
+
+    slp = _slp_with_predictions(tmp_path / "flies.slp", 12, range(100, 120))
+    result = init_from_sleap(slp, tmp_path / "flies", allow_outside_root=True)  # the video stays in shared/
+    split_records = [r for name in ("train", "val", "test") for r in read_dataset(result.split[name]).records]
+    assert len(split_records) == 11 * 2 + 1 and {r.frame_index for r in split_records} == set(range(12))
+    assert any("41 predicted instances are not labels" in n and "40 of them" in n for n in result.notes)
+
+    target = read_dataset(tmp_path / "flies" / "data" / "video_frames.json").records
+    assert sorted({r.frame_index for r in target}) == list(range(100, 120)) and len(target) == 40
+    assert all((r.keypoints == 0).all() for r in target)
+    truth = {(r.frame_index, r.instance_id): r for r in read_dataset(SLEAP, "slp").records}
+    for r in target:
+        assert r.bbox == pytest.approx(truth[(r.frame_index, r.instance_id)].keypoint_box())
+    cfg = load_config(result.adapt_config, CCSSLConfig)
+    assert cfg.ccssl.video_step == 1 and cfg.ccssl.temporal and cfg.ccssl.temporal_agreement == 20.0
+    assert cfg.ccssl.lambda_target == pytest.approx(yaml.safe_load(result.adapt_config.read_text())["ccssl"]
+                                                   ["lambda_target"])
+
+    ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(result.adapt_config), "--out", str(tmp_path / "run"),
+                              "--no-progress", "train.epochs=1", "ccssl.source_epochs=1", "ccssl.regenerate_every=1",
+                              "model.channels=16", "data.input_size=[64,64]", "data.heatmap_size=[16,16]",
+                              "ccssl.num_geometric=1", "ccssl.num_photometric=0", "tracking.enabled=false",
+                              "train.device=cpu"])
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert report["keep_better"]["kept"] in {"source", "control", "adapted"}
+
+
+def test_sleap_target_step_is_a_multiple_of_the_predictions_spacing():
+    """Predictions on every 2nd frame of 10..38 (15 frames) kept at about 5 a video: step 6 (2 × ceil(15 / 5)),
+    frames 10, 16, 22, 28, 34 of each track; without tracks the temporal checks are off."""
+    import numpy as np
+
+    from animalpose.data.records import PoseRecord
+    from animalpose.project_init import sleap_target
+
+    def rec(f, track):
+        kp = np.array([[f, 1.0, 2], [f + 4.0, 3.0, 2]], np.float32)
+        return PoseRecord(image="v.mp4", keypoints=kp, schema="s", video_id="v", frame_index=f, instance_id=track)
+
+    got = sleap_target([rec(f, t) for f in range(10, 39, 2) for t in (0, 1)], per_video=5)
+    assert got.step == 6 and got.tracked
+    kept = [(r.frame_index, r.instance_id) for r in got.records]
+    assert kept == [(f, t) for f in (10, 16, 22, 28, 34) for t in (0, 1)]
+    assert got.records[0].bbox == pytest.approx((10, 1, 4, 2)) and not got.records[0].keypoints.any()
+    assert not sleap_target([rec(10, None), rec(12, None)]).tracked
+    assert sleap_target([]) is None
