@@ -84,6 +84,7 @@ from flows.benchmarks.harness import (
     stats,
 )
 from flows.benchmarks.inference import Loaded, crop_outputs
+from flows.benchmarks.pseudolabel_truth import round_truth_errors
 
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
 ARMS = ("supervised", "control", "temporal", "pca", "multiview", "combined", "ccssl")
@@ -411,6 +412,29 @@ def summarise(per_seed: list[dict]) -> dict:
     return {"rows": rows, "val_rows": val_rows, "minus_control": diff}
 
 
+def pseudo_truth(out: Path, seeds: Sequence[int], arms: Sequence[str], settings: BenchSettings,
+                 prep: Prepared) -> dict:
+    """``{arm: {seed: rounds}}``: each adapted arm's pseudo-labels per round against the unlabelled frames' own
+    labels (:func:`flows.benchmarks.pseudolabel_truth.round_truth_errors`; the SLEAP clip labels every frame)."""
+    return {arm: {str(seed): round_truth_errors(out / f"seed_{seed}" / settings.arm_folder(arm) / "run",
+                                                prep.target_truth) for seed in seeds}
+            for arm in arms if arm != "supervised"}
+
+
+def format_pseudo_truth(result: dict) -> str:
+    """The kept pseudo-labels' error against the truth per arm, round and seed (where the bench has it)."""
+    rows = result.get("pseudo_labels_vs_truth")
+    if not rows:
+        return ""
+    lines = ["| arm | seed | per round: kept share, kept mean px (all mean px) |", "|---|---|---|"]
+    for arm, seeds in rows.items():
+        for seed, rounds in seeds.items():
+            cells = " / ".join(f"{r['kept_share']:.2f}, {r['kept_mean_px']:.1f} ({r['all_mean_px']:.1f})"
+                               for r in rounds)
+            lines.append(f"| {arm} | {seed} | {cells or '-'} |")
+    return "\n".join(lines)
+
+
 def format_table(result: dict) -> str:
     s = result["summary"]
     lines = ["| arm | pixel error (px) | median px | PCK@0.05 | PCK@0.1 | val pixel error (px) |", "|" + "---|" * 6]
@@ -471,6 +495,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "normaliser": "pck_bbox: alpha x longer side of the box around the instance's labelled joints "
                       "(original pixels)",
         "per_seed": per_seed, "summary": summarise(per_seed),
+        **({"pseudo_labels_vs_truth": pseudo_truth(out, seeds, arms, settings, prep)} if prep.target_truth else {}),
         **clock.total(), "threads": torch.get_num_threads(),
     }
     write_json_atomic(out / "ccssl_real_bench.json", result, indent=2)
@@ -540,7 +565,9 @@ def bench_command(
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))
-    echo_result(result, as_json, format_screen(result) if screen else format_table(result),
+    table = format_screen(result) if screen else "\n\n".join(filter(None, (format_table(result),
+                                                                          format_pseudo_truth(result))))
+    echo_result(result, as_json, table,
                 f"{project}: {result['split']}; {len(seed_list)} seeds, {result['target_frames']} unlabelled "
                 f"instances, {result['wall_seconds']} s wall, {result['cpu_seconds']} s CPU, {result['threads']} "
                 f"thread(s), load average {result['load_average']}")

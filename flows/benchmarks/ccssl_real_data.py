@@ -80,6 +80,9 @@ class Prepared:
     split: str  # the split in words, for the result
     val_records: list[PoseRecord] = field(repr=False, default_factory=list)
     test_records: list[PoseRecord] = field(repr=False, default_factory=list)
+    # the unlabelled frames' records with their labels, in the target's order, where the project has them (the
+    # SLEAP clip): never given to the adaptation, only to score its pseudo-labels (flows.benchmarks.pseudolabel_truth)
+    target_truth: list[PoseRecord] = field(repr=False, default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,4 +240,4 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
              f"frames); unlabelled: every {frame_step}-th frame of {split.video[0]}-{split.video[1] - 1}; test: every "
              f"{split.test_step}-th frame of the same range ({len(test_f)} frames)")
     return Prepared(paths[0], paths[1], paths[2], paths[3], len(train), len(val), len(test), len(target), words,
-                    val_records, test_records)
+                    val_records, test_records, target_truth=flies(video_f, True))

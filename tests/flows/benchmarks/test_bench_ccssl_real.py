@@ -253,6 +253,11 @@ def test_plumbing_sleap_tiny_run(tmp_path):
     val = json.loads((data / "val.json").read_text())
     assert sorted({im["frame_index"] for im in val["images"]}) == [45, 50]
     assert seed["arms"]["temporal"]["epochs"] == 2
+    # every frame of the clip is labelled: each round's pseudo-labels are scored against the dropped labels
+    truth = result["pseudo_labels_vs_truth"]["temporal"]["0"]
+    assert [r["round"] for r in truth] == list(range(len(seed["arms"]["temporal"]["rounds"])))
+    assert len({r["joints"] for r in truth}) == 1 and 0 < truth[0]["joints"] <= 40 * 13  # 40 flies, 13 nodes
+    assert all(r["all_mean_px"] >= 0 and 0 <= r["kept_share"] <= 1 for r in truth)
     # the bench's numbers agree with `animalpose evaluate` without flip test (same checkpoint, same test file, the
     # clip's own schema)
     from animalpose.engine.evaluate import evaluate
