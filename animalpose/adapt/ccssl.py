@@ -68,6 +68,7 @@ from animalpose.adapt.selection import (
 from animalpose.adapt.shards import Labeler, LabelRequest, cpu_state
 from animalpose.adapt.temporal import FlowParams
 from animalpose.adapt.temporal_agreement import temporal_agreement
+from animalpose.adapt.temporal_infill import temporal_infill
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.adapt.view_assignment import (
     agreeing_views,
@@ -230,6 +231,10 @@ class CCSSLSection(Section):
     # are right (within calibration_tolerance x their box, PCK's rule) at this rate (animalpose.adapt.calibration)
     lambda_rounds: list[Annotated[float, Field(ge=0)]] | None = None
     temporal_agreement: float | None = Field(default=None, gt=0)
+    # temporal_infill: a joint the round left out at frame t but kept at t - video_step and t + video_step of its
+    # track, those two within this many original pixels, takes their midpoint and is kept
+    # (animalpose.adapt.temporal_infill; None: off)
+    temporal_infill: float | None = Field(default=None, gt=0)
     calibration_precision: float | None = Field(default=None, gt=0, le=1)
     calibration_tolerance: float = Field(default=0.05, gt=0)
     calibration_data: list[ExistingPath] = Field(default_factory=list)
@@ -269,7 +274,8 @@ class CCSSLSection(Section):
         rounds and rate, no target loss or pseudo-label rule, no consistency views, flow or gallery, and every
         unsupervised term off."""
         return self.model_copy(update={
-            "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "calibration_precision": None,
+            "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "temporal_infill": None,
+            "calibration_precision": None,
             "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
             "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
@@ -974,6 +980,11 @@ class CCSSLRun:
             if c.view_assignment and c.view_assignment_keep != "confidence":
                 labels = replace(labels, weights=self._view_weights(labels.weights, views_ok, agree,
                                                                     extra["view_reference"]))
+            if c.temporal_infill is not None:
+                xy, weights, filled = temporal_infill(labels.xy, labels.weights, labels.records, c.video_step,
+                                                      c.temporal_infill)
+                labels = replace(labels, xy=xy, weights=weights)
+                extra["temporal_infilled"] = int(filled.sum())
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery, extra)
             trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]

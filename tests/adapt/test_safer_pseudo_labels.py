@@ -198,3 +198,53 @@ def test_calibration_data_without_labels_is_named(dots_config, tmp_path):
     with pytest.raises(DataError, match=r"unlabelled\.json.*annotations.*ccssl\.calibration_data \(or data\.val\) "
                                         r"has no labels"):
         run._calibrate(0)
+
+
+def test_temporal_infill_by_hand():
+    """One track at frames 0, 5, 10, 15 (step 5), two joints. Frame 5's joint 0 was left out, its neighbours (0, 0)
+    and (10, 0) were kept and lie 10 px apart: it takes (5, 0). Frame 5's joint 1 is not filled (frame 10 left it
+    out too), nor frame 10's joint 1 (frame 5's is not kept: an infilled or left-out joint is never a neighbour)."""
+    from animalpose.adapt.temporal_infill import temporal_infill
+
+    recs = _frames(4, step=5)
+    xy = np.array([[[0, 0], [0, 0]], [[50, 50], [9, 9]], [[10, 0], [4, 4]], [[20, 0], [100, 100]]], np.float32)
+    w = np.array([[1, 1], [0, 0], [1, 0], [1, 1]], np.float32)
+    out, weights, filled = temporal_infill(xy, w, recs, 5, 15.0)
+    assert filled.tolist() == [[False, False], [True, False], [False, False], [False, False]]
+    assert out[1, 0].tolist() == [5.0, 0.0] and weights[1].tolist() == [1.0, 0.0]
+    np.testing.assert_array_equal(np.delete(out.reshape(-1, 2), 2, 0), np.delete(xy.reshape(-1, 2), 2, 0))
+    assert xy[1, 0].tolist() == [50.0, 50.0] and w[1, 0] == 0  # the inputs are left as they were
+    # neighbours 10 px apart but a 9-px limit: nothing filled
+    assert not temporal_infill(xy, w, recs, 5, 9.0)[2].any()
+    # frame 10 missing from the target: frames 0 and 15 are not neighbours of 5 (15 - 5 is not the step)
+    gap = [recs[0], recs[1], recs[3]]
+    assert not temporal_infill(xy[[0, 1, 3]], w[[0, 1, 3]], gap, 5, 50.0)[2].any()
+    # two animals in the same frames: each track is its own sequence (track 1's neighbours are 40 px apart)
+    a, b = _frames(3, track=0, step=5), _frames(3, track=1, step=5)
+    xy2 = np.concatenate([xy[:3], xy[:3] * [4, 1]])
+    w2 = np.concatenate([w[:3], w[:3]])
+    got = temporal_infill(xy2, w2, a + b, 5, 15.0)[2]
+    assert got[:, 0].tolist() == [False, True, False, False, False, False]
+    with pytest.raises(ValueError, match="distance"):
+        temporal_infill(xy, w, recs, 5, 0.0)
+
+
+def test_a_round_infills_between_kept_neighbours(dots_config, tmp_path):
+    """A round with temporal_infill: the kept set is the selection (confidence at the round's threshold) plus the
+    joints the rule filled, each at the midpoint of its selected neighbours (frame - 1 and + 1 of its video)."""
+    run = CCSSLRun(dots_config(temporal_infill=1000.0), tmp_path / "run", progress=False)
+    m = run.round(0)
+    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
+    images = {im["id"]: im for im in doc["images"]}
+    anns = sorted(doc["annotations"], key=lambda a: a["record"])
+    where = {(images[a["image_id"]]["video_id"], images[a["image_id"]]["frame_index"]): n for n, a in enumerate(anns)}
+    xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
+    kept = np.array([a["weight"] for a in anns]) > 0
+    selected = np.array([a["confidence"] for a in anns]) >= m["pseudo/threshold"]
+    filled = kept & ~selected
+    assert not (selected & ~kept).any() and filled.sum() == m["pseudo/temporal_infilled"] > 0
+    for n, k in zip(*np.nonzero(filled), strict=True):
+        video, frame = images[anns[n]["image_id"]]["video_id"], images[anns[n]["image_id"]]["frame_index"]
+        before, after = where[(video, frame - 1)], where[(video, frame + 1)]
+        assert selected[before, k] and selected[after, k]
+        np.testing.assert_allclose(xy[n, k], (xy[before, k] + xy[after, k]) / 2, atol=1e-3)
