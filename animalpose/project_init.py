@@ -49,8 +49,9 @@ from animalpose.errors import DataError
 
 # CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
 TARGET_FRAMES_PER_VIDEO = 300
-# CC-SSL's weight of the pseudo-labels in a generated config (a SLEAP file's predicted animals)
-SLEAP_LAMBDA = 1.0
+# CC-SSL's weight of the pseudo-labels in a SLEAP file's config: the SLEAP clip template's (chosen on its lab val,
+# BENCHMARKS.md "lambda 2")
+SLEAP_LAMBDA = 2.0
 
 
 @dataclass

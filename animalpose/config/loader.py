@@ -398,6 +398,25 @@ def section_names(path: str | Path) -> set[str]:
     return names
 
 
+def config_digest(path: str | Path) -> str:
+    """A short fingerprint (16 hex digits of SHA-256) of the values of ``path`` and its ``base`` chain as written
+    (relative paths unresolved, so the same files in another checkout give the same digest): what a cache of runs
+    made from a config keys on, so that an edited template (or its base) is never taken for the one a cached run
+    used."""
+    import hashlib
+
+    chain: list[dict] = []
+    path, seen = Path(path), set()
+    while path.resolve() not in seen:
+        seen.add(path.resolve())
+        raw = read_yaml(path)
+        chain.append(raw)
+        if raw.get("base") is None:
+            break
+        path = _base_file(path, raw["base"])
+    return hashlib.sha256(json.dumps(chain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 # --------------------------------------------------------------------------------------------------
 # Validation and errors
 # --------------------------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``s
 work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
 supervised run from its last checkpoint and an adapted one after its last finished round, and refuses an arm
 folder written with other settings (DataError naming the file). An arm's settings are the project, split and
-configs, and for the adapted arms the adapt overrides and that arm's own term weights, so adding an arm or
-changing another arm's weight reuses the rest. An arm with unsupervised terms is named by its weights
+configs (their paths and the digests of their contents, so an edited template or base config is never taken for
+the one a cached arm ran with), and for the adapted arms the adapt overrides and that arm's own term weights, so
+adding an arm or changing another arm's weight reuses the rest. An arm with unsupervised terms is named by its weights
 (``seed_0/temporal_w0.000457/``), so several weights of one arm share one ``OUT`` and its supervised model.
 """
 
@@ -57,7 +58,7 @@ import typer
 from animalpose.adapt.ccssl import CCSSLConfig, run_ccssl
 from animalpose.adapt.term_weights import balanced_weight, lightning_pose_weight
 from animalpose.atomic import write_json_atomic
-from animalpose.config import ExperimentConfig, load_config
+from animalpose.config import ExperimentConfig, config_digest, load_config
 from animalpose.data.records import PoseRecord
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.train import train
@@ -170,9 +171,11 @@ class BenchSettings:
         return self.frame_step or self.spec.frame_step
 
     def key(self) -> dict:
-        """The settings as plain JSON, with the project's defaults filled in."""
+        """The settings as plain JSON, with the project's defaults filled in and the two configs' digests
+        (:func:`animalpose.config.config_digest`: an edited template is another setting)."""
         doc = _plain({**asdict(self), "data": self.data or self.spec.data, "frame_step": self.step,
-                      "experiment": self.spec.experiment, "adapt": self.spec.adapt, "weights": self.term_weights})
+                      "experiment": self.spec.experiment, "adapt": self.spec.adapt, "weights": self.term_weights,
+                      "experiment_sha": _digest(self.spec.experiment), "adapt_sha": _digest(self.spec.adapt)})
         split = ("train_range", "val_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
         for k in {"train_range", "val_range", "test_range", "sleap_split"} - set(split):
             doc.pop(k)
@@ -185,10 +188,15 @@ class BenchSettings:
         weights = self.term_weights
         doc.pop("weights")
         if arm == "supervised":
-            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides"):
+            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha"):
                 doc.pop(k)
             return {**doc, "arm": arm}
         return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
+
+
+@functools.cache  # a template is read once per process, not for every arm key
+def _digest(path: Path) -> str:
+    return config_digest(path)
 
 
 def _plain(doc: dict) -> dict:

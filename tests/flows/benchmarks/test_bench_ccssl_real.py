@@ -368,3 +368,43 @@ def test_screen_scores_val_alone_and_a_full_run_reuses_its_training(tmp_path, mo
     assert arm_full["val"] == arm["val"] and sorted(scored) == [n_val, n_val, n_test, n_test]
     assert arm_full["times"]["train"]["cpu_s"] < 0.5 * arm["times"]["train"]["cpu_s"]
     assert full["summary"]["val_rows"]["temporal"]["pixel_error"]["mean"] == pytest.approx(arm["val"]["pixel_error"])
+
+
+def test_an_edited_template_is_another_setting(tmp_path, monkeypatch):
+    """An arm's key holds the digests of its configs' contents: editing the adapt template changes the adapted arms'
+    keys (a cached arm of the old template is refused, not reused) and leaves the supervised arm's; editing the
+    experiment (the base) changes both; the same files in another folder keep their digests."""
+    import shutil
+
+    import flows.benchmarks.ccssl_real as bench
+
+    def project(root):
+        (root / "experiments").mkdir(parents=True)
+        (root / "adapt").mkdir()
+        (root / "experiments" / "e.yaml").write_text("train:\n  lr: 0.002\n")
+        (root / "adapt" / "a.yaml").write_text("base: ../experiments/e.yaml\nccssl:\n  lambda_target: 1.0\n")
+        return replace(PROJECTS["mirror-mouse"], experiment=root / "experiments" / "e.yaml",
+                       adapt=root / "adapt" / "a.yaml")
+
+    monkeypatch.setattr(bench, "default_weight", lambda p: 0.5)  # the toy experiment is not a full config
+    spec = project(tmp_path / "one")
+    monkeypatch.setitem(PROJECTS, "mirror-mouse", spec)
+
+    def keys():
+        bench._digest.cache_clear()
+        s = BenchSettings()
+        return s.arm_key("supervised"), s.arm_key("ccssl")
+
+    sup, ada = keys()
+    spec.adapt.write_text("base: ../experiments/e.yaml\nccssl:\n  lambda_target: 2.0\n")
+    sup2, ada2 = keys()
+    assert sup2 == sup and ada2 != ada and ada2["adapt_sha"] != ada["adapt_sha"]
+    spec.experiment.write_text("train:\n  lr: 0.001\n")
+    sup3, ada3 = keys()
+    assert sup3 != sup2 and ada3 != ada2
+    moved = tmp_path / "two"
+    shutil.copytree(tmp_path / "one", moved)
+    other = replace(spec, experiment=moved / "experiments" / "e.yaml", adapt=moved / "adapt" / "a.yaml")
+    monkeypatch.setitem(PROJECTS, "mirror-mouse", other)
+    sup4, ada4 = keys()
+    assert (sup4["experiment_sha"], ada4["adapt_sha"]) == (sup3["experiment_sha"], ada3["adapt_sha"])
