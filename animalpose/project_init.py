@@ -49,9 +49,10 @@ from animalpose.errors import DataError
 
 # CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
 TARGET_FRAMES_PER_VIDEO = 300
-# CC-SSL's weight of the pseudo-labels in a SLEAP file's config: the SLEAP clip template's (chosen on its lab val,
-# BENCHMARKS.md "lambda 2")
+# CC-SSL's weight of the pseudo-labels and the share of joints kept each round in a SLEAP file's config: the SLEAP
+# clip template's (chosen on its lab val, BENCHMARKS.md "lambda 2 and the top 60 %")
 SLEAP_LAMBDA = 2.0
+SLEAP_KEEP = 0.6
 
 
 @dataclass
@@ -242,7 +243,7 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
     path = write_coco(rows, data_dir / "video_frames.json", schema, image_root=data_dir,
                       info={"split": "target", "source": source, "video_step": target.step})
     ccssl = {"source_epochs": 180, "regenerate_every": 9, "lambda_target": SLEAP_LAMBDA,
-             "keep_fractions": [0.2, 0.2, 0.2, 0.2, 0.2], "num_geometric": 4, "scale_sigma": 0.1,
+             "keep_fractions": [SLEAP_KEEP] * 5, "num_geometric": 4, "scale_sigma": 0.1,
              "rotation_sigma": 30.0, "num_photometric": 2, "temporal": target.tracked, "video_step": target.step,
              "gallery": 4}
     if target.tracked:
@@ -262,7 +263,7 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
               f"(data/video_frames.json: {'every' if target.step == 1 else f'every {target.step}-th'} frame, each "
               "animal's box and track, its predicted "
               "keypoints dropped);",
-              f"the top 20% of joint confidences each round, lambda {SLEAP_LAMBDA:g}"
+              f"the top {SLEAP_KEEP:.0%} of joint confidences each round, lambda {SLEAP_LAMBDA:g}"
               + (", pseudo-labels more than 20 px from their track neighbours' midpoint dropped." if target.tracked
                  else "; no temporal check (untracked)."),
               *_CONTROL_LINES]
