@@ -1,12 +1,12 @@
 """Temporal infill of pseudo-labels: a joint left out at frame t takes the midpoint of its track's kept neighbours.
 
-CC-SSL keeps the joints its checks trust most (the top 20 % by confidence on the SLEAP clip), which are the easy
-ones: on the clip the kept pseudo-labels are about 1 px from the truth while the model's mean test error is 8-9 px,
-dominated by the few joints it gets badly wrong (BENCHMARKS.md, "lambda 2"). Teaching it those needs labels where
-it is unsure. Along a video the same joint is often confident a few frames before and after: where a joint was left
-out at t but kept at both t − step and t + step of its track, and those two lie within ``distance`` original pixels
-of each other (the animal did not move far, so the straight-line guess is close), the joint gets their midpoint and
-is kept with weight 1. Only joints kept by the round's own selection are used as neighbours (an infilled joint
+CC-SSL keeps the joints its checks trust most (by confidence), which are the easy ones: on the SLEAP clip the
+top 20 % are 1-2 px from the truth while the model's mean test error is 8-9 px, dominated by the few joints it gets
+badly wrong (BENCHMARKS.md, "λ 2 and the top 60 %"). Teaching it those needs labels where it is unsure. Along a video
+the same joint is often confident a few frames before and after: where a joint was left out at t but kept at both t −
+step and t + step of its track, and those two lie within ``distance`` original pixels of each other (the animal did
+not move far, so the straight-line guess is close), the joint gets their midpoint and is kept with
+weight 1. Only joints kept by the round's own selection are used as neighbours (an infilled joint
 never fills another), so one wrong pseudo-label cannot spread along a run.
 
 This is the linear interpolation DeepLabCut and SLEAP offer for gaps in a track, applied to the training targets
