@@ -986,7 +986,8 @@ class CCSSLRun:
                 labels = replace(labels, xy=xy, weights=weights)
                 extra["temporal_infilled"] = int(filled.sum())
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
-                              child, c.gallery, extra)
+                              child, c.gallery, extra,
+                              collapse_distance=c.collapse_distance)
             trainer.lambda_target = c.lambda_target if c.lambda_rounds is None else c.lambda_rounds[r]
             _log(f"round {r + 1}: kept {summary['num_kept']}/{summary['num_joints']} joints"
                  + (f", precision@0.05 {100 * summary['precision@0.05']:.1f}%" if "precision@0.05" in summary
@@ -1202,12 +1203,14 @@ def run_ccssl(cfg: CCSSLConfig, out_dir: str | Path | None = None, *, tracker: T
 
 
 def _report(labels: PseudoLabelSet, r: int, folder: Path, schema, norm, codec, pad, tracker: Tracker,
-            gallery: int, extra: dict | None = None) -> dict:
-    """Write and log one round's diagnostics (``extra`` joins the summary); returns the summary."""
+            gallery: int, extra: dict | None = None, collapse_distance: float = diag.COLLAPSE_DISTANCE) -> dict:
+    """Write and log one round's diagnostics (``extra`` joins the summary; collapsed pairs counted by the run's
+    ``collapse_distance``, the test its pair rules act on); returns the summary."""
     from animalpose.plots import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
-    summary = {**diag.summarize(labels, joints=schema.joints, flip_pairs=schema.flip_pairs), **(extra or {})}
+    summary = {**diag.summarize(labels, joints=schema.joints, flip_pairs=schema.flip_pairs,
+                                collapse_distance=collapse_distance), **(extra or {})}
     diag.write_json(diag.pseudo_label_coco(labels, schema, r), folder / "pseudo_labels.json")
     diag.write_json(summary, folder / "summary.json")
     tracker.log_artifact(folder / "pseudo_labels.json", "pseudo_labels")

@@ -138,11 +138,12 @@ def precision_coverage(score: np.ndarray, correct: np.ndarray, valid: np.ndarray
 
 def summarize(labels: PseudoLabelSet, alpha: float = 0.05,
               coverages: Sequence[float] = DEFAULT_COVERAGES, *, joints: Sequence[str] = (),
-              flip_pairs: Sequence[tuple[int, int]] = ()) -> dict:
+              flip_pairs: Sequence[tuple[int, int]] = (), collapse_distance: float = COLLAPSE_DISTANCE) -> dict:
     """Round metrics: coverage, counts, and where truth exists precision and per-check curves.
 
     With the schema's ``flip_pairs``: ``collapsed`` (kept paired joints whose pseudo-label coincides with
-    their partner's, :func:`collapsed`) and ``collapsed_all`` (all paired joints); with truth also
+    their partner's within ``collapse_distance`` × the crop, the run's ``ccssl.collapse_distance``,
+    :func:`collapsed`) and ``collapsed_all`` (all paired joints); with truth also
     ``swapped@alpha`` (kept paired joints that hit their partner's truth instead of their own), and after
     ``pair_decoding: resolve`` ``resolved`` / ``resolved_all`` (kept / all paired joints decoded again away
     from their partner, :func:`~animalpose.adapt.pairs.resolve_pairs`). With
@@ -177,7 +178,7 @@ def summarize(labels: PseudoLabelSet, alpha: float = 0.05,
     if flip_pairs:
         paired = np.zeros(kept.shape[1], dtype=bool)
         paired[[i for p in flip_pairs for i in p]] = True
-        both = collapsed(labels, flip_pairs)
+        both = collapsed(labels, flip_pairs, collapse_distance)
         kp = kept & paired[None]
         out["collapsed"] = float(both[kp].mean()) if kp.any() else float("nan")
         out["collapsed_all"] = float(both[:, paired].mean()) if both.size else float("nan")

@@ -7,8 +7,12 @@ values were recorded from the code as it was before the shared stacked-hourglass
 stage rewrite (issue 28), so a refactor that renames a parameter, changes the order in which modules
 draw their initial weights, or changes the computation fails here.
 
-Names and counts hold on any torch build. Weight and output hashes are bitwise and depend on torch's
-CPU kernels: they are checked only on the torch release they were recorded with.
+Names and counts hold on any torch build. Weight hashes are bitwise and checked on the torch release they were
+recorded with (seeded initialisation draws the same numbers on any CPU). Output hashes also depend on the CPU's
+float kernels (an AMD EPYC and an Intel Xeon, both AVX-512, differ in the last bits for three of the five
+variants), so they are checked on the CPU they were recorded on; everywhere the output's mean, standard deviation
+and largest magnitude are checked against values recorded on the other machine, to 1e-3 of the spread: any change
+of the computation moves them far more, a different kernel's rounding far less.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ from animalpose.models.hrnet import HRNet, HRNetConfig
 from animalpose.models.pyranet import PyraNet
 
 RECORDED_WITH = "2.14.1"
+RECORDED_ON = "Intel(R) Xeon(R) Processor"  # the CPU (provenance.machine()["cpu"]) of the output hashes
+
+# (mean, std, max |y|) of each checked variant's output, recorded with torch 2.14.1 on an AMD EPYC
+OUTPUT_STATS = {
+    "hourglass_quick": (1.411901e-02, 3.995905e-01, 9.992599e-01),
+    "hourglass_tiny": (-2.105566e-01, 3.260775e-01, 8.324363e-01),
+    "pyranet_quick": (3.346723e+00, 4.081634e+03, 1.562668e+04),
+    "pyranet_tiny": (2.220810e+01, 9.404261e+01, 4.314173e+02),
+    "hrnet_tiny": (5.089020e-12, 1.979806e-11, 7.497410e-11),
+}
 
 
 class Recorded(NamedTuple):
@@ -97,9 +111,17 @@ def test_parameter_count_and_state_dict_names_unchanged(name):
 )
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_seeded_weights_and_outputs_bitwise_unchanged(name):
+    from animalpose.provenance import machine
+
     net, recorded = _build(name).eval(), VARIANTS[name]
     assert _digest(net.state_dict().values()) == recorded.weights
     if recorded.input_hw is not None:
         x = torch.randn(2, 3, *recorded.input_hw)  # drawn right after the build, as when recorded
         with torch.no_grad():
-            assert _digest(net(x)) == recorded.output
+            y = net(x)
+        mean, std, peak = OUTPUT_STATS[name]
+        flat = torch.cat([t.flatten() for t in (y if isinstance(y, list | tuple) else [y])]).double()
+        assert abs(flat.mean().item() - mean) <= 1e-3 * std
+        assert (flat.std().item(), flat.abs().max().item()) == pytest.approx((std, peak), rel=1e-3)
+        if machine()["cpu"] == RECORDED_ON:
+            assert _digest(y) == recorded.output
