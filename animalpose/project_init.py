@@ -50,9 +50,9 @@ from animalpose.errors import DataError
 # CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
 TARGET_FRAMES_PER_VIDEO = 300
 # CC-SSL's weight of the pseudo-labels and the share of joints kept each round in a SLEAP file's config: the SLEAP
-# clip template's (chosen on its lab val, BENCHMARKS.md "λ 2 and the top 60 %")
+# clip template's (chosen on its lab val, BENCHMARKS.md "λ 2 and the top 80 %")
 SLEAP_LAMBDA = 2.0
-SLEAP_KEEP = 0.6
+SLEAP_KEEP = 0.8
 
 
 @dataclass
@@ -254,7 +254,7 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
     ada = {"base": "train.yaml",
            "data": {"target": [_rel(path, out)], **({"allow_outside_root": True} if outside else {})},
            # the SLEAP clip's schedule: 45 epochs in 5 rounds of 9 at 2e-4 (BENCHMARKS.md, "From trained-out
-           # models"; "λ 2 and the top 60 %")
+           # models"; "λ 2 and the top 80 %")
            "train": {"lr": 2.0e-4, "epochs": 45, "milestones": []},
            "ccssl": ccssl}
     header = [f"CC-SSL on the unlabelled frames of {source}: 180 epochs of supervised training on data/train.json,",

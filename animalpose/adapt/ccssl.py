@@ -136,7 +136,7 @@ class CCSSLSection(Section):
     # round leaves out counting as zero (the reference's JointsMSELoss, visibility-weighted; crops with no kept
     # joint are left out), so its pull is about lambda × the share of a crop's joints kept: with the top 20 %
     # kept, lambda 1 weighs the target well below the labels (on the SLEAP clip's val lambda 2 did better than 1
-    # and 4, and keeping more joints at lambda 2 better still: BENCHMARKS.md, "λ 2 and the top 60 %").
+    # and 4, and keeping more joints at lambda 2 better still: BENCHMARKS.md, "λ 2 and the top 80 %").
     lambda_target: float = Field(default=10.0, ge=0)
     # learning rate of the adaptation rounds (None: train.lr, as the reference, which continues at its
     # pretraining rate). Source-only training (source_epochs) always uses train.lr.

@@ -2,7 +2,7 @@
 
 CC-SSL keeps the joints its checks trust most (by confidence), which are the easy ones: on the SLEAP clip the
 top 20 % are 1-2 px from the truth while the model's mean test error is 8-9 px, dominated by the few joints it gets
-badly wrong (BENCHMARKS.md, "λ 2 and the top 60 %"). Teaching it those needs labels where it is unsure. Along a video
+badly wrong (BENCHMARKS.md, "λ 2 and the top 80 %"). Teaching it those needs labels where it is unsure. Along a video
 the same joint is often confident a few frames before and after: where a joint was left out at t but kept at both t −
 step and t + step of its track, and those two lie within ``distance`` original pixels of each other (the animal did
 not move far, so the straight-line guess is close), the joint gets their midpoint and is kept with
