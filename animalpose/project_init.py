@@ -187,7 +187,7 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
                      "nothing gives their boxes on the unlabelled frames (a SLEAP file gives them by its predicted "
                      "instances: run SLEAP's inference on the video and save the predictions into the .slp)")
     if adapt and not whole_frame:
-        adapt_path = _write_instance_adapt(out, data_dir, schema, target, source, outside, notes)
+        adapt_path = _write_instance_adapt(out, data_dir, schema, target, source, notes)
     elif adapt and videos:
         adapt_path = _write_video_adapt(out, videos, source)
     elif adapt:
@@ -197,9 +197,6 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
 
 def _write_video_adapt(out: Path, videos: list[Path], source: str) -> Path:
     """``adapt_ccssl.yaml`` on the raw videos, cropped whole-frame (DeepLabCut's single-animal frames)."""
-    from animalpose.adapt.ccssl import CCSSLConfig
-    from animalpose.config import load_config
-
     frames = max(video_info(v)["frames"] for v in videos)
     step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
     ada = {
@@ -218,26 +215,31 @@ def _write_video_adapt(out: Path, videos: list[Path], source: str) -> Path:
     header = [f"CC-SSL on the unlabelled video(s) of {source}: 180 epochs of supervised training on "
               "data/train.json, then 27 epochs",
               "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on every "
-              f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera).",
-              *_CONTROL_LINES]
-    path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, ada))
+              f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera)."]
+    return _write_adapt(out, header, ada)
+
+
+def _write_adapt(out: Path, header: list[str], body: dict) -> Path:
+    """Write ``out/adapt_ccssl.yaml`` (``header`` then the lines every such config ends its header with) and
+    validate it now, not at the user's first run."""
+    from animalpose.adapt.ccssl import CCSSLConfig
+    from animalpose.config import load_config
+
+    header = [*header,
+              "`animalpose adapt ccssl` also trains the supervised control (the same epochs on the labels alone),",
+              "scores both and the supervised model on data/val.json and keeps the best as final.ckpt "
+              "(--no-control: CC-SSL only).",
+              "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
+    path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, body))
     load_config(path, CCSSLConfig)
     return path
 
 
-_CONTROL_LINES = ["`animalpose adapt ccssl` also trains the supervised control (the same epochs on the labels alone),",
-                  "scores both and the supervised model on data/val.json and keeps the best as final.ckpt "
-                  "(--no-control: CC-SSL only).",
-                  "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
-
-
-def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, source: str, outside: bool,
-                          notes: list[str]) -> Path:
+def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, source: str, notes: list[str]) -> Path:
     """``adapt_ccssl.yaml`` on ``target``'s animals, each cropped around its box as the labelled ones are: the
     SLEAP clip's template (configs/adapt/ccssl_sleap_clip.yaml, chosen on its lab val), for free-moving animals."""
-    from animalpose.adapt.ccssl import CCSSLConfig
-    from animalpose.config import load_config
-
+    # the target's own videos may lie elsewhere than the labelled ones (a video SLEAP only predicted on)
+    outside = images_outside({"target": target.records}, data_dir)
     rows = [replace(r, image=_rel(Path(r.image), data_dir)) for r in target.records]
     frames = len({(r.video_id, r.frame_index) for r in target.records})
     path = write_coco(rows, data_dir / "video_frames.json", schema, image_root=data_dir,
@@ -265,13 +267,8 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
               "keypoints dropped);",
               f"the top {SLEAP_KEEP:.0%} of joint confidences each round, lambda {SLEAP_LAMBDA:g}"
               + (", pseudo-labels more than 20 px from their track neighbours' midpoint dropped." if target.tracked
-                 else "; no temporal check (untracked)."),
-              *_CONTROL_LINES]
-    adapt_path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, ada))
-    load_config(adapt_path, CCSSLConfig)
-    return adapt_path
-
-
+                 else "; no temporal check (untracked).")]
+    return _write_adapt(out, header, ada)
 
 
 def init_from_dlc(project: str | Path, out: str | Path | None = None, **options) -> InitResult:

@@ -383,19 +383,24 @@ def _base_file(path: Path, base_ref: Any) -> Path:
     return base_path
 
 
-def section_names(path: str | Path) -> set[str]:
-    """The top-level keys of ``path`` and its ``base`` chain (e.g. {"data", ..., "ccssl"}), to tell which
-    config class a file is for before validating it."""
-    names: set[str] = set()
+def _raw_chain(path: str | Path) -> Iterable[dict]:
+    """The raw values of ``path`` and of each file of its ``base`` chain, in that order (a cycle ends it)."""
     path, seen = Path(path), set()
-    while path.is_file() and path.resolve() not in seen:
+    while path.resolve() not in seen:
         seen.add(path.resolve())
         raw = read_yaml(path)
-        names |= set(raw) - {"base"}
+        yield raw
         if raw.get("base") is None:
             break
         path = _base_file(path, raw["base"])
-    return names
+
+
+def section_names(path: str | Path) -> set[str]:
+    """The top-level keys of ``path`` and its ``base`` chain (e.g. {"data", ..., "ccssl"}), to tell which
+    config class a file is for before validating it."""
+    if not Path(path).is_file():
+        return set()
+    return {key for raw in _raw_chain(path) for key in raw if key != "base"}
 
 
 def config_digest(path: str | Path) -> str:
@@ -405,15 +410,7 @@ def config_digest(path: str | Path) -> str:
     used."""
     import hashlib
 
-    chain: list[dict] = []
-    path, seen = Path(path), set()
-    while path.resolve() not in seen:
-        seen.add(path.resolve())
-        raw = read_yaml(path)
-        chain.append(raw)
-        if raw.get("base") is None:
-            break
-        path = _base_file(path, raw["base"])
+    chain = list(_raw_chain(path))
     return hashlib.sha256(json.dumps(chain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -215,22 +215,22 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
     for r in ds.records:
         by_frame.setdefault(r.frame_index, []).append(r)
 
-    def flies(frames: list[int], labelled: bool) -> list[PoseRecord]:
+    def flies(frames: list[int]) -> list[PoseRecord]:
         out_records = []
         for f in frames:
             for r in by_frame.get(f, []):
                 box = r.keypoint_box()
                 if box is None:
                     continue
-                kp = r.keypoints if labelled else np.zeros_like(r.keypoints)
-                out_records.append(replace(r, image=str(pngs[f]), keypoints=kp, bbox=box))
+                out_records.append(replace(r, image=str(pngs[f]), bbox=box))
         return out_records
 
     info = {"source": where, "split": {"train": list(split.train), "val": list(split.val), "video": list(split.video),
                                        "test_step": split.test_step, "frame_step": frame_step,
                                        "max_frames": max_frames}}
-    train, val, test = flies(train_f, True), flies(val_f, True), flies(test_f, True)
-    target = flies(video_f, False)
+    train, val, test = flies(train_f), flies(val_f), flies(test_f)
+    target_truth = flies(video_f)
+    target = [replace(r, keypoints=np.zeros_like(r.keypoints)) for r in target_truth]  # the same flies, unlabelled
     paths = [write_coco(recs, folder / name, schema, info=info)
              for recs, name in ((train, "train.json"), (val, "val.json"), (test, "test.json"),
                                 (target, "video_frames.json"))]
@@ -240,4 +240,4 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
              f"frames); unlabelled: every {frame_step}-th frame of {split.video[0]}-{split.video[1] - 1}; test: every "
              f"{split.test_step}-th frame of the same range ({len(test_f)} frames)")
     return Prepared(paths[0], paths[1], paths[2], paths[3], len(train), len(val), len(test), len(target), words,
-                    val_records, test_records, target_truth=flies(video_f, True))
+                    val_records, test_records, target_truth=target_truth)

@@ -63,7 +63,7 @@ def round_truth_errors(run_dir: Path, truth: list[PoseRecord]) -> list[dict]:
 
         rows.append({"round": r, "joints": labelled, "kept": kept, "kept_share": kept / labelled if labelled else 0.0,
                      "kept_mean_px": stat(np.mean, kept_err), "kept_median_px": stat(np.median, kept_err),
-                     "kept_within_5px": stat(np.mean, kept_err <= 5.0) if len(kept_err) else float("nan"),
+                     "kept_within_5px": stat(np.mean, kept_err <= 5.0),
                      "all_mean_px": stat(np.mean, all_err), "all_median_px": stat(np.median, all_err)})
         r += 1
     return rows
