@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.calibration import Calibration, calibrated_threshold, correct_joints
+from animalpose.adapt.presence import present, presence_floors
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
@@ -238,6 +239,10 @@ class CCSSLSection(Section):
     calibration_precision: float | None = Field(default=None, gt=0, le=1)
     calibration_tolerance: float = Field(default=0.05, gt=0)
     calibration_data: list[ExistingPath] = Field(default_factory=list)
+    # presence_quantile: a pseudo-label is eligible only where its confidence reaches this quantile of its joint's
+    # confidence on the labelled, present instances of calibration_data (default data.val), scored by the same
+    # check: below it the keypoint is probably not in the frame (animalpose.adapt.presence; None: off)
+    presence_quantile: float | None = Field(default=None, ge=0, lt=1)
     # prior_agreement: pseudo-labels must also fit these priors of the labelled poses (animalpose.adapt.
     # prior_agreement): pca (the pose PCA of pca_loss_joints / _components, error <= its epsilon) and multiview
     # (the views' subspace of multiview_loss_views, each view's error <= its epsilon); [] : off
@@ -275,7 +280,7 @@ class CCSSLSection(Section):
         unsupervised term off."""
         return self.model_copy(update={
             "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "temporal_infill": None,
-            "calibration_precision": None,
+            "calibration_precision": None, "presence_quantile": None,
             "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
             "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
@@ -323,9 +328,10 @@ class CCSSLConfig(ExperimentConfig):
         if lam is not None and len(lam) != num_rounds(self):
             raise KeyedError("ccssl.lambda_rounds", f"{len(lam)} values for {num_rounds(self)} rounds "
                                                     f"(train.epochs / ccssl.regenerate_every)")
-        if self.ccssl.calibration_precision is not None and not (self.ccssl.calibration_data or self.data.val):
-            raise KeyedError("ccssl.calibration_precision", "needs labelled frames to calibrate on: "
-                                                            "ccssl.calibration_data or data.val")
+        for key in ("calibration_precision", "presence_quantile"):
+            if getattr(self.ccssl, key) is not None and not (self.ccssl.calibration_data or self.data.val):
+                raise KeyedError(f"ccssl.{key}", "needs labelled frames to calibrate on: "
+                                                 "ccssl.calibration_data or data.val")
         c = self.ccssl
         if c.multiview_loss_views is None and self.multiview.views:
             c.multiview_loss_views = [list(row) for row in self.multiview.views]
@@ -968,6 +974,10 @@ class CCSSLRun:
                 fit_ok = prior_agreement(raw_labels.xy, *self._priors())
                 extra["prior_disagreeing"] = float(1 - fit_ok.mean())
                 agree = fit_ok if agree is None else agree & fit_ok
+            if c.presence_quantile is not None:
+                ok = present(raw_labels.confidence, self._presence_floors(r, extra))
+                extra["presence_absent"] = float(1 - ok.mean())
+                agree = ok if agree is None else agree & ok
             calib = self._calibrate(r) if c.calibration_precision is not None else None
             if calib is not None:
                 extra.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
@@ -1070,6 +1080,22 @@ class CCSSLRun:
                                         padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
         self._labelled_round = (r, labels)
         return labels
+
+    def _presence_floors(self, r: int, extra: dict) -> np.ndarray:
+        """Round ``r``'s (K,) presence floors from the calibration frames (:mod:`animalpose.adapt.presence`); each
+        joint's floor goes into ``extra`` (the round's summary), and a joint no calibration frame labels, which
+        gets no floor, is named there and on the console."""
+        labels = self._labelled_labels(r)
+        floors = presence_floors(labels.confidence, labels.truth[..., 2] > 0, self.cfg.ccssl.presence_quantile)
+        names = self.schema.joints
+        extra["presence_floors"] = {n: (None if np.isnan(f) else round(float(f), 5))
+                                    for n, f in zip(names, floors, strict=True)}
+        unfloored = [n for n, f in zip(names, floors, strict=True) if np.isnan(f)]
+        if unfloored:
+            extra["presence_unfloored"] = unfloored
+            _log(f"round {r + 1}: no calibration frame labels {', '.join(unfloored)}: no presence floor on "
+                 "them", True)
+        return floors
 
     def _calibrate(self, r: int) -> Calibration:
         """Round ``r``'s calibrated threshold: the calibration frames' pseudo-labels scored against their labels."""

@@ -289,10 +289,13 @@ def supervised_config(settings: BenchSettings, prep: Prepared, seed: int) -> Exp
 
 def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Path) -> CCSSLConfig:
     """The project's CC-SSL config on the prepared frames from ``source``: the frames are ``frame_step`` video
-    frames apart (``ccssl.video_step``: the temporal loss's clips and the flow's gap)."""
+    frames apart (``ccssl.video_step``: the temporal loss's clips and the flow's gap). The labelled val frames
+    are the rules' calibration frames (``ccssl.calibration_data``: a lab's ``data.val``, which the bench leaves
+    empty so that no arm chooses an epoch on it)."""
     step = settings.step
     return load_config(settings.spec.adapt, CCSSLConfig, [
         *_common(prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
+        f"ccssl.calibration_data=[{prep.val}]",
         f"ccssl.video_step={step}", f"ccssl.flow_max_gap={step}", "ccssl.control=false",
         *settings.overrides, *settings.adapt_overrides])
 

@@ -248,3 +248,68 @@ def test_a_round_infills_between_kept_neighbours(dots_config, tmp_path):
         before, after = where[(video, frame - 1)], where[(video, frame + 1)]
         assert selected[before, k] and selected[after, k]
         np.testing.assert_allclose(xy[n, k], (xy[before, k] + xy[after, k]) / 2, atol=1e-3)
+
+
+def test_presence_floors_by_hand():
+    from animalpose.adapt.presence import present, presence_floors
+
+    conf = np.array([[0.9, 0.2, 0.5],
+                     [0.7, 0.4, 0.6],
+                     [0.8, np.nan, 0.1],
+                     [0.1, 0.3, 0.9]])
+    labelled = np.array([[True, True, False],
+                         [True, True, False],
+                         [True, True, False],
+                         [False, True, False]])
+    # joint 0: labelled 0.9, 0.7, 0.8 (the unlabelled 0.1 ignored) -> quantile 0 = 0.7, 0.5 = 0.8;
+    # joint 1: 0.2, 0.4, 0.3 (the NaN left out) -> 0.2, 0.3; joint 2: never labelled -> NaN (no floor)
+    np.testing.assert_allclose(presence_floors(conf, labelled, 0.0), [0.7, 0.2, np.nan])
+    floors = presence_floors(conf, labelled, 0.5)
+    np.testing.assert_allclose(floors, [0.8, 0.3, np.nan])
+    np.testing.assert_allclose(presence_floors(conf, labelled, 0.25), [0.75, 0.25, np.nan])  # interpolated
+    ok = present(np.array([[0.8, 0.29, 0.0], [0.79, 0.3, np.nan], [np.nan, 1.0, 5.0]]), floors)
+    # at the floor is present; below is not; a NaN confidence never is; an unfloored joint always is
+    assert ok.tolist() == [[True, False, True], [False, True, True], [False, True, True]]
+    with pytest.raises(ValueError, match="quantile"):
+        presence_floors(conf, labelled, 1.0)
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        presence_floors(conf, labelled[:, :2], 0.1)
+    with pytest.raises(ValueError, match="floors"):
+        present(conf, floors[:2])
+
+
+def test_presence_needs_labelled_frames(dots_config):
+    cfg = dots_config(presence_quantile=0.1).model_dump(mode="json")
+    cfg["data"]["val"] = []
+    with pytest.raises(ConfigError, match=r"ccssl\.presence_quantile.*calibration_data or data\.val"):
+        parse_config(cfg, CCSSLConfig)
+    with pytest.raises(ConfigError, match="presence_quantile"):
+        dots_config(presence_quantile=1.0)
+    assert dots_config(presence_quantile=0.1).ccssl.as_control().presence_quantile is None
+
+
+def test_a_round_drops_pseudo_labels_below_their_joints_presence_floor(dots, dots_config, tmp_path):
+    """The floors come from the calibration frames' labelled joints; a joint they never label gets none (named in
+    the round's summary); every kept pseudo-label reaches its joint's floor, and the rule drops exactly the
+    pseudo-labels below it (the round's selection is then by confidence among the rest)."""
+    from animalpose.data.readers import read_dataset
+
+    val = read_dataset(dots["val"], "coco").records
+    for r in val:  # joint 5 never labelled in the calibration frames
+        r.keypoints[5] = 0
+    calib = write_coco(val, dots["val"].parent / "val_no_joint5.json", "coco")  # beside its images' root
+    run = CCSSLRun(dots_config(presence_quantile=0.5, calibration_data=[str(calib)], keep_fractions=[1.0, 1.0]),
+                   tmp_path / "run", progress=False)
+    m = run.round(0)
+    summary = json.loads((tmp_path / "run" / "round_0" / "summary.json").read_text())
+    floors = summary["presence_floors"]
+    assert floors[run.schema.joints[5]] is None and summary["presence_unfloored"] == [run.schema.joints[5]]
+    assert all(v is not None for k, v in floors.items() if k != run.schema.joints[5])
+    doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
+    conf = np.array([a["confidence"] for a in doc["annotations"]])
+    kept = np.array([a["weight"] for a in doc["annotations"]]) > 0
+    floor = np.array([np.nan if floors[n] is None else floors[n] for n in run.schema.joints])
+    below = conf < np.nan_to_num(floor, nan=-np.inf)[None, :] - 1e-5  # the summary rounds floors to 5 places
+    assert below.any() and not (kept & below).any()
+    assert m["pseudo/presence_absent"] == pytest.approx(below.mean(), abs=2 / conf.size)
+    assert kept[:, 5].any()  # the unfloored joint is kept like any other
