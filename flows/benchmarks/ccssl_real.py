@@ -524,6 +524,9 @@ def bench_command(
     sleap_val: str = typer.Option("", help="sleap: the val frames START,STOP,STEP (default 757,1500,30: the lab's "
                                   "val inside the video, never an unlabelled or test frame; the earlier val before "
                                   "the video: 620,720,10)."),
+    mirror_val: str = typer.Option("", help="mirror-mouse: the val frames FIRST,LAST (default 51,60: img51-img60); "
+                                   "the training frames are img01 up to the one before FIRST, test stays "
+                                   "img61-img90 (a larger val to screen on, e.g. 41,60)."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -568,10 +571,23 @@ def bench_command(
             raise typer.BadParameter(f"{sleap_val!r}: give START,STOP,STEP (integers)", param_hint="--sleap-val"
                                      ) from None
         split = replace(SLEAP_SPLIT, val=(start, stop, step))
+    ranges = {}
+    if mirror_val:
+        if project != "mirror-mouse":
+            raise typer.BadParameter("only for --project mirror-mouse", param_hint="--mirror-val")
+        try:
+            first, last = (int(v) for v in mirror_val.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"{mirror_val!r}: give FIRST,LAST (frame numbers)", param_hint="--mirror-val"
+                                     ) from None
+        if not 2 <= first <= last <= 60:
+            raise typer.BadParameter(f"{mirror_val!r}: need 2 <= FIRST <= LAST <= 60 (img61-img90 are the test "
+                                     "frames, and at least img01 trains)", param_hint="--mirror-val")
+        ranges = {"train_range": ("img01", f"img{first - 1:02d}"), "val_range": (f"img{first:02d}", f"img{last:02d}")}
     overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
-                             max_frames=max_frames or None, sleap_split=split, overrides=overrides,
+                             max_frames=max_frames or None, sleap_split=split, overrides=overrides, **ranges,
                              adapt_overrides=adapt,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))

@@ -282,7 +282,10 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
                        (["--pca-weight", "0"], "--pca-weight"),
                        (["--adapt", "ccssl.lambda_target"], "--adapt"), (["--set", "train.epochs"], "--set"),
                        (["--sleap-val", "757,1500,30"], "--sleap-val"),  # mirror-mouse has no SLEAP split
-                       (["--project", "sleap", "--sleap-val", "757,1500"], "--sleap-val")):
+                       (["--project", "sleap", "--sleap-val", "757,1500"], "--sleap-val"),
+                       (["--project", "sleap", "--mirror-val", "41,60"], "--mirror-val"),
+                       (["--mirror-val", "41,61"], "--mirror-val"),  # img61 is a test frame
+                       (["--mirror-val", "1,10"], "--mirror-val"), (["--mirror-val", "41"], "--mirror-val")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
@@ -313,6 +316,11 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     assert s.step == 5  # the SLEAP clip's default frame step
     assert s.sleap_split.val == (620, 720, 10) and s.sleap_split.video == (750, 1500)
     assert s.key()["sleap_split"]["val"] == [620, 720, 10]  # a new val is a new cache key
+    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--mirror-val", "41,60"])
+    assert isinstance(result.exception, RuntimeError)
+    s = seen["settings"]
+    assert (s.train_range, s.val_range, s.test_range) == (("img01", "img40"), ("img41", "img60"), ("img61", "img90"))
+    assert s.key()["val_range"] == ["img41", "img60"]  # likewise for mirror-mouse
 
 
 def test_mirror_mouse_labelled_subsets_must_be_disjoint(tmp_path):
