@@ -50,9 +50,10 @@ from animalpose.errors import DataError
 # CC-SSL pseudo-labels about this many frames per video per round (a 250-fps video is mostly repeats)
 TARGET_FRAMES_PER_VIDEO = 300
 # CC-SSL's weight of the pseudo-labels and the share of joints kept each round in a SLEAP file's config: the SLEAP
-# clip template's (chosen on its lab val, BENCHMARKS.md "λ 2 and the top 80 %")
+# clip template's (chosen on its lab val, BENCHMARKS.md "λ 2 and the top 80 %", "Every pseudo-label on the SLEAP
+# clip")
 SLEAP_LAMBDA = 2.0
-SLEAP_KEEP = 0.8
+SLEAP_KEEP = 1.0
 
 
 @dataclass
@@ -256,7 +257,7 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
     ada = {"base": "train.yaml",
            "data": {"target": [_rel(path, out)], **({"allow_outside_root": True} if outside else {})},
            # the SLEAP clip's schedule: 45 epochs in 5 rounds of 9 at 2e-4 (BENCHMARKS.md, "From trained-out
-           # models"; "λ 2 and the top 80 %")
+           # models"; "λ 2 and the top 80 %"; "Every pseudo-label on the SLEAP clip")
            "train": {"lr": 2.0e-4, "epochs": 45, "milestones": []},
            "ccssl": ccssl}
     header = [f"CC-SSL on the unlabelled frames of {source}: 180 epochs of supervised training on data/train.json,",
@@ -265,7 +266,8 @@ def _write_instance_adapt(out: Path, data_dir: Path, schema, target: Target, sou
               f"(data/video_frames.json: {'every' if target.step == 1 else f'every {target.step}-th'} frame, each "
               "animal's box and track, its predicted "
               "keypoints dropped);",
-              f"the top {SLEAP_KEEP:.0%} of joint confidences each round, lambda {SLEAP_LAMBDA:g}"
+              (f"the top {SLEAP_KEEP:.0%} of joint confidences" if SLEAP_KEEP < 1 else "every pseudo-label the checks "
+               "pass") + f" each round, lambda {SLEAP_LAMBDA:g}"
               + (", pseudo-labels more than 20 px from their track neighbours' midpoint dropped." if target.tracked
                  else "; no temporal check (untracked).")]
     return _write_adapt(out, header, ada)
