@@ -49,7 +49,6 @@ from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.calibration import Calibration, calibrated_threshold, correct_joints
-from animalpose.adapt.presence import present, presence_floors
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
@@ -57,6 +56,7 @@ from animalpose.adapt.multiview_loss import (
 )
 from animalpose.adapt.pairs import SymmetricPairLoss
 from animalpose.adapt.pca_loss import PosePCA, fit_pose_pca, labelled_poses, pca_loss
+from animalpose.adapt.presence import presence_floors, present
 from animalpose.adapt.prior_agreement import prior_agreement
 from animalpose.adapt.pseudolabel import ConsistencyConfig, PseudoLabelSet, finalize, label_records
 from animalpose.adapt.selection import (

@@ -251,7 +251,7 @@ def test_a_round_infills_between_kept_neighbours(dots_config, tmp_path):
 
 
 def test_presence_floors_by_hand():
-    from animalpose.adapt.presence import present, presence_floors
+    from animalpose.adapt.presence import presence_floors, present
 
     conf = np.array([[0.9, 0.2, 0.5],
                      [0.7, 0.4, 0.6],
