@@ -1067,7 +1067,8 @@ class CCSSLRun:
     def _labelled_labels(self, r: int) -> PseudoLabelSet:
         """Round ``r``'s pseudo-labels of the labelled calibration frames (``ccssl.calibration_data``, default
         ``data.val``) by the current model with the round's consistency views (no flow: they are not a video),
-        with their labels as ``truth``; made once a round, for the calibration and the views' reference."""
+        with their labels as ``truth``; made once a round, for the calibration, the presence floors and the views'
+        reference."""
         cfg, c = self.cfg, self.cfg.ccssl
         if self._labelled_round is not None and self._labelled_round[0] == r:
             return self._labelled_round[1]

@@ -10,8 +10,8 @@ round after round, with rising confidence.
 
 On mirror-mouse (BENCHMARKS.md, "Presence floors") the obstacle markers are in 36 of the 50 training frames and
 hardly ever in the unlabelled video, and the top view's nose is mostly out of the video's frame; the 180-epoch
-supervised models' heatmap peak is at least 0.75 on nine in ten labelled obstacles and at most 0.35 on nine in ten
-frames without one, and 0.05-0.17 (median) on the video; yet the template kept 43-94 % of the video's obstacle
+supervised models' heatmap peak is at least 0.75 on nine in ten labelled obstacles and at most 0.44 on nine in ten
+frames without one, and 0.05-0.19 (median) on the video; yet the template kept 43-94 % of the video's obstacle
 pseudo-labels by round 3, and the adapted model's error on the test frames' obstacles doubled.
 
 The floor of a joint is a low quantile of the model's confidence on the *labelled, present* instances of that joint

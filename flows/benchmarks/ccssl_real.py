@@ -513,6 +513,20 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
     return result
 
 
+def _val_option(text: str, hint: str, project: str, only_for: str, names: str, kind: str) -> tuple[int, ...]:
+    """A project's val option (``--sleap-val``, ``--mirror-val``): one integer for each of the comma-separated
+    ``names`` (e.g. ``"START,STOP,STEP"``), refused for another project."""
+    if project != only_for:
+        raise typer.BadParameter(f"only for --project {only_for}", param_hint=hint)
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != len(names.split(",")):
+        raise typer.BadParameter(f"{text!r}: give {names} ({kind})", param_hint=hint)
+    return values
+
+
 def bench_command(
     project: str = typer.Option("mirror-mouse", help="mirror-mouse | sleap (../shared/data/real, SOURCES.md)."),
     arms: str = typer.Option("", help=f"Comma-separated arms (default: all that apply): {', '.join(ARMS)}."),
@@ -563,23 +577,11 @@ def bench_command(
             raise typer.BadParameter("must be > 0", param_hint=name)
     split = SLEAP_SPLIT
     if sleap_val:
-        if project != "sleap":
-            raise typer.BadParameter("only for --project sleap", param_hint="--sleap-val")
-        try:
-            start, stop, step = (int(v) for v in sleap_val.split(","))
-        except ValueError:
-            raise typer.BadParameter(f"{sleap_val!r}: give START,STOP,STEP (integers)", param_hint="--sleap-val"
-                                     ) from None
+        start, stop, step = _val_option(sleap_val, "--sleap-val", project, "sleap", "START,STOP,STEP", "integers")
         split = replace(SLEAP_SPLIT, val=(start, stop, step))
     ranges = {}
     if mirror_val:
-        if project != "mirror-mouse":
-            raise typer.BadParameter("only for --project mirror-mouse", param_hint="--mirror-val")
-        try:
-            first, last = (int(v) for v in mirror_val.split(","))
-        except ValueError:
-            raise typer.BadParameter(f"{mirror_val!r}: give FIRST,LAST (frame numbers)", param_hint="--mirror-val"
-                                     ) from None
+        first, last = _val_option(mirror_val, "--mirror-val", project, "mirror-mouse", "FIRST,LAST", "frame numbers")
         if not 2 <= first <= last <= 60:
             raise typer.BadParameter(f"{mirror_val!r}: need 2 <= FIRST <= LAST <= 60 (img61-img90 are the test "
                                      "frames, and at least img01 trains)", param_hint="--mirror-val")

@@ -97,12 +97,16 @@ def test_settings_that_cannot_work_are_named(dots_config):
         dots_config(lambda_rounds=[0.1, 0.2, 0.3])
     with pytest.raises(ConfigError, match="lambda_rounds"):
         dots_config(lambda_rounds=[-1.0, 1.0])
-    cfg = dots_config(calibration_precision=0.9).model_dump(mode="json")
-    cfg["data"]["val"] = []
-    with pytest.raises(ConfigError, match=r"ccssl\.calibration_precision.*calibration_data or data\.val"):
-        parse_config(cfg, CCSSLConfig)
     with pytest.raises(ConfigError, match="temporal_agreement"):
         dots_config(temporal_agreement=0.0)
+
+
+@pytest.mark.parametrize(("key", "value"), [("calibration_precision", 0.9), ("presence_quantile", 0.1)])
+def test_rules_calibrated_on_labelled_frames_need_them(dots_config, key, value):
+    cfg = dots_config(**{key: value}).model_dump(mode="json")
+    cfg["data"]["val"] = []
+    with pytest.raises(ConfigError, match=rf"ccssl\.{key}.*calibration_data or data\.val"):
+        parse_config(cfg, CCSSLConfig)
 
 
 def test_rounds_use_the_lambda_per_round_calibration_and_temporal_agreement(dots_config, tmp_path):
@@ -278,11 +282,7 @@ def test_presence_floors_by_hand():
         present(conf, floors[:2])
 
 
-def test_presence_needs_labelled_frames(dots_config):
-    cfg = dots_config(presence_quantile=0.1).model_dump(mode="json")
-    cfg["data"]["val"] = []
-    with pytest.raises(ConfigError, match=r"ccssl\.presence_quantile.*calibration_data or data\.val"):
-        parse_config(cfg, CCSSLConfig)
+def test_presence_quantile_bounds_and_control(dots_config):
     with pytest.raises(ConfigError, match="presence_quantile"):
         dots_config(presence_quantile=1.0)
     assert dots_config(presence_quantile=0.1).ccssl.as_control().presence_quantile is None
