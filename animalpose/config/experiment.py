@@ -148,6 +148,7 @@ class AugmentConfig(Section):
     flip_prob: float | None = Field(default=None, ge=0, le=1)
     color: FloatRange | None = None
     half_body: bool | None = None
+    translate: float | None = Field(default=None, ge=0, lt=1)  # fraction of the crop size, uniform in ±translate
 
 
 SOURCE_VAL = "source-val"

@@ -10,6 +10,11 @@ Presets (ranges are fields of the typed configs below and can be overridden):
 - ``hourglass`` — the CC-SSL reference's plain augmentation (Stacked Hourglass, pytorch-pose):
   scale × clamp(N(1, 0.25), 0.75, 1.25); rotation clamp(N(0, 30°), ±60°) with p = 0.6, else 0;
   flip p = 0.5; per-channel colour × U(0.8, 1.2).
+- ``translate`` (``hourglass`` and ``simplebaseline`` / ``hrnet``; 0 by default, as in both references): a
+  shift of the crop by U(−t, t) × its width and, independently, × its height, after scale and rotation.
+  mmpose's ``RandomBBoxTransform`` shifts the box centre by U(−0.16, 0.16) × its size with p = 0.3. A
+  fixed-camera rig (a head-fixed mouse) puts every keypoint at nearly the same pixel in every labelled
+  frame, and without a shift the network can learn the position instead of the look.
 - ``strong`` — the CC-SSL reference's "super augmentation" (imgaug): in random order, each with
   p = 0.5: affine (independent x/y scale U(0.5, 1.5), translation ±5 %, rotation ±30°, shear ±20°,
   constant border of a random colour), additive Gaussian noise σ ~ U(0, 127.5) (per channel with
@@ -63,6 +68,7 @@ class HourglassAugment(_Config):
     rotation_prob: float = Field(0.6, ge=0, le=1)
     flip_prob: float = Field(0.5, ge=0, le=1)
     color_range: tuple[float, float] = (0.8, 1.2)
+    translate: float = Field(0.0, ge=0, lt=1, description="fraction of the crop size, uniform in ±translate")
 
 
 class StrongAugment(_Config):
@@ -90,6 +96,7 @@ class SimpleBaselineAugment(_Config):
     half_body_min_joints: int = Field(8, ge=0)
     half_body_padding: float = Field(1.5, gt=0)
     upper_body_joints: tuple[str, ...] | None = None
+    translate: float = Field(0.0, ge=0, lt=1, description="fraction of the crop size, uniform in ±translate")
 
 
 AugmentConfig = Annotated[
@@ -212,6 +219,10 @@ class Augmenter:
                 rotation = float(np.clip(rng.normal(0.0, cfg.rotation_factor), -lim, lim))
         elif isinstance(cfg, StrongAugment) and rng.random() < cfg.step_prob:
             extra, border = self._strong_affine(rng)
+        shift = getattr(cfg, "translate", 0.0) if not isinstance(cfg, StrongAugment) else 0.0
+        if shift > 0:  # the strong preset shifts inside its own affine
+            tx, ty = rng.uniform(-shift, shift, size=2) * self.input_size
+            extra = T.translation_matrix(tx, ty)
         matrix = extra @ T.to3x3(T.crop_matrix(center, scale, self.input_size, rotation, self.udp))
         flipped = False
         flip_prob = getattr(cfg, "flip_prob", 0.0)

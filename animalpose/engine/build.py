@@ -235,6 +235,10 @@ def augment_overrides(cfg: ExperimentConfig) -> dict:
         if preset != "hourglass":
             refuse("color")
         out["color_range"] = tuple(a.color)
+    if a.translate is not None:
+        if preset == "none":
+            refuse("translate")
+        out["translate"] = a.translate
     if a.half_body is not None:
         if not sb:
             refuse("half_body")

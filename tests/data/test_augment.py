@@ -60,6 +60,31 @@ def test_hourglass_distributions():
     assert abs(flips.mean() - 0.5) < 0.05
 
 
+@pytest.mark.parametrize("preset", ["hourglass", "simplebaseline"])
+def test_translate_shifts_the_crop_uniformly_within_its_fraction(preset):
+    """With scale, rotation and flip off, the sampled matrix is the plain crop followed by a shift of
+    U(-t, t) x the crop's width (x) and height (y), drawn independently; translate 0 (the default) is the plain crop."""
+    fixed = ({"scale_sigma": 0.0, "rotation_prob": 0.0, "flip_prob": 0.0} if preset == "hourglass"
+             else {"scale_factor": 0.0, "rotation_prob": 0.0, "flip_prob": 0.0, "half_body_prob": 0.0})
+    centre, scale, size = np.array([100.0, 80.0]), np.array([1.0, 1.0]), (64, 32)
+    plain = T.crop_matrix(centre, scale, size, 0.0, False)
+    rng = np.random.default_rng(0)
+    still, _, _ = build_augmenter(preset, TIGDOG, size, **fixed).sample_matrix(np.zeros((18, 3)), centre, scale, rng)
+    np.testing.assert_allclose(still, plain)
+    aug = build_augmenter(preset, TIGDOG, size, translate=0.25, **fixed)
+    shifts = []
+    for _ in range(2000):
+        m, flipped, _ = aug.sample_matrix(np.zeros((18, 3)), centre, scale, rng)
+        np.testing.assert_allclose(m[:, :2], plain[:, :2])  # a pure shift: the linear part is the crop's
+        shifts.append(m[:, 2] - plain[:, 2])
+        assert not flipped
+    shifts = np.array(shifts) / size  # fractions of the crop
+    assert np.abs(shifts).max() <= 0.25 + 1e-9
+    assert np.abs(shifts).max() > 0.24  # fills the range
+    np.testing.assert_allclose(shifts.std(axis=0), 0.25 / np.sqrt(3), rtol=0.06)  # U(-t, t): t / sqrt(3)
+    assert abs(np.corrcoef(shifts.T)[0, 1]) < 0.06  # x and y independent
+
+
 def test_simplebaseline_distributions_and_no_flip_for_horse10():
     aug = build_augmenter("simplebaseline", load_schema("horse10"), (48, 64))
     rng = np.random.default_rng(1)

@@ -25,6 +25,17 @@ def test_reference_ranges_map_onto_the_hourglass_preset_defaults():
         augment_overrides(parse_config({"augment": {"preset": "strong", "color": [0.8, 1.2]}}))
 
 
+def test_translate_reaches_every_preset_that_shifts():
+    """``augment.translate`` (a fraction of the crop) is the same field in the three presets that shift; the plain
+    crop has nothing to shift and says so."""
+    for preset in ("hourglass", "hrnet", "strong"):
+        assert augment_overrides(parse_config({"augment": {"preset": preset, "translate": 0.1}})) == {"translate": 0.1}
+    with pytest.raises(ConfigError, match=r"augment\.translate"):
+        augment_overrides(parse_config({"augment": {"preset": "none", "translate": 0.1}}))
+    with pytest.raises(ConfigError, match="translate"):
+        parse_config({"augment": {"translate": 1.5}})
+
+
 def test_model_width_and_joint_checks():
     cfg = parse_config({"model": {"name": "hourglass1", "channels": 32}, "data": {"input_size": [64, 64],
                                                                                    "heatmap_size": [16, 16]}})
