@@ -49,6 +49,7 @@ from torch.utils.data import DataLoader
 
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.calibration import Calibration, calibrated_threshold, correct_joints
+from animalpose.adapt.joint_gate import joint_errors, worsened
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
@@ -243,6 +244,13 @@ class CCSSLSection(Section):
     # confidence on the labelled, present instances of calibration_data (default data.val), scored by the same
     # check: below it the keypoint is probably not in the frame (animalpose.adapt.presence; None: off)
     presence_quantile: float | None = Field(default=None, ge=0, lt=1)
+    # joint_gate: a joint whose mean error on calibration_data (default data.val), labelled by the same check, has
+    # risen above the source model's x (1 + joint_gate) and by at least joint_gate_pixels (original pixels) gets no
+    # pseudo-labels from that round on (animalpose.adapt.joint_gate; None: off); joints with fewer than
+    # joint_gate_instances labelled calibration instances are not judged
+    joint_gate: float | None = Field(default=None, ge=0)
+    joint_gate_pixels: float = Field(default=1.0, ge=0)
+    joint_gate_instances: int = Field(default=3, ge=1)
     # prior_agreement: pseudo-labels must also fit these priors of the labelled poses (animalpose.adapt.
     # prior_agreement): pca (the pose PCA of pca_loss_joints / _components, error <= its epsilon) and multiview
     # (the views' subspace of multiview_loss_views, each view's error <= its epsilon); [] : off
@@ -280,7 +288,7 @@ class CCSSLSection(Section):
         unsupervised term off."""
         return self.model_copy(update={
             "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "temporal_infill": None,
-            "calibration_precision": None, "presence_quantile": None,
+            "calibration_precision": None, "presence_quantile": None, "joint_gate": None,
             "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
             "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
@@ -328,7 +336,7 @@ class CCSSLConfig(ExperimentConfig):
         if lam is not None and len(lam) != num_rounds(self):
             raise KeyedError("ccssl.lambda_rounds", f"{len(lam)} values for {num_rounds(self)} rounds "
                                                     f"(train.epochs / ccssl.regenerate_every)")
-        for key in ("calibration_precision", "presence_quantile"):
+        for key in ("calibration_precision", "presence_quantile", "joint_gate"):
             if getattr(self.ccssl, key) is not None and not (self.ccssl.calibration_data or self.data.val):
                 raise KeyedError(f"ccssl.{key}", "needs labelled frames to calibrate on: "
                                                  "ccssl.calibration_data or data.val")
@@ -978,6 +986,10 @@ class CCSSLRun:
                 ok = present(raw_labels.confidence, self._presence_floors(r, extra))
                 extra["presence_absent"] = float(1 - ok.mean())
                 agree = ok if agree is None else agree & ok
+            if c.joint_gate is not None:
+                ok = np.broadcast_to(~self._joint_gate(r, extra), raw_labels.confidence.shape)
+                extra["joint_gate_dropped"] = float(1 - ok.mean())
+                agree = ok if agree is None else agree & ok
             calib = self._calibrate(r) if c.calibration_precision is not None else None
             if calib is not None:
                 extra.update({f"calibration_{k}": v for k, v in calib.as_dict().items()})
@@ -1097,6 +1109,30 @@ class CCSSLRun:
             _log(f"round {r + 1}: no calibration frame labels {', '.join(unfloored)}: no presence floor on "
                  "them", True)
         return floors
+
+    def _joint_gate(self, r: int, extra: dict) -> np.ndarray:
+        """Round ``r``'s (K,) shut joints (:mod:`animalpose.adapt.joint_gate`): round 0 records the source model's
+        per-joint errors on the calibration frames as the reference (in the run's state, so a resumed run keeps
+        it); a later round shuts the joints whose error has risen past the gate, for good. The errors and the
+        shut joints go into ``extra`` (the round's summary); a newly shut joint is named on the console."""
+        c, names = self.cfg.ccssl, self.schema.joints
+        labels = self._labelled_labels(r)
+        errors = joint_errors(labels.xy, labels.truth, c.joint_gate_instances)
+        gate = self.state.setdefault("joint_gate", {"reference": None, "shut": []})
+        if gate["reference"] is None:
+            gate["reference"] = [None if np.isnan(e) else float(e) for e in errors]
+        reference = np.array([np.nan if e is None else e for e in gate["reference"]], dtype=np.float64)
+        shut = np.isin(np.arange(len(names)), [names.index(n) for n in gate["shut"]])
+        new = worsened(errors, reference, c.joint_gate, c.joint_gate_pixels) & ~shut
+        if new.any():
+            gate["shut"] = [n for n, s in zip(names, shut | new, strict=True) if s]
+            _log(f"round {r + 1}: " + ", ".join(f"{names[k]} {reference[k]:.2f} -> {errors[k]:.2f} px"
+                                                for k in np.flatnonzero(new))
+                 + " on the calibration frames: no more pseudo-labels for them", True)
+        extra["joint_gate_errors"] = {n: (None if np.isnan(e) else round(float(e), 3))
+                                      for n, e in zip(names, errors, strict=True)}
+        extra["joint_gate_shut"] = list(gate["shut"])
+        return shut | new
 
     def _calibrate(self, r: int) -> Calibration:
         """Round ``r``'s calibrated threshold: the calibration frames' pseudo-labels scored against their labels."""

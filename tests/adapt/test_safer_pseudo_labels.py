@@ -101,7 +101,8 @@ def test_settings_that_cannot_work_are_named(dots_config):
         dots_config(temporal_agreement=0.0)
 
 
-@pytest.mark.parametrize(("key", "value"), [("calibration_precision", 0.9), ("presence_quantile", 0.1)])
+@pytest.mark.parametrize(("key", "value"), [("calibration_precision", 0.9), ("presence_quantile", 0.1),
+                                            ("joint_gate", 0.2)])
 def test_rules_calibrated_on_labelled_frames_need_them(dots_config, key, value):
     cfg = dots_config(**{key: value}).model_dump(mode="json")
     cfg["data"]["val"] = []
@@ -313,3 +314,69 @@ def test_a_round_drops_pseudo_labels_below_their_joints_presence_floor(dots, dot
     assert below.any() and not (kept & below).any()
     assert m["pseudo/presence_absent"] == pytest.approx(below.mean(), abs=2 / conf.size)
     assert kept[:, 5].any()  # the unfloored joint is kept like any other
+
+
+def test_joint_errors_and_the_gate_by_hand():
+    from animalpose.adapt.joint_gate import joint_errors, worsened
+
+    truth = np.zeros((3, 3, 3))
+    truth[..., 2] = 2
+    truth[2, 1, 2] = 0  # joint 1 labelled in 2 frames
+    truth[:, 2, 2] = 0  # joint 2 never labelled
+    pred = np.zeros((3, 3, 2))
+    pred[:, 0] = [[3, 4], [0, 1], [6, 8]]  # errors 5, 1, 10 -> 16 / 3
+    pred[:, 1] = [[0, 2], [2, 0], [50, 50]]  # 2, 2 (frame 2 not labelled: its 70.7 px is not counted)
+    e = joint_errors(pred, truth, min_instances=2)
+    np.testing.assert_allclose(e, [16 / 3, 2.0, np.nan])
+    np.testing.assert_allclose(joint_errors(pred, truth, min_instances=3), [16 / 3, np.nan, np.nan])
+    ref = np.array([4.0, 1.0, np.nan])
+    # joint 0: 16/3 > 4 x 1.2 = 4.8 and rose 1.33 px >= 1; joint 1: 2 > 1.2 but rose only 1.0 px (>= 1: shut)
+    assert worsened(e, ref, 0.2, 1.0).tolist() == [True, True, False]
+    assert worsened(e, ref, 0.2, 1.5).tolist() == [False, False, False]  # neither rose 1.5 px
+    assert worsened(e, ref, 0.4, 0.0).tolist() == [False, True, False]  # 16/3 < 4 x 1.4 = 5.6
+    with pytest.raises(ValueError, match="match"):
+        worsened(e, ref[:2], 0.2, 1.0)
+    with pytest.raises(ValueError, match="match"):
+        joint_errors(pred[:, :2], truth)
+
+
+def test_joint_gate_control_and_bounds(dots_config):
+    with pytest.raises(ConfigError, match="joint_gate"):
+        dots_config(joint_gate=-0.1)
+    assert dots_config(joint_gate=0.2).ccssl.as_control().joint_gate is None
+
+
+def test_a_round_shuts_a_worsened_joint_for_good(dots_config, tmp_path):
+    """Round 0 records the source model's per-joint calibration errors (the summary's and the state's agree); a
+    joint whose reference is made 0 px is worse by round 1 and shut: none of its pseudo-labels is kept in round 1,
+    it is named in the summary, and a resumed run keeps it shut in round 2; every other joint stays open."""
+    doc = dots_config(joint_gate=0.0, joint_gate_pixels=0.0, joint_gate_instances=1,
+                      keep_fractions=[1.0] * 3).model_dump(mode="json")
+    doc["train"]["epochs"] = 3
+    cfg = parse_config(doc, CCSSLConfig)
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    run.round(0)
+    s0 = json.loads((tmp_path / "run" / "round_0" / "summary.json").read_text())
+    names = run.schema.joints
+    ref = run.state["joint_gate"]["reference"]
+    assert ref == pytest.approx([s0["joint_gate_errors"][n] for n in names], abs=1e-3)
+    assert s0["joint_gate_shut"] == [] and s0["joint_gate_dropped"] == 0.0
+    # joint 3 had a perfect reference, every other joint one it cannot exceed
+    run.state["joint_gate"]["reference"] = [0.0 if k == 3 else 1e6 for k in range(len(names))]
+    run._save_state()
+    m1 = run.round(1)
+    s1 = json.loads((tmp_path / "run" / "round_1" / "summary.json").read_text())
+    assert s1["joint_gate_errors"][names[3]] > 0 and s1["joint_gate_shut"] == [names[3]]
+    assert m1["pseudo/joint_gate_dropped"] == pytest.approx(1 / len(names))
+
+    def kept(r):
+        doc = json.loads((tmp_path / "run" / f"round_{r}" / "pseudo_labels.json").read_text())
+        return np.array([a["weight"] for a in doc["annotations"]]) > 0
+
+    assert kept(0)[:, 3].any() and not kept(1)[:, 3].any()
+    assert np.delete(kept(1), 3, axis=1).any()
+    resumed = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    resumed.round(2)
+    assert not kept(2)[:, 3].any()
+    s2 = json.loads((tmp_path / "run" / "round_2" / "summary.json").read_text())
+    assert s2["joint_gate_shut"] == [names[3]]
