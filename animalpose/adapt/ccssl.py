@@ -159,6 +159,11 @@ class CCSSLSection(Section):
     collapse_distance: float = Field(default=0.02, gt=0, lt=1)
     # a collapsed pair's weaker partner decoded again away from the shared point (animalpose.adapt.pairs.resolve_pairs)
     pair_decoding: Literal["independent", "resolve"] = "independent"
+    # label_point: mean_heatmap (the reference: the maximum of the views' averaged heatmaps), median_views (the
+    # per-coordinate median of the views' own decoded points, mapped back exactly) or identity (the untransformed
+    # view's point, the model's plain prediction); the views still score every label (animalpose.adapt.pseudolabel
+    # says why)
+    label_point: Literal["mean_heatmap", "median_views", "identity"] = "mean_heatmap"
     # the target loss free to exchange a pair's two targets (animalpose.adapt.pairs.symmetric_pair_loss)
     pair_loss: Literal["ordered", "symmetric"] = "ordered"
     agreement_sigma: float = Field(default=2.0, gt=0)
@@ -311,7 +316,8 @@ class CCSSLSection(Section):
                                  rotation_sigma=self.rotation_sigma, flip=self.flip, invariance=self.invariance,
                                  num_photometric=self.num_photometric, agreement_sigma=self.agreement_sigma,
                                  confidence=self.confidence, max_batch=self.view_chunk(device),
-                                 pair_decoding=self.pair_decoding, collapse_distance=self.collapse_distance)
+                                 pair_decoding=self.pair_decoding, collapse_distance=self.collapse_distance,
+                                 label_point=self.label_point)
 
     def flow(self) -> FlowParams:
         return FlowParams(win_size=self.flow_window, max_level=self.flow_levels, max_jump=self.flow_max_jump,

@@ -143,6 +143,59 @@ def test_confidence_modes_and_components():
         ConsistencyConfig(confidence="mean")
 
 
+def test_label_point_moves_the_label_not_the_confidence():
+    """mean_heatmap (the reference) decodes the views' averaged heatmap; median_views takes the per-coordinate median
+    of the views' own points mapped back; identity the untransformed view's point, which is the plain decode of the
+    model's heatmap. The peak (the confidence) is the averaged heatmap's in all three; the spreads are measured
+    about the chosen point. A view that disagrees moves the mean label and not the median."""
+    codec = build_codec("gaussian", SIZE, HM, sigma=1.5)
+    img = _blob_images(CENTERS, amplitude=0.5)
+    gen = torch.Generator().manual_seed(4)
+
+    def noisy(x):  # every view sees the blobs, plus its own random clutter
+        return _standard_model(x) + 0.45 * torch.rand(x.shape[0], 2, HM, HM, generator=gen)
+
+    outs = {}
+    for point in ("mean_heatmap", "median_views", "identity"):
+        gen.manual_seed(4)
+        cfg = ConsistencyConfig(num_geometric=4, scale_sigma=0.1, rotation_sigma=10.0, num_photometric=2,
+                                label_point=point)
+        outs[point] = consistency_predict(noisy, img, cfg, codec, np.random.default_rng(7))
+    ref, med, ident = outs["mean_heatmap"], outs["median_views"], outs["identity"]
+    np.testing.assert_array_equal(ref.view_coords, med.view_coords)  # the same views, the same maps
+    np.testing.assert_allclose(med.coords, np.median(med.view_coords, axis=0), atol=1e-5)
+    np.testing.assert_allclose(ident.coords, ident.view_coords[0], atol=1e-5)
+    gen.manual_seed(4)
+    plain, _ = codec.decode(noisy(img))  # the identity view is the first the model sees
+    np.testing.assert_allclose(ident.coords, plain, atol=1e-4)
+    for out in (med, ident):
+        np.testing.assert_array_equal(out.confidence, ref.confidence)
+        np.testing.assert_array_equal(out.components["peak"], ref.components["peak"])
+        spread = np.sqrt(((out.view_coords[:5] - out.coords[None]) ** 2).sum(-1).mean(0))  # identity + 4 views
+        np.testing.assert_allclose(out.components["spread_geo"], spread, rtol=1e-5)
+    assert not np.allclose(ref.coords, med.coords)  # the clutter makes the choice matter
+
+    # one view far off: the median stays with the other views, the averaged map's maximum does not
+    far = torch.zeros(1, 2, HM, HM)
+    far[0, :, 1, 1] = 3.0  # a strong peak in the corner
+
+    def one_view_off(x):  # all views in one call (max_batch 64)
+        out = _standard_model(x)
+        return torch.cat([out[:-1], far.expand(1, 2, HM, HM)], 0)  # the last view (a photometric one)
+
+    cfg = dict(num_geometric=2, scale_sigma=0.05, rotation_sigma=3.0, num_photometric=2)
+    mean_out = consistency_predict(one_view_off, img, ConsistencyConfig(**cfg), codec, np.random.default_rng(1))
+    med_out = consistency_predict(one_view_off, img, ConsistencyConfig(label_point="median_views", **cfg), codec,
+                                  np.random.default_rng(1))
+    assert np.linalg.norm(mean_out.coords[0] - np.array(CENTERS), axis=-1).min() > 10  # pulled to the corner
+    np.testing.assert_allclose(med_out.coords[0], CENTERS, atol=0.5 * STRIDE)
+    with pytest.raises(ConfigError, match="label_point"):
+        ConsistencyConfig(label_point="mode")
+    from animalpose.adapt.ccssl import CCSSLSection
+
+    assert CCSSLSection(label_point="identity").consistency("cpu").label_point == "identity"
+
+
 def test_reference_view_distribution_and_identity_first():
     p = view_params(ConsistencyConfig(num_geometric=2000), np.random.default_rng(0))
     assert p.scale[0] == 1.0 and p.rotation[0] == 0.0 and not p.flip.any()
