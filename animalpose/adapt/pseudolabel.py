@@ -82,13 +82,13 @@ class ConsistencyConfig:
             decoded again away from the shared point, :func:`animalpose.adapt.pairs.resolve_pairs`).
         collapse_distance: two partners closer than this fraction of the crop width coincide.
         label_point: where the pseudo-label is: "mean_heatmap" (the reference: the decoded maximum of the views'
-            heatmaps resampled into the crop and averaged) or "median_views" (each view decoded on its own heatmap,
+            heatmaps resampled into the crop and averaged), "median_views" (each view decoded on its own heatmap,
             its point mapped back exactly, and the per-coordinate median of those points) or "identity" (the
-            untransformed view's own point: the model's plain prediction); the confidence and the checks'
-            scores are the same in all three, about the chosen point. Resampled and averaged heatmaps blur and shift a peak near the crop's
-            edge, and at a coarse stride one heatmap pixel is many image pixels: on mirror-mouse (32 x 32
-            heatmaps of a 406-px frame, 12.7 px a heatmap pixel) the averaged label of the bottom view's nose
-            was 13.7 px left of its label on the labelled val frames (seed 0), the views' median 6.6 px, the identity
+            untransformed view's own point: the model's plain prediction). The confidence and the checks' scores
+            are the same in all three, measured about the chosen point. Averaged heatmaps move a peak where the
+            views disagree, and at a coarse stride one heatmap pixel is many image pixels: on mirror-mouse (32 x 32
+            heatmaps of a 406-px frame, 12.7 px a heatmap pixel) the averaged label of the bottom view's nose was
+            13.7 px left of its label on the labelled val frames (seed 0), the views' median 6.6 px, the identity
             view's 2.3 px.
     """
 
