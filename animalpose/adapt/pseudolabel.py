@@ -84,8 +84,9 @@ class ConsistencyConfig:
         label_point: where the pseudo-label is: "mean_heatmap" (the reference: the decoded maximum of the views'
             heatmaps resampled into the crop and averaged), "median_views" (each view decoded on its own heatmap,
             its point mapped back exactly, and the per-coordinate median of those points) or "identity" (the
-            untransformed view's own point: the model's plain prediction). The confidence and the checks' scores
-            are the same in all three, measured about the chosen point. Averaged heatmaps move a peak where the
+            untransformed view's own point: the model's plain prediction). The peak (the reference's confidence)
+            is the averaged heatmap's in all three; the spreads and agreements are measured about the chosen point
+            (so a "peak_agreement" confidence follows it). Averaged heatmaps move a peak where the
             views disagree, and at a coarse stride one heatmap pixel is many image pixels: on mirror-mouse (32 x 32
             heatmaps of a 406-px frame, 12.7 px a heatmap pixel) the averaged label of the bottom view's nose was
             13.7 px left of its label on the labelled val frames (seed 0), the views' median 6.6 px, the identity

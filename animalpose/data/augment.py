@@ -219,8 +219,8 @@ class Augmenter:
                 rotation = float(np.clip(rng.normal(0.0, cfg.rotation_factor), -lim, lim))
         elif isinstance(cfg, StrongAugment) and rng.random() < cfg.step_prob:
             extra, border = self._strong_affine(rng)
-        shift = getattr(cfg, "translate", 0.0) if not isinstance(cfg, StrongAugment) else 0.0
-        if shift > 0:  # the strong preset shifts inside its own affine
+        shift = 0.0 if isinstance(cfg, StrongAugment) else getattr(cfg, "translate", 0.0)
+        if shift > 0:  # (the strong preset shifts inside its own affine)
             tx, ty = rng.uniform(-shift, shift, size=2) * self.input_size
             extra = T.translation_matrix(tx, ty)
         matrix = extra @ T.to3x3(T.crop_matrix(center, scale, self.input_size, rotation, self.udp))
