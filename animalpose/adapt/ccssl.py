@@ -1128,7 +1128,7 @@ class CCSSLRun:
         if gate["reference"] is None:
             gate["reference"] = [None if np.isnan(e) else float(e) for e in errors]
         reference = np.array([np.nan if e is None else e for e in gate["reference"]], dtype=np.float64)
-        shut = np.isin(np.arange(len(names)), [names.index(n) for n in gate["shut"]])
+        shut = np.array([n in gate["shut"] for n in names])
         new = worsened(errors, reference, c.joint_gate, c.joint_gate_pixels) & ~shut
         if new.any():
             gate["shut"] = [n for n, s in zip(names, shut | new, strict=True) if s]
