@@ -50,6 +50,7 @@ from torch.utils.data import DataLoader
 from animalpose.adapt import diagnostics as diag
 from animalpose.adapt.calibration import Calibration, calibrated_threshold, correct_joints
 from animalpose.adapt.joint_gate import joint_errors, worsened
+from animalpose.adapt.label_report import describe, label_report
 from animalpose.adapt.multiview_loss import (
     LIGHTNING_POSE_COMPONENTS,
     MultiviewPCA,
@@ -256,6 +257,11 @@ class CCSSLSection(Section):
     joint_gate: float | None = Field(default=None, ge=0)
     joint_gate_pixels: float = Field(default=1.0, ge=0)
     joint_gate_instances: int = Field(default=3, ge=1)
+    # label_report: each round, the pseudo-labels of calibration_data (default data.val), made like the video's
+    # (same model, views and view assignment), against their labels: error, error where confident, and each
+    # joint's error and bias, in the round's summary, MLflow and on the console (animalpose.adapt.label_report).
+    # None: on wherever there are labelled calibration frames; true: required; false: off
+    label_report: bool | None = None
     # prior_agreement: pseudo-labels must also fit these priors of the labelled poses (animalpose.adapt.
     # prior_agreement): pca (the pose PCA of pca_loss_joints / _components, error <= its epsilon) and multiview
     # (the views' subspace of multiview_loss_views, each view's error <= its epsilon); [] : off
@@ -293,7 +299,7 @@ class CCSSLSection(Section):
         unsupervised term off."""
         return self.model_copy(update={
             "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "temporal_infill": None,
-            "calibration_precision": None, "presence_quantile": None, "joint_gate": None,
+            "calibration_precision": None, "presence_quantile": None, "joint_gate": None, "label_report": False,
             "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
             "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
@@ -342,8 +348,8 @@ class CCSSLConfig(ExperimentConfig):
         if lam is not None and len(lam) != num_rounds(self):
             raise KeyedError("ccssl.lambda_rounds", f"{len(lam)} values for {num_rounds(self)} rounds "
                                                     f"(train.epochs / ccssl.regenerate_every)")
-        for key in ("calibration_precision", "presence_quantile", "joint_gate"):
-            if getattr(self.ccssl, key) is not None and not (self.ccssl.calibration_data or self.data.val):
+        for key in ("calibration_precision", "presence_quantile", "joint_gate", "label_report"):
+            if getattr(self.ccssl, key) not in (None, False) and not (self.ccssl.calibration_data or self.data.val):
                 raise KeyedError(f"ccssl.{key}", "needs labelled frames to calibrate on: "
                                                  "ccssl.calibration_data or data.val")
         c = self.ccssl
@@ -1013,6 +1019,8 @@ class CCSSLRun:
                                                       c.temporal_infill)
                 labels = replace(labels, xy=xy, weights=weights)
                 extra["temporal_infilled"] = int(filled.sum())
+            if self._reports_labels():
+                self._label_report(r, labels.threshold, extra)
             summary = _report(labels, r, self.out / f"round_{r}", self.schema, self.norm, self.codec, self.pad,
                               child, c.gallery, extra,
                               collapse_distance=c.collapse_distance)
@@ -1099,6 +1107,29 @@ class CCSSLRun:
                                         padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
         self._labelled_round = (r, labels)
         return labels
+
+    def _reports_labels(self) -> bool:
+        """Whether the rounds report their labels' error on the calibration frames (``ccssl.label_report``; by
+        default wherever labelled calibration frames are configured)."""
+        c = self.cfg.ccssl
+        return c.label_report if c.label_report is not None else bool(c.calibration_data or self.cfg.data.val)
+
+    def _label_report(self, r: int, threshold: float, extra: dict) -> None:
+        """Round ``r``'s :func:`~animalpose.adapt.label_report.label_report` of the calibration frames' labels,
+        made as the video's were: the round's model and views, and its view assignment with the reference the
+        video's labels used (re-assigned, and projected when ``view_assignment_keep`` is projected). Into
+        ``extra`` (the round's summary, MLflow) and one console line."""
+        c = self.cfg.ccssl
+        lab = self._labelled_labels(r)
+        xy = lab.xy
+        if c.view_assignment:
+            mv, groups = self._view_fit
+            refs = extra["view_reference"]
+            lab = lab.take_joints(reassign_views(lab.xy, mv, groups, refs))  # truth stays with its joint
+            xy = project_views(lab.xy, mv, groups, refs) if c.view_assignment_keep == "projected" else lab.xy
+        report = label_report(xy, lab.truth, lab.confidence, threshold, self.schema.joints)
+        extra.update({f"calibration_{k}": v for k, v in report.items()})
+        _log(f"round {r + 1}: {describe(report, len(lab))}", self.progress)
 
     def _presence_floors(self, r: int, extra: dict) -> np.ndarray:
         """Round ``r``'s (K,) presence floors from the calibration frames (:mod:`animalpose.adapt.presence`); each

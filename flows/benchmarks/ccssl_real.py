@@ -377,7 +377,9 @@ def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: P
         row = {"round": r, "epochs": m["epochs"], **scores.get("test", {}), "val": scores["val"]}
         if arm == "ccssl":
             row.update(kept=m.get("pseudo/num_kept"), candidates=m.get("pseudo/num_joints"),
-                       kept_by_flow=m.get("pseudo/num_temporal"), threshold=m.get("pseudo/threshold"))
+                       kept_by_flow=m.get("pseudo/num_temporal"), threshold=m.get("pseudo/threshold"),
+                       # the round's labels of the val frames against their labels (animalpose.adapt.label_report)
+                       label_px=m.get("pseudo/calibration_label_px"))
         rounds.append(row)
     last = rounds[-1]
     metrics = {k: v for k, v in last.items() if k not in ("round", "epochs", "val")}
@@ -468,15 +470,16 @@ def format_table(result: dict) -> str:
 
 def format_screen(result: dict) -> str:
     """The val figures of a screen, per seed and arm (with its term weights; per round for the adapted arms)."""
-    lines = ["| seed | arm | weights | val pixel error (px) | val median px | val PCK@0.05 | per round (val px) |",
-             "|" + "---|" * 7]
+    lines = ["| seed | arm | weights | val pixel error (px) | val median px | val PCK@0.05 | per round (val px) | "
+             "per round: the val frames' pseudo-labels (px) |", "|" + "---|" * 8]
     for s in result["per_seed"]:
         for name, a in s["arms"].items():
             v = a["val"]
             weights = ", ".join(f"{k.removesuffix('_loss_weight')} {w:g}" for k, w in a.get("terms", {}).items())
             rounds = " / ".join(f"{r['val']['pixel_error']:.2f}" for r in a.get("rounds", []))
+            labels = " / ".join(f"{r['label_px']:.2f}" for r in a.get("rounds", []) if r.get("label_px") is not None)
             lines.append(f"| {s['seed']} | {name} | {weights or '-'} | {v['pixel_error']:.2f} | "
-                         f"{v['pixel_error_median']:.2f} | {v['pck@0.05']:.3f} | {rounds or '-'} |")
+                         f"{v['pixel_error_median']:.2f} | {v['pck@0.05']:.3f} | {rounds or '-'} | {labels or '-'} |")
     return "\n".join(lines)
 
 

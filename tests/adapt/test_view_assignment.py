@@ -9,6 +9,7 @@ import pytest
 
 import animalpose.adapt.ccssl as ccssl_module
 from animalpose.adapt.ccssl import CCSSLConfig, CCSSLRun, view_groups
+from animalpose.adapt.label_report import label_report
 from animalpose.adapt.multiview_loss import fit_multiview_pca
 from animalpose.adapt.pseudolabel import PseudoLabelSet
 from animalpose.adapt.view_assignment import (
@@ -203,7 +204,8 @@ def _spied_round(dots_config, tmp_path, monkeypatch, **ccssl):
                          "view_assignment": [["left_eye", "left_ear", "left_shoulder"]], **ccssl})
     run = CCSSLRun(cfg, tmp_path / "run", progress=False)
     m = run.round(0)
-    (call,) = calls
+    call, calib_call = calls  # the video's labels, then the calibration frames' (the round's label report)
+    assert calib_call[2] == call[2]  # re-assigned against the reference the video's labels used
     doc = json.loads((tmp_path / "run" / "round_0" / "pseudo_labels.json").read_text())
     anns = sorted(doc["annotations"], key=lambda a: a["record"])
     xy = np.array([np.reshape(a["keypoints"], (-1, 3))[:, :2] for a in anns])
@@ -250,3 +252,12 @@ def test_a_round_projects_the_other_view_and_keeps_it_with_the_reference(dots_co
     # the other view's keypoint is kept exactly where the reference's is (half of all joints are kept)
     assert np.array_equal(kept[:, other], kept[:, own]) and 0 < kept.mean() < 1
     assert m["pseudo/view_projection_px"] > 0
+    # the round's label report measures the calibration frames' labels as the video's were made: re-assigned,
+    # then projected (the truth stays with its joint)
+    lab = run._labelled_labels(0)
+    mended = lab.take_joints(reassign_views(lab.xy, mv, [[0, 1, 2]], ref))
+    want = label_report(project_views(mended.xy, mv, [[0, 1, 2]], ref), lab.truth, lab.confidence,
+                        m["pseudo/threshold"], run.schema.joints)
+    assert m["pseudo/calibration_label_px"] == pytest.approx(want["label_px"])
+    unmended = label_report(lab.xy, lab.truth, lab.confidence, m["pseudo/threshold"], run.schema.joints)
+    assert m["pseudo/calibration_label_px"] != pytest.approx(unmended["label_px"])

@@ -416,3 +416,17 @@ def test_an_edited_template_is_another_setting(tmp_path, monkeypatch):
     monkeypatch.setitem(PROJECTS, "mirror-mouse", other)
     sup4, ada4 = keys()
     assert (sup4["experiment_sha"], ada4["adapt_sha"]) == (sup3["experiment_sha"], ada3["adapt_sha"])
+
+
+def test_the_screen_table_shows_each_rounds_val_labels():
+    """A CC-SSL arm's rounds carry their val frames' pseudo-label error (the round's label report); the screen
+    table shows it beside the model's val error per round, and '-' for an arm without pseudo-labels."""
+    import flows.benchmarks.ccssl_real as bench
+
+    val = {"pixel_error": 7.5, "pixel_error_median": 5.25, "pck@0.05": 0.9}
+    rounds = [{"val": {"pixel_error": 8.0}, "label_px": 9.814}, {"val": {"pixel_error": 7.5}, "label_px": 9.0}]
+    result = {"per_seed": [{"seed": 1, "arms": {"ccssl": {"val": val, "rounds": rounds},
+                                                 "control": {"val": val, "rounds": [{"val": {"pixel_error": 7.9}}]}}}]}
+    lines = bench.format_screen(result).splitlines()
+    assert lines[2] == "| 1 | ccssl | - | 7.50 | 5.25 | 0.900 | 8.00 / 7.50 | 9.81 / 9.00 |"
+    assert lines[3] == "| 1 | control | - | 7.50 | 5.25 | 0.900 | 7.90 | - |"
