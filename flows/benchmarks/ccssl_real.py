@@ -32,6 +32,12 @@ supervised model they start from), each is scored on val alone (no test figure i
 choice) and cached as ``screen.json`` in its folder; the bench writes ``OUT/<project>/ccssl_real_screen.json``. The
 training folders are the full run's, so a later full run with the same settings reuses the training.
 
+``--calibrate-on half``: the adapted arms' rules that read labelled frames (``ccssl.calibration_data``: the joint
+gate, the presence floors, an ``auto`` view reference) calibrate on every other val frame and only the other frames
+are scored as val (:func:`flows.benchmarks.ccssl_real_data.split_calibration`), so that a screen of such a rule is
+not scored on the frames it read. The default (``val``) calibrates on the val frames that are also scored. The
+supervised models are shared by both (their halved-val figures go to ``result_half.json`` / ``screen_half.json``).
+
 Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``settings.json`` (written before the
 work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
 supervised run from its last checkpoint and an adapted one after its last finished round, and refuses an arm
@@ -70,6 +76,7 @@ from flows.benchmarks.ccssl_real_data import (
     SleapSplit,
     prepare_mirror,
     prepare_sleap,
+    split_calibration,
 )
 from flows.benchmarks.harness import (
     REAL_DATA,
@@ -146,6 +153,9 @@ class BenchSettings:
     adapt_overrides: tuple[str, ...] = ()
     #: (term, weight) pairs; a term left out (or None) takes the project's :func:`default_weight`
     weights: tuple[tuple[str, float], ...] | None = None
+    #: what the adapted arms' rules calibrate on: ``val`` (the val frames that are also scored) or ``half``
+    #: (:func:`~flows.benchmarks.ccssl_real_data.split_calibration`: half of them, the other half scored)
+    calibrate_on: str = "val"
 
     @property
     def spec(self) -> Project:
@@ -179,6 +189,8 @@ class BenchSettings:
         split = ("train_range", "val_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
         for k in {"train_range", "val_range", "test_range", "sleap_split"} - set(split):
             doc.pop(k)
+        if self.calibrate_on == "val":  # the setting before the option: the caches of that time stay valid
+            doc.pop("calibrate_on")
         return doc
 
     def arm_key(self, arm: str) -> dict:
@@ -187,9 +199,9 @@ class BenchSettings:
         doc = self.key()
         weights = self.term_weights
         doc.pop("weights")
-        if arm == "supervised":
-            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha"):
-                doc.pop(k)
+        if arm == "supervised":  # trained on the train frames alone: val is only scored (its own result file)
+            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on"):
+                doc.pop(k, None)
             return {**doc, "arm": arm}
         return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
 
@@ -234,9 +246,11 @@ def prepare(settings: BenchSettings, out: Path) -> Prepared:
     """The project's train / val / test label subsets and unlabelled frames under ``out/data``."""
     data = settings.data or settings.spec.data
     if settings.project == "sleap":
-        return prepare_sleap(data, out, settings.sleap_split, settings.step, settings.max_frames)
-    return prepare_mirror(data, out, settings.train_range, settings.val_range, settings.test_range, settings.step,
-                          settings.max_frames)
+        prep = prepare_sleap(data, out, settings.sleap_split, settings.step, settings.max_frames)
+    else:
+        prep = prepare_mirror(data, out, settings.train_range, settings.val_range, settings.test_range,
+                              settings.step, settings.max_frames)
+    return split_calibration(prep) if settings.calibrate_on == "half" else prep
 
 
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
@@ -295,7 +309,7 @@ def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Pat
     step = settings.step
     return load_config(settings.spec.adapt, CCSSLConfig, [
         *_common(prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
-        f"ccssl.calibration_data=[{prep.val}]",
+        f"ccssl.calibration_data=[{prep.calibration or prep.val}]",
         f"ccssl.video_step={step}", f"ccssl.flow_max_gap={step}", "ccssl.control=false",
         *settings.overrides, *settings.adapt_overrides])
 
@@ -345,8 +359,11 @@ def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: P
     val alone (``val``; cached as ``screen.json``, beside the full run's ``result.json``)."""
     folder = out / f"seed_{seed}" / settings.arm_folder(arm)
     key = settings.arm_key(arm)
-    cache = SeedFolder(folder, key)
-    old = _screened(folder / "screen.json", key) if screen else cache.finished()
+    # the supervised model is shared by both calibrations, its val figures are not (halved val: other files)
+    half = "_half" if arm == "supervised" and settings.calibrate_on == "half" else ""
+    cache = SeedFolder(folder, key, result_name=f"result{half}.json")
+    screen_path = folder / f"screen{half}.json"
+    old = _screened(screen_path, key) if screen else cache.finished()
     if old is not None:
         return old
     clock = Stopwatch()
@@ -355,7 +372,7 @@ def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: P
         result["times"]["evaluation"] = clock.lap()
         if screen:
             result = {**result, "settings": key, "screen": True}
-            write_json_atomic(folder / "screen.json", result, indent=2)
+            write_json_atomic(screen_path, result, indent=2)
             return result
         return cache.save(result)
 
@@ -496,6 +513,7 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
     head = {
         "benchmark": "ccssl-real", "project": settings.project, "dataset": str(settings.data or settings.spec.data),
         "split": prep.split, "train_instances": prep.num_train, "val_instances": prep.num_val,
+        **({"calibration_instances": prep.num_calibration} if prep.calibration else {}),
         "test_instances": prep.num_test, "target_frames": prep.num_frames, "frame_step": settings.step,
         "seeds": list(seeds), "arms": list(arms), "arm_folders": {a: settings.arm_folder(a) for a in arms},
         "weights": settings.term_weights,
@@ -544,6 +562,10 @@ def bench_command(
     mirror_val: str = typer.Option("", help="mirror-mouse: the val frames FIRST,LAST (default 51,60: img51-img60); "
                                    "the training frames are img01 up to the one before FIRST, test stays "
                                    "img61-img90 (a larger val to screen on, e.g. 41,60)."),
+    calibrate_on: str = typer.Option("val", help="What the adapted arms' rules (ccssl.joint_gate, "
+                                     "presence_quantile, an auto view reference) calibrate on: val (the val frames, "
+                                     "also scored: a biased screen of those rules) or half (every other val frame; "
+                                     "only the rest is scored)."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -569,6 +591,8 @@ def bench_command(
         raise typer.BadParameter("must be >= 1 (0: the project's)", param_hint="--frame-step")
     if arms and screen:
         raise typer.BadParameter("give the screened arms to --screen alone", param_hint="--arms")
+    if calibrate_on not in ("val", "half"):
+        raise typer.BadParameter(f"{calibrate_on!r}: choose val or half", param_hint="--calibrate-on")
     hint, names = ("--screen", screen) if screen else ("--arms", arms)
     try:
         arm_list = check_arms([a.strip() for a in names.split(",") if a.strip()], PROJECTS[project]) if names else None
@@ -593,7 +617,7 @@ def bench_command(
     torch.set_num_threads(threads)
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
                              max_frames=max_frames or None, sleap_split=split, overrides=overrides, **ranges,
-                             adapt_overrides=adapt,
+                             adapt_overrides=adapt, calibrate_on=calibrate_on,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))

@@ -148,7 +148,8 @@ def claim_prepared(marker: Path, source: dict, *, adopt: bool = False) -> None:
 
 @dataclass(frozen=True)
 class SeedFolder:
-    """``folder/settings.json`` (before the work) and ``folder/result.json`` (after), keyed by ``settings``.
+    """``folder/settings.json`` (before the work) and ``folder/result.json`` (after; ``result_name``), keyed by
+    ``settings``.
 
     ``result.json`` holds the result with the settings under ``"settings"``. ``settings.json`` holds
     ``{"settings": settings}``, or the settings themselves when ``bare_marker`` (the layout of the
@@ -158,10 +159,11 @@ class SeedFolder:
     folder: Path
     settings: dict
     bare_marker: bool = False
+    result_name: str = "result.json"  # another name keeps a second scoring of the same work beside the first
 
     @property
     def result_path(self) -> Path:
-        return self.folder / "result.json"
+        return self.folder / self.result_name
 
     @property
     def marker_path(self) -> Path:

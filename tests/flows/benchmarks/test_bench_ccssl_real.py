@@ -285,7 +285,8 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
                        (["--project", "sleap", "--sleap-val", "757,1500"], "--sleap-val"),
                        (["--project", "sleap", "--mirror-val", "41,60"], "--mirror-val"),
                        (["--mirror-val", "41,61"], "--mirror-val"),  # img61 is a test frame
-                       (["--mirror-val", "1,10"], "--mirror-val"), (["--mirror-val", "41"], "--mirror-val")):
+                       (["--mirror-val", "1,10"], "--mirror-val"), (["--mirror-val", "41"], "--mirror-val"),
+                       (["--calibrate-on", "test"], "--calibrate-on")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
@@ -316,10 +317,13 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     assert s.step == 5  # the SLEAP clip's default frame step
     assert s.sleap_split.val == (620, 720, 10) and s.sleap_split.video == (750, 1500)
     assert s.key()["sleap_split"]["val"] == [620, 720, 10]  # a new val is a new cache key
-    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--mirror-val", "41,60"])
+    assert s.calibrate_on == "val"
+    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--mirror-val", "41,60",
+                                      "--calibrate-on", "half"])
     assert isinstance(result.exception, RuntimeError)
     s = seen["settings"]
     assert (s.train_range, s.val_range, s.test_range) == (("img01", "img40"), ("img41", "img60"), ("img61", "img90"))
+    assert s.calibrate_on == "half"
     assert s.key()["val_range"] == ["img41", "img60"]  # likewise for mirror-mouse
 
 
@@ -430,3 +434,50 @@ def test_the_screen_table_shows_each_rounds_val_labels():
     lines = bench.format_screen(result).splitlines()
     assert lines[2] == "| 1 | ccssl | - | 7.50 | 5.25 | 0.900 | 8.00 / 7.50 | 9.81 / 9.00 |"
     assert lines[3] == "| 1 | control | - | 7.50 | 5.25 | 0.900 | 7.90 | - |"
+
+
+def test_calibrating_on_half_of_val_is_a_setting_of_the_adapted_arms_only():
+    base = BenchSettings()
+    half = replace(base, calibrate_on="half")
+    assert "calibrate_on" not in base.key()  # the caches written before the option stay valid
+    assert half.key()["calibrate_on"] == "half"
+    assert base.arm_key("supervised") == half.arm_key("supervised")  # one supervised model for both
+    assert base.arm_key("ccssl") != half.arm_key("ccssl") and base.arm_key("control") != half.arm_key("control")
+
+
+def test_half_of_val_calibrates_and_the_other_half_is_scored(tmp_path):
+    """Mirror-mouse frames img05-img08 as val: img05 and img07 calibrate (their own COCO file, which the adapted
+    arms' config names), img06 and img08 are scored; the supervised model trained for the whole-val scoring is
+    reused, its halved-val figures in their own file; a halved SLEAP val keeps both flies of a frame together."""
+    if not (REAL / "mirror-mouse").is_dir() or not (REAL / "sleap-clip").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import flows.benchmarks.ccssl_real as bench
+
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img08"),
+                             test_range=("img61", "img62"), frame_step=2, max_frames=4, overrides=TINY,
+                             adapt_overrides=(*TINY_ADAPT, "ccssl.joint_gate=0.2"))
+    whole = run_bench(tmp_path, [0], settings, ["supervised"], screen=True)
+    half_settings = replace(settings, calibrate_on="half")
+    halved = run_bench(tmp_path, [0], half_settings, ["supervised"], screen=True)
+    assert (whole["val_instances"], halved["val_instances"], halved["calibration_instances"]) == (4, 2, 2)
+    assert halved["split"].endswith("val halved: its frames img05.png, img07.png calibrate the rules, the others "
+                                    "are scored")
+    folder = tmp_path / "mirror-mouse" / "seed_0" / "supervised"
+    assert (folder / "screen.json").is_file() and (folder / "screen_half.json").is_file()
+    assert halved["cpu_seconds"] < whole["cpu_seconds"]  # scored again, not retrained
+    prep = bench.prepare(half_settings, tmp_path / "mirror-mouse")
+    assert sorted(Path(r.image).name for r in prep.val_records) == ["img06.png", "img08.png"]
+    calib = json.loads(prep.calibration.read_text())
+    assert sorted(Path(im["file_name"]).name for im in calib["images"]) == ["img05.png", "img07.png"]
+    assert len(calib["annotations"]) == 2 and calib["categories"]
+    cfg = bench.adapt_config(half_settings, prep, 0, folder / "last.ckpt")
+    assert [str(p) for p in cfg.ccssl.calibration_data] == [str(prep.calibration)]
+    assert [str(p) for p in bench.adapt_config(settings, bench.prepare(settings, tmp_path / "mirror-mouse"), 0,
+                                               folder / "last.ckpt").ccssl.calibration_data] == [str(prep.val)]
+    sleap = bench.prepare(BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (45, 60, 5), (60, 100),
+                                                                                10), frame_step=2,
+                                        calibrate_on="half"), tmp_path / "sleap")
+    calib = json.loads(sleap.calibration.read_text())
+    frames = {im["id"]: im["frame_index"] for im in calib["images"]}
+    assert sorted(frames.values()) == [45, 55] and len(calib["annotations"]) == 4  # two flies a frame
+    assert sorted({r.frame_index for r in sleap.val_records}) == [50] and len(sleap.val_records) == 2
