@@ -165,6 +165,12 @@ class CCSSLSection(Section):
     # view's point, the model's plain prediction); the views still score every label (animalpose.adapt.pseudolabel
     # says why)
     label_point: Literal["mean_heatmap", "median_views", "identity"] = "mean_heatmap"
+    # label_padding: the crop padding (box x factor) at which the consistency check labels frames, the video's and
+    # the calibration frames' (None: their own, data.bbox_padding_*); training keeps the data's. With mirror-mouse's
+    # whole-frame crops (padding 1.0) a keypoint near the frame's edge leaves the geometric views' crops and the
+    # averaged label is pulled inwards (the bottom nose 12 px), which 1.2 removes (BENCHMARKS.md, "Padding the
+    # pseudo-labelling crop")
+    label_padding: float | None = Field(default=None, ge=1.0)
     # the target loss free to exchange a pair's two targets (animalpose.adapt.pairs.symmetric_pair_loss)
     pair_loss: Literal["ordered", "symmetric"] = "ordered"
     agreement_sigma: float = Field(default=2.0, gt=0)
@@ -300,6 +306,7 @@ class CCSSLSection(Section):
         return self.model_copy(update={
             "lambda_target": 0.0, "lambda_rounds": None, "temporal_agreement": None, "temporal_infill": None,
             "calibration_precision": None, "presence_quantile": None, "joint_gate": None, "label_report": False,
+            "label_padding": None,
             "prior_agreement": [], "view_assignment": [], "temporal": False, "num_geometric": 0, "invariance": False,
             "gallery": 0,
             "temporal_loss_weight": 0.0, "pca_loss_weight": 0.0, "multiview_loss_weight": 0.0})
@@ -794,6 +801,10 @@ def _gallery(labels: PseudoLabelSet, n: int, schema: KeypointSchema, normalizati
                                title="accepted (green) / rejected (red) pseudo-labels")
 
 
+#: a record's meta key for its data's own crop padding while ``ccssl.label_padding`` crops it for labelling
+DATA_PADDING = "data_padding"
+
+
 def _log(msg: str, progress: bool) -> None:
     if progress:
         print(msg, file=sys.stderr, flush=True)
@@ -1059,16 +1070,26 @@ class CCSSLRun:
         seed = cfg.train.seed * 1000 + r
         model_now = self._current_model()
         flow = c.flow() if c.temporal else None
+        records, pad = self._for_labelling(self.target_records, self.pad)
         if self.labeler is None:
-            return generate_pseudo_labels(model_now, self.target_records, self.schema, self.codec, self.norm,
+            return generate_pseudo_labels(model_now, records, self.schema, self.codec, self.norm,
                                           c.consistency(self.device), flow, self.device,
-                                          batch_size=c.pseudo_batch_size, padding=self.pad,
+                                          batch_size=c.pseudo_batch_size, padding=pad,
                                           seed=seed, truth=c.target_truth,
                                           workers=loader_workers(cfg.data.workers, self.device),
                                           progress=self.progress)
-        request = LabelRequest(cfg, self.schema, cpu_state(model_now), self.target_records, self.norm, self.pad,
+        request = LabelRequest(cfg, self.schema, cpu_state(model_now), records, self.norm, pad,
                                seed=seed, round_index=r)
         return finalize(self.labeler(request), flow, where=self.target_records[0].image)
+
+    def _for_labelling(self, records: list[PoseRecord], pad: float) -> tuple[list[PoseRecord], float]:
+        """``records`` and their padding as the consistency check crops them: at ``ccssl.label_padding`` when set
+        (each record's own padding replaced; the labels come back in original pixels, and the target stream
+        crops them again at the data's padding, :meth:`_target_set`)."""
+        lp = self.cfg.ccssl.label_padding
+        if lp is None:
+            return records, pad
+        return [replace(r, padding=lp, meta={**r.meta, DATA_PADDING: r.padding}) for r in records], lp
 
     def _current_model(self) -> torch.nn.Module:
         """The model the rounds have trained so far (its EMA copy when ``train.ema`` is on), unwrapped."""
@@ -1101,7 +1122,7 @@ class CCSSLRun:
         if self._calibration_records is None:
             self._calibration_records = _labelled_records(c.calibration_data or cfg.data.val, self.schema, cfg,
                                                           self.pad, "ccssl.calibration_data (or data.val)")
-        records, pad = self._calibration_records
+        records, pad = self._for_labelling(*self._calibration_records)
         labels = generate_pseudo_labels(self._current_model(), records, self.schema, self.codec, self.norm,
                                         c.consistency(self.device), None, self.device, batch_size=c.pseudo_batch_size,
                                         padding=pad, seed=cfg.train.seed * 1000 + r, truth=True)
@@ -1243,7 +1264,9 @@ class CCSSLRun:
                 update={"preset": "strong", "color": None, "rotation_prob": None})})
         augment = None if cfg.augment.preset == "none" else build_augmenter(
             cfg.augment.preset, self.schema, tuple(cfg.data.input_size), udp=self.codec.udp, **augment_overrides(cfg))
-        pseudo = [p for p in labels.to_records() if (p.keypoints[:, 2] > 0).any()]
+        # cropped at the data's padding whatever padding labelled them (ccssl.label_padding)
+        pseudo = [replace(p, padding=p.meta.get(DATA_PADDING, p.padding)) for p in labels.to_records()
+                  if (p.keypoints[:, 2] > 0).any()]
         if not pseudo:
             return None
         return TopDownDataset(pseudo, self.schema, self.codec, augment, padding=self.pad, normalization=self.norm,

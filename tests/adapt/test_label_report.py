@@ -4,6 +4,7 @@ through a round (summary, MLflow metrics, the views' re-assignment) and its defa
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -84,3 +85,37 @@ def test_label_report_switches(dots_config, tmp_path):
     doc["ccssl"]["label_report"] = True
     with pytest.raises(ConfigError, match=r"ccssl\.label_report.*calibration_data or data\.val"):
         parse_config(doc, CCSSLConfig)
+
+
+def test_label_padding_crops_for_labelling_only(dots_config, tmp_path, monkeypatch):
+    """ccssl.label_padding: the video's and the calibration frames' labels are made on crops at that padding (the
+    labelling crops' scale is the data's / label_padding of the plain ones), their points come back in original
+    pixels, and the target stream crops the pseudo-labelled frames at the data's own padding again."""
+    import animalpose.adapt.ccssl as ccssl_module
+
+    seen = []  # (padding argument, the records' own paddings) of every labelling call
+    real = ccssl_module.generate_pseudo_labels
+
+    def spy(model, records, *args, padding, **kw):
+        seen.append((padding, {r.padding for r in records}))
+        return real(model, records, *args, padding=padding, **kw)
+
+    monkeypatch.setattr(ccssl_module, "generate_pseudo_labels", spy)
+    plain = CCSSLRun(dots_config(), tmp_path / "plain", progress=False)
+    plain.prepare()
+    padded = CCSSLRun(dots_config(label_padding=1.6), tmp_path / "padded", progress=False)
+    padded.prepare()
+    a, b = plain._pseudo_labels(0), padded._pseudo_labels(0)
+    data_pad = plain.pad
+    assert seen[-2][0] == data_pad and seen[-1] == (1.6, {1.6})
+    # the crop's scale (pixels per original pixel) shrinks by data padding / label padding
+    np.testing.assert_allclose(b.matrices[:, 0, 0], a.matrices[:, 0, 0] * data_pad / 1.6, rtol=1e-5)
+    assert np.abs(b.xy - a.xy).max() > 0 and np.isfinite(b.xy).all()  # original pixels, from other crops
+    padded._labelled_labels(0)
+    assert seen[-1] == (1.6, {1.6})  # the calibration frames likewise
+    kept = padded._target_set(replace(b, weights=np.ones_like(b.weights)), 0)
+    assert {r.padding for r in kept.records} == {data_pad}  # trained at the data's padding
+    assert data_pad != 1.6
+    assert dots_config(label_padding=1.6).ccssl.as_control().label_padding is None
+    with pytest.raises(ConfigError, match="label_padding"):
+        dots_config(label_padding=0.9)
