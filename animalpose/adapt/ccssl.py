@@ -168,8 +168,8 @@ class CCSSLSection(Section):
     # label_padding: the crop padding (box x factor) at which the consistency check labels frames, the video's and
     # the calibration frames' (None: their own, data.bbox_padding_*); training keeps the data's. With mirror-mouse's
     # whole-frame crops (padding 1.0) a keypoint near the frame's edge leaves the geometric views' crops and the
-    # averaged label is pulled inwards (the bottom nose 12 px), which 1.2 removes (BENCHMARKS.md, "Padding the
-    # pseudo-labelling crop")
+    # averaged label is pulled inwards (the bottom nose 12 px), which 1.2 removes (BENCHMARKS.md, "A fair screen
+    # of the rules that read val, the labels' own error each round, and a padded labelling crop")
     label_padding: float | None = Field(default=None, ge=1.0)
     # the target loss free to exchange a pair's two targets (animalpose.adapt.pairs.symmetric_pair_loss)
     pair_loss: Literal["ordered", "symmetric"] = "ordered"

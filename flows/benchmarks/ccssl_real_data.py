@@ -252,7 +252,7 @@ def split_calibration(prep: Prepared) -> Prepared:
     scored as val. A rule that reads its calibration frames (``ccssl.joint_gate``, ``presence_quantile``, an
     ``auto`` view reference) is then screened on frames it never read: calibrated on all of val, a gated
     mirror-mouse screen looked 0.36 px better than the same rule calibrated on half and scored on the other
-    (BENCHMARKS.md, "A fair screen of the rules that read val"). DataError naming val.json for fewer than 2 frames."""
+    (BENCHMARKS.md, "A fair screen of the rules that read val, ..."). DataError naming val.json for fewer than 2 frames."""
     doc = json.loads(prep.val.read_text())
     names = sorted({Path(im["file_name"]).name for im in doc["images"]})
     if len(names) < 2:
