@@ -189,8 +189,10 @@ class BenchSettings:
         split = ("train_range", "val_range", "test_range") if self.project == "mirror-mouse" else ("sleap_split",)
         for k in {"train_range", "val_range", "test_range", "sleap_split"} - set(split):
             doc.pop(k)
-        if self.calibrate_on == "val":  # the setting before the option: the caches of that time stay valid
+        if self.calibrate_on == "val":  # the settings before these options: the caches of that time stay valid
             doc.pop("calibrate_on")
+        if "sleap_split" in doc and doc["sleap_split"].get("test") is None:
+            doc["sleap_split"].pop("test", None)
         return doc
 
     def arm_key(self, arm: str) -> dict:
@@ -559,6 +561,9 @@ def bench_command(
     sleap_val: str = typer.Option("", help="sleap: the val frames START,STOP,STEP (default 757,1500,30: the lab's "
                                   "val inside the video, never an unlabelled or test frame; the earlier val before "
                                   "the video: 620,720,10)."),
+    sleap_video: str = typer.Option("", help="sleap: the unlabelled video's frames START,STOP (default 750,1500)."),
+    sleap_test: str = typer.Option("", help="sleap: the test frames' range START,STOP (default: the video's; a "
+                                   "range apart from it scores the adaptation on frames its video does not cover)."),
     mirror_val: str = typer.Option("", help="mirror-mouse: the val frames FIRST,LAST (default 51,60: img51-img60); "
                                    "the training frames are img01 up to the one before FIRST, test stays "
                                    "img61-img90 (a larger val to screen on, e.g. 41,60)."),
@@ -605,7 +610,13 @@ def bench_command(
     split = SLEAP_SPLIT
     if sleap_val:
         start, stop, step = _val_option(sleap_val, "--sleap-val", project, "sleap", "START,STOP,STEP", "integers")
-        split = replace(SLEAP_SPLIT, val=(start, stop, step))
+        split = replace(split, val=(start, stop, step))
+    if sleap_video:
+        split = replace(split, video=_val_option(sleap_video, "--sleap-video", project, "sleap", "START,STOP",
+                                                 "frame numbers"))
+    if sleap_test:
+        split = replace(split, test=_val_option(sleap_test, "--sleap-test", project, "sleap", "START,STOP",
+                                                "frame numbers"))
     ranges = {}
     if mirror_val:
         first, last = _val_option(mirror_val, "--mirror-val", project, "mirror-mouse", "FIRST,LAST", "frame numbers")

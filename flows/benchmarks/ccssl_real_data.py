@@ -51,15 +51,19 @@ MIRROR_SCHEMA = "mirror_mouse"
 @dataclass(frozen=True)
 class SleapSplit:
     """Frames of the SLEAP clip: train = ``range(*train)``; val = ``range(*val)``; unlabelled video = every
-    ``frame_step``-th frame of ``range(*video)``; test = every ``test_step``-th frame of ``range(*video)``. Train
-    must end before val starts (a gap in time, so no val or test frame is a near-copy of a training frame). Val
-    either lies inside the video between the unlabelled and the test frames (the default: the lab's val) or ends
-    before the video starts (``--sleap-val 620,720,10``): never an unlabelled or a test frame (module docstring)."""
+    ``frame_step``-th frame of ``range(*video)``; test = every ``test_step``-th frame of ``range(*test)`` (None: of
+    the video's range, the default: the lab adapts on the video it analyses). Train must end before val and test
+    start (a gap in time, so no val or test frame is a near-copy of a training frame). Val either lies inside the
+    video between the unlabelled and the test frames (the default: the lab's val) or ends before the video starts
+    (``--sleap-val 620,720,10``): never an unlabelled or a test frame (module docstring). A ``test`` range apart from
+    the video's (``--sleap-video 750,1125 --sleap-test 1125,1500``) scores the adaptation on frames its unlabelled
+    video does not cover."""
 
     train: tuple[int, int, int] = (0, 600, 30)
     val: tuple[int, int, int] = (757, 1500, 30)
     video: tuple[int, int] = (750, 1500)
     test_step: int = 15
+    test: tuple[int, int] | None = None
 
 
 SLEAP_SPLIT = SleapSplit()
@@ -184,12 +188,16 @@ def sleap_frames(split: SleapSplit, frame_step: int, max_frames: int | None, whe
     train = list(range(*split.train))
     val = list(range(*split.val))
     video = list(range(split.video[0], split.video[1], frame_step))[:max_frames]
-    test = list(range(split.video[0], split.video[1], split.test_step))
+    test = list(range(*(split.test or split.video), split.test_step))
     if not train or not val or not video or not test:
-        raise DataError(where, "split", f"empty split: train {split.train}, val {split.val}, video {split.video}")
+        raise DataError(where, "split", f"empty split: train {split.train}, val {split.val}, video {split.video}, "
+                                        f"test {split.test or split.video}")
     if max(train) >= min(val):
         raise DataError(where, "split", f"train frames {split.train} reach into the val frames {split.val}: "
                                         "train must end before val starts")
+    if max(train) >= min(test) or max(train) >= min(video):
+        raise DataError(where, "split", f"train frames {split.train} reach into the video {split.video} or the test "
+                                        f"frames {split.test or split.video}: train must end before both start")
     if max(val) >= split.video[0]:
         shared = sorted(set(val) & (set(video) | set(test)))
         if shared or min(val) < split.video[0]:
@@ -230,6 +238,7 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
 
     info = {"source": where, "split": {"train": list(split.train), "val": list(split.val), "video": list(split.video),
                                        "test_step": split.test_step, "frame_step": frame_step,
+                                       **({"test": list(split.test)} if split.test else {}),
                                        "max_frames": max_frames}}
     train, val, test = flies(train_f), flies(val_f), flies(test_f)
     target_truth = flies(video_f)
@@ -241,7 +250,8 @@ def prepare_sleap(data: Path, out: Path, split: SleapSplit, frame_step: int, max
     words = (f"train: every {split.train[2]}-th frame of {split.train[0]}-{split.train[1] - 1} ({len(train_f)} "
              f"frames); val: every {split.val[2]}-th frame of {split.val[0]}-{split.val[1] - 1} ({len(val_f)} "
              f"frames); unlabelled: every {frame_step}-th frame of {split.video[0]}-{split.video[1] - 1}; test: every "
-             f"{split.test_step}-th frame of the same range ({len(test_f)} frames)")
+             f"{split.test_step}-th frame of " + (f"{split.test[0]}-{split.test[1] - 1}" if split.test else
+                                                    "the same range") + f" ({len(test_f)} frames)")
     return Prepared(paths[0], paths[1], paths[2], paths[3], len(train), len(val), len(test), len(target), words,
                     val_records, test_records, target_truth=target_truth)
 
@@ -252,7 +262,8 @@ def split_calibration(prep: Prepared) -> Prepared:
     scored as val. A rule that reads its calibration frames (``ccssl.joint_gate``, ``presence_quantile``, an
     ``auto`` view reference) is then screened on frames it never read: calibrated on all of val, a gated
     mirror-mouse screen looked 0.36 px better than the same rule calibrated on half and scored on the other
-    (BENCHMARKS.md, "A fair screen of the rules that read val, ..."). DataError naming val.json for fewer than 2 frames."""
+    (BENCHMARKS.md, "A fair screen of the rules that read val, ..."). DataError naming val.json for fewer than 2
+    frames."""
     doc = json.loads(prep.val.read_text())
     names = sorted({Path(im["file_name"]).name for im in doc["images"]})
     if len(names) < 2:

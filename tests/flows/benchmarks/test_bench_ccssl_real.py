@@ -151,6 +151,22 @@ def test_the_labs_sleap_val_lies_between_the_unlabelled_and_test_frames():
         sleap_frames(SleapSplit(val=(743, 1500, 30)), 5, None, "clip.slp")  # starts before the video
 
 
+def test_sleap_test_frames_apart_from_the_unlabelled_video():
+    """--sleap-video 750,1125 --sleap-test 1125,1500: the adaptation's video and the frames it is scored on do not
+    overlap in time; the val between them; the default split's cache key does not change."""
+    from animalpose.errors import DataError
+
+    split = SleapSplit(val=(1127, 1500, 30), video=(750, 1125), test=(1125, 1500))
+    _, val, video, test = sleap_frames(split, 5, None, "clip.slp")
+    assert (video[0], video[-1], len(video)) == (750, 1120, 75)
+    assert (test[0], test[-1], len(test)) == (1125, 1485, 25) and max(video) < min(test)
+    assert not set(val) & (set(video) | set(test))
+    with pytest.raises(DataError, match=r"clip\.slp.*train must end before both start"):
+        sleap_frames(SleapSplit(val=(620, 720, 10), test=(500, 900)), 5, None, "clip.slp")
+    assert "test" not in BenchSettings(project="sleap").key()["sleap_split"]  # the caches before the option
+    assert BenchSettings(project="sleap", sleap_split=split).key()["sleap_split"]["test"] == [1125, 1500]
+
+
 def _finite(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x)
 
@@ -286,7 +302,9 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
                        (["--project", "sleap", "--mirror-val", "41,60"], "--mirror-val"),
                        (["--mirror-val", "41,61"], "--mirror-val"),  # img61 is a test frame
                        (["--mirror-val", "1,10"], "--mirror-val"), (["--mirror-val", "41"], "--mirror-val"),
-                       (["--calibrate-on", "test"], "--calibrate-on")):
+                       (["--calibrate-on", "test"], "--calibrate-on"),
+                       (["--sleap-test", "1125,1500"], "--sleap-test"),  # mirror-mouse
+                       (["--project", "sleap", "--sleap-video", "750"], "--sleap-video")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
@@ -315,7 +333,7 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     assert s.adapt_overrides == ("train.epochs=9", "ccssl.gallery=0") and seen["arms"] == ("control", "pca")
     assert s.term_weights == {"temporal": 0.1, "pca": 0.000457, "multiview": 0.000457}
     assert s.step == 5  # the SLEAP clip's default frame step
-    assert s.sleap_split.val == (620, 720, 10) and s.sleap_split.video == (750, 1500)
+    assert s.sleap_split.val == (620, 720, 10) and s.sleap_split.video == (750, 1500) and s.sleap_split.test is None
     assert s.key()["sleap_split"]["val"] == [620, 720, 10]  # a new val is a new cache key
     assert s.calibrate_on == "val"
     result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--mirror-val", "41,60",
@@ -325,6 +343,12 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     assert (s.train_range, s.val_range, s.test_range) == (("img01", "img40"), ("img41", "img60"), ("img61", "img90"))
     assert s.calibrate_on == "half"
     assert s.key()["val_range"] == ["img41", "img60"]  # likewise for mirror-mouse
+    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--project", "sleap",
+                                      "--sleap-val", "1127,1500,30", "--sleap-video", "750,1125", "--sleap-test",
+                                      "1125,1500"])
+    assert isinstance(result.exception, RuntimeError)
+    s = seen["settings"].sleap_split
+    assert (s.val, s.video, s.test) == ((1127, 1500, 30), (750, 1125), (1125, 1500))
 
 
 def test_mirror_mouse_labelled_subsets_must_be_disjoint(tmp_path):
