@@ -550,6 +550,15 @@ def _val_option(text: str, hint: str, project: str, only_for: str, names: str, k
     return values
 
 
+def mirror_val_ranges(text: str, project: str) -> dict:
+    """``--mirror-val FIRST,LAST``: BenchSettings' train range (img01 up to the frame before FIRST) and val range."""
+    first, last = _val_option(text, "--mirror-val", project, "mirror-mouse", "FIRST,LAST", "frame numbers")
+    if not 2 <= first <= last <= 60:
+        raise typer.BadParameter(f"{text!r}: need 2 <= FIRST <= LAST <= 60 (img61-img90 are the test "
+                                 "frames, and at least img01 trains)", param_hint="--mirror-val")
+    return {"train_range": ("img01", f"img{first - 1:02d}"), "val_range": (f"img{first:02d}", f"img{last:02d}")}
+
+
 def bench_command(
     project: str = typer.Option("mirror-mouse", help="mirror-mouse | sleap (../shared/data/real, SOURCES.md)."),
     arms: str = typer.Option("", help=f"Comma-separated arms (default: all that apply): {', '.join(ARMS)}."),
@@ -617,13 +626,7 @@ def bench_command(
     if sleap_test:
         split = replace(split, test=_val_option(sleap_test, "--sleap-test", project, "sleap", "START,STOP",
                                                 "frame numbers"))
-    ranges = {}
-    if mirror_val:
-        first, last = _val_option(mirror_val, "--mirror-val", project, "mirror-mouse", "FIRST,LAST", "frame numbers")
-        if not 2 <= first <= last <= 60:
-            raise typer.BadParameter(f"{mirror_val!r}: need 2 <= FIRST <= LAST <= 60 (img61-img90 are the test "
-                                     "frames, and at least img01 trains)", param_hint="--mirror-val")
-        ranges = {"train_range": ("img01", f"img{first - 1:02d}"), "val_range": (f"img{first:02d}", f"img{last:02d}")}
+    ranges = mirror_val_ranges(mirror_val, project) if mirror_val else {}
     overrides, adapt = key_values(overrides, "--set"), key_values(adapt, "--adapt")
     torch.set_num_threads(threads)
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,

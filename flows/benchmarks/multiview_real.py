@@ -27,22 +27,31 @@ from animalpose.data.readers import read_dataset
 from animalpose.engine.multiview import MultiviewCorrection, multiview_correction
 from animalpose.errors import DataError
 from animalpose.keypoints import KeypointSchema, load_schema
-from flows.benchmarks.ccssl_real import PROJECTS, BenchSettings, keypoint_metrics, predict_original, prepare
+from flows.benchmarks.ccssl_real import (
+    PROJECTS,
+    BenchSettings,
+    keypoint_metrics,
+    mirror_val_ranges,
+    predict_original,
+    prepare,
+)
 from flows.benchmarks.harness import SEEDS_HELP, Stopwatch, echo_result, paired, parse_seeds, read_json, stats
 
 PROJECT = "mirror-mouse"
 DEFAULT_ARMS = ("supervised", "control", "ccssl")
 
 
-def arm_checkpoint(folder: Path) -> Path:
+def arm_checkpoint(folder: Path, screen: bool = False) -> Path:
     """The checkpoint a ``ccssl-real`` arm folder's result scores: ``last.ckpt`` of the supervised arm, the last
-    round's of an adapted one (DataError naming the folder when the arm has not finished)."""
+    round's of an adapted one, after a full run (``result.json``) or a ``screen`` (``screen.json``); DataError
+    naming the folder when the arm has not finished."""
     if (folder / "last.ckpt").is_file():
         return folder / "last.ckpt"
-    result = folder / "result.json"
+    name = "screen.json" if screen else "result.json"
+    result = folder / name
     if not result.is_file():
-        raise DataError(str(folder), "result.json", "the arm has not finished (run `animalpose bench ccssl-real` "
-                                                    "with the same --out first)")
+        raise DataError(str(folder), name, "the arm has not finished (run `animalpose bench ccssl-real` "
+                                           f"{'--screen ' if screen else ''}with the same --out first)")
     rounds = read_json(result).get("rounds") or []
     ckpt = folder / "run" / f"round_{len(rounds) - 1}.ckpt"
     if not rounds or not ckpt.is_file():
@@ -58,12 +67,14 @@ def fit_project_correction(cfg: ExperimentConfig, train_json: Path, schema: Keyp
     return multiview_correction(cfg, records, schema)
 
 
-def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorrection, key: dict) -> dict:
-    """``{"val"|"test": {"raw": metrics, "mended": metrics}}`` of the arm in ``folder`` (cached, module docstring)."""
-    ckpt = arm_checkpoint(folder)
+def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorrection, key: dict,
+              screen: bool = False) -> dict:
+    """``{"val"|"test": {"raw": metrics, "mended": metrics}}`` of the arm in ``folder`` (cached, module docstring;
+    a ``screen``: val alone, its own cache)."""
+    ckpt = arm_checkpoint(folder, screen)
     stat = ckpt.stat()
     key = {**key, "checkpoint": ckpt.name, "checkpoint_bytes": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns}
-    cache = folder / "multiview.json"
+    cache = folder / ("multiview_screen.json" if screen else "multiview.json")
     if cache.is_file():
         doc = read_json(cache)
         if doc.get("settings") == key:
@@ -77,18 +88,20 @@ def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorre
     return scores
 
 
-def summarise(per_seed: list[dict], arms: Sequence[str]) -> dict:
-    """Mean ± std per arm of the raw and mended test pixel error (and PCK@0.05), the paired mended − raw
-    difference, and each arm's mended error against the mended control (paired per seed)."""
-    def col(arm: str, kind: str, metric: str = "pixel_error", split: str = "test") -> list[float]:
-        return [s["arms"][arm][split][kind][metric] for s in per_seed]
+def summarise(per_seed: list[dict], arms: Sequence[str], split: str = "test") -> dict:
+    """Mean ± std per arm of the raw and mended pixel error (and PCK@0.05) on ``split`` (test; val for a screen),
+    the paired mended − raw difference, each arm's mended error against the mended control (paired per seed), and
+    beside test the val errors."""
+    def col(arm: str, kind: str, metric: str = "pixel_error", on: str = split) -> list[float]:
+        return [s["arms"][arm][on][kind][metric] for s in per_seed]
 
     rows = {}
     for arm in arms:
         rows[arm] = {f"{kind}_{metric}": stats(col(arm, kind, metric), 0.0) for kind in ("raw", "mended")
                      for metric in ("pixel_error", "pixel_error_median", "pck@0.05")}
-        rows[arm]["val_raw_pixel_error"] = stats(col(arm, "raw", split="val"), 0.0)
-        rows[arm]["val_mended_pixel_error"] = stats(col(arm, "mended", split="val"), 0.0)
+        if split == "test":
+            rows[arm]["val_raw_pixel_error"] = stats(col(arm, "raw", on="val"), 0.0)
+            rows[arm]["val_mended_pixel_error"] = stats(col(arm, "mended", on="val"), 0.0)
         rows[arm]["mended_minus_raw"] = paired(col(arm, "mended"), col(arm, "raw"), 0.0)
         if "control" in arms and arm != "control":
             rows[arm]["mended_minus_control_mended"] = paired(col(arm, "mended"), col("control", "mended"), 0.0)
@@ -96,9 +109,10 @@ def summarise(per_seed: list[dict], arms: Sequence[str]) -> dict:
 
 
 def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS,
-              settings: BenchSettings | None = None) -> dict:
+              settings: BenchSettings | None = None, screen: bool = False) -> dict:
     """Score every (seed, arm) of ``out``'s mirror-mouse ``ccssl-real`` run raw and mended (module docstring);
-    ``settings``: the ccssl-real run's (default: its defaults), for its split and data."""
+    ``settings``: the ccssl-real run's (default: its defaults), for its split, data and val halving; ``screen``: the
+    arms of a ``ccssl-real --screen`` run, on val alone (``multiview_real_screen.json``)."""
     clock = Stopwatch()
     settings = settings or BenchSettings(project=PROJECT)
     if settings.project != PROJECT:
@@ -110,21 +124,31 @@ def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS,
     schema = load_schema(cfg.data.schema_name)
     correction = fit_project_correction(cfg, prep.train, schema)
     key = {"multiview": to_dict(cfg)["multiview"], "train": str(prep.train)}
-    records = {"val": prep.val_records, "test": prep.test_records}
+    records = {"val": prep.val_records} if screen else {"val": prep.val_records, "test": prep.test_records}
     per_seed = []
     for seed in seeds:
         per_seed.append({"seed": seed, "arms": {
-            arm: score_arm(root / f"seed_{seed}" / arm, records, correction, key) for arm in arms}})
+            arm: score_arm(root / f"seed_{seed}" / arm, records, correction, key, screen) for arm in arms}})
     result = {"benchmark": "multiview-real", "project": PROJECT, "split": prep.split, "seeds": list(seeds),
-              "arms": list(arms), "multiview": key["multiview"],
+              "arms": list(arms), "multiview": key["multiview"], "scored": "val" if screen else "test",
               "reference_view": list(correction.reference), "epsilon_px": correction.prior.epsilon,
-              "per_seed": per_seed, "summary": summarise(per_seed, arms), **clock.total(),
-              "threads": torch.get_num_threads()}
-    write_json_atomic(root / "multiview_real_bench.json", result, indent=2)
+              "per_seed": per_seed, "summary": summarise(per_seed, arms, "val" if screen else "test"),
+              **clock.total(), "threads": torch.get_num_threads()}
+    write_json_atomic(root / f"multiview_real_{'screen' if screen else 'bench'}.json", result, indent=2)
     return result
 
 
 def format_table(result: dict) -> str:
+    if result.get("scored") == "val":  # a screen: val alone, and each arm against the control per seed
+        lines = ["| arm | val px raw | val px mended | mended − raw | mended − control's, per seed |",
+                 "|---|---|---|---|---|"]
+        for arm, row in result["summary"].items():
+            vs = row.get("mended_minus_control_mended")
+            per = ", ".join(f"{v:+.2f}" for v in vs["values"]) if vs else "-"
+            lines.append(f"| {arm} | {row['raw_pixel_error']['mean']:.2f} ± {row['raw_pixel_error']['std']:.2f} | "
+                         f"{row['mended_pixel_error']['mean']:.2f} ± {row['mended_pixel_error']['std']:.2f} | "
+                         f"{row['mended_minus_raw']['mean']:+.2f} | {per} |")
+        return "\n".join(lines)
     lines = ["| arm | test px raw | test px mended | mended − raw | val px raw | val px mended | PCK@0.05 "
              "raw → mended |", "|---|---|---|---|---|---|---|"]
     for arm, row in result["summary"].items():
@@ -142,6 +166,10 @@ def bench_command(
                                                                  "mirror-mouse models to score."),
     seeds: str = typer.Option("0,1,2", "--seeds", help=SEEDS_HELP),
     arms: str = typer.Option(",".join(DEFAULT_ARMS), help="Comma-separated arm folders of each seed."),
+    mirror_val: str = typer.Option("", help="The ccssl-real run's --mirror-val FIRST,LAST (default 51,60)."),
+    calibrate_on: str = typer.Option("val", help="The ccssl-real run's --calibrate-on (val or half: then only the "
+                                     "frames no rule calibrated on are scored)."),
+    screen: bool = typer.Option(False, "--screen", help="The arms of a ccssl-real --screen run: val alone."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -150,7 +178,11 @@ def bench_command(
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     if not arm_list:
         raise typer.BadParameter("name at least one arm", param_hint="--arms")
-    result = run_bench(out, parse_seeds(seeds), arm_list)
+    if calibrate_on not in ("val", "half"):
+        raise typer.BadParameter(f"{calibrate_on!r}: choose val or half", param_hint="--calibrate-on")
+    ranges = mirror_val_ranges(mirror_val, PROJECT) if mirror_val else {}
+    settings = BenchSettings(project=PROJECT, calibrate_on=calibrate_on, **ranges)
+    result = run_bench(out, parse_seeds(seeds), arm_list, settings, screen=screen)
     echo_result(result, as_json, format_table(result),
                 f"mirror-mouse: {result['split']}; reference view {result['reference_view']}, epsilon "
                 f"{result['epsilon_px']:.1f} px; {len(result['seeds'])} seeds, {result['wall_seconds']} s wall")

@@ -74,3 +74,26 @@ def test_plumbing_tiny_run(tmp_path):
     again = multiview_real.run_bench(tmp_path, [0], ["supervised", "control"], settings)
     assert again["per_seed"] == result["per_seed"] and cache.stat().st_mtime_ns == stamp
     assert (tmp_path / "mirror-mouse" / "multiview_real_bench.json").is_file()
+
+
+def test_a_screen_is_scored_on_val_alone_and_on_the_half_no_rule_read(tmp_path):
+    """multiview-real --screen on a ccssl-real --screen run with val halved: val only (no test scores), the
+    scored half's frames, raw as ccssl-real's screen reported it; the table names each arm against the control."""
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img08"),
+                             test_range=("img61", "img62"), frame_step=2, max_frames=4, overrides=TINY,
+                             adapt_overrides=TINY_ADAPT, calibrate_on="half")
+    screen = ccssl_real.run_bench(tmp_path, [0], settings, ["supervised", "control"], screen=True)
+    with pytest.raises(DataError, match=r"control: result\.json: the arm has not finished"):
+        multiview_real.run_bench(tmp_path, [0], ["supervised", "control"], settings)  # not a full run
+    result = multiview_real.run_bench(tmp_path, [0], ["supervised", "control"], settings, screen=True)
+    arms = result["per_seed"][0]["arms"]
+    assert set(arms["control"]) == {"val"} and result["scored"] == "val"
+    assert arms["control"]["val"]["raw"]["pixel_error"] == pytest.approx(
+        screen["per_seed"][0]["arms"]["control"]["val"]["pixel_error"])
+    assert arms["control"]["val"]["raw"]["joints"] == screen["per_seed"][0]["arms"]["control"]["val"]["joints"]
+    assert (tmp_path / "mirror-mouse" / "multiview_real_screen.json").is_file()
+    assert (tmp_path / "mirror-mouse" / "seed_0" / "control" / "multiview_screen.json").is_file()
+    table = multiview_real.format_table(result)
+    assert "| control |" in table and "mended − control's" in table
