@@ -55,8 +55,8 @@ def label_report(xy: np.ndarray, truth: np.ndarray, confidence: np.ndarray, thre
     err = pixel_errors(xy, truth)  # refuses a set with no labelled joint
     labelled = truth[..., 2] > 0
     confident = labelled & (confidence >= threshold) if np.isfinite(threshold) else np.zeros_like(labelled)
-    dist = np.linalg.norm(xy - truth[..., :2], axis=-1)
     offset = xy - truth[..., :2]
+    dist = np.linalg.norm(offset, axis=-1)
     per_joint, bias = {}, {}
     for j, name in enumerate(joints):
         m = labelled[:, j]

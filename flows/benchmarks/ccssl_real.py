@@ -95,6 +95,8 @@ from flows.benchmarks.inference import Loaded, crop_outputs
 from flows.benchmarks.pseudolabel_truth import round_truth_errors
 
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
+#: what the adapted arms' rules may calibrate on (BenchSettings.calibrate_on)
+CALIBRATE_ON = ("val", "half")
 ARMS = ("supervised", "control", "temporal", "pca", "multiview", "combined", "ccssl")
 #: each unsupervised term's weight key in the ``ccssl`` section
 TERM_WEIGHTS = {"temporal": "temporal_loss_weight", "pca": "pca_loss_weight", "multiview": "multiview_loss_weight"}
@@ -550,6 +552,12 @@ def _val_option(text: str, hint: str, project: str, only_for: str, names: str, k
     return values
 
 
+def check_calibrate_on(value: str) -> None:
+    """``--calibrate-on``: one of :data:`CALIBRATE_ON` (BadParameter otherwise)."""
+    if value not in CALIBRATE_ON:
+        raise typer.BadParameter(f"{value!r}: choose {' or '.join(CALIBRATE_ON)}", param_hint="--calibrate-on")
+
+
 def mirror_val_ranges(text: str, project: str) -> dict:
     """``--mirror-val FIRST,LAST``: BenchSettings' train range (img01 up to the frame before FIRST) and val range."""
     first, last = _val_option(text, "--mirror-val", project, "mirror-mouse", "FIRST,LAST", "frame numbers")
@@ -605,8 +613,7 @@ def bench_command(
         raise typer.BadParameter("must be >= 1 (0: the project's)", param_hint="--frame-step")
     if arms and screen:
         raise typer.BadParameter("give the screened arms to --screen alone", param_hint="--arms")
-    if calibrate_on not in ("val", "half"):
-        raise typer.BadParameter(f"{calibrate_on!r}: choose val or half", param_hint="--calibrate-on")
+    check_calibrate_on(calibrate_on)
     hint, names = ("--screen", screen) if screen else ("--arms", arms)
     try:
         arm_list = check_arms([a.strip() for a in names.split(",") if a.strip()], PROJECTS[project]) if names else None

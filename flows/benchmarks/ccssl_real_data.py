@@ -37,7 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from animalpose.atomic import atomic_path
+from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.images import read_image
 from animalpose.data.readers import read_dataset, read_video
@@ -273,9 +273,7 @@ def split_calibration(prep: Prepared) -> Prepared:
     ids = {im["id"] for im in doc["images"] if Path(im["file_name"]).name in calibrate}
     half = {**doc, "images": [im for im in doc["images"] if im["id"] in ids],
             "annotations": [a for a in doc["annotations"] if a["image_id"] in ids]}
-    path = prep.val.with_name("val_calibration.json")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(half))
+    path = write_json_atomic(prep.val.with_name("val_calibration.json"), half)
     scored = [r for r in prep.val_records if Path(r.image).name not in calibrate]
     return replace(prep, calibration=path, num_calibration=len(half["annotations"]), val_records=scored,
                    num_val=len(scored), split=f"{prep.split}; val halved: its frames {', '.join(sorted(calibrate))} "

@@ -30,6 +30,7 @@ from animalpose.keypoints import KeypointSchema, load_schema
 from flows.benchmarks.ccssl_real import (
     PROJECTS,
     BenchSettings,
+    check_calibrate_on,
     keypoint_metrics,
     mirror_val_ranges,
     predict_original,
@@ -178,8 +179,7 @@ def bench_command(
     arm_list = [a.strip() for a in arms.split(",") if a.strip()]
     if not arm_list:
         raise typer.BadParameter("name at least one arm", param_hint="--arms")
-    if calibrate_on not in ("val", "half"):
-        raise typer.BadParameter(f"{calibrate_on!r}: choose val or half", param_hint="--calibrate-on")
+    check_calibrate_on(calibrate_on)
     ranges = mirror_val_ranges(mirror_val, PROJECT) if mirror_val else {}
     settings = BenchSettings(project=PROJECT, calibrate_on=calibrate_on, **ranges)
     result = run_bench(out, parse_seeds(seeds), arm_list, settings, screen=screen)

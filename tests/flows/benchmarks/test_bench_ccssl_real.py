@@ -505,3 +505,16 @@ def test_half_of_val_calibrates_and_the_other_half_is_scored(tmp_path):
     frames = {im["id"]: im["frame_index"] for im in calib["images"]}
     assert sorted(frames.values()) == [45, 55] and len(calib["annotations"]) == 4  # two flies a frame
     assert sorted({r.frame_index for r in sleap.val_records}) == [50] and len(sleap.val_records) == 2
+
+
+def test_halving_a_val_of_one_frame_is_refused_naming_the_file(tmp_path):
+    from animalpose.errors import DataError
+    from flows.benchmarks.ccssl_real_data import Prepared, split_calibration
+
+    val = tmp_path / "val.json"
+    val.write_text(json.dumps({"images": [{"id": 1, "file_name": "a/img05.png"}], "annotations": [],
+                               "categories": []}))
+    prep = Prepared(tmp_path / "train.json", val, tmp_path / "test.json", tmp_path / "frames.json", 1, 1, 1, 1, "")
+    with pytest.raises(DataError, match=r"val\.json.*images.*1 val frame\(s\).*at least 2"):
+        split_calibration(prep)
+    assert not (tmp_path / "val_calibration.json").exists()
