@@ -38,6 +38,12 @@ are scored as val (:func:`flows.benchmarks.ccssl_real_data.split_calibration`), 
 not scored on the frames it read. The default (``val``) calibrates on the val frames that are also scored. The
 supervised models are shared by both (their halved-val figures go to ``result_half.json`` / ``screen_half.json``).
 
+``--held-out-unlabelled``: the transductive setting. The val and test frames' images, labels dropped, join the
+adapted arms' unlabelled target (:func:`flows.benchmarks.ccssl_real_data.add_held_out_frames`), as a lab's video of
+the sessions it analyses would; the SLEAP clip's test flies are already in its video by default. Its own cache key:
+the adapted arms' results are apart from the inductive ones; the supervised model and the λ = 0 control (which never
+trains on the target) are shared.
+
 Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``settings.json`` (written before the
 work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
 supervised run from its last checkpoint and an adapted one after its last finished round, and refuses an arm
@@ -74,6 +80,7 @@ from flows.benchmarks.ccssl_real_data import (
     SLEAP_SPLIT,
     Prepared,
     SleapSplit,
+    add_held_out_frames,
     prepare_mirror,
     prepare_sleap,
     split_calibration,
@@ -158,6 +165,9 @@ class BenchSettings:
     #: what the adapted arms' rules calibrate on: ``val`` (the val frames that are also scored) or ``half``
     #: (:func:`~flows.benchmarks.ccssl_real_data.split_calibration`: half of them, the other half scored)
     calibrate_on: str = "val"
+    #: the val and test frames' images (labels dropped) join the adapted arms' unlabelled target (transductive:
+    #: :func:`~flows.benchmarks.ccssl_real_data.add_held_out_frames`)
+    held_out_unlabelled: bool = False
 
     @property
     def spec(self) -> Project:
@@ -193,6 +203,8 @@ class BenchSettings:
             doc.pop(k)
         if self.calibrate_on == "val":  # the settings before these options: the caches of that time stay valid
             doc.pop("calibrate_on")
+        if not self.held_out_unlabelled:
+            doc.pop("held_out_unlabelled")
         if "sleap_split" in doc and doc["sleap_split"].get("test") is None:
             doc["sleap_split"].pop("test", None)
         return doc
@@ -204,9 +216,12 @@ class BenchSettings:
         weights = self.term_weights
         doc.pop("weights")
         if arm == "supervised":  # trained on the train frames alone: val is only scored (its own result file)
-            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on"):
+            for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on",
+                      "held_out_unlabelled"):
                 doc.pop(k, None)
             return {**doc, "arm": arm}
+        if arm == "control":  # lambda 0 and no term: the control never trains on the target (CCSSLTrainer)
+            doc.pop("held_out_unlabelled", None)
         return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
 
 
@@ -254,7 +269,8 @@ def prepare(settings: BenchSettings, out: Path) -> Prepared:
     else:
         prep = prepare_mirror(data, out, settings.train_range, settings.val_range, settings.test_range,
                               settings.step, settings.max_frames)
-    return split_calibration(prep) if settings.calibrate_on == "half" else prep
+    prep = split_calibration(prep) if settings.calibrate_on == "half" else prep
+    return add_held_out_frames(prep) if settings.held_out_unlabelled else prep
 
 
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
@@ -312,7 +328,7 @@ def adapt_config(settings: BenchSettings, prep: Prepared, seed: int, source: Pat
     empty so that no arm chooses an epoch on it)."""
     step = settings.step
     return load_config(settings.spec.adapt, CCSSLConfig, [
-        *_common(prep, seed), f"data.target=[{prep.frames}]", f"ccssl.source_checkpoint={source}",
+        *_common(prep, seed), f"data.target=[{','.join(map(str, prep.targets))}]", f"ccssl.source_checkpoint={source}",
         f"ccssl.calibration_data=[{prep.calibration or prep.val}]",
         f"ccssl.video_step={step}", f"ccssl.flow_max_gap={step}", "ccssl.control=false",
         *settings.overrides, *settings.adapt_overrides])
@@ -518,7 +534,8 @@ def run_bench(out: Path, seeds: list[int], settings: BenchSettings | None = None
         "benchmark": "ccssl-real", "project": settings.project, "dataset": str(settings.data or settings.spec.data),
         "split": prep.split, "train_instances": prep.num_train, "val_instances": prep.num_val,
         **({"calibration_instances": prep.num_calibration} if prep.calibration else {}),
-        "test_instances": prep.num_test, "target_frames": prep.num_frames, "frame_step": settings.step,
+        "test_instances": prep.num_test, "target_frames": prep.num_frames + prep.num_held_out,
+        "frame_step": settings.step,
         "seeds": list(seeds), "arms": list(arms), "arm_folders": {a: settings.arm_folder(a) for a in arms},
         "weights": settings.term_weights,
     }
@@ -588,6 +605,9 @@ def bench_command(
                                      "presence_quantile, an auto view reference) calibrate on: val (the val frames, "
                                      "also scored: a biased screen of those rules) or half (every other val frame; "
                                      "only the rest is scored)."),
+    held_out_unlabelled: bool = typer.Option(False, help="The val and test frames' images (labels dropped) join "
+                                             "the adapted arms' unlabelled target: transductive, as a lab's video "
+                                             "of the sessions it analyses (results apart; the control is shared)."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -639,6 +659,7 @@ def bench_command(
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
                              max_frames=max_frames or None, sleap_split=split, overrides=overrides, **ranges,
                              adapt_overrides=adapt, calibrate_on=calibrate_on,
+                             held_out_unlabelled=held_out_unlabelled,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))

@@ -40,7 +40,7 @@ import numpy as np
 from animalpose.atomic import atomic_path, write_json_atomic
 from animalpose.data.coco_writer import write_coco
 from animalpose.data.images import read_image
-from animalpose.data.readers import read_dataset, read_video
+from animalpose.data.readers import dataset_schema, read_dataset, read_video
 from animalpose.data.records import PoseRecord
 from animalpose.data.subset import records_in_range, write_subset
 from animalpose.errors import DataError
@@ -90,6 +90,14 @@ class Prepared:
     # the labelled frames the adapted arms' rules calibrate on (ccssl.calibration_data); None: val itself
     calibration: Path | None = None
     num_calibration: int = 0
+    # a second unlabelled target: the images of the val and test frames, labels dropped (add_held_out_frames)
+    held_out: Path | None = None
+    num_held_out: int = 0
+
+    @property
+    def targets(self) -> list[Path]:
+        """The unlabelled target files of the adapted arms (``data.target``)."""
+        return [self.frames, *([self.held_out] if self.held_out else [])]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,3 +287,31 @@ def split_calibration(prep: Prepared) -> Prepared:
                    num_val=len(scored), split=f"{prep.split}; val halved: its frames {', '.join(sorted(calibrate))} "
                                               "calibrate the rules, the others are scored")
 
+
+def add_held_out_frames(prep: Prepared) -> Prepared:
+    """``prep`` with the images of its held-out frames (every val and test frame, labels dropped) as a second
+    unlabelled target (``held_out_frames.json`` beside ``val.json``): the transductive setting, in which the
+    adaptation sees the frames it is scored on but never their labels. A lab has unlabelled video of every session it
+    will analyse; a benchmark whose held-out frames come from sessions its one unlabelled video does not show
+    (mirror-mouse: 90 labelled frames, one 4-s video) can only ask what such video would do by taking the held-out
+    images themselves. An instance already in the target (the SLEAP clip's test flies are among its video's) is not
+    added twice. Where the target has its truth (``target_truth``), the added instances' truth follows it in the
+    same order."""
+    val = read_dataset(prep.val, "coco")
+    have = {_instance(r) for r in read_dataset(prep.frames, "coco").records}
+    truth = [r for r in (*val.records, *read_dataset(prep.test, "coco").records) if _instance(r) not in have]
+    if not truth:
+        raise DataError(str(prep.val), "images", "no val or test instance outside the unlabelled target to add")
+    # image ids of two files collide: the writer numbers the images afresh
+    unlabelled = [replace(r, keypoints=np.zeros_like(r.keypoints), image_id=None) for r in truth]
+    path = write_coco(unlabelled, prep.val.with_name("held_out_frames.json"), dataset_schema(val),
+                      info={"held_out_of": [str(prep.val), str(prep.test)], "labels": "dropped"})
+    return replace(prep, held_out=path, num_held_out=len(unlabelled),
+                   target_truth=[*prep.target_truth, *truth] if prep.target_truth else [],
+                   split=f"{prep.split}; the val and test frames' images (labels dropped) join the unlabelled "
+                         "target")
+
+
+def _instance(record: PoseRecord) -> tuple:
+    """One animal in one frame: its image (and frame, track) and box."""
+    return record.image, record.frame_index, record.instance_id, record.bbox

@@ -518,3 +518,49 @@ def test_halving_a_val_of_one_frame_is_refused_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"val\.json.*images.*1 val frame\(s\).*at least 2"):
         split_calibration(prep)
     assert not (tmp_path / "val_calibration.json").exists()
+
+
+def test_held_out_frames_are_a_setting_of_the_adapted_arms_only():
+    base = BenchSettings()
+    held = replace(base, held_out_unlabelled=True)
+    assert "held_out_unlabelled" not in base.key()  # the caches written before the option stay valid
+    assert held.key()["held_out_unlabelled"] is True
+    # one supervised model and one control (lambda 0: it never trains on the target) for both
+    assert base.arm_key("supervised") == held.arm_key("supervised")
+    assert base.arm_key("control") == held.arm_key("control")
+    assert base.arm_key("ccssl") != held.arm_key("ccssl") and base.arm_key("pca") != held.arm_key("pca")
+
+
+def test_held_out_frames_join_the_target_without_their_labels(tmp_path):
+    """Mirror-mouse: the val and test images, labels dropped, are a second target file that the adapted arms'
+    config names after the video's frames; the SLEAP clip: its test flies are already video frames, so only the val
+    flies are added, and the target's truth (for the pseudo-labels' scoring) follows in the same order."""
+    if not (REAL / "mirror-mouse").is_dir() or not (REAL / "sleap-clip").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import flows.benchmarks.ccssl_real as bench
+
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img08"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=4, held_out_unlabelled=True)
+    prep = bench.prepare(settings, tmp_path / "mirror-mouse")
+    doc = json.loads(prep.held_out.read_text())
+    assert sorted(Path(im["file_name"]).name for im in doc["images"]) == [
+        "img05.png", "img06.png", "img07.png", "img08.png", "img61.png", "img62.png", "img63.png"]
+    assert prep.num_held_out == 7 and all(a["num_keypoints"] == 0 for a in doc["annotations"])
+    assert all(v == 0 for a in doc["annotations"] for v in a["keypoints"])
+    assert prep.val_records and all(r.keypoints[:, 2].any() for r in prep.val_records)  # val is still scored
+    (tmp_path / "last.ckpt").write_bytes(b"")  # the config checks that the file exists, nothing more
+    cfg = bench.adapt_config(settings, prep, 0, tmp_path / "last.ckpt")
+    assert [str(p) for p in cfg.data.target] == [str(prep.frames), str(prep.held_out)]
+    assert prep.target_truth == []  # the mirror-mouse video has no labels
+    assert "the val and test frames' images (labels dropped) join the unlabelled target" in prep.split
+    plain = bench.prepare(replace(settings, held_out_unlabelled=False), tmp_path / "mirror-mouse")
+    assert plain.held_out is None and plain.targets == [plain.frames]
+
+    sleap = bench.prepare(BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (45, 60, 5), (60, 100),
+                                                                                10), frame_step=2,
+                                        held_out_unlabelled=True), tmp_path / "sleap")
+    added = json.loads(sleap.held_out.read_text())
+    assert sorted({im["frame_index"] for im in added["images"]}) == [45, 50, 55]  # test frames 60, 70, ... are in
+    assert sleap.num_held_out == 6 and len(sleap.target_truth) == sleap.num_frames + 6
+    assert [r.frame_index for r in sleap.target_truth[-6:]] == [45, 45, 50, 50, 55, 55]
+    assert all(r.keypoints[:, 2].any() for r in sleap.target_truth[-6:])  # the truth keeps its labels
