@@ -564,3 +564,21 @@ def test_held_out_frames_join_the_target_without_their_labels(tmp_path):
     assert sleap.num_held_out == 6 and len(sleap.target_truth) == sleap.num_frames + 6
     assert [r.frame_index for r in sleap.target_truth[-6:]] == [45, 45, 50, 50, 55, 55]
     assert all(r.keypoints[:, 2].any() for r in sleap.target_truth[-6:])  # the truth keeps its labels
+
+
+def test_the_control_is_the_same_with_held_out_frames_and_ccssl_labels_them(tmp_path):
+    """What lets the two settings share one control: at lambda 0 with no term the target never reaches training, so
+    the control trained beside held-out frames is the control trained without them, to the last digit; the CC-SSL
+    arm pseudo-labels the held-out frames beside the video's (its candidates: every target instance's joints)."""
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img06"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=6, overrides=TINY,
+                             adapt_overrides=TINY_ADAPT)
+    plain = run_bench(tmp_path / "plain", [0], settings, ["control"])
+    held = run_bench(tmp_path / "held", [0], replace(settings, held_out_unlabelled=True), ["control", "ccssl"])
+    assert held["target_frames"] == 6 + 2 + 3  # the video's frames, val and test
+    ctrl = [r["per_seed"][0]["arms"]["control"] for r in (plain, held)]
+    assert ctrl[0]["metrics"] == ctrl[1]["metrics"] and ctrl[0]["val"] == ctrl[1]["val"]
+    ccssl = held["per_seed"][0]["arms"]["ccssl"]
+    assert {r["candidates"] for r in ccssl["rounds"]} == {11 * 17}  # 11 target instances, 17 joints each
