@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -104,6 +104,8 @@ from animalpose.threads import loader_workers
 from animalpose.tracking import Tracker
 
 TARGET_VAL = "target-val"
+#: a target record's meta key: the index of the data.target file it came from (ccssl.target_balance)
+TARGET_FILE = "target_file"
 
 
 # Views × images per pseudo-labelling forward pass on a CPU: the quick network's 128-px views ran at
@@ -291,6 +293,11 @@ class CCSSLSection(Section):
     # the teacher's labels through stronger input noise than the teacher saw): the "strong" preset's affine,
     # noise, blur and contrast (animalpose.data.augment) with the experiment's scale, rotation and flip ranges
     target_augment: Literal["same", "strong"] = "same"
+    # target_balance: how the pseudo-labelled stream draws its crops. frames: every kept crop once a pass (each
+    # data.target file weighs as many frames as it gives); files: every data.target file an equal share of the
+    # stream (its crops drawn with replacement), so that a short video of the sessions to analyse is not drowned
+    # by a long one of other sessions
+    target_balance: Literal["frames", "files"] = "frames"
 
     @model_validator(mode="after")
     def _schedule_uses_keep_fractions(self) -> CCSSLSection:
@@ -595,8 +602,11 @@ class CCSSLTrainer(Trainer):
     the source loss stays ordered)."""
 
     def __init__(self, *args, lambda_target: float = 10.0, pair_loss: str = "ordered",
-                 term_batchnorm: str = "batch", **kwargs):
+                 term_batchnorm: str = "batch", target_balance: str = "frames", **kwargs):
         super().__init__(*args, **kwargs)
+        if target_balance not in ("frames", "files"):
+            raise ValueError(f"unknown target balance {target_balance!r} (frames, files)")
+        self.target_balance = target_balance
         if term_batchnorm not in ("batch", "running"):
             raise ValueError(f"unknown term BatchNorm mode {term_batchnorm!r} (batch, running)")
         self.term_batchnorm = term_batchnorm
@@ -701,11 +711,15 @@ class CCSSLTrainer(Trainer):
     def _target_batches(self) -> Iterator[dict]:
         """Endless full target batches: each pass is a fresh permutation cut to whole batches (a set
         smaller than one batch is repeated to fill it), so no training batch ever holds a single image
-        (BatchNorm cannot train on one value per channel, e.g. at a 64-px hourglass's 1×1 bottleneck)."""
+        (BatchNorm cannot train on one value per channel, e.g. at a 64-px hourglass's 1×1 bottleneck).
+        ``target_balance="files"``: a pass is as many crops drawn with replacement, each ``data.target`` file
+        (:data:`TARGET_FILE` of a record's meta) with an equal share (:func:`file_balanced_order`)."""
         ds, sub, bs = self.target_set, 0, self.cfg.train.batch_size
+        files = [r.meta.get(TARGET_FILE, 0) for r in ds.records] if self.target_balance == "files" else None
         while True:
             ds.set_epoch(self.epoch * 1000 + sub)
-            order = np.random.default_rng((self.cfg.train.seed, self.epoch, sub)).permutation(len(ds)).tolist()
+            rng = np.random.default_rng((self.cfg.train.seed, self.epoch, sub))
+            order = rng.permutation(len(ds)).tolist() if files is None else file_balanced_order(files, rng)
             n = len(order)
             order = order[: n - n % bs] if n >= bs else (order * -(-bs // n))[:bs]
             yield from self._loader(ds, order, bs)
@@ -758,6 +772,21 @@ class CCSSLResult:
     skipped_images: list[dict] = field(default_factory=list)  # target/source images that did not decode
 
 
+def file_balanced_order(files: Sequence[Hashable], rng: np.random.Generator) -> list[int]:
+    """``len(files)`` indices drawn with replacement so that each distinct value of ``files`` (the file a crop came
+    from) is drawn with the same probability, its crops alike within it.
+
+    Example: files ``[0] * 8 + [1] * 2``: each of the 8 crops of file 0 is drawn with probability 1/16, each of the 2
+    of file 1 with 1/4 (a frame-uniform draw: 1/10 each).
+    """
+    files = list(files)
+    counts: dict = {}
+    for f in files:
+        counts[f] = counts.get(f, 0) + 1
+    p = np.array([1.0 / (len(counts) * counts[f]) for f in files])
+    return rng.choice(len(files), size=len(files), replace=True, p=p / p.sum()).tolist()
+
+
 def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
                  video_step: int = 1) -> tuple[list[PoseRecord], float]:
     """The target records and the crop padding of the last file, by the same rule as the source's
@@ -770,7 +799,7 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
     """
     records: list[PoseRecord] = []
     padding = cfg.data.bbox_padding_real
-    for path in paths:
+    for i, path in enumerate(paths):
         options = {"step": video_step} if detect_format(path) == "video" else {}
         ds = read_dataset(path, "auto", schema, **options)
         padding = crop_padding(ds, cfg)
@@ -778,7 +807,7 @@ def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
         for r in validate_dataset(ds, None, require_instances=False, **validation_options(cfg.data)).records:
             if r.num_joints != schema.num_joints:
                 r = replace(r, keypoints=np.zeros((schema.num_joints, 3), np.float32))
-            records.append(replace(r, padding=padding))
+            records.append(replace(r, padding=padding, meta={**r.meta, TARGET_FILE: i}))
     if not records:
         raise ConfigError("<config>", "data.target", "no unlabelled target data given")
     return records, padding
@@ -926,7 +955,7 @@ class CCSSLRun:
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
                                     pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
-                                    extra=checkpoint_extra(cfg, data))
+                                    target_balance=c.target_balance, extra=checkpoint_extra(cfg, data))
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))

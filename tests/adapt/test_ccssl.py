@@ -7,6 +7,7 @@ generated animals lives in test_ccssl_e2e.py.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,61 @@ def test_target_stream_yields_only_full_batches(dots, tmp_path, n):
     stream = trainer._target_batches()
     sizes = [len(next(stream)["image"]) for _ in range(4)]
     assert sizes == [4, 4, 4, 4]
+
+
+def test_file_balanced_draws_give_each_file_an_equal_share():
+    """Files [0] * 8 + [1] * 2: each crop of file 1 is drawn with probability 1/4, of file 0 with 1/16, so the
+    two files fill half the stream each; one file: every crop 1/n, as a uniform draw."""
+    from animalpose.adapt.ccssl import file_balanced_order
+
+    rng = np.random.default_rng(0)
+    draws = np.concatenate([file_balanced_order([0] * 8 + [1] * 2, rng) for _ in range(4000)])
+    assert len(draws) == 40000 and set(draws) == set(range(10))
+    share = np.bincount(draws, minlength=10) / len(draws)
+    assert share[8:] == pytest.approx([0.25, 0.25], abs=0.01) and share[:8] == pytest.approx([1 / 16] * 8, abs=0.01)
+    one = np.bincount(np.concatenate([file_balanced_order(["v"] * 5, rng) for _ in range(2000)]), minlength=5)
+    assert one / one.sum() == pytest.approx([0.2] * 5, abs=0.015)
+
+
+def test_target_balance_files_draws_the_target_files_equally(dots, tmp_path):
+    """``target_balance: files``: the pseudo-labelled stream draws each ``data.target`` file equally (the records
+    carry their file's index from ``_read_target``); ``frames`` (default) is a permutation of the crops."""
+    from animalpose.adapt.ccssl import TARGET_FILE, _read_target
+
+    cfg = _config(dots, target_balance="files")
+    data = build_data(cfg)
+    records, _ = _read_target([dots["target"], dots["target_val"]], data.schema, cfg)
+    files = [r.meta[TARGET_FILE] for r in records]
+    assert set(files) == {0, 1} and files == sorted(files)
+    assert _config(dots).ccssl.target_balance == "frames"
+    with pytest.raises(ConfigError, match="target_balance"):
+        _config(dots, target_balance="videos")
+
+    class Crops(list):  # the stream reads the records' meta and yields indices (no image decoding here)
+        def __init__(self, recs):
+            super().__init__(range(len(recs)))
+            self.records = recs
+
+        def set_epoch(self, e):
+            pass
+
+    for balance in ("frames", "files"):
+        trainer = CCSSLTrainer(cfg, make_model(cfg, data.schema), data.schema, data.train, {}, tmp_path,
+                               device=torch.device("cpu"), progress=False, target_balance=balance)
+        trainer._loader = lambda ds, order, bs: (order[i:i + bs] for i in range(0, len(order), bs))
+        crops = [0] * 12 + [1] * 2  # 12 crops of the first file, 2 of the second
+        trainer.set_target(Crops([replace(records[0], meta={TARGET_FILE: f}) for f in crops]))
+        stream = trainer._target_batches()
+        drawn = np.concatenate([next(stream) for _ in range(600)])
+        second = np.isin(drawn, [12, 13]).mean()
+        assert second == pytest.approx(0.5 if balance == "files" else 2 / 14, abs=0.03), balance
+    # through a round: the pseudo-labelled crops keep their file's index, and the trainer draws by it
+    cfg.data.target = [dots["target"], dots["target_val"]]
+    cfg.train.epochs = 1
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    run.round(0)
+    kept = {r.meta[TARGET_FILE] for r in run.trainer.target_set.records}
+    assert kept == {0, 1} and run.trainer.target_balance == "files"
 
 
 def test_adaptation_rounds_train_at_ccssl_lr_and_source_training_at_train_lr(dots, tmp_path):
