@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -779,12 +780,9 @@ def file_balanced_order(files: Sequence[Hashable], rng: np.random.Generator) -> 
     Example: files ``[0] * 8 + [1] * 2``: each of the 8 crops of file 0 is drawn with probability 1/16, each of the 2
     of file 1 with 1/4 (a frame-uniform draw: 1/10 each).
     """
-    files = list(files)
-    counts: dict = {}
-    for f in files:
-        counts[f] = counts.get(f, 0) + 1
-    p = np.array([1.0 / (len(counts) * counts[f]) for f in files])
-    return rng.choice(len(files), size=len(files), replace=True, p=p / p.sum()).tolist()
+    counts = Counter(files)
+    p = np.array([1.0 / counts[f] for f in files])  # each file's crops sum to 1: equal shares once normalised
+    return rng.choice(len(p), size=len(p), replace=True, p=p / p.sum()).tolist()
 
 
 def _read_target(paths, schema: KeypointSchema, cfg: ExperimentConfig,
