@@ -343,6 +343,9 @@ def test_command_passes_its_options(tmp_path, monkeypatch):
     assert (s.train_range, s.val_range, s.test_range) == (("img01", "img40"), ("img41", "img60"), ("img61", "img90"))
     assert s.calibrate_on == "half"
     assert s.key()["val_range"] == ["img41", "img60"]  # likewise for mirror-mouse
+    assert not s.held_out_unlabelled  # off unless asked for
+    result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--held-out-unlabelled"])
+    assert isinstance(result.exception, RuntimeError) and seen["settings"].held_out_unlabelled
     result = CliRunner().invoke(app, ["bench", "ccssl-real", "--out", str(tmp_path), "--project", "sleap",
                                       "--sleap-val", "1127,1500,30", "--sleap-video", "750,1125", "--sleap-test",
                                       "1125,1500"])
