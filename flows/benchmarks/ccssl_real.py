@@ -42,7 +42,7 @@ supervised models are shared by both (their halved-val figures go to ``result_ha
 adapted arms' unlabelled target (:func:`flows.benchmarks.ccssl_real_data.add_held_out_frames`), as a lab's video of
 the sessions it analyses would; the SLEAP clip's test flies are already in its video by default. Its own cache key:
 the adapted arms' results are apart from the inductive ones; the supervised model and the λ = 0 control (which never
-trains on the target) are shared.
+trains on the target) are shared. ``--val-unlabelled`` adds the val frames' images alone: the test frames stay unseen.
 
 Caching: each (seed, arm) is a folder ``OUT/<project>/seed_<s>/<arm>/`` with ``settings.json`` (written before the
 work) and ``result.json`` (after); a rerun with the same ``OUT`` reuses finished arms, resumes an interrupted
@@ -168,6 +168,8 @@ class BenchSettings:
     #: the val and test frames' images (labels dropped) join the adapted arms' unlabelled target (transductive:
     #: :func:`~flows.benchmarks.ccssl_real_data.add_held_out_frames`)
     held_out_unlabelled: bool = False
+    #: the val frames' images alone join it (the test frames stay unseen); exclusive with ``held_out_unlabelled``
+    val_unlabelled: bool = False
 
     @property
     def spec(self) -> Project:
@@ -203,8 +205,9 @@ class BenchSettings:
             doc.pop(k)
         if self.calibrate_on == "val":  # the settings before these options: the caches of that time stay valid
             doc.pop("calibrate_on")
-        if not self.held_out_unlabelled:
-            doc.pop("held_out_unlabelled")
+        for k in ("held_out_unlabelled", "val_unlabelled"):
+            if not doc[k]:
+                doc.pop(k)
         if "sleap_split" in doc and doc["sleap_split"].get("test") is None:
             doc["sleap_split"].pop("test", None)
         return doc
@@ -217,11 +220,12 @@ class BenchSettings:
         doc.pop("weights")
         if arm == "supervised":  # trained on the train frames alone: val is only scored (its own result file)
             for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on",
-                      "held_out_unlabelled"):
+                      "held_out_unlabelled", "val_unlabelled"):
                 doc.pop(k, None)
             return {**doc, "arm": arm}
         if arm == "control":  # lambda 0 and no term: the control never trains on the target (CCSSLTrainer)
             doc.pop("held_out_unlabelled", None)
+            doc.pop("val_unlabelled", None)
         return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
 
 
@@ -270,7 +274,9 @@ def prepare(settings: BenchSettings, out: Path) -> Prepared:
         prep = prepare_mirror(data, out, settings.train_range, settings.val_range, settings.test_range,
                               settings.step, settings.max_frames)
     prep = split_calibration(prep) if settings.calibrate_on == "half" else prep
-    return add_held_out_frames(prep) if settings.held_out_unlabelled else prep
+    if settings.held_out_unlabelled or settings.val_unlabelled:
+        return add_held_out_frames(prep, test=settings.held_out_unlabelled)
+    return prep
 
 
 def predict_original(checkpoint: Path, records: list[PoseRecord], batch_size: int = 16) -> np.ndarray:
@@ -608,6 +614,8 @@ def bench_command(
     held_out_unlabelled: bool = typer.Option(False, help="The val and test frames' images (labels dropped) join "
                                              "the adapted arms' unlabelled target: transductive, as a lab's video "
                                              "of the sessions it analyses (results apart; the control is shared)."),
+    val_unlabelled: bool = typer.Option(False, help="The val frames' images alone (labels dropped) join the "
+                                        "adapted arms' unlabelled target; the test frames stay unseen."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -634,6 +642,8 @@ def bench_command(
     if arms and screen:
         raise typer.BadParameter("give the screened arms to --screen alone", param_hint="--arms")
     check_calibrate_on(calibrate_on)
+    if held_out_unlabelled and val_unlabelled:
+        raise typer.BadParameter("--held-out-unlabelled already adds the val frames", param_hint="--val-unlabelled")
     hint, names = ("--screen", screen) if screen else ("--arms", arms)
     try:
         arm_list = check_arms([a.strip() for a in names.split(",") if a.strip()], PROJECTS[project]) if names else None
@@ -659,7 +669,7 @@ def bench_command(
     settings = BenchSettings(project=project, data=data, frame_step=frame_step or None,
                              max_frames=max_frames or None, sleap_split=split, overrides=overrides, **ranges,
                              adapt_overrides=adapt, calibrate_on=calibrate_on,
-                             held_out_unlabelled=held_out_unlabelled,
+                             held_out_unlabelled=held_out_unlabelled, val_unlabelled=val_unlabelled,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))

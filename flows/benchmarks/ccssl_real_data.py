@@ -288,7 +288,7 @@ def split_calibration(prep: Prepared) -> Prepared:
                                               "calibrate the rules, the others are scored")
 
 
-def add_held_out_frames(prep: Prepared) -> Prepared:
+def add_held_out_frames(prep: Prepared, test: bool = True) -> Prepared:
     """``prep`` with the images of its held-out frames (every val and test frame, labels dropped) as a second
     unlabelled target (``held_out_frames.json`` beside ``val.json``): the transductive setting, in which the
     adaptation sees the frames it is scored on but never their labels. A lab has unlabelled video of every session it
@@ -296,20 +296,22 @@ def add_held_out_frames(prep: Prepared) -> Prepared:
     (mirror-mouse: 90 labelled frames, one 4-s video) can only ask what such video would do by taking the held-out
     images themselves. An instance already in the target (the SLEAP clip's test flies are among its video's) is not
     added twice. Where the target has its truth (``target_truth``), the added instances' truth follows it in the
-    same order."""
+    same order. ``test=False``: the val frames' images alone, so the test frames stay unseen (inductive)."""
     val = read_dataset(prep.val, "coco")
     have = {_instance(r) for r in read_dataset(prep.frames, "coco").records}
-    truth = [r for r in (*val.records, *read_dataset(prep.test, "coco").records) if _instance(r) not in have]
+    tests = read_dataset(prep.test, "coco").records if test else []
+    truth = [r for r in (*val.records, *tests) if _instance(r) not in have]
+    which = "val and test" if test else "val"
     if not truth:
-        raise DataError(str(prep.val), "images", "no val or test instance outside the unlabelled target to add")
+        raise DataError(str(prep.val), "images", f"no {which} instance outside the unlabelled target to add")
     # image ids of two files collide: the writer numbers the images afresh
     unlabelled = [replace(r, keypoints=np.zeros_like(r.keypoints), image_id=None) for r in truth]
     path = write_coco(unlabelled, prep.val.with_name("held_out_frames.json"), dataset_schema(val),
-                      info={"held_out_of": [str(prep.val), str(prep.test)], "labels": "dropped"})
+                      info={"held_out_of": [str(prep.val), *([str(prep.test)] if test else [])],
+                            "labels": "dropped"})
     return replace(prep, held_out=path, num_held_out=len(unlabelled),
                    target_truth=[*prep.target_truth, *truth] if prep.target_truth else [],
-                   split=f"{prep.split}; the val and test frames' images (labels dropped) join the unlabelled "
-                         "target")
+                   split=f"{prep.split}; the {which} frames' images (labels dropped) join the unlabelled target")
 
 
 def _instance(record: PoseRecord) -> tuple:

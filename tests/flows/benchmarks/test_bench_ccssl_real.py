@@ -304,7 +304,8 @@ def test_command_rejects_bad_options_before_any_work(tmp_path):
                        (["--mirror-val", "1,10"], "--mirror-val"), (["--mirror-val", "41"], "--mirror-val"),
                        (["--calibrate-on", "test"], "--calibrate-on"),
                        (["--sleap-test", "1125,1500"], "--sleap-test"),  # mirror-mouse
-                       (["--project", "sleap", "--sleap-video", "750"], "--sleap-video")):
+                       (["--project", "sleap", "--sleap-video", "750"], "--sleap-video"),
+                       (["--held-out-unlabelled", "--val-unlabelled"], "--val-unlabelled")):
         result = runner.invoke(app, ["bench", "ccssl-real", "--out", str(out), *args])
         assert result.exit_code == 2 and hint in result.output, args
     assert not out.exists()
@@ -532,6 +533,10 @@ def test_held_out_frames_are_a_setting_of_the_adapted_arms_only():
     assert base.arm_key("supervised") == held.arm_key("supervised")
     assert base.arm_key("control") == held.arm_key("control")
     assert base.arm_key("ccssl") != held.arm_key("ccssl") and base.arm_key("pca") != held.arm_key("pca")
+    val_only = replace(base, val_unlabelled=True)
+    assert val_only.key()["val_unlabelled"] is True and "held_out_unlabelled" not in val_only.key()
+    assert val_only.arm_key("control") == base.arm_key("control")
+    assert val_only.arm_key("ccssl") not in (base.arm_key("ccssl"), held.arm_key("ccssl"))
 
 
 def test_held_out_frames_join_the_target_without_their_labels(tmp_path):
@@ -558,6 +563,13 @@ def test_held_out_frames_join_the_target_without_their_labels(tmp_path):
     assert "the val and test frames' images (labels dropped) join the unlabelled target" in prep.split
     plain = bench.prepare(replace(settings, held_out_unlabelled=False), tmp_path / "mirror-mouse")
     assert plain.held_out is None and plain.targets == [plain.frames]
+    # the val frames alone: the test frames stay unseen
+    val_only = bench.prepare(replace(settings, held_out_unlabelled=False, val_unlabelled=True),
+                             tmp_path / "mirror-mouse")
+    doc = json.loads(val_only.held_out.read_text())
+    assert sorted(Path(im["file_name"]).name for im in doc["images"]) == [
+        "img05.png", "img06.png", "img07.png", "img08.png"]
+    assert val_only.split.endswith("the val frames' images (labels dropped) join the unlabelled target")
 
     sleap = bench.prepare(BenchSettings(project="sleap", sleap_split=SleapSplit((0, 40, 10), (45, 60, 5), (60, 100),
                                                                                 10), frame_step=2,
