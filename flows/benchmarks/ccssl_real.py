@@ -104,6 +104,9 @@ from flows.benchmarks.pseudolabel_truth import round_truth_errors
 METRICS = ("pixel_error", "pixel_error_median", "pck@0.05", "pck@0.1")
 #: what the adapted arms' rules may calibrate on (BenchSettings.calibrate_on)
 CALIBRATE_ON = ("val", "half")
+#: the BenchSettings that only add to the adapted arms' unlabelled target: in no key while off, and never in the
+#: supervised model's or the control's (which never trains on the target)
+TARGET_ONLY = ("held_out_unlabelled", "val_unlabelled")
 ARMS = ("supervised", "control", "temporal", "pca", "multiview", "combined", "ccssl")
 #: each unsupervised term's weight key in the ``ccssl`` section
 TERM_WEIGHTS = {"temporal": "temporal_loss_weight", "pca": "pca_loss_weight", "multiview": "multiview_loss_weight"}
@@ -205,7 +208,7 @@ class BenchSettings:
             doc.pop(k)
         if self.calibrate_on == "val":  # the settings before these options: the caches of that time stay valid
             doc.pop("calibrate_on")
-        for k in ("held_out_unlabelled", "val_unlabelled"):
+        for k in TARGET_ONLY:
             if not doc[k]:
                 doc.pop(k)
         if "sleap_split" in doc and doc["sleap_split"].get("test") is None:
@@ -220,12 +223,12 @@ class BenchSettings:
         doc.pop("weights")
         if arm == "supervised":  # trained on the train frames alone: val is only scored (its own result file)
             for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on",
-                      "held_out_unlabelled", "val_unlabelled"):
+                      *TARGET_ONLY):
                 doc.pop(k, None)
             return {**doc, "arm": arm}
         if arm == "control":  # lambda 0 and no term: the control never trains on the target (CCSSLTrainer)
-            doc.pop("held_out_unlabelled", None)
-            doc.pop("val_unlabelled", None)
+            for k in TARGET_ONLY:
+                doc.pop(k, None)
         return {**doc, "arm": arm, "terms": {TERM_WEIGHTS[t]: weights[t] for t in arm_terms(arm, self.spec)}}
 
 
