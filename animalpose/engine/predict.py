@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -178,6 +179,29 @@ def _frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
         cap.release()
 
 
+# checkpoint names the trainer and the adapters write: they say which epoch or arm, not which model
+_GENERIC_STEMS = re.compile(r"^(best|last|final|model|checkpoint|round_\d+|epoch_?\d+)$")
+
+
+def scorer_name(checkpoint: str | Path, cfg) -> str:
+    """The CSV's ``scorer``: which model made the predictions, as DeepLabCut's ``DLC_<net>_<task>...`` does.
+
+    ``animalpose_<model>_<experiment>_<name>``, ``<name>`` the checkpoint's stem, or ``<run folder>-<stem>``
+    when the stem is one the trainer writes (``best``, ``last``, ``final``, ``round_2``): a column of ``last``
+    says nothing once the CSV leaves its folder. Commas and white space become ``-`` (a CSV cell, a DLC header).
+
+    >>> from types import SimpleNamespace as N
+    >>> scorer_name("runs/mouse/adapt_ccssl/final.ckpt",
+    ...             N(model=N(name="hourglass1"), tracking=N(experiment="dlc-mirror")))
+    'animalpose_hourglass1_dlc-mirror_adapt_ccssl-final'
+    """
+    path = Path(checkpoint)
+    name = path.stem if not _GENERIC_STEMS.match(path.stem) or not path.parent.name else \
+        f"{path.parent.name}-{path.stem}"
+    parts = ["animalpose", cfg.model.name, cfg.tracking.experiment, name]
+    return re.sub(r"[\s,]+", "-", "_".join(str(p) for p in parts if p))
+
+
 class _Writers:
     """CSV rows and COCO results of one output stem, written atomically at the end."""
 
@@ -239,7 +263,7 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
     out = check_output_dir(out, "--out", create=False)
     predictor = Predictor(checkpoint, device, flip, batch_size, multiview=multiview)
     with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
-        result = _predict_into(stage, predictor, images, videos, dets, scorer=Path(checkpoint).stem,
+        result = _predict_into(stage, predictor, images, videos, dets, scorer=scorer_name(checkpoint, predictor.cfg),
                                video_scale=video_scale, write_video=write_video, batch_size=batch_size,
                                progress=progress, smoothing=smoothing)
     result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]

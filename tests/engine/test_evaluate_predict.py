@@ -9,11 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from animalpose.cli import app, main
 from animalpose.engine.evaluate import evaluate
-from animalpose.engine.predict import predict
+from animalpose.engine.predict import predict, scorer_name
 from animalpose.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real"
@@ -64,12 +65,29 @@ def test_predict_images_with_detection_boxes(trained, tmp_path):
     rows = list(csv.reader((tmp_path / "images.csv").open()))
     assert rows[0][0] == "scorer" and rows[1][0] == "individuals" and rows[3][1:4] == ["x", "y", "likelihood"]
     assert len(rows) == 4 + 4  # 4 header rows, one row per image
+    # the scorer names the model (network, experiment, run folder), not the checkpoint's "best"
+    cfg = torch.load(trained, weights_only=False, map_location="cpu")["config"]
+    expected = f"animalpose_{cfg['model']['name']}_{cfg['tracking']['experiment']}_{trained.parent.name}-best"
+    assert trained.name == "best.ckpt" and set(rows[0][1:]) == {expected}
     results = json.loads((tmp_path / "images.json").read_text())
     n_boxes = sum(1 for d in json.loads(dets.read_text()) if d["score"] >= 0.5 and d["category_id"] == 1)
     assert len(results) == n_boxes and {r["image_id"] for r in results} <= {785, 40083, 196141, 197388}
     kp = np.array(results[0]["keypoints"]).reshape(17, 3)
     assert np.all((kp[:, 2] >= 0) & (kp[:, 2] <= 1))
     assert len(list((tmp_path / "labelled").glob("*.png"))) == 4
+
+
+def test_scorer_names_the_model_not_the_checkpoint_file():
+    from types import SimpleNamespace as N
+
+    cfg = N(model=N(name="hourglass1"), tracking=N(experiment="dlc-mirror"))
+    assert scorer_name("runs/x/adapt_ccssl/final.ckpt", cfg) == "animalpose_hourglass1_dlc-mirror_adapt_ccssl-final"
+    assert scorer_name("runs/x/train/last.ckpt", cfg) == "animalpose_hourglass1_dlc-mirror_train-last"
+    assert scorer_name("a/b/round_2.ckpt", cfg) == "animalpose_hourglass1_dlc-mirror_b-round_2"
+    # a name the user chose is kept; a comma or a space would break the CSV header's cells
+    assert scorer_name("/m/mouse v2,final.ckpt", cfg) == "animalpose_hourglass1_dlc-mirror_mouse-v2-final"
+    assert scorer_name("best.ckpt", N(model=N(name="hrnet_w32"), tracking=N(experiment="horse"))) == \
+        "animalpose_hrnet_w32_horse_best"  # no folder to name it by
 
 
 def test_undecodable_video_fails_before_work(trained, tmp_path):
