@@ -1,7 +1,10 @@
-"""A lab's own project to ready-to-run configs: ``animalpose init --from-dlc PROJECT`` / ``--from-sleap FILE``.
+"""A lab's own project to ready-to-run configs: ``animalpose init --from-dlc PROJECT`` / ``--from-lp DATA|CONFIG``
+/ ``--from-sleap FILE``.
 
 Reads the labelled frames (a DeepLabCut project: ``config.yaml`` + ``labeled-data/<video>/CollectedData_*``,
-:func:`~animalpose.data.readers.dlc.read_dlc_project`; a SLEAP ``.slp``), makes a seeded train / val /
+:func:`~animalpose.data.readers.dlc.read_dlc_project`; a Lightning Pose data folder or config,
+:func:`~animalpose.data.readers.lp_project.read_lp_project`, whose mirror rig's views become train.yaml's
+``multiview.views``; a SLEAP ``.slp``), makes a seeded train / val /
 test split (:mod:`animalpose.data.split`: by video when the project has at least three, else by frame),
 and writes into the output folder::
 
@@ -114,7 +117,7 @@ def _dump(header: list[str], body: dict) -> str:
 def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
                  test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
                  adapt: bool = True, notes: list[str] | None = None, allow_outside_root: bool = False,
-                 target: Target | None = None) -> InitResult:
+                 target: Target | None = None, views: list[list[str]] | None = None) -> InitResult:
     """Split ``dataset``, write the two configs into ``out`` and validate them.
 
     Args:
@@ -129,6 +132,8 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         allow_outside_root: keep labelled frames whose paths resolve outside the project (links leading out).
         target: the unlabelled animals of instance crops (:func:`sleap_target`), written as
             ``data/video_frames.json``.
+        views: a multi-view rig's body parts, each one's keypoint in every view: train.yaml's ``multiview.views``
+            (the views' subspace is fitted and stored; no group is mended until the user names one).
     """
     from animalpose.config import load_config
 
@@ -179,6 +184,15 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
                   "flip_test": False, "select_on": "val" if "val" in paths else "last", "device": "auto"},
         "tracking": {"experiment": schema.name.replace(":", "-")},
     }
+    if views:
+        unknown = sorted({n for part in views for n in part} - set(schema.joints))
+        if unknown:
+            raise DataError(source, "views", f"keypoints {unknown} are not among the labels' body parts")
+        train["multiview"] = {"views": views}
+        header += [f"multiview.views: the rig's {len(views)} body parts seen in {len(views[0])} views; to mend a group "
+                   "of look-alike parts (paws) in every prediction, add",
+                   "multiview.correct: [[...]] and multiview.reference: the view `evaluate` on val places them best "
+                   "in (README, multi-view rig)."]
     train_path = write_text_atomic(out / "train.yaml", _dump(header, train))
     load_config(train_path)  # validate now, not at the user's first run
     adapt_path = None
@@ -230,7 +244,9 @@ def _write_adapt(out: Path, header: list[str], body: dict) -> Path:
               "`animalpose adapt ccssl` also trains the supervised control (the same epochs on the labels alone),",
               "scores both and the supervised model on data/val.json and keeps the best as final.ckpt "
               "(--no-control: CC-SSL only).",
-              "Run: animalpose adapt ccssl --config adapt_ccssl.yaml"]
+              "Run: animalpose adapt ccssl --config adapt_ccssl.yaml",
+              "(after `animalpose train --config train.yaml`, add ccssl.source_checkpoint=<its best.ckpt> to adapt "
+              "that model instead of training one first)"]
     path = write_text_atomic(out / "adapt_ccssl.yaml", _dump(header, body))
     load_config(path, CCSSLConfig)
     return path
@@ -282,6 +298,22 @@ def init_from_dlc(project: str | Path, out: str | Path | None = None, **options)
     notes = [f"video listed in config.yaml but not found: {v}" for v in dataset.meta["missing_videos"]]
     return init_project(dataset, [Path(v) for v in dataset.videos], out or project / "animalpose",
                         source=f"the DeepLabCut project {project.resolve()}", notes=notes, **options)
+
+
+def init_from_lp(path: str | Path, out: str | Path | None = None, **options) -> InitResult:
+    """:func:`init_project` for a Lightning Pose data folder or config file (default output:
+    ``<data_dir>/animalpose``); a config's ``mirrored_column_matches`` become ``multiview.views``."""
+    from animalpose.data.readers.dlc import read_dlc
+    from animalpose.data.readers.lp_project import read_lp_project
+
+    project = read_lp_project(path)
+    dataset = read_dlc(project.csv)
+    header = list(dataset.meta["schema_def"].joints)
+    if project.keypoint_names is not None and project.keypoint_names != header:
+        raise DataError(str(path), "data.keypoint_names", f"{project.keypoint_names} differ from the body parts of "
+                        f"{project.csv}: {header}")
+    return init_project(dataset, project.videos, out or project.data_dir / "animalpose", source=project.source,
+                        notes=project.notes, views=project.views, **options)
 
 
 def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -> InitResult:

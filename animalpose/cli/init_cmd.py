@@ -1,4 +1,5 @@
-"""`animalpose init --from-dlc PROJECT` / `--from-sleap FILE.slp`: a lab's project to ready-to-run configs."""
+"""`animalpose init --from-dlc PROJECT` / `--from-lp DATA|CONFIG` / `--from-sleap FILE.slp`: a lab's project to
+ready-to-run configs."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from animalpose.jsonout import dumps
 
 def init(
     from_dlc: Path = typer.Option(None, "--from-dlc", help="DeepLabCut project folder (config.yaml, labeled-data/)"),
+    from_lp: Path = typer.Option(None, "--from-lp", help="Lightning Pose data folder (CollectedData.csv, "
+                                 "labeled-data/, videos/) or its config .yaml (data_dir, csv_file, video_dir, "
+                                 "mirrored_column_matches)"),
     from_sleap: Path = typer.Option(None, "--from-sleap", help="SLEAP labels file (.slp; videos beside it)"),
-    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: PROJECT/animalpose, or "
-                                                       "<stem>-animalpose beside the .slp)"),
+    out: Path = typer.Option(None, "--out", "-o", help="output folder (default: PROJECT/animalpose, "
+                                                       "<data_dir>/animalpose, or <stem>-animalpose beside the .slp)"),
     val: float = typer.Option(0.1, "--val", help="share of the labelled frames for validation"),
     test: float = typer.Option(0.1, "--test", help="share of the labelled frames for the final test"),
     by: str = typer.Option(None, "--by", help="split by 'video' or 'frame' (default: video with >= 3 videos)"),
@@ -23,17 +27,20 @@ def init(
 ) -> None:
     """Split the labelled frames (data/train|val|test.json) and write train.yaml and adapt_ccssl.yaml, with
     the project's body parts and videos filled in and paths relative to the output folder."""
-    from animalpose.project_init import init_from_dlc, init_from_sleap
+    from animalpose.project_init import init_from_dlc, init_from_lp, init_from_sleap
 
-    if (from_dlc is None) == (from_sleap is None):
-        typer.echo("error: give one of --from-dlc PROJECT or --from-sleap FILE.slp", err=True)
+    given = [(f, s) for f, s in ((init_from_dlc, from_dlc), (init_from_lp, from_lp), (init_from_sleap, from_sleap))
+             if s is not None]
+    if len(given) != 1:
+        typer.echo("error: give one of --from-dlc PROJECT, --from-lp DATA_DIR|CONFIG.yaml or --from-sleap FILE.slp",
+                   err=True)
         raise typer.Exit(2)
     if by not in (None, "video", "frame"):
         typer.echo(f"error: --by: expected video or frame, got {by!r}", err=True)
         raise typer.Exit(2)
     options = {"val": val, "test": test, "by": by, "seed": seed, "allow_outside_root": allow_outside_root}
-    result = (init_from_dlc(from_dlc, out, **options) if from_dlc is not None
-              else init_from_sleap(from_sleap, out, **options))
+    make, source = given[0]
+    result = make(source, out, **options)
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(dumps({"out": result.out, "schema": result.schema, "joints": len(result.bodyparts),

@@ -221,3 +221,87 @@ def test_sleap_target_step_is_a_multiple_of_the_predictions_spacing():
     assert got.records[0].bbox == pytest.approx((10, 1, 4, 2)) and not got.records[0].keypoints.any()
     assert not sleap_target([rec(10, None), rec(12, None)]).tracked
     assert sleap_target([]) is None
+
+
+MIRROR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real" / "mirror-mouse"
+MIRROR_PARTS = ["paw1LH_top", "paw2LF_top", "paw3RF_top", "paw4RH_top", "tailBase_top", "tailMid_top", "nose_top",
+                "obs_top", "paw1LH_bot", "paw2LF_bot", "paw3RF_bot", "paw4RH_bot", "tailBase_bot", "tailMid_bot",
+                "nose_bot", "obsHigh_bot", "obsLow_bot"]
+
+
+def _lp_config(path: Path, **data) -> Path:
+    """A Lightning Pose config's data section, as config_mirror-mouse-example.yaml writes it."""
+    base = {"data_dir": "${LP_TEST_ROOT:" + str(MIRROR.parent) + "}/mirror-mouse",
+            "video_dir": "${data.data_dir}/videos",
+            "csv_file": "CollectedData.csv", "num_keypoints": 17, "keypoint_names": MIRROR_PARTS,
+            "mirrored_column_matches": [[0, 1, 2, 3, 4, 5, 6], [8, 9, 10, 11, 12, 13, 14]]}
+    path.write_text(yaml.safe_dump({"data": {**base, **data}, "training": {"max_epochs": 300}}))
+    return path
+
+
+def test_init_from_lightning_pose_folder_and_config(tmp_path):
+    """The real mirror-mouse data is a Lightning Pose data folder (CollectedData.csv beside labeled-data/ and
+    videos/). From the folder: one labelled folder -> split by frame, with a note; the video is the target. From
+    its config: the mirror rig's column matches become train.yaml's multiview.views by name, and the generated
+    config trains (fitting the views' subspace into the checkpoint)."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"real data not found at {MIRROR}")
+    folder = runner.invoke(app, ["init", "--from-lp", str(MIRROR), "--out", str(tmp_path / "a")])
+    assert folder.exit_code == 0, folder.output
+    report = json.loads(folder.stdout.strip().splitlines()[-1])
+    assert (report["schema"], report["joints"], report["split_by"]) == ("dlc:mirror-mouse", 17, "frame")
+    assert "split by frame" in folder.stderr and report["videos"] == [str(MIRROR / "videos" / "test_vid.mp4")]
+    assert "multiview" not in yaml.safe_load((tmp_path / "a" / "train.yaml").read_text())  # a folder names no views
+    cfg = load_config(tmp_path / "a" / "adapt_ccssl.yaml", CCSSLConfig)
+    assert [p.resolve() for p in cfg.data.target] == [(MIRROR / "videos" / "test_vid.mp4").resolve()]
+    split = json.loads((tmp_path / "a" / "data" / "split.json").read_text())
+    assert sum(s["frames"] for s in split["splits"].values()) == 90
+
+    config = _lp_config(tmp_path / "lp.yaml")
+    made = runner.invoke(app, ["init", "--from-lp", str(config), "--out", str(tmp_path / "b")])
+    assert made.exit_code == 0, made.output
+    train_cfg = load_config(tmp_path / "b" / "train.yaml")
+    assert train_cfg.multiview.views == [[MIRROR_PARTS[i], MIRROR_PARTS[j]] for i, j in
+                                         zip(range(7), range(8, 15), strict=True)]
+    assert train_cfg.multiview.views[0] == ["paw1LH_top", "paw1LH_bot"] and not train_cfg.multiview.correct
+    ran = runner.invoke(app, ["train", "--config", str(tmp_path / "b" / "train.yaml"), "--out", str(tmp_path / "run"),
+                              "train.epochs=1", "train.device=cpu", "model.channels=16", "data.input_size=[64,64]",
+                              "data.heatmap_size=[16,16]", "tracking.enabled=false", "--no-progress"])
+    assert ran.exit_code == 0, ran.output
+    import torch
+
+    ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["config"]["multiview"]["views"][6] == ["nose_top", "nose_bot"]
+
+
+@pytest.mark.parametrize(("data", "field", "says"), [
+    ({"keypoint_names": MIRROR_PARTS[::-1]}, "data.keypoint_names", "differ from the body parts"),
+    ({"num_keypoints": 16}, "data.num_keypoints", "lists 17"),
+    ({"mirrored_column_matches": [[0, 1], [8, 17]]}, "data.mirrored_column_matches", "indices [17] outside 0..16"),
+    ({"mirrored_column_matches": [[0, 1], [8]]}, "data.mirrored_column_matches", "different numbers"),
+    ({"data_dir": "/nonexistent/mirror"}, "data.data_dir", "not a folder"),
+    ({"data_dir": "${oc.env:HOME}/x"}, "data.data_dir", "cannot expand"),
+    ({"csv_file": "labels.csv"}, "data.csv_file", "file not found"),
+])
+def test_init_from_lightning_pose_config_errors_name_the_field(tmp_path, data, field, says):
+    if not MIRROR.is_dir():
+        pytest.skip(f"real data not found at {MIRROR}")
+    from animalpose.project_init import init_from_lp
+
+    config = _lp_config(tmp_path / "lp.yaml", **data)
+    with pytest.raises(DataError) as err:
+        init_from_lp(config, tmp_path / "out")
+    assert err.value.field == field and says in str(err.value), str(err.value)
+    assert not (tmp_path / "out" / "train.yaml").exists()
+
+
+def test_init_from_lightning_pose_folder_needs_one_csv(tmp_path):
+    (tmp_path / "labeled-data").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("scorer\n")
+    from animalpose.project_init import init_from_lp
+
+    with pytest.raises(DataError, match=r"2 CSVs \(a.csv, b.csv\)"):
+        init_from_lp(tmp_path)
+    bad = runner.invoke(app, ["init", "--from-lp", str(tmp_path), "--from-dlc", str(tmp_path)])
+    assert bad.exit_code == 2 and "--from-lp DATA_DIR|CONFIG.yaml" in bad.output
