@@ -1,6 +1,6 @@
 """Predicted poses drawn on frames: one colour per joint (evenly spaced hues, as DeepLabCut's labelled videos),
-a legend of the joint names, and the likelihood shown by the marker (a filled disc when confident, a ring
-when not)."""
+a legend of the joint names in a panel beside the frame, and the likelihood shown by the marker (a filled disc
+when confident, a ring when not)."""
 
 from __future__ import annotations
 
@@ -46,18 +46,42 @@ def draw_pose(frame_bgr: np.ndarray, keypoints: np.ndarray, skeleton, scale: flo
     return frame_bgr
 
 
-def draw_legend(frame_bgr: np.ndarray, names, colours: list[tuple[int, int, int]]) -> np.ndarray:
-    """The joint names with their colours in the top-left corner, on a darkened panel (in place); rows shrink
-    to fit the frame's height."""
-    h, w = frame_bgr.shape[:2]
-    row = int(np.clip(h / (len(names) + 1), 6, 18))
+PANEL = (32, 32, 32)  # BGR: the legend's background
+
+
+def _legend_layout(height: int, names) -> tuple[int, int, float, int, int]:
+    """Row height, rows per column, font scale, column width and column count of a legend ``height`` px tall:
+    rows shrink with the frame (6 to 18 px), and names that do not fit one column take more."""
+    row = int(np.clip(height / (len(names) + 1), 6, 18))
+    per_column = max(1, (height - 6) // row)
     font = row / 30.0
-    width = max(cv2.getTextSize(str(n), cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] for n in names) + row + 8
-    x1, y1 = min(w, width + 4), min(h, row * len(names) + 6)
-    frame_bgr[:y1, :x1] = (frame_bgr[:y1, :x1] * 0.4).astype(frame_bgr.dtype)
+    column = max(cv2.getTextSize(str(n), cv2.FONT_HERSHEY_SIMPLEX, font, 1)[0][0] for n in names) + row + 12
+    return row, per_column, font, column, -(-len(names) // per_column)
+
+
+def legend_width(height: int, names) -> int:
+    """Width of the panel :func:`with_legend` puts beside a frame ``height`` px tall (0 without names)."""
+    if not len(names):
+        return 0
+    _, _, _, column, columns = _legend_layout(height, names)
+    return column * columns
+
+
+def with_legend(frame_bgr: np.ndarray, names, colours: list[tuple[int, int, int]],
+                width: int | None = None) -> np.ndarray:
+    """The frame with a panel of the joint names in their colours to its right: (H, W, 3) -> (H, W + P, 3), P
+    :func:`legend_width` or ``width`` if that is larger (a video codec wants even sizes). Beside the frame, not on
+    it: on a small frame a legend drawn over the image hid the animal (mirror-mouse's 396 x 406 px: the bottom
+    view's paws)."""
+    h = frame_bgr.shape[0]
+    if not len(names):
+        return frame_bgr
+    row, per_column, font, column, columns = _legend_layout(h, names)
+    panel = np.empty((h, max(column * columns, width or 0), 3), frame_bgr.dtype)
+    panel[:] = PANEL
     for j, name in enumerate(names):
-        cy = 3 + row * j + row // 2
-        cv2.circle(frame_bgr, (4 + row // 2, cy), max(2, row // 3), colours[j], -1, cv2.LINE_AA)
-        cv2.putText(frame_bgr, str(name), (6 + row, cy + row // 3), cv2.FONT_HERSHEY_SIMPLEX, font,
+        x0, cy = column * (j // per_column), 3 + row * (j % per_column) + row // 2
+        cv2.circle(panel, (x0 + 4 + row // 2, cy), max(2, row // 3), colours[j], -1, cv2.LINE_AA)
+        cv2.putText(panel, str(name), (x0 + 6 + row, cy + row // 3), cv2.FONT_HERSHEY_SIMPLEX, font,
                     (255, 255, 255), 1, cv2.LINE_AA)
-    return frame_bgr
+    return np.hstack([frame_bgr, panel])

@@ -11,7 +11,8 @@ Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem
 - ``<stem>.json``: COCO keypoint results (``image_id`` = frame index for videos, per-image id for
   images), score = mean likelihood;
 - ``<stem>_labelled.mp4`` for videos (``labelled/`` PNGs for images): the skeleton drawn, each joint in its
-  own colour with a legend of the names, filled where its likelihood is at least 0.5, a ring below
+  own colour with a legend of the names in a panel to the right of the frame (the image itself uncovered),
+  filled where its likelihood is at least 0.5, a ring below
   (:mod:`animalpose.engine.drawing`).
 
 With ``smoothing`` (:mod:`animalpose.engine.smoothing`: Savitzky–Golay or a constant-velocity Kalman
@@ -50,7 +51,7 @@ from animalpose.data.images import check_pixels, header_size, read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
-from animalpose.engine.drawing import draw_legend, draw_pose, joint_colours
+from animalpose.engine.drawing import draw_pose, joint_colours, legend_width, with_legend
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.engine.multiview import MultiviewCorrection
@@ -306,7 +307,7 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             for p in poses:
                 draw_pose(canvas, p, schema.skeleton, colours=colours)
-            draw_legend(canvas, schema.joints, colours)
+            canvas = with_legend(canvas, schema.joints, colours)
             png = out / "labelled" / f"{path.stem}.png"
             if not cv2.imwrite(str(png), canvas):  # OpenCV reports a failed write only by its return value
                 raise OSError(errno.EIO, "cv2.imwrite failed", str(png))
@@ -368,7 +369,11 @@ def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scal
     size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
     mp4 = out / f"{video.stem}_labelled.mp4"
     tmp_mp4 = stack.enter_context(atomic_path(mp4))
-    writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], size)
+    # the frame and the legend's panel beside it, the panel widened to an even total (mp4v drops an odd column)
+    panel = legend_width(size[1], schema.joints)
+    panel += (size[0] + panel) % 2
+    framed = (size[0] + panel, size[1])
+    writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], framed)
     stack.callback(writer.release)
     if not writer.isOpened():
         raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
@@ -380,8 +385,7 @@ def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scal
             canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
         for p in poses:
             draw_pose(canvas, p, schema.skeleton, video_scale, colours)
-        draw_legend(canvas, schema.joints, colours)
-        writer.write(canvas)
+        writer.write(with_legend(canvas, schema.joints, colours, panel))
 
     return draw
 

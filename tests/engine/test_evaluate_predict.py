@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from animalpose.cli import app, main
+from animalpose.engine.drawing import legend_width
 from animalpose.engine.evaluate import evaluate
 from animalpose.engine.predict import predict, scorer_name
 from animalpose.errors import DataError
@@ -108,7 +109,9 @@ def test_predict_on_the_sleap_clip_writes_1500_frames(trained, tmp_path):
     assert len(rows) == 3 + 1500 and rows[3][0] == "0" and rows[-1][0] == "1499"
     cap = cv2.VideoCapture(str(tmp_path / "clip_labelled.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 1500
-    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 256
+    joints = torch.load(trained, weights_only=False, map_location="cpu")["schema"]["joints"]
+    panel = legend_width(256, joints)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 256 + panel + panel % 2  # the legend beside the frame
     cap.release()
     assert len(json.loads((tmp_path / "clip.json").read_text())) == 1500
 

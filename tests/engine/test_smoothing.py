@@ -9,10 +9,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from animalpose.cli import app
-from animalpose.engine.drawing import draw_legend, draw_pose, joint_colours
+from animalpose.engine.drawing import PANEL, draw_pose, joint_colours, legend_width, with_legend
 from animalpose.engine.predict import predict
 from animalpose.engine.smoothing import SmoothingConfig, fill_gaps, kalman_smooth, smooth_track
 from animalpose.errors import DataError
@@ -105,12 +106,23 @@ def test_joints_are_drawn_in_their_own_colours_with_a_legend():
         assert tuple(int(v) for v in frame[int(kp[j, 1]), int(kp[j, 0])]) == colours[j]
     # the unsure joint is a ring: its centre stays dark, its rim has its colour
     assert frame[60, 150].sum() == 0 and (frame[55:66, 145:156] == colours[4]).all(-1).any()
-    before = frame[:40, :100].copy()
-    draw_legend(frame, ["nose", "ear", "tail", "paw", "hip"], colours)
-    legend = frame[:100, :100]
-    assert not np.array_equal(frame[:40, :100], before)
+    names = ["nose", "ear", "tail", "paw", "hip"]
+    shown = with_legend(frame, names, colours)
+    # the legend is a panel to the right: the frame's own pixels are all there, uncovered
+    assert shown.shape == (200, 200 + legend_width(200, names), 3) and legend_width(200, names) > 0
+    assert np.array_equal(shown[:, :200], frame)
+    panel = shown[:, 200:]
+    assert (panel[-1, -1] == PANEL).all()
     for c in colours:  # every joint's swatch is in the legend
-        assert (legend == c).all(-1).any()
+        assert (panel == c).all(-1).any()
+    # a short frame: rows of 6 px, 15 to a column (100 px), so 30 names take two columns side by side
+    many, many_colours = [f"joint{j}" for j in range(30)], joint_colours(30)
+    short = with_legend(np.zeros((100, 50, 3), np.uint8), many, many_colours)[:, 50:]
+    left, right = short[:, :short.shape[1] // 2], short[:, short.shape[1] // 2:]
+    assert (left == many_colours[0]).all(-1).any() and not (right == many_colours[0]).all(-1).any()
+    assert (right == many_colours[15]).all(-1).any() and not (left == many_colours[15]).all(-1).any()
+    assert with_legend(frame, names, colours, width=301).shape[1] == 200 + 301  # widened on request
+    assert with_legend(frame, [], []) is frame
 
 
 def _video(path, frames: int = 12, size: int = 64) -> None:
@@ -146,6 +158,10 @@ def test_predict_smooth_writes_filtered_tables_and_draws_them(trained, tmp_path)
     assert len(json.loads((tmp_path / "o" / "clip_filtered.json").read_text())) == 12
     cap = cv2.VideoCapture(str(tmp_path / "o" / "clip_labelled.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12
+    # the frame (64 px) and the legend's panel of the model's joints beside it
+    joints = torch.load(trained, weights_only=False, map_location="cpu")["schema"]["joints"]
+    panel = legend_width(64, joints)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 64 + panel + panel % 2  # an even width for the codec
     cap.release()
     bad = CliRunner().invoke(app, ["predict", str(clip), "--checkpoint", str(trained), "--out", str(tmp_path / "b"),
                                    "--smooth", "savgol", "--smooth-window", "4"])
