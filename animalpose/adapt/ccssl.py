@@ -240,6 +240,10 @@ class CCSSLSection(Section):
     # Lightning Pose's separate unlabelled forward pass) or running (the running statistics, left unchanged:
     # animalpose.engine.batchnorm.running_statistics says why)
     term_batchnorm: Literal["batch", "running"] = "batch"
+    # the unsupervised terms' weights ramped in linearly over this many epochs (term_importance; 0: full weight from
+    # the first step). Lightning Pose's AnnealWeight callback (lightning_pose/callbacks.py; its configs' anneal_weight:
+    # init_val 0, increase_factor 0.01 per epoch, final_val 1, freeze_until_epoch 0) is 100.
+    term_anneal_epochs: int = Field(default=0, ge=0)
     # Safer pseudo-labels (issue 23). lambda_rounds: lambda_target of each round (a ramp, e.g. [0.3, 0.6, 1.0];
     # None: lambda_target in every round). temporal_agreement: a pseudo-label is eligible only within this many
     # original pixels of its track's neighbours (animalpose.adapt.temporal_agreement; None: off).
@@ -603,7 +607,8 @@ class CCSSLTrainer(Trainer):
     the source loss stays ordered)."""
 
     def __init__(self, *args, lambda_target: float = 10.0, pair_loss: str = "ordered",
-                 term_batchnorm: str = "batch", target_balance: str = "frames", **kwargs):
+                 term_batchnorm: str = "batch", target_balance: str = "frames", term_anneal_epochs: int = 0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         if target_balance not in ("frames", "files"):
             raise ValueError(f"unknown target balance {target_balance!r} (frames, files)")
@@ -611,6 +616,7 @@ class CCSSLTrainer(Trainer):
         if term_batchnorm not in ("batch", "running"):
             raise ValueError(f"unknown term BatchNorm mode {term_batchnorm!r} (batch, running)")
         self.term_batchnorm = term_batchnorm
+        self.term_anneal_epochs = term_anneal_epochs
         self.lambda_target = float(lambda_target)
         if pair_loss not in ("ordered", "symmetric"):
             raise ValueError(f"unknown pair loss {pair_loss!r} (ordered, symmetric)")
@@ -741,10 +747,20 @@ class CCSSLTrainer(Trainer):
             if "image" in tb and len(tb["image"]) >= MIN_TRAIN_BATCH:  # not one image left after skipping
                 t_loss, _ = super()._forward_loss(tb, loss_fn=self.target_loss_fn)
                 loss = loss + self.lambda_target * t_loss
-        unsupervised = self.unsupervised_terms(np.random.default_rng((self.cfg.train.seed, self.step)))
+        importance = term_importance(self.epoch, self.term_anneal_epochs)
+        unsupervised = self.unsupervised_terms(np.random.default_rng((self.cfg.train.seed, self.step))) \
+            if importance > 0 else None
         if unsupervised is not None:
-            loss = loss + unsupervised
+            loss = loss + importance * unsupervised
         return loss, outputs
+
+
+def term_importance(epoch: int, anneal_epochs: int) -> float:
+    """The factor on the unsupervised terms in (0-based) ``epoch``: ``min(1, epoch / anneal_epochs)``, 1 when
+    ``anneal_epochs`` is 0. Lightning Pose's AnnealWeight with its defaults (init 0, + 0.01 a epoch from epoch 1,
+    at most 1; ``lightning_pose/callbacks.py``) is ``anneal_epochs = 100``: 0 in epoch 0, 0.5 in epoch 50, 1 from
+    epoch 100. Epochs count from the run's start (a round's trainer continues the count)."""
+    return 1.0 if anneal_epochs <= 0 else min(1.0, max(epoch, 0) / anneal_epochs)
 
 
 @torch.no_grad()
@@ -953,7 +969,8 @@ class CCSSLRun:
         self.trainer = CCSSLTrainer(round_cfg, model, schema, data.train, val_sets, self.out / "train",
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
                                     pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
-                                    target_balance=c.target_balance, extra=checkpoint_extra(cfg, data))
+                                    target_balance=c.target_balance, term_anneal_epochs=c.term_anneal_epochs,
+                                    extra=checkpoint_extra(cfg, data))
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))

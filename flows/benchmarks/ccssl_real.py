@@ -38,6 +38,11 @@ are scored as val (:func:`flows.benchmarks.ccssl_real_data.split_calibration`), 
 not scored on the frames it read. The default (``val``) calibrates on the val frames that are also scored. The
 supervised models are shared by both (their halved-val figures go to ``result_half.json`` / ``screen_half.json``).
 
+``--terms-from-scratch``: the term arms as Lightning Pose trains its semi-supervised models (:func:`from_scratch`):
+a fresh network, the supervised arm's whole schedule, the terms on the unlabelled frames in every step from the first
+(ramped in by ``ccssl.term_anneal_epochs``); their control is then the supervised arm, trained for the same epochs on
+the labels alone. Folders ``<arm>_scratch_w<weights>``; the other arms are unchanged and shared.
+
 ``--held-out-unlabelled``: the transductive setting. The val and test frames' images, labels dropped, join the
 adapted arms' unlabelled target (:func:`flows.benchmarks.ccssl_real_data.add_held_out_frames`), as a lab's video of
 the sessions it analyses would; the SLEAP clip's test flies are already in its video by default. Its own cache key:
@@ -173,6 +178,10 @@ class BenchSettings:
     held_out_unlabelled: bool = False
     #: the val frames' images alone join it (the test frames stay unseen); exclusive with ``held_out_unlabelled``
     val_unlabelled: bool = False
+    #: the term arms train from a fresh network over the supervised arm's whole schedule, the terms on from the
+    #: first step (Lightning Pose's semi-supervised training: :func:`from_scratch`); the supervised arm is their
+    #: equal-budget control
+    terms_from_scratch: bool = False
 
     @property
     def spec(self) -> Project:
@@ -191,7 +200,8 @@ class BenchSettings:
         (``temporal_w0.000457``; ``combined_w<temporal>_<pca>[_<multiview>]``)."""
         terms = arm_terms(arm, self.spec)
         w = self.term_weights
-        return arm if not terms else f"{arm}_w" + "_".join(f"{w[t]:g}" for t in terms)
+        scratch = "_scratch" if self.terms_from_scratch else ""
+        return arm if not terms else f"{arm}{scratch}_w" + "_".join(f"{w[t]:g}" for t in terms)
 
     @property
     def step(self) -> int:
@@ -208,7 +218,7 @@ class BenchSettings:
             doc.pop(k)
         if self.calibrate_on == "val":  # the settings before these options: the caches of that time stay valid
             doc.pop("calibrate_on")
-        for k in TARGET_ONLY:
+        for k in (*TARGET_ONLY, "terms_from_scratch"):  # off: in no key (the caches written before them stay valid)
             if not doc[k]:
                 doc.pop(k)
         if "sleap_split" in doc and doc["sleap_split"].get("test") is None:
@@ -223,9 +233,11 @@ class BenchSettings:
         doc.pop("weights")
         if arm == "supervised":  # trained on the train frames alone: val is only scored (its own result file)
             for k in ("frame_step", "max_frames", "adapt", "adapt_overrides", "adapt_sha", "calibrate_on",
-                      *TARGET_ONLY):
+                      "terms_from_scratch", *TARGET_ONLY):
                 doc.pop(k, None)
             return {**doc, "arm": arm}
+        if not arm_terms(arm, self.spec):  # the control and CC-SSL start from the supervised model either way
+            doc.pop("terms_from_scratch", None)
         if arm == "control":  # lambda 0 and no term: the control never trains on the target (CCSSLTrainer)
             for k in TARGET_ONLY:
                 doc.pop(k, None)
@@ -359,6 +371,18 @@ def arm_config(cfg: CCSSLConfig, arm: str, settings: BenchSettings) -> CCSSLConf
     return ctrl.model_copy(update={"ccssl": ctrl.ccssl.model_copy(update=on)})
 
 
+def from_scratch(cfg: CCSSLConfig, supervised: ExperimentConfig) -> CCSSLConfig:
+    """A term arm's config as Lightning Pose trains a semi-supervised model: a fresh network (no source
+    checkpoint, no source-only epochs) trained over the ``supervised`` config's whole schedule (its epochs,
+    milestones, rate and optimiser) in one round, the labelled batch and the terms' unlabelled frames in every
+    step, so that the supervised model is its equal-budget control. The terms' weights ramp in over
+    ``ccssl.term_anneal_epochs`` as ``cfg`` sets it (Lightning Pose's 100: ``--adapt
+    ccssl.term_anneal_epochs=100``)."""
+    return cfg.model_copy(update={"train": supervised.train, "ccssl": cfg.ccssl.model_copy(update={
+        "source_checkpoint": None, "source_epochs": 0, "lr": None, "regenerate_every": supervised.train.epochs,
+        "lambda_rounds": None})})
+
+
 def train_supervised(seed: int, settings: BenchSettings, prep: Prepared, out: Path, *,
                      progress: bool = False) -> tuple[Path, dict]:
     """The supervised model of ``seed`` (trained, resumed or found finished): its last checkpoint and training
@@ -415,6 +439,8 @@ def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: P
     cache.start()
     clock.lap()
     cfg = arm_config(adapt_config(settings, prep, seed, source), arm, settings)
+    if settings.terms_from_scratch and arm_terms(arm, settings.spec):
+        cfg = from_scratch(cfg, supervised_config(settings, prep, seed))
     res = run_ccssl(cfg, folder / "run", progress=progress)
     trained = clock.lap()
     rounds = []
@@ -619,6 +645,11 @@ def bench_command(
                                              "of the sessions it analyses (results apart; the control is shared)."),
     val_unlabelled: bool = typer.Option(False, help="The val frames' images alone (labels dropped) join the "
                                         "adapted arms' unlabelled target; the test frames stay unseen."),
+    terms_from_scratch: bool = typer.Option(False, help="The term arms (temporal, pca, multiview, combined) train a "
+                                            "fresh network over the supervised schedule with the terms from the "
+                                            "first step (Lightning Pose's semi-supervised training; add --adapt "
+                                            "ccssl.term_anneal_epochs=100 for its ramp): the supervised arm is their "
+                                            "control."),
     temporal_weight: float = typer.Option(None, help="Weight of the temporal arm's term (default: Lightning "
                                           "Pose's, rescaled to our heatmap loss: 0.000457; its faithful 0.003369)."),
     pca_weight: float = typer.Option(None, help="Weight of the pose-PCA arm's term (default as the temporal one)."),
@@ -673,6 +704,7 @@ def bench_command(
                              max_frames=max_frames or None, sleap_split=split, overrides=overrides, **ranges,
                              adapt_overrides=adapt, calibrate_on=calibrate_on,
                              held_out_unlabelled=held_out_unlabelled, val_unlabelled=val_unlabelled,
+                             terms_from_scratch=terms_from_scratch,
                              weights=tuple((t, w) for t, w in (("temporal", temporal_weight), ("pca", pca_weight),
                                                                ("multiview", multiview_weight)) if w is not None))
     result = run_bench(out, seed_list, settings, arm_list, progress=progress, screen=bool(screen))

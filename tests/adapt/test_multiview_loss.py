@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from animalpose.adapt.ccssl import CCSSLRun
+from animalpose.adapt.ccssl import CCSSLRun, term_importance
 from animalpose.adapt.multiview_loss import check_views, fit_multiview_pca, multiview_error, multiview_loss
 from animalpose.engine.trainer import Trainer
 from animalpose.errors import ConfigError
@@ -131,6 +131,34 @@ def test_the_term_joins_the_training_loss_with_the_others(tmp_path, dot_clip, cc
     # temporal and PCA off: the step draws min(20, 12) = all 12 frames
     assert total == pytest.approx(source + 2.0 * value, rel=1e-5)
     assert run.round(0)["epochs"] == [0, 1]
+
+
+def test_term_anneal_ramps_the_terms_in_as_lightning_pose(tmp_path, dot_clip, ccssl_clip_config):
+    """ccssl.term_anneal_epochs: the terms' factor is min(1, epoch / N) (Lightning Pose's AnnealWeight, N = 100:
+    0 in epoch 0, 0.01 a epoch, full from epoch 100), applied to the step's loss."""
+    assert [term_importance(e, 100) for e in (0, 1, 50, 100, 250)] == [0.0, 0.01, 0.5, 1.0, 1.0]
+    assert term_importance(0, 0) == term_importance(7, 0) == 1.0  # off: full weight from the first step
+    assert term_importance(1, 4) == 0.25
+    clip = _dots(dot_clip, tmp_path / "clip")
+    run = CCSSLRun(ccssl_clip_config(clip, multiview_loss_weight=2.0, multiview_loss_views=MV,
+                                     multiview_loss_frames=20, multiview_loss_epsilon=0.25, term_anneal_epochs=4),
+                   tmp_path / "run", progress=False)
+    run.prepare()
+    trainer = run.trainer
+    assert trainer.term_anneal_epochs == 4
+    trainer.model.eval()
+    with torch.no_grad():
+        value = float(trainer.multiview_term(list(range(12))))
+        batch = torch.utils.data.default_collate([trainer.train_set[i] for i in range(4)])
+        source = float(Trainer._forward_loss(trainer, batch)[0])
+        totals = {}
+        for epoch in (0, 1, 4):
+            trainer.epoch = epoch
+            totals[epoch] = float(trainer._forward_loss(batch)[0])
+    assert value > 0
+    assert totals[0] == pytest.approx(source, rel=1e-6)  # epoch 0: the terms are not even computed
+    assert totals[1] == pytest.approx(source + 0.25 * 2.0 * value, rel=1e-5)
+    assert totals[4] == pytest.approx(source + 2.0 * value, rel=1e-5)
 
 
 def test_all_three_terms_share_the_step_clip(tmp_path, dot_clip, ccssl_clip_config, step_losses):

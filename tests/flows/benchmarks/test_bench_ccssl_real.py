@@ -597,3 +597,46 @@ def test_the_control_is_the_same_with_held_out_frames_and_ccssl_labels_them(tmp_
     assert ctrl[0]["metrics"] == ctrl[1]["metrics"] and ctrl[0]["val"] == ctrl[1]["val"]
     ccssl = held["per_seed"][0]["arms"]["ccssl"]
     assert {r["candidates"] for r in ccssl["rounds"]} == {11 * 17}  # 11 target instances, 17 joints each
+
+
+def test_terms_from_scratch_is_a_setting_of_the_term_arms_only():
+    base = BenchSettings()
+    scratch = replace(base, terms_from_scratch=True)
+    assert "terms_from_scratch" not in base.key() and scratch.key()["terms_from_scratch"] is True
+    for arm in ("supervised", "control", "ccssl"):  # they start from the supervised model either way: shared
+        assert base.arm_key(arm) == scratch.arm_key(arm) and base.arm_folder(arm) == scratch.arm_folder(arm)
+    assert base.arm_key("multiview") != scratch.arm_key("multiview")
+    assert scratch.arm_folder("pca") == "pca_scratch_w0.000457" and base.arm_folder("pca") == "pca_w0.000457"
+
+
+def test_a_term_arm_from_scratch_trains_the_supervised_schedule_on_a_fresh_network(tmp_path, monkeypatch):
+    """Lightning Pose's semi-supervised training: no source checkpoint, the supervised arm's epochs (one round),
+    rate and milestones, the term on from the first step (its ramp as --adapt sets it); the supervised arm is its
+    control and is shared with the fine-tuning arms."""
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import flows.benchmarks.ccssl_real as bench
+
+    seen = {}
+    real_run = bench.run_ccssl
+
+    def spy(cfg, out, **kw):
+        seen[out.parent.name] = cfg
+        return real_run(cfg, out, **kw)
+
+    monkeypatch.setattr(bench, "run_ccssl", spy)
+    tiny = ("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "model.channels=16", "train.epochs=3",
+            "train.milestones=[1]", "train.batch_size=4", "train.lr=0.001")
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img06"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=6, overrides=tiny,
+                             adapt_overrides=(*TINY_ADAPT, "ccssl.term_anneal_epochs=2"), terms_from_scratch=True)
+    result = run_bench(tmp_path, [0], settings, ["supervised", "multiview"])
+    cfg = seen["multiview_scratch_w0.000457"]
+    assert cfg.ccssl.source_checkpoint is None and cfg.ccssl.source_epochs == 0 and cfg.ccssl.lr is None
+    assert (cfg.train.epochs, cfg.train.milestones, cfg.train.lr) == (3, [1], 0.001)  # the supervised schedule
+    assert cfg.ccssl.multiview_loss_weight == pytest.approx(0.000457) and cfg.ccssl.lambda_target == 0
+    assert cfg.ccssl.term_anneal_epochs == 2
+    arm = result["per_seed"][0]["arms"]["multiview"]
+    assert arm["epochs"] == 3 and [r["epochs"] for r in arm["rounds"]] == [[0, 3]]  # one round over all of it
+    assert result["arm_folders"]["multiview"] == "multiview_scratch_w0.000457"
+    assert not (tmp_path / "mirror-mouse" / "seed_0" / "multiview_scratch_w0.000457" / "run" / "source").exists()
