@@ -640,3 +640,33 @@ def test_a_term_arm_from_scratch_trains_the_supervised_schedule_on_a_fresh_netwo
     assert arm["epochs"] == 3 and [r["epochs"] for r in arm["rounds"]] == [[0, 3]]  # one round over all of it
     assert result["arm_folders"]["multiview"] == "multiview_scratch_w0.000457"
     assert not (tmp_path / "mirror-mouse" / "seed_0" / "multiview_scratch_w0.000457" / "run" / "source").exists()
+
+
+def test_the_scratch_path_without_terms_is_the_supervised_model_to_the_last_digit(tmp_path):
+    """What makes the supervised arm the scratch term arms' equal-budget control: the same run from scratch with
+    the terms off (lambda 0) trains the same weights as the engine's supervised training, bit for bit, so the terms
+    are the only difference."""
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import torch
+
+    from animalpose.adapt.ccssl import run_ccssl
+    from animalpose.engine.checkpoint import load_checkpoint
+    from animalpose.engine.train import train
+    from flows.benchmarks.ccssl_real import adapt_config, from_scratch, prepare, supervised_config
+
+    tiny = ("data.input_size=[64,64]", "data.heatmap_size=[16,16]", "model.channels=16", "train.epochs=2",
+            "train.milestones=[1]", "train.batch_size=4", "train.lr=0.001", "tracking.enabled=false")
+    settings = BenchSettings(train_range=("img01", "img08"), val_range=("img09", "img10"),
+                             test_range=("img61", "img63"), frame_step=2, max_frames=6, overrides=tiny,
+                             terms_from_scratch=True)
+    out = tmp_path / "mirror-mouse"
+    prep = prepare(settings, out)
+    sup = supervised_config(settings, prep, 0)
+    train(sup, out_dir=out / "supervised", progress=False)
+    cfg = from_scratch(control_config(adapt_config(settings, prep, 0, out / "supervised" / "last.ckpt")), sup)
+    run = run_ccssl(cfg, out / "scratch", progress=False)
+    a = load_checkpoint(out / "supervised" / "last.ckpt")["model"]
+    b = load_checkpoint(run.out_dir / "round_0.ckpt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], torch.zeros_like(a[k])) for k in a)
