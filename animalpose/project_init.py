@@ -142,6 +142,9 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     schema = dataset_schema(dataset)
     if schema is None:
         raise DataError(dataset.source, "schema", "no keypoint labels to train on")
+    unknown = sorted({n for part in views or [] for n in part} - set(schema.joints))
+    if unknown:  # before anything is written
+        raise DataError(source, "views", f"keypoints {unknown} are not among the labels' body parts")
     records = [r for r in validate_dataset(dataset, schema, allow_outside_root=allow_outside_root).records
                if (r.keypoints[:, 2] > 0).any()]
     if not records:
@@ -185,9 +188,6 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         "tracking": {"experiment": schema.name.replace(":", "-")},
     }
     if views:
-        unknown = sorted({n for part in views for n in part} - set(schema.joints))
-        if unknown:
-            raise DataError(source, "views", f"keypoints {unknown} are not among the labels' body parts")
         train["multiview"] = {"views": views}
         header += [f"multiview.views: the rig's {len(views)} body parts seen in {len(views[0])} views; to mend a group "
                    "of look-alike parts (paws) in every prediction, add",

@@ -305,3 +305,15 @@ def test_init_from_lightning_pose_folder_needs_one_csv(tmp_path):
         init_from_lp(tmp_path)
     bad = runner.invoke(app, ["init", "--from-lp", str(tmp_path), "--from-dlc", str(tmp_path)])
     assert bad.exit_code == 2 and "--from-lp DATA_DIR|CONFIG.yaml" in bad.output
+
+
+def test_init_refuses_views_that_name_no_body_part_before_writing(tmp_path):
+    if not MIRROR.is_dir():
+        pytest.skip(f"real data not found at {MIRROR}")
+    from animalpose.data.readers.dlc import read_dlc
+    from animalpose.project_init import init_project
+
+    dataset = read_dlc(MIRROR / "CollectedData.csv")
+    with pytest.raises(DataError, match=r"keypoints \['snout_top'\] are not among"):
+        init_project(dataset, [], tmp_path / "out", source="a test", views=[["snout_top", "nose_bot"]])
+    assert not (tmp_path / "out").exists()
