@@ -88,6 +88,13 @@ def is_video_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def folder_videos(folder: str | Path) -> list[Path]:
+    """The video files directly in ``folder`` (by suffix), sorted; [] when it is not a folder (a project's
+    ``videos/``)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_video_path(p)) if folder.is_dir() else []
+
+
 def probe_image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) of an image, from the PNG IHDR or JPEG SOF header when possible.
 

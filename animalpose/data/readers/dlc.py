@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.data.images import video_info
+from animalpose.data.images import folder_videos, video_info
 from animalpose.data.readers.common import schema_by_name
-from animalpose.data.records import VIDEO_SUFFIXES, PoseDataset, PoseRecord
+from animalpose.data.records import PoseDataset, PoseRecord
 from animalpose.errors import DataError, missing_file_reason
 from animalpose.keypoints import KeypointSchema, schema_from_names
 
@@ -207,9 +207,7 @@ def read_dlc(path: str | Path, schema: str | KeypointSchema | None = None) -> Po
     videos = {}
     for folder in (path.parent / "videos", path.parent.parent / "videos"):
         if folder.is_dir():
-            for vid in sorted(folder.iterdir()):
-                if vid.suffix.lower() in VIDEO_SUFFIXES:
-                    videos[str(vid)] = video_info(vid)["frames"]
+            videos = {str(vid): video_info(vid)["frames"] for vid in folder_videos(folder)}
             break
     meta = {"annotation_file": where, "unique_bodyparts_skipped": skipped_unique,
             "individuals": [a for a in animals if a], "schema_def": resolved, "image_root": str(project_root(path))}
@@ -273,8 +271,8 @@ def read_dlc_config(root: str | Path) -> DLCProject:
             missing.append(str(listed))
         else:
             videos.append(found)
-    if not sets and (root / "videos").is_dir():
-        videos = sorted(p for p in (root / "videos").iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not sets:
+        videos = folder_videos(root / "videos")
     labels = []
     for folder in sorted(p for p in (root / "labeled-data").iterdir() if p.is_dir()):
         files = sorted(folder.glob("CollectedData*.csv")) or sorted(folder.glob("CollectedData*.h5"))

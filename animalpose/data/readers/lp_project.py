@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from animalpose.data.records import VIDEO_SUFFIXES
+from animalpose.data.images import folder_videos
 from animalpose.errors import DataError
 
 _INTERPOLATION = re.compile(r"\$\{([^}]*)\}")
@@ -68,14 +68,9 @@ def _folder_csv(folder: Path) -> Path:
                     "(--from-lp config.yaml, its data.csv_file)")
 
 
-def _videos(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) \
-        if folder.is_dir() else []
-
-
 def _from_folder(folder: Path) -> LPProject:
     csv = _folder_csv(folder)
-    videos = _videos(folder / "videos")
+    videos = folder_videos(folder / "videos")
     notes = [] if videos else [f"no video in {folder / 'videos'}"]
     return LPProject(folder, csv, videos, notes=notes, source=f"the Lightning Pose data folder {folder.resolve()}")
 
@@ -119,7 +114,7 @@ def _from_config(config: Path) -> LPProject:
         raise DataError(where, "data.csv_file", f"file not found: {csv}")
     video_dir = Path(_expand(data.get("video_dir", "videos"), where, "data.video_dir", str(data_dir)))
     video_dir = video_dir if video_dir.is_absolute() else data_dir / video_dir
-    videos = _videos(video_dir)
+    videos = folder_videos(video_dir)
     notes = [] if videos else [f"no video in {video_dir} (data.video_dir)"]
     names = data.get("keypoint_names")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
