@@ -67,21 +67,27 @@ def legend_width(height: int, names) -> int:
     return column * columns
 
 
-def with_legend(frame_bgr: np.ndarray, names, colours: list[tuple[int, int, int]],
-                width: int | None = None) -> np.ndarray:
-    """The frame with a panel of the joint names in their colours to its right: (H, W, 3) -> (H, W + P, 3), P
-    :func:`legend_width` or ``width`` if that is larger (a video codec wants even sizes). Beside the frame, not on
-    it: on a small frame a legend drawn over the image hid the animal (mirror-mouse's 396 x 406 px: the bottom
-    view's paws)."""
-    h = frame_bgr.shape[0]
+def legend_panel(height: int, names, colours: list[tuple[int, int, int]], width: int | None = None) -> np.ndarray:
+    """The joint names in their colours on a dark panel (height, P, 3) uint8, P :func:`legend_width` or ``width``
+    if that is larger (a video codec wants even sizes): drawn once, put beside every frame of a video."""
     if not len(names):
-        return frame_bgr
-    row, per_column, font, column, columns = _legend_layout(h, names)
-    panel = np.empty((h, max(column * columns, width or 0), 3), frame_bgr.dtype)
+        return np.full((height, width or 0, 3), PANEL, np.uint8)
+    row, per_column, font, column, columns = _legend_layout(height, names)
+    panel = np.empty((height, max(column * columns, width or 0), 3), np.uint8)
     panel[:] = PANEL
     for j, name in enumerate(names):
         x0, cy = column * (j // per_column), 3 + row * (j % per_column) + row // 2
         cv2.circle(panel, (x0 + 4 + row // 2, cy), max(2, row // 3), colours[j], -1, cv2.LINE_AA)
         cv2.putText(panel, str(name), (x0 + 6 + row, cy + row // 3), cv2.FONT_HERSHEY_SIMPLEX, font,
                     (255, 255, 255), 1, cv2.LINE_AA)
-    return np.hstack([frame_bgr, panel])
+    return panel
+
+
+def with_legend(frame_bgr: np.ndarray, names, colours: list[tuple[int, int, int]],
+                width: int | None = None) -> np.ndarray:
+    """The frame with :func:`legend_panel` to its right: (H, W, 3) -> (H, W + P, 3). Beside the frame, not on
+    it: on a small frame a legend drawn over the image hid the animal (mirror-mouse's 396 x 406 px: the bottom
+    view's paws)."""
+    if not len(names):
+        return frame_bgr
+    return np.hstack([frame_bgr, legend_panel(frame_bgr.shape[0], names, colours, width).astype(frame_bgr.dtype)])

@@ -51,7 +51,7 @@ from animalpose.data.images import check_pixels, header_size, read_image
 from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
-from animalpose.engine.drawing import draw_pose, joint_colours, legend_width, with_legend
+from animalpose.engine.drawing import draw_pose, joint_colours, legend_panel, legend_width, with_legend
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.engine.multiview import MultiviewCorrection
@@ -369,15 +369,15 @@ def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scal
     size = (round(info["width"] * video_scale), round(info["height"] * video_scale))
     mp4 = out / f"{video.stem}_labelled.mp4"
     tmp_mp4 = stack.enter_context(atomic_path(mp4))
-    # the frame and the legend's panel beside it, the panel widened to an even total (mp4v drops an odd column)
-    panel = legend_width(size[1], schema.joints)
-    panel += (size[0] + panel) % 2
-    framed = (size[0] + panel, size[1])
+    colours = joint_colours(schema.num_joints)
+    # the frame and the legend's panel beside it (drawn once), widened to an even total (mp4v drops an odd column)
+    width = legend_width(size[1], schema.joints)
+    panel = legend_panel(size[1], schema.joints, colours, width + (size[0] + width) % 2)
+    framed = (size[0] + panel.shape[1], size[1])
     writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), info["fps"], framed)
     stack.callback(writer.release)
     if not writer.isOpened():
         raise DataError(str(mp4), "video", "cannot open an MP4 writer (mp4v codec)")
-    colours = joint_colours(schema.num_joints)
 
     def draw(frame: np.ndarray, poses: np.ndarray) -> None:
         canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
@@ -385,7 +385,7 @@ def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scal
             canvas = cv2.resize(canvas, size, interpolation=cv2.INTER_AREA)
         for p in poses:
             draw_pose(canvas, p, schema.skeleton, video_scale, colours)
-        writer.write(with_legend(canvas, schema.joints, colours, panel))
+        writer.write(np.hstack([canvas, panel]))
 
     return draw
 

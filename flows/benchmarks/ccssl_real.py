@@ -195,12 +195,16 @@ class BenchSettings:
             given = {t: given.get(t) or default_weight(self.spec) for t in TERM_WEIGHTS}
         return {t: float(given[t]) for t in TERM_WEIGHTS}
 
+    def from_scratch(self, arm: str) -> bool:
+        """Whether ``arm`` trains a fresh network (``terms_from_scratch``, and an arm with unsupervised terms)."""
+        return self.terms_from_scratch and bool(arm_terms(arm, self.spec))
+
     def arm_folder(self, arm: str) -> str:
         """An arm's folder name: the arm, and for an arm with unsupervised terms their weights
         (``temporal_w0.000457``; ``combined_w<temporal>_<pca>[_<multiview>]``)."""
         terms = arm_terms(arm, self.spec)
         w = self.term_weights
-        scratch = "_scratch" if self.terms_from_scratch else ""
+        scratch = "_scratch" if self.from_scratch(arm) else ""
         return arm if not terms else f"{arm}{scratch}_w" + "_".join(f"{w[t]:g}" for t in terms)
 
     @property
@@ -236,7 +240,7 @@ class BenchSettings:
                       "terms_from_scratch", *TARGET_ONLY):
                 doc.pop(k, None)
             return {**doc, "arm": arm}
-        if not arm_terms(arm, self.spec):  # the control and CC-SSL start from the supervised model either way
+        if not self.from_scratch(arm):  # the control and CC-SSL start from the supervised model either way
             doc.pop("terms_from_scratch", None)
         if arm == "control":  # lambda 0 and no term: the control never trains on the target (CCSSLTrainer)
             for k in TARGET_ONLY:
@@ -439,7 +443,7 @@ def run_arm(seed: int, arm: str, settings: BenchSettings, prep: Prepared, out: P
     cache.start()
     clock.lap()
     cfg = arm_config(adapt_config(settings, prep, seed, source), arm, settings)
-    if settings.terms_from_scratch and arm_terms(arm, settings.spec):
+    if settings.from_scratch(arm):
         cfg = from_scratch(cfg, supervised_config(settings, prep, seed))
     res = run_ccssl(cfg, folder / "run", progress=progress)
     trained = clock.lap()
