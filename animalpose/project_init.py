@@ -117,7 +117,8 @@ def _dump(header: list[str], body: dict) -> str:
 def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, source: str, val: float = 0.1,
                  test: float = 0.1, by: SplitBy | None = None, seed: int = 0, whole_frame: bool | None = None,
                  adapt: bool = True, notes: list[str] | None = None, allow_outside_root: bool = False,
-                 target: Target | None = None, views: list[list[str]] | None = None) -> InitResult:
+                 target: Target | None = None, views: list[list[str]] | None = None,
+                 target_frames: int = TARGET_FRAMES_PER_VIDEO) -> InitResult:
     """Split ``dataset``, write the two configs into ``out`` and validate them.
 
     Args:
@@ -127,6 +128,8 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         by: "video" or "frame"; None: by video when there are at least 3 videos with labels, else by frame.
         whole_frame: crop each labelled frame whole (DeepLabCut's way), or around each instance's keypoints
             (False); None: whole-frame when every frame holds one animal.
+        target_frames: about this many frames of the longest video are CC-SSL's target each round (the
+            videos' frame step, ``ccssl.video_step``, is chosen so); a SLEAP file's target is chosen by the caller.
         adapt: write ``adapt_ccssl.yaml``: on the videos, cropped whole-frame as the labelled frames must be
             then, or with instance crops on ``target``.
         allow_outside_root: keep labelled frames whose paths resolve outside the project (links leading out).
@@ -204,16 +207,18 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     if adapt and not whole_frame:
         adapt_path = _write_instance_adapt(out, data_dir, schema, target, source, notes)
     elif adapt and videos:
-        adapt_path = _write_video_adapt(out, videos, source)
+        adapt_path = _write_video_adapt(out, videos, source, target_frames)
     elif adapt:
         notes.append("no video found: adapt_ccssl.yaml not written")
     return InitResult(out, train_path, adapt_path, paths, schema.name, list(schema.joints), list(videos), by, notes)
 
 
-def _write_video_adapt(out: Path, videos: list[Path], source: str) -> Path:
+def _write_video_adapt(out: Path, videos: list[Path], source: str, target_frames: int) -> Path:
     """``adapt_ccssl.yaml`` on the raw videos, cropped whole-frame (DeepLabCut's single-animal frames)."""
+    if target_frames < 1:
+        raise DataError(source, "target_frames", f"must be at least 1, got {target_frames}")
     frames = max(video_info(v)["frames"] for v in videos)
-    step = max(1, math.ceil(frames / TARGET_FRAMES_PER_VIDEO))
+    step = max(1, math.ceil(frames / target_frames))
     ada = {
         "base": "train.yaml",
         "data": {"target": [_rel(v, out) for v in videos]},
@@ -229,8 +234,9 @@ def _write_video_adapt(out: Path, videos: list[Path], source: str) -> Path:
     }
     header = [f"CC-SSL on the unlabelled video(s) of {source}: 180 epochs of supervised training on "
               "data/train.json, then 27 epochs",
-              "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on every "
-              f"{step}-th video frame (lambda 1, consistency views sized to a fixed camera)."]
+              "in 3 rounds of pseudo-labels (the top 20% of joint confidences each) on "
+              f"{'every' if step == 1 else f'every {step}-th'} video frame (lambda 1, consistency views sized to a "
+              "fixed camera)."]
     return _write_adapt(out, header, ada)
 
 
@@ -323,6 +329,9 @@ def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -
     user-labelled instances are labels: the predicted ones (SLEAP's inference) on frames without a user label
     become CC-SSL's target (:func:`sleap_target`); without any, no ``adapt_ccssl.yaml`` is written."""
     slp = Path(slp)
+    per_video = options.get("target_frames", TARGET_FRAMES_PER_VIDEO)
+    if per_video < 1:
+        raise DataError(str(slp), "target_frames", f"must be at least 1, got {per_video}")
     dataset = read_dataset(slp, "slp")
     user = [r for r in dataset.records if not r.meta.get("predicted")]
     predicted = [r for r in dataset.records if r.meta.get("predicted")]
@@ -334,7 +343,7 @@ def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -
                      f"{len(unlabelled)} of them, on frames without a user label, are CC-SSL's unlabelled target"
                      + ("" if len(unlabelled) == len(predicted) else
                         f" (the other {len(predicted) - len(unlabelled)} on frames with a user label are dropped)"))
-    target = sleap_target(unlabelled) if unlabelled else None
+    target = sleap_target(unlabelled, per_video) if unlabelled else None
     return init_project(replace(dataset, records=user), [Path(v) for v in dataset.videos],
                         out or slp.parent / f"{slp.stem}-animalpose", source=f"the SLEAP file {slp.resolve()}",
                         whole_frame=False, target=target, notes=notes, **options)

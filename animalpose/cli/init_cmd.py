@@ -22,6 +22,9 @@ def init(
     test: float = typer.Option(0.1, "--test", help="share of the labelled frames for the final test"),
     by: str = typer.Option(None, "--by", help="split by 'video' or 'frame' (default: video with >= 3 videos)"),
     seed: int = typer.Option(0, "--seed", help="split seed"),
+    target_frames: int = typer.Option(None, "--target-frames", min=1, help="CC-SSL pseudo-labels about this many "
+                                      "frames of the longest video each round (the frame step, ccssl.video_step, "
+                                      "is chosen so; default 300)"),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="keep labelled frames whose paths "
                                             "resolve outside the project (links leading out)"),
 ) -> None:
@@ -39,6 +42,8 @@ def init(
         typer.echo(f"error: --by: expected video or frame, got {by!r}", err=True)
         raise typer.Exit(2)
     options = {"val": val, "test": test, "by": by, "seed": seed, "allow_outside_root": allow_outside_root}
+    if target_frames is not None:
+        options["target_frames"] = target_frames
     make, source = given[0]
     result = make(source, out, **options)
     for note in result.notes:

@@ -74,6 +74,24 @@ def test_init_refuses_two_sources_and_a_project_without_labels(tmp_path, dlc_pro
         init_from_dlc(project)
 
 
+def test_init_target_frames_sets_the_video_step(tmp_path, dlc_project):
+    """--target-frames N: the frame step keeps about N frames of the longest video (994 frames: N 100 -> every
+    10th, N 1000 -> every frame); N 0 is refused by the CLI, and by the library naming the field."""
+    project = dlc_project(tmp_path / "p", sessions=3)
+    for n, step in ((100, 10), (1000, 1)):
+        ran = runner.invoke(app, ["init", "--from-dlc", str(project), "--out", str(tmp_path / f"o{n}"),
+                                  "--target-frames", str(n)])
+        assert ran.exit_code == 0, ran.output
+        assert load_config(tmp_path / f"o{n}" / "adapt_ccssl.yaml", CCSSLConfig).ccssl.video_step == step
+        said = "every video frame" if step == 1 else f"every {step}-th video frame"
+        assert said in (tmp_path / f"o{n}" / "adapt_ccssl.yaml").read_text()
+    assert runner.invoke(app, ["init", "--from-dlc", str(project), "--target-frames", "0"]).exit_code == 2
+    from animalpose.project_init import init_from_dlc
+
+    with pytest.raises(DataError, match="target_frames: must be at least 1"):
+        init_from_dlc(project, tmp_path / "zero", target_frames=0)
+
+
 def test_data_split_command(tmp_path, dlc_project):
     project = dlc_project(tmp_path / "p", sessions=5, frames=90)
     args = ["data", "split", str(project), "--val", "0.2", "--test", "0.2", "--seed", "7"]
@@ -191,6 +209,11 @@ def test_init_from_sleap_predictions_are_the_target_never_labels(tmp_path):
     assert cfg.ccssl.video_step == 1 and cfg.ccssl.temporal and cfg.ccssl.temporal_agreement == 20.0
     assert cfg.ccssl.lambda_target == pytest.approx(yaml.safe_load(result.adapt_config.read_text())["ccssl"]
                                                    ["lambda_target"])
+    # --target-frames 5 of the 20 predicted frames: every 4th (100, 104, ..., 116)
+    fewer = init_from_sleap(slp, tmp_path / "fewer", allow_outside_root=True, target_frames=5)
+    kept = read_dataset(tmp_path / "fewer" / "data" / "video_frames.json").records
+    assert sorted({r.frame_index for r in kept}) == [100, 104, 108, 112, 116]
+    assert load_config(fewer.adapt_config, CCSSLConfig).ccssl.video_step == 4
 
     ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(result.adapt_config), "--out", str(tmp_path / "run"),
                               "--no-progress", "train.epochs=1", "ccssl.source_epochs=1", "ccssl.regenerate_every=1",
