@@ -77,6 +77,8 @@ from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, origina
 from animalpose.adapt.view_assignment import (
     agreeing_views,
     best_view,
+    confused_groups,
+    confusion_rates,
     group_keypoints,
     group_rows,
     project_views,
@@ -281,7 +283,11 @@ class CCSSLSection(Section):
     prior_agreement: list[Literal["pca", "multiview"]] = Field(default_factory=list)
     # view_assignment: groups of look-alike body parts of multiview_loss_views (each part named by any of its
     # keypoints, e.g. the four paws) whose keypoints in the other views are re-assigned among the group to fit the
-    # views' subspace before pseudo-labels are chosen (animalpose.adapt.view_assignment; [] : off).
+    # views' subspace before pseudo-labels are chosen (animalpose.adapt.view_assignment; [] : off); auto: the groups
+    # the source model confuses on the labelled calibration_data (default data.val), found once before round 1 and
+    # kept: the connected components of the body-part pairs it swaps, in some view, in at least
+    # view_assignment_confusion of the frames labelling both (animalpose.adapt.view_assignment.confused_groups;
+    # none found: no re-assignment, said on the console)
     # view_assignment_reference: the view the model gets right (a column of multiview_loss_views), or auto: each
     # round, the view whose keypoints of the group the current model places best on the labelled
     # calibration_data (default data.val)
@@ -290,7 +296,11 @@ class CCSSLSection(Section):
     # are kept where every view of the body part fits the views' subspace within its epsilon, whatever their
     # confidence, and the other rules allow) or confidence (they go through keep_fractions' selection like every
     # other joint)
-    view_assignment: list[list[str]] = Field(default_factory=list)
+    view_assignment: list[list[str]] | Literal["auto"] = Field(default_factory=list)
+    # 0.15: on the real mirror-mouse calibration frames (10 val frames, 3 supervised models) the top-view paws'
+    # pairs are swapped in 0.05-0.5 of the frames, each paw linked to another at >= 0.2, and no other pair above
+    # 0.1 (a paw and a tail point, once or twice); BENCHMARKS.md "What `init` writes for a mirror rig"
+    view_assignment_confusion: float = Field(default=0.15, gt=0, le=1)
     view_assignment_reference: int | Literal["auto"] = "auto"
     view_assignment_keep: Literal["projected", "agreeing", "confidence"] = "projected"
     # target_augment: the augmentation of the pseudo-labelled target stream. same: the experiment's (augment:);
@@ -378,6 +388,9 @@ class CCSSLConfig(ExperimentConfig):
             if not c.multiview_loss_views:
                 raise KeyedError("ccssl.view_assignment", "needs the views of each body part: "
                                                           "ccssl.multiview_loss_views")
+            if c.view_assignment == "auto" and not (c.calibration_data or self.data.val):
+                raise KeyedError("ccssl.view_assignment", "auto needs labelled frames to find the look-alike body "
+                                                          "parts on: ccssl.calibration_data or data.val")
             ref, nviews = c.view_assignment_reference, len(c.multiview_loss_views[0])
             if ref == "auto" and not (c.calibration_data or self.data.val):
                 raise KeyedError("ccssl.view_assignment_reference", "auto needs labelled frames to compare the "
@@ -1040,7 +1053,7 @@ class CCSSLRun:
             missed = images_left_out(self.target_records, raw_labels.records, "pseudo-labelling")
             # the safer-pseudo-label rules (each off by default): what each rejected goes into the round's summary
             extra, agree = {}, None
-            if c.view_assignment:  # first: the rules below then see each paw under its own name
+            if self._view_groups(r):  # first: the rules below then see each paw under its own name
                 raw_labels, views_ok = self._mend_views(raw_labels, r, extra)
             if c.temporal_agreement is not None:
                 agree = temporal_agreement(raw_labels.xy, raw_labels.records, c.video_step, c.temporal_agreement)
@@ -1066,7 +1079,7 @@ class CCSSLRun:
             labels = select(raw_labels, keep_percentile(cfg, r), flip_pairs=self.schema.flip_pairs,
                             collapsed_pairs=c.collapsed_pairs, collapse_distance=c.collapse_distance,
                             eligible=agree, threshold=None if calib is None else calib.threshold)
-            if c.view_assignment and c.view_assignment_keep != "confidence":
+            if self._view_groups(r) and c.view_assignment_keep != "confidence":
                 labels = replace(labels, weights=self._view_weights(labels.weights, views_ok, agree,
                                                                     extra["view_reference"]))
             if c.temporal_infill is not None:
@@ -1187,7 +1200,7 @@ class CCSSLRun:
         c = self.cfg.ccssl
         lab = self._labelled_labels(r)
         xy = lab.xy
-        if c.view_assignment:
+        if self._view_groups(r):
             mv, groups = self._view_fit
             refs = extra["view_reference"]
             lab = lab.take_joints(reassign_views(lab.xy, mv, groups, refs))  # truth stays with its joint
@@ -1249,6 +1262,7 @@ class CCSSLRun:
         group keypoints whose views agreed after the re-assignment; what it did goes into ``extra``."""
         labels, extra["view_reassigned"], extra["view_reference"] = self._assign_views(labels, r)
         mv, groups = self._view_fit
+        extra["view_groups"] = [[self.schema.joints[mv.views[p][0]] for p in g] for g in groups]
         keys = group_keypoints(mv, groups)
         views_ok = agreeing_views(labels.xy, mv, groups)
         extra["view_agreeing"] = float(views_ok[:, keys].mean())
@@ -1277,13 +1291,52 @@ class CCSSLRun:
                     out[:, idx[:, v]] = weights[:, idx[:, ref]]
         return out
 
+    def _view_groups(self, r: int) -> list[list[int]]:
+        """``ccssl.view_assignment``'s groups as rows of ``ccssl.multiview_loss_views`` ([] : none). auto: found on
+        the calibration frames' labels of the model that makes round ``r``'s (the source model, for a fresh run)
+        and kept in the run's state, so every round and a resumed run use the same groups; said on the console."""
+        c = self.cfg.ccssl
+        if not c.view_assignment:
+            return []
+        if self._view_fit is not None:
+            return self._view_fit[1]
+        if c.view_assignment != "auto":
+            groups = view_groups(c.view_assignment, c.multiview_loss_views)
+        elif "view_groups" in self.state:
+            groups = view_groups(self.state["view_groups"], c.multiview_loss_views)
+        else:
+            groups = self._confused_groups(r)
+        self._view_fit = (self._multiview_prior(), groups)
+        return groups
+
+    def _confused_groups(self, r: int) -> list[list[int]]:
+        """ccssl.view_assignment auto: the look-alike groups of :func:`~animalpose.adapt.view_assignment.
+        confused_groups` on round ``r``'s calibration labels, recorded in the run's state by their first view's
+        names."""
+        c, names = self.cfg.ccssl, self.schema.joints
+        lab = self._labelled_labels(r)
+        views = np.asarray([[names.index(j) for j in row] for row in c.multiview_loss_views])
+        rates = confusion_rates(lab.xy, lab.truth, views)
+        groups = confused_groups(rates, c.view_assignment_confusion)
+        self.state["view_groups"] = [[names[views[p, 0]] for p in g] for g in groups]
+        worst = rates.max(0)
+        if groups:
+            said = "; ".join(", ".join(names[views[p, 0]] for p in g) for g in groups)
+            _log(f"round {r + 1}: view assignment auto: look-alike body parts on the calibration frames "
+                 f"(swapped in >= {c.view_assignment_confusion:g} of them in some view): {said}", True)
+        else:
+            top = np.unravel_index(np.argmax(worst), worst.shape) if worst.size else None
+            most = (f"; the most confused pair, {names[views[top[0], 0]]} and {names[views[top[1], 0]]}, "
+                    f"{worst[top]:.2f}") if top is not None and worst[top] > 0 else ""
+            _log(f"round {r + 1}: view assignment auto: no two body parts are swapped in >= "
+                 f"{c.view_assignment_confusion:g} of the calibration frames{most}: no re-assignment", True)
+        return groups
+
     def _assign_views(self, labels: PseudoLabelSet, r: int) -> tuple[PseudoLabelSet, float, list[int]]:
         """``labels`` with ``ccssl.view_assignment``'s groups re-assigned across the views; the fraction of
         target records changed and each group's reference view (fixed, or measured this round)."""
         c = self.cfg.ccssl
-        if self._view_fit is None:
-            self._view_fit = (self._multiview_prior(), view_groups(c.view_assignment, c.multiview_loss_views))
-        mv, groups = self._view_fit
+        mv, groups = self._multiview_prior(), self._view_groups(r)
         if c.view_assignment_reference == "auto":
             lab = self._labelled_labels(r)
             errors = np.linalg.norm(lab.xy - lab.truth[..., :2], axis=-1)

@@ -139,6 +139,60 @@ def group_rows(groups: Sequence[Sequence[str]], views: Sequence[Sequence[str]]) 
     return out
 
 
+def confusion_rates(xy: np.ndarray, truth: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """(V, P, P) how often the model confuses two body parts in each view, on labelled frames.
+
+    R[v, p, q] (p ≠ q) is the share of the frames labelling both parts in view v where one part's predicted point
+    lies nearer the other's label than its own, counted both ways and halved: 1 when, in every such frame, each
+    lies nearer the other's label (a plain swap). The diagonal is 0; a pair no frame labels in a view is 0 there.
+
+    Args:
+        xy: (N, K, 2) predictions (or pseudo-labels), original pixels.
+        truth: (N, K, 3) labels with visibility (> 0: labelled).
+        views: (P, V) schema keypoints of each body part in every view.
+    """
+    xy, truth, views = np.asarray(xy, np.float64), np.asarray(truth, np.float64), np.asarray(views)
+    if xy.ndim != 3 or truth.shape[:2] != xy.shape[:2] or views.ndim != 2:
+        raise ValueError(f"xy (N, K, 2), truth (N, K, 3) and views (P, V) expected, got {xy.shape}, {truth.shape}, "
+                         f"{views.shape}")
+    num_parts, num_views = views.shape
+    out = np.zeros((num_views, num_parts, num_parts))
+    for v in range(num_views):
+        k = views[:, v]
+        pred, lab, seen = xy[:, k], truth[:, k, :2], truth[:, k, 2] > 0  # (N, P, 2), (N, P, 2), (N, P)
+        dist = np.linalg.norm(pred[:, :, None] - lab[:, None], axis=-1)  # (N, P, Q): part p's point to q's label
+        nearer = dist < np.diagonal(dist, axis1=1, axis2=2)[:, :, None]
+        both = seen[:, :, None] & seen[:, None]
+        count = (nearer & both).sum(0)
+        frames = both.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(frames > 0, (count + count.T) / (2.0 * np.maximum(frames, 1)), 0.0)
+        np.fill_diagonal(rate, 0.0)
+        out[v] = rate
+    return out
+
+
+def confused_groups(rates: np.ndarray, min_rate: float) -> list[list[int]]:
+    """Groups of look-alike body parts: the connected components (of ≥ 2 parts, in row order) of the pairs whose
+    :func:`confusion_rates` reach ``min_rate`` in some view. [] when no pair does."""
+    linked = (np.asarray(rates) >= min_rate).any(0)
+    num_parts = linked.shape[0]
+    label = list(range(num_parts))
+
+    def root(p: int) -> int:
+        while label[p] != p:
+            label[p] = label[label[p]]
+            p = label[p]
+        return p
+
+    for p, q in zip(*np.nonzero(np.triu(linked, 1)), strict=True):
+        label[root(int(p))] = root(int(q))
+    comps: dict[int, list[int]] = {}
+    for p in range(num_parts):
+        comps.setdefault(root(p), []).append(p)
+    return sorted((c for c in comps.values() if len(c) >= 2), key=lambda c: c[0])
+
+
 def group_keypoints(mv: MultiviewPCA, groups: Sequence[Sequence[int]]) -> np.ndarray:
     """The schema keypoints of the ``groups``' body parts in every view, sorted."""
     return np.sort(np.asarray(mv.views)[[p for g in groups for p in g]].ravel())

@@ -16,6 +16,8 @@ from animalpose.adapt.view_assignment import (
     agreeing_views,
     assignment_cost,
     best_view,
+    confused_groups,
+    confusion_rates,
     group_keypoints,
     project_views,
     reassign_views,
@@ -133,6 +135,35 @@ def test_best_view_is_the_one_with_the_lowest_labelled_error():
         best_view(err, mv, [0, 1, 2])
 
 
+def test_confusion_rates_and_look_alike_groups_by_hand():
+    """Three parts in two views (keypoints 0..2 and 3..5), two frames. View 0, frame 0: part 0's point lies nearer
+    part 1's label, and part 2's too; part 2 is unlabelled in frame 1. So the pair (0, 1) is confused one way in
+    one of two frames: (1 + 0) / (2 · 2) = 0.25; the pairs (1, 2) and (0, 2) one way (part 2's point, 11 px from
+    part 0's label and 1 px from part 1's, 62 px from its own) in the one frame labelling both: 0.5. View 1 is
+    right everywhere."""
+    truth = np.zeros((2, 6, 3))
+    truth[:, :3, :2] = [[0, 0], [10, 0], [50, 50]]
+    truth[:, 3:, :2] = truth[:, :3, :2] + [0, 100]
+    truth[..., 2] = 2
+    truth[1, 2, 2] = 0
+    xy = truth[..., :2].copy()
+    xy[0, 0] = [9, 0]
+    xy[0, 2] = [11, 0]
+    views = np.array([[0, 3], [1, 4], [2, 5]])
+    rates = confusion_rates(xy, truth, views)
+    want = np.zeros((2, 3, 3))
+    want[0, 0, 1] = want[0, 1, 0] = 0.25
+    want[0, 1, 2] = want[0, 2, 1] = want[0, 0, 2] = want[0, 2, 0] = 0.5
+    np.testing.assert_allclose(rates, want)
+    assert confused_groups(rates, 0.2) == confused_groups(rates, 0.5) == [[0, 1, 2]]
+    assert confused_groups(rates, 0.6) == []
+    two = np.zeros((1, 4, 4))
+    two[0, 0, 2] = two[0, 2, 0] = two[0, 1, 3] = two[0, 3, 1] = 0.4
+    assert confused_groups(two, 0.15) == [[0, 2], [1, 3]]
+    with pytest.raises(ValueError, match="expected"):
+        confusion_rates(xy[0], truth, views)
+
+
 def test_take_joints_moves_the_evidence_with_the_pseudo_label_but_not_the_truth():
     n, k = 2, 3
     xy = np.arange(n * k * 2, dtype=np.float32).reshape(n, k, 2)
@@ -180,6 +211,9 @@ def test_view_assignment_settings_that_cannot_work_are_named(dots_config):
         parse_config(cfg, CCSSLConfig)
     cfg["ccssl"]["view_assignment_reference"] = 1  # a given view needs no labelled frames
     parse_config(cfg, CCSSLConfig)
+    cfg["ccssl"]["view_assignment"] = "auto"  # but finding the look-alike parts does
+    with pytest.raises(ConfigError, match=r"ccssl\.view_assignment: auto needs labelled frames"):
+        parse_config(cfg, CCSSLConfig)
     with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*\['nose'\]"):
         view_groups([["left_eye", "nose"]], VIEWS)
     with pytest.raises(ConfigError, match=r"ccssl\.view_assignment.*>= 2 body parts"):
@@ -261,3 +295,46 @@ def test_a_round_projects_the_other_view_and_keeps_it_with_the_reference(dots_co
     assert m["pseudo/calibration_label_px"] == pytest.approx(want["label_px"])
     unmended = label_report(lab.xy, lab.truth, lab.confidence, m["pseudo/threshold"], run.schema.joints)
     assert m["pseudo/calibration_label_px"] != pytest.approx(unmended["label_px"])
+
+
+def test_auto_view_assignment_finds_the_parts_the_source_model_confuses_and_keeps_them(dots_config, tmp_path,
+                                                                                      monkeypatch, capsys):
+    """view_assignment auto: the groups are confused_groups of the calibration frames' labels by the model that
+    makes round 1's (the fresh model here), re-assigned in every round with them, kept in the run's state and
+    reused by a resumed run, named in the round's summary and on the console; none found: no re-assignment."""
+    groups_seen = []
+    real = ccssl_module.reassign_views
+
+    def spy(xy, mv, groups, reference):
+        groups_seen.append([list(g) for g in groups])
+        return real(xy, mv, groups, reference)
+
+    monkeypatch.setattr(ccssl_module, "reassign_views", spy)
+    cfg = dots_config(keep_fractions=[1.0, 1.0], multiview_loss_views=VIEWS, multiview_loss_components=1,
+                      view_assignment="auto", view_assignment_confusion=0.01)
+    run = CCSSLRun(cfg, tmp_path / "run", progress=False)
+    run.prepare()
+    lab = run._labelled_labels(0)  # round 1's calibration labels, made before the round
+    want = confused_groups(confusion_rates(lab.xy, lab.truth, np.array([[1, 2], [3, 4], [5, 6]])), 0.01)
+    assert want, "the fresh model confuses some pair at rate 0.01"
+    run.round(0)
+    assert groups_seen and all(g == want for g in groups_seen)
+    names = [[VIEWS[p][0] for p in g] for g in want]
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    summary = json.loads((tmp_path / "run" / "round_0" / "summary.json").read_text())
+    assert state["view_groups"] == names and summary["view_groups"] == names
+    assert "view assignment auto: look-alike body parts" in capsys.readouterr().err
+    # a resumed run takes the groups from the state, whatever its model now confuses
+    monkeypatch.setattr(ccssl_module, "confused_groups", lambda *a: pytest.fail("groups found again"))
+    groups_seen.clear()
+    CCSSLRun(cfg, tmp_path / "run", progress=False).round(1)
+    assert groups_seen and all(g == want for g in groups_seen)
+    # none found: no re-assignment, said so, and the empty finding kept
+    monkeypatch.undo()
+    monkeypatch.setattr(ccssl_module, "reassign_views", spy)
+    monkeypatch.setattr(ccssl_module, "confused_groups", lambda rates, min_rate: [])
+    groups_seen.clear()
+    capsys.readouterr()
+    CCSSLRun(cfg, tmp_path / "none", progress=False).round(0)
+    assert groups_seen == [] and "no two body parts are swapped" in capsys.readouterr().err
+    assert json.loads((tmp_path / "none" / "state.json").read_text())["view_groups"] == []
