@@ -84,7 +84,9 @@ def test_init_target_frames_sets_the_video_step(tmp_path, dlc_project):
         assert ran.exit_code == 0, ran.output
         assert load_config(tmp_path / f"o{n}" / "adapt_ccssl.yaml", CCSSLConfig).ccssl.video_step == step
         said = "every video frame" if step == 1 else f"every {step}-th video frame"
-        assert said in (tmp_path / f"o{n}" / "adapt_ccssl.yaml").read_text()
+        header = " ".join(line[2:] for line in (tmp_path / f"o{n}" / "adapt_ccssl.yaml").read_text().splitlines()
+                          if line.startswith("# "))
+        assert said in header
     assert runner.invoke(app, ["init", "--from-dlc", str(project), "--target-frames", "0"]).exit_code == 2
     from animalpose.project_init import init_from_dlc
 
@@ -277,6 +279,8 @@ def test_init_from_lightning_pose_folder_and_config(tmp_path):
     assert "multiview" not in yaml.safe_load((tmp_path / "a" / "train.yaml").read_text())  # a folder names no views
     cfg = load_config(tmp_path / "a" / "adapt_ccssl.yaml", CCSSLConfig)
     assert [p.resolve() for p in cfg.data.target] == [(MIRROR / "videos" / "test_vid.mp4").resolve()]
+    # no views: the top 20 % a round, no view assignment
+    assert cfg.ccssl.keep_fractions == [0.2] * 3 and not cfg.ccssl.view_assignment and cfg.ccssl.joint_gate is None
     split = json.loads((tmp_path / "a" / "data" / "split.json").read_text())
     assert sum(s["frames"] for s in split["splits"].values()) == 90
 
@@ -287,6 +291,25 @@ def test_init_from_lightning_pose_folder_and_config(tmp_path):
     assert train_cfg.multiview.views == [[MIRROR_PARTS[i], MIRROR_PARTS[j]] for i, j in
                                          zip(range(7), range(8, 15), strict=True)]
     assert train_cfg.multiview.views[0] == ["paw1LH_top", "paw1LH_bot"] and not train_cfg.multiview.correct
+    # a rig with a val split: the mirror-mouse rig's setting, the look-alike parts found on val by the source model
+    rig = load_config(tmp_path / "b" / "adapt_ccssl.yaml", CCSSLConfig).ccssl
+    assert (rig.view_assignment, rig.view_assignment_reference, rig.label_point) == ("auto", "auto", "median_views")
+    assert (rig.keep_fractions, rig.temporal_agreement, rig.joint_gate, rig.presence_quantile) == (
+        [1.0] * 3, 20.0, 0.2, 0.05)
+    assert rig.multiview_loss_views == train_cfg.multiview.views
+    no_val = runner.invoke(app, ["init", "--from-lp", str(config), "--out", str(tmp_path / "c"), "--val", "0"])
+    assert no_val.exit_code == 0, no_val.output  # nothing to find the parts or calibrate on: the plain template
+    assert not load_config(tmp_path / "c" / "adapt_ccssl.yaml", CCSSLConfig).ccssl.view_assignment
+    # the rig's config runs (shrunk): the look-alike parts are looked for on val, the gate and floors calibrated
+    ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(tmp_path / "b" / "adapt_ccssl.yaml"), "--out",
+                              str(tmp_path / "adapted"), "--no-progress", "--no-control", "train.epochs=1",
+                              "ccssl.source_epochs=1", "ccssl.regenerate_every=1", "model.channels=16",
+                              "data.input_size=[64,64]", "data.heatmap_size=[16,16]", "ccssl.video_step=100",
+                              "ccssl.num_geometric=1", "ccssl.num_photometric=0", "tracking.enabled=false",
+                              "train.device=cpu"])
+    assert ran.exit_code == 0, ran.output
+    state = json.loads(next((tmp_path / "adapted").rglob("state.json")).read_text())
+    assert isinstance(state["view_groups"], list) and "joint_gate" in state
     ran = runner.invoke(app, ["train", "--config", str(tmp_path / "b" / "train.yaml"), "--out", str(tmp_path / "run"),
                               "train.epochs=1", "train.device=cpu", "model.channels=16", "data.input_size=[64,64]",
                               "data.heatmap_size=[16,16]", "tracking.enabled=false", "--no-progress"])
