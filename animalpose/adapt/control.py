@@ -38,6 +38,7 @@ from animalpose.atomic import atomic_path
 from animalpose.data.readers import read_dataset
 from animalpose.engine.build import is_synthetic
 from animalpose.engine.evaluate import evaluate
+from animalpose.engine.train import checkpoint_extra
 from animalpose.engine.trainer import Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.tracking import Tracker
@@ -150,8 +151,10 @@ def train_control(run: CCSSLRun, progress: bool = True) -> Path:
         if cfg.train.select_on == TARGET_VAL:  # the epoch chosen by the same rule as the adapted arm's
             val_sets[TARGET_VAL] = run.tv_set
         with run.tracker.child("control (lambda = 0)", tags={"arm": "control"}) as child:
+            # the same extras as the adapted arm's checkpoints (normalisation, a rig's views' subspace and groups):
+            # keep_better scores both through them, so without them the control would be scored unmended
             Trainer(ctrl_cfg, model, run.schema, run.data.train, val_sets, folder, device=run.device,
-                    tracker=child, progress=progress).fit()
+                    tracker=child, progress=progress, extra=checkpoint_extra(cfg, run.data)).fit()
         run.state["control_done"] = True
         run._save_state()
     return _delivered(folder)

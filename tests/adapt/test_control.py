@@ -77,7 +77,11 @@ def test_the_rule_by_hand():
 
 
 def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
-    cfg = _config(dots)
+    raw = _config(dots).model_dump(mode="json")  # as a rig: every checkpoint mends the left eye and ear
+    raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"],
+                                  ["left_shoulder", "right_shoulder"]], "components": 2,
+                        "correct": [["left_eye", "left_ear"]], "reference": 1}
+    cfg = parse_config(raw, CCSSLConfig)
     _, kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
     report = json.loads((tmp_path / "keep_better.json").read_text())
     a, c, s = report["adapted"], report["control"], report["source"]
@@ -102,6 +106,11 @@ def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
     ctrl = torch.load(tmp_path / "control" / "last.ckpt", weights_only=False, map_location="cpu")
     ada = torch.load(tmp_path / "round_1.ckpt", weights_only=False, map_location="cpu")
     assert ctrl["epoch"] == ada["epoch"] == 2
+    # ... and carries the same extras, so keep_better scores the three alike (a rig's control mended too)
+    for key in ("normalization", "multiview"):
+        assert ctrl["extra"][key] == ada["extra"][key], key
+    assert evaluate(tmp_path / "control" / "best.ckpt", dots["val"], flip=False, device="cpu",
+                    progress=False)["multiview"]
     assert ctrl["optimizer"]["param_groups"][0]["lr"] == ada["optimizer"]["param_groups"][0]["lr"]
     # a rerun finds both arms finished and decides the same
     _, again_kept = run_ccssl_with_control(cfg, tmp_path, progress=False)
