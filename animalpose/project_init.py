@@ -194,8 +194,9 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
         train["multiview"] = {"views": views}
         header += [f"multiview.views: the rig's {len(views)} body parts seen in {len(views[0])} views; to mend a group "
                    "of look-alike parts (paws) in every prediction, add",
-                   "multiview.correct: [[...]] and multiview.reference: the view `evaluate` on val places them best "
-                   "in (README, multi-view rig)."]
+                   "multiview.correct: [[...]] and multiview.reference: `evaluate --data data/val.json` names the "
+                   "parts the model swaps",
+                   "and the view it places them best in (look_alike; README, multi-view rig)."]
     train_path = write_text_atomic(out / "train.yaml", _dump(header, train))
     load_config(train_path)  # validate now, not at the user's first run
     adapt_path = None

@@ -75,6 +75,7 @@ from animalpose.adapt.temporal_agreement import temporal_agreement
 from animalpose.adapt.temporal_infill import temporal_infill
 from animalpose.adapt.temporal_loss import clip_windows, epsilon_tensor, original_coordinates, temporal_difference
 from animalpose.adapt.view_assignment import (
+    CONFUSION_RATE,
     agreeing_views,
     best_view,
     confused_groups,
@@ -297,11 +298,7 @@ class CCSSLSection(Section):
     # confidence, and the other rules allow) or confidence (they go through keep_fractions' selection like every
     # other joint)
     view_assignment: list[list[str]] | Literal["auto"] = Field(default_factory=list)
-    # 0.15: on the real mirror-mouse calibration frames (10 val frames, 3 supervised models, plain predictions)
-    # the top-view paws' pairs are swapped in 0.05-0.5 of the frames, each paw linked to another at >= 0.2, the
-    # bottom view's paw1-paw2 at 0.15, and no other pair above 0.11 (a top paw and a tail point); BENCHMARKS.md
-    # "What `init` writes for a mirror rig"
-    view_assignment_confusion: float = Field(default=0.15, gt=0, le=1)
+    view_assignment_confusion: float = Field(default=CONFUSION_RATE, gt=0, le=1)
     view_assignment_reference: int | Literal["auto"] = "auto"
     view_assignment_keep: Literal["projected", "agreeing", "confidence"] = "projected"
     # target_augment: the augmentation of the pseudo-labelled target stream. same: the experiment's (augment:);

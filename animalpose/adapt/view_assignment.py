@@ -41,6 +41,13 @@ import numpy as np
 
 from animalpose.adapt.multiview_loss import MultiviewPCA
 
+#: two body parts look alike to a model when it swaps them, in some view, in at least this share of the labelled
+#: frames (:func:`confusion_rates`): on the real mirror-mouse val frames (3 supervised models) the top-view paws'
+#: pairs are swapped in 0.05-0.5 of them, each paw linked to another at >= 0.2, the bottom view's paw1-paw2 at
+#: 0.15, and no other pair above 0.11 (a top paw and a tail point); BENCHMARKS.md "What `init` writes for a mirror
+#: rig"
+CONFUSION_RATE = 0.15
+
 #: an axis of the subspace that the reference view sees less than this fraction as strongly as its main one is
 #: hidden from it (a depth the view does not show): it is left to the other views, not solved for from noise
 RANK_TOLERANCE = 1e-3

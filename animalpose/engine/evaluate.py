@@ -57,7 +57,7 @@ from animalpose.data.validate import SkipReport, validate_dataset
 from animalpose.engine.build import crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
-from animalpose.engine.multiview import MultiviewCorrection
+from animalpose.engine.multiview import MultiviewCorrection, look_alike
 from animalpose.engine.pictures import examples_of
 from animalpose.errors import ConfigError, DataError, Problem
 from animalpose.evaluation import (
@@ -184,7 +184,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
         "instances": n, "protocol": str, "flip": bool, "batch_size": int, "multiview": bool, "checkpoint": str,
         "data": str,
-        "seconds": float, "skipped": {...}}``, plus
+        "seconds": float, "skipped": {...}}``, plus ``"look_alike"`` for a multi-view rig's model (the parts its
+        raw output swaps on these frames and each group's error per view: :func:`~animalpose.engine.multiview.
+        look_alike`),
         ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
         through a mapping, and ``"examples"`` (:func:`~animalpose.engine.pictures.examples_of`) when asked for.
     """
@@ -267,6 +269,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     if not dists:
         raise DataError(str(data), "image", "no image of the dataset decodes")
     d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
+    # a rig's model: the parts it swaps in these frames, from its raw output (what multiview.correct would mend)
+    alike = look_alike(pred, gt, cfg.multiview.views, schema) if cfg.multiview.views and common is None else None
     if correction is not None:
         pred = correction.apply(pred)
     recs = [records[i] for i in used]
@@ -312,6 +316,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
               "instances": len(recs), "protocol": protocol, "flip": flip, "batch_size": batch_size,
               "multiview": correction is not None, "checkpoint": str(checkpoint), "data": str(data),
               "notes": metrics_note, "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
+    if alike is not None:
+        result["look_alike"] = alike
     if examples > 0:
         result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
                                          tuple(cfg.data.input_size))

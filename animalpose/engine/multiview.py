@@ -26,7 +26,14 @@ import torch
 
 from animalpose.adapt.multiview_loss import MultiviewPCA, fit_multiview_pca
 from animalpose.adapt.pca_loss import PosePCA
-from animalpose.adapt.view_assignment import group_rows, project_views, reassign_views
+from animalpose.adapt.view_assignment import (
+    CONFUSION_RATE,
+    confused_groups,
+    confusion_rates,
+    group_rows,
+    project_views,
+    reassign_views,
+)
 from animalpose.config import ExperimentConfig
 from animalpose.data.records import PoseRecord
 from animalpose.errors import ConfigError
@@ -123,3 +130,37 @@ def multiview_correction(cfg: ExperimentConfig, records: Sequence[PoseRecord],
     m = cfg.multiview
     return fit_correction(m.views, m.correct, m.reference, [r.keypoints for r in records], schema, m.components,
                          m.percentile)
+
+
+def look_alike(pred: np.ndarray, truth: np.ndarray, views: Sequence[Sequence[str]], schema: KeypointSchema,
+               min_rate: float = CONFUSION_RATE) -> dict:
+    """What a multi-view model confuses on labelled frames, to fill ``multiview.correct`` and ``reference``: the
+    groups of body parts it swaps in at least ``min_rate`` of the frames in some view
+    (:func:`~animalpose.adapt.view_assignment.confused_groups`, each part named by its first view's keypoint), each
+    group's mean pixel error in every view and the view with the lowest (the reference to name), and the rate of
+    every pair swapped at all (each view's keypoint names, ``"a / b"``).
+
+    Args:
+        pred: (N, K, >= 2) raw predictions (before any mending), original pixels.
+        truth: (N, K, 3) labels with visibility.
+        views: ``multiview.views``: each body part's keypoint in every view, by name.
+    """
+    idx = np.asarray([[schema.index(j) for j in row] for row in views])
+    pred = np.asarray(pred, np.float64)[..., :2]
+    truth = np.asarray(truth, np.float64)
+    rates = confusion_rates(pred, truth, idx)
+    groups = confused_groups(rates, min_rate)
+    err = np.linalg.norm(pred - truth[..., :2], axis=-1)
+    err[truth[..., 2] <= 0] = np.nan
+    found = []
+    for g in groups:
+        keys = idx[g]  # (G, V)
+        per_view = [float(np.nanmean(err[:, keys[:, v]])) if np.isfinite(err[:, keys[:, v]]).any() else None
+                    for v in range(idx.shape[1])]
+        known = [e for e in per_view if e is not None]
+        found.append({"parts": [views[p][0] for p in g], "view_error_px": per_view,
+                      "reference": per_view.index(min(known)) if known else None})
+    pairs = {f"{schema.joints[idx[p, v]]} / {schema.joints[idx[q, v]]}": round(float(rates[v, p, q]), 3)
+             for v in range(idx.shape[1]) for p in range(len(idx)) for q in range(p + 1, len(idx))
+             if rates[v, p, q] > 0}
+    return {"min_rate": min_rate, "groups": found, "pairs": pairs, "frames": len(pred)}

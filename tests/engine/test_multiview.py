@@ -10,7 +10,7 @@ import pytest
 from animalpose.config import parse_config
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.evaluate import evaluate
-from animalpose.engine.multiview import MultiviewCorrection, fit_correction
+from animalpose.engine.multiview import MultiviewCorrection, fit_correction, look_alike
 from animalpose.engine.predict import Predictor
 from animalpose.errors import ConfigError
 from animalpose.keypoints import KeypointSchema
@@ -51,6 +51,22 @@ def test_the_correction_reassigns_and_projects_by_hand():
     again = MultiviewCorrection.from_dict(corr.to_dict())
     np.testing.assert_allclose(again.apply(pred), out, atol=1e-6)
     assert corr.apply(pred[:0]).shape == (0, 7, 3)
+
+
+def test_look_alike_names_the_swapped_parts_and_the_view_to_keep_by_hand():
+    """Two frames; in frame 0 the top view's a and b are predicted at each other's label (both ways: a rate of
+    (1 + 1) / (2 · 2) = 0.5), c is far from both; the bottom view is right. The group a, b is 10 px off in each of
+    frame 0's top points, so 5 px on average in the top view and 0 in the bottom: the reference to name is 1."""
+    truth = np.zeros((2, 7, 3))
+    truth[:, :3, :2] = [[0, 0], [10, 0], [100, 100]]
+    truth[:, 3:6, :2] = truth[:, :3, :2] + OFF
+    truth[:, :6, 2] = 2
+    pred = truth.copy()
+    pred[0, [0, 1], :2] = truth[0, [1, 0], :2]
+    got = look_alike(pred, truth, VIEWS, SCHEMA)
+    assert got == {"min_rate": 0.15, "frames": 2, "pairs": {"a_top / b_top": 0.5},
+                   "groups": [{"parts": ["a_top", "b_top"], "view_error_px": [5.0, 0.0], "reference": 1}]}
+    assert look_alike(pred, truth, VIEWS, SCHEMA, min_rate=0.6)["groups"] == []
 
 
 def test_settings_that_cannot_work_are_named():
@@ -95,5 +111,20 @@ def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model
     assert np.abs(mended[..., :2] - raw[..., :2]).max() > 0.5  # the right-side points moved
     on, off = (evaluate(multiview_model, dots["val"], progress=False, multiview=m) for m in (True, False))
     assert on["multiview"] and not off["multiview"]
+    # what the raw output swaps, the same whether or not the predictions are then mended
+    assert on["look_alike"] == off["look_alike"] and on["look_alike"]["frames"] == on["instances"]
+    assert set(on["look_alike"]) == {"min_rate", "frames", "pairs", "groups"}
+    # the CLI names each group and the settings that would mend it
+    from typer.testing import CliRunner
+
+    from animalpose.cli import app
+
+    shown = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(multiview_model), "--data", str(dots["val"]),
+                                     "--no-tracking"])
+    assert shown.exit_code == 0, shown.output
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("look-alike parts")]
+    assert len(lines) == len(on["look_alike"]["groups"])
+    for line, group in zip(lines, on["look_alike"]["groups"], strict=True):
+        assert f"multiview.correct: [[{', '.join(group['parts'])}]], multiview.reference: {group['reference']}" in line
     assert on["metrics"]["pixel_error_mean"] != off["metrics"]["pixel_error_mean"]
     assert on["metrics"]["pck_crop@0.05"] == off["metrics"]["pck_crop@0.05"]  # the heatmaps' score is unchanged
