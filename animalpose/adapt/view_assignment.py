@@ -172,8 +172,7 @@ def confusion_rates(xy: np.ndarray, truth: np.ndarray, views: np.ndarray) -> np.
         both = seen[:, :, None] & seen[:, None]
         count = (nearer & both).sum(0)
         frames = both.sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(frames > 0, (count + count.T) / (2.0 * np.maximum(frames, 1)), 0.0)
+        rate = (count + count.T) / (2.0 * np.maximum(frames, 1))  # 0 where no frame labels both
         np.fill_diagonal(rate, 0.0)
         out[v] = rate
     return out
