@@ -78,8 +78,6 @@ from animalpose.adapt.view_assignment import (
     CONFUSION_RATE,
     agreeing_views,
     best_view,
-    confused_groups,
-    confusion_rates,
     group_keypoints,
     group_rows,
     project_views,
@@ -98,7 +96,7 @@ from animalpose.engine.batchnorm import running_statistics
 from animalpose.engine.build import augment_overrides, build_data, crop_padding, make_codec, make_model, pick_device
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
-from animalpose.engine.multiview import fit_named_views
+from animalpose.engine.multiview import fit_named_views, look_alike
 from animalpose.engine.train import checkpoint_extra
 from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
@@ -1308,27 +1306,22 @@ class CCSSLRun:
         return groups
 
     def _confused_groups(self, r: int) -> list[list[int]]:
-        """ccssl.view_assignment auto: the look-alike groups of :func:`~animalpose.adapt.view_assignment.
-        confused_groups` on round ``r``'s calibration labels, recorded in the run's state by their first view's
-        names."""
-        c, names = self.cfg.ccssl, self.schema.joints
+        """ccssl.view_assignment auto: the look-alike groups (:func:`~animalpose.engine.multiview.look_alike`) of
+        round ``r``'s calibration labels, recorded in the run's state by their first view's names."""
+        c = self.cfg.ccssl
         lab = self._labelled_labels(r)
-        views = np.asarray([[names.index(j) for j in row] for row in c.multiview_loss_views])
-        rates = confusion_rates(lab.xy, lab.truth, views)
-        groups = confused_groups(rates, c.view_assignment_confusion)
-        self.state["view_groups"] = [[names[views[p, 0]] for p in g] for g in groups]
-        worst = rates.max(0)
-        if groups:
-            said = "; ".join(", ".join(names[views[p, 0]] for p in g) for g in groups)
+        found = look_alike(lab.xy, lab.truth, c.multiview_loss_views, self.schema, c.view_assignment_confusion)
+        self.state["view_groups"] = [g["parts"] for g in found["groups"]]
+        if found["groups"]:
+            said = "; ".join(", ".join(g["parts"]) for g in found["groups"])
             _log(f"round {r + 1}: view assignment auto: look-alike body parts on the calibration frames "
                  f"(swapped in >= {c.view_assignment_confusion:g} of them in some view): {said}", True)
         else:
-            top = np.unravel_index(np.argmax(worst), worst.shape) if worst.size else None
-            most = (f"; the most confused pair, {names[views[top[0], 0]]} and {names[views[top[1], 0]]}, "
-                    f"{worst[top]:.2f}") if top is not None and worst[top] > 0 else ""
+            pair = max(found["pairs"].items(), key=lambda kv: kv[1], default=None)
+            most = f"; the most confused pair, {pair[0]}, {pair[1]:.2f}" if pair else ""
             _log(f"round {r + 1}: view assignment auto: no two body parts are swapped in >= "
                  f"{c.view_assignment_confusion:g} of the calibration frames{most}: no re-assignment", True)
-        return groups
+        return view_groups(self.state["view_groups"], c.multiview_loss_views)
 
     def _assign_views(self, labels: PseudoLabelSet, r: int) -> tuple[PseudoLabelSet, float, list[int]]:
         """``labels`` with ``ccssl.view_assignment``'s groups re-assigned across the views; the fraction of

@@ -118,17 +118,23 @@ def reassign_views(xy: np.ndarray, mv: MultiviewPCA, groups: Sequence[Sequence[i
     return src
 
 
+def view_errors(errors: np.ndarray, views: np.ndarray, group: Sequence[int]) -> list[float | None]:
+    """Each view's mean of (N, K) pixel ``errors`` (NaN: not labelled) over the keypoints of ``group`` (rows of the
+    (P, V) ``views``); None for a view where none of them is labelled."""
+    idx = np.asarray(views)[list(group)]  # (G, V)
+    errors = np.asarray(errors, dtype=np.float64)
+    return [float(np.nanmean(errors[:, idx[:, v]])) if np.isfinite(errors[:, idx[:, v]]).any() else None
+            for v in range(idx.shape[1])]
+
+
 def best_view(errors: np.ndarray, mv: MultiviewPCA, group: Sequence[int]) -> int:
     """The view whose keypoints of ``group`` have the lowest mean of (N, K) pixel ``errors`` (NaN: not labelled).
 
     Raises ValueError when a view has no labelled keypoint of the group."""
-    idx = np.asarray(mv.views)[list(group)]  # (G, V)
-    means = []
-    for v in range(mv.num_views):
-        e = np.asarray(errors, dtype=np.float64)[:, idx[:, v]]
-        if not np.isfinite(e).any():
+    means = view_errors(errors, mv.views, group)
+    for v, m in enumerate(means):
+        if m is None:
             raise ValueError(f"view {v} has no labelled keypoint of the group to compare")
-        means.append(float(np.nanmean(e)))
     return int(np.argmin(means))
 
 

@@ -33,6 +33,7 @@ from animalpose.adapt.view_assignment import (
     group_rows,
     project_views,
     reassign_views,
+    view_errors,
 )
 from animalpose.config import ExperimentConfig
 from animalpose.data.records import PoseRecord
@@ -154,9 +155,7 @@ def look_alike(pred: np.ndarray, truth: np.ndarray, views: Sequence[Sequence[str
     err[truth[..., 2] <= 0] = np.nan
     found = []
     for g in groups:
-        keys = idx[g]  # (G, V)
-        per_view = [float(np.nanmean(err[:, keys[:, v]])) if np.isfinite(err[:, keys[:, v]]).any() else None
-                    for v in range(idx.shape[1])]
+        per_view = view_errors(err, idx, g)
         known = [e for e in per_view if e is not None]
         found.append({"parts": [views[p][0] for p in g], "view_error_px": per_view,
                       "reference": per_view.index(min(known)) if known else None})

@@ -325,14 +325,14 @@ def test_auto_view_assignment_finds_the_parts_the_source_model_confuses_and_keep
     assert state["view_groups"] == names and summary["view_groups"] == names
     assert "view assignment auto: look-alike body parts" in capsys.readouterr().err
     # a resumed run takes the groups from the state, whatever its model now confuses
-    monkeypatch.setattr(ccssl_module, "confused_groups", lambda *a: pytest.fail("groups found again"))
+    monkeypatch.setattr(ccssl_module, "look_alike", lambda *a: pytest.fail("groups found again"))
     groups_seen.clear()
     CCSSLRun(cfg, tmp_path / "run", progress=False).round(1)
     assert groups_seen and all(g == want for g in groups_seen)
     # none found: no re-assignment, said so, and the empty finding kept
     monkeypatch.undo()
     monkeypatch.setattr(ccssl_module, "reassign_views", spy)
-    monkeypatch.setattr(ccssl_module, "confused_groups", lambda rates, min_rate: [])
+    monkeypatch.setattr(ccssl_module, "look_alike", lambda *a: {"groups": [], "pairs": {}})
     groups_seen.clear()
     capsys.readouterr()
     CCSSLRun(cfg, tmp_path / "none", progress=False).round(0)
