@@ -105,6 +105,13 @@ class InitResult:
     notes: list[str] = field(default_factory=list)
 
 
+def _check_target_frames(value: int, where: str) -> int:
+    """``target_frames`` itself; DataError naming it when below 1."""
+    if value < 1:
+        raise DataError(where, "target_frames", f"must be at least 1, got {value}")
+    return value
+
+
 def _rel(path: Path, folder: Path) -> str:
     return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(folder))).as_posix()
 
@@ -145,8 +152,9 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
     schema = dataset_schema(dataset)
     if schema is None:
         raise DataError(dataset.source, "schema", "no keypoint labels to train on")
+    _check_target_frames(target_frames, source)  # these checks before anything is written
     unknown = sorted({n for part in views or [] for n in part} - set(schema.joints))
-    if unknown:  # before anything is written
+    if unknown:
         raise DataError(source, "views", f"keypoints {unknown} are not among the labels' body parts")
     records = [r for r in validate_dataset(dataset, schema, allow_outside_root=allow_outside_root).records
                if (r.keypoints[:, 2] > 0).any()]
@@ -217,8 +225,6 @@ def init_project(dataset: PoseDataset, videos: list[Path], out: str | Path, *, s
 def _write_video_adapt(out: Path, videos: list[Path], source: str, target_frames: int, rig: bool) -> Path:
     """``adapt_ccssl.yaml`` on the raw videos, cropped whole-frame (DeepLabCut's single-animal frames); ``rig``: a
     multi-view rig with a val split, which gets the mirror-mouse rig's best setting (below)."""
-    if target_frames < 1:
-        raise DataError(source, "target_frames", f"must be at least 1, got {target_frames}")
     frames = max(video_info(v)["frames"] for v in videos)
     step = max(1, math.ceil(frames / target_frames))
     ccssl = {"source_epochs": 180, "regenerate_every": 9, "lambda_target": 1.0, "keep_fractions": [0.2, 0.2, 0.2],
@@ -340,9 +346,7 @@ def init_from_sleap(slp: str | Path, out: str | Path | None = None, **options) -
     user-labelled instances are labels: the predicted ones (SLEAP's inference) on frames without a user label
     become CC-SSL's target (:func:`sleap_target`); without any, no ``adapt_ccssl.yaml`` is written."""
     slp = Path(slp)
-    per_video = options.get("target_frames", TARGET_FRAMES_PER_VIDEO)
-    if per_video < 1:
-        raise DataError(str(slp), "target_frames", f"must be at least 1, got {per_video}")
+    per_video = _check_target_frames(options.get("target_frames", TARGET_FRAMES_PER_VIDEO), str(slp))
     dataset = read_dataset(slp, "slp")
     user = [r for r in dataset.records if not r.meta.get("predicted")]
     predicted = [r for r in dataset.records if r.meta.get("predicted")]

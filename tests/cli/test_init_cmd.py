@@ -92,6 +92,7 @@ def test_init_target_frames_sets_the_video_step(tmp_path, dlc_project):
 
     with pytest.raises(DataError, match="target_frames: must be at least 1"):
         init_from_dlc(project, tmp_path / "zero", target_frames=0)
+    assert not (tmp_path / "zero").exists()  # refused before the split is written
 
 
 def test_data_split_command(tmp_path, dlc_project):
