@@ -916,6 +916,8 @@ class CCSSLRun:
         self._given_tracker = tracker
         self.tracker: Tracker = tracker or Tracker(enabled=False)
         self.trainer: CCSSLTrainer | None = None
+        # the source checkpoint's extra: a correction multiview.correct auto found for it travels on (checkpoint_extra)
+        self.source_extra: dict = {}
         self._calibration_records: tuple[list[PoseRecord], float] | None = None  # read at the first calibration
         self._prior_fits: tuple[PosePCA | None, MultiviewPCA | None] | None = None  # fitted at the first round
         self._view_fit: tuple[MultiviewPCA, list[list[int]]] | None = None  # fitted at the first round
@@ -979,7 +981,7 @@ class CCSSLRun:
                                     device=device, tracker=None, progress=progress, lambda_target=c.lambda_target,
                                     pair_loss=c.pair_loss, term_batchnorm=c.term_batchnorm,
                                     target_balance=c.target_balance, term_anneal_epochs=c.term_anneal_epochs,
-                                    extra=checkpoint_extra(cfg, data))
+                                    extra=checkpoint_extra(cfg, data, self.source_extra))
         self.trainer.set_temporal_loss(temporal_clips(cfg, self.target_records, schema, codec, self.norm, self.pad))
         self.trainer.set_pca_loss(pca_term(cfg, data.train.records, self.target_records, schema, codec, self.norm,
                                            self.pad))
@@ -1008,6 +1010,10 @@ class CCSSLRun:
         if c.source_checkpoint is not None:
             ckpt = load_checkpoint(c.source_checkpoint, schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
+            self.source_extra = dict(ckpt.get("extra") or {})
+            if cfg.multiview.correct == "auto" and "multiview_found" not in self.source_extra:
+                _log(f"multiview.correct auto: {c.source_checkpoint} was not trained with it (no groups found "
+                     "for it): the rounds' models mend nothing", True)
         elif c.source_epochs > 0:
             src_dir = self.out / "source"
             if not self.state.get("source_trained"):
@@ -1022,6 +1028,9 @@ class CCSSLRun:
             best = src_dir / "best.ckpt"
             ckpt = load_checkpoint(best if best.is_file() else src_dir / "last.ckpt", schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
+            if cfg.multiview.correct == "auto":
+                _log("multiview.correct auto: the source model trained in this run finds no groups (train it with "
+                     "`animalpose train` and give ccssl.source_checkpoint): the rounds' models mend nothing", True)
         return model
 
     def round(self, r: int) -> dict:

@@ -154,7 +154,7 @@ def train_control(run: CCSSLRun, progress: bool = True) -> Path:
             # the same extras as the adapted arm's checkpoints (normalisation, a rig's views' subspace and groups):
             # keep_better scores both through them, so without them the control would be scored unmended
             Trainer(ctrl_cfg, model, run.schema, run.data.train, val_sets, folder, device=run.device,
-                    tracker=child, progress=progress, extra=checkpoint_extra(cfg, run.data)).fit()
+                    tracker=child, progress=progress, extra=checkpoint_extra(cfg, run.data, run.source_extra)).fit()
         run.state["control_done"] = True
         run._save_state()
     return _delivered(folder)

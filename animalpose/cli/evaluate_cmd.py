@@ -85,12 +85,14 @@ def evaluate(
         typer.echo(f"scored on {len(result['common_joints'])} joints shared with {result['dataset_schema']}: "
                    + ", ".join(f"{k}={v}" if k != v else k for k, v in result["common_joints"].items()))
     if result["multiview"]:
-        typer.echo("predictions mended with the model's multi-view geometry (--no-multiview: raw)")
+        groups = "; ".join(", ".join(g) for g in result["multiview_groups"])
+        typer.echo(f"predictions mended with the model's multi-view geometry: {groups} (--no-multiview: raw)")
     for group in result.get("look_alike", {}).get("groups", []):
         errors = ", ".join(f"view {v} {e:.2f} px" for v, e in enumerate(group["view_error_px"]) if e is not None)
         typer.echo(f"look-alike parts (swapped in >= {result['look_alike']['min_rate']:g} of these frames in some "
                    f"view): {', '.join(group['parts'])}; their error by view: {errors} (to mend them: "
-                   f"multiview.correct: [[{', '.join(group['parts'])}]], multiview.reference: {group['reference']})")
+                   f"multiview.correct: [[{', '.join(group['parts'])}]], multiview.reference: {group['reference']}; "
+                   "or multiview.correct: auto)")
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
     typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))

@@ -245,13 +245,19 @@ class MultiviewConfig(Section):
     3-D point; ε at the ``percentile``-th percentile of the labelled frames' errors) is fitted on data.train.
     ``correct``: groups of look-alike body parts (named by any view's keypoint) whose points in the views other
     than ``reference`` are re-assigned and moved onto the subspace in every prediction (evaluate, predict);
-    [] : predictions are left as they are."""
+    ``auto``: the groups the trained model swaps on ``data.val`` (in at least ``confusion`` of the frames, in some
+    view), each with the view it places them best in, found when training ends
+    (:func:`animalpose.engine.multiview.found_correction`); [] : predictions are left as they are."""
 
     views: list[list[str]] = Field(default_factory=list)
     components: int | float = Field(default=3, gt=0)
     percentile: float = Field(default=90.0, ge=0, le=100)
-    correct: list[list[str]] = Field(default_factory=list)
+    correct: list[list[str]] | Literal["auto"] = Field(default_factory=list)
     reference: int = Field(default=0, ge=0)
+    # 0.1 (on 10 frames: one swap) chosen on val: real mirror-mouse models trained on img01-40, groups found on one
+    # half of img41-60 and scored on the other; 0.15 found fewer of the four paws (BENCHMARKS.md, "multiview.correct:
+    # auto")
+    confusion: float = Field(default=0.1, gt=0, le=1)
 
     @model_validator(mode="after")
     def _views_given(self) -> MultiviewConfig:

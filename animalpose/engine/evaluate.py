@@ -182,7 +182,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
-        "instances": n, "protocol": str, "flip": bool, "batch_size": int, "multiview": bool, "checkpoint": str,
+        "instances": n, "protocol": str, "flip": bool, "batch_size": int, "multiview": bool,
+        "multiview_groups": [[body part, ...], ...] (the groups mended), "checkpoint": str,
         "data": str,
         "seconds": float, "skipped": {...}}``, plus ``"look_alike"`` for a multi-view rig's model (the parts its
         raw output swaps on these frames and each group's error per view: :func:`~animalpose.engine.multiview.
@@ -270,7 +271,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         raise DataError(str(data), "image", "no image of the dataset decodes")
     d, pred, gt = np.concatenate(dists), np.concatenate(preds), np.concatenate(gts)
     # a rig's model: the parts it swaps in these frames, from its raw output (what multiview.correct would mend)
-    alike = look_alike(pred, gt, cfg.multiview.views, schema) if cfg.multiview.views and common is None else None
+    alike = (look_alike(pred, gt, cfg.multiview.views, schema, cfg.multiview.confusion)
+             if cfg.multiview.views and common is None else None)
     if correction is not None:
         pred = correction.apply(pred)
     recs = [records[i] for i in used]
@@ -314,7 +316,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         metrics.update(oks_ap(recs, results, schema, str(data)))
     result = {"metrics": metrics, "per_joint": tables["pck_crop@0.05"], "per_joint_tables": tables,
               "instances": len(recs), "protocol": protocol, "flip": flip, "batch_size": batch_size,
-              "multiview": correction is not None, "checkpoint": str(checkpoint), "data": str(data),
+              "multiview": correction is not None,
+              "multiview_groups": correction.group_names(schema) if correction is not None else [],
+              "checkpoint": str(checkpoint), "data": str(data),
               "notes": metrics_note, "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
     if alike is not None:
         result["look_alike"] = alike

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from animalpose.codecs import Codec
+from animalpose.data.dataset import TopDownDataset, collate_skip
 from animalpose.data.flip import flip_heatmaps
+from animalpose.data.transforms import crop_to_original
 from animalpose.models.factory import MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,6 +55,29 @@ def final_heatmaps(model: nn.Module, images: torch.Tensor, flip_permutation: np.
         flipped = model(images.flip(-1))[-1].float()
         out = 0.5 * (out + flip_heatmaps(flipped, flip_permutation, shift=flip_shift))
     return out
+
+
+@torch.no_grad()
+def original_predictions(model: nn.Module, datasets: Iterable[TopDownDataset], device: torch.device,
+                         flip_permutation: np.ndarray | None = None, flip_shift: bool = False,
+                         batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """The model's decoded keypoints on every instance of labelled crop ``datasets``, in original-image pixels,
+    and their labels: ((N, K, 3) x, y, heatmap maximum; (N, K, 3) x, y, visibility). An image that does not
+    decode is left out of both (the datasets' own check has already refused unreadable files)."""
+    model.eval()
+    preds, truths = [], []
+    for ds in datasets:
+        for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0, collate_fn=collate_skip):
+            if "image" not in batch:
+                continue
+            hm = final_heatmaps(model, batch["image"].to(device), flip_permutation, flip_shift).cpu()
+            coords, maxvals = ds.codec.decode(hm)
+            orig = crop_to_original(coords, batch["meta"]["matrix"].numpy())
+            preds.append(np.concatenate([orig, maxvals[..., None]], -1))
+            truths.append(batch["meta"]["keypoints"].numpy())
+    if not preds:
+        return np.zeros((0, 0, 3)), np.zeros((0, 0, 3))
+    return np.concatenate(preds), np.concatenate(truths)
 
 
 def normalise(images: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

@@ -12,7 +12,10 @@ it through the reference view's point (with two views, to the nearest point of t
 reference view's points and every keypoint outside the groups are left as predicted.
 
 The subspace is fitted on ``data.train`` when training starts and travels in the checkpoint (``extra["multiview"]``),
-so ``evaluate`` and ``predict`` apply it without the labels; ``--no-multiview`` turns it off. Confidences move with
+so ``evaluate`` and ``predict`` apply it without the labels; ``--no-multiview`` turns it off. With ``multiview.correct:
+auto`` the groups and their references are what the trained model swaps on ``data.val`` (:func:`look_alike`), found
+when training ends and written into best.ckpt and last.ckpt, each from its own weights (``extra["multiview_found"]``
+keeps what was found, groups or none). Confidences move with
 their keypoints in the re-assignment and are kept for projected points (the heatmap's evidence is unchanged).
 """
 
@@ -67,6 +70,10 @@ class MultiviewCorrection:
         out = np.take_along_axis(pred, src[..., None], axis=1).copy()
         out[..., :2] = project_views(out[..., :2], self.prior, self.groups, self.reference)
         return out
+
+    def group_names(self, schema: KeypointSchema) -> list[list[str]]:
+        """Each mended group's body parts, named by their first view's keypoint."""
+        return [[schema.joints[self.prior.views[p][0]] for p in g] for g in self.groups]
 
     def to_dict(self) -> dict:
         """Plain types for a checkpoint's ``extra``."""
@@ -127,10 +134,31 @@ def fit_correction(views: Sequence[Sequence[str]], correct: Sequence[Sequence[st
 
 def multiview_correction(cfg: ExperimentConfig, records: Sequence[PoseRecord],
                          schema: KeypointSchema) -> MultiviewCorrection:
-    """``cfg.multiview``'s correction fitted on the labelled ``records`` (the training set)."""
+    """``cfg.multiview``'s correction (named groups) fitted on the labelled ``records`` (the training set)."""
     m = cfg.multiview
+    if m.correct == "auto":
+        raise ValueError("multiview.correct auto is found on a trained model's val predictions: found_correction")
     return fit_correction(m.views, m.correct, m.reference, [r.keypoints for r in records], schema, m.components,
                          m.percentile)
+
+
+def multiview_prior(cfg: ExperimentConfig, records: Sequence[PoseRecord], schema: KeypointSchema) -> MultiviewPCA:
+    """``cfg.multiview.views``' subspace fitted on the labelled ``records`` (ConfigError naming the key)."""
+    m = cfg.multiview
+    return fit_named_views(m.views, [r.keypoints for r in records], schema, m.components, m.percentile,
+                           key="multiview.views", components_key="multiview.components")
+
+
+def found_correction(prior: MultiviewPCA, found: dict, views: Sequence[Sequence[str]]) -> MultiviewCorrection | None:
+    """``multiview.correct: auto``: the correction of the groups :func:`look_alike` ``found`` (each with the view
+    it names as reference) on the views' subspace ``prior``; None when it found none. Such a group is one a
+    user would name after reading ``evaluate``'s look-alike lines, made without the reading (and without
+    retraining: the subspace comes from the training labels either way)."""
+    groups = [g for g in found["groups"] if g["reference"] is not None]
+    if not groups:
+        return None
+    rows = group_rows([g["parts"] for g in groups], views)
+    return MultiviewCorrection(prior, tuple(map(tuple, rows)), tuple(int(g["reference"]) for g in groups))
 
 
 def look_alike(pred: np.ndarray, truth: np.ndarray, views: Sequence[Sequence[str]], schema: KeypointSchema,

@@ -6,6 +6,7 @@ checkpoint (if any) is opened and checked against the schema, and only then does
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -16,11 +17,12 @@ from animalpose.atomic import write_text_atomic
 from animalpose.config import ExperimentConfig, flatten, to_dict
 from animalpose.data.validate import SkipReport
 from animalpose.engine.build import DataBundle, build_data, make_codec, make_model, pick_device
-from animalpose.engine.checkpoint import check_architecture, load_checkpoint
+from animalpose.engine.checkpoint import atomic_torch_save, check_architecture, load_checkpoint, to_plain
 from animalpose.engine.distributed import init_distributed, shutdown_distributed
-from animalpose.engine.multiview import multiview_correction
+from animalpose.engine.inference import original_predictions, unwrap
+from animalpose.engine.multiview import found_correction, look_alike, multiview_correction, multiview_prior
 from animalpose.engine.trainer import Trainer, TrainResult, seed_everything
-from animalpose.errors import DataError
+from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import per_joint_table
 from animalpose.jsonout import dumps
 from animalpose.outputs import check_output_dir
@@ -38,14 +40,60 @@ def _write_json(path: Path, data) -> None:
     write_text_atomic(path, dumps(data, indent=2))  # strict JSON: a NaN score is null
 
 
-def checkpoint_extra(cfg: ExperimentConfig, data: DataBundle) -> dict:
+def checkpoint_extra(cfg: ExperimentConfig, data: DataBundle, source: dict | None = None) -> dict:
     """What every checkpoint of a model trained on ``data`` carries besides its weights (supervised training
     and CC-SSL's rounds alike): the images' normalisation (``evaluate`` and ``predict`` read it) and, for a
-    multi-view rig, the views' subspace of the labels (:mod:`animalpose.engine.multiview`)."""
+    multi-view rig, the views' subspace of the labels and the groups it mends (:mod:`animalpose.engine.multiview`).
+
+    ``multiview.correct: auto``: the groups are found when training ends (:func:`mend_found_groups`); a model
+    adapted from a ``source`` checkpoint's weights (``source``: its ``extra``) carries the correction found for the
+    source, so that keep-the-better scores the source, the control and the adapted model mended alike. Either way
+    the views are checked now, not after training."""
     extra = {"normalization": data.normalization.to_dict()}
-    if cfg.multiview.correct:
+    m = cfg.multiview
+    if m.correct == "auto":
+        multiview_prior(cfg, data.train.records, data.schema)
+        for key in ("multiview", "multiview_found"):
+            if key in (source or {}):
+                extra[key] = source[key]
+    elif m.correct:
         extra["multiview"] = multiview_correction(cfg, data.train.records, data.schema).to_dict()
     return extra
+
+
+def mend_found_groups(cfg: ExperimentConfig, data: DataBundle, trainer: Trainer, result: TrainResult,
+                      progress: bool = True) -> dict[str, dict]:
+    """``multiview.correct: auto`` at the end of training: for best.ckpt and last.ckpt, each model's raw
+    predictions on ``data.val`` (every file, pooled; flip-tested as validation is) name the body parts it swaps
+    (:func:`~animalpose.engine.multiview.look_alike`, ``multiview.confusion``), and the checkpoint is rewritten
+    (atomically) to mend them (:func:`~animalpose.engine.multiview.found_correction`) or, when none are found,
+    to mend nothing: ``extra["multiview_found"]`` keeps what was found either way. One console line per
+    checkpoint, also when nothing is mended. Returns ``{checkpoint name: look_alike}``."""
+    m, schema = cfg.multiview, data.schema
+    prior = multiview_prior(cfg, data.train.records, schema)
+    module = copy.deepcopy(unwrap(trainer.model))
+    out = {}
+    for path in dict.fromkeys(p for p in (result.best_checkpoint, result.last_checkpoint) if p and p.is_file()):
+        ckpt = load_checkpoint(path, schema=schema)
+        module.load_state_dict(ckpt.get("ema") or ckpt["model"])
+        pred, truth = original_predictions(module, trainer.val_sets.values(), trainer.device, trainer.flip_perm,
+                                           trainer.flip_shift)
+        found = to_plain(look_alike(pred, truth, m.views, schema, m.confusion))
+        correction = found_correction(prior, found, m.views)
+        extra = {k: v for k, v in (ckpt.get("extra") or {}).items() if k != "multiview"}
+        extra["multiview_found"] = found
+        if correction is not None:
+            extra["multiview"] = correction.to_dict()
+        atomic_torch_save({**ckpt, "extra": extra}, path)
+        out[path.name] = found
+        if correction is None:
+            print(f"multiview.correct auto: {path.name}'s model swaps no two body parts in >= {m.confusion:g} of "
+                  f"the {found['frames']} val frames in any view: its predictions are not mended", file=sys.stderr)
+        elif progress:
+            said = "; ".join(f"{', '.join(g['parts'])} (from view {g['reference']})" for g in found["groups"]
+                             if g["reference"] is not None)
+            print(f"multiview.correct auto: {path.name} mends {said}, found on {found['frames']} val frames")
+    return out
 
 
 def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str = "run", resume: bool = False,
@@ -71,6 +119,9 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
     try:
         seed_everything(cfg.train.seed, cfg.train.deterministic)
         data = build_data(cfg)
+        if cfg.multiview.correct == "auto" and not data.val:
+            raise ConfigError("<config>", "multiview.correct", "auto finds the look-alike body parts on the labelled "
+                              "frames of data.val, and there are none: give data.val or name the groups")
         last = out / "last.ckpt"
         run_id = None
         if resume:
@@ -121,7 +172,8 @@ def train(cfg: ExperimentConfig, *, out_dir: str | Path | None = None, name: str
         result.data_skipped = data.skipped.to_dict()
         log_skipped_images(tracker, result.images_skipped)
         if dist.is_main and not result.halted:
-            _finish(cfg, trainer, result, tracker, register_as)
+            found = mend_found_groups(cfg, data, trainer, result, progress) if cfg.multiview.correct == "auto" else None
+            _finish(cfg, trainer, result, tracker, register_as, found)
         if tracker:
             tracker.end("FINISHED")
         return result
@@ -158,8 +210,9 @@ def log_skipped_images(tracker: Tracker | None, images: list[dict]) -> None:
 
 
 def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracker: Tracker | None,
-            register_as: str | None) -> None:
-    """Per-joint table, figures, the best checkpoint as an artifact and a registered model version."""
+            register_as: str | None, found: dict | None = None) -> None:
+    """Per-joint table, figures, the best checkpoint as an artifact and a registered model version; ``found``:
+    what ``multiview.correct: auto`` found per checkpoint (:func:`mend_found_groups`), into the summary and MLflow."""
     from animalpose import plots
 
     out = result.out_dir
@@ -167,6 +220,10 @@ def _finish(cfg: ExperimentConfig, trainer: Trainer, result: TrainResult, tracke
     summary = {"best_score": result.best_score, "selection": trainer.select_key, "epochs": len(result.history),
                "images_per_s": result.images_per_second, "history": result.history,
                "data_skipped": result.data_skipped, "images_skipped": result.images_skipped}
+    if found is not None:
+        summary["multiview_found"] = found
+        if tracker and tracker.active:
+            tracker.log_dict(found, "multiview/found.json")
     if trainer.last_per_joint is not None:
         summary["per_joint_pck@0.05"] = per_joint_table(schema, trainer.last_per_joint)
     _write_json(out / "summary.json", summary)

@@ -10,6 +10,13 @@ mended the way a model trained with it mends itself (``evaluate``, ``predict``).
 cached in ``<arm folder>/multiview.json`` (keyed by the checkpoint's size and time and the correction's settings);
 the summary is ``OUT/mirror-mouse/multiview_real_bench.json``: raw and mended mean ± std over seeds, the paired
 mended − raw difference per arm and each arm's mended error against the mended control.
+
+``--correct auto`` mends as ``multiview.correct: auto`` does (:func:`animalpose.engine.train.mend_found_groups`):
+each (seed, arm)'s own model's raw predictions on the val frames (with ``--calibrate-on half``, the calibration half
+alone, so that the other half is scored on frames the search never read) name the groups it swaps in at least
+``--confusion`` of them and the view to keep (:func:`~animalpose.engine.multiview.look_alike`), on the same views'
+subspace; cached apart (``multiview_auto.json``, with the groups found), summary
+``multiview_real_{bench,screen}_auto.json``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ import typer
 from animalpose.atomic import write_json_atomic
 from animalpose.config import ExperimentConfig, load_config, to_dict
 from animalpose.data.readers import read_dataset
-from animalpose.engine.multiview import MultiviewCorrection, multiview_correction
+from animalpose.data.records import PoseRecord
+from animalpose.engine.multiview import MultiviewCorrection, found_correction, look_alike, multiview_correction
 from animalpose.errors import DataError
 from animalpose.keypoints import KeypointSchema, load_schema
 from flows.benchmarks.ccssl_real import (
@@ -40,6 +48,8 @@ from flows.benchmarks.harness import SEEDS_HELP, Stopwatch, echo_result, paired,
 
 PROJECT = "mirror-mouse"
 DEFAULT_ARMS = ("supervised", "control", "ccssl")
+#: how ``--correct`` mends: the experiment config's named groups, or each model's own found on val
+CORRECT = ("named", "auto")
 
 
 def arm_checkpoint(folder: Path, screen: bool = False) -> Path:
@@ -69,24 +79,42 @@ def fit_project_correction(cfg: ExperimentConfig, train_json: Path, schema: Keyp
 
 
 def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorrection, key: dict,
-              screen: bool = False) -> dict:
+              screen: bool = False, found_on: list[PoseRecord] | None = None, confusion: float | None = None,
+              schema: KeypointSchema | None = None) -> dict:
     """``{"val"|"test": {"raw": metrics, "mended": metrics}}`` of the arm in ``folder`` (cached, module docstring;
-    a ``screen``: val alone, its own cache)."""
+    a ``screen``: val alone, its own cache). ``found_on``: ``--correct auto``, the labelled frames on which the
+    arm's model finds its own groups (at rate ``confusion``) to mend on ``correction``'s subspace; then
+    ``"found"`` holds what it found."""
     ckpt = arm_checkpoint(folder, screen)
     stat = ckpt.stat()
     key = {**key, "checkpoint": ckpt.name, "checkpoint_bytes": stat.st_size, "checkpoint_mtime_ns": stat.st_mtime_ns}
-    cache = folder / ("multiview_screen.json" if screen else "multiview.json")
+    auto = "_auto" if found_on is not None else ""
+    cache = folder / (f"multiview{auto}_screen.json" if screen else f"multiview{auto}.json")
     if cache.is_file():
         doc = read_json(cache)
         if doc.get("settings") == key:
             return doc["scores"]
     scores = {}
+    if found_on is not None:
+        views = [[schema.joints[k] for k in row] for row in correction.prior.views]
+        found = look_alike(predict_original(ckpt, found_on), np.stack([r.keypoints for r in found_on]), views, schema,
+                           confusion)
+        scores["found"] = found
+        correction = found_correction(correction.prior, found, views) or _MendNothing()
     for split, recs in records.items():
         pred = predict_original(ckpt, recs)
         gt = np.stack([r.keypoints for r in recs])
         scores[split] = {"raw": keypoint_metrics(pred, gt), "mended": keypoint_metrics(correction.apply(pred), gt)}
     write_json_atomic(cache, {"settings": key, "scores": scores}, indent=2)
     return scores
+
+
+class _MendNothing:
+    """The correction of an arm whose model swaps no two parts on the frames searched: none."""
+
+    @staticmethod
+    def apply(pred: np.ndarray) -> np.ndarray:
+        return np.array(pred, copy=True)
 
 
 def summarise(per_seed: list[dict], arms: Sequence[str], split: str = "test") -> dict:
@@ -110,10 +138,15 @@ def summarise(per_seed: list[dict], arms: Sequence[str], split: str = "test") ->
 
 
 def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS,
-              settings: BenchSettings | None = None, screen: bool = False) -> dict:
+              settings: BenchSettings | None = None, screen: bool = False, correct: str = "named",
+              confusion: float | None = None) -> dict:
     """Score every (seed, arm) of ``out``'s mirror-mouse ``ccssl-real`` run raw and mended (module docstring);
     ``settings``: the ccssl-real run's (default: its defaults), for its split, data and val halving; ``screen``: the
-    arms of a ``ccssl-real --screen`` run, on val alone (``multiview_real_screen.json``)."""
+    arms of a ``ccssl-real --screen`` run, on val alone (``multiview_real_screen.json``); ``correct``: ``named``
+    (the experiment config's groups) or ``auto`` (each model's own, found on val at rate ``confusion``, default
+    the config's ``multiview.confusion``)."""
+    if correct not in CORRECT:
+        raise ValueError(f"correct: {correct!r} is not one of {', '.join(CORRECT)}")
     clock = Stopwatch()
     settings = settings or BenchSettings(project=PROJECT)
     if settings.project != PROJECT:
@@ -126,16 +159,26 @@ def run_bench(out: Path, seeds: list[int], arms: Sequence[str] = DEFAULT_ARMS,
     correction = fit_project_correction(cfg, prep.train, schema)
     key = {"multiview": to_dict(cfg)["multiview"], "train": str(prep.train)}
     records = {"val": prep.val_records} if screen else {"val": prep.val_records, "test": prep.test_records}
+    found_on = None
+    if correct == "auto":
+        confusion = cfg.multiview.confusion if confusion is None else confusion
+        found_on = ([r for r in read_dataset(prep.calibration, "coco", schema).records
+                     if (r.keypoints[:, 2] > 0).any()] if prep.calibration else prep.val_records)
+        key.update(correct="auto", confusion=confusion, found_on=str(prep.calibration or prep.val))
     per_seed = []
     for seed in seeds:
         per_seed.append({"seed": seed, "arms": {
-            arm: score_arm(root / f"seed_{seed}" / arm, records, correction, key, screen) for arm in arms}})
+            arm: score_arm(root / f"seed_{seed}" / arm, records, correction, key, screen, found_on, confusion, schema)
+            for arm in arms}})
     result = {"benchmark": "multiview-real", "project": PROJECT, "split": prep.split, "seeds": list(seeds),
               "arms": list(arms), "multiview": key["multiview"], "scored": "val" if screen else "test",
+              "correct": correct, **({"confusion": confusion, "found_on": key["found_on"],
+                                      "found_on_frames": len(found_on)} if found_on is not None else {}),
               "reference_view": list(correction.reference), "epsilon_px": correction.prior.epsilon,
               "per_seed": per_seed, "summary": summarise(per_seed, arms, "val" if screen else "test"),
               **clock.total(), "threads": torch.get_num_threads()}
-    write_json_atomic(root / f"multiview_real_{'screen' if screen else 'bench'}.json", result, indent=2)
+    name = f"multiview_real_{'screen' if screen else 'bench'}{'_auto' if found_on is not None else ''}.json"
+    write_json_atomic(root / name, result, indent=2)
     return result
 
 
@@ -171,6 +214,11 @@ def bench_command(
     calibrate_on: str = typer.Option("val", help="The ccssl-real run's --calibrate-on (val or half: then only the "
                                      "frames no rule calibrated on are scored)."),
     screen: bool = typer.Option(False, "--screen", help="The arms of a ccssl-real --screen run: val alone."),
+    correct: str = typer.Option("named", help="named: the experiment config's groups; auto: each model's own, the "
+                                "parts it swaps on val (the calibration half with --calibrate-on half), as "
+                                "multiview.correct: auto finds them."),
+    confusion: float = typer.Option(None, help="--correct auto: the rate at which a pair counts as swapped "
+                                    "(default: the config's multiview.confusion)."),
     threads: int = typer.Option(1, help="torch threads."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -180,9 +228,16 @@ def bench_command(
     if not arm_list:
         raise typer.BadParameter("name at least one arm", param_hint="--arms")
     check_calibrate_on(calibrate_on)
+    if correct not in CORRECT:
+        raise typer.BadParameter(f"{correct!r}: choose {' or '.join(CORRECT)}", param_hint="--correct")
+    if confusion is not None and not 0 < confusion <= 1:
+        raise typer.BadParameter(f"{confusion}: a rate in (0, 1]", param_hint="--confusion")
     ranges = mirror_val_ranges(mirror_val, PROJECT) if mirror_val else {}
     settings = BenchSettings(project=PROJECT, calibrate_on=calibrate_on, **ranges)
-    result = run_bench(out, parse_seeds(seeds), arm_list, settings, screen=screen)
+    result = run_bench(out, parse_seeds(seeds), arm_list, settings, screen=screen, correct=correct,
+                       confusion=confusion)
+    mended = (f"each model's own groups, found on {result['found_on_frames']} val frames at rate "
+              f"{result['confusion']:g}" if correct == "auto" else f"reference view {result['reference_view']}")
     echo_result(result, as_json, format_table(result),
-                f"mirror-mouse: {result['split']}; reference view {result['reference_view']}, epsilon "
-                f"{result['epsilon_px']:.1f} px; {len(result['seeds'])} seeds, {result['wall_seconds']} s wall")
+                f"mirror-mouse: {result['split']}; mended with {mended}, epsilon {result['epsilon_px']:.1f} px; "
+                f"{len(result['seeds'])} seeds, {result['wall_seconds']} s wall")

@@ -169,3 +169,45 @@ def test_a_starting_model_that_cannot_be_scored_is_left_out_loudly(dots, tmp_pat
     assert kept.kept in ("adapted", "control") and report["source"] is None
     assert "no config in this checkpoint" in report["source_error"]
     assert "starting model is left out" in capsys.readouterr().err
+
+
+def test_a_rig_source_trained_with_auto_groups_hands_its_correction_to_both_arms(dots, tmp_path):
+    """``multiview.correct: auto``: the source model, trained with `train`, found its groups on val; the adapted
+    rounds and the control carry that correction (found for the source, not refitted), so keep-the-better scores
+    the three mended alike. A source trained inside the run found none: the rounds mend nothing, loudly."""
+    from animalpose.config import ExperimentConfig
+    from animalpose.engine.checkpoint import load_checkpoint
+    from animalpose.engine.train import train
+
+    raw = _config(dots).model_dump(mode="json")
+    raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"],
+                                  ["left_shoulder", "right_shoulder"]], "components": 2, "correct": "auto",
+                        "confusion": 0.02}
+    source = train(parse_config({k: v for k, v in raw.items() if k != "ccssl"}, ExperimentConfig),
+                   out_dir=tmp_path / "source", progress=False).last_checkpoint
+    found = load_checkpoint(source)["extra"]
+    assert found["multiview_found"]["groups"], "a two-epoch model swaps some dots at rate 0.02"
+    raw["ccssl"] = {**raw["ccssl"], "source_checkpoint": str(source), "source_epochs": 0}
+    raw["train"]["epochs"] = 1
+    run_ccssl_with_control(parse_config(raw, CCSSLConfig), tmp_path / "run", progress=False)
+    for path in (tmp_path / "run" / "round_0.ckpt", tmp_path / "run" / "control" / "last.ckpt"):
+        extra = load_checkpoint(path)["extra"]
+        assert extra["multiview"] == found["multiview"] and extra["multiview_found"] == found["multiview_found"]
+    report = json.loads((tmp_path / "run" / "keep_better.json").read_text())
+    for arm in ("adapted", "control", "source"):
+        assert evaluate(report[arm]["checkpoint"], dots["val"], flip=False, device="cpu", progress=False)["multiview"]
+
+
+def test_auto_groups_with_a_source_trained_in_the_run_mend_nothing_and_say_so(dots, tmp_path, capsys):
+    from animalpose.engine.checkpoint import load_checkpoint
+
+    raw = _config(dots).model_dump(mode="json")
+    raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"]], "components": 2,
+                        "correct": "auto"}
+    raw["train"]["epochs"] = 1
+    raw["ccssl"]["control"] = False
+    from animalpose.adapt.ccssl import run_ccssl
+
+    run_ccssl(parse_config(raw, CCSSLConfig), tmp_path, progress=False)
+    assert "multiview" not in load_checkpoint(tmp_path / "round_0.ckpt")["extra"]
+    assert "the rounds' models mend nothing" in capsys.readouterr().err

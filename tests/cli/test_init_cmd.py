@@ -291,7 +291,7 @@ def test_init_from_lightning_pose_folder_and_config(tmp_path):
     train_cfg = load_config(tmp_path / "b" / "train.yaml")
     assert train_cfg.multiview.views == [[MIRROR_PARTS[i], MIRROR_PARTS[j]] for i, j in
                                          zip(range(7), range(8, 15), strict=True)]
-    assert train_cfg.multiview.views[0] == ["paw1LH_top", "paw1LH_bot"] and not train_cfg.multiview.correct
+    assert train_cfg.multiview.views[0] == ["paw1LH_top", "paw1LH_bot"] and train_cfg.multiview.correct == "auto"
     # a rig with a val split: the mirror-mouse rig's setting, the look-alike parts found on val by the source model
     rig = load_config(tmp_path / "b" / "adapt_ccssl.yaml", CCSSLConfig).ccssl
     assert (rig.view_assignment, rig.view_assignment_reference, rig.label_point) == ("auto", "auto", "median_views")
@@ -301,6 +301,7 @@ def test_init_from_lightning_pose_folder_and_config(tmp_path):
     no_val = runner.invoke(app, ["init", "--from-lp", str(config), "--out", str(tmp_path / "c"), "--val", "0"])
     assert no_val.exit_code == 0, no_val.output  # nothing to find the parts or calibrate on: the plain template
     assert not load_config(tmp_path / "c" / "adapt_ccssl.yaml", CCSSLConfig).ccssl.view_assignment
+    assert load_config(tmp_path / "c" / "train.yaml").multiview.correct == []  # nothing to find the groups on
     # the rig's config runs (shrunk): the look-alike parts are looked for on val, the gate and floors calibrated
     ran = runner.invoke(app, ["adapt", "ccssl", "--config", str(tmp_path / "b" / "adapt_ccssl.yaml"), "--out",
                               str(tmp_path / "adapted"), "--no-progress", "--no-control", "train.epochs=1",
@@ -319,6 +320,9 @@ def test_init_from_lightning_pose_folder_and_config(tmp_path):
 
     ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False, map_location="cpu")
     assert ckpt["config"]["multiview"]["views"][6] == ["nose_top", "nose_bot"]
+    # correct: auto looked for the look-alike parts on the real val frames when training ended
+    val_frames = json.loads((tmp_path / "b" / "data" / "split.json").read_text())["splits"]["val"]["frames"]
+    assert ckpt["extra"]["multiview_found"]["frames"] == val_frames > 0
 
 
 @pytest.mark.parametrize(("data", "field", "says"), [

@@ -3,6 +3,8 @@ the checkpoint, in evaluate and in predict."""
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -128,3 +130,92 @@ def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model
         assert f"multiview.correct: [[{', '.join(group['parts'])}]], multiview.reference: {group['reference']}" in line
     assert on["metrics"]["pixel_error_mean"] != off["metrics"]["pixel_error_mean"]
     assert on["metrics"]["pck_crop@0.05"] == off["metrics"]["pck_crop@0.05"]  # the heatmaps' score is unchanged
+
+
+def test_the_groups_look_alike_finds_make_the_correction_by_hand():
+    """The hand case above: a and b swapped on top in frame 0, the bottom view right. The found group mends a
+    prediction as the named group with reference 1 does; nothing found, nothing to mend."""
+    from animalpose.engine.multiview import found_correction
+
+    truth = np.zeros((2, 7, 3))
+    truth[:, :3, :2] = [[0, 0], [10, 0], [100, 100]]
+    truth[:, 3:6, :2] = truth[:, :3, :2] + OFF
+    truth[:, :6, 2] = 2
+    pred = truth.copy()
+    pred[0, [0, 1], :2] = truth[0, [1, 0], :2]
+    named = fit_correction(VIEWS, [["a_top", "b_top"]], 1, _labels(), SCHEMA, components=2)
+    corr = found_correction(named.prior, look_alike(pred, truth, VIEWS, SCHEMA), VIEWS)
+    assert corr.groups == ((0, 1),) and corr.reference == (1,) and corr.group_names(SCHEMA) == [["a_top", "b_top"]]
+    np.testing.assert_allclose(corr.apply(pred), named.apply(pred))
+    assert found_correction(named.prior, look_alike(pred, truth, VIEWS, SCHEMA, min_rate=0.6), VIEWS) is None
+    # a group none of whose points is labelled in any view has no view to keep: it is left out
+    unlabelled = {"groups": [{"parts": ["a_top", "b_top"], "view_error_px": [None, None], "reference": None}]}
+    assert found_correction(named.prior, unlabelled, VIEWS) is None
+
+
+def test_auto_settings_are_checked():
+    assert parse_config({"multiview": {"views": VIEWS, "correct": "auto"}}).multiview.confusion == 0.1
+    with pytest.raises(ConfigError, match=r"multiview\.correct.*multiview\.views"):
+        parse_config({"multiview": {"correct": "auto"}})
+    with pytest.raises(ConfigError, match=r"multiview\.correct"):
+        parse_config({"multiview": {"views": VIEWS, "correct": "named"}})
+    with pytest.raises(ConfigError, match=r"multiview\.confusion"):
+        parse_config({"multiview": {"views": VIEWS, "correct": "auto", "confusion": 0}})
+
+
+def test_auto_needs_val_frames_and_says_so_before_training(dots, tmp_path, tiny_config):
+    from animalpose.engine.train import train
+
+    cfg = tiny_config(dots["train"], None, train={"epochs": 1, "select_on": "last"},
+                      multiview={"views": COCO_VIEWS, "components": 1, "correct": "auto"})
+    with pytest.raises(ConfigError, match=r"multiview\.correct.*data\.val"):
+        train(cfg, out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.ckpt").exists()
+
+
+def test_auto_finds_the_groups_of_each_checkpoint_on_val_and_mends_with_them(dots, tmp_path, tiny_config, capsys):
+    """Two epochs: the model places the dots badly, so at a low rate it swaps some pairs on val. Each checkpoint
+    records what its own raw predictions on val swap (the same look_alike evaluate reports for it, unmended and
+    without flip as validation ran), mends exactly those groups, and says so on the console."""
+    from animalpose.adapt.view_assignment import group_rows
+    from animalpose.engine.train import train
+
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 2, "flip_test": False, "select_on": "val"},
+                      multiview={"views": COCO_VIEWS, "components": 1, "correct": "auto", "confusion": 0.02})
+    result = train(cfg, out_dir=tmp_path, progress=True)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for path in {result.best_checkpoint, result.last_checkpoint}:
+        extra = load_checkpoint(path)["extra"]
+        found = extra["multiview_found"]
+        raw = evaluate(path, dots["val"], flip=False, progress=False, multiview=False)
+        theirs = raw["look_alike"]
+        assert {k: found[k] for k in ("min_rate", "frames", "pairs")} == {k: theirs[k] for k in ("min_rate", "frames",
+                                                                                                  "pairs")}
+        assert [(g["parts"], g["reference"]) for g in found["groups"]] == [(g["parts"], g["reference"])
+                                                                            for g in theirs["groups"]]
+        for ours, other in zip(found["groups"], theirs["groups"], strict=True):
+            assert ours["view_error_px"] == pytest.approx(other["view_error_px"], rel=1e-5)
+        assert found["min_rate"] == 0.02 and found["frames"] == raw["instances"]
+        assert summary["multiview_found"][path.name] == found
+        assert found["groups"], "a one-epoch model swaps some dots at rate 0.02"
+        corr = MultiviewCorrection.from_checkpoint({"extra": extra})
+        assert [list(g) for g in corr.groups] == group_rows([g["parts"] for g in found["groups"]], COCO_VIEWS)
+        assert list(corr.reference) == [g["reference"] for g in found["groups"]]
+        mended = evaluate(path, dots["val"], flip=False, progress=False)
+        assert mended["multiview"] and mended["multiview_groups"] == [g["parts"] for g in found["groups"]]
+    assert f"multiview.correct auto: {result.last_checkpoint.name} mends" in capsys.readouterr().out
+
+
+def test_auto_that_finds_nothing_mends_nothing_and_says_so(dots, tmp_path, tiny_config, capsys):
+    """With one body part in the views there is no pair to swap: the checkpoint records that nothing was found,
+    carries no correction, and the console says its predictions are not mended."""
+    from animalpose.engine.train import train
+
+    cfg = tiny_config(dots["train"], dots["val"], train={"epochs": 1, "flip_test": False, "select_on": "last"},
+                      multiview={"views": COCO_VIEWS[:1], "components": 1, "correct": "auto"})
+    result = train(cfg, out_dir=tmp_path, progress=False)
+    extra = load_checkpoint(result.last_checkpoint)["extra"]
+    assert extra["multiview_found"]["groups"] == [] and "multiview" not in extra
+    assert MultiviewCorrection.from_checkpoint({"extra": extra}) is None
+    assert not evaluate(result.last_checkpoint, dots["val"], flip=False, progress=False)["multiview"]
+    assert "its predictions are not mended" in capsys.readouterr().err

@@ -97,3 +97,46 @@ def test_a_screen_is_scored_on_val_alone_and_on_the_half_no_rule_read(tmp_path):
     assert (tmp_path / "mirror-mouse" / "seed_0" / "control" / "multiview_screen.json").is_file()
     table = multiview_real.format_table(result)
     assert "| control |" in table and "mended − control's" in table
+
+
+def test_auto_mends_each_model_with_the_groups_it_swaps_on_the_calibration_half(tmp_path):
+    """--correct auto: each arm's groups come from its own raw predictions on the calibration half (the frames
+    no score reads); mended = the found correction applied to the raw predictions, cached apart from the named
+    groups' scores."""
+    if not (REAL / "mirror-mouse").is_dir():
+        pytest.skip(f"shared real data not found at {REAL}")
+    import numpy as np
+
+    from animalpose.data.readers import read_dataset
+    from animalpose.engine.multiview import found_correction, look_alike
+
+    settings = BenchSettings(train_range=("img01", "img04"), val_range=("img05", "img08"),
+                             test_range=("img61", "img62"), frame_step=2, max_frames=4, overrides=TINY,
+                             adapt_overrides=TINY_ADAPT, calibrate_on="half")
+    ccssl_real.run_bench(tmp_path, [0], settings, ["supervised"], screen=True)
+    with pytest.raises(ValueError, match="correct"):
+        multiview_real.run_bench(tmp_path, [0], ["supervised"], settings, screen=True, correct="some")
+    result = multiview_real.run_bench(tmp_path, [0], ["supervised"], settings, screen=True, correct="auto",
+                                      confusion=0.05)
+    root = tmp_path / "mirror-mouse"
+    assert (result["correct"], result["confusion"], result["found_on_frames"]) == ("auto", 0.05, 2)
+    sup = result["per_seed"][0]["arms"]["supervised"]
+    # by hand: the arm's raw predictions on the calibration half, its look-alike groups, the correction applied
+    ckpt = root / "seed_0" / "supervised" / "last.ckpt"
+    cfg = multiview_real.load_config(multiview_real.PROJECTS["mirror-mouse"].experiment)
+    cfg_mv, schema = cfg.multiview, multiview_real.load_schema(cfg.data.schema_name)
+    calib = read_dataset(root / "data" / "val_calibration.json", "coco", schema).records
+    found = look_alike(ccssl_real.predict_original(ckpt, calib), np.stack([r.keypoints for r in calib]),
+                       cfg_mv.views, schema, 0.05)
+    assert sup["found"] == found
+    prep = ccssl_real.prepare(settings, root)
+    named = multiview_real.fit_project_correction(cfg, prep.train, schema)
+    corr = found_correction(named.prior, found, cfg_mv.views)
+    pred = ccssl_real.predict_original(ckpt, prep.val_records)
+    gt = np.stack([r.keypoints for r in prep.val_records])
+    mended = corr.apply(pred) if corr is not None else pred
+    assert sup["val"]["mended"]["pixel_error"] == pytest.approx(
+        ccssl_real.keypoint_metrics(mended, gt)["pixel_error"])
+    assert (root / "seed_0" / "supervised" / "multiview_auto_screen.json").is_file()
+    assert (root / "multiview_real_screen_auto.json").is_file()
+    assert not (root / "seed_0" / "supervised" / "multiview_screen.json").exists()
