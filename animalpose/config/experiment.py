@@ -255,8 +255,8 @@ class MultiviewConfig(Section):
     correct: list[list[str]] | Literal["auto"] = Field(default_factory=list)
     reference: int = Field(default=0, ge=0)
     # 0.1 (on 10 frames: one swap) chosen on val: real mirror-mouse models trained on img01-40, groups found on one
-    # half of img41-60 and scored on the other; 0.15 found fewer of the four paws (BENCHMARKS.md, "multiview.correct:
-    # auto")
+    # half of img41-60 and scored on the other, both ways: 7.33 px against 7.79 at 0.15, 8.44 raw (BENCHMARKS.md,
+    # "multiview.correct: auto")
     confusion: float = Field(default=0.1, gt=0, le=1)
 
     @model_validator(mode="after")
