@@ -7,7 +7,11 @@ On real lab video CC-SSL has made models worse (issue 23: mirror-mouse, 17.6 px 
 the labelled source alone (λ = 0: no pseudo-labels), scores both on the held-out labelled frames with
 :func:`animalpose.engine.evaluate.evaluate` (mean pixel error in original-image pixels, the measure DLC and
 Lightning Pose lead with) and copies the better one to ``final.ckpt``. ``keep_better.json`` says which
-was kept and by how much; a tie keeps the control (the adaptation has to earn its place).
+was kept and by how much, with the margin's paired standard error over the val frames (each frame scored by both
+models), so that a user sees when the val frames cannot tell the arms apart; a tie keeps the control (the
+adaptation has to earn its place). The error counts the frames as independent, and frames of one session are not:
+it understates the uncertainty (real mirror-mouse, seed 0 of `init`'s rig template: the adapted model 0.59 ± 0.21 px
+behind the supervised one on the 10 val frames, 1.06 ± 0.66 px ahead on the 30 test frames; BENCHMARKS.md).
 
 The model both arms started from (``ccssl.source_checkpoint``, or the run's source-only training) is scored
 beside them and kept when neither arm beats it: on the SLEAP clip, 45 epochs on 20 labelled frames at the
@@ -28,9 +32,12 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
+
+import numpy as np
 
 from animalpose.adapt.ccssl import TARGET_VAL, CCSSLConfig, CCSSLResult, CCSSLRun
 from animalpose.adapt.diagnostics import write_json
@@ -59,6 +66,9 @@ class KeepBetter:
         relative: ``margin`` as a fraction of the control's score.
         final: the copy of the kept checkpoint.
         source: the starting model's checkpoint and metrics (None when the run started from a fresh network).
+        margin_se: ``margin``'s paired standard error over the val frames (:func:`paired_margin_se`; None for a
+            file of one frame).
+        frames: the val frames both arms were scored on.
     """
 
     kept: Literal["adapted", "control", "source"]
@@ -70,10 +80,20 @@ class KeepBetter:
     final: str
     val: list[str]
     source: dict | None = None
+    margin_se: float | None = None
+    frames: int = 0
+
+    @property
+    def within_noise(self) -> bool:
+        """Whether the arms' margin is within two of its standard errors (the val frames do not tell them apart)."""
+        return self.margin_se is not None and abs(self.margin) < 2 * self.margin_se
 
     def sentence(self) -> str:
         a, c = self.adapted["score"], self.control["score"]
         start = "" if self.source is None else f"; the model both started from: {self.source['score']:.2f} px"
+        if self.margin_se is not None:
+            start += (f"; the margin's paired standard error over the {self.frames} val frames: {self.margin_se:.2f} px"
+                      + (", so these frames do not tell the two arms apart" if self.within_noise else ""))
         if self.kept == "source":
             return (f"kept the model the adaptation started from: val mean pixel error {self.source['score']:.2f} px "
                     f"against {a:.2f} px for the adapted model and {c:.2f} px for the supervised control (neither "
@@ -94,6 +114,32 @@ def choose(adapted: float, control: float, source: float | None = None
     scores = [("source", source), ("control", control), ("adapted", adapted)]
     kept = min((s, i, name) for i, (name, s) in enumerate(scores) if s is not None)[2]
     return kept, margin, (margin / control if control > 0 else 0.0)
+
+
+def paired_margin_se(control: Sequence[dict], adapted: Sequence[dict]) -> float | None:
+    """The standard error of ``control``'s minus ``adapted``'s score (the mean over files of each file's mean pixel
+    error over its labelled joints), the frames as the sampling unit and each frame scored by both models.
+
+    Per file: with d_i the frame's summed error difference and n_i its labelled joints, the file's margin is
+    D = Σd / Σn, a ratio whose linearised variance is m / (m − 1) · Σ (d_i − D n_i)² / (Σn)² over its m frames (for
+    equal n_i, the plain standard error of the frames' mean differences); the files' errors add as independent,
+    divided by the number of files. None when a file has fewer than 2 frames.
+
+    Args:
+        control, adapted: per val file, ``evaluate(..., per_instance=True)["per_instance"]`` of each model, the
+            same frames in the same order.
+    """
+    variances = []
+    for c, a in zip(control, adapted, strict=True):
+        if c["image"] != a["image"] or c["joints"] != a["joints"]:
+            raise ValueError("the two models were scored on different frames")
+        n = np.asarray(c["joints"], np.float64)
+        d = np.asarray(c["pixel_error_sum"], np.float64) - np.asarray(a["pixel_error_sum"], np.float64)
+        if len(n) < 2 or n.sum() <= 0:
+            return None
+        r = d - d.sum() / n.sum() * n
+        variances.append(len(n) / (len(n) - 1) * (r ** 2).sum() / n.sum() ** 2)
+    return float(np.sqrt(sum(variances)) / len(variances)) if variances else None
 
 
 def held_out_paths(cfg: CCSSLConfig) -> list[Path]:
@@ -161,14 +207,17 @@ def train_control(run: CCSSLRun, progress: bool = True) -> Path:
 
 
 def _score(checkpoint: Path, paths: list[Path], cfg: CCSSLConfig) -> dict:
-    per = {}
+    """The checkpoint's val metrics per file and its score; ``instances``: each file's per-frame errors (for
+    :func:`paired_margin_se`; not written out)."""
+    per, instances = {}, []
     for p in paths:
         res = evaluate(checkpoint, p, flip=cfg.train.flip_test, device=cfg.train.device, progress=False,
-                       skip_bad=cfg.data.skip_bad, allow_outside_root=cfg.data.allow_outside_root)
+                       skip_bad=cfg.data.skip_bad, allow_outside_root=cfg.data.allow_outside_root, per_instance=True)
         per[str(p)] = {k: v for k, v in res["metrics"].items() if k.startswith(("pixel_error", "pck_crop@0.05",
                                                                                   "pck_bbox@0.1"))}
+        instances.append(res["per_instance"])
     score = sum(m[METRIC] for m in per.values()) / len(per)
-    return {"checkpoint": str(checkpoint), "score": score, "per_file": per}
+    return {"checkpoint": str(checkpoint), "score": score, "per_file": per, "instances": instances}
 
 
 def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths: list[Path] | None = None,
@@ -193,16 +242,21 @@ def keep_better(run: CCSSLRun, result: CCSSLResult, control_ckpt: Path, *, paths
             print(f"keep the better: the starting model is left out (it cannot be scored: {source_error})",
                   file=sys.stderr, flush=True)
     kept, margin, relative = choose(adapted["score"], control["score"], None if source is None else source["score"])
+    margin_se = paired_margin_se(control["instances"], adapted["instances"])
+    frames = sum(len(f["image"]) for f in adapted["instances"])
+    adapted, control, source = ({k: v for k, v in d.items() if k != "instances"} if d else d
+                                for d in (adapted, control, source))
     final = run.out / "final.ckpt"
     with atomic_path(final) as tmp:
         shutil.copyfile({"adapted": adapted_ckpt, "control": control_ckpt, "source": start}[kept], tmp)
     decision = KeepBetter(kept, adapted, control, METRIC, margin, relative, str(final), [str(p) for p in paths],
-                          source)
+                          source, margin_se, frames)
     write_json({**asdict(decision), "sentence": decision.sentence(),
                 **({"source_error": source_error} if source_error else {})}, run.out / "keep_better.json")
     tracker: Tracker = run.tracker
     tracker.log_metrics({f"keep/adapted_{METRIC}": adapted["score"], f"keep/control_{METRIC}": control["score"],
                          f"keep/margin_{METRIC}": margin,
+                         **({} if margin_se is None else {f"keep/margin_se_{METRIC}": margin_se}),
                          **({} if source is None else {f"keep/source_{METRIC}": source["score"]})})
     tracker.set_tags({"kept": kept})
     if register:

@@ -52,7 +52,8 @@ def ccssl(
                           "kept": kept.kept, "final": kept.final, "metric": kept.metric,
                           "adapted": kept.adapted["score"], "control": kept.control["score"],
                           "source": None if kept.source is None else kept.source["score"],
-                          "margin": kept.margin, "sentence": kept.sentence()}}))
+                          "margin": kept.margin, "margin_se": kept.margin_se, "frames": kept.frames,
+                          "sentence": kept.sentence()}}))
 
 
 @app.command("wscda")

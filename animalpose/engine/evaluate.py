@@ -163,7 +163,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
              batch_size: int | None = None, flip: bool | None = None, protocol: str = "default", device: str = "auto",
              workers: int | None = None, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
-             allow_outside_root: bool = False, examples: int = 0, multiview: bool = True) -> dict:
+             allow_outside_root: bool = False, examples: int = 0, multiview: bool = True,
+             per_instance: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
     ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
@@ -179,6 +180,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ``multiview``: mend the predictions with the views' subspace the checkpoint carries
     (:mod:`animalpose.engine.multiview`, models trained with ``multiview.correct``; the original-pixel metrics, PCK
     bbox, pixel error and OKS, score the mended points, crop PCK the heatmaps); the result says whether it did.
+    ``per_instance``: also each scored instance's summed pixel error and labelled-joint count, in the loader's order
+    (the same for every checkpoint on the same data), for paired comparisons of two models.
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
@@ -189,7 +192,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         raw output swaps on these frames and each group's error per view: :func:`~animalpose.engine.multiview.
         look_alike`),
         ``"dataset_schema"`` and ``"common_joints"`` ({checkpoint joint: dataset joint}) when scored
-        through a mapping, and ``"examples"`` (:func:`~animalpose.engine.pictures.examples_of`) when asked for.
+        through a mapping, ``"per_instance"`` (``{"image", "pixel_error_sum", "joints"}``: lists) when asked for,
+        and ``"examples"`` (:func:`~animalpose.engine.pictures.examples_of`) when asked for.
     """
     flip, batch_size = protocol_settings(protocol, flip, batch_size)
     reference = protocol == "reference"
@@ -322,6 +326,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
               "notes": metrics_note, "seconds": time.perf_counter() - t0, "skipped": skipped.to_dict()}
     if alike is not None:
         result["look_alike"] = alike
+    if per_instance:
+        seen = gt[..., 2] > 0
+        dist = np.where(seen, np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1), 0.0)
+        result["per_instance"] = {"image": [r.image for r in recs], "pixel_error_sum": dist.sum(1).tolist(),
+                                  "joints": seen.sum(1).astype(int).tolist()}
     if examples > 0:
         result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
                                          tuple(cfg.data.input_size))

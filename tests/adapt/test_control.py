@@ -76,6 +76,28 @@ def test_the_rule_by_hand():
     assert choose(10.0, 10.0, 10.0)[0] == "source" and choose(10.0, 12.0, 10.0)[0] == "source"
 
 
+def test_the_margins_paired_standard_error_by_hand():
+    """Three frames of 2 labelled joints: summed differences 2, 0, 4 -> per-joint differences 1, 0, 2, mean 1,
+    sample sd 1, standard error 1 / sqrt(3). Unequal joints: the ratio's linearisation. Two files: the mean of the
+    files' margins, their errors added."""
+    from animalpose.adapt.control import paired_margin_se
+
+    def frames(sums, joints):
+        return {"image": [f"{i}.png" for i in range(len(sums))], "pixel_error_sum": sums, "joints": joints}
+
+    a = frames([1.0, 5.0, 2.0], [2, 2, 2])
+    c = frames([3.0, 5.0, 6.0], [2, 2, 2])
+    assert paired_margin_se([c], [a]) == pytest.approx(1 / np.sqrt(3))
+    # joints 1, 2, 3; differences 1, 0, 6: D = 7 / 6, residuals 1 - 7/6, -7/3, 6 - 7/2
+    u, v = frames([0.0, 0.0, 0.0], [1, 2, 3]), frames([1.0, 0.0, 6.0], [1, 2, 3])
+    r = np.array([1 - 7 / 6, -7 / 3, 6 - 3.5])
+    assert paired_margin_se([v], [u]) == pytest.approx(np.sqrt(1.5 * (r ** 2).sum() / 36))
+    assert paired_margin_se([c, v], [a, u]) == pytest.approx(np.sqrt(1 / 3 + 1.5 * (r ** 2).sum() / 36) / 2)
+    assert paired_margin_se([frames([1.0], [2])], [frames([0.0], [2])]) is None  # one frame: no spread to measure
+    with pytest.raises(ValueError, match="different frames"):
+        paired_margin_se([c], [frames([1.0, 5.0], [2, 2])])
+
+
 def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
     raw = _config(dots).model_dump(mode="json")  # as a rig: every checkpoint mends the left eye and ear
     raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"],
@@ -95,6 +117,20 @@ def test_both_arms_are_reported_and_the_better_on_val_is_kept(dots, tmp_path):
     better = min((s["score"], 0, "source"), (c["score"], 1, "control"), (a["score"], 2, "adapted"))[2]
     assert report["kept"] == kept.kept == better
     assert report["margin"] == pytest.approx(c["score"] - a["score"])
+    # the margin's paired standard error, from the two arms' per-frame errors on the same val frames
+    per = [evaluate(ckpt, dots["val"], flip=False, device="cpu", progress=False, per_instance=True)
+           for ckpt in (c["checkpoint"], a["checkpoint"])]
+    for res in per:  # the frames' summed errors and joints make the file's mean
+        inst = res["per_instance"]
+        assert sum(inst["pixel_error_sum"]) / sum(inst["joints"]) == pytest.approx(res["metrics"]["pixel_error_mean"])
+    from animalpose.adapt.control import paired_margin_se
+
+    assert report["frames"] == 6 and report["margin_se"] == pytest.approx(
+        paired_margin_se([per[0]["per_instance"]], [per[1]["per_instance"]]))
+    assert f"over the 6 val frames: {report['margin_se']:.2f} px" in report["sentence"]
+    assert ("do not tell the two arms apart" in report["sentence"]) == (abs(report["margin"])
+                                                                       < 2 * report["margin_se"])
+    assert "instances" not in a and "instances" not in report["source"]
     assert {"adapted": "kept the adapted model", "control": "kept the supervised control",
             "source": "kept the model the adaptation started from"}[better] in report["sentence"]
     # final.ckpt is the kept model's file, and scoring it again gives the kept score

@@ -45,8 +45,8 @@ for seed in (0, 1, 2):
         pred = {h: predict_original(ckpt, recs) for h, recs in halves.items()}
         truth = {h: np.stack([r.keypoints for r in recs]) for h, recs in halves.items()}
         for find, score in (("odd", "even"), ("even", "odd")):
-            def err(p, h=score):
-                return keypoint_metrics(p, truth[h])["pixel_error"]
+            def err(p, t=truth[score]):
+                return keypoint_metrics(p, t)["pixel_error"]
             row = {"raw": err(pred[score]), "named": err(named.apply(pred[score])), "groups": {}}
             for rate in RATES:
                 found = look_alike(pred[find], truth[find], views, schema, rate)
