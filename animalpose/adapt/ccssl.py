@@ -97,7 +97,7 @@ from animalpose.engine.build import augment_overrides, build_data, crop_padding,
 from animalpose.engine.checkpoint import load_checkpoint
 from animalpose.engine.inference import final_heatmaps, flip_shift_for, unwrap
 from animalpose.engine.multiview import fit_named_views, look_alike
-from animalpose.engine.train import checkpoint_extra
+from animalpose.engine.train import checkpoint_extra, mend_found_groups
 from animalpose.engine.trainer import MIN_TRAIN_BATCH, Trainer, seed_everything
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import crop_distances, pck_from_distances
@@ -1021,16 +1021,22 @@ class CCSSLRun:
                 src_cfg = cfg.model_copy(update={"train": cfg.train.model_copy(
                     update={"epochs": c.source_epochs, "milestones": []})})
                 with self.tracker.child("source-only") as child:
-                    Trainer(src_cfg, model, schema, data.train, dict(data.val), src_dir, device=device,
-                            tracker=child, progress=self.progress).fit()
+                    # the extras of every other checkpoint of the run (normalisation, a rig's views), and for
+                    # multiview.correct auto the groups this model swaps on val, which the rounds then carry
+                    trainer = Trainer(src_cfg, model, schema, data.train, dict(data.val), src_dir, device=device,
+                                      tracker=child, progress=self.progress, extra=checkpoint_extra(cfg, data))
+                    result = trainer.fit()
+                if cfg.multiview.correct == "auto" and data.val:
+                    mend_found_groups(cfg, data, trainer, result, self.progress)
                 self.state["source_trained"] = True
                 self._save_state()
             best = src_dir / "best.ckpt"
             ckpt = load_checkpoint(best if best.is_file() else src_dir / "last.ckpt", schema=schema)
             model.load_state_dict(ckpt.get("ema") or ckpt["model"])
-            if cfg.multiview.correct == "auto":
-                _log("multiview.correct auto: the source model trained in this run finds no groups (train it with "
-                     "`animalpose train` and give ccssl.source_checkpoint): the rounds' models mend nothing", True)
+            self.source_extra = dict(ckpt.get("extra") or {})
+            if cfg.multiview.correct == "auto" and "multiview_found" not in self.source_extra:
+                _log("multiview.correct auto: no data.val to find the source model's look-alike parts on: the rounds' "
+                     "models mend nothing", True)
         return model
 
     def round(self, r: int) -> dict:

@@ -234,16 +234,26 @@ def test_a_rig_source_trained_with_auto_groups_hands_its_correction_to_both_arms
         assert evaluate(report[arm]["checkpoint"], dots["val"], flip=False, device="cpu", progress=False)["multiview"]
 
 
-def test_auto_groups_with_a_source_trained_in_the_run_mend_nothing_and_say_so(dots, tmp_path, capsys):
+def test_auto_groups_of_a_source_trained_in_the_run_are_found_on_val_and_carried(dots, tmp_path, capsys):
+    """A source trained inside the run finds its groups on data.val as `train` would, and its checkpoints carry
+    the run's extras (normalisation included); without val there is nothing to find them on: nothing is mended,
+    loudly."""
+    from animalpose.adapt.ccssl import run_ccssl
     from animalpose.engine.checkpoint import load_checkpoint
 
     raw = _config(dots).model_dump(mode="json")
-    raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"]], "components": 2,
-                        "correct": "auto"}
+    raw["multiview"] = {"views": [["left_eye", "right_eye"], ["left_ear", "right_ear"],
+                                  ["left_shoulder", "right_shoulder"]], "components": 2, "correct": "auto",
+                        "confusion": 0.02}
     raw["train"]["epochs"] = 1
     raw["ccssl"]["control"] = False
-    from animalpose.adapt.ccssl import run_ccssl
-
-    run_ccssl(parse_config(raw, CCSSLConfig), tmp_path, progress=False)
-    assert "multiview" not in load_checkpoint(tmp_path / "round_0.ckpt")["extra"]
+    run_ccssl(parse_config(raw, CCSSLConfig), tmp_path / "a", progress=False)
+    source = load_checkpoint(tmp_path / "a" / "source" / "last.ckpt")["extra"]
+    assert "normalization" in source and source["multiview_found"]["frames"] == 6
+    assert source["multiview_found"]["groups"], "a one-epoch model swaps some dots at rate 0.02"
+    rounds = load_checkpoint(tmp_path / "a" / "round_0.ckpt")["extra"]
+    assert rounds["multiview"] == source["multiview"]
+    raw["data"]["val"] = []
+    run_ccssl(parse_config(raw, CCSSLConfig), tmp_path / "b", progress=False)
+    assert "multiview" not in load_checkpoint(tmp_path / "b" / "round_0.ckpt")["extra"]
     assert "the rounds' models mend nothing" in capsys.readouterr().err
