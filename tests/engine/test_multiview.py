@@ -55,16 +55,23 @@ def test_the_correction_reassigns_and_projects_by_hand():
     assert corr.apply(pred[:0]).shape == (0, 7, 3)
 
 
-def test_look_alike_names_the_swapped_parts_and_the_view_to_keep_by_hand():
-    """Two frames; in frame 0 the top view's a and b are predicted at each other's label (both ways: a rate of
-    (1 + 1) / (2 · 2) = 0.5), c is far from both; the bottom view is right. The group a, b is 10 px off in each of
-    frame 0's top points, so 5 px on average in the top view and 0 in the bottom: the reference to name is 1."""
+def _swapped_on_top() -> tuple[np.ndarray, np.ndarray]:
+    """(pred, truth) of two frames: in frame 0 the top view's a and b predicted at each other's label, c far from
+    both; the bottom view right."""
     truth = np.zeros((2, 7, 3))
     truth[:, :3, :2] = [[0, 0], [10, 0], [100, 100]]
     truth[:, 3:6, :2] = truth[:, :3, :2] + OFF
     truth[:, :6, 2] = 2
     pred = truth.copy()
     pred[0, [0, 1], :2] = truth[0, [1, 0], :2]
+    return pred, truth
+
+
+def test_look_alike_names_the_swapped_parts_and_the_view_to_keep_by_hand():
+    """Two frames; in frame 0 the top view's a and b are predicted at each other's label (both ways: a rate of
+    (1 + 1) / (2 · 2) = 0.5), c is far from both; the bottom view is right. The group a, b is 10 px off in each of
+    frame 0's top points, so 5 px on average in the top view and 0 in the bottom: the reference to name is 1."""
+    pred, truth = _swapped_on_top()
     got = look_alike(pred, truth, VIEWS, SCHEMA)
     assert got == {"min_rate": 0.15, "frames": 2, "pairs": {"a_top / b_top": 0.5},
                    "groups": [{"parts": ["a_top", "b_top"], "view_error_px": [5.0, 0.0], "reference": 1}]}
@@ -137,12 +144,7 @@ def test_the_groups_look_alike_finds_make_the_correction_by_hand():
     prediction as the named group with reference 1 does; nothing found, nothing to mend."""
     from animalpose.engine.multiview import found_correction
 
-    truth = np.zeros((2, 7, 3))
-    truth[:, :3, :2] = [[0, 0], [10, 0], [100, 100]]
-    truth[:, 3:6, :2] = truth[:, :3, :2] + OFF
-    truth[:, :6, 2] = 2
-    pred = truth.copy()
-    pred[0, [0, 1], :2] = truth[0, [1, 0], :2]
+    pred, truth = _swapped_on_top()
     named = fit_correction(VIEWS, [["a_top", "b_top"]], 1, _labels(), SCHEMA, components=2)
     corr = found_correction(named.prior, look_alike(pred, truth, VIEWS, SCHEMA), VIEWS)
     assert corr.groups == ((0, 1),) and corr.reference == (1,) and corr.group_names(SCHEMA) == [["a_top", "b_top"]]
