@@ -88,11 +88,13 @@ def mend_found_groups(cfg: ExperimentConfig, data: DataBundle, trainer: Trainer,
         out[path.name] = found
         if correction is None:
             print(f"multiview.correct auto: {path.name}'s model swaps no two body parts in >= {m.confusion:g} of "
-                  f"the {found['frames']} val frames in any view: its predictions are not mended", file=sys.stderr)
+                  f"the {found['frames']} val frames in any view: its predictions are not mended", file=sys.stderr,
+                  flush=True)
         elif progress:
             said = "; ".join(f"{', '.join(g['parts'])} (from view {g['reference']})" for g in found["groups"]
                              if g["reference"] is not None)
-            print(f"multiview.correct auto: {path.name} mends {said}, found on {found['frames']} val frames")
+            print(f"multiview.correct auto: {path.name} mends {said}, found on {found['frames']} val frames",
+                  file=sys.stderr, flush=True)
     return out
 
 

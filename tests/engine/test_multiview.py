@@ -205,7 +205,8 @@ def test_auto_finds_the_groups_of_each_checkpoint_on_val_and_mends_with_them(dot
         assert list(corr.reference) == [g["reference"] for g in found["groups"]]
         mended = evaluate(path, dots["val"], flip=False, progress=False)
         assert mended["multiview"] and mended["multiview_groups"] == [g["parts"] for g in found["groups"]]
-    assert f"multiview.correct auto: {result.last_checkpoint.name} mends" in capsys.readouterr().out
+    # on stderr, beside the epoch lines: stdout keeps the CLI's JSON
+    assert f"multiview.correct auto: {result.last_checkpoint.name} mends" in capsys.readouterr().err
 
 
 def test_auto_that_finds_nothing_mends_nothing_and_says_so(dots, tmp_path, tiny_config, capsys):
