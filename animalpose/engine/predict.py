@@ -252,7 +252,8 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
             (:mod:`animalpose.engine.multiview`; no effect for other models).
 
     Returns:
-        ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass}``.
+        ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass, "multiview_groups":
+        [[body part, ...], ...] (the look-alike groups mended in every prediction; [] when none are)}``.
     """
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
@@ -268,6 +269,8 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
                                video_scale=video_scale, write_video=write_video, batch_size=batch_size,
                                progress=progress, smoothing=smoothing)
     result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]
+    corr = predictor.correction
+    result["multiview_groups"] = corr.group_names(predictor.schema) if corr is not None else []
     return result
 
 

@@ -227,7 +227,8 @@ def test_init_from_sleap_predictions_are_the_target_never_labels(tmp_path):
     report = json.loads(ran.stdout.strip().splitlines()[-1])
     assert report["keep_better"]["kept"] in {"source", "control", "adapted"}
     saved = json.loads(next((tmp_path / "run").rglob("keep_better.json")).read_text())
-    assert report["keep_better"]["margin_se"] == saved["margin_se"] and report["keep_better"]["frames"] == saved["frames"]
+    assert {k: report["keep_better"][k] for k in ("margin_se", "frames")} == {k: saved[k] for k in ("margin_se",
+                                                                                                  "frames")}
 
 
 def test_sleap_target_step_is_a_multiple_of_the_predictions_spacing():

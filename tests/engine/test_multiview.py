@@ -108,7 +108,7 @@ def multiview_model(dots, tmp_path_factory, tiny_config):
     return train(cfg, out_dir=tmp_path_factory.mktemp("multiview"), progress=False).last_checkpoint
 
 
-def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model, dots):
+def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model, dots, tmp_path):
     corr = MultiviewCorrection.from_checkpoint(load_checkpoint(multiview_model))
     assert corr is not None and corr.reference == (0,) and corr.groups == ((0, 1, 2),)
     assert np.asarray(corr.prior.views).tolist() == [[1, 2], [3, 4], [5, 6]]
@@ -118,6 +118,13 @@ def test_a_multiview_model_carries_its_correction_and_applies_it(multiview_model
     mended = Predictor(multiview_model, device="cpu")([(frame, None)])
     np.testing.assert_allclose(mended, corr.apply(raw), atol=1e-4)
     assert np.abs(mended[..., :2] - raw[..., :2]).max() > 0.5  # the right-side points moved
+    # predict's result names the groups it mended (none with --no-multiview)
+    from animalpose.engine.predict import predict
+
+    image = dots["val"].parent.parent / "images" / "val_0000.png"
+    for on, groups in ((True, [["left_eye", "left_ear", "left_shoulder"]]), (False, [])):
+        done = predict(multiview_model, [image], tmp_path / str(on), device="cpu", progress=False, multiview=on)
+        assert done["multiview_groups"] == groups
     on, off = (evaluate(multiview_model, dots["val"], progress=False, multiview=m) for m in (True, False))
     assert on["multiview"] and not off["multiview"]
     # what the raw output swaps, the same whether or not the predictions are then mended
