@@ -1009,11 +1009,7 @@ class CCSSLRun:
         model = make_model(cfg, schema)
         if c.source_checkpoint is not None:
             ckpt = load_checkpoint(c.source_checkpoint, schema=schema)
-            model.load_state_dict(ckpt.get("ema") or ckpt["model"])
-            self.source_extra = dict(ckpt.get("extra") or {})
-            if cfg.multiview.correct == "auto" and "multiview_found" not in self.source_extra:
-                _log(f"multiview.correct auto: {c.source_checkpoint} was not trained with it (no groups found "
-                     "for it): the rounds' models mend nothing", True)
+            why = f"{c.source_checkpoint} was not trained with it"
         elif c.source_epochs > 0:
             src_dir = self.out / "source"
             if not self.state.get("source_trained"):
@@ -1032,11 +1028,13 @@ class CCSSLRun:
                 self._save_state()
             best = src_dir / "best.ckpt"
             ckpt = load_checkpoint(best if best.is_file() else src_dir / "last.ckpt", schema=schema)
-            model.load_state_dict(ckpt.get("ema") or ckpt["model"])
-            self.source_extra = dict(ckpt.get("extra") or {})
-            if cfg.multiview.correct == "auto" and "multiview_found" not in self.source_extra:
-                _log("multiview.correct auto: no data.val to find the source model's look-alike parts on: the rounds' "
-                     "models mend nothing", True)
+            why = "no data.val to find the source model's look-alike parts on"
+        else:
+            return model
+        model.load_state_dict(ckpt.get("ema") or ckpt["model"])
+        self.source_extra = dict(ckpt.get("extra") or {})
+        if cfg.multiview.correct == "auto" and "multiview_found" not in self.source_extra:
+            _log(f"multiview.correct auto: {why}: the rounds' models mend nothing", True)
         return model
 
     def round(self, r: int) -> dict:

@@ -100,21 +100,14 @@ def score_arm(folder: Path, records: dict[str, list], correction: MultiviewCorre
         found = look_alike(predict_original(ckpt, found_on), np.stack([r.keypoints for r in found_on]), views, schema,
                            confusion)
         scores["found"] = found
-        correction = found_correction(correction.prior, found, views) or _MendNothing()
+        correction = found_correction(correction.prior, found, views)
     for split, recs in records.items():
         pred = predict_original(ckpt, recs)
         gt = np.stack([r.keypoints for r in recs])
-        scores[split] = {"raw": keypoint_metrics(pred, gt), "mended": keypoint_metrics(correction.apply(pred), gt)}
+        mended = pred if correction is None else correction.apply(pred)  # None: auto found no group to mend
+        scores[split] = {"raw": keypoint_metrics(pred, gt), "mended": keypoint_metrics(mended, gt)}
     write_json_atomic(cache, {"settings": key, "scores": scores}, indent=2)
     return scores
-
-
-class _MendNothing:
-    """The correction of an arm whose model swaps no two parts on the frames searched: none."""
-
-    @staticmethod
-    def apply(pred: np.ndarray) -> np.ndarray:
-        return np.array(pred, copy=True)
 
 
 def summarise(per_seed: list[dict], arms: Sequence[str], split: str = "test") -> dict:
