@@ -1,4 +1,4 @@
-"""`animalpose evaluate --checkpoint CKPT --data PATH [--protocol reference] [--json]`.
+"""`animalpose evaluate --checkpoint CKPT [--checkpoint CKPT2 ...] --data PATH [--protocol reference] [--json]`.
 
 Animal-Pose release, horse test split, a TigDog-schema checkpoint scored on the shared joints::
 
@@ -24,7 +24,9 @@ app = typer.Typer(help="Evaluate a checkpoint on a labelled dataset (PCK crop/bb
 
 @app.callback(invoke_without_command=True, context_settings={"allow_interspersed_args": True})
 def evaluate(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`."),
+    checkpoint: list[Path] = typer.Option(..., "--checkpoint", help="A checkpoint written by `animalpose train`; "
+                                          "several: their ensemble (the members' median per keypoint, as predict "
+                                          "writes it), scored in original pixels beside each member."),
     data: Path = typer.Option(..., "--data", help="Labelled dataset (COCO JSON, folder, DLC csv, ...)."),
     format: str = typer.Option("auto", help="Dataset format (auto, coco, animalpose-release, tigdog, ccssl, mpii, "
                                              "dlc, slp)."),
@@ -58,17 +60,21 @@ def evaluate(
 
     configure_threads(threads)
     from animalpose.engine.evaluate import evaluate as run_eval
+    from animalpose.engine.evaluate_ensemble import evaluate_ensemble
 
-    result = run_eval(checkpoint, data, format=format, split=split, batch_size=batch_size, flip=flip,
-                      protocol=protocol, device=device, progress=not as_json,
-                      categories=category or None, split_file=split_file, mapping=mapping, skip_bad=skip_bad,
-                      allow_outside_root=allow_outside_root, multiview=multiview)
+    options = {"format": format, "split": split, "batch_size": batch_size, "flip": flip, "protocol": protocol,
+               "device": device, "progress": not as_json, "categories": category or None, "split_file": split_file,
+               "mapping": mapping, "skip_bad": skip_bad, "allow_outside_root": allow_outside_root,
+               "multiview": multiview}
+    ensemble = len(checkpoint) > 1
+    result = evaluate_ensemble(checkpoint, data, **options) if ensemble else run_eval(checkpoint[0], data, **options)
+    name = checkpoint[0].stem if not ensemble else f"{checkpoint[0].stem}-ensemble-of-{len(checkpoint)}"
     if tracking:
         from animalpose.provenance import data_tags
         from animalpose.tracking import Tracker
 
-        with Tracker("evaluate", f"{checkpoint.stem}@{data.name}",
-                     tags={"stage": "evaluate", "checkpoint": str(checkpoint), "protocol": protocol,
+        with Tracker("evaluate", f"{name}@{data.name}",
+                     tags={"stage": "evaluate", "checkpoint": ",".join(map(str, checkpoint)), "protocol": protocol,
                            **data_tags([data])}) as tr:
             tr.log_metrics(result["metrics"])
             if result["skipped"]["records"] or result["skipped"]["problems"]:
@@ -93,9 +99,14 @@ def evaluate(
                    f"view): {', '.join(group['parts'])}; their error by view: {errors} (to mend them: "
                    f"multiview.correct: [[{', '.join(group['parts'])}]], multiview.reference: {group['reference']}; "
                    "or multiview.correct: auto)")
+    if ensemble:
+        members = ", ".join(f"{Path(m['checkpoint']).parent.name}/{Path(m['checkpoint']).name} "
+                            f"{m['pixel_error_mean']:.2f} px" for m in result["ensemble"]["members"])
+        typer.echo(f"ensemble of {len(checkpoint)}: {result['metrics']['pixel_error_mean']:.2f} px mean pixel error; "
+                   f"its members alone: {members}; their spread: {result['ensemble']['spread_px_mean']:.2f} px")
     for k, v in result["metrics"].items():
         typer.echo(f"{k:<24} {v:.4f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<24} n/a")
-    typer.echo(format_table(result["per_joint"], "PCK@0.05 (crop)"))
+    typer.echo(format_table(result["per_joint"], "PCK@0.05 (bbox)" if ensemble else "PCK@0.05 (crop)"))
     if result["skipped"]["records"]:
         typer.echo(f"skipped {result['skipped']['records']} bad records (--skip-bad) from "
                    f"{', '.join(result['skipped']['files'])}", err=True)

@@ -164,7 +164,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
              workers: int | None = None, progress: bool = True, categories: Sequence[str] | None = None,
              split_file: str | Path | None = None, mapping: str | Path | None = None, skip_bad: bool = False,
              allow_outside_root: bool = False, examples: int = 0, multiview: bool = True,
-             per_instance: bool = False) -> dict:
+             per_instance: bool = False, keep_predictions: bool = False) -> dict:
     """Evaluate ``checkpoint`` on the labelled dataset at ``data`` under ``protocol`` (module docstring).
 
     ``flip`` and ``batch_size`` default to the protocol's (flip test and 16; no flip and 6 for
@@ -182,6 +182,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     bbox, pixel error and OKS, score the mended points, crop PCK the heatmaps); the result says whether it did.
     ``per_instance``: also each scored instance's summed pixel error and labelled-joint count, in the loader's order
     (the same for every checkpoint on the same data), for paired comparisons of two models.
+    ``keep_predictions``: also ``"predictions"``, arrays in that order (``pred`` (N, K, 3) as scored, ``gt`` (N, K,
+    3), ``boxes`` (N, 4), ``sizes`` (N,) or None, ``images``), to combine several models' (an ensemble:
+    :mod:`animalpose.engine.evaluate_ensemble`); not JSON.
 
     Returns:
         ``{"metrics": {name: value}, "per_joint": {joint: PCK@0.05 crop}, "per_joint_tables": {...},
@@ -283,14 +286,14 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     for r in recs:
         box = r.bbox if r.bbox is not None else (0, 0, *(r.image_size or (0, 0)))
         boxes.append(box)
-    sizes = None if common is None else np.array([sizes_by_record[id(r)] for r in recs])
+    bbox_sizes = None if common is None else np.array([sizes_by_record[id(r)] for r in recs])
     metrics: dict[str, float] = {}
     tables: dict[str, dict[str, float]] = {}
     for a in ALPHAS:
         r = pck_from_distances(d, a)
         metrics[f"pck_crop@{a}"] = r.mean
         tables[f"pck_crop@{a}"] = per_joint_table(schema, r.per_joint)
-        rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64), normalisers=sizes)
+        rb = pck_bbox(pred, gt, a, np.asarray(boxes, dtype=np.float64), normalisers=bbox_sizes)
         metrics[f"pck_bbox@{a}"] = rb.mean
         tables[f"pck_bbox@{a}"] = per_joint_table(schema, rb.per_joint)
     if ref_meter is not None:
@@ -331,6 +334,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
         dist = np.where(seen, np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1), 0.0)
         result["per_instance"] = {"image": [r.image for r in recs], "pixel_error_sum": dist.sum(1).tolist(),
                                   "joints": seen.sum(1).astype(int).tolist()}
+    if keep_predictions:
+        result["predictions"] = {"pred": pred, "gt": gt, "boxes": np.asarray(boxes, dtype=np.float64),
+                                 "sizes": bbox_sizes, "images": [r.image for r in recs]}
     if examples > 0:
         result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
                                          tuple(cfg.data.input_size))

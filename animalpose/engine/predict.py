@@ -15,6 +15,10 @@ Outputs in ``out``, per video ``<stem>`` (and once for all still images, ``<stem
   filled where its likelihood is at least 0.5, a ring below
   (:mod:`animalpose.engine.drawing`).
 
+Several checkpoints of one schema predict as an ensemble (:class:`EnsemblePredictor`): every table holds the
+members' median per keypoint, each COCO result also the members' spread (``ensemble_std``, pixels per keypoint),
+and ``smoothing`` may be ``eks``, Lightning Pose's ensemble Kalman smoother (:mod:`animalpose.engine.ensemble`).
+
 With ``smoothing`` (:mod:`animalpose.engine.smoothing`: Savitzky–Golay or a constant-velocity Kalman
 smoother, low-likelihood frames filled or down-weighted), each video also gets ``<stem>_filtered.csv`` /
 ``<stem>_filtered.json`` (DeepLabCut's name for filtered predictions; ``<stem>.csv`` stays the raw one) and its
@@ -37,7 +41,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -52,11 +56,12 @@ from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.drawing import draw_pose, joint_colours, legend_panel, legend_width, with_legend
+from animalpose.engine.ensemble import eks_smooth, ensemble_pose
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.engine.multiview import MultiviewCorrection
 from animalpose.engine.smoothing import SmoothingConfig, smooth_track
-from animalpose.errors import DataError
+from animalpose.errors import ConfigError, DataError
 from animalpose.outputs import check_output_dir, output_errors, staged_folder
 
 
@@ -165,6 +170,49 @@ class Predictor:
         poses = np.concatenate(out)
         return poses if self.correction is None else self.correction.apply(poses)
 
+    def spread(self, crops: list[tuple[np.ndarray, tuple[float, ...] | None]]) -> tuple[np.ndarray, None]:
+        """(the poses of :meth:`__call__`, None): one model has no spread."""
+        return self(crops), None
+
+    def group_names(self) -> list[list[str]]:
+        """The look-alike groups this model's multi-view correction mends ([] when none)."""
+        return self.correction.group_names(self.schema) if self.correction is not None else []
+
+
+class EnsemblePredictor:
+    """Checkpoints of one schema predicting the same crops as one model: per keypoint the members' median, and
+    their variance (:func:`animalpose.engine.ensemble.ensemble_pose`). Each member crops, flips and mends (a
+    rig's multi-view correction) as it would alone."""
+
+    def __init__(self, checkpoints: Sequence[str | Path], device: str = "auto", flip: bool = True,
+                 batch_size: int = 32, multiview: bool = True):
+        self.members = [Predictor(c, device, flip, batch_size, multiview=multiview) for c in checkpoints]
+        first = self.members[0]
+        for path, member in zip(checkpoints[1:], self.members[1:], strict=True):
+            if member.schema.joints != first.schema.joints:
+                raise ConfigError(str(path), "schema.joints", f"predicts {member.schema.name!r} "
+                                  f"({member.schema.num_joints} joints: {', '.join(member.schema.joints[:4])}, ...); "
+                                  f"the ensemble's first member {checkpoints[0]} predicts {first.schema.name!r} "
+                                  f"({first.schema.num_joints} joints: {', '.join(first.schema.joints[:4])}, ...): "
+                                  "an ensemble's members must predict the same joints in the same order")
+        self.schema, self.cfg = first.schema, first.cfg
+
+    def spread(self, crops: list[tuple[np.ndarray, tuple[float, ...] | None]]) -> tuple[np.ndarray, np.ndarray]:
+        """((N, K, 3) median x, y and mean likelihood; (N, K, 2) the members' variance of x and y)."""
+        if not crops:
+            return np.zeros((0, self.schema.num_joints, 3)), np.zeros((0, self.schema.num_joints, 2))
+        return ensemble_pose(np.stack([m(crops) for m in self.members]))
+
+    def __call__(self, crops: list[tuple[np.ndarray, tuple[float, ...] | None]]) -> np.ndarray:
+        return self.spread(crops)[0]
+
+    def group_names(self) -> list[list[str]]:
+        """Every group some member's multi-view correction mends (each model found its own)."""
+        seen: list[list[str]] = []
+        for m in self.members:
+            seen += [g for g in m.group_names() if g not in seen]
+        return seen
+
 
 def _frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
     cap = cv2.VideoCapture(str(video))
@@ -211,7 +259,9 @@ class _Writers:
         self.rows: list[list] = []
         self.results: list[dict] = []
 
-    def add(self, index, image_id: int, poses: np.ndarray) -> None:
+    def add(self, index, image_id: int, poses: np.ndarray, variance: np.ndarray | None = None) -> None:
+        """One frame's (n, K, 3) poses; an ensemble's (n, K, 2) ``variance`` adds each result's
+        ``ensemble_std`` (per keypoint, the members' RMS distance from their mean point, pixels)."""
         row = [index]
         for n in range(self.individuals):
             if n < len(poses):
@@ -219,10 +269,13 @@ class _Writers:
             else:
                 row += [""] * (3 * self.schema.num_joints)
         self.rows.append(row)
-        for p in poses:
-            self.results.append({"image_id": int(image_id), "category_id": 1,
-                                 "keypoints": [round(float(v), 3) for v in p.reshape(-1)],
-                                 "score": float(p[:, 2].mean())})
+        for i, p in enumerate(poses):
+            result = {"image_id": int(image_id), "category_id": 1,
+                      "keypoints": [round(float(v), 3) for v in p.reshape(-1)], "score": float(p[:, 2].mean())}
+            if variance is not None:
+                std = np.sqrt(np.nan_to_num(variance[i], nan=0.0).sum(-1))
+                result["ensemble_std"] = [round(float(v), 3) for v in std]
+            self.results.append(result)
 
     def close(self) -> list[Path]:
         k = self.schema.num_joints
@@ -239,22 +292,34 @@ class _Writers:
         return [csv_path, json_path]
 
 
-def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *, detections: str | Path | None = None,
+def predict(checkpoint: str | Path | Sequence[str | Path], inputs: list[str | Path], out: str | Path, *,
+            detections: str | Path | None = None,
             min_score: float = 0.0, device: str = "auto", flip: bool = True, batch_size: int = 32,
             video_scale: float = 1.0, write_video: bool = True, progress: bool = True,
             smoothing: SmoothingConfig | None = None, multiview: bool = True) -> dict:
     """Predict keypoints on ``inputs`` and write CSV, COCO JSON and labelled media to ``out``.
 
     Args:
+        checkpoint: one checkpoint, or several of one schema: an ensemble (:class:`EnsemblePredictor`), whose
+            median is written and whose spread each COCO result gives (``ensemble_std``).
         video_scale: size of the labelled video relative to the input frames.
-        smoothing: how to smooth each video's tracks (None or method "none": raw predictions only).
+        smoothing: how to smooth each video's tracks (None or method "none": raw predictions only); ``eks``
+            (Lightning Pose's ensemble Kalman smoother) needs an ensemble.
         multiview: mend the predictions with the views' subspace of a multi-view model
             (:mod:`animalpose.engine.multiview`; no effect for other models).
 
     Returns:
         ``{"outputs": [paths], "frames": n, "fps": frames per second of the whole pass, "multiview_groups":
-        [[body part, ...], ...] (the look-alike groups mended in every prediction; [] when none are)}``.
+        [[body part, ...], ...] (the look-alike groups mended in every prediction; [] when none are),
+        "ensemble": members}``, and with ``eks`` ``"eks_smoothing": {video stem: {keypoint: s}}`` (each
+        keypoint's smoothing parameter, chosen by its likelihood unless given).
     """
+    checkpoints = [checkpoint] if isinstance(checkpoint, str | Path) else list(checkpoint)
+    if not checkpoints:
+        raise ConfigError("--checkpoint", "checkpoint", "no checkpoint given")
+    if smoothing is not None and smoothing.method == "eks" and len(checkpoints) < 2:
+        raise ConfigError(str(checkpoints[0]), "--smooth", "eks smooths an ensemble's track by the members' "
+                          "spread: give --checkpoint two or more times (models of different seeds)")
     images, videos = collect_inputs(list(inputs))
     dets = load_detections(Path(detections), min_score) if detections else None
     if smoothing is not None and smoothing.method != "none" and dets and videos:
@@ -263,19 +328,25 @@ def predict(checkpoint: str | Path, inputs: list[str | Path], out: str | Path, *
             raise DataError(str(detections), "bbox", f"--smooth {smoothing.method} follows one animal per frame; "
                             f"image_id {crowded} has {len(dets[crowded])} boxes (no identity tracking)")
     out = check_output_dir(out, "--out", create=False)
-    predictor = Predictor(checkpoint, device, flip, batch_size, multiview=multiview)
+    if len(checkpoints) > 1:
+        predictor: Predictor | EnsemblePredictor = EnsemblePredictor(checkpoints, device, flip, batch_size,
+                                                                     multiview=multiview)
+        scorer = f"{scorer_name(checkpoints[0], predictor.cfg)}_ensemble-of-{len(checkpoints)}"
+    else:
+        predictor = Predictor(checkpoints[0], device, flip, batch_size, multiview=multiview)
+        scorer = scorer_name(checkpoints[0], predictor.cfg)
     with output_errors(out, "--out"), staged_folder(out, "predict") as stage:
-        result = _predict_into(stage, predictor, images, videos, dets, scorer=scorer_name(checkpoint, predictor.cfg),
-                               video_scale=video_scale, write_video=write_video, batch_size=batch_size,
-                               progress=progress, smoothing=smoothing)
+        result = _predict_into(stage, predictor, images, videos, dets, scorer=scorer, video_scale=video_scale,
+                               write_video=write_video, batch_size=batch_size, progress=progress,
+                               smoothing=smoothing)
     result["outputs"] = [str(out / Path(p).relative_to(stage)) for p in result["outputs"]]
-    corr = predictor.correction
-    result["multiview_groups"] = corr.group_names(predictor.schema) if corr is not None else []
+    result["multiview_groups"] = predictor.group_names()
+    result["ensemble"] = len(checkpoints)
     return result
 
 
-def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: list[Path], dets, *, scorer: str,
-                  video_scale: float, write_video: bool, batch_size: int, progress: bool,
+def _predict_into(out: Path, predictor: Predictor | EnsemblePredictor, images: list[Path], videos: list[Path], dets,
+                  *, scorer: str, video_scale: float, write_video: bool, batch_size: int, progress: bool,
                   smoothing: SmoothingConfig | None = None) -> dict:
     """The prediction pass of :func:`predict`, writing into ``out`` (the staging folder)."""
     schema = predictor.schema
@@ -305,8 +376,8 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             frame = read_image(path)
             image_id = _image_id(path, i + 1)
             boxes = dets.get(image_id, []) if dets is not None else [None]
-            poses = predictor([(frame, b) for b in boxes]) if boxes else np.zeros((0, schema.num_joints, 3))
-            w.add(str(path), image_id, poses)
+            poses, var = predictor.spread([(frame, b) for b in boxes])
+            w.add(str(path), image_id, poses, var)
             canvas = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
             for p in poses:
                 draw_pose(canvas, p, schema.skeleton, colours=colours)
@@ -317,10 +388,11 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
             n_frames += 1
             tick()
         outputs += w.close()
+    eks_report: dict[str, dict[str, float]] = {}
     for video in videos:
         if smoothing is not None and smoothing.method != "none":
             written, n = _predict_video_smoothed(predictor, video, out, dets, scorer, video_scale, write_video,
-                                                 batch_size, tick, smoothing)
+                                                 batch_size, tick, smoothing, eks_report)
         else:
             written, n = _predict_video(predictor, video, out, dets, individuals, scorer, video_scale, write_video,
                                         batch_size, tick)
@@ -329,12 +401,15 @@ def _predict_into(out: Path, predictor: Predictor, images: list[Path], videos: l
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
-    return {"outputs": [str(p) for p in outputs], "frames": n_frames, "seconds": seconds,
-            "fps": n_frames / max(seconds, 1e-9)}
+    result = {"outputs": [str(p) for p in outputs], "frames": n_frames, "seconds": seconds,
+              "fps": n_frames / max(seconds, 1e-9)}
+    if smoothing is not None and smoothing.method == "eks":
+        result["eks_smoothing"] = eks_report
+    return result
 
 
-def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individuals: int, scorer: str,
-                   video_scale: float, write_video: bool, batch_size: int, tick) -> tuple[list[Path], int]:
+def _predict_video(predictor: Predictor | EnsemblePredictor, video: Path, out: Path, dets, individuals: int,
+                   scorer: str, video_scale: float, write_video: bool, batch_size: int, tick) -> tuple[list[Path], int]:
     """One video, streamed in batches of frames: CSV + JSON (+ labelled MP4). Returns (paths, frames)."""
     schema = predictor.schema
     w = _Writers(out, video.stem, schema, individuals, scorer)
@@ -342,8 +417,8 @@ def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individua
     with ExitStack() as stack:
         draw = _labelled_video(stack, video, out, schema, video_scale) if write_video else None
         for pending in _batches(_frames(video), batch_size):
-            for (idx, frame), mine in zip(pending, _predict_frames(predictor, pending, dets), strict=True):
-                w.add(idx, idx, mine)
+            for (idx, frame), (mine, var) in zip(pending, _predict_frames(predictor, pending, dets), strict=True):
+                w.add(idx, idx, mine, var)
                 if draw is not None:
                     draw(frame, mine)
             n += len(pending)
@@ -352,17 +427,18 @@ def _predict_video(predictor: Predictor, video: Path, out: Path, dets, individua
     return paths + w.close(), n
 
 
-def _predict_frames(predictor: Predictor, pending: list[tuple[int, np.ndarray]], dets) -> list[np.ndarray]:
+def _predict_frames(predictor: Predictor | EnsemblePredictor, pending: list[tuple[int, np.ndarray]],
+                    dets) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """The (n_i, K, 3) poses of each frame of a batch ``[(index, RGB frame)]`` (n_i: its boxes, 1 without
-    detections)."""
+    detections), each with an ensemble's (n_i, K, 2) variance (None for one model)."""
     crops, owners = [], []
     for idx, frame in pending:
         boxes = dets.get(idx, []) if dets is not None else [None]
         crops += [(frame, b) for b in boxes]
         owners += [idx] * len(boxes)
-    poses = predictor(crops) if crops else np.zeros((0, predictor.schema.num_joints, 3))
-    owners_arr = np.asarray(owners)
-    return [poses[owners_arr == idx] if len(owners) else poses for idx, _ in pending]
+    poses, var = predictor.spread(crops)
+    owners_arr = np.asarray(owners, dtype=int)
+    return [(poses[owners_arr == idx], None if var is None else var[owners_arr == idx]) for idx, _ in pending]
 
 
 def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scale: float):
@@ -393,33 +469,42 @@ def _labelled_video(stack: ExitStack, video: Path, out: Path, schema, video_scal
     return draw
 
 
-def _predict_video_smoothed(predictor: Predictor, video: Path, out: Path, dets, scorer: str, video_scale: float,
-                            write_video: bool, batch_size: int, tick,
-                            smoothing: SmoothingConfig) -> tuple[list[Path], int]:
-    """One video, smoothed: every frame predicted first, the track smoothed (:func:`smooth_track`), then
-    ``<stem>.csv/.json`` (raw), ``<stem>_filtered.csv/.json`` and the MP4 of the smoothed track (a second
-    decoding pass). One animal per frame; a frame without a box has no pose in either table."""
+def _predict_video_smoothed(predictor: Predictor | EnsemblePredictor, video: Path, out: Path, dets, scorer: str,
+                            video_scale: float, write_video: bool, batch_size: int, tick,
+                            smoothing: SmoothingConfig, eks_report: dict) -> tuple[list[Path], int]:
+    """One video, smoothed: every frame predicted first, the track smoothed (:func:`smooth_track`, or for
+    ``eks`` :func:`animalpose.engine.ensemble.eks_smooth` with the ensemble's variance, its keypoints' smoothing
+    parameters put in ``eks_report[stem]``), then ``<stem>.csv/.json`` (raw), ``<stem>_filtered.csv/.json`` and
+    the MP4 of the smoothed track (a second decoding pass). One animal per frame; a frame without a box has no
+    pose in either table."""
     schema = predictor.schema
-    per_frame: list[np.ndarray] = []
+    per_frame: list[tuple[np.ndarray, np.ndarray | None]] = []
     for pending in _batches(_frames(video), batch_size):
         per_frame += _predict_frames(predictor, pending, dets)
         tick(len(pending))
     track = np.full((len(per_frame), schema.num_joints, 3), np.nan)
-    for i, p in enumerate(per_frame):
+    spread = np.full((len(per_frame), schema.num_joints, 2), np.nan)
+    for i, (p, var) in enumerate(per_frame):
         if len(p):
             track[i] = p[0]
-    smooth = smooth_track(track, smoothing)
+            if var is not None:
+                spread[i] = var[0]
+    if smoothing.method == "eks":
+        smooth, s = eks_smooth(track, spread, smoothing.eks_smooth, smoothing.eks_min_std, smoothing.min_confidence)
+        eks_report[video.stem] = {j: float(v) for j, v in zip(schema.joints, s, strict=True) if np.isfinite(v)}
+    else:
+        smooth = smooth_track(track, smoothing)
     raw = _Writers(out, video.stem, schema, 1, scorer)
     filtered = _Writers(out, f"{video.stem}_filtered", schema, 1, scorer)
-    for i, p in enumerate(per_frame):
-        raw.add(i, i, p)
+    for i, (p, var) in enumerate(per_frame):
+        raw.add(i, i, p, var)
         filtered.add(i, i, smooth[i:i + 1] if len(p) else p)
     paths: list[Path] = []
     if write_video:
         with ExitStack() as stack:
             draw = _labelled_video(stack, video, out, schema, video_scale)
             for idx, frame in _frames(video):
-                draw(frame, smooth[idx:idx + 1] if idx < len(per_frame) and len(per_frame[idx]) else smooth[:0])
+                draw(frame, smooth[idx:idx + 1] if idx < len(per_frame) and len(per_frame[idx][0]) else smooth[:0])
         paths.append(out / f"{video.stem}_labelled.mp4")
     return paths + raw.close() + filtered.close(), len(per_frame)
 

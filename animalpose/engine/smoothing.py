@@ -1,4 +1,5 @@
-"""Temporal smoothing of predicted keypoint tracks: Savitzky–Golay and a constant-velocity Kalman smoother.
+"""Temporal smoothing of predicted keypoint tracks: Savitzky–Golay, a constant-velocity Kalman smoother, and for an
+ensemble Lightning Pose's ensemble Kalman smoother (``eks``, :mod:`animalpose.engine.ensemble`).
 
 Each keypoint's (x, y) track over a video's T frames is smoothed on its own. The network's likelihood decides
 how much a frame counts: frames below ``min_confidence`` are treated as missing (an occluded or lost keypoint
@@ -28,8 +29,10 @@ from typing import Literal
 
 import numpy as np
 
-Method = Literal["none", "savgol", "kalman"]
-METHODS: tuple[str, ...] = ("none", "savgol", "kalman")
+from animalpose.engine.ensemble import eks_smooth
+
+Method = Literal["none", "savgol", "kalman", "eks"]
+METHODS: tuple[str, ...] = ("none", "savgol", "kalman", "eks")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class SmoothingConfig:
     min_confidence: float = 0.1  # frames below: missing
     process_std: float = 1.0  # kalman: px / frame^2
     measurement_std: float = 2.0  # kalman: px at likelihood 1
+    eks_smooth: float | None = None  # eks: the smoothing parameter; None: chosen per keypoint by its likelihood
+    eks_min_std: float = 0.5  # eks: px added in quadrature to the ensemble's spread
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -54,12 +59,20 @@ class SmoothingConfig:
             raise ValueError(f"min_confidence {self.min_confidence} is not in 0..1")
         if self.process_std <= 0 or self.measurement_std <= 0:
             raise ValueError("process_std and measurement_std must be positive")
+        if (self.eks_smooth is not None and not self.eks_smooth > 0) or not self.eks_min_std > 0:
+            raise ValueError("the eks smoothing parameter and minimum std must be positive")
 
 
-def smooth_track(track: np.ndarray, cfg: SmoothingConfig) -> np.ndarray:
+def smooth_track(track: np.ndarray, cfg: SmoothingConfig, variance: np.ndarray | None = None) -> np.ndarray:
     """The smoothed copy of a (T, K, 3) track of x, y, likelihood (NaN x/y: no prediction in that frame).
 
-    Keypoints with no confident frame at all are returned as they are."""
+    ``eks`` smooths an ensemble's track and needs its (T, K, 2) ``variance``
+    (:func:`animalpose.engine.ensemble.eks_smooth`). Keypoints with no confident frame at all are returned as they
+    are."""
+    if cfg.method == "eks":
+        if variance is None:
+            raise ValueError("eks smooths an ensemble's track: the members' variance is needed")
+        return eks_smooth(track, variance, cfg.eks_smooth, cfg.eks_min_std, cfg.min_confidence)[0]
     track = np.asarray(track, dtype=np.float64)
     if track.ndim != 3 or track.shape[-1] != 3:
         raise ValueError(f"track must be (T, K, 3), got {track.shape}")

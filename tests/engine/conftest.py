@@ -78,3 +78,21 @@ def trained(dots, tmp_path_factory) -> Path:
 @pytest.fixture(name="tiny_config")
 def _tiny_config_fixture():
     return tiny_config
+
+
+def perturbed_copy(checkpoint: Path, out: Path, scale: float = 0.05, seed: int = 0) -> Path:
+    """Another member for an ensemble: ``checkpoint`` with noise of ``scale`` times each weight tensor's spread
+    added to its weights (and EMA weights)."""
+    ckpt = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    g = torch.Generator().manual_seed(seed)
+    for weights in (ckpt["model"], ckpt.get("ema") or {}):
+        for name, w in weights.items():
+            if w.is_floating_point() and w.numel() > 1 and "running" not in name:
+                w.add_(scale * w.std() * torch.randn(w.shape, generator=g))
+    torch.save(ckpt, out)
+    return out
+
+
+@pytest.fixture(name="perturbed")
+def _perturbed_fixture():
+    return perturbed_copy

@@ -1,5 +1,5 @@
-"""Track smoothing (animalpose.engine.smoothing), per-joint drawing (animalpose.engine.drawing) and
-`predict --smooth` on a generated video."""
+"""Track smoothing (animalpose.engine.smoothing), per-joint drawing (animalpose.engine.drawing),
+`predict --smooth` on a generated video, and `predict` with an ensemble of checkpoints (with `--smooth eks`)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 from animalpose.cli import app
 from animalpose.engine.drawing import PANEL, draw_pose, joint_colours, legend_width, with_legend
+from animalpose.engine.ensemble import eks_smooth, ensemble_pose
 from animalpose.engine.predict import predict
 from animalpose.engine.smoothing import SmoothingConfig, fill_gaps, kalman_smooth, smooth_track
-from animalpose.errors import DataError
+from animalpose.errors import ConfigError, DataError
 
 T = 240
 
@@ -177,3 +178,52 @@ def test_predict_smooth_refuses_several_animals_per_frame(trained, tmp_path):
     with pytest.raises(DataError, match=r"dets\.json: bbox: --smooth savgol follows one animal.*image_id 1 has 2"):
         predict(trained, [clip], tmp_path / "o", detections=dets, progress=False,
                 smoothing=SmoothingConfig("savgol"))
+
+
+def test_predict_with_one_checkpoint_twice_is_the_single_model(trained, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    _video(clip, frames=6)
+    single = predict(trained, [clip], tmp_path / "one", progress=False, write_video=False)
+    both = predict([trained, trained], [clip], tmp_path / "two", progress=False, write_video=False)
+    assert single["ensemble"] == 1 and both["ensemble"] == 2
+    assert np.allclose(_rows(tmp_path / "one" / "clip.csv"), _rows(tmp_path / "two" / "clip.csv"))
+    results = json.loads((tmp_path / "two" / "clip.json").read_text())
+    assert len(results) == 6 and all(max(r["ensemble_std"]) == 0 for r in results)
+
+
+def test_predict_with_an_ensemble_writes_its_median_and_eks_track(trained, perturbed, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    _video(clip, frames=12)
+    members = [trained, *(perturbed(trained, tmp_path / f"{n}.ckpt", seed=n) for n in (1, 2))]
+    res = CliRunner().invoke(app, ["predict", str(clip), "--checkpoint", str(members[0]), "--checkpoint",
+                                   str(members[1]), "--checkpoint", str(members[2]), "--out", str(tmp_path / "o"),
+                                   "--smooth", "eks", "--no-progress", "--no-video"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["ensemble"] == 3 and set(out["eks_smoothing"]) == {"clip"}
+    singles = [_rows_of(m, clip, tmp_path / f"s{i}") for i, m in enumerate(members)]
+    raw, filtered = _rows(tmp_path / "o" / "clip.csv"), _rows(tmp_path / "o" / "clip_filtered.csv")
+    pose, var = ensemble_pose(np.stack(singles))
+    assert np.allclose(raw, pose, atol=2e-3)  # the CSV's 3 decimals
+    assert np.allclose(filtered, eks_smooth(pose, var)[0], atol=0.05)
+    results = json.loads((tmp_path / "o" / "clip.json").read_text())
+    assert np.allclose([r["ensemble_std"] for r in results], np.sqrt(var.sum(-1)), atol=2e-3)
+    assert np.sqrt(var.sum(-1)).max() > 1 and not np.allclose(filtered[..., :2], raw[..., :2], atol=0.1)
+    assert "_ensemble-of-3" in (tmp_path / "o" / "clip.csv").read_text().splitlines()[0]
+
+
+def _rows_of(checkpoint, clip, out):
+    predict(checkpoint, [clip], out, progress=False, write_video=False)
+    return _rows(out / "clip.csv")
+
+
+def test_eks_needs_an_ensemble_and_members_must_share_a_schema(trained, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    _video(clip, frames=3)
+    with pytest.raises(ConfigError, match=r"eks.*two or more"):
+        predict(trained, [clip], tmp_path / "o", progress=False, smoothing=SmoothingConfig("eks"))
+    other = torch.load(trained, weights_only=False, map_location="cpu")
+    other["schema"] = {**other["schema"], "joints": list(reversed(other["schema"]["joints"]))}
+    torch.save(other, tmp_path / "other.ckpt")
+    with pytest.raises(ConfigError, match=r"other\.ckpt.*joints"):
+        predict([trained, tmp_path / "other.ckpt"], [clip], tmp_path / "o", progress=False)
