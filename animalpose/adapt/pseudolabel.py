@@ -497,10 +497,9 @@ def label_records(model: torch.nn.Module, records: Sequence, schema, codec: Code
     cons = replace(consistency, flip=consistency.flip and flip_perm is not None)
     idx, coords, conf, mats, comps = [], [], [], [], []
     if progress:
-        from tqdm import tqdm
+        from animalpose.progress import progress_bar
 
-        loader = tqdm(loader, desc="pseudo-labelling", unit="batch", leave=False, file=sys.stderr,
-                      dynamic_ncols=True)
+        loader = progress_bar(loader, desc="pseudo-labelling", unit="batch", leave=False)
     for b, batch in enumerate(loader):
         if "image" not in batch:
             continue

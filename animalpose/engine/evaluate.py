@@ -38,7 +38,6 @@ areas are defined over a schema's full joint set).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -238,9 +237,9 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     t0 = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from animalpose.progress import progress_bar
 
-        bar = tqdm(total=len(records), desc="evaluate", unit="inst", leave=False, file=sys.stderr)
+        bar = progress_bar(total=len(records), desc="evaluate", unit="inst", leave=False)
     undecodable = 0
     failed = SkippedImages()
     for batch in loader:

@@ -39,7 +39,6 @@ import csv
 import errno
 import json
 import re
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -354,18 +353,18 @@ def _predict_into(out: Path, predictor: Predictor | EnsemblePredictor, images: l
     t0, n_frames = time.perf_counter(), 0
     bar = None
     if progress:
-        from tqdm import tqdm
+        from animalpose.progress import progress_bar
 
         total = len(images) + sum(max(0, check_video(v)["frames"]) for v in videos)
-        bar = tqdm(total=total, desc="predict", unit="frame", file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(total=total, desc="predict", unit="frame")
 
     done = [0]
 
     def tick(n: int = 1) -> None:
         done[0] += n
         if bar is not None:
+            bar.set_postfix(fps=f"{done[0] / max(time.perf_counter() - t0, 1e-9):.1f}", refresh=False)
             bar.update(n)
-            bar.set_postfix(fps=f"{done[0] / max(time.perf_counter() - t0, 1e-9):.1f}")
 
     individuals = max((len(b) for b in dets.values()), default=1) if dets else 1
     colours = joint_colours(schema.num_joints)

@@ -330,11 +330,10 @@ class Trainer:
         self.model.train()
         bar = None
         if self.progress:
-            from tqdm import tqdm
+            from animalpose.progress import progress_bar
 
-            bar = tqdm(total=self.steps_per_epoch, initial=done_in_epoch,
-                       desc=f"epoch {self.epoch + 1}/{self.total_epochs}", leave=False, file=sys.stderr,
-                       dynamic_ncols=True)
+            bar = progress_bar(total=self.steps_per_epoch, initial=done_in_epoch,
+                               desc=f"epoch {self.epoch + 1}/{self.total_epochs}", leave=False)
         if done_in_epoch == 0:
             self.epoch_acc = [0.0, 0, 0.0, 0.0]
             if self.epoch > 0 and self.epoch % t.epochs == 0:  # a new cycle of iterative training
@@ -377,8 +376,9 @@ class Trainer:
             self.epoch_acc = [loss_sum, n_images, busy, wall_before + time.perf_counter() - t_start]
             ips = n_images * self.dist.world_size / max(wall_before + time.perf_counter() - t_start, 1e-9)
             if bar is not None:
+                # drawn by the update (a set_postfix that redraws would draw every step into a log file)
+                bar.set_postfix(loss=f"{loss_value:.3g}", img_s=f"{ips:.1f}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.3g}", img_s=f"{ips:.1f}")
             if self.tracker and self.step % self.log_every == 0:
                 self.tracker.log_metrics({"train/loss_step": loss_value, "train/lr": self.scheduler.get_last_lr()[0],
                                           "train/images_per_s": ips}, step=self.step)
