@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from animalpose.engine.checkpoint import load_checkpoint, schema_of
 from animalpose.engine.ensemble import ensemble_pose
 from animalpose.engine.evaluate import ALPHAS, evaluate
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import pck_bbox, per_joint_table, pixel_errors
-from animalpose.keypoints import KeypointSchema
 
 
 def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **options) -> dict:
@@ -60,7 +60,7 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
     pose, var = ensemble_pose(np.stack([m["predictions"]["pred"] for m in members]))
     kept = first["predictions"]
     gt, boxes, sizes = kept["gt"], kept["boxes"], kept["sizes"]
-    schema = KeypointSchema(name="ensemble", joints=tuple(joints))  # the tables' joint names
+    schema = schema_of(load_checkpoint(checkpoints[0]))  # the predictions' joints (a mapped dataset scores some)
     metrics: dict[str, float] = {}
     tables: dict[str, dict[str, float]] = {}
     for a in ALPHAS:
@@ -70,6 +70,8 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
     px = pixel_errors(pose, gt)
     metrics.update({"pixel_error_mean": px.mean, "pixel_error_median": px.median, "pixel_error_rmse": px.rmse})
     tables["pixel_error_mean"] = per_joint_table(schema, px.per_joint_mean)
+    if "common_joints" in first:  # scored through a mapping: the tables name the joints both schemas share
+        tables = {name: {j: t[j] for j in first["common_joints"]} for name, t in tables.items()}
     labelled = gt[..., 2] > 0
     spread = np.sqrt(np.nan_to_num(var, nan=0.0).sum(-1))[labelled]
     groups: list[list[str]] = []

@@ -24,6 +24,7 @@ from animalpose.data.records import PoseRecord
 from animalpose.engine.build import make_model
 from animalpose.engine.checkpoint import save_checkpoint
 from animalpose.engine.evaluate import evaluate
+from animalpose.engine.evaluate_ensemble import evaluate_ensemble
 from animalpose.errors import DataError
 from animalpose.keypoints import load_mapping, load_schema
 
@@ -108,3 +109,13 @@ def test_cli_mapping_table_file_and_json(tigdog_ckpt, animalpose_json, centre_pe
     with pytest.raises(DataError, match="maps ap10k -> animalpose, not the dataset's animalpose") as err:
         evaluate(tigdog_ckpt, animalpose_json, mapping=wrong, device="cpu", progress=False)
     assert err.value.file == str(wrong)
+
+
+def test_an_ensemble_is_scored_on_the_shared_joints_too(tigdog_ckpt, animalpose_json, centre_peaks):
+    one = evaluate(tigdog_ckpt, animalpose_json, mapping="auto", device="cpu", flip=False, progress=False)
+    two = evaluate_ensemble([tigdog_ckpt, tigdog_ckpt], animalpose_json, mapping="auto", device="cpu", flip=False,
+                            progress=False)
+    assert two["common_joints"] == one["common_joints"] and set(two["per_joint"]) == set(one["common_joints"])
+    for k in ("pck_bbox@0.05", "pck_bbox@0.1", "pixel_error_mean", "pixel_error_median"):
+        assert two["metrics"][k] == pytest.approx(one["metrics"][k])
+    assert two["per_joint_tables"]["pixel_error_mean"]["R_F_Hoof"] == pytest.approx(50 * 2 ** 0.5, abs=0.05)
