@@ -148,3 +148,9 @@ def _step_variance(y: np.ndarray, has: np.ndarray) -> float:
         return 1.0
     d = np.diff(y[t]) / np.sqrt(np.diff(t))
     return float(max(np.mean(d ** 2), 1e-4))
+
+
+def at_grid_edge(chosen: dict[str, float]) -> list[str]:
+    """The keypoints of ``{keypoint: s}`` (:func:`eks_smooth`'s choices) whose s is the first or last value of
+    :data:`SMOOTH_GRID`: their likelihood wanted a value beyond it (a still keypoint, or one that jumps)."""
+    return [j for j, v in chosen.items() if v in (SMOOTH_GRID[0], SMOOTH_GRID[-1])]

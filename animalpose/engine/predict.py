@@ -39,6 +39,7 @@ import csv
 import errno
 import json
 import re
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -55,7 +56,7 @@ from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.drawing import draw_pose, joint_colours, legend_panel, legend_width, with_legend
-from animalpose.engine.ensemble import eks_smooth, ensemble_pose
+from animalpose.engine.ensemble import SMOOTH_GRID, at_grid_edge, eks_smooth, ensemble_pose
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.engine.multiview import MultiviewCorrection
@@ -491,6 +492,12 @@ def _predict_video_smoothed(predictor: Predictor | EnsemblePredictor, video: Pat
     if smoothing.method == "eks":
         smooth, s = eks_smooth(track, spread, smoothing.eks_smooth, smoothing.eks_min_std, smoothing.min_confidence)
         eks_report[video.stem] = {j: float(v) for j, v in zip(schema.joints, s, strict=True) if np.isfinite(v)}
+        if smoothing.eks_smooth is None:
+            edge = at_grid_edge(eks_report[video.stem])
+            if edge:  # the likelihood wanted a value beyond the grid: say so rather than clip silently
+                print(f"warning: {video.name}: eks chose a smoothing parameter at the edge of its grid "
+                      f"({SMOOTH_GRID[0]:g}..{SMOOTH_GRID[-1]:g}) for {', '.join(edge)}; --eks-smooth sets it",
+                      file=sys.stderr, flush=True)
     else:
         smooth = smooth_track(track, smoothing)
     raw = _Writers(out, video.stem, schema, 1, scorer)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from animalpose.engine.ensemble import SMOOTH_GRID, eks_smooth, ensemble_pose, random_walk_smoother
+from animalpose.engine.ensemble import SMOOTH_GRID, at_grid_edge, eks_smooth, ensemble_pose, random_walk_smoother
 
 
 def test_ensemble_pose_is_the_members_median_with_their_variance():
@@ -94,3 +94,14 @@ def test_eks_settings_are_checked():
         eks_smooth(track, var, min_std=0)
     with pytest.raises(ValueError, match=r"variance \(T, K, 2\)"):
         eks_smooth(track, np.zeros((5, 1)))
+
+
+def test_a_still_keypoint_chooses_the_grid_edge_and_is_named():
+    rng = np.random.default_rng(1)
+    n = 500
+    track = np.ones((n, 2, 3))
+    track[:, 0, :2] = 40 + rng.normal(0, 1.0, (n, 2))  # still: only measurement noise
+    track[:, 1, :2] = np.cumsum(rng.normal(0, 2.0, (n, 2)), 0) + rng.normal(0, 1.0, (n, 2))  # a walk
+    _, s = eks_smooth(track, np.ones((n, 2, 2)))
+    assert s[0] == SMOOTH_GRID[0] and SMOOTH_GRID[0] < s[1] < SMOOTH_GRID[-1]
+    assert at_grid_edge({"still": s[0], "walking": s[1]}) == ["still"]
