@@ -25,6 +25,8 @@ are mended before ensembling by each member's own :mod:`animalpose.engine.multiv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # s on a grid from 1e-3 (nearly a constant position) to 1e2 (nearly the measurements): 1/4-decade steps
@@ -154,3 +156,12 @@ def at_grid_edge(chosen: dict[str, float]) -> list[str]:
     """The keypoints of ``{keypoint: s}`` (:func:`eks_smooth`'s choices) whose s is the first or last value of
     :data:`SMOOTH_GRID`: their likelihood wanted a value beyond it (a still keypoint, or one that jumps)."""
     return [j for j, v in chosen.items() if v in (SMOOTH_GRID[0], SMOOTH_GRID[-1])]
+
+
+def merged_groups(members: Sequence[Sequence[list[str]]]) -> list[list[str]]:
+    """Every look-alike group some member's multi-view correction mends (each model found its own), in the
+    members' order, each once."""
+    seen: list[list[str]] = []
+    for groups in members:
+        seen += [g for g in groups if g not in seen]
+    return seen

@@ -182,7 +182,8 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
     ``per_instance``: also each scored instance's summed pixel error and labelled-joint count, in the loader's order
     (the same for every checkpoint on the same data), for paired comparisons of two models.
     ``keep_predictions``: also ``"predictions"``, arrays in that order (``pred`` (N, K, 3) as scored, ``gt`` (N, K,
-    3), ``boxes`` (N, 4), ``sizes`` (N,) or None, ``images``), to combine several models' (an ensemble:
+    3), ``boxes`` (N, 4), ``sizes`` (N,) or None, ``images``, and the checkpoint's ``schema``), to combine several
+    models' (an ensemble:
     :mod:`animalpose.engine.evaluate_ensemble`); not JSON.
 
     Returns:
@@ -335,7 +336,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, *, format: str = "auto", 
                                   "joints": seen.sum(1).astype(int).tolist()}
     if keep_predictions:
         result["predictions"] = {"pred": pred, "gt": gt, "boxes": np.asarray(boxes, dtype=np.float64),
-                                 "sizes": bbox_sizes, "images": [r.image for r in recs]}
+                                 "sizes": bbox_sizes, "images": [r.image for r in recs], "schema": schema}
     if examples > 0:
         result["examples"] = examples_of(recs, pred, gt, d, np.concatenate(crops), schema, examples,
                                          tuple(cfg.data.input_size))

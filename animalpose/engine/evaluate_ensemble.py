@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from animalpose.engine.checkpoint import load_checkpoint, schema_of
-from animalpose.engine.ensemble import ensemble_pose
+from animalpose.engine.ensemble import ensemble_pose, merged_groups
 from animalpose.engine.evaluate import ALPHAS, evaluate
 from animalpose.errors import ConfigError, DataError
 from animalpose.evaluation import pck_bbox, per_joint_table, pixel_errors
@@ -49,10 +48,11 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
             raise ConfigError(str(checkpoints[0]), key, f"{key} is not offered for an ensemble")
     t0 = time.perf_counter()
     members = [evaluate(c, data, keep_predictions=True, **options) for c in checkpoints]
-    first, joints = members[0], list(members[0]["per_joint_tables"]["pixel_error_mean"])
+    first = members[0]
+    schema = first["predictions"]["schema"]  # the predictions' joints (a mapped dataset scores some of them)
     for path, m in zip(checkpoints[1:], members[1:], strict=True):
-        if list(m["per_joint_tables"]["pixel_error_mean"]) != joints:
-            raise ConfigError(str(path), "schema.joints", f"is scored on other joints than {checkpoints[0]} "
+        if m["predictions"]["schema"].joints != schema.joints:
+            raise ConfigError(str(path), "schema.joints", f"predicts other joints than {checkpoints[0]} "
                               "(an ensemble's members must predict the same joints in the same order)")
         if m["predictions"]["images"] != first["predictions"]["images"]:
             raise DataError(str(data), "images", f"{path} scored other instances than {checkpoints[0]} (an image "
@@ -60,7 +60,6 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
     pose, var = ensemble_pose(np.stack([m["predictions"]["pred"] for m in members]))
     kept = first["predictions"]
     gt, boxes, sizes = kept["gt"], kept["boxes"], kept["sizes"]
-    schema = schema_of(load_checkpoint(checkpoints[0]))  # the predictions' joints (a mapped dataset scores some)
     metrics: dict[str, float] = {}
     tables: dict[str, dict[str, float]] = {}
     for a in ALPHAS:
@@ -74,9 +73,6 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
         tables = {name: {j: t[j] for j in first["common_joints"]} for name, t in tables.items()}
     labelled = gt[..., 2] > 0
     spread = np.sqrt(np.nan_to_num(var, nan=0.0).sum(-1))[labelled]
-    groups: list[list[str]] = []
-    for m in members:
-        groups += [g for g in m["multiview_groups"] if g not in groups]
     notes = {**first["notes"], "ensemble": f"the median of {len(members)} members per keypoint; crop PCK (one "
              "network's heatmaps) and OKS AP (one network's instance score) are left out"}
     notes.pop("oks", None)
@@ -88,7 +84,8 @@ def evaluate_ensemble(checkpoints: Sequence[str | Path], data: str | Path, **opt
                            "spread_px_mean": float(spread.mean()) if spread.size else float("nan")},
               "checkpoint": [str(c) for c in checkpoints], "data": str(data), "protocol": first["protocol"],
               "flip": first["flip"], "batch_size": first["batch_size"],
-              "multiview": any(m["multiview"] for m in members), "multiview_groups": groups, "notes": notes,
+              "multiview": any(m["multiview"] for m in members),
+              "multiview_groups": merged_groups([m["multiview_groups"] for m in members]), "notes": notes,
               "seconds": time.perf_counter() - t0, "skipped": first["skipped"]}
     for key in ("dataset_schema", "common_joints"):
         if key in first:

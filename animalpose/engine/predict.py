@@ -56,7 +56,7 @@ from animalpose.data.records import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from animalpose.data.transforms import box_to_center_scale, crop_matrix, crop_to_original, warp_image
 from animalpose.engine.build import make_codec, pick_device
 from animalpose.engine.drawing import draw_pose, joint_colours, legend_panel, legend_width, with_legend
-from animalpose.engine.ensemble import SMOOTH_GRID, at_grid_edge, eks_smooth, ensemble_pose
+from animalpose.engine.ensemble import SMOOTH_GRID, at_grid_edge, eks_smooth, ensemble_pose, merged_groups
 from animalpose.engine.evaluate import load_model
 from animalpose.engine.inference import final_heatmaps, flip_shift_for
 from animalpose.engine.multiview import MultiviewCorrection
@@ -208,10 +208,7 @@ class EnsemblePredictor:
 
     def group_names(self) -> list[list[str]]:
         """Every group some member's multi-view correction mends (each model found its own)."""
-        seen: list[list[str]] = []
-        for m in self.members:
-            seen += [g for g in m.group_names() if g not in seen]
-        return seen
+        return merged_groups([m.group_names() for m in self.members])
 
 
 def _frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:

@@ -29,8 +29,6 @@ from typing import Literal
 
 import numpy as np
 
-from animalpose.engine.ensemble import eks_smooth
-
 Method = Literal["none", "savgol", "kalman", "eks"]
 METHODS: tuple[str, ...] = ("none", "savgol", "kalman", "eks")
 
@@ -63,16 +61,13 @@ class SmoothingConfig:
             raise ValueError("the eks smoothing parameter and minimum std must be positive")
 
 
-def smooth_track(track: np.ndarray, cfg: SmoothingConfig, variance: np.ndarray | None = None) -> np.ndarray:
+def smooth_track(track: np.ndarray, cfg: SmoothingConfig) -> np.ndarray:
     """The smoothed copy of a (T, K, 3) track of x, y, likelihood (NaN x/y: no prediction in that frame).
 
-    ``eks`` smooths an ensemble's track and needs its (T, K, 2) ``variance``
-    (:func:`animalpose.engine.ensemble.eks_smooth`). Keypoints with no confident frame at all are returned as they
-    are."""
+    Keypoints with no confident frame at all are returned as they are. ``eks`` is not done here: it smooths an
+    ensemble's track by the members' variance (:func:`animalpose.engine.ensemble.eks_smooth`)."""
     if cfg.method == "eks":
-        if variance is None:
-            raise ValueError("eks smooths an ensemble's track: the members' variance is needed")
-        return eks_smooth(track, variance, cfg.eks_smooth, cfg.eks_min_std, cfg.min_confidence)[0]
+        raise ValueError("eks smooths an ensemble's track by the members' variance: use ensemble.eks_smooth")
     track = np.asarray(track, dtype=np.float64)
     if track.ndim != 3 or track.shape[-1] != 3:
         raise ValueError(f"track must be (T, K, 3), got {track.shape}")
